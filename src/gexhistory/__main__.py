@@ -1,0 +1,3 @@
+from gexhistory.cli import main
+
+main()

@@ -1,0 +1,117 @@
+"""NYSE sessions and the four snapshot times of each session, in America/New_York."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from gexhistory.errors import BadInput
+
+ET = ZoneInfo("America/New_York")
+CALENDAR_START = dt.date(1995, 1, 3)
+
+# Session-relative snapshot times (SPEC §2): open, midday, late afternoon, close.
+REGULAR_SNAPSHOTS = ("09:30", "12:30", "15:00", "16:00")
+EARLY_CLOSE_SNAPSHOTS = ("09:30", "11:00", "12:00", "13:00")
+
+
+@dataclass(frozen=True)
+class Session:
+    date: dt.date
+    open: dt.datetime  # tz-aware ET
+    close: dt.datetime  # tz-aware ET
+
+    @property
+    def early_close(self) -> bool:
+        return self.close.time() < dt.time(16, 0)
+
+    @property
+    def minutes(self) -> int:
+        return int((self.close - self.open).total_seconds() // 60)
+
+    def snapshot_times(
+        self,
+        regular: tuple[str, ...] = REGULAR_SNAPSHOTS,
+        early: tuple[str, ...] = EARLY_CLOSE_SNAPSHOTS,
+    ) -> list[dt.datetime]:
+        labels = early if self.early_close else regular
+        out = []
+        for label in labels:
+            hh, mm = (int(x) for x in label.split(":"))
+            t = dt.datetime.combine(self.date, dt.time(hh, mm), tzinfo=ET)
+            out.append(min(max(t, self.open), self.close))
+        return out
+
+
+@lru_cache(maxsize=1)
+def _xnys():
+    import exchange_calendars as xcals
+
+    return xcals.get_calendar("XNYS", start=CALENDAR_START.isoformat())
+
+
+@lru_cache(maxsize=1)
+def _all_sessions() -> tuple[Session, ...]:
+    cal = _xnys()
+    opens = cal.opens.dt.tz_convert(ET)
+    closes = cal.closes.dt.tz_convert(ET)
+    out = []
+    for day, o, c in zip(cal.sessions, opens, closes):
+        out.append(Session(day.date(), o.to_pydatetime(), c.to_pydatetime()))
+    return tuple(out)
+
+
+def sessions_between(start: dt.date, end: dt.date) -> list[Session]:
+    """NYSE sessions with start <= date <= end (weekends, holidays and special closures excluded)."""
+    if end < start:
+        raise BadInput(f"end date {end} is before start date {start}")
+    if start < CALENDAR_START:
+        raise BadInput(f"start date {start} is before the supported calendar start {CALENDAR_START}")
+    import bisect
+
+    sessions = _all_sessions()
+    dates = [s.date for s in sessions]
+    lo = bisect.bisect_left(dates, start)
+    hi = bisect.bisect_right(dates, end)
+    return list(sessions[lo:hi])
+
+
+def sessions_before(day: dt.date, count: int) -> list[Session]:
+    """The `count` sessions strictly before `day` (fewer at the calendar's start)."""
+    import bisect
+
+    sessions = _all_sessions()
+    dates = [s.date for s in sessions]
+    hi = bisect.bisect_left(dates, day)
+    return list(sessions[max(0, hi - count):hi])
+
+
+def last_completed_session(now: dt.datetime | None = None) -> Session:
+    """The latest session whose close is at or before `now` (ET)."""
+    now = (now or dt.datetime.now(ET)).astimezone(ET)
+    import bisect
+
+    sessions = _all_sessions()
+    closes = [s.close for s in sessions]
+    idx = bisect.bisect_right(closes, now) - 1
+    if idx < 0:
+        raise BadInput("no completed NYSE session before now")
+    return sessions[idx]
+
+
+def window_for_days(days: int, now: dt.datetime | None = None) -> tuple[dt.date, dt.date]:
+    """--days N: N calendar days ending at the last completed session."""
+    end = last_completed_session(now).date
+    return end - dt.timedelta(days=days - 1), end
+
+
+def session_on(day: dt.date) -> Session | None:
+    found = sessions_between(day, day)
+    return found[0] if found else None
+
+
+def format_ts(t: dt.datetime) -> str:
+    """'YYYY-MM-DD HH:MM:SS' in ET, the AlphaGEX timestamp format."""
+    return t.astimezone(ET).strftime("%Y-%m-%d %H:%M:%S")

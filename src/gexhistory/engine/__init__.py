@@ -1,0 +1,1 @@
+"""Pure computation, no I/O: greeks, chain model, exposure, flip, walls, regimes."""

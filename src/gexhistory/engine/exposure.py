@@ -1,0 +1,253 @@
+"""Gamma exposure of a chain at a spot and time: net/call/put GEX, flip point, walls, regime.
+
+Sign convention (SPEC §4.1): dealers are long the calls and short the puts that customers hold, so
+call GEX counts positive and put GEX negative. Units: dollars of delta per 1% move of the underlying.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gexhistory.engine.chain import OptionChain
+from gexhistory.engine.greeks import SECONDS_PER_YEAR, bs_gamma, dollar_gamma_per_pct
+
+GEX_UNIT = "usd_per_1pct_move"
+FLIP_SEARCH = 0.20  # flip searched within +-20% of spot
+FLIP_GRID_POINTS = 41
+NEUTRAL_BAND = 0.05  # |net| below 5% of gross (|call| + |put|) GEX is NEUTRAL
+
+POSITIVE, NEGATIVE, NEUTRAL = "POSITIVE", "NEGATIVE", "NEUTRAL"
+LONG_GAMMA, SHORT_GAMMA = "LONG_GAMMA", "SHORT_GAMMA"
+
+
+@dataclass
+class Conventions:
+    """Everything that changes a GEX number; recorded with every run."""
+
+    r: float = 0.04
+    q: float = 0.013
+    dte_window: int = 60  # contracts expiring within this many calendar days count
+    time_convention: str = "calendar_seconds_to_expiry_close_over_365d"
+    gamma_source: str = "black_scholes"  # or 'vendor' to use a file's own gamma
+    flip_search: float = FLIP_SEARCH
+    neutral_band: float = NEUTRAL_BAND
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class GexSnapshot:
+    spot: float
+    net_gex: float
+    call_gex: float
+    put_gex: float
+    flip_point: float | None
+    flip_found: bool
+    call_wall: float | None
+    put_wall: float | None
+    atm_iv: float | None
+    put_call_ratio: float | None
+    zero_dte_gamma: float
+    gamma_expiring_this_week: float
+    gamma_expiring_next_week: float
+    max_pain: float | None
+    regime: str
+    mm_state: str
+    # Per-strike dollar gamma summed over expirations (for walls and signals).
+    strikes: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+    call_gex_by_strike: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+    put_gex_by_strike: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+
+    @property
+    def distance_to_flip_pct(self) -> float | None:
+        if self.flip_point is None:
+            return None
+        return (self.spot - self.flip_point) / self.spot * 100.0
+
+
+def classify_regime(net_gex: float, gross_gex: float, band: float = NEUTRAL_BAND) -> str:
+    if gross_gex <= 0 or abs(net_gex) < band * gross_gex:
+        return NEUTRAL
+    return POSITIVE if net_gex > 0 else NEGATIVE
+
+
+def mm_state_for(spot: float, flip_point: float | None, net_gex: float) -> str:
+    """LONG_GAMMA above the flip, SHORT_GAMMA below; with no flip in range, the sign of net GEX."""
+    if flip_point is not None:
+        return LONG_GAMMA if spot >= flip_point else SHORT_GAMMA
+    return LONG_GAMMA if net_gex >= 0 else SHORT_GAMMA
+
+
+def _live(chain: OptionChain, at_ts: float, conv: Conventions):
+    t = (chain.expiry_close - at_ts) / SECONDS_PER_YEAR
+    keep = (t > 0) & (t <= (conv.dte_window + 1) / 365.0) & (chain.open_interest > 0)
+    return keep, t
+
+
+def net_gex_profile(chain: OptionChain, spots: np.ndarray, at_ts: float, conv: Conventions) -> np.ndarray:
+    """Net GEX recomputed at hypothetical spot levels (chain, IVs and time held fixed)."""
+    keep, t = _live(chain, at_ts, conv)
+    sign_oi = np.where(chain.is_call[keep], 1.0, -1.0) * chain.open_interest[keep]
+    s = np.asarray(spots, dtype=float)[:, None]
+    g = bs_gamma(s, chain.strike[keep], t[keep], chain.iv[keep], conv.r, conv.q)
+    return dollar_gamma_per_pct(g, sign_oi, s, chain.multiplier).sum(axis=1)
+
+
+def find_flip(chain: OptionChain, spot: float, at_ts: float, conv: Conventions) -> float | None:
+    """The zero crossing of the net GEX profile nearest to spot within +-flip_search; None if none."""
+    keep, t = _live(chain, at_ts, conv)
+    if not keep.any():
+        return None
+    k, tt, iv = chain.strike[keep], t[keep], chain.iv[keep]
+    sign_oi = np.where(chain.is_call[keep], 1.0, -1.0) * chain.open_interest[keep]
+
+    # The S^2 factor is positive, so the sign of sum(sign*OI*gamma*S) decides the crossing.
+    def profile(s):
+        s = np.atleast_1d(np.asarray(s, dtype=float))[:, None]
+        return (bs_gamma(s, k, tt, iv, conv.r, conv.q) * sign_oi).sum(axis=1) * s[:, 0]
+
+    grid = spot * np.linspace(1 - conv.flip_search, 1 + conv.flip_search, FLIP_GRID_POINTS)
+    vals = profile(grid)
+    cross = np.flatnonzero(np.signbit(vals[:-1]) != np.signbit(vals[1:]))
+    exact = np.flatnonzero(vals == 0)
+    if cross.size == 0 and exact.size == 0:
+        return None
+    candidates = []
+    for i in cross:
+        candidates.append((abs((grid[i] + grid[i + 1]) / 2 - spot), i))
+    candidates.sort()
+    if exact.size and (not candidates or abs(grid[exact[0]] - spot) <= candidates[0][0]):
+        return float(grid[exact[np.argmin(np.abs(grid[exact] - spot))]])
+    i = candidates[0][1]
+    return _illinois(profile, grid[i], grid[i + 1], vals[i], vals[i + 1], spot)
+
+
+def _illinois(f, a, b, fa, fb, scale, rel_tol=1e-12, max_iter=100) -> float:
+    """Regula falsi with the Illinois modification: bracketing, and fast on smooth profiles."""
+    side = 0
+    c = a
+    for _ in range(max_iter):
+        c = (a * fb - b * fa) / (fb - fa)
+        fc = float(f(c)[0])
+        if fc == 0 or abs(b - a) < rel_tol * scale:
+            return float(c)
+        if np.signbit(fc) == np.signbit(fb):
+            b, fb = c, fc
+            if side == -1:
+                fa /= 2
+            side = -1
+        else:
+            a, fa = c, fc
+            if side == 1:
+                fb /= 2
+            side = 1
+        if abs(b - a) < rel_tol * scale:
+            break
+    return float(c)
+
+
+def _atm_iv(chain: OptionChain, keep: np.ndarray, t: np.ndarray, spot: float, target_days: float = 30.0) -> float | None:
+    if not keep.any():
+        return None
+    exp_t = t[keep]
+    strikes = chain.strike[keep]
+    ivs = chain.iv[keep]
+    points = []
+    for tu in np.unique(exp_t):
+        m = exp_t == tu
+        ks, vs = strikes[m], ivs[m]
+        if not np.isfinite(vs).any():
+            continue
+        nearest = np.abs(ks - spot)
+        sel = nearest == nearest.min()
+        points.append((tu, float(np.nanmean(vs[sel]))))
+    if not points:
+        return None
+    ts = np.array([p[0] for p in points])
+    var = np.array([p[1] ** 2 * p[0] for p in points])
+    target = target_days / 365.0
+    if target <= ts[0]:
+        return points[0][1]
+    if target >= ts[-1]:
+        return points[-1][1]
+    total_var = np.interp(target, ts, var)  # linear in total variance, then back to vol
+    return float(np.sqrt(total_var / target))
+
+
+def _max_pain(chain: OptionChain, keep: np.ndarray) -> float | None:
+    """For the nearest live expiry: the strike that minimises the intrinsic value paid to holders."""
+    if not keep.any():
+        return None
+    first = chain.expiry_close[keep].min()
+    m = keep & (chain.expiry_close == first)
+    k, oi, call = chain.strike[m], chain.open_interest[m], chain.is_call[m]
+    cand = np.unique(k)
+    pay_calls = (np.maximum(cand[:, None] - k[None, :], 0) * (oi * call)[None, :]).sum(axis=1)
+    pay_puts = (np.maximum(k[None, :] - cand[:, None], 0) * (oi * ~call)[None, :]).sum(axis=1)
+    return float(cand[np.argmin(pay_calls + pay_puts)])
+
+
+def compute_exposure(
+    chain: OptionChain, spot: float, at: dt.datetime, conv: Conventions | None = None,
+    with_flip: bool = True,
+) -> GexSnapshot:
+    """Everything gexhistory stores about one snapshot, from one chain at one spot and time."""
+    conv = conv or Conventions()
+    at_ts = at.timestamp()
+    keep, t = _live(chain, at_ts, conv)
+    if conv.gamma_source == "vendor" and chain.gamma is not None:
+        gamma = np.where(keep, chain.gamma, 0.0)
+    else:
+        gamma = np.zeros_like(chain.strike, dtype=float)
+        gamma[keep] = bs_gamma(spot, chain.strike[keep], t[keep], chain.iv[keep], conv.r, conv.q)
+    dollars = dollar_gamma_per_pct(gamma, np.where(keep, chain.open_interest, 0.0), spot, chain.multiplier)
+    call_d = np.where(chain.is_call, dollars, 0.0)
+    put_d = np.where(chain.is_call, 0.0, -dollars)
+    call_gex, put_gex = float(call_d.sum()), float(put_d.sum())
+    net = call_gex + put_gex
+
+    strikes, inverse = np.unique(chain.strike, return_inverse=True)
+    call_by_k = np.bincount(inverse, call_d, strikes.size)
+    put_by_k = np.bincount(inverse, put_d, strikes.size)
+    above = (strikes >= spot) & (call_by_k > 0)
+    below = (strikes <= spot) & (put_by_k < 0)
+    call_wall = float(strikes[above][np.argmax(call_by_k[above])]) if above.any() else None
+    put_wall = float(strikes[below][np.argmax(-put_by_k[below])]) if below.any() else None
+
+    flip = find_flip(chain, spot, at_ts, conv) if with_flip else None
+
+    expiry_day = chain.expiry.astype("datetime64[D]")
+    today = np.datetime64(at.date(), "D")
+    week_end = today + np.timedelta64(4 - at.weekday(), "D")  # this week's Friday
+    gross = np.abs(dollars)
+    zero_dte = float(gross[keep & (expiry_day == today)].sum())
+    this_week = float(gross[keep & (expiry_day <= week_end)].sum())
+    next_week = float(gross[keep & (expiry_day > week_end) & (expiry_day <= week_end + 7)].sum())
+
+    call_oi = float(chain.open_interest[keep & chain.is_call].sum())
+    put_oi = float(chain.open_interest[keep & ~chain.is_call].sum())
+    return GexSnapshot(
+        spot=float(spot),
+        net_gex=net,
+        call_gex=call_gex,
+        put_gex=put_gex,
+        flip_point=flip,
+        flip_found=flip is not None,
+        call_wall=call_wall,
+        put_wall=put_wall,
+        atm_iv=_atm_iv(chain, keep, t, spot),
+        put_call_ratio=put_oi / call_oi if call_oi > 0 else None,
+        zero_dte_gamma=zero_dte,
+        gamma_expiring_this_week=this_week,
+        gamma_expiring_next_week=next_week,
+        max_pain=_max_pain(chain, keep),
+        regime=classify_regime(net, call_gex - put_gex, conv.neutral_band),
+        mm_state=mm_state_for(spot, flip, net),
+        strikes=strikes,
+        call_gex_by_strike=call_by_k,
+        put_gex_by_strike=put_by_k,
+    )

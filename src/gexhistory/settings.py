@@ -1,0 +1,55 @@
+"""Where the database is, which symbols are valid, what the environment says."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from gexhistory.errors import BadInput
+
+DEFAULT_DB_FILE = "gex_copilot.db"
+SYMBOL_RE = re.compile(r"^(I:)?[A-Z][A-Z0-9.\-]{0,9}$")
+
+
+def load_dotenv_file() -> None:
+    """Read ./.env once; real environment variables win over the file."""
+    env_file = Path.cwd() / ".env"
+    if env_file.is_file():
+        from dotenv import load_dotenv
+
+        load_dotenv(env_file, override=False)
+
+
+def database_url(db: str | None = None) -> str:
+    """--db, else DATABASE_URL, else DATABASE_PATH, else ./gex_copilot.db, as a SQLAlchemy URL."""
+    value = db or os.environ.get("DATABASE_URL") or os.environ.get("DATABASE_PATH") or DEFAULT_DB_FILE
+    if value.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        rest = value.split("://", 1)[1]
+        return "postgresql+psycopg://" + rest
+    if value.startswith("sqlite:///"):
+        return value
+    if "://" in value:
+        raise BadInput(f"unsupported database URL scheme in {redact_url(value)!r}: use a file path or postgresql://")
+    return "sqlite:///" + str(Path(value).expanduser().absolute())
+
+
+def redact_url(url: str) -> str:
+    """Hide a password in a database URL before it is printed."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def parse_symbols(text: str) -> list[str]:
+    """'spy, QQQ' -> ['SPY', 'QQQ']; a malformed symbol is bad input."""
+    symbols = []
+    for raw in text.split(","):
+        sym = raw.strip().upper()
+        if not sym:
+            continue
+        if not SYMBOL_RE.match(sym):
+            raise BadInput(f"malformed symbol {raw.strip()!r}: expected 1-10 letters, digits, '.' or '-' (indices as I:SPX)")
+        if sym not in symbols:
+            symbols.append(sym)
+    if not symbols:
+        raise BadInput("no symbol given")
+    return symbols

@@ -1,0 +1,1 @@
+"""Where bars and chains come from. Every source yields the records of `sources.base`."""

@@ -1,0 +1,99 @@
+"""The records every price source yields, and the one small interface they share."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from gexhistory.calendar import Session
+
+MINUTES_PER_SESSION = 390  # regular session 09:30-16:00; early closes use fewer columns
+
+
+@dataclass
+class DailyBars:
+    """One row per session, ascending. Prices adjusted; `close_only` when O/H/L were not supplied."""
+
+    symbol: str
+    dates: list[dt.date]
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    source: str
+    close_only: bool = False
+
+    def __len__(self) -> int:
+        return len(self.dates)
+
+    def index_of(self) -> dict[dt.date, int]:
+        return {d: i for i, d in enumerate(self.dates)}
+
+    def slice_dates(self, start: dt.date, end: dt.date) -> "DailyBars":
+        idx = [i for i, d in enumerate(self.dates) if start <= d <= end]
+        sl = slice(idx[0], idx[-1] + 1) if idx else slice(0, 0)
+        return DailyBars(
+            self.symbol, self.dates[sl], self.open[sl], self.high[sl], self.low[sl],
+            self.close[sl], self.volume[sl], self.source, self.close_only,
+        )
+
+
+@dataclass
+class MinuteBars:
+    """Regular-hours minute bars, one row per session and one column per minute since the open.
+
+    Column m is the bar that starts m minutes after 09:30 ET. Minutes that do not exist (after an
+    early close) or were not traded are NaN.
+    """
+
+    symbol: str
+    sessions: list[Session]
+    open: np.ndarray  # (n_sessions, 390)
+    close: np.ndarray
+    volume: np.ndarray
+    source: str
+    notes: list[str] = field(default_factory=list)
+
+    def spots_at(self, times_per_session: list[list[dt.datetime]]) -> np.ndarray:
+        """Price at each snapshot time: the open at the opening bell, else the close of the last
+        traded minute that ended at or before the time."""
+        n = len(self.sessions)
+        k = max(len(t) for t in times_per_session) if n else 0
+        out = np.full((n, k), np.nan)
+        filled = _ffill_rows(self.close)
+        for i, (sess, times) in enumerate(zip(self.sessions, times_per_session)):
+            for j, t in enumerate(times):
+                minute = int((t - sess.open).total_seconds() // 60)
+                if minute <= 0:
+                    row_open = self.open[i]
+                    first = np.flatnonzero(~np.isnan(row_open))
+                    out[i, j] = row_open[first[0]] if first.size else np.nan
+                else:
+                    out[i, j] = filled[i, min(minute, filled.shape[1]) - 1]
+        return out
+
+
+def _ffill_rows(a: np.ndarray) -> np.ndarray:
+    mask = np.isnan(a)
+    idx = np.where(~mask, np.arange(a.shape[1]), 0)
+    np.maximum.accumulate(idx, axis=1, out=idx)
+    return a[np.arange(a.shape[0])[:, None], idx]
+
+
+class PriceSource(Protocol):
+    """What the backfill pipeline needs from any provider of prices."""
+
+    name: str  # the data_source label written on every row
+    is_synthetic: bool
+
+    def daily_bars(self, symbol: str, start: dt.date, end: dt.date) -> DailyBars:
+        """Daily bars for the sessions in [start, end]; raises BadInput/WorkFailed."""
+        ...
+
+    def minute_bars(self, symbol: str, sessions: list[Session]) -> MinuteBars:
+        """Regular-hours minute bars for these sessions."""
+        ...

@@ -1,0 +1,1 @@
+"""Schema, connections, writes and queries: the only package that speaks SQL."""

@@ -1,0 +1,120 @@
+"""Opening a database (SQLite file in WAL mode, or PostgreSQL via psycopg 3) and creating the schema."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import DatabaseError, OperationalError
+
+from gexhistory.errors import BadInput, WorkFailed
+from gexhistory.settings import database_url, redact_url
+from gexhistory.store.schema import metadata
+
+SQLITE_BUSY_MS = 30_000
+
+
+def _sqlite_path(url: str) -> Path:
+    return Path(url[len("sqlite:///"):])
+
+
+def _check_sqlite_target(path: Path, must_exist: bool) -> None:
+    if path.exists():
+        if path.is_dir():
+            raise BadInput(f"database path {path} is a directory")
+        if not os.access(path, os.R_OK):
+            raise BadInput(f"database file {path} is not readable")
+        with path.open("rb") as fh:
+            head = fh.read(16)
+        if head and head != b"SQLite format 3\x00":
+            raise BadInput(f"{path} is not an SQLite database (corrupt or another kind of file)")
+    elif must_exist:
+        raise BadInput(f"database file {path} does not exist: run `gexhistory init` or a backfill first")
+    else:
+        parent = path.parent
+        if not parent.is_dir():
+            raise BadInput(f"cannot create database {path}: folder {parent} does not exist")
+        if not os.access(parent, os.W_OK):
+            raise BadInput(f"cannot create database {path}: folder {parent} is not writable")
+
+
+def open_engine(db: str | None = None, *, must_exist: bool = False, write: bool = True) -> Engine:
+    """An Engine for --db / DATABASE_URL / DATABASE_PATH / ./gex_copilot.db; bad targets raise BadInput."""
+    url = database_url(db)
+    if url.startswith("sqlite:///"):
+        path = _sqlite_path(url)
+        _check_sqlite_target(path, must_exist)
+        if write and path.exists() and not os.access(path, os.W_OK):
+            raise BadInput(f"database file {path} is read-only")
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            if write:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn):  # noqa: ANN001
+            # Take the write lock at BEGIN so two writers queue instead of deadlocking on upgrade.
+            if write:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.exec_driver_sql("BEGIN")
+
+        engine.dialect._gexhistory_sqlite = True  # type: ignore[attr-defined]
+        # pysqlite's own transaction handling must be off for the BEGIN above to be ours.
+        @event.listens_for(engine, "connect", insert=True)
+        def _no_autobegin(dbapi_conn, _record):  # noqa: ANN001
+            dbapi_conn.isolation_level = None
+
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except DatabaseError as exc:
+        raise BadInput(f"cannot use database {redact_url(url)}: {_first_line(exc)}") from None
+    except OperationalError as exc:  # pragma: no cover - covered by DatabaseError above
+        raise WorkFailed(f"cannot reach database {redact_url(url)}: {_first_line(exc)}") from None
+    return engine
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+
+
+def init_schema(engine: Engine) -> list[str]:
+    """Create missing tables and add missing columns (idempotent). Returns what was created."""
+    created: list[str] = []
+    try:
+        insp = inspect(engine)
+        existing = set(insp.get_table_names())
+        with engine.begin() as conn:
+            for table in metadata.sorted_tables:
+                if table.name not in existing:
+                    table.create(conn)
+                    created.append(table.name)
+                    continue
+                have = {c["name"] for c in insp.get_columns(table.name)}
+                for col in table.columns:
+                    if col.name not in have:
+                        coltype = col.type.compile(dialect=engine.dialect)
+                        conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {coltype}')
+                        created.append(f"{table.name}.{col.name}")
+            for table in metadata.sorted_tables:
+                for index in table.indexes:
+                    index.create(conn, checkfirst=True)
+    except DatabaseError as exc:
+        raise BadInput(f"cannot initialise database: {_first_line(exc)}") from None
+    return created
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
