@@ -97,32 +97,72 @@ def net_gex_profile(chain: OptionChain, spots: np.ndarray, at_ts: float, conv: C
     return dollar_gamma_per_pct(g, sign_oi, s, chain.multiplier).sum(axis=1)
 
 
-def find_flip(chain: OptionChain, spot: float, at_ts: float, conv: Conventions) -> float | None:
-    """The zero crossing of the net GEX profile nearest to spot within +-flip_search; None if none."""
-    keep, t = _live(chain, at_ts, conv)
-    if not keep.any():
-        return None
-    k, tt, iv = chain.strike[keep], t[keep], chain.iv[keep]
+def _signed_positions(chain: OptionChain, keep: np.ndarray):
+    """Calls (+OI) and puts (-OI) that share strike, expiry and IV have one gamma: merge them."""
+    k, e, iv = chain.strike[keep], chain.expiry_close[keep], chain.iv[keep]
     sign_oi = np.where(chain.is_call[keep], 1.0, -1.0) * chain.open_interest[keep]
+    if k.size == 0:
+        return k, e, iv, sign_oi
+    key = np.stack([k, e, iv], axis=1)
+    uniq, inv = np.unique(key, axis=0, return_inverse=True)
+    merged = np.bincount(inv.ravel(), sign_oi, uniq.shape[0])
+    nz = merged != 0
+    return uniq[nz, 0], uniq[nz, 1], uniq[nz, 2], merged[nz]
 
+
+def find_flips(chain: OptionChain, spots, at_ts_list, conv: Conventions) -> list[float | None]:
+    """For each (spot, time): the zero crossing of the net GEX profile nearest to spot within
+    +-flip_search, or None when the profile does not cross zero there. One grid evaluation serves
+    all the snapshots of a session."""
+    spots = np.asarray(spots, dtype=float)
+    at_ts = np.asarray(at_ts_list, dtype=float)
+    keep = (chain.open_interest > 0) & (chain.expiry_close > at_ts.min()) & (
+        chain.expiry_close - at_ts.max() <= (conv.dte_window + 1) * SECONDS_PER_YEAR / 365.0)
+    k, e, iv, sign_oi = _signed_positions(chain, keep)
+    out: list[float | None] = [None] * spots.size
+    if k.size == 0:
+        return out
+    rel = np.linspace(1 - conv.flip_search, 1 + conv.flip_search, FLIP_GRID_POINTS)
+    grid = spots[:, None] * rel[None, :]  # (n_snap, n_grid)
+    t = (e[None, :] - at_ts[:, None]) / SECONDS_PER_YEAR  # (n_snap, n_contracts)
+    live = t > 0
+    w = np.where(live, sign_oi[None, :], 0.0)
+    tt = np.where(live, t, 1.0)
     # The S^2 factor is positive, so the sign of sum(sign*OI*gamma*S) decides the crossing.
-    def profile(s):
-        s = np.atleast_1d(np.asarray(s, dtype=float))[:, None]
-        return (bs_gamma(s, k, tt, iv, conv.r, conv.q) * sign_oi).sum(axis=1) * s[:, 0]
+    g = bs_gamma(grid[:, :, None], k[None, None, :], tt[:, None, :], iv[None, None, :], conv.r, conv.q)
+    vals = (g * w[:, None, :]).sum(axis=2) * grid
+    for j in range(spots.size):
+        wj, tj = w[j], tt[j]
 
-    grid = spot * np.linspace(1 - conv.flip_search, 1 + conv.flip_search, FLIP_GRID_POINTS)
-    vals = profile(grid)
-    cross = np.flatnonzero(np.signbit(vals[:-1]) != np.signbit(vals[1:]))
+        def profile(s, wj=wj, tj=tj):
+            s = np.atleast_1d(np.asarray(s, dtype=float))[:, None]
+            return (bs_gamma(s, k, tj, iv, conv.r, conv.q) * wj).sum(axis=1) * s[:, 0]
+
+        out[j] = _nearest_crossing(profile, grid[j], vals[j], spots[j])
+    return out
+
+
+def find_flip(chain: OptionChain, spot: float, at_ts: float, conv: Conventions) -> float | None:
+    return find_flips(chain, [spot], [at_ts], conv)[0]
+
+
+def _nearest_crossing(profile, grid, vals, spot) -> float | None:
     exact = np.flatnonzero(vals == 0)
-    if cross.size == 0 and exact.size == 0:
+    cross = np.flatnonzero((np.signbit(vals[:-1]) != np.signbit(vals[1:])) & (vals[:-1] != 0) & (vals[1:] != 0))
+    best = None
+    if exact.size:
+        i = exact[np.argmin(np.abs(grid[exact] - spot))]
+        best = (abs(grid[i] - spot), float(grid[i]), None)
+    if cross.size:
+        mid = (grid[cross] + grid[cross + 1]) / 2
+        i = cross[np.argmin(np.abs(mid - spot))]
+        if best is None or abs(mid.min() - spot) < best[0]:
+            best = (0.0, None, i)
+    if best is None:
         return None
-    candidates = []
-    for i in cross:
-        candidates.append((abs((grid[i] + grid[i + 1]) / 2 - spot), i))
-    candidates.sort()
-    if exact.size and (not candidates or abs(grid[exact[0]] - spot) <= candidates[0][0]):
-        return float(grid[exact[np.argmin(np.abs(grid[exact] - spot))]])
-    i = candidates[0][1]
+    if best[2] is None:
+        return best[1]
+    i = best[2]
     return _illinois(profile, grid[i], grid[i + 1], vals[i], vals[i + 1], spot)
 
 
@@ -151,30 +191,25 @@ def _illinois(f, a, b, fa, fb, scale, rel_tol=1e-12, max_iter=100) -> float:
 
 
 def _atm_iv(chain: OptionChain, keep: np.ndarray, t: np.ndarray, spot: float, target_days: float = 30.0) -> float | None:
-    if not keep.any():
+    """30-day ATM IV: per expiry the IV at the strike nearest spot, interpolated in total variance."""
+    ok = keep & np.isfinite(chain.iv)
+    if not ok.any():
         return None
-    exp_t = t[keep]
-    strikes = chain.strike[keep]
-    ivs = chain.iv[keep]
-    points = []
-    for tu in np.unique(exp_t):
-        m = exp_t == tu
-        ks, vs = strikes[m], ivs[m]
-        if not np.isfinite(vs).any():
-            continue
-        nearest = np.abs(ks - spot)
-        sel = nearest == nearest.min()
-        points.append((tu, float(np.nanmean(vs[sel]))))
-    if not points:
-        return None
-    ts = np.array([p[0] for p in points])
-    var = np.array([p[1] ** 2 * p[0] for p in points])
+    exp_t, dist, ivs = t[ok], np.abs(chain.strike[ok] - spot), chain.iv[ok]
+    order = np.lexsort((dist, exp_t))
+    exp_t, dist, ivs = exp_t[order], dist[order], ivs[order]
+    starts = np.flatnonzero(np.r_[True, exp_t[1:] != exp_t[:-1]])
+    nearest = np.repeat(dist[starts], np.diff(np.r_[starts, exp_t.size]))
+    atm = dist == nearest  # every contract at the nearest strike of its expiry (call and put)
+    group = np.cumsum(np.r_[True, exp_t[1:] != exp_t[:-1]]) - 1
+    ts = exp_t[starts]
+    vol = np.bincount(group[atm], ivs[atm], ts.size) / np.bincount(group[atm], None, ts.size)
     target = target_days / 365.0
     if target <= ts[0]:
-        return points[0][1]
+        return float(vol[0])
     if target >= ts[-1]:
-        return points[-1][1]
-    total_var = np.interp(target, ts, var)  # linear in total variance, then back to vol
+        return float(vol[-1])
+    total_var = np.interp(target, ts, vol * vol * ts)  # linear in total variance, then back to vol
     return float(np.sqrt(total_var / target))
 
 
@@ -193,7 +228,7 @@ def _max_pain(chain: OptionChain, keep: np.ndarray) -> float | None:
 
 def compute_exposure(
     chain: OptionChain, spot: float, at: dt.datetime, conv: Conventions | None = None,
-    with_flip: bool = True,
+    with_flip: bool = True, flip_point: float | None | object = ...,
 ) -> GexSnapshot:
     """Everything gexhistory stores about one snapshot, from one chain at one spot and time."""
     conv = conv or Conventions()
@@ -218,7 +253,10 @@ def compute_exposure(
     call_wall = float(strikes[above][np.argmax(call_by_k[above])]) if above.any() else None
     put_wall = float(strikes[below][np.argmax(-put_by_k[below])]) if below.any() else None
 
-    flip = find_flip(chain, spot, at_ts, conv) if with_flip else None
+    if flip_point is not ...:
+        flip = flip_point  # already found by compute_session's batched search
+    else:
+        flip = find_flip(chain, spot, at_ts, conv) if with_flip else None
 
     expiry_day = chain.expiry.astype("datetime64[D]")
     today = np.datetime64(at.date(), "D")
@@ -251,3 +289,10 @@ def compute_exposure(
         call_gex_by_strike=call_by_k,
         put_gex_by_strike=put_by_k,
     )
+
+
+def compute_session(chain: OptionChain, spots, times: list[dt.datetime], conv: Conventions | None = None) -> list[GexSnapshot]:
+    """The snapshots of one session: one chain (OI is published once a day), several spots and times."""
+    conv = conv or Conventions()
+    flips = find_flips(chain, spots, [t.timestamp() for t in times], conv)
+    return [compute_exposure(chain, float(s), t, conv, flip_point=f) for s, t, f in zip(spots, times, flips)]

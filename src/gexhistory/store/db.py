@@ -67,7 +67,6 @@ def open_engine(db: str | None = None, *, must_exist: bool = False, write: bool 
             else:
                 conn.exec_driver_sql("BEGIN")
 
-        engine.dialect._gexhistory_sqlite = True  # type: ignore[attr-defined]
         # pysqlite's own transaction handling must be off for the BEGIN above to be ours.
         @event.listens_for(engine, "connect", insert=True)
         def _no_autobegin(dbapi_conn, _record):  # noqa: ANN001
@@ -94,9 +93,10 @@ def init_schema(engine: Engine) -> list[str]:
     """Create missing tables and add missing columns (idempotent). Returns what was created."""
     created: list[str] = []
     try:
-        insp = inspect(engine)
-        existing = set(insp.get_table_names())
         with engine.begin() as conn:
+            # Inspect through the same connection: a second one would wait on our own write lock.
+            insp = inspect(conn)
+            existing = set(insp.get_table_names())
             for table in metadata.sorted_tables:
                 if table.name not in existing:
                     table.create(conn)

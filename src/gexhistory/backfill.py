@@ -1,0 +1,276 @@
+"""The backfill pipeline: sources -> engine -> store, one session-atomic batch at a time.
+
+`run_backfill` is the library call behind `gexhistory backfill` and the guide's
+`backfill_historical_data.py`. Completed sessions are skipped (a rerun writes nothing), `force`
+replaces the window atomically per batch, and a crash loses at most the open batch: a session's rows
+in every table are committed together, so a rerun resumes exactly where the last commit ended.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from gexhistory import __version__
+from gexhistory.calendar import ET, Session, format_ts, sessions_before, sessions_between
+from gexhistory.engine.chain_model import ChainModel, ModelParams, warmup_start
+from gexhistory.engine.exposure import GEX_UNIT, Conventions, GexSnapshot, compute_exposure, compute_session
+from gexhistory.engine.summary import CORR_WINDOW, daily_summary, none_if_nan, rolling_price_gex_corr
+from gexhistory.errors import BadInput, WorkFailed
+from gexhistory.sources.base import DailyBars, PriceSource
+from gexhistory.store import writes
+from gexhistory.store.db import init_schema, open_engine
+from gexhistory.store.schema import gamma_daily_summary, gamma_history, gex_history, regime_signals
+
+TABLES = ("gex_history", "gamma_history", "gamma_daily_summary", "regime_signals")
+TZ_NAME = "America/New_York"
+
+# A real source outranks synthetic data: without --force a real run replaces synthetic sessions,
+# and a synthetic run never overwrites real ones.
+def _is_synthetic_label(label: str) -> bool:
+    return label == "synthetic"
+
+
+@dataclass
+class BackfillOptions:
+    symbols: list[str]
+    start: dt.date
+    end: dt.date
+    source: str = "auto"
+    seed: int = 42
+    force: bool = False
+    db: str | None = None
+    bars: str | None = None
+    rate: float | None = None
+    batch_sessions: int = 250
+    conventions: Conventions = field(default_factory=Conventions)
+    model: ModelParams = field(default_factory=ModelParams)
+
+
+@dataclass
+class TableCount:
+    inserted: int = 0
+    skipped: int = 0
+    replaced: int = 0
+
+
+@dataclass
+class SymbolResult:
+    symbol: str
+    data_source: str
+    sessions_in_window: int = 0
+    sessions_written: int = 0
+    sessions_skipped: int = 0
+    counts: dict[str, TableCount] = field(default_factory=lambda: {t: TableCount() for t in TABLES})
+
+
+@dataclass
+class BackfillResult:
+    run_id: int
+    start: dt.date
+    end: dt.date
+    data_source: str
+    synthetic: bool
+    symbols: list[SymbolResult]
+    elapsed: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def totals(self) -> dict[str, TableCount]:
+        out = {t: TableCount() for t in TABLES}
+        for s in self.symbols:
+            for t, c in s.counts.items():
+                out[t].inserted += c.inserted
+                out[t].skipped += c.skipped
+                out[t].replaced += c.replaced
+        return out
+
+    def as_dict(self) -> dict:
+        return {
+            "run_id": self.run_id,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "data_source": self.data_source,
+            "synthetic": self.synthetic,
+            "elapsed_seconds": round(self.elapsed, 3),
+            "notes": self.notes,
+            "symbols": [
+                {
+                    "symbol": s.symbol,
+                    "sessions_in_window": s.sessions_in_window,
+                    "sessions_written": s.sessions_written,
+                    "sessions_skipped": s.sessions_skipped,
+                    "tables": {t: c.__dict__ for t, c in s.counts.items()},
+                }
+                for s in self.symbols
+            ],
+            "totals": {t: c.__dict__ for t, c in self.totals().items()},
+        }
+
+
+ProgressFn = Callable[[str, int, int], None]  # (symbol, sessions done, sessions to do)
+
+
+def select_source(name: str, *, seed: int, bars: str | None = None, rate: float | None = None) -> PriceSource:
+    """auto = the Massive/Polygon source when a key is configured, else the labelled synthetic market."""
+    from gexhistory.sources import select
+
+    return select.select_source(name, seed=seed, bars=bars, rate=rate)
+
+
+def run_backfill(opts: BackfillOptions, progress: ProgressFn | None = None) -> BackfillResult:
+    t0 = time.perf_counter()
+    if opts.end < opts.start:
+        raise BadInput(f"end date {opts.end} is before start date {opts.start}")
+    window = sessions_between(opts.start, opts.end)
+    source = select_source(opts.source, seed=opts.seed, bars=opts.bars, rate=opts.rate)
+    engine = open_engine(opts.db)
+    init_schema(engine)
+    params = {"conventions": opts.conventions.as_dict(), "chain_model": opts.model.as_dict(),
+              "seed": opts.seed if source.is_synthetic else None, "force": opts.force,
+              "snapshot_times": {"regular": "09:30,12:30,15:00,16:00", "early_close": "09:30,11:00,12:00,13:00"},
+              "timezone": TZ_NAME}
+    run_id = writes.start_run(engine, "backfill", opts.symbols, opts.start, opts.end, source.name, params,
+                              _versions(), format_ts(dt.datetime.now(ET)))
+    result = BackfillResult(run_id, opts.start, opts.end, source.name, source.is_synthetic, [])
+    if source.is_synthetic:
+        result.notes.append("SYNTHETIC DATA: prices come from the seeded synthetic market, not a real feed; "
+                            "every row is labelled data_source='synthetic'.")
+    try:
+        for symbol in opts.symbols:
+            result.symbols.append(_backfill_symbol(engine, source, symbol, window, opts, run_id, progress))
+    except BaseException as exc:
+        result.elapsed = time.perf_counter() - t0
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        writes.finish_run(engine, run_id, status, result.as_dict()["totals"], format_ts(dt.datetime.now(ET)),
+                          str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise
+    result.elapsed = time.perf_counter() - t0
+    writes.finish_run(engine, run_id, "ok", result.as_dict()["totals"], format_ts(dt.datetime.now(ET)))
+    engine.dispose()
+    return result
+
+
+def _versions() -> dict:
+    import sqlalchemy
+
+    return {"gexhistory": __version__, "numpy": np.__version__, "sqlalchemy": sqlalchemy.__version__}
+
+
+def _backfill_symbol(engine, source: PriceSource, symbol: str, window: list[Session], opts: BackfillOptions,
+                     run_id: int, progress: ProgressFn | None) -> SymbolResult:
+    res = SymbolResult(symbol, source.name, sessions_in_window=len(window))
+    if not window:
+        return res
+    existing = writes.complete_sessions(engine, symbol, window[0].date, window[-1].date)
+    todo: list[Session] = []
+    for s in window:
+        held = existing.get(s.date)
+        if held is None or opts.force or (_is_synthetic_label(held) and not source.is_synthetic):
+            todo.append(s)
+    res.sessions_skipped = len(window) - len(todo)
+    res.counts["gamma_daily_summary"].skipped = res.sessions_skipped
+    res.counts["gex_history"].skipped = res.counts["gamma_history"].skipped = 4 * res.sessions_skipped
+    if progress:
+        progress(symbol, 0, len(todo))
+    if not todo:
+        return res
+
+    bundles = compute_sessions(source, symbol, todo, opts.conventions, opts.model)
+    done = 0
+    for lo in range(0, len(todo), opts.batch_sessions):
+        batch = todo[lo:lo + opts.batch_sessions]
+        rows = [next(bundles) for _ in batch]
+        with engine.begin() as conn:
+            writes.lock_symbol(conn, symbol)
+            removed = writes.delete_sessions(conn, symbol, [s.date for s in batch])
+            for name, table in (("gex_history", gex_history), ("gamma_history", gamma_history),
+                                ("gamma_daily_summary", gamma_daily_summary), ("regime_signals", regime_signals)):
+                table_rows = [r for b in rows for r in b[name]]
+                for r in table_rows:
+                    r["run_id"] = run_id
+                writes.insert_rows(conn, table, table_rows)
+                c = res.counts[name]
+                c.replaced += removed[name]
+                c.inserted += len(table_rows) - min(removed[name], len(table_rows))
+        done += len(batch)
+        res.sessions_written = done
+        if progress:
+            progress(symbol, done, len(todo))
+    return res
+
+
+def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv: Conventions,
+                     model_params: ModelParams):
+    """Yield, for each session of `todo` in order, its rows for every table (nothing written here)."""
+    first, last = todo[0].date, todo[-1].date
+    context = sessions_before(first, CORR_WINDOW + 1)
+    bars_from = warmup_start(context[0].date if context else first)
+    bars = source.daily_bars(symbol, bars_from, last)
+    _require_bars(bars, todo)
+    idx = bars.index_of()
+    minutes = source.minute_bars(symbol, todo)
+    spots = minutes.spots_at([s.snapshot_times() for s in todo])
+    if np.isnan(spots).any():
+        bad = todo[int(np.argwhere(np.isnan(spots))[0][0])].date
+        raise WorkFailed(f"{source.name}: no intraday price for {symbol} on {bad}")
+    model = ChainModel(symbol, bars.dates, bars.close, bars.volume, model_params)
+    chain_label = "modelled"
+
+    # Close GEX for the sessions before and between the ones written, for the rolling correlation.
+    todo_dates = {s.date for s in todo}
+    span = [d for d in bars.dates if (context[0].date if context else first) <= d <= last]
+    close_gex: dict[dt.date, float] = {}
+    spot_rows = {s.date: spots[j] for j, s in enumerate(todo)}
+    sessions_by_date = {s.date: s for s in sessions_between(span[0], span[-1])}
+    for k, d in enumerate(span):
+        i = idx[d]
+        s = sessions_by_date[d]
+        chain = model.chain_for(i)
+        if d in todo_dates:
+            snaps = compute_session(chain, spot_rows[d], s.snapshot_times(), conv)
+            close_gex[d] = snaps[-1].net_gex
+        else:
+            close_gex[d] = compute_exposure(chain, float(bars.close[i]), s.close, conv, with_flip=False).net_gex
+            continue
+        dates_so_far = span[max(0, k - CORR_WINDOW):k + 1]
+        corr = None
+        if len(dates_so_far) == CORR_WINDOW + 1:
+            prices = np.array([bars.close[idx[x]] for x in dates_so_far])
+            gex = np.array([close_gex[x] for x in dates_so_far])
+            corr = none_if_nan(rolling_price_gex_corr(prices, gex)[-1])
+        yield _rows_for_session(symbol, s, snaps, corr, source.name, chain_label)
+
+
+def _require_bars(bars: DailyBars, todo: list[Session]) -> None:
+    have = set(bars.dates)
+    missing = [s.date for s in todo if s.date not in have]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise WorkFailed(f"{bars.source}: no daily bar for {bars.symbol} on {missing[0]}{more}")
+
+
+def _rows_for_session(symbol: str, s: Session, snaps: list[GexSnapshot], corr: float | None,
+                      data_source: str, chain_source: str) -> dict:
+    prov = {"data_source": data_source, "chain_source": chain_source}
+    gex_rows, gamma_rows = [], []
+    for t, g in zip(s.snapshot_times(), snaps):
+        ts = format_ts(t)
+        common = {"symbol": symbol, "timestamp": ts, "spot_price": g.spot, "net_gex": g.net_gex,
+                  "flip_point": g.flip_point, "call_wall": g.call_wall, "put_wall": g.put_wall,
+                  "regime": g.regime, "flip_found": g.flip_found, "timezone": TZ_NAME, **prov}
+        gex_rows.append({**common, "mm_state": g.mm_state, "call_gex": g.call_gex, "put_gex": g.put_gex,
+                         "gex_unit": GEX_UNIT})
+        gamma_rows.append({**common, "date": s.date.isoformat(), "time_of_day": t.strftime("%H:%M"),
+                           "implied_volatility": g.atm_iv, "put_call_ratio": g.put_call_ratio,
+                           "distance_to_flip_pct": g.distance_to_flip_pct, "zero_dte_gamma": g.zero_dte_gamma,
+                           "gamma_expiring_this_week": g.gamma_expiring_this_week,
+                           "gamma_expiring_next_week": g.gamma_expiring_next_week, "max_pain": g.max_pain})
+    summary = daily_summary([g.net_gex for g in snaps], [g.flip_point for g in snaps],
+                            [g.spot for g in snaps], [g.atm_iv for g in snaps])
+    summary.update({"symbol": symbol, "date": s.date.isoformat(), "price_gex_corr_20d": corr, **prov})
+    return {"gex_history": gex_rows, "gamma_history": gamma_rows, "gamma_daily_summary": [summary],
+            "regime_signals": [], "snapshots": snaps}

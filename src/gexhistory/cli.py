@@ -1,0 +1,160 @@
+"""Argument parsing and printing only: every command is a thin call into a library function."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+
+import click
+
+from gexhistory.errors import BadInput, GexHistoryError
+
+MAX_DAYS = 20000  # about 55 years: more is a typo, not a request
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _parse_date(value: str | None, name: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise BadInput(f"{name} {value!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+def resolve_window(days: int | None, start: str | None, end: str | None) -> tuple[dt.date, dt.date]:
+    """--days N (calendar days ending at the last completed session) or --start/--end, inclusive."""
+    from gexhistory.calendar import last_completed_session, window_for_days
+
+    if days is not None and start is not None:
+        raise BadInput("give either --days or --start/--end, not both")
+    last = last_completed_session().date
+    if days is not None:
+        if days < 1 or days > MAX_DAYS:
+            raise BadInput(f"--days must be between 1 and {MAX_DAYS}, got {days}")
+        return window_for_days(days)
+    d_start = _parse_date(start, "--start")
+    d_end = _parse_date(end, "--end") or last
+    if d_start is None:
+        d_start, _ = window_for_days(365)
+    if d_end < d_start:
+        raise BadInput(f"--end {d_end} is before --start {d_start}")
+    if d_end > last:
+        raise BadInput(f"--end {d_end} is after the last completed session {last}")
+    return d_start, d_end
+
+
+class _Group(click.Group):
+    def main(self, *args, **kwargs):  # one clear line and exit 2 for every usage error
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(*args, **kwargs)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            _fail("aborted", 1)
+        except click.UsageError as exc:
+            _fail(exc.format_message().replace("\n", " "), 2)
+        except click.ClickException as exc:
+            _fail(exc.format_message().replace("\n", " "), exc.exit_code)
+        except GexHistoryError as exc:
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
+
+
+db_option = click.option("--db", default=None, metavar="URL-or-path",
+                         help="Database: file path or postgresql:// URL (default: DATABASE_URL, DATABASE_PATH, ./gex_copilot.db).")
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="gexhistory")
+def main() -> None:
+    """gexhistory: years of gamma-exposure (GEX) history on day one."""
+    from gexhistory.settings import load_dotenv_file
+
+    load_dotenv_file()
+
+
+@main.command()
+@db_option
+def init(db: str | None) -> None:
+    """Create or migrate the schema (idempotent)."""
+    from gexhistory.settings import database_url, redact_url
+    from gexhistory.store.db import init_schema, open_engine
+
+    created = init_schema(open_engine(db))
+    what = ", ".join(created) if created else "nothing to do, schema is current"
+    click.echo(f"initialised {redact_url(database_url(db))}: {what}")
+
+
+@main.command()
+@click.option("--days", type=int, default=None, help="Calendar days back from the last completed session.")
+@click.option("--start", default=None, metavar="YYYY-MM-DD", help="First date (inclusive).")
+@click.option("--end", default=None, metavar="YYYY-MM-DD", help="Last date (inclusive; default: last completed session).")
+@click.option("--symbol", "symbol", default=None, help="One symbol (default SPY).")
+@click.option("--symbols", "symbols", default=None, help="Comma-separated symbols, e.g. SPY,QQQ.")
+@click.option("--source", default="auto", help="auto | polygon | synthetic | csv (default auto: polygon when a key is set).")
+@click.option("--bars", default=None, metavar="FILE", help="CSV bars file for --source csv.")
+@click.option("--rate", type=float, default=None, help="Provider requests per minute (default 5).")
+@click.option("--seed", type=int, default=42, show_default=True, help="Seed of the synthetic market.")
+@click.option("--force", is_flag=True, help="Replace the window's rows (atomically per batch).")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@db_option
+def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force, as_json, quiet, db) -> None:
+    """Backfill GEX snapshots, gamma snapshots, daily summaries and signals."""
+    from gexhistory.backfill import BackfillOptions, run_backfill
+    from gexhistory.settings import parse_symbols
+    from gexhistory.ui import Progress, print_summary
+
+    if symbol and symbols:
+        raise BadInput("give either --symbol or --symbols, not both")
+    names = parse_symbols(symbols or symbol or "SPY")
+    if days is None and start is None and end is None:
+        days = 365
+    d_start, d_end = resolve_window(days, start, end)
+    opts = BackfillOptions(names, d_start, d_end, source=source.lower(), seed=seed, force=force, db=db,
+                           bars=bars, rate=rate)
+    with Progress(enabled=not quiet and not as_json) as progress:
+        result = run_backfill(opts, progress=progress.update)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    elif not quiet:
+        print_summary(result)
+
+
+@main.command()
+@click.option("--symbol", default=None, help="Only this symbol.")
+@db_option
+def status(symbol: str | None, db: str | None) -> None:
+    """Per symbol and table: counts, first/last date, sources, calendar gaps, pending outcomes."""
+    from gexhistory.settings import parse_symbols
+    from gexhistory.store import status as st
+    from gexhistory.store.db import open_engine
+    from gexhistory.ui import print_status
+
+    engine = open_engine(db, must_exist=True, write=False)
+    from sqlalchemy import inspect
+
+    if "gamma_daily_summary" not in inspect(engine).get_table_names():
+        raise BadInput("the database has no gexhistory tables: run `gexhistory init` or a backfill first")
+    names = parse_symbols(symbol) if symbol else st.symbols(engine)
+    print_status([st.symbol_status(engine, s) for s in names])
+
+
+def backfill_script_main(argv: list[str] | None = None) -> None:
+    """`python backfill_historical_data.py --days 365 [--symbol QQQ] [--force]` from the guide."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    main(args=["backfill", *args], prog_name="backfill_historical_data.py")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

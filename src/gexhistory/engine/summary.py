@@ -1,0 +1,65 @@
+"""A day's gamma summary, derived only from that day's snapshots, and the price-GEX correlation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+CORR_WINDOW = 20
+
+
+def _pct(change: float | None, base: float | None) -> float | None:
+    if change is None or base is None or base == 0:
+        return None
+    return change / abs(base) * 100.0
+
+
+def daily_summary(net_gex: list[float], flips: list[float | None], spots: list[float], ivs: list[float | None]) -> dict:
+    """open/close = first/last snapshot, high/low = max/min, changes, average IV, count."""
+    open_gex, close_gex = net_gex[0], net_gex[-1]
+    open_flip, close_flip = flips[0], flips[-1]
+    flip_change = close_flip - open_flip if open_flip is not None and close_flip is not None else None
+    iv_known = [v for v in ivs if v is not None]
+    return {
+        "open_gex": open_gex,
+        "close_gex": close_gex,
+        "high_gex": max(net_gex),
+        "low_gex": min(net_gex),
+        "gex_change": close_gex - open_gex,
+        "gex_change_pct": _pct(close_gex - open_gex, open_gex),
+        "open_flip": open_flip,
+        "close_flip": close_flip,
+        "flip_change": flip_change,
+        "flip_change_pct": _pct(flip_change, open_flip),
+        "open_price": spots[0],
+        "close_price": spots[-1],
+        "price_change_pct": _pct(spots[-1] - spots[0], spots[0]),
+        "avg_iv": sum(iv_known) / len(iv_known) if iv_known else None,
+        "snapshots_count": len(net_gex),
+    }
+
+
+def rolling_price_gex_corr(close_price: np.ndarray, close_gex: np.ndarray, window: int = CORR_WINDOW) -> np.ndarray:
+    """Pearson correlation of daily price returns and daily close-GEX changes over the last `window`
+    sessions, ending at each session; NaN where fewer than `window` changes exist or one side is flat."""
+    close_price = np.asarray(close_price, dtype=float)
+    close_gex = np.asarray(close_gex, dtype=float)
+    out = np.full(close_price.size, np.nan)
+    if close_price.size <= window:
+        return out
+    dp = np.diff(close_price) / close_price[:-1]
+    dg = np.diff(close_gex)
+    for end in range(window, dp.size + 1):
+        a, b = dp[end - window:end], dg[end - window:end]
+        sa, sb = a.std(), b.std()
+        if sa > 0 and sb > 0:
+            out[end] = float(((a - a.mean()) * (b - b.mean())).mean() / (sa * sb))
+    return out
+
+
+def none_if_nan(x) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) else x

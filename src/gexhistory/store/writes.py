@@ -1,0 +1,124 @@
+"""Session-atomic writes: a session's rows in all four tables go in together or not at all.
+
+A session is complete for a symbol exactly when its gamma_daily_summary row exists, because that row
+is written in the same transaction as the session's snapshots and signals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import zlib
+
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
+
+from gexhistory.store.schema import (
+    backfill_runs,
+    gamma_daily_summary,
+    gamma_history,
+    gex_history,
+    price_bars,
+    regime_signals,
+)
+
+_BY_TIMESTAMP = (gex_history, gamma_history, regime_signals)
+
+
+def lock_symbol(conn: Connection, symbol: str) -> None:
+    """Serialise writers of one symbol. SQLite's BEGIN IMMEDIATE already does; PostgreSQL needs a lock."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(symbol.encode()),))
+
+
+def complete_sessions(engine: Engine, symbol: str, start: dt.date, end: dt.date) -> dict[dt.date, str]:
+    """Dates in [start, end] whose session is complete for `symbol`, with the data_source they hold."""
+    t = gamma_daily_summary
+    q = select(t.c.date, t.c.data_source).where(
+        t.c.symbol == symbol, t.c.date >= start.isoformat(), t.c.date <= end.isoformat()
+    )
+    with engine.connect() as conn:
+        return {dt.date.fromisoformat(d): src for d, src in conn.execute(q)}
+
+
+def delete_sessions(conn: Connection, symbol: str, dates: list[dt.date]) -> dict[str, int]:
+    """Remove everything stored for these sessions of `symbol`; returns rows removed per table."""
+    removed = {t.name: 0 for t in (*_BY_TIMESTAMP, gamma_daily_summary)}
+    if not dates:
+        return removed
+    day_params = [{"lo": f"{d.isoformat()} 00:00:00", "hi": f"{d.isoformat()} 23:59:59"} for d in dates]
+    from sqlalchemy import bindparam
+
+    for t in _BY_TIMESTAMP:
+        stmt = delete(t).where(
+            t.c.symbol == symbol, t.c.timestamp >= bindparam("lo"), t.c.timestamp <= bindparam("hi")
+        )
+        removed[t.name] = _rowcount(conn, stmt, day_params, t, symbol, dates)
+    stmt = delete(gamma_daily_summary).where(
+        gamma_daily_summary.c.symbol == symbol, gamma_daily_summary.c.date == bindparam("d")
+    )
+    removed[gamma_daily_summary.name] = _rowcount(
+        conn, stmt, [{"d": d.isoformat()} for d in dates], gamma_daily_summary, symbol, dates
+    )
+    return removed
+
+
+def _rowcount(conn, stmt, params, table, symbol, dates) -> int:
+    # executemany rowcounts are not reliable on every driver: count first, then delete.
+    if table is gamma_daily_summary:
+        cond = and_(table.c.symbol == symbol, table.c.date.in_([d.isoformat() for d in dates]))
+    else:
+        cond = and_(
+            table.c.symbol == symbol,
+            table.c.timestamp >= f"{min(dates).isoformat()} 00:00:00",
+            table.c.timestamp <= f"{max(dates).isoformat()} 23:59:59",
+            func.substr(table.c.timestamp, 1, 10).in_([d.isoformat() for d in dates]),
+        )
+    n = conn.execute(select(func.count()).select_from(table).where(cond)).scalar_one()
+    if n:
+        conn.execute(stmt, params)
+    return int(n)
+
+
+def insert_rows(conn: Connection, table, rows: list[dict]) -> int:
+    if rows:
+        conn.execute(insert(table), rows)
+    return len(rows)
+
+
+def replace_daily_bars(conn: Connection, rows: list[dict]) -> int:
+    """Store the daily bars a run used (provenance); idempotent on (symbol, timeframe, timestamp, source)."""
+    if not rows:
+        return 0
+    t = price_bars
+    first = rows[0]
+    conn.execute(
+        delete(t).where(
+            t.c.symbol == first["symbol"], t.c.timeframe == "1d", t.c.data_source == first["data_source"],
+            t.c.timestamp >= min(r["timestamp"] for r in rows), t.c.timestamp <= max(r["timestamp"] for r in rows),
+        )
+    )
+    conn.execute(insert(t), rows)
+    return len(rows)
+
+
+def start_run(engine: Engine, command: str, symbols: list[str], start: dt.date | None, end: dt.date | None,
+              data_source: str, parameters: dict, versions: dict, started_at: str) -> int:
+    with engine.begin() as conn:
+        res = conn.execute(
+            insert(backfill_runs).values(
+                command=command, symbols=",".join(symbols),
+                start_date=start.isoformat() if start else None, end_date=end.isoformat() if end else None,
+                data_source=data_source, parameters=json.dumps(parameters, sort_keys=True, default=str),
+                versions=json.dumps(versions, sort_keys=True), started_at=started_at, status="running",
+            )
+        )
+        return int(res.inserted_primary_key[0])
+
+
+def finish_run(engine: Engine, run_id: int, status: str, counts: dict, finished_at: str, message: str | None = None) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(backfill_runs).where(backfill_runs.c.id == run_id).values(
+                status=status, counts=json.dumps(counts, sort_keys=True), finished_at=finished_at, message=message
+            )
+        )

@@ -1,0 +1,94 @@
+"""Terminal output: a live progress bar on a TTY, plain lines otherwise, and the final tables."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class Progress:
+    """Progress of sessions written per symbol; rich bar on a terminal, one line per batch otherwise."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self._bar = None
+        self._tasks: dict[str, int] = {}
+        self._t0 = time.perf_counter()
+
+    def __enter__(self) -> "Progress":
+        if self.enabled and self.tty:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress
+            from rich.progress import TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self._bar = RichProgress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("sessions"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                transient=False,
+            )
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def update(self, symbol: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            if symbol not in self._tasks:
+                self._tasks[symbol] = self._bar.add_task(symbol, total=max(total, 1))
+                if total == 0:
+                    self._bar.update(self._tasks[symbol], completed=1, description=f"{symbol} (up to date)")
+            self._bar.update(self._tasks[symbol], completed=done)
+        else:
+            elapsed = time.perf_counter() - self._t0
+            if total == 0:
+                print(f"{symbol}: nothing to do, every session in the window is complete", file=sys.stderr)
+            elif done > 0:
+                print(f"{symbol}: {done}/{total} sessions written ({elapsed:.1f}s)", file=sys.stderr)
+
+
+def print_summary(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for note in result.notes:
+        console.print(f"[bold yellow]{note}[/]")
+    table = Table(title=f"backfill {result.start} .. {result.end}  source={result.data_source}  run #{result.run_id}")
+    table.add_column("symbol")
+    table.add_column("table")
+    for col in ("inserted", "skipped", "replaced"):
+        table.add_column(col, justify="right")
+    for s in result.symbols:
+        for name, c in s.counts.items():
+            table.add_row(s.symbol, name, f"{c.inserted:,}", f"{c.skipped:,}", f"{c.replaced:,}")
+    console.print(table)
+    written = sum(s.sessions_written for s in result.symbols)
+    total = sum(s.sessions_in_window for s in result.symbols)
+    if written == 0:
+        console.print(f"nothing to do: all {total} sessions in the window were already complete (0 rows written)")
+    console.print(f"{written} of {total} sessions written in {result.elapsed:.2f}s")
+
+
+def print_status(statuses) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not statuses:
+        console.print("the database is empty: run `gexhistory backfill --days 365` to fill it")
+        return
+    table = Table(title="gexhistory status")
+    for col in ("symbol", "table", "rows", "first", "last", "sources"):
+        table.add_column(col, justify="right" if col == "rows" else "left")
+    for st in statuses:
+        for t in st.tables:
+            table.add_row(st.symbol, t.table, f"{t.rows:,}", t.first or "-", t.last or "-", ", ".join(t.sources) or "-")
+    console.print(table)
+    for st in statuses:
+        gaps = f"{len(st.gaps)} missing sessions" + (f" (first {st.gaps[0]})" if st.gaps else "")
+        short = f"{len(st.short_sessions)} sessions with fewer than 4 snapshots"
+        console.print(f"{st.symbol}: {gaps}; {short}; {st.pending_outcomes} signals with pending outcomes")
