@@ -1,0 +1,44 @@
+"""Small helpers shared by tests: run the CLI as a user would, and read tables back."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(args: list[str], cwd: Path, env: dict | None = None, script: str | None = None) -> subprocess.CompletedProcess:
+    """`python -m gexhistory ARGS` (or a root script of the guide) in `cwd`, with this checkout's code."""
+    full_env = {k: v for k, v in os.environ.items() if k not in ("POLYGON_API_KEY", "MASSIVE_API_KEY", "DATABASE_URL", "DATABASE_PATH")}
+    full_env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO)])
+    full_env.update(env or {})
+    cmd = [sys.executable, str(REPO / script)] if script else [sys.executable, "-m", "gexhistory"]
+    return subprocess.run(cmd + args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300)
+
+
+def engine_for(db: str):
+    from gexhistory.settings import database_url
+
+    return create_engine(database_url(db))
+
+
+def rows(db: str, sql: str, **params) -> list[tuple]:
+    eng = engine_for(db)
+    with eng.connect() as conn:
+        out = [tuple(r) for r in conn.execute(text(sql), params)]
+    eng.dispose()
+    return out
+
+
+def table_digest(db: str, table: str, symbol: str, exclude=("id", "run_id", "created_at")) -> list[tuple]:
+    """Every row of `table` for `symbol` minus run-specific columns, in key order."""
+    from gexhistory.store.schema import metadata
+
+    cols = [c.name for c in metadata.tables[table].columns if c.name not in exclude]
+    order = "date" if table == "gamma_daily_summary" else "timestamp"
+    return rows(db, f"SELECT {', '.join(cols)} FROM {table} WHERE symbol = :s ORDER BY {order}", s=symbol)
