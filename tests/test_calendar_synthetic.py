@@ -87,3 +87,18 @@ def test_minute_spots_match_daily_bars():
     bars = m.daily_bars("SPY", ss[0].date, ss[-1].date)
     assert np.array_equal(spots[:, 0], bars.open) and np.array_equal(spots[:, -1], bars.close)
     assert np.all((spots >= bars.low[:, None]) & (spots <= bars.high[:, None]))
+
+
+def test_session_cache_round_trips(tmp_path, monkeypatch):
+    import gexhistory.calendar as cal
+
+    monkeypatch.setenv("GEXHISTORY_CACHE_DIR", str(tmp_path))
+    built = cal._session_table()
+    cached_file = cal._cache_file()
+    assert cached_file.exists() and cached_file.is_relative_to(tmp_path)
+    again = cal._session_table()
+    for a, b in zip(built, again):
+        assert (a == b).all()
+    cached_file.write_bytes(b"not an npz")  # a damaged cache is rebuilt, not trusted
+    rebuilt = cal._session_table()
+    assert (rebuilt[0] == built[0]).all()

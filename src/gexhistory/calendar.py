@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -45,21 +46,63 @@ class Session:
         return out
 
 
-@lru_cache(maxsize=1)
-def _xnys():
+CACHE_MAX_AGE = dt.timedelta(days=30)
+
+
+def _cache_file():
+    """Where the session table is cached; None when no writable cache folder exists."""
+    import os
+    from importlib.metadata import version
+    from pathlib import Path
+
+    root = os.environ.get("GEXHISTORY_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    try:
+        xv = version("exchange_calendars")
+    except Exception:  # noqa: BLE001 - without the package the calendar cannot be built anyway
+        return None
+    return Path(root) / "gexhistory" / f"xnys-{xv}-{CALENDAR_START.isoformat()}.npz"
+
+
+def _session_table():
+    """(dates as ordinals, opens, closes as POSIX seconds), from the cache when it is fresh.
+
+    Building the XNYS calendar imports pandas and takes most of a no-op run's time, so the table is
+    cached per exchange_calendars version and rebuilt monthly (new years' holidays get published).
+    """
+    import numpy as np
+
+    path = _cache_file()
+    today = dt.date.today().toordinal()
+    if path is not None and path.exists():
+        try:
+            with np.load(path) as z:
+                if today - int(z["built"]) <= CACHE_MAX_AGE.days:
+                    return z["days"], z["opens"], z["closes"]
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable cache: rebuild it below
     import exchange_calendars as xcals
 
-    return xcals.get_calendar("XNYS", start=CALENDAR_START.isoformat())
+    cal = xcals.get_calendar("XNYS", start=CALENDAR_START.isoformat())
+    days = np.array([d.toordinal() for d in cal.sessions.date])
+    opens = cal.opens.dt.tz_convert(None).to_numpy().astype("datetime64[s]").astype(np.int64)
+    closes = cal.closes.dt.tz_convert(None).to_numpy().astype("datetime64[s]").astype(np.int64)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+            np.savez(tmp, days=days, opens=opens, closes=closes, built=np.array(today))
+            os.replace(tmp, path)  # atomic: concurrent runs never read a half-written cache
+        except OSError:
+            pass
+    return days, opens, closes
 
 
 @lru_cache(maxsize=1)
 def _all_sessions() -> tuple[Session, ...]:
-    cal = _xnys()
-    opens = cal.opens.dt.tz_convert(ET)
-    closes = cal.closes.dt.tz_convert(ET)
+    days, opens, closes = _session_table()
     out = []
-    for day, o, c in zip(cal.sessions, opens, closes):
-        out.append(Session(day.date(), o.to_pydatetime(), c.to_pydatetime()))
+    for d, o, c in zip(days.tolist(), opens.tolist(), closes.tolist()):
+        out.append(Session(dt.date.fromordinal(d), dt.datetime.fromtimestamp(o, ET), dt.datetime.fromtimestamp(c, ET)))
     return tuple(out)
 
 
