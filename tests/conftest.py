@@ -9,9 +9,14 @@ set and the server is unreachable the tests fail; they skip only when it is unse
 from __future__ import annotations
 
 import os
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
+
+# Test the checkout this file lives in, even when another checkout is the installed editable one.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 PG_ENV = "GEXHISTORY_TEST_PG_URL"
 

@@ -16,7 +16,7 @@ from gexhistory.engine.greeks import SECONDS_PER_YEAR, bs_gamma, dollar_gamma_pe
 
 GEX_UNIT = "usd_per_1pct_move"
 FLIP_SEARCH = 0.20  # flip searched within +-20% of spot
-FLIP_GRID_POINTS = 41
+FLIP_GRID_POINTS = 25  # 1.67% spacing; each bracketed crossing is then refined exactly
 NEUTRAL_BAND = 0.05  # |net| below 5% of gross (|call| + |put|) GEX is NEUTRAL
 
 POSITIVE, NEGATIVE, NEUTRAL = "POSITIVE", "NEGATIVE", "NEUTRAL"
@@ -103,11 +103,12 @@ def _signed_positions(chain: OptionChain, keep: np.ndarray):
     sign_oi = np.where(chain.is_call[keep], 1.0, -1.0) * chain.open_interest[keep]
     if k.size == 0:
         return k, e, iv, sign_oi
-    key = np.stack([k, e, iv], axis=1)
-    uniq, inv = np.unique(key, axis=0, return_inverse=True)
-    merged = np.bincount(inv.ravel(), sign_oi, uniq.shape[0])
+    order = np.lexsort((iv, e, k))
+    k, e, iv, sign_oi = k[order], e[order], iv[order], sign_oi[order]
+    starts = np.flatnonzero(np.r_[True, (k[1:] != k[:-1]) | (e[1:] != e[:-1]) | (iv[1:] != iv[:-1])])
+    merged = np.add.reduceat(sign_oi, starts)
     nz = merged != 0
-    return uniq[nz, 0], uniq[nz, 1], uniq[nz, 2], merged[nz]
+    return k[starts][nz], e[starts][nz], iv[starts][nz], merged[nz]
 
 
 def find_flips(chain: OptionChain, spots, at_ts_list, conv: Conventions) -> list[float | None]:
