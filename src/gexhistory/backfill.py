@@ -49,6 +49,9 @@ class BackfillOptions:
     batch_sessions: int = 250
     conventions: Conventions = field(default_factory=Conventions)
     model: ModelParams = field(default_factory=ModelParams)
+    jobs: int = 1  # worker processes for the symbols (gexhistory.jobs)
+    # A picklable callable (seed, bars, rate) -> PriceSource used instead of `source` (embedding, tests).
+    source_factory: Callable[..., PriceSource] | None = None
 
 
 @dataclass
@@ -66,6 +69,7 @@ class SymbolResult:
     sessions_written: int = 0
     sessions_skipped: int = 0
     counts: dict[str, TableCount] = field(default_factory=lambda: {t: TableCount() for t in TABLES})
+    error: str | None = None  # why this symbol failed; its committed batches stay
 
 
 @dataclass
@@ -78,6 +82,10 @@ class BackfillResult:
     symbols: list[SymbolResult]
     elapsed: float = 0.0
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[SymbolResult]:
+        return [s for s in self.symbols if s.error]
 
     def totals(self) -> dict[str, TableCount]:
         out = {t: TableCount() for t in TABLES}
@@ -104,10 +112,12 @@ class BackfillResult:
                     "sessions_written": s.sessions_written,
                     "sessions_skipped": s.sessions_skipped,
                     "tables": {t: c.__dict__ for t, c in s.counts.items()},
+                    "error": s.error,
                 }
                 for s in self.symbols
             ],
             "totals": {t: c.__dict__ for t, c in self.totals().items()},
+            "failed": [s.symbol for s in self.failed],
         }
 
 
@@ -126,7 +136,10 @@ def run_backfill(opts: BackfillOptions, progress: ProgressFn | None = None) -> B
     if opts.end < opts.start:
         raise BadInput(f"end date {opts.end} is before start date {opts.start}")
     window = sessions_between(opts.start, opts.end)
-    source = select_source(opts.source, seed=opts.seed, bars=opts.bars, rate=opts.rate)
+    from gexhistory.jobs import check_jobs
+
+    jobs = check_jobs(opts.jobs, len(opts.symbols))
+    source = worker_source(opts, 1)
     engine = open_engine(opts.db)
     init_schema(engine)
     params = {"conventions": opts.conventions.as_dict(), "chain_model": opts.model.as_dict(),
@@ -140,8 +153,7 @@ def run_backfill(opts: BackfillOptions, progress: ProgressFn | None = None) -> B
         result.notes.append("SYNTHETIC DATA: prices come from the seeded synthetic market, not a real feed; "
                             "every row is labelled data_source='synthetic'.")
     try:
-        for symbol in opts.symbols:
-            result.symbols.append(_backfill_symbol(engine, source, symbol, window, opts, run_id, progress))
+        result.symbols = _run_symbols(engine, source, window, opts, run_id, jobs, progress)
     except BaseException as exc:
         result.elapsed = time.perf_counter() - t0
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -149,9 +161,27 @@ def run_backfill(opts: BackfillOptions, progress: ProgressFn | None = None) -> B
                           str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         raise
     result.elapsed = time.perf_counter() - t0
-    writes.finish_run(engine, run_id, "ok", result.as_dict()["totals"], format_ts(dt.datetime.now(ET)))
+    failed = "; ".join(f"{s.symbol}: {s.error}" for s in result.failed) or None
+    writes.finish_run(engine, run_id, "failed" if failed else "ok", result.as_dict()["totals"],
+                      format_ts(dt.datetime.now(ET)), failed)
     engine.dispose()
     return result
+
+
+def worker_source(opts: BackfillOptions, jobs: int) -> PriceSource:
+    """The price source one process uses; a provider's request rate is shared among the jobs."""
+    rate = opts.rate / jobs if opts.rate and jobs > 1 else opts.rate
+    if opts.source_factory is not None:
+        return opts.source_factory(seed=opts.seed, bars=opts.bars, rate=rate)
+    return select_source(opts.source, seed=opts.seed, bars=opts.bars, rate=rate)
+
+
+def _run_symbols(engine, source: PriceSource, window: list[Session], opts: BackfillOptions, run_id: int,
+                 jobs: int, progress: ProgressFn | None) -> list[SymbolResult]:
+    from gexhistory.jobs import run_symbols
+
+    return run_symbols(opts, window, run_id, jobs, progress,
+                       lambda symbol, prog: _backfill_symbol(engine, source, symbol, window, opts, run_id, prog))
 
 
 def _versions() -> dict:

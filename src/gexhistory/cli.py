@@ -108,8 +108,9 @@ def init(db: str | None) -> None:
 @click.option("--force", is_flag=True, help="Replace the window's rows (atomically per batch).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--jobs", type=int, default=1, show_default=True, help="Symbols processed in parallel worker processes.")
 @db_option
-def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force, as_json, quiet, db) -> None:
+def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force, as_json, quiet, jobs, db) -> int:
     """Backfill GEX snapshots, gamma snapshots, daily summaries and signals."""
     from gexhistory.backfill import BackfillOptions, run_backfill
     from gexhistory.settings import parse_symbols
@@ -122,13 +123,19 @@ def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force,
         days = 365
     d_start, d_end = resolve_window(days, start, end)
     opts = BackfillOptions(names, d_start, d_end, source=source.lower(), seed=seed, force=force, db=db,
-                           bars=bars, rate=rate)
+                           bars=bars, rate=rate, jobs=jobs)
     with Progress(enabled=not quiet and not as_json) as progress:
         result = run_backfill(opts, progress=progress.update)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     elif not quiet:
         print_summary(result)
+    if result.failed:  # the others' work is kept; say which failed and why, even when quiet
+        from gexhistory.ui import print_failures
+
+        print_failures(result)
+        return 1
+    return 0
 
 
 @main.command()

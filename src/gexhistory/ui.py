@@ -71,6 +71,18 @@ def print_summary(result) -> None:
     if written == 0:
         console.print(f"nothing to do: all {total} sessions in the window were already complete (0 rows written)")
     console.print(f"{written} of {total} sessions written in {result.elapsed:.2f}s")
+    for s in result.failed:
+        console.print(f"[bold red]{s.symbol} FAILED[/] ({s.sessions_written} sessions written before): {s.error}")
+
+
+def print_failures(result) -> None:
+    """One stderr line per failed symbol, then one `error:` line: the run's exit code is 1."""
+    for s in result.failed:
+        print(f"{s.symbol}: FAILED after {s.sessions_written} sessions written: {s.error}", file=sys.stderr)
+    ok = len(result.symbols) - len(result.failed)
+    names = ", ".join(s.symbol for s in result.failed)
+    print(f"error: {len(result.failed)} of {len(result.symbols)} symbols failed ({names}); "
+          f"the other {ok} completed and their rows are kept", file=sys.stderr)
 
 
 def print_status(statuses) -> None:
