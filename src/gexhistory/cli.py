@@ -140,8 +140,10 @@ def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force,
 
 @main.command()
 @click.option("--symbol", default=None, help="Only this symbol.")
+@click.option("--check", is_flag=True, help="Look for problems (gaps, short sessions, NULL-heavy columns, "
+              "GEX outliers, synthetic rows mixed with real ones): one line each, exit 1 if any.")
 @db_option
-def status(symbol: str | None, db: str | None) -> None:
+def status(symbol: str | None, check: bool, db: str | None) -> int:
     """Per symbol and table: counts, first/last date, sources, calendar gaps, pending outcomes."""
     from gexhistory.settings import parse_symbols
     from gexhistory.store import status as st
@@ -154,7 +156,37 @@ def status(symbol: str | None, db: str | None) -> None:
     if "gamma_daily_summary" not in inspect(engine).get_table_names():
         raise BadInput("the database has no gexhistory tables: run `gexhistory init` or a backfill first")
     names = parse_symbols(symbol) if symbol else st.symbols(engine)
+    if check:
+        return _status_check(engine, names)
     print_status([st.symbol_status(engine, s) for s in names])
+    return 0
+
+
+def _status_check(engine, names: list[str]) -> int:
+    from gexhistory.calendar import last_completed_session
+    from gexhistory.store import status as st
+
+    last = last_completed_session().date
+    problems = [p for s in names for p in st.check_symbol(engine, s, last)]
+    for p in problems:
+        click.echo(p.line())
+    if problems:
+        click.echo(f"{len(problems)} problems found in {len(names)} symbols", err=True)
+        return 1
+    click.echo(f"ok: no problems found in {len(names)} symbols" if names else "ok: the database is empty")
+    return 0
+
+
+@main.command()
+@click.option("--project-dir", default=None, metavar="DIR", help="Folder the jobs run in (its .env and database; default: here).")
+@click.option("--python", "python", default=None, metavar="PATH", help="Python that has gexhistory installed (default: this one).")
+@click.option("--symbols", default=None, help="Comma-separated symbols for every job (default: each command's own).")
+def schedule(project_dir: str | None, python: str | None, symbols: str | None) -> None:
+    """Print crontab lines and systemd units for the daily/weekly refreshes and intraday snapshots."""
+    from gexhistory.schedule import render
+    from gexhistory.settings import parse_symbols
+
+    click.echo(render(project_dir, python, ",".join(parse_symbols(symbols)) if symbols else None), nl=False)
 
 
 def backfill_script_main(argv: list[str] | None = None) -> None:

@@ -65,3 +65,128 @@ def symbol_status(engine: Engine, symbol: str) -> SymbolStatus:
         have = set(dates)
         out.gaps = [s.date for s in sessions_between(dates[0], dates[-1]) if s.date not in have]
     return out
+
+
+# ---- status --check: problems a user should know about, one line each -------------------------------
+
+# Columns every stored snapshot or summary has a computed value for, modelled or real. Columns that are
+# NULL by design (flip_point when net GEX does not cross zero within +-20% of spot, the 20-session
+# correlation before 20 sessions exist, outcome columns before they are known) are not listed.
+IMPORTANT_COLUMNS = {
+    "gex_history": ("net_gex", "spot_price", "call_gex", "put_gex", "call_wall", "put_wall", "regime", "mm_state"),
+    "gamma_history": ("net_gex", "spot_price", "implied_volatility", "put_call_ratio", "max_pain"),
+    "gamma_daily_summary": ("open_gex", "close_gex", "open_price", "close_price", "avg_iv"),
+}
+NULL_SHARE_LIMIT = 0.05  # a listed column more than 5% NULL for a symbol is a problem
+# Robust z-score of net GEX on the symbol's own history: 0.6745 * (x - median) / MAD. Net GEX is
+# heavy-tailed (it scales with S^2 and with open interest, which grows over years), so the limit is
+# far above a normal's 3.5; ten years of every symbol of the synthetic market stay well inside it.
+OUTLIER_Z_LIMIT = 25.0
+MIN_SNAPSHOTS = 4
+_BY_NAME = {t.name: t for t in (gex_history, gamma_history, gamma_daily_summary)}
+
+
+@dataclass
+class Problem:
+    symbol: str
+    kind: str  # gap | short_session | null_heavy | outlier | mixed_sources
+    message: str
+
+    def line(self) -> str:
+        return f"{self.symbol}: {self.kind}: {self.message}"
+
+
+def _dates_text(dates: list, limit: int = 3) -> str:
+    shown = ", ".join(str(d) for d in dates[:limit])
+    return shown + (f" and {len(dates) - limit} more" if len(dates) > limit else "")
+
+
+def _snapshots_per_session(conn, table, symbol: str) -> dict[str, int]:
+    day = table.c.date if table is gamma_history else func.substr(table.c.timestamp, 1, 10)
+    q = select(day, func.count()).where(table.c.symbol == symbol).group_by(day)
+    return {d: int(n) for d, n in conn.execute(q)}
+
+
+def null_shares(conn, table, symbol: str, columns) -> tuple[int, dict[str, float]]:
+    """Rows of `symbol` in `table` and, per column, the share of them that are NULL."""
+    cols = [table.c[c] for c in columns]
+    n, *present = conn.execute(select(func.count(), *[func.count(c) for c in cols]).where(table.c.symbol == symbol)).one()
+    n = int(n)
+    return n, {c: (1.0 - p / n if n else 0.0) for c, p in zip(columns, present)}
+
+
+def net_gex_history(conn, symbol: str):
+    import numpy as np
+
+    q = select(gex_history.c.timestamp, gex_history.c.net_gex).where(
+        gex_history.c.symbol == symbol, gex_history.c.net_gex.is_not(None)).order_by(gex_history.c.timestamp)
+    got = conn.execute(q).all()
+    return [r[0] for r in got], np.array([r[1] for r in got], dtype=float)
+
+
+def source_mix(conn, symbol: str) -> dict[str, int]:
+    """data_source -> rows of gex_history for `symbol`."""
+    q = select(gex_history.c.data_source, func.count()).where(gex_history.c.symbol == symbol).group_by(gex_history.c.data_source)
+    return {s: int(n) for s, n in conn.execute(q)}
+
+
+def robust_z(values):
+    import numpy as np
+
+    med = np.median(values)
+    mad = np.median(np.abs(values - med))
+    if mad == 0:
+        return np.zeros_like(values)
+    return 0.6745 * (values - med) / mad
+
+
+def check_symbol(engine: Engine, symbol: str, last_session: dt.date | None = None) -> list[Problem]:
+    """Every problem found for `symbol`; sessions after `last_session` (today's, still open) are not judged."""
+    from gexhistory.calendar import sessions_between
+
+    problems: list[Problem] = []
+    with engine.connect() as conn:
+        summary_days = {d for (d,) in conn.execute(
+            select(gamma_daily_summary.c.date).where(gamma_daily_summary.c.symbol == symbol))}
+        per_table = {t.name: _snapshots_per_session(conn, t, symbol) for t in (gex_history, gamma_history)}
+        nulls = {name: null_shares(conn, _BY_NAME[name], symbol, cols) for name, cols in IMPORTANT_COLUMNS.items()}
+        stamps, gex = net_gex_history(conn, symbol)
+        mix = source_mix(conn, symbol)
+    last = last_session.isoformat() if last_session else "9999-12-31"
+
+    days = sorted(d for d in summary_days | set(per_table["gex_history"]) | set(per_table["gamma_history"]) if d <= last)
+    if days:
+        calendar = [s.date.isoformat() for s in sessions_between(dt.date.fromisoformat(days[0]), dt.date.fromisoformat(days[-1]))]
+        missing = [d for d in calendar if d not in summary_days]
+        if missing:
+            problems.append(Problem(symbol, "gap", f"{len(missing)} sessions between {days[0]} and {days[-1]} have no "
+                                                   f"daily summary: {_dates_text(missing)}"))
+        off_calendar = sorted(set(days) - set(calendar))
+        if off_calendar:
+            problems.append(Problem(symbol, "gap", f"{len(off_calendar)} dates with rows are not NYSE sessions: "
+                                                   f"{_dates_text(off_calendar)}"))
+        for name, counts in per_table.items():
+            held = summary_days | set(counts)  # a session with no rows at all is a gap, not a short session
+            short = [d for d in calendar if d in held and counts.get(d, 0) < MIN_SNAPSHOTS]
+            if short:
+                problems.append(Problem(symbol, "short_session", f"{len(short)} sessions with fewer than "
+                                        f"{MIN_SNAPSHOTS} snapshots in {name}: {_dates_text(short)}"))
+    for name, (n, shares) in nulls.items():
+        for col, share in shares.items():
+            if n and share > NULL_SHARE_LIMIT:
+                problems.append(Problem(symbol, "null_heavy", f"{name}.{col} is NULL in {share:.0%} of {n:,} rows "
+                                        f"(limit {NULL_SHARE_LIMIT:.0%})"))
+    if gex.size >= 20:
+        import numpy as np
+
+        z = robust_z(gex)
+        far = np.flatnonzero(np.abs(z) > OUTLIER_Z_LIMIT)
+        if far.size:
+            worst = int(far[np.argmax(np.abs(z[far]))])
+            problems.append(Problem(symbol, "outlier", f"{far.size} snapshots with net GEX beyond a robust z-score of "
+                                    f"{OUTLIER_Z_LIMIT:g}; worst {stamps[worst]} net_gex={gex[worst]:.4g} (z={z[worst]:.0f})"))
+    if "synthetic" in mix and len(mix) > 1:
+        others = ", ".join(f"{s} ({n:,})" for s, n in sorted(mix.items()) if s != "synthetic")
+        problems.append(Problem(symbol, "mixed_sources", f"{mix['synthetic']:,} synthetic snapshots mixed with real ones "
+                                f"from {others}"))
+    return problems
