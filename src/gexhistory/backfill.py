@@ -180,7 +180,7 @@ def _run_symbols(engine, source: PriceSource, window: list[Session], opts: Backf
                  jobs: int, progress: ProgressFn | None) -> list[SymbolResult]:
     from gexhistory.jobs import run_symbols
 
-    return run_symbols(opts, window, run_id, jobs, progress,
+    return run_symbols(engine, source, opts, window, run_id, jobs, progress,
                        lambda symbol, prog: _backfill_symbol(engine, source, symbol, window, opts, run_id, prog))
 
 

@@ -44,15 +44,37 @@ def failure_message(exc: BaseException) -> str:
     return line if isinstance(exc, GexHistoryError) else f"{type(orig).__name__}: {line}"
 
 
-def run_symbols(opts: "BackfillOptions", window: list["Session"], run_id: int, jobs: int,
+def run_symbols(engine, source, opts: "BackfillOptions", window: list["Session"], run_id: int, jobs: int,
                 progress: "ProgressFn | None", serial_worker: Callable) -> list["SymbolResult"]:
     """Results for opts.symbols in their order; a failed symbol's result carries `error`.
 
     `serial_worker(symbol, progress)` runs one symbol in this process (jobs == 1)."""
+    reraise = len(opts.symbols) == 1
     if jobs <= 1 or len(opts.symbols) <= 1:
-        return [_guarded(serial_worker, symbol, opts, len(window), progress, reraise=len(opts.symbols) == 1)
-                for symbol in opts.symbols]
-    return _run_parallel(opts, window, run_id, jobs, progress)
+        return [_guarded(serial_worker, symbol, opts, len(window), progress, reraise) for symbol in opts.symbols]
+    # Symbols with nothing to do are settled here: a no-op rerun starts no worker process.
+    idle = [s for s in opts.symbols if _nothing_to_do(engine, source, s, window, opts)]
+    results = {s: _guarded(serial_worker, s, opts, len(window), progress, reraise) for s in idle}
+    busy = [s for s in opts.symbols if s not in results]
+    if busy:
+        results.update(_run_parallel(opts, busy, window, run_id, min(jobs, len(busy)), progress))
+    return [results[s] for s in opts.symbols]
+
+
+def _nothing_to_do(engine, source, symbol: str, window, opts) -> bool:
+    from gexhistory.backfill import _is_synthetic_label
+    from gexhistory.store import writes
+
+    if not window:
+        return True
+    if opts.force:
+        return False
+    try:
+        held = writes.complete_sessions(engine, symbol, window[0].date, window[-1].date)
+    except Exception:  # let the worker meet (and report) the error
+        return False
+    return all(s.date in held and not (_is_synthetic_label(held[s.date]) and not source.is_synthetic)
+               for s in window)
 
 
 def _guarded(worker: Callable, symbol: str, opts: "BackfillOptions", n_window: int, progress,
@@ -76,7 +98,7 @@ def _guarded(worker: Callable, symbol: str, opts: "BackfillOptions", n_window: i
         return res
 
 
-def _run_parallel(opts, window, run_id, jobs, progress) -> list:
+def _run_parallel(opts, symbols: list[str], window, run_id, jobs, progress) -> dict:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, wait
 
@@ -85,7 +107,7 @@ def _run_parallel(opts, window, run_id, jobs, progress) -> list:
     results: dict[str, object] = {}
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
                              initargs=(messages, opts, jobs)) as pool:
-        futures = {pool.submit(_work, symbol, window, run_id): symbol for symbol in opts.symbols}
+        futures = {pool.submit(_work, symbol, window, run_id): symbol for symbol in symbols}
         pending = set(futures)
         try:
             while pending:
@@ -106,7 +128,7 @@ def _run_parallel(opts, window, run_id, jobs, progress) -> list:
                 fut.cancel()
             raise
     _drain(messages, progress)
-    return [results[s] for s in opts.symbols]
+    return results
 
 
 def _drain(messages, progress) -> None:
