@@ -189,6 +189,24 @@ def schedule(project_dir: str | None, python: str | None, symbols: str | None) -
     click.echo(render(project_dir, python, ",".join(parse_symbols(symbols)) if symbols else None), nl=False)
 
 
+@main.command()
+@click.option("--reference", required=True, metavar="FILE", help="CSV with columns date, a close column (e.g. spx_close) and gex.")
+@click.option("--calibrate-until", "calibrate_until", default=None, metavar="YYYY-MM-DD",
+              help="Last date the model's parameters were fitted on (default: the one recorded in chain_model.py).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def validate(reference: str, calibrate_until: str | None, as_json: bool) -> None:
+    """Compare modelled GEX with a reference GEX series (SPEC 4.4) on held-out and in-sample days."""
+    from gexhistory.engine.validation import read_reference, validate as run_validation
+    from gexhistory.ui import print_validation
+
+    until = _parse_date(calibrate_until, "--calibrate-until")
+    result = run_validation(read_reference(reference), until)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        print_validation(result)
+
+
 def backfill_script_main(argv: list[str] | None = None) -> None:
     """`python backfill_historical_data.py --days 365 [--symbol QQQ] [--force]` from the guide."""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -104,3 +104,24 @@ def print_status(statuses) -> None:
         gaps = f"{len(st.gaps)} missing sessions" + (f" (first {st.gaps[0]})" if st.gaps else "")
         short = f"{len(st.short_sessions)} sessions with fewer than 4 snapshots"
         console.print(f"{st.symbol}: {gaps}; {short}; {st.pending_outcomes} signals with pending outcomes")
+
+
+def print_validation(result: dict) -> None:
+    """The validate metrics as a small table: held-out first, in-sample for reference."""
+    import click
+
+
+    def fmt(v):
+        return "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
+    ins = result["in_sample"]
+    click.echo(f"reference {result['reference']} ({result['close_column']}, modelled as {result['symbol']}); "
+               f"parameters calibrated until {result['calibrated_until']}")
+    click.echo(f"held out: {fmt(result['held_out'])}; in sample: {fmt(ins['span'])} "
+               f"(after {result['warmup_sessions']} warm-up sessions)")
+    click.echo(f"{'metric':<36}{'held out':>10}{'in sample':>11}")
+    for key, label in (("n", "n (sessions)"), ("spearman", "Spearman rank correlation"),
+                       ("sign_agreement", "sign agreement"), ("negative_precision", "negative-GEX precision"),
+                       ("negative_recall", "negative-GEX recall"),
+                       ("baseline_drawdown_60d_spearman", "baseline: 60-day drawdown Spearman")):
+        click.echo(f"{label:<36}{fmt(result[key]):>10}{fmt(ins[key]):>11}")

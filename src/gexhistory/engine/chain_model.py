@@ -31,13 +31,26 @@ from gexhistory.engine.chain import OptionChain
 # Era rules (first date each expiry type existed) for the products that have them.
 WEEKLY_FRIDAYS_FROM = {"SPY": dt.date(2010, 10, 29), "QQQ": dt.date(2010, 10, 29), "IWM": dt.date(2010, 10, 29),
                        "SPX": dt.date(2005, 10, 28), "I:SPX": dt.date(2005, 10, 28), "DIA": dt.date(2011, 6, 3)}
-MON_WED_FROM = {"SPY": dt.date(2016, 8, 29), "QQQ": dt.date(2018, 8, 27), "SPX": dt.date(2016, 8, 29),
-                "I:SPX": dt.date(2016, 8, 29), "IWM": dt.date(2018, 8, 27)}
+# First expiry of the mid-week weeklies: SPX Wednesdays were first listed 2016-02-23 (first expiry
+# 2016-03-02) and Mondays 2016-08-15 (first expiry 2016-08-22), per Cboe; SPY Wednesdays were listed
+# from 2016-09-07 and SPY Mondays from 2018-02-16. QQQ and IWM got both later (2018, approximate).
+WEDNESDAY_FROM = {"SPX": dt.date(2016, 3, 2), "I:SPX": dt.date(2016, 3, 2), "SPY": dt.date(2016, 9, 14),
+                  "QQQ": dt.date(2018, 8, 29), "IWM": dt.date(2018, 8, 29)}
+MONDAY_FROM = {"SPX": dt.date(2016, 8, 22), "I:SPX": dt.date(2016, 8, 22), "SPY": dt.date(2018, 2, 26),
+               "QQQ": dt.date(2018, 8, 27), "IWM": dt.date(2018, 8, 27)}
+# Every weekday: SPX got Tuesdays and Thursdays in April-May 2022, SPY and QQQ in November 2022.
 EVERY_DAY_FROM = {"SPY": dt.date(2022, 11, 14), "QQQ": dt.date(2022, 11, 14), "SPX": dt.date(2022, 5, 11),
                   "I:SPX": dt.date(2022, 5, 11), "IWM": dt.date(2023, 1, 2)}
 QUARTERLIES = {"SPY", "QQQ", "IWM", "SPX", "I:SPX", "DIA"}
 WEEKLIES_FOR_LARGE_CAPS_FROM = dt.date(2013, 1, 4)
 LARGE_CAPS = {"AAPL", "MSFT", "NVDA", "TSLA", "AMZN", "META", "GOOGL", "GOOG", "NFLX", "AMD"}
+
+# Option contracts traded per session, order of magnitude for 2011-2019 (OCC/Cboe annual volumes
+# divided by ~252 sessions); only the GEX scale depends on them, never its sign or ranks.
+PRODUCT_CONTRACTS = {"SPX": 900_000.0, "I:SPX": 900_000.0, "SPY": 2_500_000.0, "QQQ": 700_000.0,
+                     "IWM": 800_000.0, "DIA": 60_000.0}
+DEFAULT_CONTRACTS = 150_000.0
+CALIBRATED_UNTIL = dt.date(2014, 12, 31)  # ModelParams were fitted on the reference up to this date
 
 LISTING_DAYS = {"monthly": 370, "quarterly": 370, "weekly": 36, "daily": 15}
 KIND_WEIGHT = {"monthly": 2.2, "quarterly": 2.6, "weekly": 1.0, "daily": 0.7}
@@ -50,19 +63,19 @@ class ModelParams:
     """Free parameters of the chain model; recorded with every run."""
 
     step_fraction: float = 0.0085  # strike step near this fraction of spot
-    oi_turnover: float = 0.04  # share of OI closed each session
-    option_volume_ratio: float = 0.12  # option contracts traded per share traded
-    dte_decay_days: float = 18.0  # volume concentrates in near expiries
-    put_call_volume: float = 1.35
-    call_center_sd: float = 0.35  # call OI centred this many sigma*sqrt(T) above spot
-    put_center_sd: float = -0.75
-    call_width_sd: float = 0.8
-    put_width_sd: float = 1.1
+    oi_turnover: float = 0.01  # share of OI closed each session
+    activity_elasticity: float = 0.0535  # option volume ~ (realised vol / long-run vol) ** this
+    dte_decay_days: float = 58.27  # volume concentrates in near expiries
+    put_call_volume: float = 0.8
+    call_center_sd: float = 0.7302  # call OI centred this many sigma*sqrt(T) above spot
+    put_center_sd: float = -1.3279
+    call_width_sd: float = 1.0137
+    put_width_sd: float = 1.5137
     round_strike_boost: float = 1.6
-    iv_premium: float = 1.15
+    iv_premium: float = 1.2563
     iv_long_run: float = 0.18
     iv_term_days: float = 60.0
-    skew_slope: float = -0.12  # per unit of log-moneyness / (atm vol sqrt T)
+    skew_slope: float = -0.2346  # per unit of log-moneyness / (atm vol sqrt T)
     skew_curve: float = 0.02
     dte_window: int = 60
 
@@ -100,23 +113,45 @@ def list_expiries(symbol: str, sessions: list[Session]) -> list[_Expiry]:
         if m in (3, 6, 9, 12) and (symbol in QUARTERLIES or base in QUARTERLIES):
             quarterly_dates.add(ss[-1].date)
     weekly_from = WEEKLY_FRIDAYS_FROM.get(symbol) or (WEEKLIES_FOR_LARGE_CAPS_FROM if base in LARGE_CAPS else None)
-    monwed_from = MON_WED_FROM.get(symbol)
+    wed_from, mon_from = WEDNESDAY_FROM.get(symbol), MONDAY_FROM.get(symbol)
     daily_from = EVERY_DAY_FROM.get(symbol)
+    weekly_dates = _week_day_expiries(sessions, 4, later=False) if weekly_from else set()
+    wed_dates = _week_day_expiries(sessions, 2, later=False) if wed_from else set()
+    mon_dates = _week_day_expiries(sessions, 0, later=True) if mon_from else set()
     for s in sessions:
         d = s.date
         if d in monthly_dates:
             kind = "monthly"
         elif d in quarterly_dates:
             kind = "quarterly"
-        elif daily_from and d >= daily_from:
-            kind = "daily" if d.weekday() != 4 else "weekly"
-        elif monwed_from and d >= monwed_from and d.weekday() in (0, 2):
-            kind = "daily"
-        elif weekly_from and d >= weekly_from and _is_week_end(s, sessions):
+        elif weekly_from and d >= weekly_from and d in weekly_dates:
             kind = "weekly"
+        elif daily_from and d >= daily_from:
+            kind = "daily"
+        elif (wed_from and d >= wed_from and d in wed_dates) or (mon_from and d >= mon_from and d in mon_dates):
+            kind = "daily"
         else:
             continue
         out.append(_Expiry(d, s.close.timestamp(), kind, d - dt.timedelta(days=LISTING_DAYS[kind])))
+    return out
+
+
+def _week_day_expiries(sessions: list[Session], weekday: int, later: bool) -> set[dt.date]:
+    """Per calendar week, the session on `weekday`, or when that day is a holiday the nearest
+    session of the same week before it (Friday and Wednesday expiries) or after it (Monday)."""
+    by_week: dict[tuple[int, int], list[dt.date]] = {}
+    for s in sessions:
+        by_week.setdefault(s.date.isocalendar()[:2], []).append(s.date)
+    out = set()
+    for days in by_week.values():
+        if later:
+            pick = [d for d in days if d.weekday() >= weekday]
+            if pick:
+                out.add(pick[0])
+        else:
+            pick = [d for d in days if d.weekday() <= weekday]
+            if pick:
+                out.add(pick[-1])
     return out
 
 
@@ -125,25 +160,19 @@ def _third_friday(y: int, m: int) -> dt.date:
     return first + dt.timedelta(days=(4 - first.weekday()) % 7 + 14)
 
 
-def _is_week_end(s: Session, sessions: list[Session]) -> bool:
-    # Friday weeklies; when Friday is a holiday the weekly expires on Thursday.
-    if s.date.weekday() == 4:
-        return True
-    nxt = s.date + dt.timedelta(days=1)
-    return s.date.weekday() == 3 and not any(x.date == nxt for x in sessions[-0:] if x.date == nxt)
-
-
 class ChainModel:
     """Steps through a daily price path and yields the modelled chain of each session."""
 
-    def __init__(self, symbol: str, dates: list[dt.date], close: np.ndarray, volume: np.ndarray,
+    def __init__(self, symbol: str, dates: list[dt.date], close: np.ndarray, volume: np.ndarray | None = None,
                  params: ModelParams | None = None):
         self.symbol = symbol
         self.params = params or ModelParams()
         self.dates = list(dates)
         self.close = np.asarray(close, dtype=float)
-        self.volume = np.asarray(volume, dtype=float)
+        # Share volume is accepted for the callers' convenience but not used: index bars (SPX) have
+        # none, and the option flow is modelled from the price path alone (see _flow).
         self._rv = _realised_vol(self.close)
+        self._flow = _option_flow(symbol, self._rv, self.params)
         horizon_end = self.dates[-1] + dt.timedelta(days=LISTING_DAYS["monthly"] + 5)
         all_sessions = sessions_between(self.dates[0], horizon_end)
         self.expiries = [e for e in list_expiries(symbol, all_sessions) if e.date >= self.dates[0]]
@@ -204,7 +233,7 @@ class ChainModel:
         put_w /= np.maximum(put_w.sum(axis=1, keepdims=True), 1e-12)
         share = self._kind_w[live] * np.exp(-dte / p.dte_decay_days)
         share /= share.sum()
-        contracts = self.volume[i] * p.option_volume_ratio
+        contracts = self._flow[i]
         call_flow = contracts / (1 + p.put_call_volume)
         put_flow = contracts - call_flow
         keep = 1.0 - p.oi_turnover
@@ -248,18 +277,30 @@ class ChainModel:
         )
 
 
+def _option_flow(symbol: str, rv: np.ndarray, p: ModelParams) -> np.ndarray:
+    base = PRODUCT_CONTRACTS.get(symbol, PRODUCT_CONTRACTS.get(symbol.split(":")[-1], DEFAULT_CONTRACTS))
+    level = np.where(np.isfinite(rv), rv, p.iv_long_run) / p.iv_long_run
+    return base * np.clip(level, 0.25, 4.0) ** p.activity_elasticity
+
+
 def _empty_chain(symbol: str, day: dt.date) -> OptionChain:
     e = np.empty(0)
     return OptionChain(symbol, day, e.astype("datetime64[D]"), e, e, e.astype(bool), e, e, "modelled")
 
 
 def _realised_vol(close: np.ndarray, window: int = 20) -> np.ndarray:
+    """Annualised vol of the `window` log returns ending at each session (NaN before that).
+
+    Each window is summed on its own (no running cumsum): a value must not depend, even in its last
+    bit, on where the price series starts, or the chain of a date would depend on the run's window.
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
     r = np.diff(np.log(close), prepend=np.nan)
     out = np.full(close.size, np.nan)
     if close.size > window:
         sq = np.nan_to_num(r * r)
-        csum = np.cumsum(sq)
-        out[window:] = np.sqrt((csum[window:] - csum[:-window]) / window * 252.0)
+        out[window:] = np.sqrt(sliding_window_view(sq, window)[1:].sum(axis=1) / window * 252.0)
     return out
 
 

@@ -1,0 +1,147 @@
+"""`gexhistory validate`: the metrics against independent computations, and the CLI's contract."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gexhistory.engine.validation import average_ranks, compare, drawdown_feature, spearman
+from helpers import run_cli
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "spx_gex_2011_2018.csv"
+if not REFERENCE.exists():  # a worktree sits beside main, CI's clone has shared/ beside it
+    REFERENCE = Path("/work/shared/data/spx_gex_2011_2018.csv")
+
+# What benchmarks/calibrate_chain_model.py reported for the ModelParams defaults (held out 2015-2018).
+# A change of the model that moves these figures must update them (and the README) deliberately.
+REPORTED_HELD_OUT_SPEARMAN = 0.881
+REPORTED_BASELINE_SPEARMAN = 0.777
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(-5, 5), st.floats(-1e9, 1e9, allow_nan=False)), min_size=3, max_size=60))
+def test_spearman_matches_scipy_with_ties(pairs):
+    from scipy.stats import spearmanr
+
+    x = np.array([p[0] for p in pairs], float)
+    y = np.array([p[1] for p in pairs], float)
+    ours = spearman(x, y)
+    theirs = spearmanr(x, y).statistic
+    if np.isnan(theirs):
+        assert np.isnan(ours)
+    else:
+        assert ours == pytest.approx(theirs, abs=1e-12)
+
+
+def test_average_ranks_by_hand():
+    assert average_ranks(np.array([10.0, 20.0, 10.0, 5.0])).tolist() == [2.5, 4.0, 2.5, 1.0]
+
+
+def test_compare_by_hand():
+    model = np.array([1.0, -2.0, -1.0, 3.0, 2.0])
+    ref = np.array([2.0, -1.0, 1.0, 5.0, -3.0])
+    m = compare(model, ref)
+    assert m["n"] == 5
+    assert m["sign_agreement"] == pytest.approx(3 / 5)  # days 0, 1, 3 agree
+    assert m["negative_precision"] == pytest.approx(1 / 2)  # predicted negative: days 1, 2; right: day 1
+    assert m["negative_recall"] == pytest.approx(1 / 2)  # negative: days 1, 4; found: day 1
+    # ranks model [2,5,... ] vs ref: rho computed by the textbook formula (no ties)
+    rm, rr = np.array([3, 1, 2, 5, 4]), np.array([4, 2, 3, 5, 1])
+    assert m["spearman"] == pytest.approx(1 - 6 * ((rm - rr) ** 2).sum() / (5 * 24))
+
+
+def test_compare_without_negative_days_has_no_precision():
+    m = compare(np.array([1.0, 2.0, 3.0]), np.array([1.0, 3.0, 2.0]))
+    assert m["negative_precision"] is None and m["negative_recall"] is None
+    assert m["sign_agreement"] == 1.0
+
+
+def test_drawdown_feature_by_hand():
+    c = np.array([100.0, 110.0, 99.0, 120.0, 60.0])
+    assert drawdown_feature(c, window=2).tolist() == pytest.approx([0.0, 0.0, -0.1, 0.0, -0.5])
+    assert drawdown_feature(c, window=60)[4] == pytest.approx(-0.5)
+
+
+def _small_reference(tmp_path: Path, rows: int = 320, close_name: str = "px") -> Path:
+    lines = REFERENCE.read_text().splitlines()
+    body = lines[1:rows + 1]
+    out = tmp_path / "ref.csv"
+    out.write_text(f"date,{close_name},gex\n" + "\n".join(body) + "\n")
+    return out
+
+
+def test_validate_json_on_a_small_reference(tmp_path):
+    ref = _small_reference(tmp_path)
+    r = run_cli(["validate", "--reference", str(ref), "--json", "--calibrate-until", "2011-12-30"], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    for key in ("n", "spearman", "sign_agreement", "negative_precision", "negative_recall"):
+        assert key in out
+    held_dates = [line.split(",")[0] for line in ref.read_text().splitlines()[1:] if line.split(",")[0] > "2011-12-30"]
+    assert out["n"] == len(held_dates)
+    assert out["held_out"] == f"{held_dates[0]}..{held_dates[-1]}"
+    assert out["in_sample"]["n"] == 320 - len(held_dates) - 60  # 60 warm-up sessions left out
+    assert out["close_column"] == "px" and out["calibrated_until"] == "2011-12-30"
+    assert -1.0 <= out["spearman"] <= 1.0 and 0.0 <= out["sign_agreement"] <= 1.0
+
+
+def test_validate_text_output(tmp_path):
+    ref = _small_reference(tmp_path)
+    r = run_cli(["validate", "--reference", str(ref), "--calibrate-until", "2011-12-30"], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "Spearman rank correlation" in r.stdout and "held out" in r.stdout
+    assert "60-day drawdown" in r.stdout
+
+
+def test_validate_on_the_reference_reproduces_the_calibration_report(tmp_path):
+    r = run_cli(["validate", "--reference", str(REFERENCE), "--json"], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["calibrated_until"] == "2014-12-31"
+    assert out["held_out"] == "2015-01-02..2018-12-31" and out["n"] == 1006
+    assert round(out["spearman"], 3) == REPORTED_HELD_OUT_SPEARMAN
+    assert round(out["baseline_drawdown_60d_spearman"], 3) == REPORTED_BASELINE_SPEARMAN
+    assert out["spearman"] > out["baseline_drawdown_60d_spearman"]
+
+
+@pytest.mark.parametrize("content, expect", [
+    ("date,close\n2020-01-02,1\n", "header must have columns date, a close column and gex"),
+    ("date,a,b,gex\n2020-01-02,1,2,3\n", "exactly one close column"),
+    ("date,close,gex\n2020-01-02,abc,1\n", ":2: bad date or number"),
+    ("date,close,gex\n2020-13-02,1,1\n", ":2: bad date or number"),
+    ("date,close,gex\n2020-01-03,1,1\n2020-01-02,1,1\n", ":3: dates must be strictly increasing"),
+    ("date,close,gex\n2020-01-02,1\n", ":2: expected 3 fields"),
+    ("date,close,gex\n2020-01-02,-5,1\n", ":2: close must be a positive number"),
+    ("", "is empty"),
+    ("date,close,gex\n2020-01-02,1,1\n", "at least 70 are needed"),
+])
+def test_bad_reference_files_exit_2_with_one_line(tmp_path, content, expect):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(content)
+    r = run_cli(["validate", "--reference", str(bad)], cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0]
+
+
+def test_missing_reference_and_bad_date_option_exit_2(tmp_path):
+    r = run_cli(["validate", "--reference", str(tmp_path / "nope.csv")], cwd=tmp_path)
+    assert r.returncode == 2 and "does not exist" in r.stderr
+    r = run_cli(["validate", "--reference", str(REFERENCE), "--calibrate-until", "2014-31-12"], cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--calibrate-until" in r.stderr
+
+
+def test_dates_that_are_not_sessions_exit_2(tmp_path):
+    lines = REFERENCE.read_text().splitlines()[:100]
+    k = next(i for i, line in enumerate(lines) if line.startswith("2011-07-08,"))  # a Friday
+    lines[k] = "2011-07-09," + lines[k].split(",", 1)[1]  # now a Saturday, still in order
+    bad = tmp_path / "weekend.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    r = run_cli(["validate", "--reference", str(bad)], cwd=tmp_path)
+    assert r.returncode == 2 and "2011-07-09 is not an NYSE session" in r.stderr
