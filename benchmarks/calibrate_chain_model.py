@@ -1,6 +1,12 @@
 """Calibrate the chain model's free parameters on the early part of the reference GEX series.
 
-    python benchmarks/calibrate_chain_model.py [--reference FILE] [--until 2014-12-31] [--trials 120] [--seed 7]
+    python benchmarks/calibrate_chain_model.py [--reference FILE] [--until 2014-12-31] [--stage 1|2|all]
+
+The ModelParams defaults are the result of `--stage all` (about 400 model runs; ~10 minutes on an
+idle core): stage 1 (60 trials, 1 refinement round, seed 7) from the first, uncalibrated model's
+values (V1) within SPACE_1, then stage 2 (160 trials, 2 rounds, seed 11) from stage 1's result within
+the wider SPACE_2 (stage 1 had hit the bounds of turnover, DTE decay and put/call flow). Logs of the
+run that set the defaults: benchmarks/results/calibration_stage1.log and _stage2.log.
 
 No peeking: the model is run over the reference truncated at --until, so neither the prices nor the
 GEX of later years reach the search. The search is a seeded random search around the current
@@ -28,12 +34,17 @@ from gexhistory.engine.chain_model import ModelParams  # noqa: E402
 from gexhistory.engine.validation import (WARMUP_SESSIONS, Reference, compare, modelled_close_gex,  # noqa: E402
                                           read_reference, validate)
 
+# The values the search started from: the first, uncalibrated model.
+V1 = dict(oi_turnover=0.04, activity_elasticity=1.0, dte_decay_days=18.0, put_call_volume=1.35,
+          call_center_sd=0.35, put_center_sd=-0.75, call_width_sd=0.8, put_width_sd=1.1, iv_premium=1.15,
+          skew_slope=-0.12)
+
 # (low, high) of each free parameter searched; the others keep their defaults.
-SPACE = {
-    "oi_turnover": (0.002, 0.10),
+SPACE_1 = {
+    "oi_turnover": (0.01, 0.10),
     "activity_elasticity": (0.0, 2.0),
-    "dte_decay_days": (5.0, 150.0),
-    "put_call_volume": (0.4, 2.5),
+    "dte_decay_days": (5.0, 60.0),
+    "put_call_volume": (0.8, 2.5),
     "call_center_sd": (-0.2, 1.2),
     "put_center_sd": (-2.5, -0.2),
     "call_width_sd": (0.3, 1.5),
@@ -41,6 +52,8 @@ SPACE = {
     "iv_premium": (0.9, 1.6),
     "skew_slope": (-0.4, 0.0),
 }
+SPACE_2 = {**SPACE_1, "oi_turnover": (0.002, 0.10), "dte_decay_days": (5.0, 150.0), "put_call_volume": (0.4, 2.5)}
+STAGES = {1: (SPACE_1, 60, 1, 7), 2: (SPACE_2, 160, 2, 11)}  # space, trials, refinement rounds, seed
 
 
 def truncate(ref: Reference, until: dt.date) -> Reference:
@@ -55,31 +68,18 @@ def score(ref: Reference, params: ModelParams) -> tuple[float, dict]:
     return rho + 0.25 * m["sign_agreement"], m
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--reference", default=str(REPO.parent / "shared/data/spx_gex_2011_2018.csv"))
-    ap.add_argument("--until", default="2014-12-31")
-    ap.add_argument("--trials", type=int, default=120)
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--refine-rounds", type=int, default=2)
-    args = ap.parse_args()
-    until = dt.date.fromisoformat(args.until)
-    full = read_reference(args.reference)
-    ins = truncate(full, until)
-    print(f"calibrating on {ins.dates[0]}..{ins.dates[-1]} ({len(ins.dates)} sessions, "
-          f"first {WARMUP_SESSIONS} warm-up); held-out sessions unseen: {len(full.dates) - len(ins.dates)}")
-    rng = np.random.default_rng(args.seed)
-    t0 = time.perf_counter()
-    best = ModelParams()
+def search(ins: Reference, start: ModelParams, space: dict, trials: int, rounds: int, seed: int) -> ModelParams:
+    rng = np.random.default_rng(seed)
+    best = start
     best_obj, best_m = score(ins, best)
-    print(f"defaults: obj={best_obj:.4f} spearman={best_m['spearman']:.4f} sign={best_m['sign_agreement']:.3f}")
-    for trial in range(args.trials):
+    print(f"start: obj={best_obj:.4f} spearman={best_m['spearman']:.4f} sign={best_m['sign_agreement']:.3f}")
+    for trial in range(trials):
         # half the trials anywhere in the box, half near the best so far
         if trial % 2 == 0:
-            cand = {k: rng.uniform(lo, hi) for k, (lo, hi) in SPACE.items()}
+            cand = {k: rng.uniform(lo, hi) for k, (lo, hi) in space.items()}
         else:
             cand = {k: float(np.clip(getattr(best, k) + rng.normal(0, 0.15 * (hi - lo)), lo, hi))
-                    for k, (lo, hi) in SPACE.items()}
+                    for k, (lo, hi) in space.items()}
         params = dataclasses.replace(best, **cand)
         obj, m = score(ins, params)
         mark = ""
@@ -88,8 +88,8 @@ def main() -> None:
         print(f"trial {trial:3d} obj={obj:.4f} rho={m['spearman'] or float('nan'):.4f} "
               f"sign={m['sign_agreement']:.3f} " + " ".join(f"{k}={v:.3g}" for k, v in cand.items()) + mark,
               flush=True)
-    for rnd in range(args.refine_rounds):
-        for k, (lo, hi) in SPACE.items():
+    for rnd in range(rounds):
+        for k, (lo, hi) in space.items():
             for frac in (-0.08, 0.08, -0.03, 0.03):
                 v = float(np.clip(getattr(best, k) + frac * (hi - lo), lo, hi))
                 params = dataclasses.replace(best, **{k: v})
@@ -98,8 +98,30 @@ def main() -> None:
                     best, best_obj, best_m = params, obj, m
                     print(f"refine {rnd} {k}={v:.4g}: obj={obj:.4f} rho={m['spearman']:.4f} "
                           f"sign={m['sign_agreement']:.3f}  <- best", flush=True)
-    print(f"\nsearch took {time.perf_counter() - t0:.0f}s; best in-sample: {best_m}")
-    print("found:", {k: round(getattr(best, k), 4) for k in SPACE})
+    print(f"best in-sample: {best_m}")
+    print("found:", {k: round(getattr(best, k), 4) for k in space})
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reference", default=str(REPO.parent / "shared/data/spx_gex_2011_2018.csv"))
+    ap.add_argument("--until", default="2014-12-31")
+    ap.add_argument("--stage", default="all", choices=["1", "2", "all"],
+                    help="1: from V1; 2: from the current ModelParams defaults; all: 1 then 2")
+    args = ap.parse_args()
+    until = dt.date.fromisoformat(args.until)
+    full = read_reference(args.reference)
+    ins = truncate(full, until)
+    print(f"calibrating on {ins.dates[0]}..{ins.dates[-1]} ({len(ins.dates)} sessions, "
+          f"first {WARMUP_SESSIONS} warm-up); held-out sessions unseen: {len(full.dates) - len(ins.dates)}")
+    t0 = time.perf_counter()
+    best = dataclasses.replace(ModelParams(), **V1) if args.stage in ("1", "all") else ModelParams()
+    for stage in ((1, 2) if args.stage == "all" else (int(args.stage),)):
+        space, trials, rounds, seed = STAGES[stage]
+        print(f"\n== stage {stage}: {trials} trials, {rounds} refinement rounds, seed {seed}")
+        best = search(ins, best, space, trials, rounds, seed)
+    print(f"\nsearch took {time.perf_counter() - t0:.0f}s")
     held = validate(full, until, best)
     print(f"held-out (not used above): n={held['n']} spearman={held['spearman']:.4f} "
           f"sign={held['sign_agreement']:.3f} baseline_dd60={held['baseline_drawdown_60d_spearman']:.4f}")

@@ -7,9 +7,12 @@ Deterministic given the daily price path. What it models:
 - strikes on a round grid chosen from the price at listing (the step near 0.85% of spot, snapped to
   1/2.5/5/10/25/50/100...), +-50% around the listing price;
 - open interest that accumulates while an expiry is listed, from each session's option volume,
-  where the price is that day: calls just above spot, puts further below (customers buy puts for
-  protection and overwrite calls), more on round strikes, decaying as positions close, gone at
-  expiry;
+  where the price is that day: calls above spot (customers overwrite, dealers are long them), puts
+  below (customers buy protection, dealers are short them), more on round strikes, decaying as
+  positions close, gone at expiry. After a sell-off spot sits in the put mass and far from the
+  calls: net GEX turns negative; in a calm rally the puts are left far below and GEX rises.
+  Option volume is not an input (index bars have no volume): it is a per-product contract count
+  (PRODUCT_CONTRACTS) scaled by a volatility-driven proxy, (realised vol / long-run) ** elasticity;
 - implied volatility from 20-session realised volatility with a variance premium, a term structure
   that mean-reverts to the long-run level, and a put skew.
 
@@ -55,29 +58,52 @@ CALIBRATED_UNTIL = dt.date(2014, 12, 31)  # ModelParams were fitted on the refer
 LISTING_DAYS = {"monthly": 370, "quarterly": 370, "weekly": 36, "daily": 15}
 KIND_WEIGHT = {"monthly": 2.2, "quarterly": 2.6, "weekly": 1.0, "daily": 0.7}
 STRIKE_SPAN = 0.5
+MIN_OI_SHARE = 0.005
 NICE_STEPS = np.array([0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0])
 
 
 @dataclass(frozen=True)
 class ModelParams:
-    """Free parameters of the chain model; recorded with every run."""
+    """Free parameters of the chain model; recorded with every run (backfill_runs.parameters).
 
-    step_fraction: float = 0.0085  # strike step near this fraction of spot
-    oi_turnover: float = 0.01  # share of OI closed each session
-    activity_elasticity: float = 0.0535  # option volume ~ (realised vol / long-run vol) ** this
-    dte_decay_days: float = 58.27  # volume concentrates in near expiries
-    put_call_volume: float = 0.8
-    call_center_sd: float = 0.7302  # call OI centred this many sigma*sqrt(T) above spot
-    put_center_sd: float = -1.3279
-    call_width_sd: float = 1.0137
-    put_width_sd: float = 1.5137
-    round_strike_boost: float = 1.6
-    iv_premium: float = 1.2563
-    iv_long_run: float = 0.18
-    iv_term_days: float = 60.0
-    skew_slope: float = -0.2346  # per unit of log-moneyness / (atm vol sqrt T)
+    The ten marked [fitted] were calibrated by benchmarks/calibrate_chain_model.py on the reference
+    GEX series (SqueezeMetrics, SPX) from 2011-05 to CALIBRATED_UNTIL only; 2015-2018 were never
+    seen by the search (logs: benchmarks/results/calibration_stage*.log). `gexhistory validate`
+    reports the fit on those held-out years. The others are set from market facts, not fitted.
+    What each fitted value says about dealer positioning, and why it is plausible:
+    """
+
+    step_fraction: float = 0.0085  # strike step ~0.85% of spot: SPX 25-pt at 2000-3000, SPY $1-2.5
+    # [fitted] 3.4% of OI closes each session: positions are mostly held for weeks (index option OI
+    # turns over slowly); OI therefore remembers where the price was while each expiry was listed.
+    oi_turnover: float = 0.0336
+    # [fitted] option volume ~ (realised vol / 18%) ** 0.37: more contracts trade in turbulent
+    # markets, less than proportionally (hedges are rolled, not multiplied).
+    activity_elasticity: float = 0.3656
+    # [fitted] new volume spreads over expiries with an e-folding of ~100 days, weighted by kind:
+    # monthlies and quarterlies (institutional hedges) hold most OI, not just the front weeklies.
+    dte_decay_days: float = 101.91
+    # [fitted] dealer-facing put flow per call contract. Gross SPX put/call volume is ~1.5-2, but
+    # customers also sell puts (put-writes, collars' short legs): the net that dealers are short is
+    # smaller, about 0.8 of the calls customers overwrite.
+    put_call_volume: float = 0.8183
+    # [fitted] calls are written ~0.67 sigma*sqrt(T) above spot (overwriting), puts bought ~0.5
+    # below (protection), both spread widely (1.5-1.6 sigma): OI builds wherever price traded.
+    call_center_sd: float = 0.6718
+    put_center_sd: float = -0.512
+    call_width_sd: float = 1.5
+    put_width_sd: float = 1.6182
+    round_strike_boost: float = 1.6  # multiples of twice the step (SPX 50s, SPY 5s) draw 1.6x the OI
+    # [fitted] ATM implied vol = 1.39 x 20-session realised vol: index implied vol usually exceeds
+    # realised by about a third (the variance risk premium), more after a quiet month.
+    iv_premium: float = 1.3929
+    iv_long_run: float = 0.18  # long-run S&P implied vol level the term structure reverts to
+    iv_term_days: float = 60.0  # half-way to the long-run level by ~40 days
+    # [fitted] IV falls by 5.7% of ATM vol per standardised unit of moneyness (put skew), plus a
+    # small smile curvature; steeper skews did not fit the in-sample years better.
+    skew_slope: float = -0.0572
     skew_curve: float = 0.02
-    dte_window: int = 60
+    dte_window: int = 60  # the chain holds expiries up to 60 calendar days (as Conventions.dte_window)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -262,8 +288,11 @@ class ChainModel:
         exp_close = np.array([self.expiries[j].close_ts for j in live])[:, None] * np.ones_like(k)
         exp_day = np.repeat(self._exp_dates[live], k.shape[1]).reshape(k.shape)
         ok = np.isfinite(k)
-        c_ok = ok & (coi > 0)
-        p_ok = ok & (poi > 0)
+        # Far wings hold a few contracts with no measurable gamma; dropping those under MIN_OI_SHARE
+        # of the chain's largest line keeps chains small (exposure cost is per contract).
+        floor = max(MIN_OI_SHARE * max(coi.max(initial=0.0), poi.max(initial=0.0)), 1.0)
+        c_ok = ok & (coi >= floor)
+        p_ok = ok & (poi >= floor)
         return OptionChain(
             underlying=self.symbol,
             as_of=self.dates[i],
