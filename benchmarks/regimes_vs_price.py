@@ -4,9 +4,9 @@ positive in calm rallies, not noise.)
     python benchmarks/regimes_vs_price.py [--days 3650] [--symbol SPY] [--seed 42] [--db FILE]
 
 Runs a synthetic backfill into a fresh SQLite file (or reads --db if it already holds one), then
-reads each session's close snapshot (regime, spot) from gamma_history and prints the share of
-NEGATIVE closes:
-- in the 20 sessions after each of the 5% worst drawdown days (close / 60-session high - 1),
+reads each session's close snapshot (regime, spot, net GEX) from gamma_history and prints the share
+of NEGATIVE and POSITIVE regimes (NEUTRAL: |net| < 5% of gross) and of net GEX < 0:
+- on the 5% worst drawdown days (close / 60-session high - 1), and in the 20 sessions after each,
 - in calm rallies (60-session return > 0 and 20-session realised vol in its lowest third),
 - over all sessions.
 """
@@ -69,11 +69,13 @@ def main() -> None:
     calm = valid & (ret60 > 0) & (rv20 <= np.nanquantile(rv20[valid], 1 / 3))
     print(f"{args.symbol}: {n} sessions {dates[0]}..{dates[-1]}; 5% worst 60-day drawdowns: "
           f"dd <= {np.quantile(dd[valid], 0.05):.1%} ({worst.sum()} days)")
-    print(f"{'set':<44}{'sessions':>9}{'NEGATIVE':>10}{'POSITIVE':>10}")
-    for label, m in (("20 sessions after the 5% worst drawdowns", after & valid),
+    net_neg = np.array([r[3] < 0 for r in rows])
+    print(f"{'set':<44}{'sessions':>9}{'NEGATIVE':>10}{'POSITIVE':>10}{'net<0':>8}")
+    for label, m in (("the 5% worst drawdown days themselves", worst),
+                     ("20 sessions after the 5% worst drawdowns", after & valid),
                      ("calm rallies (60d ret > 0, rv20 low third)", calm),
                      ("all sessions (after 60 warm-up)", valid)):
-        print(f"{label:<44}{int(m.sum()):>9}{neg[m].mean():>10.1%}{pos[m].mean():>10.1%}")
+        print(f"{label:<44}{int(m.sum()):>9}{neg[m].mean():>10.1%}{pos[m].mean():>10.1%}{net_neg[m].mean():>8.1%}")
     sys.path.insert(0, str(REPO / "src"))
     from gexhistory.engine.validation import spearman
 
