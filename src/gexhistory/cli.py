@@ -207,6 +207,17 @@ def validate(reference: str, calibrate_until: str | None, as_json: bool) -> None
         print_validation(result)
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="TCP port.")
+@db_option
+def serve(host: str, port: int, db: str | None) -> None:
+    """Serve the read-only pages (/gex/history, /gamma, /psychology/performance, /probability) and API."""
+    from gexhistory.web.server import serve as run_server
+
+    run_server(db, host=host, port=port)
+
+
 def backfill_script_main(argv: list[str] | None = None) -> None:
     """`python backfill_historical_data.py --days 365 [--symbol QQQ] [--force]` from the guide."""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -1,0 +1,477 @@
+"""Read-only queries behind the pages and the JSON API. The only SQL the web layer runs.
+
+Every statement is parameterised (SQLAlchemy Core) and filters on symbol plus a time range, so it
+walks the (symbol, timestamp) / (symbol, date) unique indexes. Long ranges are bucketed in SQL
+(ROW_NUMBER() // k, then AVG), so a chart never receives more rows than it draws; statistics come
+back as aggregates (counts, sums), never as raw history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    Engine,
+    and_,
+    case,
+    func,
+    inspect,
+    literal,
+    select,
+    true,
+)
+
+from gexhistory.store.schema import gamma_daily_summary, gamma_history, gex_history, regime_signals
+
+MAX_POINTS = 1500  # most points one chart series receives
+GEX, GAMMA, SUMMARY, SIGNALS = gex_history, gamma_history, gamma_daily_summary, regime_signals
+
+
+@dataclass(frozen=True)
+class Window:
+    """Inclusive date window of one symbol's history, as SQL bounds for dates and timestamps."""
+
+    symbol: str
+    start: dt.date
+    end: dt.date
+
+    @property
+    def ts_lo(self) -> str:
+        return f"{self.start.isoformat()} 00:00:00"
+
+    @property
+    def ts_hi(self) -> str:
+        return f"{self.end.isoformat()} 23:59:59"
+
+    @property
+    def d_lo(self) -> str:
+        return self.start.isoformat()
+
+    @property
+    def d_hi(self) -> str:
+        return self.end.isoformat()
+
+
+def has_tables(engine: Engine) -> bool:
+    return "gamma_daily_summary" in inspect(engine).get_table_names()
+
+
+def symbols(engine: Engine) -> list[str]:
+    """Symbols with at least one stored session (empty when the schema does not exist yet)."""
+    if not has_tables(engine):
+        return []
+    with engine.connect() as conn:
+        return [r[0] for r in conn.execute(select(SUMMARY.c.symbol).distinct().order_by(SUMMARY.c.symbol))]
+
+
+def date_span(engine: Engine, symbol: str) -> tuple[dt.date, dt.date] | None:
+    """First and last stored session of `symbol`, None when it has none."""
+    with engine.connect() as conn:
+        lo, hi = conn.execute(
+            select(func.min(SUMMARY.c.date), func.max(SUMMARY.c.date)).where(SUMMARY.c.symbol == symbol)
+        ).one()
+    if lo is None:
+        return None
+    return dt.date.fromisoformat(lo), dt.date.fromisoformat(hi)
+
+
+def sources(engine: Engine, symbol: str) -> list[dict]:
+    """Distinct (data_source, chain_source) of a symbol's sessions, with session counts."""
+    q = (select(SUMMARY.c.data_source, SUMMARY.c.chain_source, func.count().label("sessions"))
+         .where(SUMMARY.c.symbol == symbol)
+         .group_by(SUMMARY.c.data_source, SUMMARY.c.chain_source)
+         .order_by(SUMMARY.c.data_source, SUMMARY.c.chain_source))
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def _count_snapshots(conn, table, w: Window) -> int:
+    return int(conn.execute(
+        select(func.count()).select_from(table)
+        .where(table.c.symbol == w.symbol, table.c.timestamp >= w.ts_lo, table.c.timestamp <= w.ts_hi)
+    ).scalar_one())
+
+
+def _bucketed(conn, table, w: Window, cols: list[str], max_points: int) -> tuple[list[dict], int]:
+    """Rows of `table` in the window, averaged in SQL over buckets of k consecutive snapshots.
+
+    Returns (rows, k). With k == 1 the rows are the stored snapshots unchanged (plus their regime and
+    sources); with k > 1 each row is the average of k snapshots, stamped with the bucket's last time.
+    """
+    n = _count_snapshots(conn, table, w)
+    k = max(1, -(-n // max_points))
+    where = and_(table.c.symbol == w.symbol, table.c.timestamp >= w.ts_lo, table.c.timestamp <= w.ts_hi)
+    if k == 1:
+        q = (select(table.c.timestamp, *[table.c[c] for c in cols], table.c.regime,
+                    table.c.data_source, table.c.chain_source)
+             .where(where).order_by(table.c.timestamp))
+        return [dict(r._mapping) for r in conn.execute(q)], 1
+    rn = (func.row_number().over(order_by=table.c.timestamp) - 1)
+    inner = select(table.c.timestamp, *[table.c[c] for c in cols], table.c.regime,
+                   (rn // k).label("bucket")).where(where).subquery()
+    q = (select(func.max(inner.c.timestamp).label("timestamp"),
+                *[func.avg(inner.c[c]).label(c) for c in cols],
+                func.count().label("snapshots"),
+                func.sum(case((inner.c.regime == "POSITIVE", 1), else_=0)).label("positive"),
+                func.sum(case((inner.c.regime == "NEGATIVE", 1), else_=0)).label("negative"))
+         .group_by(inner.c.bucket).order_by(inner.c.bucket))
+    out = []
+    for r in conn.execute(q):
+        d = dict(r._mapping)
+        # A bucket's regime is its majority regime (NEUTRAL on ties), in the one vocabulary.
+        pos, neg, n_b = int(d.pop("positive") or 0), int(d.pop("negative") or 0), int(d["snapshots"])
+        d["regime"] = ("POSITIVE" if pos * 2 > n_b else "NEGATIVE" if neg * 2 > n_b else "NEUTRAL")
+        out.append(d)
+    return out, k
+
+
+GEX_COLS = ["spot_price", "net_gex", "flip_point", "call_wall", "put_wall"]
+GAMMA_COLS = ["spot_price", "net_gex", "flip_point", "call_wall", "put_wall", "implied_volatility",
+              "put_call_ratio", "distance_to_flip_pct"]
+
+
+def gex_series(engine: Engine, w: Window, max_points: int = MAX_POINTS) -> tuple[list[dict], int]:
+    """gex_history in the window for the chart and /api/gex/history; (rows, snapshots per row)."""
+    with engine.connect() as conn:
+        rows, k = _bucketed(conn, GEX, w, GEX_COLS, max_points)
+        if k == 1:
+            # mm_state only has a meaning per snapshot, so only unbucketed rows carry it.
+            q = (select(GEX.c.timestamp, GEX.c.mm_state, GEX.c.call_gex, GEX.c.put_gex)
+                 .where(GEX.c.symbol == w.symbol, GEX.c.timestamp >= w.ts_lo, GEX.c.timestamp <= w.ts_hi))
+            extra = {r.timestamp: r for r in conn.execute(q)}
+            for row in rows:
+                e = extra[row["timestamp"]]
+                row.update(mm_state=e.mm_state, call_gex=e.call_gex, put_gex=e.put_gex)
+    for row in rows:
+        row["symbol"] = w.symbol
+    return rows, k
+
+
+def gamma_series(engine: Engine, w: Window, max_points: int = MAX_POINTS) -> tuple[list[dict], int]:
+    """gamma_history in the window for the /gamma charts and /api/gamma/{symbol}/history."""
+    with engine.connect() as conn:
+        rows, k = _bucketed(conn, GAMMA, w, GAMMA_COLS, max_points)
+    for row in rows:
+        row["symbol"] = w.symbol
+    return rows, k
+
+
+def gex_overview(engine: Engine, w: Window) -> dict:
+    """Cards of /gex/history: latest snapshot, average net GEX, regime shares, regime changes."""
+    where = and_(GEX.c.symbol == w.symbol, GEX.c.timestamp >= w.ts_lo, GEX.c.timestamp <= w.ts_hi)
+    agg = select(
+        func.count().label("snapshots"),
+        func.avg(GEX.c.net_gex).label("avg_net_gex"),
+        func.min(GEX.c.net_gex).label("min_net_gex"),
+        func.max(GEX.c.net_gex).label("max_net_gex"),
+        func.sum(case((GEX.c.regime == "POSITIVE", 1), else_=0)).label("positive"),
+        func.sum(case((GEX.c.regime == "NEGATIVE", 1), else_=0)).label("negative"),
+        func.sum(case((GEX.c.regime == "NEUTRAL", 1), else_=0)).label("neutral"),
+        func.max(GEX.c.timestamp).label("last_ts"),
+        func.min(GEX.c.timestamp).label("first_ts"),
+    ).where(where)
+    with engine.connect() as conn:
+        out = dict(conn.execute(agg).one()._mapping)
+        latest = None
+        if out["last_ts"]:
+            latest = conn.execute(
+                select(GEX.c.timestamp, GEX.c.net_gex, GEX.c.spot_price, GEX.c.flip_point, GEX.c.call_wall,
+                       GEX.c.put_wall, GEX.c.regime, GEX.c.mm_state, GEX.c.data_source, GEX.c.chain_source)
+                .where(GEX.c.symbol == w.symbol, GEX.c.timestamp == out["last_ts"])
+            ).one()._mapping
+        out["regime_changes"] = _count_changes(conn, w)
+    for key in ("positive", "negative", "neutral"):
+        out[key] = int(out[key] or 0)
+    out["latest"] = dict(latest) if latest else None
+    return out
+
+
+def _changes_subquery(w: Window):
+    prev = func.lag(GEX.c.regime).over(order_by=GEX.c.timestamp)
+    return (select(GEX.c.timestamp, GEX.c.regime, prev.label("previous_regime"), GEX.c.net_gex,
+                   GEX.c.spot_price, GEX.c.flip_point, GEX.c.mm_state)
+            .where(GEX.c.symbol == w.symbol, GEX.c.timestamp >= w.ts_lo, GEX.c.timestamp <= w.ts_hi)
+            .subquery())
+
+
+def _count_changes(conn, w: Window) -> int:
+    s = _changes_subquery(w)
+    return int(conn.execute(
+        select(func.count()).select_from(s)
+        .where(s.c.previous_regime.is_not(None), s.c.previous_regime != s.c.regime)
+    ).scalar_one())
+
+
+def regime_changes(engine: Engine, w: Window, limit: int = 100) -> list[dict]:
+    """Snapshots whose regime differs from the previous snapshot's, newest first."""
+    s = _changes_subquery(w)
+    q = (select(s).where(s.c.previous_regime.is_not(None), s.c.previous_regime != s.c.regime)
+         .order_by(s.c.timestamp.desc()).limit(limit))
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(q)]
+    for r in rows:
+        r["symbol"] = w.symbol
+    return rows
+
+
+def daily_timeline(engine: Engine, w: Window, limit: int = 60) -> list[dict]:
+    """gamma_daily_summary rows of the window, newest first, for the timeline tables."""
+    t = SUMMARY
+    q = (select(t.c.date, t.c.open_gex, t.c.close_gex, t.c.high_gex, t.c.low_gex, t.c.gex_change,
+                t.c.gex_change_pct, t.c.open_flip, t.c.close_flip, t.c.open_price, t.c.close_price,
+                t.c.price_change_pct, t.c.avg_iv, t.c.snapshots_count, t.c.price_gex_corr_20d,
+                t.c.data_source, t.c.chain_source)
+         .where(t.c.symbol == w.symbol, t.c.date >= w.d_lo, t.c.date <= w.d_hi)
+         .order_by(t.c.date.desc()).limit(limit))
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(q)]
+
+
+# ---- /gamma -----------------------------------------------------------------------------------
+
+def gamma_stats(engine: Engine, w: Window) -> dict:
+    """Aggregates of gamma_history in the window (the 30-day stats card uses a 30-session window)."""
+    g = GAMMA
+    q = select(
+        func.count().label("snapshots"),
+        func.count(func.distinct(g.c.date)).label("sessions"),
+        func.avg(g.c.net_gex).label("avg_net_gex"),
+        func.min(g.c.net_gex).label("min_net_gex"),
+        func.max(g.c.net_gex).label("max_net_gex"),
+        func.avg(g.c.implied_volatility).label("avg_iv"),
+        func.min(g.c.implied_volatility).label("min_iv"),
+        func.max(g.c.implied_volatility).label("max_iv"),
+        func.avg(g.c.put_call_ratio).label("avg_pcr"),
+        func.avg(g.c.distance_to_flip_pct).label("avg_distance_to_flip_pct"),
+        func.sum(case((g.c.regime == "POSITIVE", 1), else_=0)).label("positive"),
+        func.sum(case((g.c.regime == "NEGATIVE", 1), else_=0)).label("negative"),
+        func.min(g.c.date).label("first_date"),
+        func.max(g.c.date).label("last_date"),
+    ).where(g.c.symbol == w.symbol, g.c.date >= w.d_lo, g.c.date <= w.d_hi)
+    with engine.connect() as conn:
+        out = dict(conn.execute(q).one()._mapping)
+    out["positive"] = int(out["positive"] or 0)
+    out["negative"] = int(out["negative"] or 0)
+    return out
+
+
+def last_sessions_window(engine: Engine, symbol: str, sessions: int) -> Window | None:
+    """The window covering the last `sessions` stored sessions of `symbol`."""
+    t = SUMMARY
+    with engine.connect() as conn:
+        dates = [r[0] for r in conn.execute(
+            select(t.c.date).where(t.c.symbol == symbol).order_by(t.c.date.desc()).limit(sessions))]
+    if not dates:
+        return None
+    return Window(symbol, dt.date.fromisoformat(dates[-1]), dt.date.fromisoformat(dates[0]))
+
+
+CORR_PAIRS = (("price", "net_gex", "spot_price", "net_gex"),
+              ("price", "iv", "spot_price", "implied_volatility"),
+              ("net_gex", "iv", "net_gex", "implied_volatility"),
+              ("pcr", "iv", "put_call_ratio", "implied_volatility"))
+
+
+def correlation_sums(engine: Engine, w: Window) -> dict[str, dict]:
+    """Per pair, centred sums (n, Sx, Sy, Sxx, Syy, Sxy) over the window's snapshots, for levels and for
+    snapshot-to-snapshot changes. Centring on the window mean keeps $1e9 GEX sums free of cancellation.
+    """
+    g = GAMMA
+    cols = ("spot_price", "net_gex", "implied_volatility", "put_call_ratio")
+    where = and_(g.c.symbol == w.symbol, g.c.date >= w.d_lo, g.c.date <= w.d_hi)
+    base = select(g.c.timestamp, *[g.c[c] for c in cols],
+                  *[(g.c[c] - func.lag(g.c[c]).over(order_by=g.c.timestamp)).label(f"d_{c}") for c in cols]
+                  ).where(where).subquery()
+    means = select(*[func.avg(base.c[c]).label(f"m_{c}") for c in cols],
+                   *[func.avg(base.c[f"d_{c}"]).label(f"m_d_{c}") for c in cols]).subquery()
+    out: dict[str, dict] = {}
+    with engine.connect() as conn:
+        for kind, prefix in (("levels", ""), ("changes", "d_")):
+            for a, b, ca, cb in CORR_PAIRS:
+                x = base.c[prefix + ca] - means.c[f"m_{prefix}{ca}"]
+                y = base.c[prefix + cb] - means.c[f"m_{prefix}{cb}"]
+                q = (select(func.count(), func.sum(x), func.sum(y), func.sum(x * x), func.sum(y * y),
+                            func.sum(x * y))
+                     .select_from(base.join(means, true()))
+                     .where(base.c[prefix + ca].is_not(None), base.c[prefix + cb].is_not(None)))
+                n, sx, sy, sxx, syy, sxy = conn.execute(q).one()
+                out[f"{kind}:{a}-{b}"] = {"n": int(n or 0), "sx": sx, "sy": sy, "sxx": sxx, "syy": syy, "sxy": sxy}
+    return out
+
+
+# ---- regime_signals -----------------------------------------------------------------------------
+
+def _direction():
+    """+1 for bullish signals, -1 for bearish, NULL otherwise, from trade_direction's words."""
+    d = func.lower(func.coalesce(SIGNALS.c.trade_direction, ""))
+    return case((d.like("%bull%") | d.like("%long%") | (d == "up") | (d == "call"), 1),
+                (d.like("%bear%") | d.like("%short%") | (d == "down") | (d == "put"), -1),
+                else_=None)
+
+
+def _directional_return():
+    """The 5-session move signed by the signal's direction (% points); NULL for non-directional ones."""
+    return _direction() * SIGNALS.c.price_change_5d
+
+
+def _signals_where(symbol: str | None, start: str | None = None, end: str | None = None):
+    conds = []
+    if symbol:
+        conds.append(SIGNALS.c.symbol == symbol)
+    if start:
+        conds.append(SIGNALS.c.timestamp >= start)
+    if end:
+        conds.append(SIGNALS.c.timestamp <= end)
+    return and_(*conds) if conds else true()
+
+
+def signals_overview(engine: Engine, symbol: str | None) -> dict:
+    s = SIGNALS
+    q = select(
+        func.count().label("total_signals"),
+        func.count(s.c.signal_correct).label("resolved"),
+        func.sum(case((s.c.signal_correct == 1, 1), else_=0)).label("wins"),
+        func.sum(case((s.c.signal_correct == 0, 1), else_=0)).label("losses"),
+        func.avg(s.c.confidence_score).label("avg_confidence"),
+        func.count(func.distinct(s.c.primary_regime_type)).label("patterns"),
+        func.min(s.c.timestamp).label("first_ts"),
+        func.max(s.c.timestamp).label("last_ts"),
+    ).where(_signals_where(symbol))
+    with engine.connect() as conn:
+        out = dict(conn.execute(q).one()._mapping)
+    out["wins"] = int(out["wins"] or 0)
+    out["losses"] = int(out["losses"] or 0)
+    return out
+
+
+def resolved_outcomes(engine: Engine, symbol: str | None, limit: int = 500) -> list[bool]:
+    """signal_correct of the most recent `limit` resolved signals, oldest first (for streaks)."""
+    s = SIGNALS
+    q = (select(s.c.signal_correct).where(_signals_where(symbol), s.c.signal_correct.is_not(None))
+         .order_by(s.c.timestamp.desc(), s.c.id.desc()).limit(limit))
+    with engine.connect() as conn:
+        vals = [bool(r[0]) for r in conn.execute(q)]
+    return vals[::-1]
+
+
+def signals_by_pattern(engine: Engine, symbol: str | None) -> list[dict]:
+    s = SIGNALS
+    ret = _directional_return()
+    q = (select(
+        s.c.primary_regime_type.label("pattern"),
+        func.count().label("signals"),
+        func.count(s.c.signal_correct).label("resolved"),
+        func.sum(case((s.c.signal_correct == 1, 1), else_=0)).label("wins"),
+        func.sum(case((s.c.signal_correct == 0, 1), else_=0)).label("losses"),
+        func.avg(s.c.confidence_score).label("avg_confidence"),
+        func.sum(case((s.c.signal_correct == 1, case((ret.is_not(None), 1), else_=0)), else_=0)).label("dir_wins"),
+        func.sum(case((s.c.signal_correct == 0, case((ret.is_not(None), 1), else_=0)), else_=0)).label("dir_losses"),
+        func.avg(case((s.c.signal_correct == 1, ret), else_=None)).label("avg_win"),
+        func.avg(case((s.c.signal_correct == 0, ret), else_=None)).label("avg_loss"),
+        func.avg(s.c.price_change_5d).label("avg_move_5d"),
+        func.max(s.c.timestamp).label("last_ts"),
+    ).where(_signals_where(symbol)).group_by(s.c.primary_regime_type).order_by(func.count().desc(), s.c.primary_regime_type))
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(q)]
+    for r in rows:
+        for k in ("wins", "losses", "dir_wins", "dir_losses"):
+            r[k] = int(r[k] or 0)
+    return rows
+
+
+def win_rate_by_month(engine: Engine, symbol: str | None) -> list[dict]:
+    """Resolved signals and wins per calendar month (at most 12 rows a year)."""
+    s = SIGNALS
+    month = func.substr(s.c.timestamp, 1, 7)
+    q = (select(month.label("month"), func.count(s.c.signal_correct).label("resolved"),
+                func.sum(case((s.c.signal_correct == 1, 1), else_=0)).label("wins"),
+                func.count().label("signals"))
+         .where(_signals_where(symbol)).group_by(month).order_by(month))
+    with engine.connect() as conn:
+        return [{"month": r.month, "resolved": int(r.resolved), "wins": int(r.wins or 0), "signals": int(r.signals)}
+                for r in conn.execute(q)]
+
+
+SIGNAL_COLS = ("symbol", "timestamp", "primary_regime_type", "secondary_regime_type", "confidence_score",
+               "trade_direction", "risk_level", "description", "psychology_trap", "spy_price", "vix_current",
+               "rsi_score", "net_gamma", "net_gamma_regime", "price_change_1d", "price_change_5d",
+               "price_change_10d", "signal_correct", "data_source", "chain_source")
+
+
+def recent_signals(engine: Engine, symbol: str | None, limit: int = 25, pattern: str | None = None) -> list[dict]:
+    s = SIGNALS
+    where = _signals_where(symbol)
+    if pattern:
+        where = and_(where, s.c.primary_regime_type == pattern)
+    q = select(*[s.c[c] for c in SIGNAL_COLS]).where(where).order_by(s.c.timestamp.desc(), s.c.id.desc()).limit(limit)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(q)]
+
+
+# ---- /probability ----------------------------------------------------------------------------------
+
+HORIZONS = (1, 5, 10)
+
+
+def pattern_odds(engine: Engine, symbol: str | None) -> list[dict]:
+    """Per pattern: up/down counts of the stored 1/5/10-session moves, and signal correctness counts."""
+    s = SIGNALS
+    cols = [s.c.primary_regime_type.label("pattern"), func.count().label("signals"),
+            func.count(s.c.signal_correct).label("resolved"),
+            func.sum(case((s.c.signal_correct == 1, 1), else_=0)).label("correct")]
+    for h in HORIZONS:
+        c = s.c[f"price_change_{h}d"]
+        cols += [func.count(c).label(f"n_{h}"),
+                 func.sum(case((c > 0, 1), else_=0)).label(f"up_{h}"),
+                 func.sum(case((c < 0, 1), else_=0)).label(f"down_{h}"),
+                 func.avg(c).label(f"avg_{h}")]
+    q = (select(*cols).where(_signals_where(symbol)).group_by(s.c.primary_regime_type)
+         .order_by(func.count().desc(), s.c.primary_regime_type))
+    with engine.connect() as conn:
+        return [_ints(dict(r._mapping)) for r in conn.execute(q)]
+
+
+def _ints(d: dict) -> dict:
+    for k, v in d.items():
+        if k.startswith(("up_", "down_", "n_")) or k in ("signals", "resolved", "correct", "sessions"):
+            d[k] = int(v or 0)
+    return d
+
+
+def _close_regimes(symbol: str):
+    """Per stored session: the close snapshot's regime and the close price 1/5/10 sessions later."""
+    g = GAMMA
+    last_ts = (select(func.max(g.c.timestamp).label("ts")).where(g.c.symbol == symbol)
+               .group_by(g.c.date).subquery())
+    close = (select(g.c.date, g.c.regime, g.c.spot_price)
+             .join_from(g, last_ts, and_(g.c.symbol == symbol, g.c.timestamp == last_ts.c.ts))
+             .subquery())
+    w = {"order_by": close.c.date}
+    return select(close.c.date, close.c.regime, close.c.spot_price,
+                  *[func.lead(close.c.spot_price, h).over(**w).label(f"p_{h}") for h in HORIZONS]).subquery()
+
+
+def regime_odds(engine: Engine, symbol: str) -> list[dict]:
+    """Per close-of-session GEX regime: sessions, and up/down counts of the next 1/5/10-session moves."""
+    f = _close_regimes(symbol)
+    cols = [f.c.regime, func.count().label("sessions")]
+    for h in HORIZONS:
+        nxt = f.c[f"p_{h}"]
+        move = (nxt - f.c.spot_price) / f.c.spot_price * 100.0
+        cols += [func.count(nxt).label(f"n_{h}"),
+                 func.sum(case((nxt > f.c.spot_price, 1), else_=0)).label(f"up_{h}"),
+                 func.sum(case((nxt < f.c.spot_price, 1), else_=0)).label(f"down_{h}"),
+                 func.avg(move).label(f"avg_{h}")]
+    q = select(*cols).group_by(f.c.regime).order_by(f.c.regime)
+    with engine.connect() as conn:
+        return [_ints(dict(r._mapping)) for r in conn.execute(q)]
+
+
+def regime_at(engine: Engine, symbol: str, ts: str) -> str | None:
+    """Regime of the last snapshot at or before `ts`."""
+    g = GEX
+    q = (select(g.c.regime).where(g.c.symbol == symbol, g.c.timestamp <= ts)
+         .order_by(g.c.timestamp.desc()).limit(1))
+    with engine.connect() as conn:
+        return conn.execute(q).scalar()

@@ -1,0 +1,127 @@
+"""JSON API under the AlphaGEX paths. Every answer: {"success": true, "symbol": ..., "data": ...}.
+
+Keys and vocabulary are the tables' own: symbol, timestamp, net_gex, flip_point, call_wall, put_wall,
+spot_price, regime (POSITIVE/NEGATIVE/NEUTRAL), mm_state (LONG_GAMMA/SHORT_GAMMA), data_source,
+chain_source. Unknown symbols answer 404 with {"success": false, "detail": ...}.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from gexhistory.store import queries as q
+from gexhistory.web import views
+from gexhistory.web.app import parse_date, parse_days, parse_symbol
+
+router = APIRouter(prefix="/api")
+
+
+def _engine_and_symbol(request: Request, symbol: str | None):
+    db = request.app.state.db
+    known = db.symbols()
+    if not known:
+        raise views.NotFound(f"the database has no GEX history yet: fill it with `{views.FILL_COMMAND}`")
+    return db.engine(), parse_symbol(symbol, known)
+
+
+def _window(engine, sym, days, start, end, default=views.DEFAULT_DAYS):
+    return views.window_for(engine, sym, parse_days(days, default), parse_date(start, "start"), parse_date(end, "end"))
+
+
+def _ok(sym: str, data, **extra) -> dict:
+    return {"success": True, "symbol": sym, **extra, "data": data}
+
+
+@router.get("/symbols")
+def api_symbols(request: Request) -> dict:
+    db = request.app.state.db
+    eng = db.engine()
+    out = []
+    for s in db.symbols():
+        first, last = q.date_span(eng, s)
+        out.append({"symbol": s, "first_date": first.isoformat(), "last_date": last.isoformat(),
+                    **views.provenance(eng, s)})
+    return {"success": True, "data": out}
+
+
+@router.get("/gex/history")
+def gex_history(request: Request, symbol: str | None = None, days: str | None = None,
+                start: str | None = None, end: str | None = None, max_points: int = q.MAX_POINTS) -> dict:
+    eng, sym = _engine_and_symbol(request, symbol)
+    w = _window(eng, sym, days, start, end)
+    v = views.gex_history(eng, w, max(10, min(max_points, 20000)))
+    return _ok(sym, v["series"], start=w.d_lo, end=w.d_hi, count=len(v["series"]),
+               snapshots_per_point=v["snapshots_per_point"], summary=v["cards"], **views.provenance(eng, sym))
+
+
+@router.get("/gex/regime-changes")
+def gex_regime_changes(request: Request, symbol: str | None = None, days: str | None = None,
+                       start: str | None = None, end: str | None = None, limit: int = 100) -> dict:
+    eng, sym = _engine_and_symbol(request, symbol)
+    w = _window(eng, sym, days, start, end)
+    rows = q.regime_changes(eng, w, limit=max(1, min(limit, 5000)))
+    total = q.gex_overview(eng, w)["regime_changes"]
+    return _ok(sym, rows, start=w.d_lo, end=w.d_hi, count=len(rows), total_changes=total)
+
+
+@router.get("/gamma/{symbol}/history")
+def gamma_history(request: Request, symbol: str, days: str | None = None, start: str | None = None,
+                  end: str | None = None, max_points: int = q.MAX_POINTS) -> dict:
+    eng, sym = _engine_and_symbol(request, symbol)
+    w = _window(eng, sym, days, start, end)
+    rows, k = q.gamma_series(eng, w, max(10, min(max_points, 20000)))
+    return _ok(sym, rows, start=w.d_lo, end=w.d_hi, count=len(rows), snapshots_per_point=k,
+               **views.provenance(eng, sym))
+
+
+@router.get("/gamma/{symbol}/summary")
+def gamma_summary(request: Request, symbol: str, days: str | None = None, start: str | None = None,
+                  end: str | None = None) -> dict:
+    eng, sym = _engine_and_symbol(request, symbol)
+    w = _window(eng, sym, days, start, end)
+    v = views.gamma(eng, w, max_points=10)
+    return _ok(sym, {"stats_30d": v["stats_30d"], "correlations": v["correlations"], "daily": v["timeline"]},
+               start=w.d_lo, end=w.d_hi)
+
+
+@router.get("/psychology/performance/overview")
+def psychology_overview(request: Request, symbol: str | None = None) -> dict:
+    eng, sym = _engine_and_symbol(request, symbol)
+    return _ok(sym, views.psychology(eng, sym, recent=0)["overview"])
+
+
+@router.get("/psychology/performance/by-pattern")
+def psychology_by_pattern(request: Request, symbol: str | None = None) -> dict:
+    eng, sym = _engine_and_symbol(request, symbol)
+    return _ok(sym, views.psychology(eng, sym, recent=0)["by_pattern"])
+
+
+@router.get("/psychology/performance/signals")
+def psychology_signals(request: Request, symbol: str | None = None, limit: int = 50, pattern: str | None = None) -> dict:
+    eng, sym = _engine_and_symbol(request, symbol)
+    rows = q.recent_signals(eng, sym, limit=max(1, min(limit, 1000)), pattern=pattern)
+    return _ok(sym, rows, count=len(rows))
+
+
+@router.get("/psychology/performance/chart-data")
+def psychology_chart(request: Request, symbol: str | None = None) -> dict:
+    eng, sym = _engine_and_symbol(request, symbol)
+    return _ok(sym, views.psychology(eng, sym, recent=0)["chart"])
+
+
+@router.get("/probability/patterns")
+def probability_patterns(request: Request, symbol: str | None = None) -> dict:
+    eng, sym = _engine_and_symbol(request, symbol)
+    return _ok(sym, views.probability(eng, sym)["patterns"])
+
+
+@router.get("/probability/regimes")
+def probability_regimes(request: Request, symbol: str | None = None) -> dict:
+    eng, sym = _engine_and_symbol(request, symbol)
+    return _ok(sym, views.probability(eng, sym)["regimes"])
+
+
+@router.get("/probability/latest")
+def probability_latest(request: Request, symbol: str | None = None) -> dict:
+    eng, sym = _engine_and_symbol(request, symbol)
+    return _ok(sym, views.probability(eng, sym)["latest"])

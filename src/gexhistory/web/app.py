@@ -1,0 +1,142 @@
+"""The FastAPI app behind `gexhistory serve`: read-only pages and the JSON API over one database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gexhistory.settings import SYMBOL_RE, database_url, redact_url
+from gexhistory.store import queries
+from gexhistory.store.readonly import open_readonly
+from gexhistory.web import format as fmt
+from gexhistory.web.views import FILL_COMMAND, RANGES, NotFound
+
+WEB = Path(__file__).resolve().parent
+
+
+class BadRequest(Exception):
+    pass
+
+
+def plotly_js() -> Path:
+    """plotly.min.js shipped inside the installed plotly package: the pages never reach a CDN."""
+    path = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+    if not path.is_file():  # pragma: no cover - a broken plotly install
+        raise RuntimeError(f"plotly.min.js not found at {path}")
+    return path
+
+
+class Database:
+    """Opens the read-only engine on first use, so a server started before the first backfill works."""
+
+    def __init__(self, db: str | None):
+        self.db = db
+        self.url = redact_url(database_url(db))
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+
+    def engine(self) -> Engine | None:
+        with self._lock:
+            if self._engine is None:
+                self._engine = open_readonly(self.db)
+            return self._engine
+
+    def symbols(self) -> list[str]:
+        eng = self.engine()
+        return queries.symbols(eng) if eng is not None else []
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+def parse_symbol(raw: str | None, known: list[str]) -> str:
+    if raw is None:
+        return "SPY" if "SPY" in known else known[0]
+    sym = raw.strip().upper()
+    if not SYMBOL_RE.match(sym) or sym not in known:
+        raise NotFound(f"unknown symbol {raw!r}: stored symbols are {', '.join(known) or 'none'}")
+    return sym
+
+
+def parse_days(raw: str | None, default: int | None) -> int | None:
+    if raw is None or raw == "":
+        return default
+    if raw.lower() == "all":
+        return None
+    try:
+        days = int(raw)
+    except ValueError:
+        raise BadRequest(f"days must be a number of days or 'all', got {raw!r}") from None
+    if not 1 <= days <= 20000:
+        raise BadRequest(f"days must be between 1 and 20000, got {days}")
+    return days
+
+
+def parse_date(raw: str | None, name: str) -> dt.date | None:
+    if not raw:
+        return None
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be YYYY-MM-DD, got {raw!r}") from None
+
+
+def create_app(db: str | None = None) -> FastAPI:
+    """The app for the database named by `db` (a path or URL; None: DATABASE_URL/DATABASE_PATH/default)."""
+    app = FastAPI(title="gexhistory", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+    app.state.db = Database(db)
+    templates = Jinja2Templates(directory=str(WEB / "templates"))
+    templates.env.filters.update(fmt.FILTERS)
+    templates.env.globals.update(RANGES=RANGES, FILL_COMMAND=FILL_COMMAND, sign_class=fmt.sign_class)
+    app.state.templates = templates
+    js = plotly_js()
+
+    @app.get("/static/plotly.min.js", include_in_schema=False)
+    def plotly_static() -> FileResponse:
+        return FileResponse(js, media_type="application/javascript",
+                            headers={"Cache-Control": "public, max-age=86400"})
+
+    app.mount("/static", StaticFiles(directory=str(WEB / "static")), name="static")
+
+    def _is_api(request: Request) -> bool:
+        return request.url.path.startswith("/api/")
+
+    def _error(request: Request, status: int, message: str):
+        if _is_api(request):
+            return JSONResponse({"success": False, "detail": message}, status_code=status)
+        return templates.TemplateResponse(request, "error.html", {"status": status, "message": message, "db_url": app.state.db.url,
+                                                                  "page": None, "symbols": app.state.db.symbols()},
+                                           status_code=status)
+
+    @app.exception_handler(NotFound)
+    def _not_found(request: Request, exc: NotFound):
+        return _error(request, 404, str(exc))
+
+    @app.exception_handler(BadRequest)
+    def _bad_request(request: Request, exc: BadRequest):
+        return _error(request, 400, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    def _http(request: Request, exc: StarletteHTTPException):
+        msg = "page not found" if exc.status_code == 404 else str(exc.detail)
+        return _error(request, exc.status_code, msg)
+
+    @app.on_event("shutdown")
+    def _close() -> None:
+        app.state.db.dispose()
+
+    from gexhistory.web import api, pages
+
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    return app

@@ -1,0 +1,95 @@
+"""Server-rendered pages: /gex/history, /gamma, /psychology/performance, /probability."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
+
+from gexhistory.web import charts, views
+from gexhistory.web.app import parse_date, parse_days, parse_symbol
+
+router = APIRouter()
+
+
+def _render(request: Request, template: str, page: str, **ctx):
+    db = request.app.state.db
+    return request.app.state.templates.TemplateResponse(
+        request, template, {"page": page, "db_url": db.url, **ctx})
+
+
+def _setup(request: Request, page: str, symbol: str | None):
+    """(engine, symbols, symbol) or an empty-database response."""
+    db = request.app.state.db
+    known = db.symbols()
+    if not known:
+        return None, _render(request, "empty.html", page, symbols=[])
+    return (db.engine(), known, parse_symbol(symbol, known)), None
+
+
+def _fig(fig: dict) -> str:
+    # Embedded in a <script type="application/json">: '</' must not end the script element early.
+    return json.dumps(fig, separators=(",", ":"), default=str).replace("</", "<\\/")
+
+
+@router.get("/", include_in_schema=False)
+def home() -> RedirectResponse:
+    return RedirectResponse("/gex/history", status_code=307)
+
+
+@router.get("/gex/history", include_in_schema=False)
+def gex_history_page(request: Request, symbol: str | None = None, days: str | None = None,
+                     start: str | None = None, end: str | None = None):
+    got, empty = _setup(request, "gex", symbol)
+    if empty:
+        return empty
+    eng, known, sym = got
+    nd = parse_days(days, views.DEFAULT_DAYS)
+    w = views.window_for(eng, sym, nd, parse_date(start, "start"), parse_date(end, "end"))
+    v = views.gex_history(eng, w)
+    return _render(request, "gex_history.html", "gex", symbols=known, symbol=sym, days=nd,
+                   days_raw=days or str(views.DEFAULT_DAYS), v=v, prov=views.provenance(eng, sym),
+                   fig=_fig(charts.gex_history(v["series"], v["snapshots_per_point"])))
+
+
+@router.get("/gamma", include_in_schema=False)
+def gamma_page(request: Request, symbol: str | None = None, days: str | None = None,
+               start: str | None = None, end: str | None = None):
+    got, empty = _setup(request, "gamma", symbol)
+    if empty:
+        return empty
+    eng, known, sym = got
+    nd = parse_days(days, views.DEFAULT_DAYS)
+    w = views.window_for(eng, sym, nd, parse_date(start, "start"), parse_date(end, "end"))
+    v = views.gamma(eng, w)
+    k = v["snapshots_per_point"]
+    return _render(request, "gamma.html", "gamma", symbols=known, symbol=sym, days=nd,
+                   days_raw=days or str(views.DEFAULT_DAYS), v=v, prov=views.provenance(eng, sym),
+                   fig=_fig(charts.gamma_trends(v["series"], k)), fig2=_fig(charts.gamma_flip(v["series"], k)))
+
+
+@router.get("/psychology/performance", include_in_schema=False)
+def psychology_page(request: Request, symbol: str | None = None):
+    got, empty = _setup(request, "psychology", symbol)
+    if empty:
+        return empty
+    eng, known, sym = got
+    v = views.psychology(eng, sym)
+    return _render(request, "psychology.html", "psychology", symbols=known, symbol=sym, v=v,
+                   prov=views.provenance(eng, sym), fig=_fig(charts.win_rate(v["chart"])))
+
+
+@router.get("/probability", include_in_schema=False)
+def probability_page(request: Request, symbol: str | None = None, horizon: str = "5d"):
+    got, empty = _setup(request, "probability", symbol)
+    if empty:
+        return empty
+    eng, known, sym = got
+    if horizon not in ("1d", "5d", "10d"):
+        horizon = "5d"
+    v = views.probability(eng, sym)
+    return _render(request, "probability.html", "probability", symbols=known, symbol=sym, v=v, horizon=horizon,
+                   prov=views.provenance(eng, sym),
+                   fig=_fig(charts.odds_bars(v["patterns"], "pattern", horizon)),
+                   fig2=_fig(charts.odds_bars(v["regimes"], "regime", horizon)))

@@ -1,0 +1,45 @@
+"""Running the app with uvicorn: what `gexhistory serve` calls."""
+
+from __future__ import annotations
+
+import socket
+
+from gexhistory.errors import BadInput
+from gexhistory.settings import database_url, redact_url
+
+
+def serve(db: str | None, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the pages for `db` until interrupted. Bad database targets and busy ports are bad input."""
+    import uvicorn
+
+    from gexhistory.store.readonly import open_readonly, sqlite_path
+    from gexhistory.web.app import create_app
+
+    url = database_url(db)
+    path = sqlite_path(url)
+    if path is not None and path.exists() and not path.is_file():
+        raise BadInput(f"database path {path} is not a file")
+    if path is None:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            with open_readonly(db).connect():
+                pass
+        except SQLAlchemyError as exc:
+            raise BadInput(f"cannot use database {redact_url(url)}: {str(exc.orig or exc).splitlines()[0]}") from None
+    _check_port(host, port)
+    app = create_app(db)
+    shown = "localhost" if host in ("127.0.0.1", "::1") else host
+    print(f"gexhistory: serving {redact_url(url)} at http://{shown}:{port}/gex/history (read-only; Ctrl-C stops)",
+          flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _check_port(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise BadInput(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

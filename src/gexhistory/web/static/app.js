@@ -1,0 +1,13 @@
+// Draw every figure the server embedded next to its container (data-chart-for), offline.
+(function () {
+  var config = {displaylogo: false, responsive: true,
+                modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d"]};
+  document.querySelectorAll("script[data-chart-for]").forEach(function (node) {
+    var el = document.getElementById(node.getAttribute("data-chart-for"));
+    if (!el || typeof Plotly === "undefined") return;
+    var fig = JSON.parse(node.textContent);
+    Plotly.newPlot(el, fig.data, fig.layout, config).then(function () {
+      el.setAttribute("data-rendered", "1");
+    });
+  });
+})();

@@ -1,0 +1,189 @@
+"""What each page and API route shows: store queries joined with engine.stats, as plain dicts.
+
+Pages and the JSON API both call these, so the numbers on a page are exactly the API's numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Engine
+
+from gexhistory.engine import stats
+from gexhistory.store import queries as q
+
+RANGES = (("1M", 30), ("3M", 91), ("6M", 182), ("1Y", 365), ("2Y", 730), ("5Y", 1826), ("10Y", 3652), ("All", None))
+DEFAULT_DAYS = 91
+FILL_COMMAND = "python backfill_historical_data.py --days 365"
+
+
+class NotFound(Exception):
+    """An unknown symbol (or one with no stored sessions): the routes answer 404."""
+
+
+def window_for(engine: Engine, symbol: str, days: int | None, start: dt.date | None = None,
+               end: dt.date | None = None) -> q.Window:
+    """The requested window clipped to what is stored; `days` counts back from the last stored session."""
+    span = q.date_span(engine, symbol)
+    if span is None:
+        raise NotFound(f"no stored history for symbol {symbol!r}; fill it with `{FILL_COMMAND} --symbol {symbol}`")
+    first, last = span
+    hi = min(end or last, last)
+    if start is not None:
+        lo = start
+    elif days is None:
+        lo = first
+    else:
+        lo = hi - dt.timedelta(days=days - 1)
+    return q.Window(symbol, max(lo, first), hi)
+
+
+def provenance(engine: Engine, symbol: str) -> dict:
+    srcs = q.sources(engine, symbol)
+    data = sorted({s["data_source"] for s in srcs})
+    chains = sorted({s["chain_source"] for s in srcs})
+    return {"sources": srcs, "data_sources": data, "chain_sources": chains,
+            "synthetic": "synthetic" in data, "modelled": "modelled" in chains}
+
+
+def _share(k: int, n: int) -> float | None:
+    return None if not n else k / n * 100.0
+
+
+def gex_history(engine: Engine, w: q.Window, max_points: int = q.MAX_POINTS) -> dict:
+    ov = q.gex_overview(engine, w)
+    series, k = q.gex_series(engine, w, max_points)
+    n = int(ov["snapshots"] or 0)
+    latest = ov["latest"] or {}
+    return {
+        "symbol": w.symbol, "start": w.d_lo, "end": w.d_hi,
+        "cards": {
+            "current_net_gex": latest.get("net_gex"),
+            "current_regime": latest.get("regime"),
+            "current_mm_state": latest.get("mm_state"),
+            "current_timestamp": latest.get("timestamp"),
+            "spot_price": latest.get("spot_price"),
+            "flip_point": latest.get("flip_point"),
+            "call_wall": latest.get("call_wall"),
+            "put_wall": latest.get("put_wall"),
+            "avg_net_gex": ov["avg_net_gex"],
+            "min_net_gex": ov["min_net_gex"],
+            "max_net_gex": ov["max_net_gex"],
+            "pct_positive": _share(ov["positive"], n),
+            "pct_negative": _share(ov["negative"], n),
+            "pct_neutral": _share(ov["neutral"], n),
+            "regime_changes": ov["regime_changes"],
+            "snapshots": n,
+        },
+        "series": series,
+        "snapshots_per_point": k,
+        "regime_changes": q.regime_changes(engine, w, limit=50),
+        "timeline": q.daily_timeline(engine, w, limit=40),
+    }
+
+
+def correlations(engine: Engine, w: q.Window) -> list[dict]:
+    sums = q.correlation_sums(engine, w)
+    out = []
+    for a, b, _, _ in q.CORR_PAIRS:
+        lv, ch = sums[f"levels:{a}-{b}"], sums[f"changes:{a}-{b}"]
+        out.append({
+            "pair": f"{a}-{b}",
+            "levels": stats.pearson_from_sums(lv["n"], lv["sx"] or 0, lv["sy"] or 0, lv["sxx"] or 0, lv["syy"] or 0, lv["sxy"] or 0),
+            "levels_n": lv["n"],
+            "changes": stats.pearson_from_sums(ch["n"], ch["sx"] or 0, ch["sy"] or 0, ch["sxx"] or 0, ch["syy"] or 0, ch["sxy"] or 0),
+            "changes_n": ch["n"],
+        })
+    return out
+
+
+def gamma(engine: Engine, w: q.Window, max_points: int = q.MAX_POINTS) -> dict:
+    series, k = q.gamma_series(engine, w, max_points)
+    w30 = q.last_sessions_window(engine, w.symbol, 30)
+    s30 = q.gamma_stats(engine, w30)
+    s30["pct_positive"] = _share(s30["positive"], s30["snapshots"] or 0)
+    s30["pct_negative"] = _share(s30["negative"], s30["snapshots"] or 0)
+    return {
+        "symbol": w.symbol, "start": w.d_lo, "end": w.d_hi,
+        "series": series, "snapshots_per_point": k,
+        "stats_30d": s30,
+        "correlations": correlations(engine, w),
+        "timeline": q.daily_timeline(engine, w, limit=30),
+    }
+
+
+def _pattern_row(r: dict) -> dict:
+    wr = stats.wilson(r["wins"], r["wins"] + r["losses"])
+    return {
+        "pattern": r["pattern"], "signals": r["signals"], "resolved": r["resolved"], "wins": r["wins"],
+        "losses": r["losses"], "win_rate": None if wr.p is None else wr.p * 100.0,
+        "win_rate_ci": [None if wr.low is None else wr.low * 100.0, None if wr.high is None else wr.high * 100.0],
+        "avg_confidence": r["avg_confidence"],
+        "avg_win": r["avg_win"], "avg_loss": r["avg_loss"],
+        "expectancy": stats.expectancy(r["dir_wins"], r["dir_losses"], r["avg_win"], r["avg_loss"]),
+        "directional_resolved": r["dir_wins"] + r["dir_losses"],
+        "avg_move_5d": r["avg_move_5d"], "last_timestamp": r["last_ts"],
+    }
+
+
+def psychology(engine: Engine, symbol: str, recent: int = 25) -> dict:
+    ov = q.signals_overview(engine, symbol)
+    outcomes = q.resolved_outcomes(engine, symbol)
+    kind, length = stats.current_streak(outcomes)
+    best_w, best_l = stats.longest_streaks(outcomes)
+    resolved = ov["wins"] + ov["losses"]
+    wr = stats.wilson(ov["wins"], resolved)
+    months = q.win_rate_by_month(engine, symbol)
+    cum_w = cum_n = 0
+    for m in months:
+        cum_w += m["wins"]
+        cum_n += m["resolved"]
+        m["win_rate"] = _share(m["wins"], m["resolved"])
+        m["cumulative_win_rate"] = _share(cum_w, cum_n)
+    return {
+        "symbol": symbol,
+        "overview": {
+            "total_signals": int(ov["total_signals"] or 0), "resolved": resolved,
+            "pending": int(ov["total_signals"] or 0) - int(ov["resolved"] or 0),
+            "wins": ov["wins"], "losses": ov["losses"],
+            "win_rate": None if wr.p is None else wr.p * 100.0,
+            "win_rate_ci": [None if wr.low is None else wr.low * 100.0, None if wr.high is None else wr.high * 100.0],
+            "avg_confidence": ov["avg_confidence"], "patterns": int(ov["patterns"] or 0),
+            "current_streak": length, "current_streak_type": kind,
+            "longest_win_streak": best_w, "longest_loss_streak": best_l,
+            "first_timestamp": ov["first_ts"], "last_timestamp": ov["last_ts"],
+        },
+        "by_pattern": [_pattern_row(r) for r in q.signals_by_pattern(engine, symbol)],
+        "chart": months,
+        "recent": q.recent_signals(engine, symbol, limit=recent),
+    }
+
+
+def _odds(k: int, n: int) -> dict:
+    p = stats.wilson(k, n)
+    return {"k": k, "n": n, "p": None if p.p is None else p.p * 100.0,
+            "ci_low": None if p.low is None else p.low * 100.0, "ci_high": None if p.high is None else p.high * 100.0}
+
+
+def _horizon_odds(r: dict) -> dict:
+    return {f"{h}d": {"up": _odds(r[f"up_{h}"], r[f"n_{h}"]), "down": _odds(r[f"down_{h}"], r[f"n_{h}"]),
+                      "avg_move": r[f"avg_{h}"]} for h in q.HORIZONS}
+
+
+def probability(engine: Engine, symbol: str) -> dict:
+    patterns = [{"pattern": r["pattern"], "signals": r["signals"],
+                 "correct": _odds(r["correct"], r["resolved"]), "moves": _horizon_odds(r)}
+                for r in q.pattern_odds(engine, symbol)]
+    regimes = [{"regime": r["regime"], "sessions": r["sessions"], "moves": _horizon_odds(r)}
+               for r in q.regime_odds(engine, symbol)]
+    latest = q.recent_signals(engine, symbol, limit=1)
+    latest_odds = None
+    if latest:
+        sig = latest[0]
+        regime = q.regime_at(engine, symbol, sig["timestamp"])
+        latest_odds = {
+            "signal": sig, "regime": regime,
+            "pattern_odds": next((p for p in patterns if p["pattern"] == sig["primary_regime_type"]), None),
+            "regime_odds": next((r for r in regimes if r["regime"] == regime), None),
+        }
+    return {"symbol": symbol, "patterns": patterns, "regimes": regimes, "latest": latest_odds}
