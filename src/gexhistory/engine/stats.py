@@ -37,7 +37,10 @@ def wilson(k: int, n: int, z: float = Z95) -> Proportion:
     denom = 1 + z2 / n
     centre = (p + z2 / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
-    return Proportion(k, n, p, max(0.0, centre - half), min(1.0, centre + half))
+    # At k == 0 and k == n the bound is exactly 0 or 1; rounding must not move it inside.
+    low = 0.0 if k == 0 else max(0.0, centre - half)
+    high = 1.0 if k == n else min(1.0, centre + half)
+    return Proportion(k, n, p, low, high)
 
 
 def current_streak(outcomes: list[bool]) -> tuple[str | None, int]:

@@ -131,10 +131,6 @@ def create_app(db: str | None = None) -> FastAPI:
         msg = "page not found" if exc.status_code == 404 else str(exc.detail)
         return _error(request, exc.status_code, msg)
 
-    @app.on_event("shutdown")
-    def _close() -> None:
-        app.state.db.dispose()
-
     from gexhistory.web import api, pages
 
     app.include_router(api.router)

@@ -1,0 +1,185 @@
+"""The four pages in headless Chromium, served by the real `gexhistory serve` on a free 127.0.0.1 port.
+
+Each page must draw its Plotly charts offline and show the database's numbers; screenshots go to
+test-artifacts/. Skipped only when /usr/bin/chromium is missing and GEXHISTORY_REQUIRE_BROWSER is unset.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pages_data as pdata
+from gexhistory.web import format as fmt
+from helpers import REPO, rows
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+ARTIFACTS = REPO / "test-artifacts"
+CHART = ".js-plotly-plot .main-svg"
+
+pytestmark = pytest.mark.browser
+
+if not Path(CHROMIUM).exists() and not os.environ.get("GEXHISTORY_REQUIRE_BROWSER"):
+    pytest.skip(f"{CHROMIUM} is not installed (set GEXHISTORY_REQUIRE_BROWSER=1 to make this a failure)",
+                allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    db = str(tmp_path_factory.mktemp("browser") / "gex_copilot.db")
+    pdata.build(db)
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATABASE_PATH")}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO)])
+    proc = subprocess.Popen([sys.executable, "-m", "gexhistory", "serve", "--db", db, "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(base + "/api/symbols", timeout=2).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"server did not start: {proc.stdout.read()}")
+            time.sleep(0.2)
+    yield base, db
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    base, _ = server
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+    pg = ctx.new_page()
+    outside: list[str] = []
+    errors: list[str] = []
+    pg.on("request", lambda r: outside.append(r.url) if not r.url.startswith((base, "data:")) else None)
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    ctx.close()
+    assert outside == [], f"the page reached outside 127.0.0.1: {outside}"
+    assert errors == [], f"JavaScript errors: {errors}"
+
+
+def _open(page, url: str, name: str, charts: int):
+    resp = page.goto(url)
+    assert resp.status == 200, url
+    page.wait_for_selector(CHART, timeout=20000)
+    page.wait_for_function(f"document.querySelectorAll('[data-rendered=\"1\"]').length >= {charts}", timeout=20000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _text(page, testid: str) -> str:
+    return page.locator(f'[data-testid="{testid}"]').first.inner_text().strip()
+
+
+def test_gex_history_page(page, server):
+    base, db = server
+    _open(page, f"{base}/gex/history?symbol=SPY&days=91", "gex_history", 1)
+    end = rows(db, "SELECT MAX(date) FROM gamma_daily_summary WHERE symbol='SPY'")[0][0]
+    import datetime as dt
+
+    start = (dt.date.fromisoformat(end) - dt.timedelta(days=90)).isoformat()
+    snaps = rows(db, "SELECT net_gex, regime FROM gex_history WHERE symbol='SPY' AND timestamp >= :a ORDER BY timestamp",
+                 a=f"{start} 00:00:00")
+    gex = [r[0] for r in snaps]
+    assert _text(page, "card-avg-gex") == fmt.money_short(sum(gex) / len(gex))
+    assert _text(page, "card-current-gex") == fmt.money_short(gex[-1])
+    assert _text(page, "card-pct-positive") == fmt.pct(100 * sum(r[1] == "POSITIVE" for r in snaps) / len(snaps))
+    assert _text(page, "card-regime-changes") == fmt.integer(sum(a[1] != b[1] for a, b in zip(snaps, snaps[1:])))
+    # The chart holds one bar per stored snapshot of the window.
+    assert page.evaluate("document.getElementById('chart-gex').data[0].y.length") == len(snaps)
+    assert page.locator('[data-testid="badge-synthetic"]').is_visible()
+    assert page.locator('[data-testid="badge-modelled"]').is_visible()
+    # The range picker reloads the page for another window.
+    page.click('[data-testid="range-picker"] >> text=All')
+    page.wait_for_url("**days=all**")
+    page.wait_for_selector(CHART)
+    n_all = rows(db, "SELECT COUNT(*) FROM gex_history WHERE symbol='SPY'")[0][0]
+    assert page.evaluate("document.getElementById('chart-gex').data[0].y.length") == n_all
+
+
+def test_gamma_page(page, server):
+    base, db = server
+    _open(page, f"{base}/gamma?symbol=SPY&days=all", "gamma", 2)
+    lo = rows(db, "SELECT date FROM gamma_daily_summary WHERE symbol='SPY' ORDER BY date DESC LIMIT 30")[-1][0]
+    avg_iv, avg_gex = rows(db, "SELECT AVG(implied_volatility), AVG(net_gex) FROM gamma_history "
+                               "WHERE symbol='SPY' AND date >= :d", d=lo)[0]
+    assert _text(page, "card-30d-avg-iv") == fmt.frac_pct(avg_iv)
+    assert _text(page, "card-30d-avg-gex") == fmt.money_short(avg_gex)
+    a = np.array(rows(db, "SELECT spot_price, net_gex, implied_volatility FROM gamma_history WHERE symbol='SPY' "
+                          "ORDER BY timestamp"), dtype=float)
+    assert _text(page, "corr-levels-price-net_gex") == fmt.corr(np.corrcoef(a[:, 0], a[:, 1])[0, 1])
+    assert _text(page, "corr-levels-price-iv") == fmt.corr(np.corrcoef(a[:, 0], a[:, 2])[0, 1])
+    assert _text(page, "corr-changes-net_gex-iv") == fmt.corr(np.corrcoef(np.diff(a[:, 1]), np.diff(a[:, 2]))[0, 1])
+
+
+def test_psychology_page(page, server):
+    base, db = server
+    _open(page, f"{base}/psychology/performance?symbol=SPY", "psychology_performance", 1)
+    total, resolved, wins, conf = rows(db, "SELECT COUNT(*), COUNT(signal_correct), SUM(CASE WHEN signal_correct = 1 "
+                                           "THEN 1 ELSE 0 END), AVG(confidence_score) FROM regime_signals WHERE symbol='SPY'")[0]
+    assert _text(page, "card-total-signals") == fmt.integer(total)
+    assert _text(page, "card-win-rate") == fmt.pct(100 * wins / resolved)
+    assert _text(page, "card-avg-confidence") == fmt.pct(conf)
+    assert _text(page, "card-streak") == "3 wins"
+    bear = page.locator('tr[data-pattern="TEST_BEAR"]')
+    assert bear.locator('[data-col="win_rate"]').inner_text() == "66.7%"
+    assert bear.locator('[data-col="expectancy"]').inner_text() == "+1.33%"
+    assert bear.locator('[data-col="avg_loss"]').inner_text() == "-1.00%"
+    assert page.locator('[data-testid="table-recent"] tbody tr').count() == min(25, total)
+
+
+def test_probability_page(page, server):
+    base, db = server
+    _open(page, f"{base}/probability?symbol=SPY", "probability", 2)
+    bull = page.locator('[data-testid="table-pattern-odds"] tr[data-pattern="TEST_BULL"]')
+    assert bull.locator('[data-col="up_5d"]').inner_text().startswith("75.0%")  # 3 of 4, by hand
+    assert bull.locator('[data-col="correct"]').inner_text().startswith("50.0%")
+    assert "TEST_PIN" in page.locator('[data-testid="latest-signal"]').inner_text()
+    sessions = rows(db, "SELECT COUNT(*) FROM gamma_daily_summary WHERE symbol='SPY'")[0][0]
+    shown = page.locator('[data-testid="table-regime-odds"] tbody tr td:nth-child(2)').all_inner_texts()
+    assert sum(int(s.replace(",", "")) for s in shown) == sessions
+    page.click('[data-testid="horizon-picker"] >> text=10d')
+    page.wait_for_url("**horizon=10d**")
+    page.wait_for_selector(CHART)
+
+
+def test_unknown_symbol_page(page, server):
+    base, _ = server
+    resp = page.goto(f"{base}/gex/history?symbol=NOPE")
+    assert resp.status == 404
+    assert "unknown symbol" in page.inner_text("body")
+    page.screenshot(path=str(ARTIFACTS / "not_found.png"))

@@ -1,0 +1,302 @@
+"""The JSON API and pages, through FastAPI's TestClient, on a database built by the real backfill.
+
+Every number is checked against direct SQL on the same database (or hand values for the hand-made
+signals of pages_data.py), on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+import pages_data as pdata
+from gexhistory.engine import stats
+from gexhistory.web import format as fmt
+from gexhistory.web.app import create_app
+from helpers import rows
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def built(request, tmp_path_factory):
+    """(db, client) over one backfilled database per backend, shared by this module's read-only tests."""
+    if request.param == "sqlite":
+        db = str(tmp_path_factory.mktemp("pages") / "gex_copilot.db")
+    else:
+        from conftest import _reset_pg
+
+        db = request.getfixturevalue("pg_database_url")
+        _reset_pg(db)
+    pdata.build(db)
+    app = create_app(db)
+    with TestClient(app) as client:
+        yield db, client
+    app.state.db.dispose()
+
+
+def _get(client, url, status=200):
+    r = client.get(url)
+    assert r.status_code == status, (url, r.status_code, r.text[:300])
+    return r.json() if url.startswith("/api/") else r.text
+
+
+def _window(db, start, end, table="gex_history"):
+    return rows(db, f"SELECT timestamp, net_gex, spot_price, flip_point, call_wall, put_wall, regime FROM {table} "
+                    "WHERE symbol='SPY' AND timestamp >= :a AND timestamp <= :b ORDER BY timestamp",
+                a=f"{start} 00:00:00", b=f"{end} 23:59:59")
+
+
+def test_gex_history_matches_sql(built):
+    db, client = built
+    body = _get(client, "/api/gex/history?symbol=SPY&days=30")
+    snaps = _window(db, body["start"], body["end"])
+    assert body["snapshots_per_point"] == 1 and body["count"] == len(snaps) > 0
+    keys = ("timestamp", "net_gex", "spot_price", "flip_point", "call_wall", "put_wall", "regime")
+    for got, want in zip(body["data"], snaps):
+        assert tuple(got[k] for k in keys) == pytest.approx(want)
+        assert got["symbol"] == "SPY" and got["mm_state"] in ("LONG_GAMMA", "SHORT_GAMMA")
+        assert got["data_source"] == "synthetic" and got["chain_source"] == "modelled"
+    last_date = rows(db, "SELECT MAX(date) FROM gamma_daily_summary WHERE symbol='SPY'")[0][0]
+    assert body["end"] == last_date
+    s = body["summary"]
+    gex = [r[1] for r in snaps]
+    assert s["avg_net_gex"] == pytest.approx(sum(gex) / len(gex))
+    assert s["current_net_gex"] == pytest.approx(snaps[-1][1])
+    assert s["pct_positive"] == pytest.approx(100 * sum(r[6] == "POSITIVE" for r in snaps) / len(snaps))
+    changes = sum(a[6] != b[6] for a, b in zip(snaps, snaps[1:]))
+    assert s["regime_changes"] == changes
+    assert body["synthetic"] is True and body["modelled"] is True
+
+
+def test_long_ranges_are_averaged_in_sql(built):
+    db, client = built
+    body = _get(client, "/api/gex/history?symbol=SPY&days=all&max_points=40")
+    snaps = _window(db, body["start"], body["end"])
+    k = body["snapshots_per_point"]
+    assert k == -(-len(snaps) // 40) and body["count"] == -(-len(snaps) // k) <= 40
+    for i, got in enumerate(body["data"]):
+        chunk = snaps[i * k:(i + 1) * k]
+        assert got["timestamp"] == chunk[-1][0]
+        assert got["net_gex"] == pytest.approx(np.mean([r[1] for r in chunk]))
+        assert got["spot_price"] == pytest.approx(np.mean([r[2] for r in chunk]))
+        assert got["regime"] in ("POSITIVE", "NEGATIVE", "NEUTRAL")
+
+
+def test_regime_changes_match_sql(built):
+    db, client = built
+    body = _get(client, "/api/gex/regime-changes?symbol=SPY&days=all&limit=5000")
+    snaps = _window(db, body["start"], body["end"])
+    want = [(b[0], a[6], b[6]) for a, b in zip(snaps, snaps[1:]) if a[6] != b[6]][::-1]
+    assert [(r["timestamp"], r["previous_regime"], r["regime"]) for r in body["data"]] == want
+    assert body["total_changes"] == len(want)
+    assert {r["regime"] for r in body["data"]} <= {"POSITIVE", "NEGATIVE", "NEUTRAL"}
+
+
+def test_gamma_history_and_correlations_match_numpy(built):
+    db, client = built
+    hist = _get(client, "/api/gamma/SPY/history?days=60")
+    want = rows(db, "SELECT timestamp, implied_volatility, put_call_ratio, distance_to_flip_pct FROM gamma_history "
+                    "WHERE symbol='SPY' AND date >= :a AND date <= :b ORDER BY timestamp", a=hist["start"], b=hist["end"])
+    assert [(r["timestamp"], r["implied_volatility"], r["put_call_ratio"], r["distance_to_flip_pct"])
+            for r in hist["data"]] == [pytest.approx(w) for w in want]
+    summ = _get(client, "/api/gamma/SPY/summary?days=60")["data"]
+    snaps = rows(db, "SELECT spot_price, net_gex, implied_volatility, put_call_ratio FROM gamma_history "
+                     "WHERE symbol='SPY' AND date >= :a AND date <= :b ORDER BY timestamp", a=hist["start"], b=hist["end"])
+    a = np.array(snaps, dtype=float)
+    cols = {"price": 0, "net_gex": 1, "iv": 2, "pcr": 3}
+    for c in summ["correlations"]:
+        x, y = (cols[p] for p in c["pair"].split("-"))
+        assert c["levels_n"] == len(a)
+        lv = stats.pearson(list(a[:, x]), list(a[:, y]))
+        assert (c["levels"] is None) == (lv is None)
+        if lv is not None:
+            assert c["levels"] == pytest.approx(np.corrcoef(a[:, x], a[:, y])[0, 1], abs=1e-9)
+        dx, dy = np.diff(a[:, x]), np.diff(a[:, y])
+        assert c["changes_n"] == len(a) - 1
+        if c["changes"] is not None:
+            assert c["changes"] == pytest.approx(np.corrcoef(dx, dy)[0, 1], abs=1e-9)
+    s30 = summ["stats_30d"]
+    last30 = rows(db, "SELECT date FROM gamma_daily_summary WHERE symbol='SPY' ORDER BY date DESC LIMIT 30")
+    lo = last30[-1][0]
+    avg_iv, n = rows(db, "SELECT AVG(implied_volatility), COUNT(*) FROM gamma_history WHERE symbol='SPY' AND date >= :d", d=lo)[0]
+    assert s30["sessions"] == 30 and s30["snapshots"] == n and s30["avg_iv"] == pytest.approx(avg_iv)
+
+
+def test_psychology_overview_and_patterns(built):
+    db, client = built
+    ov = _get(client, "/api/psychology/performance/overview?symbol=SPY")["data"]
+    total, resolved, wins, conf = rows(db, "SELECT COUNT(*), COUNT(signal_correct), "
+                                           "SUM(CASE WHEN signal_correct = 1 THEN 1 ELSE 0 END), AVG(confidence_score) "
+                                           "FROM regime_signals WHERE symbol='SPY'")[0]
+    assert ov["total_signals"] == total and ov["resolved"] == resolved and ov["wins"] == wins
+    assert ov["win_rate"] == pytest.approx(100 * wins / resolved)
+    assert ov["avg_confidence"] == pytest.approx(conf)
+    assert (ov["current_streak_type"], ov["current_streak"]) == pdata.EXPECTED_STREAK
+    seq = [bool(r[0]) for r in rows(db, "SELECT signal_correct FROM regime_signals WHERE symbol='SPY' "
+                                        "AND signal_correct IS NOT NULL ORDER BY timestamp, id")]
+    assert (ov["longest_win_streak"], ov["longest_loss_streak"]) == stats.longest_streaks(seq)
+
+    by = {p["pattern"]: p for p in _get(client, "/api/psychology/performance/by-pattern?symbol=SPY")["data"]}
+    for name, want in pdata.EXPECTED.items():
+        got = by[name]
+        for key in ("signals", "wins", "losses", "win_rate", "avg_win", "avg_loss", "expectancy"):
+            assert got[key] == (pytest.approx(want[key]) if want[key] is not None else None), (name, key)
+    bull = by["TEST_BULL"]
+    w = stats.wilson(2, 4)
+    assert bull["win_rate_ci"] == [pytest.approx(w.low * 100), pytest.approx(w.high * 100)]
+
+    sigs = _get(client, "/api/psychology/performance/signals?symbol=SPY&limit=3")["data"]
+    assert [s["primary_regime_type"] for s in sigs] == ["TEST_PIN", "TEST_PIN", "TEST_BEAR"]
+    assert sigs[0]["signal_correct"] is None
+
+    chart = _get(client, "/api/psychology/performance/chart-data?symbol=SPY")["data"]
+    assert sum(m["resolved"] for m in chart) == resolved and chart[-1]["cumulative_win_rate"] == pytest.approx(100 * wins / resolved)
+
+
+def test_probability_patterns_regimes_and_latest(built):
+    db, client = built
+    pats = {p["pattern"]: p for p in _get(client, "/api/probability/patterns?symbol=SPY")["data"]}
+    for name, want in pdata.EXPECTED.items():
+        got = pats[name]
+        for key in ("up_1d", "up_5d", "up_10d", "down_10d"):
+            side, h = key.split("_")
+            o = got["moves"][h][side]
+            w = stats.wilson(*want[key])
+            assert (o["k"], o["n"]) == want[key], (name, key)
+            assert (o["ci_low"], o["ci_high"]) == (pytest.approx(w.low * 100), pytest.approx(w.high * 100))
+        assert got["correct"]["k"] == want["wins"] and got["correct"]["n"] == want["wins"] + want["losses"]
+
+    # Regime odds, recomputed here from the close snapshot of every session.
+    snaps = rows(db, "SELECT date, timestamp, regime, spot_price FROM gamma_history WHERE symbol='SPY' ORDER BY timestamp")
+    close = {}
+    for d, _, reg, spot in snaps:
+        close[d] = (reg, spot)
+    days = sorted(close)
+    regimes = {r["regime"]: r for r in _get(client, "/api/probability/regimes?symbol=SPY")["data"]}
+    for reg, got in regimes.items():
+        idx = [i for i, d in enumerate(days) if close[d][0] == reg]
+        assert got["sessions"] == len(idx)
+        for h in (1, 5, 10):
+            moves = [close[days[i + h]][1] - close[days[i]][1] for i in idx if i + h < len(days)]
+            o = got["moves"][f"{h}d"]
+            assert o["up"]["n"] == len(moves) and o["up"]["k"] == sum(m > 0 for m in moves)
+            assert o["down"]["k"] == sum(m < 0 for m in moves)
+    assert set(regimes) <= {"POSITIVE", "NEGATIVE", "NEUTRAL"}
+    assert sum(r["sessions"] for r in regimes.values()) == len(days)
+
+    latest = _get(client, "/api/probability/latest?symbol=SPY")["data"]
+    assert latest["signal"]["primary_regime_type"] == "TEST_PIN"
+    assert latest["pattern_odds"]["pattern"] == "TEST_PIN"
+    ts = latest["signal"]["timestamp"]
+    want_regime = rows(db, "SELECT regime FROM gex_history WHERE symbol='SPY' AND timestamp <= :t ORDER BY timestamp DESC",
+                       t=ts)[0][0]
+    assert latest["regime"] == want_regime and latest["regime_odds"]["regime"] == want_regime
+
+
+def test_pages_show_the_databases_numbers(built):
+    db, client = built
+    html = _get(client, "/gex/history?symbol=SPY&days=30")
+    body = _get(client, "/api/gex/history?symbol=SPY&days=30")
+    avg = rows(db, "SELECT AVG(net_gex) FROM gex_history WHERE symbol='SPY' AND timestamp >= :a",
+               a=f"{body['start']} 00:00:00")[0][0]
+    assert re.search(r'data-testid="card-avg-gex"[^>]*>' + re.escape(fmt.money_short(avg)) + "<", html)
+    assert 'data-testid="badge-synthetic"' in html and 'data-testid="badge-modelled"' in html
+    assert "/static/plotly.min.js" in html and "cdn" not in html.lower()
+    for url in ("/gamma?symbol=SPY", "/psychology/performance?symbol=SPY", "/probability?symbol=SPY",
+                "/gex/history?symbol=spy&days=all", "/gamma?days=3650"):
+        page = _get(client, url)
+        assert "SYNTHETIC DATA" in page
+    psy = _get(client, "/psychology/performance?symbol=SPY")
+    assert 'data-pattern="TEST_BEAR"' in psy and "+1.33%" in psy  # expectancy of TEST_BEAR, by hand
+    assert _get(client, "/", 200)  # redirects to /gex/history
+
+
+def test_unknown_symbols_and_bad_parameters(built):
+    _, client = built
+    assert "unknown symbol" in _get(client, "/gex/history?symbol=ZZZZ", 404)
+    assert _get(client, "/api/gex/history?symbol=ZZZZ", 404)["success"] is False
+    assert _get(client, "/api/gamma/QQQ/history", 404)["detail"].startswith("unknown symbol")
+    assert _get(client, "/api/gamma/%27%3B%20DROP/history", 404)["success"] is False
+    assert _get(client, "/api/gex/history?days=-3", 400)["success"] is False
+    assert _get(client, "/api/gex/history?start=yesterday", 400)["success"] is False
+    assert _get(client, "/no/such/page", 404)
+
+
+def test_server_is_read_only(built):
+    db, client = built
+    for url in ("/api/gex/history", "/gex/history", "/api/psychology/performance/signals"):
+        assert client.post(url).status_code == 405
+        assert client.delete(url).status_code == 405
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    engine = client.app.state.db.engine()
+    with pytest.raises(DBAPIError):
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM gex_history"))
+    assert rows(db, "SELECT COUNT(*) FROM gex_history")[0][0] > 0
+
+
+def test_plotly_is_served_from_the_installed_package(built):
+    _, client = built
+    r = client.get("/static/plotly.min.js")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/javascript")
+    import plotly
+
+    assert f"v{plotly.__version__}" in r.text[:2000] or "plotly.js v" in r.text[:2000]
+    assert client.get("/static/app.js").status_code == 200 and client.get("/static/style.css").status_code == 200
+
+
+def test_empty_database_names_the_command(tmp_path, db_url):
+    missing = str(tmp_path / "none.db")
+    for db in (missing, db_url):
+        if db == db_url:
+            from gexhistory.store.db import init_schema, open_engine
+
+            init_schema(open_engine(db_url))  # tables, no rows
+        with TestClient(create_app(db)) as client:
+            for url in ("/gex/history", "/gamma", "/psychology/performance", "/probability"):
+                page = _get(client, url)
+                assert "python backfill_historical_data.py --days 365" in page and 'data-testid="empty-database"' in page
+            assert "backfill_historical_data.py" in _get(client, "/api/gex/history", 404)["detail"]
+    assert not (tmp_path / "none.db").exists()  # serving never creates the file
+
+
+def test_page_queries_use_the_indexes(built):
+    """EXPLAIN QUERY PLAN of every statement the four pages run: no full scan of a history table."""
+    db, client = built
+    if db.startswith("postgresql"):
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's; the PostgreSQL planner picks seq scans on tiny tables")
+    from sqlalchemy import event
+
+    engine = client.app.state.db.engine()
+    seen = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        for url in ("/gex/history?days=all", "/gex/history", "/gamma?days=all", "/psychology/performance", "/probability",
+                    "/api/gamma/SPY/history?days=all"):
+            assert client.get(url).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    tables = "gex_history|gamma_history|gamma_daily_summary|regime_signals"
+    checked = 0
+    with engine.connect() as conn:
+        for stmt, params in seen:
+            if not re.search(rf"\b({tables})\b", stmt):
+                continue
+            plan = [r[3] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + stmt, params)]
+            checked += 1
+            for line in plan:
+                full_scan = re.search(rf"\bSCAN ({tables})\b", line)
+                # The one exception: the symbol list reads the (symbol, date) index, never the table.
+                if full_scan and not ("SELECT DISTINCT gamma_daily_summary.symbol" in stmt and "COVERING INDEX" in line):
+                    raise AssertionError(f"full scan in {line!r} for {stmt}")
+                if "SEARCH" in line:
+                    assert "USING" in line, line
+    assert checked >= 20
