@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import (
     Engine,
+    Float,
+    bindparam,
     and_,
     case,
     func,
@@ -275,28 +277,33 @@ CORR_PAIRS = (("price", "net_gex", "spot_price", "net_gex"),
 
 def correlation_sums(engine: Engine, w: Window) -> dict[str, dict]:
     """Per pair, centred sums (n, Sx, Sy, Sxx, Syy, Sxy) over the window's snapshots, for levels and for
-    snapshot-to-snapshot changes. Centring on the window mean keeps $1e9 GEX sums free of cancellation.
+    snapshot-to-snapshot changes. Two passes in SQL: the means, then every pair's sums at once, centred on
+    those means (bound as parameters) so $1e9 GEX sums keep their precision.
     """
     g = GAMMA
     cols = ("spot_price", "net_gex", "implied_volatility", "put_call_ratio")
     where = and_(g.c.symbol == w.symbol, g.c.date >= w.d_lo, g.c.date <= w.d_hi)
-    base = select(g.c.timestamp, *[g.c[c] for c in cols],
+    base = select(*[g.c[c] for c in cols],
                   *[(g.c[c] - func.lag(g.c[c]).over(order_by=g.c.timestamp)).label(f"d_{c}") for c in cols]
                   ).where(where).subquery()
-    means = select(*[func.avg(base.c[c]).label(f"m_{c}") for c in cols],
-                   *[func.avg(base.c[f"d_{c}"]).label(f"m_d_{c}") for c in cols]).subquery()
-    out: dict[str, dict] = {}
+    names = [*cols, *[f"d_{c}" for c in cols]]
     with engine.connect() as conn:
+        means = conn.execute(select(*[func.avg(base.c[n]).label(n) for n in names])).one()._mapping
+        sums, keys = [], []
         for kind, prefix in (("levels", ""), ("changes", "d_")):
             for a, b, ca, cb in CORR_PAIRS:
-                x = base.c[prefix + ca] - means.c[f"m_{prefix}{ca}"]
-                y = base.c[prefix + cb] - means.c[f"m_{prefix}{cb}"]
-                q = (select(func.count(), func.sum(x), func.sum(y), func.sum(x * x), func.sum(y * y),
-                            func.sum(x * y))
-                     .select_from(base.join(means, true()))
-                     .where(base.c[prefix + ca].is_not(None), base.c[prefix + cb].is_not(None)))
-                n, sx, sy, sxx, syy, sxy = conn.execute(q).one()
-                out[f"{kind}:{a}-{b}"] = {"n": int(n or 0), "sx": sx, "sy": sy, "sxx": sxx, "syy": syy, "sxy": sxy}
+                xa, yb = base.c[prefix + ca], base.c[prefix + cb]
+                both = and_(xa.is_not(None), yb.is_not(None))
+                x = xa - bindparam(None, means[prefix + ca] or 0.0, type_=Float)
+                y = yb - bindparam(None, means[prefix + cb] or 0.0, type_=Float)
+                sums += [func.sum(case((both, 1), else_=0)), func.sum(case((both, x))), func.sum(case((both, y))),
+                         func.sum(case((both, x * x))), func.sum(case((both, y * y))), func.sum(case((both, x * y)))]
+                keys.append(f"{kind}:{a}-{b}")
+        row = conn.execute(select(*sums)).one()
+    out: dict[str, dict] = {}
+    for i, key in enumerate(keys):
+        n, sx, sy, sxx, syy, sxy = row[6 * i:6 * i + 6]
+        out[key] = {"n": int(n or 0), "sx": sx, "sy": sy, "sxx": sxx, "syy": syy, "sxy": sxy}
     return out
 
 
