@@ -17,8 +17,13 @@ def serve(db: str | None, host: str = "127.0.0.1", port: int = 8000) -> None:
 
     url = database_url(db)
     path = sqlite_path(url)
-    if path is not None and path.exists() and not path.is_file():
-        raise BadInput(f"database path {path} is not a file")
+    if path is not None and path.exists():
+        if not path.is_file():
+            raise BadInput(f"database path {path} is not a file")
+        with path.open("rb") as fh:
+            head = fh.read(16)
+        if head and head != b"SQLite format 3\x00":
+            raise BadInput(f"{path} is not an SQLite database (corrupt or another kind of file)")
     if path is None:
         from sqlalchemy.exc import SQLAlchemyError
 
