@@ -17,6 +17,7 @@ import numpy as np
 
 from gexhistory import __version__
 from gexhistory.calendar import ET, Session, format_ts, sessions_before, sessions_between
+from gexhistory.engine.chain import OptionChain
 from gexhistory.engine.chain_model import ChainModel, ModelParams, warmup_start
 from gexhistory.engine.exposure import GEX_UNIT, Conventions, GexSnapshot, compute_exposure, compute_session
 from gexhistory.engine.summary import CORR_WINDOW, daily_summary, none_if_nan, rolling_price_gex_corr
@@ -196,9 +197,12 @@ def _backfill_symbol(engine, source: PriceSource, symbol: str, window: list[Sess
     if not window:
         return res
     existing = writes.complete_sessions(engine, symbol, window[0].date, window[-1].date)
+    chains = _imported_chains(engine, symbol, window[0].date, window[-1].date)
     todo: list[Session] = []
     for s in window:
         held = existing.get(s.date)
+        if held is not None and s.date in chains.dates and source.is_synthetic:
+            continue  # a real imported chain is never recomputed at synthetic prices, even with --force
         if held is None or opts.force or (_is_synthetic_label(held) and not source.is_synthetic):
             todo.append(s)
     res.sessions_skipped = len(window) - len(todo)
@@ -209,7 +213,8 @@ def _backfill_symbol(engine, source: PriceSource, symbol: str, window: list[Sess
     if not todo:
         return res
 
-    bundles = compute_sessions(source, symbol, todo, opts.conventions, opts.model)
+    bundles = compute_sessions(source, symbol, todo, opts.conventions, opts.model,
+                               chains=None if source.is_synthetic else chains)
     done = 0
     for lo in range(0, len(todo), opts.batch_sessions):
         batch = todo[lo:lo + opts.batch_sessions]
@@ -233,9 +238,17 @@ def _backfill_symbol(engine, source: PriceSource, symbol: str, window: list[Sess
     return res
 
 
+def _imported_chains(engine, symbol: str, start: dt.date, end: dt.date):
+    """date -> stored imported chain (or None): imported chains outrank the modelled one."""
+    from gexhistory.chains_import import chain_lookup
+
+    return chain_lookup(engine, symbol, start - dt.timedelta(days=45), end)
+
+
 def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv: Conventions,
-                     model_params: ModelParams):
-    """Yield, for each session of `todo` in order, its rows for every table (nothing written here)."""
+                     model_params: ModelParams, chains: Callable[[dt.date], OptionChain | None] | None = None):
+    """Yield, for each session of `todo` in order, its rows for every table (nothing written here).
+    `chains(date)` gives a stored imported chain, used instead of the modelled one for that date."""
     first, last = todo[0].date, todo[-1].date
     context = sessions_before(first, CORR_WINDOW + 1)
     bars_from = warmup_start(context[0].date if context else first)
@@ -248,7 +261,6 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
         bad = todo[int(np.argwhere(np.isnan(spots))[0][0])].date
         raise WorkFailed(f"{source.name}: no intraday price for {symbol} on {bad}")
     model = ChainModel(symbol, bars.dates, bars.close, bars.volume, model_params)
-    chain_label = "modelled"
 
     # Close GEX for the sessions before and between the ones written, for the rolling correlation.
     todo_dates = {s.date for s in todo}
@@ -259,7 +271,9 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
     for k, d in enumerate(span):
         i = idx[d]
         s = sessions_by_date[d]
-        chain = model.chain_for(i)
+        chain = chains(d) if chains is not None else None
+        if chain is None:
+            chain = model.chain_for(i)
         if d in todo_dates:
             snaps = compute_session(chain, spot_rows[d], s.snapshot_times(), conv)
             close_gex[d] = snaps[-1].net_gex
@@ -272,7 +286,7 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
             prices = np.array([bars.close[idx[x]] for x in dates_so_far])
             gex = np.array([close_gex[x] for x in dates_so_far])
             corr = none_if_nan(rolling_price_gex_corr(prices, gex)[-1])
-        yield _rows_for_session(symbol, s, snaps, corr, source.name, chain_label)
+        yield _rows_for_session(symbol, s, snaps, corr, source.name, chain.source)
 
 
 def _require_bars(bars: DailyBars, todo: list[Session]) -> None:

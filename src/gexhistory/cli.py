@@ -218,6 +218,25 @@ def serve(host: str, port: int, db: str | None) -> None:
     run_server(db, host=host, port=port)
 
 
+@main.command("import-chains")
+@click.argument("files", nargs=-1, required=True, metavar="FILES...")
+@click.option("--oi-file", default=None, metavar="FILE", help="OptionsDX only: take open interest from this chain file.")
+@click.option("--volume-as-oi", is_flag=True, help="OptionsDX only: use each contract's volume as a labelled OI proxy.")
+@click.option("--underlying", default=None, metavar="SYMBOL", help="Underlying of files that do not name it (OptionsDX).")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@db_option
+def import_chains(files, oi_file, volume_as_oi, underlying, as_json, db) -> None:
+    """Import real option-chain files and recompute the GEX of the sessions they cover."""
+    from gexhistory.chains_import import import_chains as run_import
+    from gexhistory.ui import print_chain_import
+
+    result = run_import(list(files), db=db, oi_file=oi_file, volume_as_oi=volume_as_oi, underlying=underlying)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        print_chain_import(result)
+
+
 def backfill_script_main(argv: list[str] | None = None) -> None:
     """`python backfill_historical_data.py --days 365 [--symbol QQQ] [--force]` from the guide."""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -125,3 +125,20 @@ def print_validation(result: dict) -> None:
                        ("negative_recall", "negative-GEX recall"),
                        ("baseline_drawdown_60d_spearman", "baseline: 60-day drawdown Spearman")):
         click.echo(f"{label:<36}{fmt(result[key]):>10}{fmt(ins[key]):>11}")
+
+
+def print_chain_import(result) -> None:
+    """What an import-chains run read and wrote, one line per file and per session."""
+    for f in result.files:
+        print(f"{f['file']}: {f['format']}, {f['chains']} chain(s), {f['contracts']} contracts, "
+              f"{','.join(f['underlyings'])} {f['first_date']}..{f['last_date']}, chain_source={f['chain_source']}")
+        for note in f["notes"]:
+            print(f"  note: {note}")
+    for s in result.sessions:
+        flip = f"{s['flip_point']:.2f}" if s["flip_point"] is not None else "none"
+        print(f"  {s['symbol']} {s['date']}: {s['snapshots']} snapshot(s), spot from {s['spot_source']}, "
+              f"net GEX {s['net_gex']:,.0f} ({s['regime']}), flip {flip}")
+    t = result.totals
+    print("rows: " + ", ".join(f"{name} +{c['inserted']} ~{c['replaced']} replaced" for name, c in t.items()))
+    for note in result.notes:
+        print(f"note: {note}")

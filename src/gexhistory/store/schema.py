@@ -229,3 +229,37 @@ Index("ix_regime_signals_type", regime_signals.c.primary_regime_type)
 
 SNAPSHOT_TABLES = (gex_history, gamma_history)
 SESSION_TABLES = (gex_history, gamma_history, gamma_daily_summary, regime_signals)
+
+# Imported option chains (SPEC §4.3): one header row per (underlying, as_of, chain_source) and its
+# contracts, so a later backfill reuses the real chain instead of the modelled one.
+option_chains = Table(
+    "option_chains",
+    metadata,
+    _id(),
+    Column("underlying", String(16), nullable=False),
+    Column("as_of", DAY, nullable=False),  # the session whose GEX this chain's OI applies to
+    Column("chain_source", String(64), nullable=False),
+    Column("format", String(32), nullable=False),
+    Column("file", Text, nullable=False),
+    Column("file_spot", Float),  # the underlying price the file carries (or implies), if any
+    Column("file_spot_kind", String(48)),  # which column or method gave file_spot
+    Column("contracts", Integer, nullable=False),
+    Column("notes", Text),  # JSON list: interpolated IVs, dropped contracts, merged roots ...
+    Column("imported_at", TS, nullable=False),
+    UniqueConstraint("underlying", "as_of", "chain_source", name="uq_option_chains_key"),
+)
+
+option_chain_contracts = Table(
+    "option_chain_contracts",
+    metadata,
+    Column("underlying", String(16), primary_key=True),
+    Column("as_of", DAY, primary_key=True),
+    Column("expiration", DAY, primary_key=True),
+    Column("strike", Float, primary_key=True),
+    Column("right", String(1), primary_key=True),  # 'C' or 'P'
+    Column("chain_source", String(64), primary_key=True),
+    Column("open_interest", Float, nullable=False),
+    Column("iv", Float, nullable=False),
+    Column("iv_source", String(1), nullable=False),  # f = file, p = from the option's price, i = interpolated
+    Column("gamma", Float),  # the vendor's gamma when the file has one
+)

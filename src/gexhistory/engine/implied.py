@@ -1,0 +1,75 @@
+"""What a chain file implies when it does not say it: IV from an option's price, the underlying from
+put-call parity, and IVs interpolated across strikes of one expiry. Pure numpy, no I/O."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _norm_cdf(x: np.ndarray) -> np.ndarray:
+    from scipy.special import ndtr
+
+    return ndtr(x)
+
+
+def bs_price(spot, strike, t, iv, r: float, q: float, is_call) -> np.ndarray:
+    spot, strike, t, iv = (np.asarray(a, dtype=float) for a in (spot, strike, t, iv))
+    vst = iv * np.sqrt(t)
+    d1 = (np.log(spot / strike) + (r - q + 0.5 * iv * iv) * t) / vst
+    d2 = d1 - vst
+    call = spot * np.exp(-q * t) * _norm_cdf(d1) - strike * np.exp(-r * t) * _norm_cdf(d2)
+    put = strike * np.exp(-r * t) * _norm_cdf(-d2) - spot * np.exp(-q * t) * _norm_cdf(-d1)
+    return np.where(is_call, call, put)
+
+
+def implied_vol(price, spot, strike, t, r: float, q: float, is_call, lo: float = 0.01, hi: float = 5.0,
+                iterations: int = 60) -> np.ndarray:
+    """Black-Scholes IV by vectorised bisection (price is monotone in vol); NaN where the price is
+    outside what any vol in [lo, hi] gives (below intrinsic, above the bound) or inputs are unusable."""
+    price, spot, strike, t = (np.asarray(a, dtype=float) for a in (price, spot, strike, t))
+    is_call = np.asarray(is_call, dtype=bool)
+    ok = np.isfinite(price) & (price > 0) & (t > 0) & np.isfinite(spot) & (spot > 0) & (strike > 0)
+    a = np.full(price.shape, lo)
+    b = np.full(price.shape, hi)
+    s, k, tt = np.where(ok, spot, 1.0), np.where(ok, strike, 1.0), np.where(ok, t, 1.0)
+    p_lo = bs_price(s, k, tt, a, r, q, is_call)
+    p_hi = bs_price(s, k, tt, b, r, q, is_call)
+    ok &= (price >= p_lo) & (price <= p_hi)
+    for _ in range(iterations):  # 60 halvings of [0.01, 5]: far below any quote's precision
+        mid = 0.5 * (a + b)
+        above = bs_price(s, k, tt, mid, r, q, is_call) > price
+        b = np.where(above, mid, b)
+        a = np.where(above, a, mid)
+    return np.where(ok, 0.5 * (a + b), np.nan)
+
+
+def parity_spot(call_mid, put_mid, strike, t, r: float, q: float) -> float | None:
+    """Underlying implied by put-call parity, C - P = S e^{-qT} - K e^{-rT}, from call/put pairs of
+    one expiry (same strikes): the median over the pairs nearest the money, or None with no pair."""
+    c, p, k, t = (np.asarray(a, dtype=float) for a in (call_mid, put_mid, strike, t))
+    ok = np.isfinite(c) & np.isfinite(p) & (c > 0) & (p > 0) & (t > 0)
+    if not ok.any():
+        return None
+    c, p, k, t = c[ok], p[ok], k[ok], t[ok]
+    s = (c - p + k * np.exp(-r * t)) * np.exp(q * t)
+    near = np.argsort(np.abs(c - p))[:5]  # at the money calls and puts cost the same
+    return float(np.median(s[near]))
+
+
+def fill_iv_by_strike(expiry_key: np.ndarray, strike: np.ndarray, iv: np.ndarray) -> np.ndarray:
+    """Missing IVs (NaN) from the valid IVs of the same expiry, linear in strike and flat beyond the
+    outermost quoted strikes; NaN stays where an expiry has no valid IV at all."""
+    out = iv.astype(float).copy()
+    missing = ~np.isfinite(out)
+    if not missing.any():
+        return out
+    for key in np.unique(expiry_key[missing]):
+        grp = expiry_key == key
+        have = grp & ~missing
+        if not have.any():
+            continue
+        ks, inv = np.unique(strike[have], return_inverse=True)
+        vs = np.bincount(inv, out[have], ks.size) / np.bincount(inv, None, ks.size)
+        need = grp & missing
+        out[need] = np.interp(strike[need], ks, vs)
+    return out

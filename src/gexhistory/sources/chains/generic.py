@@ -1,0 +1,51 @@
+"""Generic long CSV: one row per contract.
+
+Columns (header names, any order, any case): date, underlying, expiration, strike, right (C/P),
+oi, iv, and optionally gamma and spot.
+
+Interpretation:
+- `date` is the session the row's OI applies to: OI published on the morning of that date (the
+  previous session's closing OI, as OCC publishes it) drives that date's GEX.
+- `iv` is a decimal (0.25 for 25%); `gamma` is kept as the vendor's value (the engine recomputes
+  Black-Scholes gamma unless told to use the vendor's); `spot`, when present, is the underlying
+  price the file was taken at and serves as the end-of-day spot when no stored bars exist.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gexhistory.sources.chains.common import ImportedChain, Table, build_chains, expiry_check, make_label, session_check
+
+FORMAT = "generic"
+REQUIRED = {"date", "underlying", "expiration", "strike", "right", "oi", "iv"}
+OI_ONLY = {"date", "expiration", "strike", "right", "oi"}  # enough for an --oi-file
+
+
+def matches(columns: set[str]) -> bool:
+    return REQUIRED <= columns
+
+
+def parse(table: Table, *, require_iv: bool = True, underlying: str | None = None) -> list[ImportedChain]:
+    t = table
+    if "underlying" in t.columns:
+        und = np.array([u.upper() for u in t.text("underlying")], dtype=object)
+        t._report(und == "", "underlying", und, "is missing")
+    else:
+        und = np.full(len(t), (underlying or "").upper(), dtype=object)
+    as_of = t.date("date")
+    expiry = t.date("expiration")
+    strike = t.number("strike", positive=True)
+    is_call = t.right("right")
+    oi = t.number("oi", nonneg=True)
+    iv = t.iv("iv") if (require_iv or "iv" in t.columns) else np.full(len(t), np.nan)
+    gamma = t.number("gamma", required=False, nonneg=True) if "gamma" in t.columns else None
+    spot = t.number("spot", required=False, positive=True) if "spot" in t.columns else None
+    t.check()
+    expiry_check(t, as_of, expiry, "expiration")
+    session_check(t, as_of, "date")
+    t.check()
+    return build_chains(path=t.path, fmt=FORMAT, label=make_label(FORMAT, t.path), underlying=und, as_of=as_of,
+                        expiry=expiry, strike=strike, is_call=is_call, oi=oi, iv=iv,
+                        iv_source=np.full(len(t), "f", dtype=object), lines=t.lines, gamma=gamma, spot=spot,
+                        spot_kind="spot column" if spot is not None else None)
