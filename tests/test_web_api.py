@@ -52,7 +52,7 @@ def test_gex_history_matches_sql(built):
     db, client = built
     body = _get(client, "/api/gex/history?symbol=SPY&days=30")
     snaps = _window(db, body["start"], body["end"])
-    assert body["snapshots_per_point"] == 1 and body["count"] == len(snaps) > 0
+    assert body["sessions_per_point"] == 0 and body["resolution"] == "snapshot" and body["count"] == len(snaps) > 0
     keys = ("timestamp", "net_gex", "spot_price", "flip_point", "call_wall", "put_wall", "regime")
     for got, want in zip(body["data"], snaps):
         assert tuple(got[k] for k in keys) == pytest.approx(want)
@@ -70,18 +70,24 @@ def test_gex_history_matches_sql(built):
     assert body["synthetic"] is True and body["modelled"] is True
 
 
-def test_long_ranges_are_averaged_in_sql(built):
+def test_long_ranges_are_averaged_in_sql_by_whole_sessions(built):
     db, client = built
     body = _get(client, "/api/gex/history?symbol=SPY&days=all&max_points=40")
     snaps = _window(db, body["start"], body["end"])
-    k = body["snapshots_per_point"]
-    assert k == -(-len(snaps) // 40) and body["count"] == -(-len(snaps) // k) <= 40
+    days = sorted({r[0][:10] for r in snaps})
+    d = body["sessions_per_point"]
+    assert d == -(-len(days) // 40) and body["resolution"] == f"{d} sessions"
+    assert body["count"] == -(-len(days) // d) <= 40
     for i, got in enumerate(body["data"]):
-        chunk = snaps[i * k:(i + 1) * k]
-        assert got["timestamp"] == chunk[-1][0]
+        chunk_days = set(days[i * d:(i + 1) * d])
+        chunk = [r for r in snaps if r[0][:10] in chunk_days]
+        assert got["timestamp"] == chunk[-1][0] and got["snapshots"] == len(chunk)
         assert got["net_gex"] == pytest.approx(np.mean([r[1] for r in chunk]))
         assert got["spot_price"] == pytest.approx(np.mean([r[2] for r in chunk]))
-        assert got["regime"] in ("POSITIVE", "NEGATIVE", "NEUTRAL")
+        pos = sum(r[6] == "POSITIVE" for r in chunk)
+        neg = sum(r[6] == "NEGATIVE" for r in chunk)
+        want = "POSITIVE" if 2 * pos > len(chunk) else "NEGATIVE" if 2 * neg > len(chunk) else "NEUTRAL"
+        assert got["regime"] == want
 
 
 def test_regime_changes_match_sql(built):
@@ -280,7 +286,8 @@ def test_page_queries_use_the_indexes(built):
     event.listen(engine, "before_cursor_execute", capture)
     try:
         for url in ("/gex/history?days=all", "/gex/history", "/gamma?days=all", "/psychology/performance", "/probability",
-                    "/api/gamma/SPY/history?days=all"):
+                    "/api/gamma/SPY/history?days=all", "/api/gex/history?days=all&max_points=40",
+                    "/api/gamma/SPY/history?days=all&max_points=40"):
             assert client.get(url).status_code == 200
     finally:
         event.remove(engine, "before_cursor_execute", capture)

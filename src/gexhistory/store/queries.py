@@ -2,7 +2,7 @@
 
 Every statement is parameterised (SQLAlchemy Core) and filters on symbol plus a time range, so it
 walks the (symbol, timestamp) / (symbol, date) unique indexes. Long ranges are bucketed in SQL
-(ROW_NUMBER() // k, then AVG), so a chart never receives more rows than it draws; statistics come
+(DENSE_RANK() of the session // d, then AVG), so a chart never receives more rows than it draws; statistics come
 back as aggregates (counts, sums), never as raw history.
 """
 
@@ -96,22 +96,26 @@ def _count_snapshots(conn, table, w: Window) -> int:
 
 
 def _bucketed(conn, table, w: Window, cols: list[str], max_points: int) -> tuple[list[dict], int]:
-    """Rows of `table` in the window, averaged in SQL over buckets of k consecutive snapshots.
+    """Rows of `table` in the window; when there are more than `max_points`, averaged in SQL over buckets
+    of d whole sessions (DENSE_RANK of the date // d), so a point is never half of one day and half of
+    the next.
 
-    Returns (rows, k). With k == 1 the rows are the stored snapshots unchanged (plus their regime and
-    sources); with k > 1 each row is the average of k snapshots, stamped with the bucket's last time.
+    Returns (rows, d): d == 0 means the stored snapshots unchanged (plus their regime and sources); d >= 1
+    means each row averages d sessions' snapshots, stamped with the bucket's last time.
     """
     n = _count_snapshots(conn, table, w)
-    k = max(1, -(-n // max_points))
     where = and_(table.c.symbol == w.symbol, table.c.timestamp >= w.ts_lo, table.c.timestamp <= w.ts_hi)
-    if k == 1:
+    if n <= max_points:
         q = (select(table.c.timestamp, *[table.c[c] for c in cols], table.c.regime,
                     table.c.data_source, table.c.chain_source)
              .where(where).order_by(table.c.timestamp))
-        return [dict(r._mapping) for r in conn.execute(q)], 1
-    rn = (func.row_number().over(order_by=table.c.timestamp) - 1)
+        return [dict(r._mapping) for r in conn.execute(q)], 0
+    day = func.substr(table.c.timestamp, 1, 10)
+    n_days = int(conn.execute(select(func.count(func.distinct(day))).where(where)).scalar_one())
+    d = max(1, -(-n_days // max_points))
+    rank = func.dense_rank().over(order_by=day) - 1
     inner = select(table.c.timestamp, *[table.c[c] for c in cols], table.c.regime,
-                   (rn // k).label("bucket")).where(where).subquery()
+                   (rank // d).label("bucket")).where(where).subquery()
     q = (select(func.max(inner.c.timestamp).label("timestamp"),
                 *[func.avg(inner.c[c]).label(c) for c in cols],
                 func.count().label("snapshots"),
@@ -120,12 +124,12 @@ def _bucketed(conn, table, w: Window, cols: list[str], max_points: int) -> tuple
          .group_by(inner.c.bucket).order_by(inner.c.bucket))
     out = []
     for r in conn.execute(q):
-        d = dict(r._mapping)
-        # A bucket's regime is its majority regime (NEUTRAL on ties), in the one vocabulary.
-        pos, neg, n_b = int(d.pop("positive") or 0), int(d.pop("negative") or 0), int(d["snapshots"])
-        d["regime"] = ("POSITIVE" if pos * 2 > n_b else "NEGATIVE" if neg * 2 > n_b else "NEUTRAL")
-        out.append(d)
-    return out, k
+        row = dict(r._mapping)
+        # A bucket's regime is its majority regime (NEUTRAL without a majority), in the one vocabulary.
+        pos, neg, n_b = int(row.pop("positive") or 0), int(row.pop("negative") or 0), int(row["snapshots"])
+        row["regime"] = ("POSITIVE" if pos * 2 > n_b else "NEGATIVE" if neg * 2 > n_b else "NEUTRAL")
+        out.append(row)
+    return out, d
 
 
 GEX_COLS = ["spot_price", "net_gex", "flip_point", "call_wall", "put_wall"]
@@ -134,10 +138,10 @@ GAMMA_COLS = ["spot_price", "net_gex", "flip_point", "call_wall", "put_wall", "i
 
 
 def gex_series(engine: Engine, w: Window, max_points: int = MAX_POINTS) -> tuple[list[dict], int]:
-    """gex_history in the window for the chart and /api/gex/history; (rows, snapshots per row)."""
+    """gex_history in the window for the chart and /api/gex/history; (rows, sessions per row or 0)."""
     with engine.connect() as conn:
         rows, k = _bucketed(conn, GEX, w, GEX_COLS, max_points)
-        if k == 1:
+        if k == 0:
             # mm_state only has a meaning per snapshot, so only unbucketed rows carry it.
             q = (select(GEX.c.timestamp, GEX.c.mm_state, GEX.c.call_gex, GEX.c.put_gex)
                  .where(GEX.c.symbol == w.symbol, GEX.c.timestamp >= w.ts_lo, GEX.c.timestamp <= w.ts_hi))

@@ -28,6 +28,11 @@ def _window(engine, sym, days, start, end, default=views.DEFAULT_DAYS):
     return views.window_for(engine, sym, parse_days(days, default), parse_date(start, "start"), parse_date(end, "end"))
 
 
+def _resolution(k: int) -> str:
+    """'snapshot' when rows are the stored snapshots, else 'N sessions' averaged per row."""
+    return "snapshot" if k == 0 else f"{k} session" + ("s" if k > 1 else "")
+
+
 def _ok(sym: str, data, **extra) -> dict:
     return {"success": True, "symbol": sym, **extra, "data": data}
 
@@ -51,7 +56,7 @@ def gex_history(request: Request, symbol: str | None = None, days: str | None = 
     w = _window(eng, sym, days, start, end)
     v = views.gex_history(eng, w, max(10, min(max_points, 20000)))
     return _ok(sym, v["series"], start=w.d_lo, end=w.d_hi, count=len(v["series"]),
-               snapshots_per_point=v["snapshots_per_point"], summary=v["cards"], **views.provenance(eng, sym))
+               sessions_per_point=v["sessions_per_point"], resolution=_resolution(v["sessions_per_point"]), summary=v["cards"], **views.provenance(eng, sym))
 
 
 @router.get("/gex/regime-changes")
@@ -70,7 +75,7 @@ def gamma_history(request: Request, symbol: str, days: str | None = None, start:
     eng, sym = _engine_and_symbol(request, symbol)
     w = _window(eng, sym, days, start, end)
     rows, k = q.gamma_series(eng, w, max(10, min(max_points, 20000)))
-    return _ok(sym, rows, start=w.d_lo, end=w.d_hi, count=len(rows), snapshots_per_point=k,
+    return _ok(sym, rows, start=w.d_lo, end=w.d_hi, count=len(rows), sessions_per_point=k, resolution=_resolution(k),
                **views.provenance(eng, sym))
 
 

@@ -57,7 +57,7 @@ def gex_history(rows: list[dict], k: int) -> dict:
          "hovertemplate": "$%{y:.2f}"},
     ]
     layout = _layout(
-        xaxis=_time_axis(k == 1), bargap=0.05,
+        xaxis=_time_axis(k == 0), bargap=0.05,
         yaxis={"title": {"text": "Net GEX ($B per 1% move)"}, "ticksuffix": "B", "tickformat": ",.0f"},
         yaxis2={"title": {"text": "Price"}, "overlaying": "y", "side": "right", "showgrid": False,
                 "tickprefix": "$"},
@@ -75,7 +75,7 @@ def gamma_trends(rows: list[dict], k: int) -> dict:
          "y": [None if r["implied_volatility"] is None else r["implied_volatility"] * 100 for r in rows],
          "yaxis": "y2", "line": {"color": IV, "width": 1.6}, "hovertemplate": "%{y:.1f}%"},
     ]
-    layout = _layout(xaxis=_time_axis(k == 1), bargap=0.05,
+    layout = _layout(xaxis=_time_axis(k == 0), bargap=0.05,
                      yaxis={"title": {"text": "Net GEX ($B)"}, "ticksuffix": "B", "tickformat": ",.0f"},
                      yaxis2={"title": {"text": "ATM IV"}, "overlaying": "y", "side": "right", "showgrid": False,
                              "ticksuffix": "%", "tickformat": ".1f"})
@@ -92,7 +92,7 @@ def gamma_flip(rows: list[dict], k: int) -> dict:
          "y": [r["put_call_ratio"] for r in rows], "yaxis": "y2", "line": {"color": PUT_WALL, "width": 1.2},
          "hovertemplate": "%{y:.2f}"},
     ]
-    layout = _layout(xaxis=_time_axis(k == 1),
+    layout = _layout(xaxis=_time_axis(k == 0),
                      yaxis={"title": {"text": "(spot - flip) / spot"}, "ticksuffix": "%"},
                      yaxis2={"title": {"text": "Put/call"}, "overlaying": "y", "side": "right", "showgrid": False,
                              "tickformat": ".2f"})
@@ -113,7 +113,8 @@ def win_rate(months: list[dict]) -> dict:
     ]
     layout = _layout(xaxis={"type": "category", "tickangle": -45, "nticks": 24},
                      yaxis={"title": {"text": "Win rate"}, "ticksuffix": "%", "range": [0, 100]},
-                     yaxis2={"title": {"text": "Signals"}, "overlaying": "y", "side": "right", "showgrid": False},
+                     yaxis2={"title": {"text": "Signals"}, "overlaying": "y", "side": "right", "showgrid": False,
+                             "tickformat": "d", "rangemode": "tozero"},
                      shapes=[{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 50, "y1": 50,
                               "line": {"color": "#4b5563", "dash": "dot", "width": 1}}])
     return {"data": data, "layout": layout}
@@ -137,8 +138,10 @@ def odds_bars(groups: list[dict], key: str, horizon: str = "5d") -> dict:
                                  "arrayminus": [v[2] for v in vals], "color": "#9ca3af", "thickness": 1},
                      "customdata": [g["moves"][horizon][side]["n"] for g in groups],
                      "hovertemplate": "%{y:.1f}% (n=%{customdata})"})
+    long_names = max((len(str(v)) for v in x), default=0) > 10
     layout = _layout(barmode="group", hovermode="closest",
-                     xaxis={"type": "category", "tickangle": -20 if len(x) > 4 else 0},
+                     margin={"b": 110 if long_names else 36},
+                     xaxis={"type": "category", "tickangle": -30 if long_names else 0, "automargin": True},
                      yaxis={"title": {"text": "Probability (Wilson 95%)"}, "ticksuffix": "%", "range": [0, 100]},
                      shapes=[{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 50, "y1": 50,
                               "line": {"color": "#4b5563", "dash": "dot", "width": 1}}])

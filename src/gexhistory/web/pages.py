@@ -50,7 +50,7 @@ def gex_history_page(request: Request, symbol: str | None = None, days: str | No
     v = views.gex_history(eng, w)
     return _render(request, "gex_history.html", "gex", symbols=known, symbol=sym, days=nd,
                    days_raw=days or str(views.DEFAULT_DAYS), v=v, prov=views.provenance(eng, sym),
-                   fig=_fig(charts.gex_history(v["series"], v["snapshots_per_point"])))
+                   fig=_fig(charts.gex_history(v["series"], v["sessions_per_point"])))
 
 
 @router.get("/gamma", include_in_schema=False)
@@ -63,7 +63,7 @@ def gamma_page(request: Request, symbol: str | None = None, days: str | None = N
     nd = parse_days(days, views.DEFAULT_DAYS)
     w = views.window_for(eng, sym, nd, parse_date(start, "start"), parse_date(end, "end"))
     v = views.gamma(eng, w)
-    k = v["snapshots_per_point"]
+    k = v["sessions_per_point"]
     return _render(request, "gamma.html", "gamma", symbols=known, symbol=sym, days=nd,
                    days_raw=days or str(views.DEFAULT_DAYS), v=v, prov=views.provenance(eng, sym),
                    fig=_fig(charts.gamma_trends(v["series"], k)), fig2=_fig(charts.gamma_flip(v["series"], k)))

@@ -76,7 +76,7 @@ def gex_history(engine: Engine, w: q.Window, max_points: int = q.MAX_POINTS) -> 
             "snapshots": n,
         },
         "series": series,
-        "snapshots_per_point": k,
+        "sessions_per_point": k,
         "regime_changes": q.regime_changes(engine, w, limit=50),
         "timeline": q.daily_timeline(engine, w, limit=40),
     }
@@ -105,7 +105,7 @@ def gamma(engine: Engine, w: q.Window, max_points: int = q.MAX_POINTS) -> dict:
     s30["pct_negative"] = _share(s30["negative"], s30["snapshots"] or 0)
     return {
         "symbol": w.symbol, "start": w.d_lo, "end": w.d_hi,
-        "series": series, "snapshots_per_point": k,
+        "series": series, "sessions_per_point": k,
         "stats_30d": s30,
         "correlations": correlations(engine, w),
         "timeline": q.daily_timeline(engine, w, limit=30),
