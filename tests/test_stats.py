@@ -74,3 +74,12 @@ def test_pearson_from_sums_matches_numpy(pairs):
     cx, cy = x - x.mean(), y - y.mean()
     r = stats.pearson_from_sums(len(x), cx.sum(), cy.sum(), (cx * cx).sum(), (cy * cy).sum(), (cx * cy).sum())
     assert r == pytest.approx(float(np.corrcoef(x, y)[0, 1]), abs=1e-9)
+
+
+def test_number_formats():
+    from gexhistory.web import format as fmt
+
+    assert fmt.money_short(-1.234e9) == "-$1.23B" and fmt.money_short(456.7e6) == "$456.70M"
+    assert fmt.money_short(None) == "—" and fmt.money_short(float("nan")) == "—"
+    assert fmt.signed_pct(0.456) == "+0.46%" and fmt.signed_pct(-0.0004) == "0.00%" and fmt.signed_pct(-1.5) == "-1.50%"
+    assert fmt.frac_pct(0.182) == "18.2%" and fmt.pct(62.5) == "62.5%" and fmt.corr(0.5) == "+0.50"

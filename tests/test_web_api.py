@@ -190,6 +190,12 @@ def test_probability_patterns_regimes_and_latest(built):
             assert o["up"]["n"] == len(moves) and o["up"]["k"] == sum(m > 0 for m in moves)
             assert o["down"]["k"] == sum(m < 0 for m in moves)
     assert set(regimes) <= {"POSITIVE", "NEGATIVE", "NEUTRAL"}
+    # Signal correctness per regime: each signal counted under its session's close regime.
+    sig = rows(db, "SELECT timestamp, signal_correct FROM regime_signals WHERE symbol='SPY' AND signal_correct IS NOT NULL")
+    for reg, got in regimes.items():
+        mine = [ok for ts, ok in sig if close[ts[:10]][0] == reg]
+        assert (got["correct"]["k"], got["correct"]["n"]) == (sum(mine), len(mine))
+    assert sum(r["correct"]["n"] for r in regimes.values()) == len(sig)
     assert sum(r["sessions"] for r in regimes.values()) == len(days)
 
     latest = _get(client, "/api/probability/latest?symbol=SPY")["data"]

@@ -479,6 +479,17 @@ def regime_odds(engine: Engine, symbol: str) -> list[dict]:
         return [_ints(dict(r._mapping)) for r in conn.execute(q)]
 
 
+def regime_signal_outcomes(engine: Engine, symbol: str) -> dict[str, tuple[int, int]]:
+    """Per close-of-session GEX regime: (correct, resolved) of the signals stored for those sessions."""
+    f = _close_regimes(symbol)
+    s = SIGNALS
+    q = (select(f.c.regime, func.sum(case((s.c.signal_correct == 1, 1), else_=0)), func.count(s.c.signal_correct))
+         .select_from(s.join(f, f.c.date == func.substr(s.c.timestamp, 1, 10)))
+         .where(s.c.symbol == symbol).group_by(f.c.regime))
+    with engine.connect() as conn:
+        return {r: (int(k or 0), int(n or 0)) for r, k, n in conn.execute(q)}
+
+
 def regime_at(engine: Engine, symbol: str, ts: str) -> str | None:
     """Regime of the last snapshot at or before `ts`."""
     g = GEX

@@ -95,7 +95,7 @@ def gamma_flip(rows: list[dict], k: int) -> dict:
     layout = _layout(xaxis=_time_axis(k == 0),
                      yaxis={"title": {"text": "(spot - flip) / spot"}, "ticksuffix": "%"},
                      yaxis2={"title": {"text": "Put/call"}, "overlaying": "y", "side": "right", "showgrid": False,
-                             "tickformat": ".2f"})
+                             "tickformat": ".3f"})
     return {"data": data, "layout": layout}
 
 

@@ -33,7 +33,10 @@ def pct(v, digits: int = 1) -> str:
 
 
 def signed_pct(v, digits: int = 2) -> str:
-    return DASH if _bad(v) else f"{float(v):+.{digits}f}%"
+    if _bad(v):
+        return DASH
+    v = round(float(v), digits) or 0.0  # no "-0.00%": a move that rounds to zero has no sign
+    return f"{v:+.{digits}f}%" if v else f"{0:.{digits}f}%"
 
 
 def frac_pct(v, digits: int = 1) -> str:

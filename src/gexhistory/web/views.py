@@ -174,7 +174,9 @@ def probability(engine: Engine, symbol: str) -> dict:
     patterns = [{"pattern": r["pattern"], "signals": r["signals"],
                  "correct": _odds(r["correct"], r["resolved"]), "moves": _horizon_odds(r)}
                 for r in q.pattern_odds(engine, symbol)]
-    regimes = [{"regime": r["regime"], "sessions": r["sessions"], "moves": _horizon_odds(r)}
+    outcomes = q.regime_signal_outcomes(engine, symbol)
+    regimes = [{"regime": r["regime"], "sessions": r["sessions"],
+                "correct": _odds(*outcomes.get(r["regime"], (0, 0))), "moves": _horizon_odds(r)}
                for r in q.regime_odds(engine, symbol)]
     latest = q.recent_signals(engine, symbol, limit=1)
     latest_odds = None
