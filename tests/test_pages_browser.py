@@ -39,10 +39,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    db = str(tmp_path_factory.mktemp("browser") / "gex_copilot.db")
-    pdata.build(db)
+def _start(db: str):
+    """`gexhistory serve --db DB --port P` as a user runs it; returns (process, base URL) once it answers."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATABASE_PATH")}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO)])
@@ -59,12 +57,24 @@ def server(tmp_path_factory):
                 proc.kill()
                 raise RuntimeError(f"server did not start: {proc.stdout.read()}")
             time.sleep(0.2)
-    yield base, db
+    return proc, base
+
+
+def _stop(proc) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    db = str(tmp_path_factory.mktemp("browser") / "gex_copilot.db")
+    pdata.build(db)
+    proc, base = _start(db)
+    yield base, db
+    _stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +193,19 @@ def test_unknown_symbol_page(page, server):
     assert resp.status == 404
     assert "unknown symbol" in page.inner_text("body")
     page.screenshot(path=str(ARTIFACTS / "not_found.png"))
+
+
+def test_empty_database_page(browser, tmp_path):
+    """Served before the first backfill: every page names the command that fills the database."""
+    proc, base = _start(str(tmp_path / "gex_copilot.db"))
+    try:
+        pg = browser.new_page(viewport={"width": 1440, "height": 700})
+        for url in ("/gex/history", "/probability"):
+            assert pg.goto(base + url).status == 200
+            box = pg.locator('[data-testid="empty-database"]')
+            assert "python backfill_historical_data.py --days 365" in box.inner_text()
+        pg.screenshot(path=str(ARTIFACTS / "empty_database.png"))
+        pg.close()
+    finally:
+        _stop(proc)
+    assert not (tmp_path / "gex_copilot.db").exists()
