@@ -124,8 +124,13 @@ def _run_parallel(opts, symbols: list[str], window, run_id, jobs, progress) -> d
                         res.error = failure_message(exc)
                         results[symbol] = res
         except BaseException:
+            # Interrupted: stop the workers now. Their open transaction dies with them (rolled back by
+            # SQLite's journal or PostgreSQL's lost connection); every committed batch stays.
             for fut in pending:
                 fut.cancel()
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
             raise
     _drain(messages, progress)
     return results
