@@ -36,7 +36,6 @@ EXPECTED = {
     "TEST_PIN": {"signals": 2, "wins": 1, "losses": 0, "win_rate": 100.0, "avg_win": None, "avg_loss": None,
                  "expectancy": None, "up_1d": (1, 1), "up_5d": (1, 1), "up_10d": (0, 1), "down_10d": (1, 1)},
 }
-EXPECTED_STREAK = ("W", 3)  # ... L, W, W, W, then one pending
 
 
 def build(db: str) -> None:

@@ -164,7 +164,11 @@ def test_psychology_page(page, server):
     assert _text(page, "card-total-signals") == fmt.integer(total)
     assert _text(page, "card-win-rate") == fmt.pct(100 * wins / resolved)
     assert _text(page, "card-avg-confidence") == fmt.pct(conf)
-    assert _text(page, "card-streak") == "3 wins"
+    seq = [r[0] for r in rows(db, "SELECT signal_correct FROM regime_signals WHERE symbol='SPY' "
+                                  "AND signal_correct IS NOT NULL ORDER BY timestamp DESC, id DESC")]
+    run = next((i for i, v in enumerate(seq) if v != seq[0]), len(seq))
+    word = ("win" if seq[0] else "loss") if run == 1 else ("wins" if seq[0] else "losses")
+    assert _text(page, "card-streak") == f"{run} {word}"
     bear = page.locator('tr[data-pattern="TEST_BEAR"]')
     assert bear.locator('[data-col="win_rate"]').inner_text() == "66.7%"
     assert bear.locator('[data-col="expectancy"]').inner_text() == "+1.33%"
@@ -178,7 +182,9 @@ def test_probability_page(page, server):
     bull = page.locator('[data-testid="table-pattern-odds"] tr[data-pattern="TEST_BULL"]')
     assert bull.locator('[data-col="up_5d"]').inner_text().startswith("75.0%")  # 3 of 4, by hand
     assert bull.locator('[data-col="correct"]').inner_text().startswith("50.0%")
-    assert "TEST_PIN" in page.locator('[data-testid="latest-signal"]').inner_text()
+    last = rows(db, "SELECT primary_regime_type FROM regime_signals WHERE symbol='SPY' "
+                    "ORDER BY timestamp DESC, id DESC LIMIT 1")[0][0]
+    assert last in page.locator('[data-testid="latest-signal"]').inner_text()
     sessions = rows(db, "SELECT COUNT(*) FROM gamma_daily_summary WHERE symbol='SPY'")[0][0]
     shown = page.locator('[data-testid="table-regime-odds"] tbody tr td:nth-child(2)').all_inner_texts()
     assert sum(int(s.replace(",", "")) for s in shown) == sessions
