@@ -71,6 +71,7 @@ class SymbolResult:
     sessions_skipped: int = 0
     counts: dict[str, TableCount] = field(default_factory=lambda: {t: TableCount() for t in TABLES})
     error: str | None = None  # why this symbol failed; its committed batches stay
+    notes: list[str] = field(default_factory=list)  # what the price source had to say (fall-backs, plan limits)
 
 
 @dataclass
@@ -125,11 +126,27 @@ class BackfillResult:
 ProgressFn = Callable[[str, int, int], None]  # (symbol, sessions done, sessions to do)
 
 
-def select_source(name: str, *, seed: int, bars: str | None = None, rate: float | None = None) -> PriceSource:
+def select_source(name: str, *, seed: int, bars: str | None = None, rate: float | None = None,
+                  symbols: list[str] | None = None) -> PriceSource:
     """auto = the Massive/Polygon source when a key is configured, else the labelled synthetic market."""
     from gexhistory.sources import select
 
-    return select.select_source(name, seed=seed, bars=bars, rate=rate)
+    return select.select_source(name, seed=seed, bars=bars, rate=rate, symbols=symbols)
+
+
+def _through_bar_cache(source: PriceSource, engine) -> PriceSource:
+    """Real sources answer through price_bars (reruns fetch nothing they hold); synthetic bars are not stored."""
+    from gexhistory.bar_cache import BarCache
+
+    if source.is_synthetic or isinstance(source, BarCache):
+        return source
+    return BarCache(source, engine)
+
+
+def _store_fetched_bars(conn, source: PriceSource) -> None:
+    flush = getattr(source, "flush", None)
+    if flush is not None:
+        flush(conn)
 
 
 def run_backfill(opts: BackfillOptions, progress: ProgressFn | None = None) -> BackfillResult:
@@ -161,6 +178,7 @@ def run_backfill(opts: BackfillOptions, progress: ProgressFn | None = None) -> B
         writes.finish_run(engine, run_id, status, result.as_dict()["totals"], format_ts(dt.datetime.now(ET)),
                           str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         raise
+    result.notes.extend(dict.fromkeys(n for s in result.symbols for n in s.notes if n not in result.notes))
     result.elapsed = time.perf_counter() - t0
     failed = "; ".join(f"{s.symbol}: {s.error}" for s in result.failed) or None
     writes.finish_run(engine, run_id, "failed" if failed else "ok", result.as_dict()["totals"],
@@ -174,7 +192,7 @@ def worker_source(opts: BackfillOptions, jobs: int) -> PriceSource:
     rate = opts.rate / jobs if opts.rate and jobs > 1 else opts.rate
     if opts.source_factory is not None:
         return opts.source_factory(seed=opts.seed, bars=opts.bars, rate=rate)
-    return select_source(opts.source, seed=opts.seed, bars=opts.bars, rate=rate)
+    return select_source(opts.source, seed=opts.seed, bars=opts.bars, rate=rate, symbols=opts.symbols)
 
 
 def _run_symbols(engine, source: PriceSource, window: list[Session], opts: BackfillOptions, run_id: int,
@@ -193,6 +211,7 @@ def _versions() -> dict:
 
 def _backfill_symbol(engine, source: PriceSource, symbol: str, window: list[Session], opts: BackfillOptions,
                      run_id: int, progress: ProgressFn | None) -> SymbolResult:
+    source = _through_bar_cache(source, engine)
     res = SymbolResult(symbol, source.name, sessions_in_window=len(window))
     if not window:
         return res
@@ -221,6 +240,7 @@ def _backfill_symbol(engine, source: PriceSource, symbol: str, window: list[Sess
         rows = [next(bundles) for _ in batch]
         with engine.begin() as conn:
             writes.lock_symbol(conn, symbol)
+            _store_fetched_bars(conn, source)
             removed = writes.delete_sessions(conn, symbol, [s.date for s in batch])
             for name, table in (("gex_history", gex_history), ("gamma_history", gamma_history),
                                 ("gamma_daily_summary", gamma_daily_summary), ("regime_signals", regime_signals)):
@@ -235,6 +255,7 @@ def _backfill_symbol(engine, source: PriceSource, symbol: str, window: list[Sess
         res.sessions_written = done
         if progress:
             progress(symbol, done, len(todo))
+    res.notes = list(getattr(source, "notes", []))
     return res
 
 
@@ -256,17 +277,13 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
     _require_bars(bars, todo)
     idx = bars.index_of()
     minutes = source.minute_bars(symbol, todo)
-    spots = minutes.spots_at([s.snapshot_times() for s in todo])
-    if np.isnan(spots).any():
-        bad = todo[int(np.argwhere(np.isnan(spots))[0][0])].date
-        raise WorkFailed(f"{source.name}: no intraday price for {symbol} on {bad}")
+    known = _priced_snapshots(source.name, symbol, todo, minutes)
     model = ChainModel(symbol, bars.dates, bars.close, bars.volume, model_params)
 
     # Close GEX for the sessions before and between the ones written, for the rolling correlation.
     todo_dates = {s.date for s in todo}
     span = [d for d in bars.dates if (context[0].date if context else first) <= d <= last]
     close_gex: dict[dt.date, float] = {}
-    spot_rows = {s.date: spots[j] for j, s in enumerate(todo)}
     sessions_by_date = {s.date: s for s in sessions_between(span[0], span[-1])}
     for k, d in enumerate(span):
         i = idx[d]
@@ -275,7 +292,8 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
         if chain is None:
             chain = model.chain_for(i)
         if d in todo_dates:
-            snaps = compute_session(chain, spot_rows[d], s.snapshot_times(), conv)
+            times, spots = known[d]
+            snaps = compute_session(chain, spots, times, conv)
             close_gex[d] = snaps[-1].net_gex
         else:
             close_gex[d] = compute_exposure(chain, float(bars.close[i]), s.close, conv, with_flip=False).net_gex
@@ -286,7 +304,21 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
             prices = np.array([bars.close[idx[x]] for x in dates_so_far])
             gex = np.array([close_gex[x] for x in dates_so_far])
             corr = none_if_nan(rolling_price_gex_corr(prices, gex)[-1])
-        yield _rows_for_session(symbol, s, snaps, corr, source.name, chain.source)
+        yield _rows_for_session(symbol, s, snaps, corr, source.name, chain.source, times=times)
+
+
+def _priced_snapshots(label: str, symbol: str, todo: list[Session], minutes) -> dict:
+    """Per session, the snapshot times whose price is known and those prices. A time without a price
+    (a daily-only source at 12:30) is left out rather than invented; a session with none is an error."""
+    times = [s.snapshot_times() for s in todo]
+    spots = minutes.spots_at(times)
+    out = {}
+    for j, s in enumerate(todo):
+        ok = ~np.isnan(spots[j, :len(times[j])])
+        if not ok.any():
+            raise WorkFailed(f"{label}: no price for {symbol} on {s.date}")
+        out[s.date] = ([t for t, k in zip(times[j], ok) if k], spots[j, :len(times[j])][ok])
+    return out
 
 
 def _require_bars(bars: DailyBars, todo: list[Session]) -> None:
@@ -298,10 +330,10 @@ def _require_bars(bars: DailyBars, todo: list[Session]) -> None:
 
 
 def _rows_for_session(symbol: str, s: Session, snaps: list[GexSnapshot], corr: float | None,
-                      data_source: str, chain_source: str) -> dict:
+                      data_source: str, chain_source: str, times: list[dt.datetime] | None = None) -> dict:
     prov = {"data_source": data_source, "chain_source": chain_source}
     gex_rows, gamma_rows = [], []
-    for t, g in zip(s.snapshot_times(), snaps):
+    for t, g in zip(times or s.snapshot_times(), snaps):
         ts = format_ts(t)
         common = {"symbol": symbol, "timestamp": ts, "spot_price": g.spot, "net_gex": g.net_gex,
                   "flip_point": g.flip_point, "call_wall": g.call_wall, "put_wall": g.put_wall,

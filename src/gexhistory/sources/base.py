@@ -26,6 +26,8 @@ class DailyBars:
     volume: np.ndarray
     source: str
     close_only: bool = False
+    vwap: np.ndarray | None = None  # provider extras, stored in price_bars when present
+    trades: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.dates)
@@ -39,6 +41,7 @@ class DailyBars:
         return DailyBars(
             self.symbol, self.dates[sl], self.open[sl], self.high[sl], self.low[sl],
             self.close[sl], self.volume[sl], self.source, self.close_only,
+            None if self.vwap is None else self.vwap[sl], None if self.trades is None else self.trades[sl],
         )
 
 
@@ -57,6 +60,8 @@ class MinuteBars:
     volume: np.ndarray
     source: str
     notes: list[str] = field(default_factory=list)
+    high: np.ndarray | None = None  # optional, same shape as close
+    low: np.ndarray | None = None
 
     def spots_at(self, times_per_session: list[list[dt.datetime]]) -> np.ndarray:
         """Price at each snapshot time: the open at the opening bell, else the close of the last
@@ -77,6 +82,26 @@ class MinuteBars:
         return out
 
 
+def minutes_from_daily(daily: DailyBars, sessions: list[Session]) -> MinuteBars:
+    """The only intraday prices a daily bar makes known: the open in the first minute's open and the
+    close in the last minute's close. Every other minute stays NaN, so snapshots between them have no
+    price (they are dropped, never interpolated). A close-only bar gives the close alone."""
+    n = len(sessions)
+    open_ = np.full((n, MINUTES_PER_SESSION), np.nan)
+    close = np.full((n, MINUTES_PER_SESSION), np.nan)
+    volume = np.full((n, MINUTES_PER_SESSION), np.nan)
+    idx = daily.index_of()
+    for i, s in enumerate(sessions):
+        j = idx.get(s.date)
+        if j is None:
+            continue
+        last = min(s.minutes, MINUTES_PER_SESSION) - 1
+        if not daily.close_only:
+            open_[i, 0] = daily.open[j]
+        close[i, last] = daily.close[j]
+    return MinuteBars(daily.symbol, list(sessions), open_, close, volume, daily.source)
+
+
 def _ffill_rows(a: np.ndarray) -> np.ndarray:
     mask = np.isnan(a)
     idx = np.where(~mask, np.arange(a.shape[1]), 0)
@@ -95,5 +120,10 @@ class PriceSource(Protocol):
         ...
 
     def minute_bars(self, symbol: str, sessions: list[Session]) -> MinuteBars:
-        """Regular-hours minute bars for these sessions."""
+        """Regular-hours minute bars for these sessions; a session the source has no minutes for is a
+        row of NaN (the pipeline then uses the daily open and close, see `minutes_from_daily`)."""
+        ...
+
+    def vix_bars(self, start: dt.date, end: dt.date) -> DailyBars | None:
+        """Daily I:VIX bars where the source has them, else None (callers then use a labelled proxy)."""
         ...

@@ -184,3 +184,6 @@ class SyntheticMarket:
         return MinuteBars(
             symbol, list(sessions), p.minute_open[rows], p.minute_close[rows], p.minute_volume[rows], self.name,
         )
+
+    def vix_bars(self, start: dt.date, end: dt.date) -> DailyBars | None:
+        return None  # no synthetic VIX: callers use the model's labelled IV proxy instead
