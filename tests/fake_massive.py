@@ -37,21 +37,46 @@ def _session_table():
     return sessions_between
 
 
+LEVELS = {"SPY": 450.0, "QQQ": 380.0, "I:VIX": 18.0}
+
+
+def _prices(day: dt.date, minutes_of_day, symbol: str):
+    import numpy as np
+
+    i = (day - dt.date(2020, 1, 1)).days
+    level = LEVELS.get(symbol, 100.0)
+    m = np.asarray(minutes_of_day, dtype=float)
+    x = level + 0.08 * level * math.sin(i / 37.0) + 0.002 * level * (i % 11)
+    return np.round(x + 0.004 * level * np.sin(m / 50.0) + 0.00001 * level * m, 2)
+
+
 def price(day: dt.date, minute_of_day: int, symbol: str = "SPY") -> float:
     """The traded price at `minute_of_day` minutes after midnight ET on `day` (cents)."""
-    i = (day - dt.date(2020, 1, 1)).days
-    level = {"SPY": 450.0, "QQQ": 380.0, "I:VIX": 18.0}.get(symbol, 100.0)
-    x = level + 0.08 * level * math.sin(i / 37.0) + 0.002 * level * (i % 11)
-    x += 0.004 * level * math.sin(minute_of_day / 50.0) + 0.00001 * level * minute_of_day
-    return round(x, 2)
+    return float(_prices(day, [minute_of_day], symbol)[0])
+
+
+def _minute_bars(day: dt.date, minutes_of_day: range, symbol: str) -> list[dict]:
+    import numpy as np
+
+    m = np.arange(minutes_of_day.start, minutes_of_day.stop + 1)
+    p = _prices(day, m, symbol)
+    o, c = p[:-1], p[1:]
+    hi, lo = np.round(np.maximum(o, c) + 0.03, 2), np.round(np.minimum(o, c) - 0.03, 2)
+    midnight_ms = int(dt.datetime.combine(day, dt.time(0, 0), tzinfo=ET).timestamp() * 1000)
+    # Within a session the ET offset is constant (DST changes at 2 am on Sundays).
+    offset_ms = int(dt.datetime.combine(day, dt.time(12, 0), tzinfo=ET).utcoffset().total_seconds() * 1000)
+    midnight_offset = int(dt.datetime.combine(day, dt.time(0, 0), tzinfo=ET).utcoffset().total_seconds() * 1000)
+    base = midnight_ms + (midnight_offset - offset_ms)
+    out = []
+    for k, mm in enumerate(m[:-1].tolist()):
+        oo, cc = float(o[k]), float(c[k])
+        out.append({"v": 100 + (mm % 60) * 10, "vw": round((oo + cc) / 2, 4), "o": oo, "c": cc,
+                    "h": float(hi[k]), "l": float(lo[k]), "t": base + mm * 60_000, "n": 5 + mm % 7})
+    return out
 
 
 def minute_bar(day: dt.date, minute_of_day: int, symbol: str = "SPY") -> dict:
-    o, c = price(day, minute_of_day, symbol), price(day, minute_of_day + 1, symbol)
-    start = dt.datetime.combine(day, dt.time(0, 0), tzinfo=ET) + dt.timedelta(minutes=minute_of_day)
-    return {"v": 100 + (minute_of_day % 60) * 10, "vw": round((o + c) / 2, 4), "o": o, "c": c,
-            "h": round(max(o, c) + 0.03, 2), "l": round(min(o, c) - 0.03, 2),
-            "t": int(start.astimezone(UTC).timestamp() * 1000), "n": 5 + minute_of_day % 7}
+    return _minute_bars(day, range(minute_of_day, minute_of_day + 1), symbol)[0]
 
 
 def session_minutes(session) -> range:
@@ -62,12 +87,20 @@ def session_minutes(session) -> range:
 
 @lru_cache(maxsize=None)
 def daily_bar(session, symbol: str = "SPY") -> dict:
-    bars = [minute_bar(session.date, m, symbol) for m in session_minutes(session)]
+    """The session's bar, aggregated from its regular-hours minute bars (as the provider does)."""
+    import numpy as np
+
+    mins = session_minutes(session)
+    m = np.arange(mins.start, mins.stop + 1)
+    p = _prices(session.date, m, symbol)
+    o, c = p[:-1], p[1:]
+    vol = 100 + (m[:-1] % 60) * 10
+    vw = np.round((o + c) / 2, 4)
     midnight = dt.datetime.combine(session.date, dt.time(0, 0), tzinfo=ET)
-    v = sum(b["v"] for b in bars)
-    return {"v": v, "vw": round(sum(b["vw"] * b["v"] for b in bars) / v, 4), "o": bars[0]["o"], "c": bars[-1]["c"],
-            "h": max(b["h"] for b in bars), "l": min(b["l"] for b in bars),
-            "t": int(midnight.timestamp() * 1000), "n": sum(b["n"] for b in bars)}
+    return {"v": int(vol.sum()), "vw": round(float((vw * vol).sum() / vol.sum()), 4), "o": float(o[0]),
+            "c": float(c[-1]), "h": float(np.round(np.maximum(o, c) + 0.03, 2).max()),
+            "l": float(np.round(np.minimum(o, c) - 0.03, 2).min()),
+            "t": int(midnight.timestamp() * 1000), "n": int((5 + m[:-1] % 7).sum())}
 
 
 def expected_spot(session, when: dt.datetime, symbol: str = "SPY") -> float:
@@ -149,7 +182,7 @@ class FakeMassive:
         out = []
         for s in sessions:
             post_end = s.close.hour * 60 + s.close.minute + 240
-            out.extend(minute_bar(s.date, mm, ticker) for mm in range(4 * 60, post_end))
+            out.extend(_minute_bars(s.date, range(4 * 60, post_end), ticker))
         return out
 
     def _aggs(self, m, request: Request) -> Response:

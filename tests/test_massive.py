@@ -348,7 +348,7 @@ def test_other_sources_have_no_vix():
 # -- the backfill through the CLI -------------------------------------------------------------------
 
 def cli_env(server, **extra) -> dict:
-    env = {"POLYGON_API_KEY": KEY, "MASSIVE_BASE_URL": base_url(server), "TZ": "Asia/Tokyo",
+    env = {"POLYGON_API_KEY": KEY, "MASSIVE_BASE_URL": base_url(server), "TZ": "America/Los_Angeles",
            "MASSIVE_BACKOFF_SECONDS": "0", "MASSIVE_MAX_TRIES": "3"}
     env.update(extra)
     return env
