@@ -164,3 +164,15 @@ def test_parsed_bars_equal_the_rows_written(tmp_path, data):
     b = CsvBars(f).daily_bars("SPY", sessions[0].date, sessions[-1].date)
     assert b.dates == [s.date for s in sessions]
     assert np.array_equal(np.column_stack([b.open, b.high, b.low, b.close, b.volume]), np.array(want))
+
+
+def test_date_close_file_without_volume(tmp_path):
+    f = write(tmp_path / "c.csv", header="date,close")
+    db = str(tmp_path / "g.db")
+    out = run_cli(["backfill", "--bars", str(f), "--start", WINDOW[0], "--end", WINDOW[1], "--db", db, "--quiet"],
+                  tmp_path)
+    assert out.returncode == 0, out.stderr
+    got = rows(db, "SELECT date, spot_price, net_gex FROM gamma_history ORDER BY timestamp")
+    assert len(got) == len(sessions_between(dt.date.fromisoformat(WINDOW[0]), dt.date.fromisoformat(WINDOW[1])))
+    assert all(spot == expected(dt.date.fromisoformat(d))[3] and net is not None for d, spot, net in got)
+    assert rows(db, "SELECT COUNT(*) FROM price_bars WHERE volume IS NULL AND close_only = 1")[0][0] > 0

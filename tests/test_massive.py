@@ -501,3 +501,24 @@ def _dump_database(db: str) -> str:
     from gexhistory.store.schema import metadata
 
     return "\n".join(repr(rows(db, f"SELECT * FROM {t}")) for t in metadata.tables)
+
+
+def test_parallel_symbols_use_the_cache_and_report_notes(server, fake, tmp_path):
+    fake.fail(lambda i: i["span"] == "minute" and i["ticker"] == "QQQ", fm.not_authorized(), times=None)
+    db = str(tmp_path / "g.db")
+    a, b = "2025-11-17", "2025-11-28"
+    args = ["backfill", "--symbols", "SPY,QQQ", "--jobs", "2", "--start", a, "--end", b, "--db", db, "--json",
+            "--rate", "1000"]
+    out = run_cli(args, tmp_path, env=cli_env(server))
+    assert out.returncode == 0, out.stderr
+    notes = " ".join(json.loads(out.stdout)["notes"])
+    assert "no minute bars for QQQ" in notes and "NOT_AUTHORIZED" in notes and "for SPY" not in notes
+    sessions = sessions_between(dt.date.fromisoformat(a), dt.date.fromisoformat(b))
+    assert _check_spots(db, sessions) == 4 * len(sessions)
+    assert rows(db, "SELECT COUNT(*) FROM gamma_history WHERE symbol='QQQ'")[0][0] == 2 * len(sessions)
+    n = len(fake.bar_requests())
+    forced = run_cli([*args, "--force"], tmp_path, env=cli_env(server))
+    assert forced.returncode == 0, forced.stderr
+    # SPY's bars all come from price_bars; QQQ has no minute bars to hold, so only its minutes are asked again
+    again = fake.bar_requests()[n:]
+    assert [(r.ticker, r.span) for r in again] == [("QQQ", "minute")]
