@@ -111,13 +111,23 @@ def test_symbol_column_selects_rows(tmp_path):
     ("empty", "", "is empty"),
     ("header only", "date,close\n", "no rows"),
 ])
-def test_malformed_files_are_bad_input_and_write_nothing(tmp_path, name, content, needle):
+def test_malformed_files_are_bad_input(tmp_path, name, content, needle):
+    f = tmp_path / "bad.csv"
+    f.write_text(content)
+    with pytest.raises(BadInput) as err:
+        CsvBars(f)
+    msg = str(err.value)
+    assert msg.startswith("bars file bad.csv") and needle in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("content", ["date,close\n2025-06-02,abc\n", "date,close\n2025-06-07,500\n"])
+def test_a_bad_row_is_one_line_exit_2_and_writes_nothing(tmp_path, content):
     f = tmp_path / "bad.csv"
     f.write_text(content)
     out = run_cli(["backfill", "--source", "csv", "--bars", str(f), "--days", "10"], tmp_path)
     assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: bars file bad.csv") and needle in lines[0], lines
+    assert len(lines) == 1 and lines[0].startswith("error: bars file bad.csv line 2"), lines
     assert not (tmp_path / "gex_copilot.db").exists()
 
 
