@@ -103,7 +103,7 @@ def init(db: str | None) -> None:
 @click.option("--symbols", "symbols", default=None, help="Comma-separated symbols, e.g. SPY,QQQ.")
 @click.option("--source", default="auto", help="auto | polygon | synthetic | csv (default auto: polygon when a key is set).")
 @click.option("--bars", default=None, metavar="FILE", help="CSV bars file for --source csv.")
-@click.option("--rate", type=float, default=None, help="Provider requests per minute (default 5).")
+@click.option("--rate", type=float, default=None, help="Massive/Polygon requests per minute, pages and retries included (default: MASSIVE_RATE_PER_MIN or 5).")
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed of the synthetic market.")
 @click.option("--force", is_flag=True, help="Replace the window's rows (atomically per batch).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")

@@ -295,12 +295,15 @@ def _bar_arrays(results: list[dict], path: str, fields: tuple[str, ...]) -> dict
         except (KeyError, TypeError, ValueError):
             raise WorkFailed(f"massive: {path} returned a malformed bar (field {f!r} missing or not a number)") from None
         out[f] = col
-    for f in ("vw", "n"):
-        out[f] = np.array([r.get(f, np.nan) if isinstance(r.get(f, np.nan), (int, float)) else np.nan
-                           for r in results], dtype=float)
+    for f in ("vw", "n"):  # optional extras: absent or non-numeric is unknown, not an error
+        out[f] = np.array([_optional_number(r.get(f)) for r in results], dtype=float)
     if not np.isfinite(out["t"]).all() or (np.isfinite(out["c"]) & (out["c"] > 0)).sum() != len(results):
         raise WorkFailed(f"massive: {path} returned a malformed bar (bad time or close)")
     return out
+
+
+def _optional_number(value) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else np.nan
 
 
 class MassiveSource:
