@@ -275,3 +275,186 @@ def test_backfill_keeps_imported_sessions_and_compute_uses_the_chain(db_url, tmp
     assert [r["gex_history"][0]["chain_source"] for r in out] == ["generic:small.csv", "modelled"]
     assert len(lookup(AS_OF)) == 4 and lookup(AS_OF + dt.timedelta(days=1)) is None
     engine.dispose()
+
+
+# ---- the vendor formats -------------------------------------------------------------------------
+
+CBOE_26 = ("underlying_symbol,quote_date,root,expiration,strike,option_type,open,high,low,close,trade_volume,"
+           "bid_size_1545,bid_1545,ask_size_1545,ask_1545,underlying_bid_1545,underlying_ask_1545,bid_size_eod,"
+           "bid_eod,ask_size_eod,ask_eod,underlying_bid_eod,underlying_ask_eod,vwap,open_interest,delivery_code")
+CBOE_34 = CBOE_26.replace("underlying_ask_1545,", "underlying_ask_1545,implied_underlying_price_1545,"
+                          "active_underlying_price_1545,implied_volatility_1545,delta_1545,gamma_1545,theta_1545,"
+                          "vega_1545,rho_1545,")
+
+
+def _t(expiry: dt.date) -> float:
+    at = dt.datetime.combine(AS_OF, dt.time(16), tzinfo=NY)
+    return (dt.datetime.combine(expiry, dt.time(16), tzinfo=NY) - at).total_seconds() / (365 * 86400)
+
+
+def _price(s, k, t, v, call):
+    """Black-Scholes price, written here independently of the package."""
+    from scipy.stats import norm
+
+    d1 = (math.log(s / k) + (R - Q + v * v / 2) * t) / (v * math.sqrt(t))
+    d2 = d1 - v * math.sqrt(t)
+    if call:
+        return s * math.exp(-Q * t) * norm.cdf(d1) - k * math.exp(-R * t) * norm.cdf(d2)
+    return k * math.exp(-R * t) * norm.cdf(-d2) - s * math.exp(-Q * t) * norm.cdf(-d1)
+
+
+def _net(contracts, spot):
+    """Net GEX at the session close from (expiry, strike, 'C'/'P', oi, iv) rows."""
+    from scipy.stats import norm
+
+    net = 0.0
+    for e, k, r, oi, iv in contracts:
+        t = _t(e)
+        d1 = (math.log(spot / k) + (R - Q + iv * iv / 2) * t) / (iv * math.sqrt(t))
+        g = math.exp(-Q * t) * norm.pdf(d1) / (spot * iv * math.sqrt(t))
+        net += (1 if r == "C" else -1) * g * oi * 100 * spot * spot * 0.01
+    return net
+
+
+def _vendor_contracts():
+    out = []
+    for e in EXPIRIES[:2]:
+        for k in (570.0, 585.0, 600.0, 615.0, 630.0):
+            iv = round(0.17 + 0.3 * (SPOT - k) / SPOT, 6)
+            out.append((e, k, "C", int(800 + 7 * k) % 3000 + 100, iv))
+            out.append((e, k, "P", int(500 + 11 * k) % 4000 + 100, iv + 0.01))
+    return out
+
+
+def _stored(db, source_like):
+    return rows(db, "SELECT expiration, strike, \"right\", open_interest, iv, iv_source FROM option_chain_contracts "
+                    "WHERE chain_source LIKE :s ORDER BY expiration, strike, \"right\"", s=source_like)
+
+
+def test_cboe_26_columns_iv_from_prices(db_url, tmp_path):
+    contracts = _vendor_contracts()
+    lines = []
+    for e, k, r, oi, iv in contracts:
+        p = _price(SPOT, k, _t(e), iv, r == "C")
+        lines.append(f"SPY,{AS_OF},SPY,{e},{k:.3f},{r},0,0,0,0,5,1,0,1,0,0,0,10,{p * 0.99:.12g},10,{p * 1.01:.12g},"
+                     f"599.99,600.01,0,{oi},")
+    lines.append(f"SPY,{AS_OF},SPY,{EXPIRIES[0]},640.000,C,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,599.99,600.01,0,0,")
+    path = _write(tmp_path / "UnderlyingOptionsEODQuotes_2025-06-02.csv", CBOE_26, lines)
+    res = import_chains([path], db=db_url)
+    assert res.files[0]["format"] == "cboe_datashop"
+    assert res.files[0]["chain_source"] == "cboe_datashop:UnderlyingOptionsEODQuotes_2025-06-02.csv"
+    assert "1 contracts with zero OI left out (no gamma)" in res.files[0]["notes"]
+    assert res.sessions[0]["spot_source"] == "file: underlying_bid/ask_eod mid"
+    stored = _stored(db_url, "cboe_datashop:%")
+    assert len(stored) == len(contracts) and {s[5] for s in stored} == {"p"}
+    for (e, k, r, oi, iv), s in zip(sorted(contracts, key=lambda c: (c[0], c[1], c[2])), stored):
+        assert (s[0], s[1], s[2], s[3]) == (e.isoformat(), k, r, oi)
+        assert s[4] == pytest.approx(iv, rel=1e-6)  # the IV the price was made with, recovered
+    net = rows(db_url, "SELECT net_gex, spot_price, chain_source, data_source FROM gex_history")[0]
+    assert net[0] == pytest.approx(_net(contracts, SPOT), rel=1e-6) and net[1] == pytest.approx(SPOT)
+    assert net[2] == net[3] == res.files[0]["chain_source"]
+
+
+def test_cboe_34_columns_index_roots_merged_spot_by_parity(db_url, tmp_path):
+    contracts = _vendor_contracts()
+    call_iv = {(e, k): iv for e, k, r, oi, iv in contracts if r == "C"}
+    lines = []
+    for e, k, r, oi, iv in contracts:
+        p = _price(SPOT, k, _t(e), call_iv[(e, k)], r == "C")  # one vol per strike: parity holds exactly
+        for root, share in (("SPX", 0.25), ("SPXW", 0.75)):  # one expiration listed under two roots
+            lines.append(f"^SPX,{AS_OF},{root},{e},{k},{r},0,0,0,0,5,1,0,1,0,0,0,0,0,{iv},0.5,0.001,0,0,0,10,"
+                         f"{p * 0.98:.12g},10,{p * 1.02:.12g},0,0,0,{oi * share:g},")
+    path = _write(tmp_path / "UnderlyingOptionsEODCalcs_2025-06-02.csv", CBOE_34, lines)
+    res = import_chains([path], db=db_url)
+    assert res.sessions[0]["symbol"] == "SPX"
+    assert res.sessions[0]["spot_source"] == "file: implied: put-call parity on end-of-day mids"
+    assert any("listed under two roots merged" in n for n in res.files[0]["notes"])
+    stored = _stored(db_url, "cboe_datashop:%")
+    assert [s[3] for s in stored] == [c[3] for c in sorted(contracts, key=lambda c: (c[0], c[1], c[2]))]
+    assert {s[5] for s in stored} == {"f"}  # implied_volatility_1545 used as given
+    spot = rows(db_url, "SELECT spot_price, net_gex FROM gex_history WHERE symbol='SPX'")[0]
+    assert spot[0] == pytest.approx(SPOT, rel=1e-9)
+    assert spot[1] == pytest.approx(_net(contracts, spot[0]), rel=1e-6)
+
+
+@pytest.mark.parametrize("spelling", ["api", "smv"])
+def test_orats_strikes_both_spellings(db_url, tmp_path, spelling):
+    contracts = _vendor_contracts()
+    calls = {(e, k): (oi, iv) for e, k, r, oi, iv in contracts if r == "C"}
+    puts = {(e, k): oi for e, k, r, oi, iv in contracts if r == "P"}
+    if spelling == "api":
+        header = "ticker,tradeDate,expirDate,dte,strike,stockPrice,callOpenInterest,putOpenInterest,callMidIv,putMidIv,smvVol,gamma"
+        fmt_day = lambda d: d.isoformat()  # noqa: E731
+    else:
+        header = "ticker,stkPx,expirDate,yte,strike,cOi,pOi,cMidIv,pMidIv,smoothSmvVol,gamma,trade_date"
+        fmt_day = lambda d: d.strftime("%m/%d/%Y")  # noqa: E731
+    lines = []
+    for (e, k), (coi, iv) in calls.items():
+        if spelling == "api":
+            lines.append(f"SPY,{fmt_day(AS_OF)},{fmt_day(e)},9,{k},{SPOT},{coi},{puts[(e, k)]},0.5,0.5,{iv},0.01")
+        else:
+            lines.append(f"SPY,{SPOT},{fmt_day(e)},0.03,{k},{coi},{puts[(e, k)]},0.5,0.5,{iv},0.01,{fmt_day(AS_OF)}")
+    path = _write(tmp_path / f"orats_{spelling}.csv", header, lines)
+    res = import_chains([path], db=db_url)
+    assert res.files[0]["format"] == "orats" and res.files[0]["contracts"] == len(contracts)
+    assert res.sessions[0]["spot_source"] == ("file: stockPrice" if spelling == "api" else "file: stkPx")
+    # smvVol is one IV per strike, used for the call and the put alike
+    smv = [(e, k, r, oi, calls[(e, k)][1]) for e, k, r, oi, _ in contracts]
+    got = rows(db_url, "SELECT net_gex, chain_source FROM gex_history")[0]
+    assert got[0] == pytest.approx(_net(smv, SPOT), rel=1e-6) and got[1] == f"orats:orats_{spelling}.csv"
+    assert rows(db_url, "SELECT COUNT(*) FROM option_chain_contracts WHERE gamma = 0.01")[0][0] == len(contracts)
+
+
+def _optionsdx_file(tmp_path, contracts, name="spy_eod_202506.txt"):
+    header = ("[QUOTE_UNIXTIME], [QUOTE_READTIME], [QUOTE_DATE], [QUOTE_TIME_HOURS], [UNDERLYING_LAST], "
+              "[EXPIRE_DATE], [EXPIRE_UNIX], [DTE], [C_DELTA], [C_GAMMA], [C_VEGA], [C_THETA], [C_RHO], [C_IV], "
+              "[C_VOLUME], [C_LAST], [C_SIZE], [C_BID], [C_ASK], [STRIKE], [P_BID], [P_ASK], [P_SIZE], [P_LAST], "
+              "[P_DELTA], [P_GAMMA], [P_VEGA], [P_THETA], [P_RHO], [P_IV], [P_VOLUME], [STRIKE_DISTANCE], "
+              "[STRIKE_DISTANCE_PCT]")
+    by = {}
+    for e, k, r, oi, iv in contracts:
+        by.setdefault((e, k), {})[r] = (oi, iv)
+    lines = []
+    for (e, k), sides in by.items():
+        (coi, civ), (poi, piv) = sides["C"], sides["P"]
+        lines.append(f"1748894400, 2025-06-02 16:00, {AS_OF}, 16.000000, {SPOT}, {e}, 0, 9.0, 0.5, 0.01, 0.1, "
+                     f"-0.1, 0.1, {civ}, {coi // 10}, 1.0, 1 x 1, 1.0, 1.1, {k}, 1.0, 1.1, 1 x 1, 1.0, -0.5, 0.01, "
+                     f"0.1, -0.1, -0.1, {piv}, {poi // 10}, 0.0, 0.0")
+    return _write(tmp_path / name, header, lines)
+
+
+def test_optionsdx_with_oi_file_and_with_volume_proxy(db_url, tmp_path):
+    contracts = _vendor_contracts()
+    path = _optionsdx_file(tmp_path, contracts)
+    oi_lines = [f"{AS_OF},SPY,{e},{k},{r},{oi}" for e, k, r, oi, iv in contracts[:-1]]  # one contract unlisted
+    oi_file = _write(tmp_path / "oi.csv", "date,underlying,expiration,strike,right,oi", oi_lines)
+    res = import_chains([path], db=db_url, oi_file=oi_file)
+    assert res.files[0]["chain_source"] == "optionsdx:spy_eod_202506.txt+oi"
+    assert "1 contracts absent from the OI file oi.csv: no OI" in res.files[0]["notes"]
+    got = rows(db_url, "SELECT net_gex, spot_price, chain_source, data_source FROM gex_history")[0]
+    assert got[0] == pytest.approx(_net(contracts[:-1], SPOT), rel=1e-6)
+    assert got[1:] == (SPOT, "optionsdx:spy_eod_202506.txt+oi", "optionsdx:spy_eod_202506.txt+oi")
+
+    proxy = run_cli(["import-chains", path, "--volume-as-oi", "--db", db_url, "--json"], tmp_path)
+    assert proxy.returncode == 0, proxy.stderr
+    label = "optionsdx:spy_eod_202506.txt+volume_proxy"
+    assert json.loads(proxy.stdout)["files"][0]["chain_source"] == label
+    volume = [(e, k, r, oi // 10, iv) for e, k, r, oi, iv in contracts]
+    got = rows(db_url, "SELECT net_gex, chain_source FROM gex_history")
+    assert len(got) == 1 and got[0][1] == label  # the session now holds the latest import
+    assert got[0][0] == pytest.approx(_net(volume, SPOT), rel=1e-6)
+
+
+def test_optionsdx_needs_an_oi_source(tmp_path):
+    from gexhistory.chains_import import parse_files
+    from gexhistory.errors import BadInput
+
+    path = _optionsdx_file(tmp_path, _vendor_contracts(), name="opts.txt")
+    with pytest.raises(BadInput, match="OptionsDX files carry no open interest"):
+        parse_files([path])
+    with pytest.raises(BadInput, match="cannot tell the underlying"):
+        parse_files([path], volume_as_oi=True)
+    assert parse_files([path], volume_as_oi=True, underlying="spy")[0].chain.underlying == "SPY"
+    generic, _ = _small(tmp_path)
+    with pytest.raises(BadInput, match="apply to OptionsDX files"):
+        parse_files([generic], volume_as_oi=True)

@@ -118,3 +118,30 @@ def test_no_crossing_gives_null_flip():
     chain = _chain([100.0, 105.0], [True, True], [10, 20], [0.2, 0.2], 20)
     snap = compute_exposure(chain, 100.0, AT)
     assert snap.flip_point is None and snap.flip_found is False
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.floats(0.8, 1.25), v=st.floats(0.06, 1.2), days=st.floats(2, 300), call=st.booleans())
+def test_implied_vol_recovers_the_vol_a_price_was_made_with(m, v, days, call):
+    from gexhistory.engine.implied import implied_vol
+
+    s, t = 250.0, days / 365
+    k = s * m
+    price = _bs_call(s, k, t, v, 0.03, 0.01)
+    if not call:  # put-call parity, written out
+        price = price - s * math.exp(-0.01 * t) + k * math.exp(-0.03 * t)
+    if _bs_call(s, k, t, v * 1.01, 0.03, 0.01) - _bs_call(s, k, t, v, 0.03, 0.01) < 1e-6 * s:
+        return  # a 1% vol change moves the price by less than its precision: nothing to invert
+    got = float(implied_vol(np.array([price]), s, k, t, 0.03, 0.01, np.array([call]))[0])
+    assert got == pytest.approx(v, rel=1e-5)
+
+
+def test_iv_fill_interpolates_within_an_expiry_only():
+    from gexhistory.engine.implied import fill_iv_by_strike
+
+    key = np.array(["a", "a", "a", "a", "b", "b"])
+    strike = np.array([100.0, 110.0, 120.0, 130.0, 100.0, 110.0])
+    iv = np.array([0.2, np.nan, 0.3, np.nan, np.nan, np.nan])
+    out = fill_iv_by_strike(key, strike, iv)
+    np.testing.assert_allclose(out[:4], [0.2, 0.25, 0.3, 0.3])  # linear inside, flat beyond
+    assert np.isnan(out[4:]).all()  # an expiry with no quoted IV gets none

@@ -12,9 +12,9 @@ __all__ = ["ImportedChain", "detect", "read_chain_file", "FORMATS"]
 
 
 def _modules():
-    from gexhistory.sources.chains import generic
+    from gexhistory.sources.chains import cboe, generic, optionsdx, orats
 
-    return [generic]
+    return [cboe, orats, optionsdx, generic]
 
 
 FORMATS = "Cboe DataShop Option EOD Summary, ORATS strikes, OptionsDX EOD, generic long CSV"
@@ -36,5 +36,9 @@ def read_chain_file(path: str, *, oi_file: str | None = None, volume_as_oi: bool
         raise BadInput(f"{path}: no contracts (a header and no rows)")
     mod = detect(table)
     if mod.FORMAT == "optionsdx":
-        return mod.parse(table, oi_file=oi_file, volume_as_oi=volume_as_oi, underlying=underlying)
-    return mod.parse(table)  # the other formats carry their own OI: --oi-file does not apply
+        chains = mod.parse(table, oi_file=oi_file, volume_as_oi=volume_as_oi, underlying=underlying)
+    else:
+        chains = mod.parse(table)  # the other formats carry their own OI: --oi-file does not apply
+    if not chains:
+        raise BadInput(f"{path}: no contract with open interest and an IV")
+    return chains

@@ -255,3 +255,71 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
             item.notes.append(merged_note)
         out.append(item)
     return out
+
+
+def session_close_ts(as_of: np.ndarray) -> np.ndarray:
+    """POSIX seconds of each as-of session's close (the moment an EOD file's quotes describe)."""
+    from gexhistory.calendar import session_on
+
+    uniq, inv = np.unique(as_of, return_inverse=True)
+    return np.array([session_on(d).close.timestamp() for d in uniq.astype(dt.date)])[inv]
+
+
+def chain_keys(underlying: np.ndarray, as_of: np.ndarray) -> np.ndarray:
+    return np.char.add(np.char.add(underlying.astype(str), "|"), as_of.astype(str))
+
+
+def parity_spots(underlying, as_of, expiry, strike, is_call, mid) -> dict[str, float]:
+    """Per chain ('UND|date'): the underlying implied by put-call parity from end-of-day mids, on the
+    nearest expiry at least two days out that has call/put pairs."""
+    import pandas as pd
+
+    from gexhistory.engine.exposure import Conventions
+    from gexhistory.engine.greeks import SECONDS_PER_YEAR
+    from gexhistory.engine.implied import parity_spot
+
+    conv = Conventions()
+    t = (expiry_close_ts(expiry) - session_close_ts(as_of)) / SECONDS_PER_YEAR
+    df = pd.DataFrame({"key": chain_keys(underlying, as_of), "e": expiry, "k": strike, "c": is_call, "m": mid, "t": t})
+    df = df[np.isfinite(df["m"]) & (df["m"] > 0) & (df["t"] >= 2 / 365)]
+    wide = df.pivot_table(index=["key", "t", "k"], columns="c", values="m", aggfunc="mean")
+    out: dict[str, float] = {}
+    if True not in wide.columns or False not in wide.columns:
+        return out
+    wide = wide.dropna().reset_index()
+    for key, g in wide.groupby("key"):
+        first = g[g["t"] == g["t"].min()]
+        s = parity_spot(first[True], first[False], first["k"], first["t"], conv.r, conv.q)
+        if s is not None and s > 0:
+            out[str(key)] = s
+    return out
+
+
+def derive_ivs(*, underlying, as_of, expiry, strike, is_call, file_iv, mid=None, spot_by_chain=None):
+    """IV per contract and where it came from: the file's own when positive ('f'); else from the
+    option's end-of-day mid price by Black-Scholes at the chain's spot ('p'); else interpolated across
+    strikes of the same expiry ('i'); NaN when none of these exists (the caller drops and says so)."""
+    from gexhistory.engine.exposure import Conventions
+    from gexhistory.engine.greeks import SECONDS_PER_YEAR
+    from gexhistory.engine.implied import fill_iv_by_strike, implied_vol
+
+    conv = Conventions()
+    iv = np.where(np.isfinite(file_iv) & (file_iv > 0), file_iv, np.nan)
+    src = np.where(np.isfinite(iv), "f", "").astype(object)
+    if mid is not None and spot_by_chain:
+        need = ~np.isfinite(iv)
+        if need.any():
+            keys = chain_keys(underlying[need], as_of[need])
+            s = np.array([spot_by_chain.get(k, np.nan) for k in keys], dtype=float)
+            t = (expiry_close_ts(expiry[need]) - session_close_ts(as_of[need])) / SECONDS_PER_YEAR
+            got = implied_vol(mid[need], s, strike[need], t, conv.r, conv.q, is_call[need])
+            iv[need] = got
+            src[np.flatnonzero(need)[np.isfinite(got)]] = "p"
+    before = np.isfinite(iv)
+    iv = fill_iv_by_strike(np.char.add(chain_keys(underlying, as_of), expiry.astype(str)), strike, iv)
+    src[np.isfinite(iv) & ~before] = "i"
+    return iv, src
+
+
+def keep_rows(arrays: dict, keep: np.ndarray) -> dict:
+    return {k: (v[keep] if isinstance(v, np.ndarray) else v) for k, v in arrays.items()}

@@ -1,0 +1,99 @@
+"""Cboe DataShop "Option EOD Summary" files: 26 columns, or 34 with the 15:45 calculations.
+
+Columns used: underlying_symbol, quote_date, root, expiration, strike, option_type, open_interest,
+bid_eod/ask_eod, underlying_bid_eod/underlying_ask_eod, and with the calcs implied_volatility_1545
+and gamma_1545.
+
+Interpretation:
+- A file dated D (quote_date) carries the OI Cboe had at the start of D: OCC's count after D-1's
+  close, published that morning. It is D's chain: it drives D's GEX.
+- IV: implied_volatility_1545 when the file has it and it is positive (Cboe writes 0 where its
+  engine found none); otherwise the IV of the option's end-of-day mid (bid_eod/ask_eod) by Black-
+  Scholes at the chain's spot and the run's r and q; otherwise interpolated across strikes of the
+  same expiry. Each contract records which (iv_source f/p/i); contracts with no IV at all are dropped
+  and counted in the notes, as are contracts with zero OI (they add no gamma).
+- Spot: the mid of underlying_bid_eod/underlying_ask_eod; index files quote no underlying bid/ask
+  (zeros), so their spot is implied by put-call parity on end-of-day mids (labelled "implied").
+- Contracts of one expiration and strike under two roots (SPX and SPXW on a third Friday) are merged:
+  OI added, IV OI-weighted. `^SPX` style symbols lose the caret.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gexhistory.errors import BadInput
+from gexhistory.sources.chains.common import (
+    ImportedChain, Table, build_chains, chain_keys, derive_ivs, expiry_check, make_label, parity_spots,
+    session_check,
+)
+
+FORMAT = "cboe_datashop"
+REQUIRED = {"underlying_symbol", "quote_date", "root", "expiration", "strike", "option_type", "open_interest"}
+
+
+def matches(columns: set[str]) -> bool:
+    return REQUIRED <= columns
+
+
+def _mid(t: Table, bid_col: str, ask_col: str) -> np.ndarray | None:
+    if not {bid_col, ask_col} <= t.columns:
+        return None
+    bid = t.number(bid_col, required=False, nonneg=True)
+    ask = t.number(ask_col, required=False, nonneg=True)
+    return np.where((bid > 0) & (ask >= bid), (bid + ask) / 2, np.nan)
+
+
+def parse(table: Table) -> list[ImportedChain]:
+    t = table
+    calcs = "implied_volatility_1545" in t.columns
+    if not calcs and not {"bid_eod", "ask_eod"} <= t.columns:
+        raise BadInput(f"{t.path}: Cboe file with neither implied_volatility_1545 nor bid_eod/ask_eod: no IV can be had")
+    und = np.array([u.upper().lstrip("^") for u in t.text("underlying_symbol")], dtype=object)
+    t._report(und == "", "underlying_symbol", und, "is missing")
+    as_of = t.date("quote_date")
+    expiry = t.date("expiration")
+    strike = t.number("strike", positive=True)
+    is_call = t.right("option_type")
+    oi = t.number("open_interest", nonneg=True)
+    file_iv = t.iv("implied_volatility_1545", required=False) if calcs else np.full(len(t), np.nan)
+    gamma = t.number("gamma_1545", required=False, nonneg=True) if "gamma_1545" in t.columns else None
+    mid = _mid(t, "bid_eod", "ask_eod")
+    umid = _mid(t, "underlying_bid_eod", "underlying_ask_eod")
+    t.check()
+    expiry_check(t, as_of, expiry, "expiration")
+    session_check(t, as_of, "quote_date")
+    t.check()
+
+    keys = chain_keys(und, as_of)
+    spots: dict[str, tuple[float, str]] = {}
+    if umid is not None:
+        for k in np.unique(keys):
+            vals = umid[(keys == k) & np.isfinite(umid)]
+            if vals.size:
+                spots[str(k)] = (float(np.median(vals)), "underlying_bid/ask_eod mid")
+    if mid is not None and len(spots) < np.unique(keys).size:
+        for k, s in parity_spots(und, as_of, expiry, strike, is_call, mid).items():
+            spots.setdefault(k, (s, "implied: put-call parity on end-of-day mids"))
+    iv, src = derive_ivs(underlying=und, as_of=as_of, expiry=expiry, strike=strike, is_call=is_call,
+                         file_iv=file_iv, mid=mid, spot_by_chain={k: v[0] for k, v in spots.items()})
+    keep = (oi > 0) & np.isfinite(iv)
+    notes = []
+    if (oi == 0).any():
+        notes.append(f"{int((oi == 0).sum())} contracts with zero OI left out (no gamma)")
+    if ((oi > 0) & ~np.isfinite(iv)).any():
+        notes.append(f"{int(((oi > 0) & ~np.isfinite(iv)).sum())} contracts with OI but no IV obtainable left out")
+    for code, what in (("p", "from end-of-day mid prices"), ("i", "interpolated across strikes")):
+        n = int((keep & (src == code)).sum())
+        if n:
+            notes.append(f"{n} IVs {what}")
+    root = t.text("root")
+    chains = build_chains(path=t.path, fmt=FORMAT, label=make_label(FORMAT, t.path), underlying=und[keep],
+                          as_of=as_of[keep], expiry=expiry[keep], strike=strike[keep], is_call=is_call[keep],
+                          oi=oi[keep], iv=iv[keep], iv_source=src[keep], lines=t.lines[keep],
+                          gamma=gamma[keep] if gamma is not None else None, group=root[keep], notes=notes)
+    for c in chains:
+        s = spots.get(f"{c.chain.underlying}|{c.chain.as_of.isoformat()}")
+        if s is not None:
+            c.file_spot, c.file_spot_kind = s
+    return chains
