@@ -458,3 +458,22 @@ def test_optionsdx_needs_an_oi_source(tmp_path):
     generic, _ = _small(tmp_path)
     with pytest.raises(BadInput, match="apply to OptionsDX files"):
         parse_files([generic], volume_as_oi=True)
+
+
+def test_zipped_cboe_file_reads_like_the_csv(tmp_path):
+    import zipfile
+
+    from gexhistory.chains_import import parse_files
+
+    contracts = _vendor_contracts()
+    lines = [f"SPY,{AS_OF},SPY,{e},{k},{r},0,0,0,0,5,1,0,1,0,0,0,0,0,{iv},0.5,0.001,0,0,0,10,0,10,0,599.99,600.01,0,"
+             f"{oi},0" for e, k, r, oi, iv in contracts]
+    csv = _write(tmp_path / "UnderlyingOptionsEODCalcs_2025-06-02.csv", CBOE_34, lines)
+    zpath = tmp_path / "UnderlyingOptionsEODCalcs_2025-06-02.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        zf.write(csv, arcname=Path(csv).name)
+    a, b = parse_files([csv])[0], parse_files([str(zpath)])[0]
+    assert b.label == "cboe_datashop:UnderlyingOptionsEODCalcs_2025-06-02.zip" and len(b.chain) == len(contracts)
+    np.testing.assert_array_equal(a.chain.open_interest, b.chain.open_interest)
+    np.testing.assert_array_equal(a.chain.iv, b.chain.iv)
+    assert b.file_spot == pytest.approx(600.0) and b.chain.gamma is not None

@@ -68,10 +68,11 @@ def parse(table: Table) -> list[ImportedChain]:
     keys = chain_keys(und, as_of)
     spots: dict[str, tuple[float, str]] = {}
     if umid is not None:
-        for k in np.unique(keys):
-            vals = umid[(keys == k) & np.isfinite(umid)]
-            if vals.size:
-                spots[str(k)] = (float(np.median(vals)), "underlying_bid/ask_eod mid")
+        import pandas as pd
+
+        ok = np.isfinite(umid)
+        for k, v in pd.Series(umid[ok]).groupby(keys[ok]).median().items():
+            spots[str(k)] = (float(v), "underlying_bid/ask_eod mid")
     if mid is not None and len(spots) < np.unique(keys).size:
         for k, s in parity_spots(und, as_of, expiry, strike, is_call, mid).items():
             spots.setdefault(k, (s, "implied: put-call parity on end-of-day mids"))

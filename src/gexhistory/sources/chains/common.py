@@ -58,6 +58,7 @@ class Table:
         self.lines = (np.arange(len(df)) + 2)[~blank]  # line 1 is the header
         self.df = df[~blank].reset_index(drop=True)
         self.problems: list[tuple[int, str]] = []
+        self._text: dict[str, np.ndarray] = {}
 
     @property
     def columns(self) -> set[str]:
@@ -70,7 +71,9 @@ class Table:
         return next((n for n in names if n in self.columns), None)
 
     def text(self, col: str) -> np.ndarray:
-        return self.df[col].str.strip().to_numpy(dtype=object)
+        if col not in self._text:  # stripping is the slow part of parsing: once per column
+            self._text[col] = self.df[col].str.strip().to_numpy(dtype=object)
+        return self._text[col]
 
     def _report(self, bad: np.ndarray, col: str, values, what: str) -> None:
         for i in np.flatnonzero(bad)[:3]:
@@ -99,7 +102,7 @@ class Table:
         """ISO (optionally with a time), MM/DD/YYYY or YYYYMMDD; returns datetime64[D]."""
         import pandas as pd
 
-        raw = pd.Series(self.text(col)).str.slice(0, 10).str.strip()
+        raw = pd.Series(self.text(col)).str.slice(0, 10)
         out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
         for fmt in ("%Y-%m-%d", "%m/%d/%Y", "%Y%m%d"):
             out = out.fillna(pd.to_datetime(raw, format=fmt, errors="coerce"))
@@ -214,6 +217,7 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
         "u": underlying.astype(str), "d": as_of, "e": expiry, "k": strike, "c": is_call, "oi": oi, "iv": iv,
         "src": iv_source, "line": lines, "g": gamma if gamma is not None else np.full(n, np.nan),
         "grp": group if group is not None else np.zeros(n, dtype=object),
+        "ec": expiry_close_ts(expiry) if n else np.empty(0),
     })
     key = ["u", "d", "e", "k", "c"]
     dup = df.duplicated(key + ["grp"], keep="first").to_numpy()
@@ -227,8 +231,8 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
         df = df.assign(w=w, wiv=w * df["iv"], wg=w * df["g"])
         before = len(df)
         df = df.groupby(key, sort=False, as_index=False).agg(
-            oi=("oi", "sum"), w=("w", "sum"), wiv=("wiv", "sum"), wg=("wg", "sum"), src=("src", "max"),
-            line=("line", "min"))
+            oi=("oi", "sum"), w=("w", "sum"), wiv=("wiv", "sum"), wg=("wg", "sum"), src=("src", lambda x: "i" if (x == "i").any() else max(x)),
+            line=("line", "min"), ec=("ec", "first"))
         df["iv"] = df["wiv"] / df["w"]
         df["g"] = df["wg"] / df["w"]
         merged_note = f"{before - len(df)} contracts listed under two roots merged (OI added, IV OI-weighted)"
@@ -242,7 +246,7 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
         e = g["e"].to_numpy().astype("datetime64[D]")
         gam = g["g"].to_numpy(dtype=float)
         chain = OptionChain(
-            underlying=str(u), as_of=pd.Timestamp(d).date(), expiry=e, expiry_close=expiry_close_ts(e),
+            underlying=str(u), as_of=pd.Timestamp(d).date(), expiry=e, expiry_close=g["ec"].to_numpy(dtype=float),
             strike=g["k"].to_numpy(dtype=float), is_call=g["c"].to_numpy(dtype=bool),
             open_interest=g["oi"].to_numpy(dtype=float), iv=g["iv"].to_numpy(dtype=float), source=label,
             gamma=gam if np.isfinite(gam).any() else None,
