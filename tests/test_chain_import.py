@@ -477,3 +477,20 @@ def test_zipped_cboe_file_reads_like_the_csv(tmp_path):
     np.testing.assert_array_equal(a.chain.open_interest, b.chain.open_interest)
     np.testing.assert_array_equal(a.chain.iv, b.chain.iv)
     assert b.file_spot == pytest.approx(600.0) and b.chain.gamma is not None
+
+
+def test_status_check_accepts_end_of_day_imports(tmp_path):
+    from gexhistory.store.db import open_engine
+    from gexhistory.store.status import check_symbol
+
+    db = str(tmp_path / "g.db")
+    path, _ = _small(tmp_path)
+    import_chains([path], db=db)
+    engine = open_engine(db)
+    assert [p for p in check_symbol(engine, "SPY") if p.kind == "short_session"] == []
+    from sqlalchemy import text
+
+    with engine.begin() as conn:  # a modelled session with one snapshot is still short
+        conn.execute(text("UPDATE gamma_daily_summary SET chain_source='modelled'"))
+    assert [p.kind for p in check_symbol(engine, "SPY")].count("short_session") == 2
+    engine.dispose()

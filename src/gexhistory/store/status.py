@@ -107,6 +107,14 @@ def _snapshots_per_session(conn, table, symbol: str) -> dict[str, int]:
     return {d: int(n) for d, n in conn.execute(q)}
 
 
+def _end_of_day_imports(conn, symbol: str) -> set[str]:
+    """Sessions recomputed from an imported end-of-day chain without intraday prices: one snapshot
+    (the close) is all they can have, so they are not short."""
+    t = gamma_daily_summary
+    q = select(t.c.date).where(t.c.symbol == symbol, t.c.snapshots_count == 1, t.c.chain_source != "modelled")
+    return {d for (d,) in conn.execute(q)}
+
+
 def null_shares(conn, table, symbol: str, columns) -> tuple[int, dict[str, float]]:
     """Rows of `symbol` in `table` and, per column, the share of them that are NULL."""
     cols = [table.c[c] for c in columns]
@@ -152,6 +160,7 @@ def check_symbol(engine: Engine, symbol: str, last_session: dt.date | None = Non
         nulls = {name: null_shares(conn, _BY_NAME[name], symbol, cols) for name, cols in IMPORTANT_COLUMNS.items()}
         stamps, gex = net_gex_history(conn, symbol)
         mix = source_mix(conn, symbol)
+        eod_only = _end_of_day_imports(conn, symbol)
     last = last_session.isoformat() if last_session else "9999-12-31"
 
     days = sorted(d for d in summary_days | set(per_table["gex_history"]) | set(per_table["gamma_history"]) if d <= last)
@@ -167,7 +176,8 @@ def check_symbol(engine: Engine, symbol: str, last_session: dt.date | None = Non
                                                    f"{_dates_text(off_calendar)}"))
         for name, counts in per_table.items():
             held = summary_days | set(counts)  # a session with no rows at all is a gap, not a short session
-            short = [d for d in calendar if d in held and counts.get(d, 0) < MIN_SNAPSHOTS]
+            short = [d for d in calendar if d in held and counts.get(d, 0) < MIN_SNAPSHOTS
+                     and not (d in eod_only and counts.get(d, 0) == 1)]
             if short:
                 problems.append(Problem(symbol, "short_session", f"{len(short)} sessions with fewer than "
                                         f"{MIN_SNAPSHOTS} snapshots in {name}: {_dates_text(short)}"))
