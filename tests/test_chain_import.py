@@ -494,3 +494,25 @@ def test_status_check_accepts_end_of_day_imports(tmp_path):
         conn.execute(text("UPDATE gamma_daily_summary SET chain_source='modelled'"))
     assert [p.kind for p in check_symbol(engine, "SPY")].count("short_session") == 2
     engine.dispose()
+
+
+def test_real_price_backfill_force_recomputes_from_the_imported_chain(db_url, tmp_path):
+    from gexhistory.backfill import BackfillOptions, run_backfill
+    from gexhistory.calendar import sessions_between
+
+    start, end = dt.date(2025, 5, 27), dt.date(2025, 6, 6)
+    closes = {s.date: 598.0 + i for i, s in enumerate(sessions_between(start, end))}
+    bars = _write(tmp_path / "bars.csv", "date,close,volume", [f"{d},{c},70000000" for d, c in closes.items()])
+    opts = dict(source="csv", bars=bars, db=db_url)
+    run_backfill(BackfillOptions(["SPY"], start, end, **opts))
+    path, contracts = _small(tmp_path)
+    import_chains([path], db=db_url)
+    forced = run_backfill(BackfillOptions(["SPY"], start, end, force=True, **opts))
+    assert forced.symbols[0].sessions_skipped == 0
+    got = rows(db_url, "SELECT spot_price, net_gex, data_source, chain_source FROM gex_history "
+                       "WHERE timestamp = '2025-06-02 16:00:00'")
+    assert got[0][2:] == ("csv:bars.csv", "generic:small.csv")  # real prices, the imported chain
+    assert got[0][0] == closes[AS_OF]
+    assert got[0][1] == pytest.approx(_net(contracts, closes[AS_OF]), rel=1e-6)
+    others = rows(db_url, "SELECT DISTINCT chain_source FROM gex_history WHERE timestamp NOT LIKE '2025-06-02%'")
+    assert others == [("modelled",)]
