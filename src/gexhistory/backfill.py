@@ -175,8 +175,12 @@ def run_backfill(opts: BackfillOptions, progress: ProgressFn | None = None) -> B
     except BaseException as exc:
         result.elapsed = time.perf_counter() - t0
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        writes.finish_run(engine, run_id, status, result.as_dict()["totals"], format_ts(dt.datetime.now(ET)),
-                          str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        try:  # best effort: the database itself may be what failed; the original error matters more
+            writes.finish_run(engine, run_id, status, result.as_dict()["totals"], format_ts(dt.datetime.now(ET)),
+                              str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        except Exception:  # noqa: BLE001
+            pass
+        engine.dispose()
         raise
     result.notes.extend(dict.fromkeys(n for s in result.symbols for n in s.notes if n not in result.notes))
     result.elapsed = time.perf_counter() - t0
@@ -238,9 +242,11 @@ def _backfill_symbol(engine, source: PriceSource, symbol: str, window: list[Sess
     for lo in range(0, len(todo), opts.batch_sessions):
         batch = todo[lo:lo + opts.batch_sessions]
         rows = [next(bundles) for _ in batch]
+        seen = lo + len(batch)
         with engine.begin() as conn:
             writes.lock_symbol(conn, symbol)
             _store_fetched_bars(conn, source)
+            batch, rows = _still_todo(conn, symbol, batch, rows, opts, source, res)
             removed = writes.delete_sessions(conn, symbol, [s.date for s in batch])
             for name, table in (("gex_history", gex_history), ("gamma_history", gamma_history),
                                 ("gamma_daily_summary", gamma_daily_summary), ("regime_signals", regime_signals)):
@@ -254,7 +260,7 @@ def _backfill_symbol(engine, source: PriceSource, symbol: str, window: list[Sess
         done += len(batch)
         res.sessions_written = done
         if progress:
-            progress(symbol, done, len(todo))
+            progress(symbol, seen, len(todo))
     res.notes = list(getattr(source, "notes", []))
     return res
 
@@ -264,6 +270,27 @@ def _imported_chains(engine, symbol: str, start: dt.date, end: dt.date):
     from gexhistory.chains_import import chain_lookup
 
     return chain_lookup(engine, symbol, start - dt.timedelta(days=45), end)
+
+
+def _still_todo(conn, symbol: str, batch: list[Session], rows: list[dict], opts: BackfillOptions,
+                source: PriceSource, res: SymbolResult) -> tuple[list[Session], list[dict]]:
+    """Drop the sessions another run completed since our first read (we hold the symbol's lock now).
+
+    Two runs of one window would otherwise both replace each other's sessions: still correct, since
+    delete+insert is one transaction, but reported as 'replaced' and against the source precedence.
+    """
+    if opts.force:
+        return batch, rows
+    held = writes.complete_sessions_locked(conn, symbol, [s.date for s in batch])
+    keep = [k for k, s in enumerate(batch)
+            if s.date not in held or (_is_synthetic_label(held[s.date]) and not source.is_synthetic)]
+    gone = len(batch) - len(keep)
+    if gone:
+        res.sessions_skipped += gone
+        res.counts["gamma_daily_summary"].skipped += gone
+        res.counts["gex_history"].skipped += 4 * gone
+        res.counts["gamma_history"].skipped += 4 * gone
+    return [batch[k] for k in keep], [rows[k] for k in keep]
 
 
 def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv: Conventions,

@@ -64,10 +64,25 @@ class _Group(click.Group):
             _fail(exc.format_message().replace("\n", " "), exc.exit_code)
         except GexHistoryError as exc:
             _fail(str(exc), exc.exit_code)
+        except Exception as exc:  # noqa: BLE001
+            _fail_unexpected(exc)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
         if isinstance(rv, int) and rv:
             sys.exit(rv)
+
+
+def _fail_unexpected(exc: Exception) -> None:
+    """Database and OS errors met during work: one line, no traceback; anything else is a bug: re-raise."""
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is not None and isinstance(exc, sa_exc.SQLAlchemyError):
+        from gexhistory.store.db import user_error
+
+        err = user_error(exc)
+        _fail(str(err), err.exit_code)
+    if isinstance(exc, OSError):
+        _fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), 1)
+    raise exc
 
 
 db_option = click.option("--db", default=None, metavar="URL-or-path",
@@ -109,21 +124,27 @@ def init(db: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Symbols processed in parallel worker processes.")
+@click.option("--batch-sessions", type=click.IntRange(1, 100_000), default=250, show_default=True,
+              envvar="GEXHISTORY_BATCH_SESSIONS", show_envvar=True,
+              help="Sessions per commit: a crash loses at most one batch of work, never part of a session.")
 @db_option
-def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force, as_json, quiet, jobs, db) -> int:
+def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force, as_json, quiet, jobs, db,
+             batch_sessions) -> int:
     """Backfill GEX snapshots, gamma snapshots, daily summaries and signals."""
     from gexhistory.backfill import BackfillOptions, run_backfill
     from gexhistory.settings import parse_symbols
     from gexhistory.ui import Progress, print_summary
 
-    if symbol and symbols:
+    if symbol is not None and symbols is not None:
         raise BadInput("give either --symbol or --symbols, not both")
-    names = parse_symbols(symbols or symbol or "SPY")
+    names = parse_symbols(symbols if symbols is not None else symbol if symbol is not None else "SPY")
+    if rate is not None and not rate > 0:
+        raise BadInput(f"--rate must be a positive number of requests per minute, got {rate}")
     if days is None and start is None and end is None:
         days = 365
     d_start, d_end = resolve_window(days, start, end)
     opts = BackfillOptions(names, d_start, d_end, source=source.lower(), seed=seed, force=force, db=db,
-                           bars=bars, rate=rate, jobs=jobs)
+                           bars=bars, rate=rate, jobs=jobs, batch_sessions=batch_sessions)
     with Progress(enabled=not quiet and not as_json) as progress:
         result = run_backfill(opts, progress=progress.update)
     if as_json:

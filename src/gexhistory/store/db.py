@@ -13,6 +13,7 @@ from gexhistory.settings import database_url, redact_url
 from gexhistory.store.schema import metadata
 
 SQLITE_BUSY_MS = 30_000
+SCHEMA_LOCK_KEY = 0x6765_7868  # 'gexh': the advisory lock schema changes queue on (PostgreSQL)
 
 
 def _sqlite_path(url: str) -> Path:
@@ -45,8 +46,10 @@ def open_engine(db: str | None = None, *, must_exist: bool = False, write: bool 
     if url.startswith("sqlite:///"):
         path = _sqlite_path(url)
         _check_sqlite_target(path, must_exist)
-        if write and path.exists() and not os.access(path, os.W_OK):
+        # Mode bits too: root passes os.access on a chmod 444 file, but the owner said read-only.
+        if write and path.exists() and (not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222):
             raise BadInput(f"database file {path} is read-only")
+        max_pages = _max_pages()
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
 
         @event.listens_for(engine, "connect")
@@ -54,6 +57,8 @@ def open_engine(db: str | None = None, *, must_exist: bool = False, write: bool 
             cur = dbapi_conn.cursor()
             cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
             cur.execute("PRAGMA foreign_keys=ON")
+            if max_pages:
+                cur.execute(f"PRAGMA max_page_count={max_pages:d}")  # an int we parsed: no user text in SQL
             if write:
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
@@ -84,6 +89,38 @@ def open_engine(db: str | None = None, *, must_exist: bool = False, write: bool 
     return engine
 
 
+MAX_PAGES_ENV = "GEXHISTORY_SQLITE_MAX_PAGES"
+
+
+def _max_pages() -> int | None:
+    """GEXHISTORY_SQLITE_MAX_PAGES caps an SQLite file's size in pages (a quota; SQLite's max_page_count)."""
+    raw = os.environ.get(MAX_PAGES_ENV)
+    if not raw:
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise BadInput(f"{MAX_PAGES_ENV} must be a positive number of pages, got {raw!r}")
+    return n
+
+
+def user_error(exc: BaseException) -> BadInput | WorkFailed:
+    """A database error met during work, as the one line the user sees (no SQL, no parameters).
+
+    A corrupt file is the user's input (exit 2); a full disk, a lost server or a lock that never came
+    free is a failure during work (exit 1).
+    """
+    msg = _first_line(exc)
+    low = msg.lower()
+    if "malformed" in low or "not a database" in low:
+        return BadInput(f"the database is corrupt: {msg}")
+    if "readonly" in low or "read-only" in low:
+        return BadInput(f"the database is read-only: {msg}")
+    return WorkFailed(f"database error: {msg}")
+
+
 def _first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
@@ -94,6 +131,9 @@ def init_schema(engine: Engine) -> list[str]:
     created: list[str] = []
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two first runs at once would both CREATE TABLE and one would fail: queue them.
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
             # Inspect through the same connection: a second one would wait on our own write lock.
             insp = inspect(conn)
             existing = set(insp.get_table_names())

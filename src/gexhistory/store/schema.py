@@ -218,8 +218,11 @@ backfill_runs = Table(
     Column("counts", Text),  # JSON: inserted/skipped/replaced per table
     Column("started_at", TS, nullable=False),
     Column("finished_at", TS),
-    Column("status", String(16), nullable=False),  # running, ok, failed
+    Column("status", String(16), nullable=False),  # running, ok, failed, interrupted
     Column("message", Text),
+    # Who runs it: a 'running' row whose process is gone on this host was killed (see writes.start_run).
+    Column("pid", Integer),
+    Column("host", String(255)),
 )
 
 Index("ix_gex_history_ts", gex_history.c.timestamp)

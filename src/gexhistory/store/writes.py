@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import socket
 import zlib
 
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
@@ -38,6 +40,19 @@ def complete_sessions(engine: Engine, symbol: str, start: dt.date, end: dt.date)
     )
     with engine.connect() as conn:
         return {dt.date.fromisoformat(d): src for d, src in conn.execute(q)}
+
+
+def complete_sessions_locked(conn: Connection, symbol: str, dates: list[dt.date]) -> dict[dt.date, str]:
+    """Like complete_sessions, read inside the writer's transaction after lock_symbol.
+
+    The first read happens before any lock, so a concurrent run may have completed some of these
+    sessions since; reading again under the lock lets the caller skip them instead of replacing them.
+    """
+    if not dates:
+        return {}
+    t = gamma_daily_summary
+    q = select(t.c.date, t.c.data_source).where(t.c.symbol == symbol, t.c.date.in_([d.isoformat() for d in dates]))
+    return {dt.date.fromisoformat(d): src for d, src in conn.execute(q)}
 
 
 def delete_sessions(conn: Connection, symbol: str, dates: list[dt.date]) -> dict[str, int]:
@@ -103,16 +118,58 @@ def replace_daily_bars(conn: Connection, rows: list[dict]) -> int:
 
 def start_run(engine: Engine, command: str, symbols: list[str], start: dt.date | None, end: dt.date | None,
               data_source: str, parameters: dict, versions: dict, started_at: str) -> int:
+    host = socket.gethostname()
     with engine.begin() as conn:
+        mark_stale_runs(conn, host, started_at)
         res = conn.execute(
             insert(backfill_runs).values(
                 command=command, symbols=",".join(symbols),
                 start_date=start.isoformat() if start else None, end_date=end.isoformat() if end else None,
                 data_source=data_source, parameters=json.dumps(parameters, sort_keys=True, default=str),
                 versions=json.dumps(versions, sort_keys=True), started_at=started_at, status="running",
+                pid=os.getpid(), host=host,
             )
         )
         return int(res.inserted_primary_key[0])
+
+
+def mark_stale_runs(conn: Connection, host: str, now: str) -> int:
+    """Mark 'running' rows of this host whose process no longer exists as 'interrupted'.
+
+    A run killed with SIGKILL (or by a power cut) cannot record its own end, so the next run does.
+    Rows of other hosts, or whose process is alive, are left alone: they may really be running.
+    """
+    t = backfill_runs
+    stale = [
+        (rid, pid) for rid, pid in conn.execute(
+            select(t.c.id, t.c.pid).where(t.c.status == "running", t.c.host == host, t.c.pid.is_not(None))
+        )
+        if not _process_alive(int(pid))
+    ]
+    for rid, pid in stale:
+        conn.execute(
+            update(t).where(t.c.id == rid, t.c.status == "running").values(
+                status="interrupted", finished_at=now,
+                message=f"process {pid} ended without recording its end (killed); marked by a later run",
+            )
+        )
+    return len(stale)
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        return True
+    try:  # a zombie has exited; only its parent has not collected it yet
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 def finish_run(engine: Engine, run_id: int, status: str, counts: dict, finished_at: str, message: str | None = None) -> None:
