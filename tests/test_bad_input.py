@@ -1,0 +1,173 @@
+"""Bad input through the CLI as a user types it (SPEC §8): one line `error: ...` on stderr, exit 2 for bad
+input and 1 for a failure during work, no traceback, and the database left as it was.
+
+Every case runs in a fresh folder holding a copy of a small valid database (./gex_copilot.db, also
+passed as --db unless the case names another target). Afterwards the file's bytes (exit 2) or its
+content (exit 1: the run log may record the failure) must be unchanged, and no other file may appear.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import socket
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from dbcheck import content_digest, file_sha256
+from helpers import run_cli
+
+DB = "gex_copilot.db"
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Case:
+    id: str
+    args: list[str]
+    code: int
+    needle: str
+    env: dict = field(default_factory=dict)
+    setup: str | None = None  # how to spoil the target before the run (see _prepare)
+    db_arg: bool = True  # append --db ./gex_copilot.db
+    script: str | None = None
+
+
+CASES = [
+    Case("days-zero", ["backfill", "--days", "0"], 2, "--days must be between 1 and"),
+    Case("days-negative", ["backfill", "--days", "-5"], 2, "--days must be between 1 and"),
+    Case("days-not-a-number", ["backfill", "--days", "abc"], 2, "'abc' is not a valid integer"),
+    Case("days-absurd", ["backfill", "--days", "999999"], 2, "got 999999"),
+    Case("start-malformed", ["backfill", "--start", "2024-13-01"], 2, "'2024-13-01' is not a date"),
+    Case("start-words", ["backfill", "--start", "yesterday"], 2, "'yesterday' is not a date"),
+    Case("end-malformed", ["backfill", "--start", "2024-01-02", "--end", "2024/02/01"], 2, "is not a date"),
+    Case("end-in-future", ["backfill", "--start", "2024-01-02", "--end", "2999-01-01"], 2, "after the last completed session"),
+    Case("end-before-start", ["backfill", "--start", "2024-03-01", "--end", "2024-01-02"], 2, "is before --start"),
+    Case("days-and-start", ["backfill", "--days", "10", "--start", "2024-01-02"], 2, "either --days or --start"),
+    Case("symbol-injection", ["backfill", "--symbol", "SPY;DROP"], 2, "malformed symbol 'SPY;DROP'"),
+    Case("symbol-quote", ["backfill", "--symbol", "SPY' OR '1'='1"], 2, "malformed symbol"),
+    Case("symbol-empty", ["backfill", "--symbol", ""], 2, "no symbol given"),
+    Case("symbol-too-long", ["backfill", "--symbol", "ABCDEFGHIJKL"], 2, "malformed symbol"),
+    Case("symbol-unknown-shape", ["backfill", "--symbol", "$SPX"], 2, "malformed symbol '$SPX'"),
+    Case("symbols-bad-member", ["backfill", "--symbols", "SPY,Q Q"], 2, "malformed symbol 'Q Q'"),
+    Case("symbol-and-symbols", ["backfill", "--symbol", "SPY", "--symbols", "QQQ"], 2, "either --symbol or --symbols"),
+    Case("source-unknown", ["backfill", "--source", "bogus", "--days", "5"], 2, "unknown source 'bogus'"),
+    Case("option-unknown", ["backfill", "--frobnicate"], 2, "No such option '--frobnicate'"),
+    Case("command-unknown", ["frobnicate"], 2, "No such command 'frobnicate'", db_arg=False),
+    Case("seed-not-a-number", ["backfill", "--seed", "abc"], 2, "'abc' is not a valid integer"),
+    Case("rate-negative", ["backfill", "--rate", "-1"], 2, "--rate must be a positive number"),
+    Case("rate-not-a-number", ["backfill", "--rate", "fast"], 2, "'fast' is not a valid float"),
+    Case("batch-env-zero", ["backfill", "--days", "5"], 2, "GEXHISTORY_BATCH_SESSIONS",
+         env={"GEXHISTORY_BATCH_SESSIONS": "0"}),
+    Case("batch-env-text", ["backfill", "--days", "5"], 2, "GEXHISTORY_BATCH_SESSIONS",
+         env={"GEXHISTORY_BATCH_SESSIONS": "many"}),
+    Case("max-pages-env-text", ["backfill", "--days", "5", "--source", "synthetic"], 2,
+         "GEXHISTORY_SQLITE_MAX_PAGES must be a positive number", env={"GEXHISTORY_SQLITE_MAX_PAGES": "lots"}),
+    Case("db-is-directory", ["backfill", "--days", "5", "--db", "adir"], 2, "is a directory", setup="dir", db_arg=False),
+    Case("db-folder-missing", ["backfill", "--days", "5", "--db", "nowhere/x.db"], 2, "folder", db_arg=False),
+    Case("db-not-sqlite", ["backfill", "--days", "5", "--source", "synthetic"], 2, "is not an SQLite database",
+         setup="text"),
+    Case("db-corrupt-pages", ["backfill", "--days", "5", "--source", "synthetic"], 2, "corrupt", setup="corrupt"),
+    Case("db-truncated", ["backfill", "--days", "5", "--source", "synthetic"], 2, "malformed", setup="truncate"),
+    Case("db-read-only", ["backfill", "--days", "5", "--source", "synthetic"], 2, "is read-only", setup="readonly"),
+    Case("database-url-scheme", ["backfill", "--days", "5"], 2, "unsupported database URL scheme",
+         env={"DATABASE_URL": "mysql://user@localhost/gex"}, db_arg=False),
+    Case("database-url-unreachable", ["backfill", "--days", "5", "--source", "synthetic"], 2, "Connection refused",
+         env={"DATABASE_URL": "postgresql://gex:hunter2@127.0.0.1:{port}/gex"}, db_arg=False),
+    Case("dotenv-url-scheme", ["backfill", "--days", "5"], 2, "unsupported database URL scheme",
+         setup="dotenv", db_arg=False),
+    Case("disk-full", ["backfill", "--start", "2024-10-01", "--end", "2024-11-29", "--source", "synthetic"], 1,
+         "database or disk is full", env={"GEXHISTORY_SQLITE_MAX_PAGES": "1"}),
+    Case("status-missing-db", ["status", "--db", "missing.db"], 2, "does not exist", db_arg=False),
+    Case("status-not-sqlite", ["status"], 2, "is not an SQLite database", setup="text"),
+    Case("status-corrupt", ["status"], 2, "corrupt", setup="corrupt"),
+    Case("status-bad-symbol", ["status", "--symbol", "x;y"], 2, "malformed symbol"),
+    Case("script-days-negative", ["--days", "-1"], 2, "--days must be between", script="backfill_historical_data.py"),
+    Case("script-json-bad-symbol", ["--json", "--symbol", "BAD SYMBOL"], 2, "malformed symbol",
+         script="backfill_historical_data.py"),
+]
+# Rows to add when their features land: malformed CSV bars (--source csv --bars FILE) and a chain file
+# of an unknown format (import-chains); --source polygon without an API key.
+
+
+@pytest.fixture(scope="module")
+def valid_db(tmp_path_factory) -> Path:
+    """A small real database (two weeks of SPY) to copy into every case's folder."""
+    from gexhistory.backfill import BackfillOptions, run_backfill
+
+    path = tmp_path_factory.mktemp("valid") / DB
+    run_backfill(BackfillOptions(["SPY"], dt.date(2024, 12, 2), dt.date(2024, 12, 13), source="synthetic", db=str(path)))
+    assert not Path(f"{path}-wal").exists()  # checkpointed: the file alone is the database
+    return path
+
+
+def _prepare(case: Case, folder: Path, valid: Path) -> Path:
+    db = folder / DB
+    shutil.copy(valid, db)
+    if case.setup == "dir":
+        (folder / "adir").mkdir()
+    elif case.setup == "text":
+        db.write_text("symbol,date,close\nSPY,2024-12-02,600\n")
+    elif case.setup == "corrupt":  # the header is fine, the pages behind it are garbage
+        raw = bytearray(db.read_bytes())
+        raw[4096:4096 * 3] = b"\xa5" * (4096 * 2)
+        db.write_bytes(bytes(raw))
+    elif case.setup == "truncate":
+        db.write_bytes(db.read_bytes()[:100])
+    elif case.setup == "readonly":
+        db.chmod(0o444)
+    elif case.setup == "dotenv":
+        (folder / ".env").write_text("DATABASE_URL=ftp://example.invalid/gex\n")
+    return db
+
+
+def _files(folder: Path) -> list[str]:
+    # SQLite's -wal/-shm companions come and go with any reader, ours included.
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(("-wal", "-shm")))
+
+
+def _content(db: Path):
+    try:
+        return content_digest(str(db))
+    except Exception:  # noqa: BLE001 - not a readable database: its bytes are the content
+        return None
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case: Case, tmp_path, valid_db):
+    db = _prepare(case, tmp_path, valid_db)
+    before_bytes, before_content = file_sha256(db), _content(db)
+    before_files = _files(tmp_path)
+    env = {k: v.format(port=_closed_port()) for k, v in case.env.items()}
+    args = case.args + (["--db", str(db)] if case.db_arg else [])
+
+    out = run_cli(args, tmp_path, env=env, script=case.script)
+
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode == case.code, out.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+    assert case.needle in lines[0]
+    assert "Traceback" not in out.stderr + out.stdout
+    assert "hunter2" not in out.stderr + out.stdout  # a password in a URL is never echoed
+    assert _files(tmp_path) == before_files
+    if case.code == 2:
+        assert file_sha256(db) == before_bytes  # not a byte changed
+    else:
+        assert _content(db) == before_content  # the run log may say it failed; no session was written
+        if case.id == "disk-full":
+            conn = sqlite3.connect(db)
+            statuses = [r[0] for r in conn.execute("SELECT status FROM backfill_runs ORDER BY id")]
+            conn.close()
+            assert statuses[0] == "ok" and "running" not in statuses[1:]
+
+
+def test_table_is_big_enough():
+    assert len(CASES) >= 25
