@@ -65,6 +65,8 @@ CASES = [
     Case("seed-not-a-number", ["backfill", "--seed", "abc"], 2, "'abc' is not a valid integer"),
     Case("rate-negative", ["backfill", "--rate", "-1"], 2, "--rate must be a positive number"),
     Case("rate-not-a-number", ["backfill", "--rate", "fast"], 2, "'fast' is not a valid float"),
+    Case("jobs-zero", ["backfill", "--symbols", "SPY,QQQ", "--jobs", "0"], 2, "--jobs must be between"),
+    Case("jobs-not-a-number", ["backfill", "--jobs", "two"], 2, "'two' is not a valid integer"),
     Case("batch-env-zero", ["backfill", "--days", "5"], 2, "GEXHISTORY_BATCH_SESSIONS",
          env={"GEXHISTORY_BATCH_SESSIONS": "0"}),
     Case("batch-env-text", ["backfill", "--days", "5"], 2, "GEXHISTORY_BATCH_SESSIONS",

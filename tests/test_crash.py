@@ -115,6 +115,33 @@ def test_resumed_window_is_bit_identical(tmp_path):
     assert digest_of(one) == digest_of(two)
 
 
+def test_stale_running_rows_are_marked_interrupted_by_the_next_run(db_url):
+    """Only rows of this host whose process is gone: a live process or another host may really be running."""
+    import socket
+
+    from sqlalchemy import insert
+
+    from gexhistory.store import writes
+    from gexhistory.store.db import init_schema, open_engine
+    from gexhistory.store.schema import backfill_runs
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    engine = open_engine(db_url)
+    init_schema(engine)
+    base = {"command": "backfill", "symbols": "SPY", "started_at": "2025-01-02 09:30:00", "status": "running"}
+    with engine.begin() as conn:
+        for pid, where in ((dead.pid, host), (os.getppid(), host), (dead.pid, "another-host")):
+            conn.execute(insert(backfill_runs).values(**base, pid=pid, host=where))
+    new_id = writes.start_run(engine, "backfill", ["SPY"], None, None, "synthetic", {}, {}, "2025-01-03 09:30:00")
+    engine.dispose()
+    got = runs(db_url)
+    assert [r[1] for r in got] == ["interrupted", "running", "running", "running"]
+    assert got[-1][0] == new_id and got[-1][2] == os.getpid()
+    assert "killed" in got[0][3]
+
+
 @pytest.mark.slow
 def test_sigkill_at_many_points_then_rerun_matches_uninterrupted(db_url, tmp_path, reference):
     ref_digest, ref_counts, per_session = reference
