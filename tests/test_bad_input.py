@@ -21,6 +21,7 @@ from dbcheck import content_digest, file_sha256
 from helpers import run_cli
 
 DB = "gex_copilot.db"
+CHAIN_HEADER = "date,underlying,expiration,strike,right,oi,iv\n"
 
 
 def _closed_port() -> int:
@@ -88,6 +89,11 @@ CASES = [
          setup="dotenv", db_arg=False),
     Case("disk-full", ["backfill", "--start", "2024-10-01", "--end", "2024-11-29", "--source", "synthetic"], 1,
          "database or disk is full", env={"GEXHISTORY_SQLITE_MAX_PAGES": "1"}),
+    Case("chain-file-unknown-format", ["import-chains", "chain.csv"], 2, "not an option chain file", setup="chain-unknown"),
+    Case("chain-file-malformed-row", ["import-chains", "chain.csv"], 2, "chain.csv", setup="chain-bad-row"),
+    Case("chain-file-header-only", ["import-chains", "chain.csv"], 2, "no contracts", setup="chain-empty"),
+    Case("chain-file-missing", ["import-chains", "nope.csv"], 2, "nope.csv"),
+    Case("chain-file-is-database", ["import-chains", DB], 2, DB),
     Case("status-missing-db", ["status", "--db", "missing.db"], 2, "does not exist", db_arg=False),
     Case("status-not-sqlite", ["status"], 2, "is not an SQLite database", setup="text"),
     Case("status-corrupt", ["status"], 2, "corrupt", setup="corrupt"),
@@ -96,8 +102,8 @@ CASES = [
     Case("script-json-bad-symbol", ["--json", "--symbol", "BAD SYMBOL"], 2, "malformed symbol",
          script="backfill_historical_data.py"),
 ]
-# Rows to add when their features land: malformed CSV bars (--source csv --bars FILE) and a chain file
-# of an unknown format (import-chains); --source polygon without an API key.
+# Rows to add when the Massive/CSV sources land: malformed CSV bars (--source csv --bars FILE) and
+# --source polygon without an API key.
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +132,13 @@ def _prepare(case: Case, folder: Path, valid: Path) -> Path:
         db.write_bytes(db.read_bytes()[:100])
     elif case.setup == "readonly":
         db.chmod(0o444)
+    elif case.setup == "chain-unknown":
+        (folder / "chain.csv").write_text("ticker,when,price\nSPY,2024-12-02,600.1\n")
+    elif case.setup == "chain-bad-row":
+        (folder / "chain.csv").write_text(CHAIN_HEADER + "2024-12-02,SPY,2024-12-20,600,C,1200,0.18\n"
+                                          "2024-12-02,SPY,2024-12-20,six hundred,P,900,0.2\n")
+    elif case.setup == "chain-empty":
+        (folder / "chain.csv").write_text(CHAIN_HEADER)
     elif case.setup == "dotenv":
         (folder / ".env").write_text("DATABASE_URL=ftp://example.invalid/gex\n")
     return db
