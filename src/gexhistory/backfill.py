@@ -248,9 +248,10 @@ def _backfill_symbol(engine, source: PriceSource, symbol: str, window: list[Sess
             _store_fetched_bars(conn, source)
             batch, rows = _still_todo(conn, symbol, batch, rows, opts, source, res)
             removed = writes.delete_sessions(conn, symbol, [s.date for s in batch])
+            live = writes.live_timestamps(conn, symbol, [s.date for s in batch])
             for name, table in (("gex_history", gex_history), ("gamma_history", gamma_history),
                                 ("gamma_daily_summary", gamma_daily_summary), ("regime_signals", regime_signals)):
-                table_rows = [r for b in rows for r in b[name]]
+                table_rows = [r for b in rows for r in b[name] if r.get("timestamp") not in live]
                 for r in table_rows:
                     r["run_id"] = run_id
                 writes.insert_rows(conn, table, table_rows)

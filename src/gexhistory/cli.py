@@ -258,6 +258,45 @@ def import_chains(files, oi_file, volume_as_oi, underlying, as_json, db) -> None
         print_chain_import(result)
 
 
+@main.command()
+@click.option("--symbol", "symbol", default=None, help="One symbol (default SPY).")
+@click.option("--symbols", "symbols", default=None, help="Comma-separated symbols, e.g. SPY,QQQ.")
+@click.option("--anytime", is_flag=True, help="Take the snapshot even outside market hours.")
+@click.option("--rate", type=float, default=None, help="Provider requests per minute (default 5).")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+@db_option
+def snapshot(symbol, symbols, anytime, rate, as_json, quiet, db) -> int:
+    """One live GEX snapshot now from the Massive/Polygon option chain snapshot (for cron)."""
+    from gexhistory.settings import parse_symbols
+    from gexhistory.snapshot import run_snapshot
+
+    if symbol and symbols:
+        raise BadInput("give either --symbol or --symbols, not both")
+    names = parse_symbols(symbols or symbol or "SPY")
+    done, failed = run_snapshot(names, db, anytime=anytime, rate=rate)
+    if as_json:
+        click.echo(json.dumps({"snapshots": [r.as_dict() for r in done],
+                               "failed": [{"symbol": s, "error": e} for s, e in failed],
+                               "market_closed": not done and not failed}, indent=2))
+    elif not quiet:
+        if not done and not failed:
+            click.echo("market closed: no snapshot taken (use --anytime to take one anyway)")
+        for r in done:
+            g = r.snapshot
+            flip = f"{g.flip_point:.2f}" if g.flip_point is not None else "none in range"
+            click.echo(f"{r.symbol} {r.timestamp} ET: spot {g.spot:.2f}, net GEX {g.net_gex / 1e9:+.3f}bn "
+                       f"({g.regime}), flip {flip}; {r.used} of {r.contracts} contracts (massive_snapshot)")
+            for note in r.notes:
+                click.echo(f"  note: {note}")
+    for s, e in failed:
+        click.echo(f"{s}: FAILED: {e}", err=True)
+    if failed:
+        click.echo(f"error: {len(failed)} of {len(names)} symbols failed ({', '.join(s for s, _ in failed)})", err=True)
+        return 1
+    return 0
+
+
 def backfill_script_main(argv: list[str] | None = None) -> None:
     """`python backfill_historical_data.py --days 365 [--symbol QQQ] [--force]` from the guide."""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -65,7 +65,8 @@ def delete_sessions(conn: Connection, symbol: str, dates: list[dt.date]) -> dict
 
     for t in _BY_TIMESTAMP:
         stmt = delete(t).where(
-            t.c.symbol == symbol, t.c.timestamp >= bindparam("lo"), t.c.timestamp <= bindparam("hi")
+            t.c.symbol == symbol, t.c.timestamp >= bindparam("lo"), t.c.timestamp <= bindparam("hi"),
+            t.c.chain_source != LIVE_CHAIN_SOURCE,
         )
         removed[t.name] = _rowcount(conn, stmt, day_params, t, symbol, dates)
     stmt = delete(gamma_daily_summary).where(
@@ -87,6 +88,7 @@ def _rowcount(conn, stmt, params, table, symbol, dates) -> int:
             table.c.timestamp >= f"{min(dates).isoformat()} 00:00:00",
             table.c.timestamp <= f"{max(dates).isoformat()} 23:59:59",
             func.substr(table.c.timestamp, 1, 10).in_([d.isoformat() for d in dates]),
+            table.c.chain_source != LIVE_CHAIN_SOURCE,
         )
     n = conn.execute(select(func.count()).select_from(table).where(cond)).scalar_one()
     if n:
@@ -179,3 +181,29 @@ def finish_run(engine: Engine, run_id: int, status: str, counts: dict, finished_
                 status=status, counts=json.dumps(counts, sort_keys=True), finished_at=finished_at, message=message
             )
         )
+
+
+# Live snapshots (gexhistory snapshot) are real chains taken at the time: a backfill of their session
+# keeps them, and a modelled snapshot never takes a live one's timestamp.
+LIVE_CHAIN_SOURCE = "massive_snapshot"
+
+
+def replace_at_timestamp(conn: Connection, symbol: str, timestamp: str, rows: dict[str, list[dict]]) -> int:
+    """Put one snapshot's rows at (symbol, timestamp) in gex_history and gamma_history, replacing what
+    was there; returns the rows replaced."""
+    replaced = 0
+    for t in (gex_history, gamma_history):
+        replaced += conn.execute(delete(t).where(t.c.symbol == symbol, t.c.timestamp == timestamp)).rowcount or 0
+        insert_rows(conn, t, rows.get(t.name, []))
+    return replaced
+
+
+def live_timestamps(conn: Connection, symbol: str, dates: list[dt.date]) -> set[str]:
+    """Timestamps of live snapshots of `symbol` on these dates."""
+    if not dates:
+        return set()
+    t = gex_history
+    q = select(t.c.timestamp).where(
+        t.c.symbol == symbol, t.c.chain_source == LIVE_CHAIN_SOURCE,
+        t.c.timestamp >= f"{min(dates).isoformat()} 00:00:00", t.c.timestamp <= f"{max(dates).isoformat()} 23:59:59")
+    return {ts for (ts,) in conn.execute(q)}
