@@ -145,6 +145,11 @@ def test_snapshot_cli(massive, tmp_path):
     assert KEY not in out.stdout + out.stderr
     assert out.stderr.strip().splitlines()[-1] == "error: 1 of 2 symbols failed (NOPE)"
     assert rows(str(tmp_path / "g.db"), "SELECT COUNT(*), MIN(chain_source) FROM gex_history") == [(1, "massive_snapshot")]
+    plain = run_cli(["snapshot", "--anytime", "--db", "g.db"], tmp_path, env=env)
+    assert plain.returncode == 0, plain.stderr
+    line = plain.stdout.splitlines()[0]
+    assert line.startswith("SPY ") and f"spot {SPOT:.2f}, net GEX " in line and "(massive_snapshot)" in line
+    assert "note: 1 of 72 contracts had no implied volatility" in plain.stdout
 
 
 def test_snapshot_without_key_is_bad_input(tmp_path):
