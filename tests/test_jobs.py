@@ -104,3 +104,17 @@ def test_bad_jobs_is_bad_input(tmp_path, jobs):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --jobs must be between 1 and 64")
     assert not (tmp_path / "gex_copilot.db").exists()
+
+
+def test_provider_rate_is_shared_among_jobs(monkeypatch):
+    from gexhistory.backfill import worker_source
+
+    monkeypatch.setenv("POLYGON_API_KEY", "testkey_abc123")
+    monkeypatch.delenv("MASSIVE_RATE_PER_MIN", raising=False)
+    opts = BackfillOptions(SYMBOLS, START, END, source="polygon")
+    one, two = worker_source(opts, 1).client.limiter, worker_source(opts, 2).client.limiter
+    # 5 requests a minute in all: one process may send 5 per 60 s, each of two 2 per 48 s (2.5 a minute).
+    assert (one.capacity, one.window) == (5, 60.0)
+    assert (two.capacity, two.window) == (2, 48.0)
+    opts.rate = 12
+    assert worker_source(opts, 3).client.limiter.capacity == 4

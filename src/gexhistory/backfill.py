@@ -193,7 +193,13 @@ def run_backfill(opts: BackfillOptions, progress: ProgressFn | None = None) -> B
 
 def worker_source(opts: BackfillOptions, jobs: int) -> PriceSource:
     """The price source one process uses; a provider's request rate is shared among the jobs."""
-    rate = opts.rate / jobs if opts.rate and jobs > 1 else opts.rate
+    rate = opts.rate
+    if jobs > 1:
+        if rate is None and opts.source_factory is None:
+            from gexhistory.sources.massive import DEFAULT_RATE_PER_MIN, _env_float
+
+            rate = _env_float("MASSIVE_RATE_PER_MIN", DEFAULT_RATE_PER_MIN, 1e-3, 1e6)
+        rate = rate / jobs if rate else rate
     if opts.source_factory is not None:
         return opts.source_factory(seed=opts.seed, bars=opts.bars, rate=rate)
     return select_source(opts.source, seed=opts.seed, bars=opts.bars, rate=rate, symbols=opts.symbols)

@@ -137,12 +137,10 @@ def snapshot_rows(symbol: str, at: dt.datetime, g: GexSnapshot) -> dict[str, lis
 
 def snapshot_client(rate: float | None = None):
     """The Massive client (rate limiter, retries, key redaction) for the configured key; no key is bad input."""
-    import os
-
     from gexhistory.sources.massive import MassiveSource
-    from gexhistory.sources.select import KEY_VARS
+    from gexhistory.sources.select import api_key
 
-    key = next((os.environ[v] for v in KEY_VARS if os.environ.get(v)), None)
+    key = api_key()
     if not key:
         raise BadInput("snapshot needs a Massive/Polygon API key: set POLYGON_API_KEY or MASSIVE_API_KEY "
                        "(environment or .env)")
