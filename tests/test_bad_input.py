@@ -22,6 +22,7 @@ from helpers import run_cli
 
 DB = "gex_copilot.db"
 CHAIN_HEADER = "date,underlying,expiration,strike,right,oi,iv\n"
+CSV_RUN = ["backfill", "--source", "csv", "--bars", "bars.csv", "--start", "2024-12-02", "--end", "2024-12-06"]
 
 
 def _closed_port() -> int:
@@ -94,6 +95,18 @@ CASES = [
     Case("chain-file-header-only", ["import-chains", "chain.csv"], 2, "no contracts", setup="chain-empty"),
     Case("chain-file-missing", ["import-chains", "nope.csv"], 2, "nope.csv"),
     Case("chain-file-is-database", ["import-chains", DB], 2, DB),
+    Case("bars-not-a-number", CSV_RUN, 2, "'abc' is not a number", setup="bars-text-close"),
+    Case("bars-incoherent", CSV_RUN, 2, "incoherent bar", setup="bars-incoherent"),
+    Case("bars-weekend-date", CSV_RUN, 2, "is not an NYSE session", setup="bars-weekend"),
+    Case("bars-duplicate-day", CSV_RUN, 2, "a second row for", setup="bars-duplicate"),
+    Case("bars-no-close-column", CSV_RUN, 2, "must name date and close", setup="bars-no-close"),
+    Case("bars-file-missing", CSV_RUN, 2, "does not exist"),
+    Case("bars-negative-price", CSV_RUN, 2, "must be a positive number", setup="bars-negative"),
+    Case("polygon-without-key", ["backfill", "--days", "5", "--source", "polygon"], 2, "POLYGON_API_KEY"),
+    Case("api-key-unsendable", ["backfill", "--days", "5", "--source", "polygon"], 2, "API key",
+         env={"POLYGON_API_KEY": "abc\u00e9 def"}),
+    Case("massive-base-url-bad", ["backfill", "--days", "5", "--source", "polygon"], 2, "MASSIVE_BASE_URL",
+         env={"POLYGON_API_KEY": "pk_test_abcdef", "MASSIVE_BASE_URL": "ftp://example.invalid"}),
     Case("status-missing-db", ["status", "--db", "missing.db"], 2, "does not exist", db_arg=False),
     Case("status-not-sqlite", ["status"], 2, "is not an SQLite database", setup="text"),
     Case("status-corrupt", ["status"], 2, "corrupt", setup="corrupt"),
@@ -102,8 +115,6 @@ CASES = [
     Case("script-json-bad-symbol", ["--json", "--symbol", "BAD SYMBOL"], 2, "malformed symbol",
          script="backfill_historical_data.py"),
 ]
-# Rows to add when the Massive/CSV sources land: malformed CSV bars (--source csv --bars FILE) and
-# --source polygon without an API key.
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +131,9 @@ def valid_db(tmp_path_factory) -> Path:
 def _prepare(case: Case, folder: Path, valid: Path) -> Path:
     db = folder / DB
     shutil.copy(valid, db)
-    if case.setup == "dir":
+    if case.setup is None:
+        pass
+    elif case.setup == "dir":
         (folder / "adir").mkdir()
     elif case.setup == "text":
         db.write_text("symbol,date,close\nSPY,2024-12-02,600\n")
@@ -139,6 +152,17 @@ def _prepare(case: Case, folder: Path, valid: Path) -> Path:
                                           "2024-12-02,SPY,2024-12-20,six hundred,P,900,0.2\n")
     elif case.setup == "chain-empty":
         (folder / "chain.csv").write_text(CHAIN_HEADER)
+    elif case.setup.startswith("bars-"):
+        good = ["date,open,high,low,close,volume", "2024-12-02,600,603,598,601,1000000",
+                "2024-12-03,601,604,599,602,1000000"]
+        bad = {"bars-text-close": "2024-12-04,602,605,600,abc,1000000",
+               "bars-incoherent": "2024-12-04,602,601,600,604,1000000",
+               "bars-weekend": "2024-12-07,602,605,600,603,1000000",
+               "bars-duplicate": "2024-12-03,601,604,599,602,1000000",
+               "bars-negative": "2024-12-04,602,605,600,-603,1000000"}
+        if case.setup == "bars-no-close":
+            good = ["date,open,high,low,price", "2024-12-02,600,603,598,601"]
+        (folder / "bars.csv").write_text("\n".join(good + ([bad[case.setup]] if case.setup in bad else [])) + "\n")
     elif case.setup == "dotenv":
         (folder / ".env").write_text("DATABASE_URL=ftp://example.invalid/gex\n")
     return db
