@@ -20,7 +20,9 @@ from gexhistory.calendar import ET, Session, format_ts, sessions_before, session
 from gexhistory.engine.chain import OptionChain
 from gexhistory.engine.chain_model import ChainModel, ModelParams, warmup_start
 from gexhistory.engine.exposure import GEX_UNIT, Conventions, GexSnapshot, compute_exposure, compute_session
+from gexhistory.engine.signals import SCALE_WINDOW
 from gexhistory.engine.summary import CORR_WINDOW, daily_summary, none_if_nan, rolling_price_gex_corr
+from gexhistory.backfill_signals import SignalContext
 from gexhistory.errors import BadInput, WorkFailed
 from gexhistory.sources.base import DailyBars, PriceSource
 from gexhistory.store import writes
@@ -84,6 +86,8 @@ class BackfillResult:
     symbols: list[SymbolResult]
     elapsed: float = 0.0
     notes: list[str] = field(default_factory=list)
+    outcomes_filled: int = 0  # stored signals whose outcomes became (more) known in this run
+    outcomes_pending: int = 0  # signals still waiting for their 10-session horizon
 
     @property
     def failed(self) -> list[SymbolResult]:
@@ -107,6 +111,8 @@ class BackfillResult:
             "synthetic": self.synthetic,
             "elapsed_seconds": round(self.elapsed, 3),
             "notes": self.notes,
+            "outcomes_filled": self.outcomes_filled,
+            "outcomes_pending": self.outcomes_pending,
             "symbols": [
                 {
                     "symbol": s.symbol,
@@ -172,6 +178,10 @@ def run_backfill(opts: BackfillOptions, progress: ProgressFn | None = None) -> B
                             "every row is labelled data_source='synthetic'.")
     try:
         result.symbols = _run_symbols(engine, source, window, opts, run_id, jobs, progress)
+        for symbol in opts.symbols:
+            filled, pending = fill_outcomes(engine, symbol)
+            result.outcomes_filled += filled
+            result.outcomes_pending += pending
     except BaseException as exc:
         result.elapsed = time.perf_counter() - t0
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -305,7 +315,7 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
     """Yield, for each session of `todo` in order, its rows for every table (nothing written here).
     `chains(date)` gives a stored imported chain, used instead of the modelled one for that date."""
     first, last = todo[0].date, todo[-1].date
-    context = sessions_before(first, CORR_WINDOW + 1)
+    context = sessions_before(first, max(CORR_WINDOW + 1, SCALE_WINDOW))
     bars_from = warmup_start(context[0].date if context else first)
     bars = source.daily_bars(symbol, bars_from, last)
     _require_bars(bars, todo)
@@ -313,6 +323,8 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
     minutes = source.minute_bars(symbol, todo)
     known = _priced_snapshots(source.name, symbol, todo, minutes)
     model = ChainModel(symbol, bars.dates, bars.close, bars.volume, model_params)
+    signals = SignalContext(source, symbol, todo, bars, minutes, conv)
+    close_iv: dict[dt.date, float | None] = {}
 
     # Close GEX for the sessions before and between the ones written, for the rolling correlation.
     todo_dates = {s.date for s in todo}
@@ -329,8 +341,10 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
             times, spots = known[d]
             snaps = compute_session(chain, spots, times, conv)
             close_gex[d] = snaps[-1].net_gex
+            close_iv[d] = snaps[-1].atm_iv
         else:
-            close_gex[d] = compute_exposure(chain, float(bars.close[i]), s.close, conv, with_flip=False).net_gex
+            ctx = compute_exposure(chain, float(bars.close[i]), s.close, conv, with_flip=False)
+            close_gex[d], close_iv[d] = ctx.net_gex, ctx.atm_iv
             continue
         dates_so_far = span[max(0, k - CORR_WINDOW):k + 1]
         corr = None
@@ -338,7 +352,41 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
             prices = np.array([bars.close[idx[x]] for x in dates_so_far])
             gex = np.array([close_gex[x] for x in dates_so_far])
             corr = none_if_nan(rolling_price_gex_corr(prices, gex)[-1])
-        yield _rows_for_session(symbol, s, snaps, corr, source.name, chain.source, times=times)
+        prior = [close_gex[x] for x in span[max(0, k - SCALE_WINDOW):k]]
+        sig_rows = signals.rows_for(s, snaps, chain, prior, span[k - 1] if k else None, close_iv,
+                                    source.name, chain.source)
+        yield _rows_for_session(symbol, s, snaps, corr, source.name, chain.source, times=times,
+                                signal_rows=sig_rows)
+
+
+def fill_outcomes(engine, symbol: str) -> tuple[int, int]:
+    """Fill the outcomes of `symbol`'s stored signals whose horizons are now known, from the stored
+    session closes of the same data_source (engine/outcomes.py). Returns (signals updated, still pending)."""
+    from gexhistory.engine.outcomes import HORIZONS, outcome
+    from gexhistory.store import outcomes as store_outcomes
+
+    pending = store_outcomes.pending_signals(engine, symbol)
+    if not pending:
+        return 0, 0
+    first = min(dt.date.fromisoformat(r["timestamp"][:10]) for r in pending)
+    closes: dict[str, dict[dt.date, float]] = {}
+    updates, still = [], 0
+    cal = [x.date for x in sessions_between(first, dt.date.today() + dt.timedelta(days=40))]
+    pos = {d: i for i, d in enumerate(cal)}
+    for r in pending:
+        day = dt.date.fromisoformat(r["timestamp"][:10])
+        src = r["data_source"]
+        if src not in closes:
+            closes[src] = store_outcomes.session_closes(engine, symbol, src, first)
+        i = pos.get(day)
+        later = cal[i + 1:i + 1 + max(HORIZONS)] if i is not None else []
+        o = outcome(r["spy_price"], later, closes[src], r["trade_direction"]).as_dict()
+        if o["price_change_10d"] is None:
+            still += 1
+        if any(o[k] != r[k] for k in o):
+            updates.append({"id": r["id"], **o})
+    store_outcomes.update_outcomes(engine, updates)
+    return len(updates), still
 
 
 def _priced_snapshots(label: str, symbol: str, todo: list[Session], minutes) -> dict:
@@ -364,7 +412,8 @@ def _require_bars(bars: DailyBars, todo: list[Session]) -> None:
 
 
 def _rows_for_session(symbol: str, s: Session, snaps: list[GexSnapshot], corr: float | None,
-                      data_source: str, chain_source: str, times: list[dt.datetime] | None = None) -> dict:
+                      data_source: str, chain_source: str, times: list[dt.datetime] | None = None,
+                      signal_rows: list[dict] | None = None) -> dict:
     prov = {"data_source": data_source, "chain_source": chain_source}
     gex_rows, gamma_rows = [], []
     for t, g in zip(times or s.snapshot_times(), snaps):
@@ -383,4 +432,4 @@ def _rows_for_session(symbol: str, s: Session, snaps: list[GexSnapshot], corr: f
                             [g.spot for g in snaps], [g.atm_iv for g in snaps])
     summary.update({"symbol": symbol, "date": s.date.isoformat(), "price_gex_corr_20d": corr, **prov})
     return {"gex_history": gex_rows, "gamma_history": gamma_rows, "gamma_daily_summary": [summary],
-            "regime_signals": [], "snapshots": snaps}
+            "regime_signals": list(signal_rows or []), "snapshots": snaps}

@@ -71,6 +71,7 @@ def print_summary(result) -> None:
     if written == 0:
         console.print(f"nothing to do: all {total} sessions in the window were already complete (0 rows written)")
     console.print(f"{written} of {total} sessions written in {result.elapsed:.2f}s")
+    console.print(f"signal outcomes filled: {result.outcomes_filled} ({result.outcomes_pending} still pending)")
     for s in result.failed:
         console.print(f"[bold red]{s.symbol} FAILED[/] ({s.sessions_written} sessions written before): {s.error}")
 
@@ -104,6 +105,10 @@ def print_status(statuses) -> None:
         gaps = f"{len(st.gaps)} missing sessions" + (f" (first {st.gaps[0]})" if st.gaps else "")
         short = f"{len(st.short_sessions)} sessions with fewer than 4 snapshots"
         console.print(f"{st.symbol}: {gaps}; {short}; {st.pending_outcomes} signals with pending outcomes")
+        if st.signals_by_pattern:
+            mix = ", ".join(f"{k} {v}" for k, v in sorted(st.signals_by_pattern.items(), key=lambda kv: -kv[1]))
+            console.print(f"{st.symbol} signals: {sum(st.signals_by_pattern.values())} ({mix}); "
+                          f"{st.unscored_signals} not yet scored (5-session move unknown)")
 
 
 def print_validation(result: dict) -> None:

@@ -178,7 +178,7 @@ regime_signals = Table(
     Column("price_change_10d", Float),
     Column("signal_correct", Integer),
     Column("zero_gamma_level", Float),
-    Column("volatility_regime", String(16)),
+    Column("volatility_regime", String(32)),  # AlphaGEX names such as EXPLOSIVE_VOLATILITY
     Column("at_flip_point", Integer),
     Column("created_at", TS),
     *_provenance(),

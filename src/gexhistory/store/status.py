@@ -25,7 +25,9 @@ class SymbolStatus:
     tables: list[TableStatus] = field(default_factory=list)
     gaps: list[dt.date] = field(default_factory=list)  # sessions missing between first and last date
     short_sessions: list[dt.date] = field(default_factory=list)  # fewer than 4 snapshots
-    pending_outcomes: int = 0
+    pending_outcomes: int = 0  # signals whose 10-session outcome is not known yet
+    unscored_signals: int = 0  # signals without signal_correct (5-session move not known yet)
+    signals_by_pattern: dict[str, int] = field(default_factory=dict)
 
 
 def symbols(engine: Engine) -> list[str]:
@@ -60,6 +62,14 @@ def symbol_status(engine: Engine, symbol: str) -> SymbolStatus:
         out.pending_outcomes = int(conn.execute(
             select(func.count()).select_from(regime_signals)
             .where(regime_signals.c.symbol == symbol, regime_signals.c.price_change_10d.is_(None))
+        ).scalar_one())
+    from gexhistory.store.outcomes import signal_counts
+
+    out.signals_by_pattern = signal_counts(engine, symbol)
+    with engine.connect() as conn:
+        out.unscored_signals = int(conn.execute(
+            select(func.count()).select_from(regime_signals)
+            .where(regime_signals.c.symbol == symbol, regime_signals.c.signal_correct.is_(None))
         ).scalar_one())
     if dates:
         have = set(dates)

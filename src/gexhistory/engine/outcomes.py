@@ -1,0 +1,51 @@
+"""Signal outcomes (SPEC §6): price change over 1, 5 and 10 trading sessions, and whether it was right.
+
+The base is the signal session's close (the close snapshot's spot, stored as spy_price and as the
+session's gamma_daily_summary close_price); the horizon price is the close of the k-th NYSE session
+after it, from the same table and the same data_source. A horizon whose session is not stored yet is
+NULL, and so is signal_correct until the 5-session move is known.
+
+One rule (SPEC §6) on the 5-session move: BULLISH is right when > +1%, BEARISH when < -1%, and
+NEUTRAL / VOLATILE (pins and regime changes) when |move| < 2%.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+HORIZONS = (1, 5, 10)
+BULL_MOVE, BEAR_MOVE, FLAT_MOVE = 1.0, -1.0, 2.0
+
+
+def signal_correct(trade_direction: str | None, change_5d: float | None) -> int | None:
+    if change_5d is None or trade_direction is None:
+        return None
+    d = trade_direction.upper()
+    if d == "BULLISH":
+        return int(change_5d > BULL_MOVE)
+    if d == "BEARISH":
+        return int(change_5d < BEAR_MOVE)
+    return int(abs(change_5d) < FLAT_MOVE)
+
+
+@dataclass
+class Outcome:
+    price_change_1d: float | None
+    price_change_5d: float | None
+    price_change_10d: float | None
+    signal_correct: int | None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def outcome(base: float, later_sessions: list[dt.date], closes: dict[dt.date, float],
+            trade_direction: str | None) -> Outcome:
+    """`later_sessions`: the NYSE sessions after the signal's, in order (at least max(HORIZONS) of
+    them when the calendar has them); `closes`: the stored closes by date."""
+    changes = []
+    for h in HORIZONS:
+        c = closes.get(later_sessions[h - 1]) if len(later_sessions) >= h else None
+        changes.append(None if c is None or not base else (c / base - 1.0) * 100.0)
+    return Outcome(*changes, signal_correct(trade_direction, changes[1]))
