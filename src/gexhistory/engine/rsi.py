@@ -52,7 +52,9 @@ def rsi_at(close, ends, period: int = RSI_PERIOD, lookback: int = RSI_LOOKBACK) 
         sel = n_changes == n
         w = wilder_weights(int(n), period)
         idx = ends[sel][:, None] - n + np.arange(n)[None, :]
-        g, lo = gains[idx] @ w, losses[idx] @ w
+        # Row-wise sums, not a matrix product: BLAS would round differently with the batch size, and
+        # a session's RSI must not depend on how many sessions a run computed.
+        g, lo = (gains[idx] * w).sum(axis=1), (losses[idx] * w).sum(axis=1)
         total = g + lo
         out[sel] = np.where(lo == 0, 100.0, 100.0 * g / np.where(total == 0, 1.0, total))
     return out
