@@ -376,9 +376,14 @@ def test_done_means_backfill_30_days_from_the_provider(server, fake, tmp_path, d
     for table in ("gex_history", "gamma_history", "gamma_daily_summary"):
         assert {r[0] for r in rows(db_url, f"SELECT DISTINCT data_source FROM {table}")} == {"polygon"}
     n_min = rows(db_url, "SELECT COUNT(*) FROM price_bars WHERE timeframe='1m' AND data_source='polygon'")[0][0]
-    assert n_min == sum(s.minutes for s in sessions)
+    # The window's minutes and the RSI warm-up sessions before it (signals), in the same request.
+    from gexhistory.calendar import sessions_before
+    from gexhistory.engine.rsi import WARMUP_SESSIONS
+
+    warm = sessions_before(sessions[0].date, WARMUP_SESSIONS)
+    assert n_min == sum(s.minutes for s in warm + sessions)
     first_requests = len(fake.bar_requests())
-    assert first_requests == 2  # one daily request, one minute chunk
+    assert first_requests == 3  # one daily request, one minute chunk (window + RSI warm-up), one I:VIX
 
     again = run_cli(["backfill", "--days", "30", "--db", db_url], tmp_path, env=cli_env(server))
     assert again.returncode == 0 and "nothing to do" in again.stdout

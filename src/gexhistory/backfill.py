@@ -22,7 +22,7 @@ from gexhistory.engine.chain_model import ChainModel, ModelParams, warmup_start
 from gexhistory.engine.exposure import GEX_UNIT, Conventions, GexSnapshot, compute_exposure, compute_session
 from gexhistory.engine.signals import SCALE_WINDOW
 from gexhistory.engine.summary import CORR_WINDOW, daily_summary, none_if_nan, rolling_price_gex_corr
-from gexhistory.backfill_signals import SignalContext
+from gexhistory.backfill_signals import SignalContext, fetch_minutes
 from gexhistory.errors import BadInput, WorkFailed
 from gexhistory.sources.base import DailyBars, PriceSource
 from gexhistory.store import writes
@@ -320,10 +320,10 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
     bars = source.daily_bars(symbol, bars_from, last)
     _require_bars(bars, todo)
     idx = bars.index_of()
-    minutes = source.minute_bars(symbol, todo)
+    minutes_with_warmup, minutes = fetch_minutes(source, symbol, todo)
     known = _priced_snapshots(source.name, symbol, todo, minutes)
     model = ChainModel(symbol, bars.dates, bars.close, bars.volume, model_params)
-    signals = SignalContext(source, symbol, todo, bars, minutes, conv)
+    signals = SignalContext(source, symbol, todo, bars, minutes_with_warmup, conv)
     close_iv: dict[dt.date, float | None] = {}
 
     # Close GEX for the sessions before and between the ones written, for the rolling correlation.

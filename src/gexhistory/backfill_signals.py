@@ -33,24 +33,30 @@ def _f(v) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
 
 
+def fetch_minutes(source: PriceSource, symbol: str, todo: list[Session]) -> tuple[MinuteBars, MinuteBars]:
+    """One request for the window's minutes and the RSI warm-up sessions before it: (all, window only)."""
+    warm = sessions_before(todo[0].date, rsi_mod.WARMUP_SESSIONS)
+    both = source.minute_bars(symbol, warm + list(todo))
+    n = len(warm)
+    return both, MinuteBars(symbol, list(todo), both.open[n:], both.close[n:], both.volume[n:], both.source,
+                            both.notes)
+
+
 class SignalContext:
     def __init__(self, source: PriceSource, symbol: str, todo: list[Session], bars: DailyBars,
                  minutes: MinuteBars, conv: Conventions):
+        """`minutes`: the window's sessions, preceded by as many warm-up sessions as the source had."""
         self.symbol = symbol
         self.conv = conv
         self.todo_index = {s.date: j for j, s in enumerate(todo)}
-        warm = sessions_before(todo[0].date, rsi_mod.WARMUP_SESSIONS)
         close = minutes.close
-        if warm:
-            wm = source.minute_bars(symbol, warm)
-            close = np.vstack([wm.close, minutes.close])
         n_warm = close.shape[0] - len(todo)
         self.rsi: dict[str, np.ndarray] = {}
         for tf, mpb in rsi_mod.BAR_MINUTES.items():
-            self.rsi[tf] = rsi_mod.session_end_rsi(close, mpb)[n_warm:]
+            self.rsi[tf] = rsi_mod.session_end_rsi(close, mpb, rsi_mod.LOOKBACK[tf])[n_warm:]
         idx = bars.index_of()
         rows = np.array([idx[s.date] for s in todo])
-        self.rsi["1d"] = rsi_mod.rsi_at(bars.close, rows)
+        self.rsi["1d"] = rsi_mod.rsi_at(bars.close, rows, lookback=rsi_mod.LOOKBACK["1d"])
         self.score = rsi_mod.rsi_score(self.rsi)
         self.overbought, self.oversold = rsi_mod.aligned_counts(self.rsi)
         contraction = (np.full(len(bars), np.nan) if bars.close_only
@@ -60,7 +66,8 @@ class SignalContext:
         self.vix: dict[dt.date, float] = {}
         vix_fn = getattr(source, "vix_bars", None)
         if vix_fn is not None:
-            vb = vix_fn(bars.dates[0], bars.dates[-1])
+            before = sessions_before(todo[0].date, 1)  # the day-change of the first session needs its eve
+            vb = vix_fn(before[0].date if before else todo[0].date, todo[-1].date)
             if vb is not None:
                 self.vix = {d: float(c) for d, c in zip(vb.dates, vb.close) if np.isfinite(c)}
         self.vix_label = getattr(source, "vix_label", "I:VIX")

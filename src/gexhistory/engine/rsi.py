@@ -16,15 +16,18 @@ import numpy as np
 
 RSI_PERIOD = 14
 RSI_LOOKBACK = 100  # bars; the seed's weight in the final average is (13/14)^85 < 0.2%
+# 4h bars come two a session: a 40-bar look-back (seed weight (13/14)^25 = 16%) keeps the minute
+# warm-up at 22 sessions, so a month's run still fits one provider request of minutes.
+LOOKBACK = {"5m": RSI_LOOKBACK, "15m": RSI_LOOKBACK, "1h": RSI_LOOKBACK, "4h": 40, "1d": RSI_LOOKBACK}
 TIMEFRAMES = ("5m", "15m", "1h", "4h", "1d")
 WEIGHTS = {"5m": 0.10, "15m": 0.15, "1h": 0.20, "4h": 0.25, "1d": 0.30}
 BAR_MINUTES = {"5m": 5, "15m": 15, "1h": 60, "4h": 240}
 OVERBOUGHT, OVERSOLD = 70.0, 30.0
 COIL_EXTREMES = 3
 COIL_RANGE_RATIO = 0.7
-# Minute bars needed before the first signal session so the 4h series (2 bars a session, 1 on early
-# closes) has a full look-back.
-WARMUP_SESSIONS = RSI_LOOKBACK // 2 + 6
+# Minute bars needed before the first signal session so every intraday series has its full look-back
+# (4h: 2 bars a session, 1 on early closes; 1h: 7 a session).
+WARMUP_SESSIONS = 22
 
 
 def wilder_weights(n_changes: int, period: int = RSI_PERIOD) -> np.ndarray:
