@@ -105,7 +105,9 @@ def rsi_score(rsi: dict[str, np.ndarray]) -> np.ndarray:
         num = num + np.where(ok, WEIGHTS[tf] * (np.nan_to_num(v) - 50.0) * 2.0, 0.0)
         den = den + np.where(ok, WEIGHTS[tf], 0.0)
     den = np.asarray(den, dtype=float)
-    return np.where(den > 0, np.asarray(num) / np.where(den > 0, den, 1.0), np.nan)
+    score = np.asarray(num) / np.where(den > 0, den, 1.0)
+    # Renormalising can round one ulp past the bounds (all present timeframes at 0 or 100).
+    return np.where(den > 0, np.clip(score, -100.0, 100.0), np.nan)
 
 
 def aligned_counts(rsi: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
