@@ -6,7 +6,10 @@ The ModelParams defaults are the result of `--stage all` (about 400 model runs; 
 idle core): stage 1 (60 trials, 1 refinement round, seed 7) from the first, uncalibrated model's
 values (V1) within SPACE_1, then stage 2 (160 trials, 2 rounds, seed 11) from stage 1's result within
 the wider SPACE_2 (stage 1 had hit the bounds of turnover, DTE decay and put/call flow). Logs of the
-run that set the defaults: benchmarks/results/calibration_stage1.log and _stage2.log.
+run that set the defaults (copied rounded to 4 decimals): benchmarks/results/calibration_stage1.log
+and _stage2.log. That run predates the 0.5% OI floor of chain_for (MIN_OI_SHARE) and the per-window
+realised vol: a rerun draws the same candidates and its objectives agree to about 1e-3, so its path
+and result can differ slightly.
 
 No peeking: the model is run over the reference truncated at --until, so neither the prices nor the
 GEX of later years reach the search. The search is a seeded random search around the current

@@ -7,7 +7,6 @@ import datetime as dt
 from collections import Counter
 
 import numpy as np
-import pytest
 
 from gexhistory.calendar import sessions_between
 from gexhistory.engine.chain_model import ChainModel, ModelParams, list_expiries, strike_step

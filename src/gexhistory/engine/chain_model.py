@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from gexhistory.calendar import ET, Session, sessions_between
+from gexhistory.calendar import Session, sessions_between
 from gexhistory.engine.chain import OptionChain
 
 # Era rules (first date each expiry type existed) for the products that have them.
