@@ -7,6 +7,8 @@ import datetime as dt
 from collections import Counter
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gexhistory.calendar import sessions_between
 from gexhistory.engine.chain_model import ChainModel, ModelParams, list_expiries, strike_step
@@ -41,6 +43,19 @@ def test_same_prices_same_chain_whatever_the_window():
     assert len(a) > 100
     _chains_equal(a, b)
     _chains_equal(a, ChainModel("SPY", dates, close).chain_for(target))  # and twice the same
+
+
+@settings(max_examples=6, deadline=None)
+@given(drift=st.floats(-0.001, 0.001), amp=st.floats(0.0, 0.02), freq=st.floats(0.1, 3.0),
+       shock_at=st.integers(0, 560), shock=st.floats(-0.08, 0.08), symbol=st.sampled_from(["SPY", "SPX", "QQQ"]))
+def test_chain_does_not_depend_on_where_the_prices_start(drift, amp, freq, shock_at, shock, symbol):
+    r = drift + amp * np.sin(np.arange(600) * freq)
+    r[shock_at] += shock
+    dates, close = _path(dt.date(2016, 1, 4), dt.date(2018, 5, 31), r)
+    target = len(dates) - 1
+    k = next(i for i, d in enumerate(dates) if d >= dates[target] - dt.timedelta(days=430))
+    _chains_equal(ChainModel(symbol, dates, close).chain_for(target),
+                  ChainModel(symbol, dates[k:], close[k:]).chain_for(target - k))
 
 
 def test_chain_size_stays_small():

@@ -21,6 +21,7 @@ if not REFERENCE.exists():  # a worktree sits beside main, CI's clone has shared
 # A change of the model that moves these figures must update them (and the README) deliberately.
 REPORTED_HELD_OUT_SPEARMAN = 0.896
 REPORTED_BASELINE_SPEARMAN = 0.777
+REPORTED_IN_SAMPLE_SPEARMAN = 0.856
 
 
 @settings(max_examples=60, deadline=None)
@@ -107,6 +108,8 @@ def test_validate_on_the_reference_reproduces_the_calibration_report(tmp_path):
     assert round(out["spearman"], 3) == REPORTED_HELD_OUT_SPEARMAN
     assert round(out["baseline_drawdown_60d_spearman"], 3) == REPORTED_BASELINE_SPEARMAN
     assert out["spearman"] > out["baseline_drawdown_60d_spearman"]
+    assert round(out["in_sample"]["spearman"], 3) == REPORTED_IN_SAMPLE_SPEARMAN
+    assert out["in_sample"]["span"] == "2011-07-27..2014-12-31" and out["in_sample"]["n"] == 864
 
 
 @pytest.mark.parametrize("content, expect", [
