@@ -120,6 +120,13 @@ def test_era_rules():
     assert list_expiries("ZZZZ", sessions_between(dt.date(2023, 1, 1), dt.date(2023, 12, 31)))[0].kind == "monthly"
 
 
+def test_etf_weeklies_start_in_june_2010():
+    ex = list_expiries("SPY", sessions_between(dt.date(2010, 1, 1), dt.date(2010, 12, 31)))
+    weeklies = sorted(e.date for e in ex if e.kind == "weekly")
+    assert weeklies[0] == dt.date(2010, 6, 11)
+    assert not [e for e in ex if e.kind == "daily"]
+
+
 def test_holiday_moves_expiries():
     ex = {e.date: e.kind for e in list_expiries("SPX", sessions_between(dt.date(2017, 1, 1), dt.date(2017, 12, 31)))}
     ex19 = {e.date: e.kind for e in list_expiries("SPY", sessions_between(dt.date(2019, 1, 1), dt.date(2019, 12, 31)))}

@@ -31,9 +31,11 @@ import numpy as np
 from gexhistory.calendar import Session, sessions_between
 from gexhistory.engine.chain import OptionChain
 
-# Era rules (first date each expiry type existed) for the products that have them.
-WEEKLY_FRIDAYS_FROM = {"SPY": dt.date(2010, 10, 29), "QQQ": dt.date(2010, 10, 29), "IWM": dt.date(2010, 10, 29),
-                       "SPX": dt.date(2005, 10, 28), "I:SPX": dt.date(2005, 10, 28), "DIA": dt.date(2011, 6, 3)}
+# Era rules (first expiry of each kind) for the products that have them. Friday weeklies: SPX from
+# October 2005 (Cboe's first Weeklys); SPY, QQQ, DIA and IWM from Cboe's ETF Weeklys, first listed
+# Friday 2010-06-04 and so first expiring 2010-06-11.
+WEEKLY_FRIDAYS_FROM = {"SPY": dt.date(2010, 6, 11), "QQQ": dt.date(2010, 6, 11), "IWM": dt.date(2010, 6, 11),
+                       "SPX": dt.date(2005, 10, 28), "I:SPX": dt.date(2005, 10, 28), "DIA": dt.date(2010, 6, 11)}
 # First expiry of the mid-week weeklies: SPX Wednesdays were first listed 2016-02-23 (first expiry
 # 2016-03-02) and Mondays 2016-08-15 (first expiry 2016-08-22), per Cboe; SPY Wednesdays were listed
 # from 2016-09-07 and SPY Mondays from 2018-02-16. QQQ and IWM got both later (2018, approximate).
