@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gexhistory.engine.chain import OptionChain
+from gexhistory.engine.flip import FLIP_GRID_POINTS, flips_for_positions
 from gexhistory.engine.greeks import SECONDS_PER_YEAR, bs_gamma, dollar_gamma_per_pct
 
 GEX_UNIT = "usd_per_1pct_move"
 FLIP_SEARCH = 0.20  # flip searched within +-20% of spot
-FLIP_GRID_POINTS = 25  # 1.67% spacing; each bracketed crossing is then refined exactly
 NEUTRAL_BAND = 0.05  # |net| below 5% of gross (|call| + |put|) GEX is NEUTRAL
 
 POSITIVE, NEGATIVE, NEUTRAL = "POSITIVE", "NEGATIVE", "NEUTRAL"
@@ -111,120 +111,189 @@ def _signed_positions(chain: OptionChain, keep: np.ndarray):
     return k[starts][nz], e[starts][nz], iv[starts][nz], merged[nz]
 
 
+def _flip_keep(chain: OptionChain, at_ts: np.ndarray, conv: Conventions) -> np.ndarray:
+    """Contracts a session's flip search uses: live at some snapshot and inside the DTE window at another."""
+    return (chain.open_interest > 0) & (chain.expiry_close > at_ts.min()) & (
+        chain.expiry_close - at_ts.max() <= (conv.dte_window + 1) * SECONDS_PER_YEAR / 365.0)
+
+
 def find_flips(chain: OptionChain, spots, at_ts_list, conv: Conventions) -> list[float | None]:
     """For each (spot, time): the zero crossing of the net GEX profile nearest to spot within
-    +-flip_search, or None when the profile does not cross zero there. One grid evaluation serves
-    all the snapshots of a session."""
-    spots = np.asarray(spots, dtype=float)
+    +-flip_search, or None when the profile does not cross zero there (engine/flip.py)."""
     at_ts = np.asarray(at_ts_list, dtype=float)
-    keep = (chain.open_interest > 0) & (chain.expiry_close > at_ts.min()) & (
-        chain.expiry_close - at_ts.max() <= (conv.dte_window + 1) * SECONDS_PER_YEAR / 365.0)
-    k, e, iv, sign_oi = _signed_positions(chain, keep)
-    out: list[float | None] = [None] * spots.size
-    if k.size == 0:
-        return out
-    rel = np.linspace(1 - conv.flip_search, 1 + conv.flip_search, FLIP_GRID_POINTS)
-    grid = spots[:, None] * rel[None, :]  # (n_snap, n_grid)
-    t = (e[None, :] - at_ts[:, None]) / SECONDS_PER_YEAR  # (n_snap, n_contracts)
-    live = t > 0
-    w = np.where(live, sign_oi[None, :], 0.0)
-    tt = np.where(live, t, 1.0)
-    # The S^2 factor is positive, so the sign of sum(sign*OI*gamma*S) decides the crossing.
-    g = bs_gamma(grid[:, :, None], k[None, None, :], tt[:, None, :], iv[None, None, :], conv.r, conv.q)
-    vals = (g * w[:, None, :]).sum(axis=2) * grid
-    for j in range(spots.size):
-        wj, tj = w[j], tt[j]
-
-        def profile(s, wj=wj, tj=tj):
-            s = np.atleast_1d(np.asarray(s, dtype=float))[:, None]
-            return (bs_gamma(s, k, tj, iv, conv.r, conv.q) * wj).sum(axis=1) * s[:, 0]
-
-        out[j] = _nearest_crossing(profile, grid[j], vals[j], spots[j])
-    return out
+    k, e, iv, sign_oi = _signed_positions(chain, _flip_keep(chain, at_ts, conv))
+    return flips_for_positions(k, e, iv, sign_oi, spots, at_ts, conv.r, conv.q, conv.flip_search)
 
 
 def find_flip(chain: OptionChain, spot: float, at_ts: float, conv: Conventions) -> float | None:
     return find_flips(chain, [spot], [at_ts], conv)[0]
 
 
-def _nearest_crossing(profile, grid, vals, spot) -> float | None:
-    exact = np.flatnonzero(vals == 0)
-    cross = np.flatnonzero((np.signbit(vals[:-1]) != np.signbit(vals[1:])) & (vals[:-1] != 0) & (vals[1:] != 0))
-    best = None
-    if exact.size:
-        i = exact[np.argmin(np.abs(grid[exact] - spot))]
-        best = (abs(grid[i] - spot), float(grid[i]), None)
-    if cross.size:
-        mid = (grid[cross] + grid[cross + 1]) / 2
-        i = cross[np.argmin(np.abs(mid - spot))]
-        if best is None or abs(mid.min() - spot) < best[0]:
-            best = (0.0, None, i)
-    if best is None:
-        return None
-    if best[2] is None:
-        return best[1]
-    i = best[2]
-    return _illinois(profile, grid[i], grid[i + 1], vals[i], vals[i + 1], spot)
+@dataclass
+class _Book:
+    """A chain's groupings, computed once and shared by every snapshot of its session."""
 
+    strikes: np.ndarray  # unique strikes, ascending
+    kinv: np.ndarray  # per contract: index into strikes
+    ginv: np.ndarray  # per contract: its (strike, expiry, IV) group; a group has one gamma
+    gfirst: np.ndarray  # one contract of each group, in (strike, expiry, IV) order
+    eorder: np.ndarray  # contracts by expiry (stable)
+    estarts: np.ndarray  # where each expiry starts in eorder
+    egroup: np.ndarray  # expiry index of each position of eorder
+    expiry_day: np.ndarray
 
-def _illinois(f, a, b, fa, fb, scale, rel_tol=1e-12, max_iter=100) -> float:
-    """Regula falsi with the Illinois modification: bracketing, and fast on smooth profiles."""
-    side = 0
-    c = a
-    for _ in range(max_iter):
-        c = (a * fb - b * fa) / (fb - fa)
-        fc = float(f(c)[0])
-        if fc == 0 or abs(b - a) < rel_tol * scale:
-            return float(c)
-        if np.signbit(fc) == np.signbit(fb):
-            b, fb = c, fc
-            if side == -1:
-                fa /= 2
-            side = -1
+    @classmethod
+    def of(cls, chain: OptionChain) -> "_Book":
+        k, e, iv = chain.strike, chain.expiry_close, chain.iv
+        if k.size == 0:
+            none = np.zeros(0, dtype=np.intp)
+            return cls(np.zeros(0), none, none, none, none, none, none, chain.expiry.astype("datetime64[D]"))
+        order = np.lexsort((iv, e, k))
+        ks, es, ivs = k[order], e[order], iv[order]
+        newk = np.r_[True, ks[1:] != ks[:-1]]
+        newg = newk | np.r_[False, (es[1:] != es[:-1]) | (ivs[1:] != ivs[:-1])]
+        ginv = np.empty(k.size, dtype=np.intp)
+        ginv[order] = np.cumsum(newg) - 1
+        if np.isnan(k).any():  # NaN strikes: np.unique's grouping (one NaN bin), as walls always had
+            strikes, kinv = np.unique(k, return_inverse=True)
         else:
-            a, fa = c, fc
-            if side == 1:
-                fb /= 2
-            side = 1
-        if abs(b - a) < rel_tol * scale:
-            break
-    return float(c)
+            strikes = ks[newk]
+            kinv = np.empty(k.size, dtype=np.intp)
+            kinv[order] = np.cumsum(newk) - 1
+        eorder = np.argsort(e, kind="stable")
+        ee = e[eorder]
+        new_e = np.r_[True, ee[1:] != ee[:-1]]
+        return cls(strikes, kinv, ginv, order[newg], eorder, np.flatnonzero(new_e), np.cumsum(new_e) - 1,
+                   chain.expiry.astype("datetime64[D]"))
+
+    def flip_positions(self, chain: OptionChain, keep: np.ndarray):
+        """What _signed_positions returns, from the groups already made."""
+        g = self.gfirst
+        sign_oi = np.where(chain.is_call & keep, chain.open_interest, 0.0) - np.where(
+            ~chain.is_call & keep, chain.open_interest, 0.0)
+        merged = np.bincount(self.ginv, sign_oi, g.size)
+        nz = merged != 0
+        return chain.strike[g][nz], chain.expiry_close[g][nz], chain.iv[g][nz], merged[nz]
 
 
-def _atm_iv(chain: OptionChain, keep: np.ndarray, t: np.ndarray, spot: float, target_days: float = 30.0) -> float | None:
-    """30-day ATM IV: per expiry the IV at the strike nearest spot, interpolated in total variance."""
-    ok = keep & np.isfinite(chain.iv)
-    if not ok.any():
-        return None
-    exp_t, dist, ivs = t[ok], np.abs(chain.strike[ok] - spot), chain.iv[ok]
-    order = np.lexsort((dist, exp_t))
-    exp_t, dist, ivs = exp_t[order], dist[order], ivs[order]
-    starts = np.flatnonzero(np.r_[True, exp_t[1:] != exp_t[:-1]])
-    nearest = np.repeat(dist[starts], np.diff(np.r_[starts, exp_t.size]))
-    atm = dist == nearest  # every contract at the nearest strike of its expiry (call and put)
-    group = np.cumsum(np.r_[True, exp_t[1:] != exp_t[:-1]]) - 1
-    ts = exp_t[starts]
-    vol = np.bincount(group[atm], ivs[atm], ts.size) / np.bincount(group[atm], None, ts.size)
+def _atm_ivs(chain: OptionChain, book: _Book, keep: np.ndarray, t: np.ndarray, spots: np.ndarray,
+             target_days: float = 30.0) -> list[float | None]:
+    """30-day ATM IV per snapshot: per expiry the IV at the strike nearest spot (mean of the contracts
+    there), interpolated in total variance."""
+    n = spots.size
+    if chain.strike.size == 0:
+        return [None] * n
+    eo, st = book.eorder, book.estarts
+    ok = (keep & np.isfinite(chain.iv))[:, eo]
+    dist = np.where(ok, np.abs(chain.strike[eo] - spots[:, None]), np.inf)
+    nearest = np.minimum.reduceat(dist, st, axis=1)
+    atm = ok & (dist == nearest[:, book.egroup])
+    sums = np.add.reduceat(np.where(atm, chain.iv[eo], 0.0), st, axis=1)
+    counts = np.add.reduceat(atm, st, axis=1)
+    exp_t = t[:, eo[st]]
     target = target_days / 365.0
-    if target <= ts[0]:
-        return float(vol[0])
-    if target >= ts[-1]:
-        return float(vol[-1])
-    total_var = np.interp(target, ts, vol * vol * ts)  # linear in total variance, then back to vol
-    return float(np.sqrt(total_var / target))
+    out: list[float | None] = []
+    for j in range(n):
+        sel = counts[j] > 0
+        if not sel.any():
+            out.append(None)
+            continue
+        ts, vol = exp_t[j, sel], sums[j, sel] / counts[j, sel]
+        if target <= ts[0]:
+            out.append(float(vol[0]))
+        elif target >= ts[-1]:
+            out.append(float(vol[-1]))
+        else:  # linear in total variance, then back to vol
+            out.append(float(np.sqrt(np.interp(target, ts, vol * vol * ts) / target)))
+    return out
 
 
-def _max_pain(chain: OptionChain, keep: np.ndarray) -> float | None:
-    """For the nearest live expiry: the strike that minimises the intrinsic value paid to holders."""
-    if not keep.any():
-        return None
-    first = chain.expiry_close[keep].min()
-    m = keep & (chain.expiry_close == first)
+def _max_pain(chain: OptionChain, expiry_close: float) -> float:
+    """For one expiry: the strike that minimises the intrinsic value paid to holders."""
+    m = (chain.expiry_close == expiry_close) & (chain.open_interest > 0)
     k, oi, call = chain.strike[m], chain.open_interest[m], chain.is_call[m]
     cand = np.unique(k)
     pay_calls = (np.maximum(cand[:, None] - k[None, :], 0) * (oi * call)[None, :]).sum(axis=1)
     pay_puts = (np.maximum(k[None, :] - cand[:, None], 0) * (oi * ~call)[None, :]).sum(axis=1)
     return float(cand[np.argmin(pay_calls + pay_puts)])
+
+
+def _snapshots(chain: OptionChain, spots, times: list[dt.datetime], conv: Conventions, flips: list,
+               book: _Book | None = None) -> list[GexSnapshot]:
+    """Every snapshot of one chain at once: arrays are (snapshot, contract)."""
+    book = book or _Book.of(chain)
+    n = len(times)
+    spots = np.asarray(spots, dtype=float).reshape(n)
+    at_ts = np.array([t.timestamp() for t in times])
+    oi, is_call = chain.open_interest, chain.is_call
+    t = (chain.expiry_close[None, :] - at_ts[:, None]) / SECONDS_PER_YEAR
+    keep = (t > 0) & (t <= (conv.dte_window + 1) / 365.0) & (oi > 0)
+    if conv.gamma_source == "vendor" and chain.gamma is not None:
+        gamma = np.where(keep, chain.gamma, 0.0)
+    else:  # one gamma per (strike, expiry, IV) group: a call and its put share it
+        g = book.gfirst
+        with np.errstate(all="ignore"):
+            group_gamma = bs_gamma(spots[:, None], chain.strike[g], t[:, g], chain.iv[g], conv.r, conv.q)
+        gamma = np.where(keep, group_gamma[:, book.ginv], 0.0)
+    dollars = dollar_gamma_per_pct(gamma, np.where(keep, oi, 0.0), spots[:, None], chain.multiplier)
+    call_d = np.where(is_call, dollars, 0.0)
+    put_d = np.where(is_call, 0.0, -dollars)
+    call_gex, put_gex = call_d.sum(axis=1), put_d.sum(axis=1)
+
+    strikes = book.strikes
+    n_k = strikes.size
+    bins = (book.kinv[None, :] + n_k * np.arange(n)[:, None]).ravel()
+    call_by_k = np.bincount(bins, call_d.ravel(), n * n_k).reshape(n, n_k)
+    put_by_k = np.bincount(bins, put_d.ravel(), n * n_k).reshape(n, n_k)
+    above = (strikes >= spots[:, None]) & (call_by_k > 0)
+    below = (strikes <= spots[:, None]) & (put_by_k < 0)
+    call_wall = np.argmax(np.where(above, call_by_k, -np.inf), axis=1) if n_k else np.zeros(n, int)
+    put_wall = np.argmax(np.where(below, -put_by_k, -np.inf), axis=1) if n_k else np.zeros(n, int)
+    has_call_wall, has_put_wall = above.any(axis=1), below.any(axis=1)
+
+    today = np.array([np.datetime64(t.date(), "D") for t in times])
+    week_end = today + np.array([4 - t.weekday() for t in times]).astype("timedelta64[D]")  # Fridays
+    day = book.expiry_day[None, :]
+    gross = np.abs(dollars)
+    zero_dte = np.where(keep & (day == today[:, None]), gross, 0.0).sum(axis=1)
+    this_week = np.where(keep & (day <= week_end[:, None]), gross, 0.0).sum(axis=1)
+    next_week = np.where(keep & (day > week_end[:, None]) & (day <= week_end[:, None] + 7), gross, 0.0).sum(axis=1)
+    call_oi = np.where(keep & is_call, oi, 0.0).sum(axis=1)
+    put_oi = np.where(keep & ~is_call, oi, 0.0).sum(axis=1)
+
+    atm_ivs = _atm_ivs(chain, book, keep, t, spots)
+    first_live = np.where(keep, chain.expiry_close, np.inf).min(axis=1) if oi.size else np.full(n, np.inf)
+    pains: dict[float, float] = {}
+    out = []
+    for j in range(n):
+        spot, flip = float(spots[j]), flips[j]
+        net = float(call_gex[j]) + float(put_gex[j])
+        pain = None
+        if np.isfinite(first_live[j]):
+            fe = float(first_live[j])
+            pain = pains[fe] if fe in pains else pains.setdefault(fe, _max_pain(chain, fe))
+        out.append(GexSnapshot(
+            spot=spot,
+            net_gex=net,
+            call_gex=float(call_gex[j]),
+            put_gex=float(put_gex[j]),
+            flip_point=flip,
+            flip_found=flip is not None,
+            call_wall=float(strikes[call_wall[j]]) if has_call_wall[j] else None,
+            put_wall=float(strikes[put_wall[j]]) if has_put_wall[j] else None,
+            atm_iv=atm_ivs[j],
+            put_call_ratio=float(put_oi[j] / call_oi[j]) if call_oi[j] > 0 else None,
+            zero_dte_gamma=float(zero_dte[j]),
+            gamma_expiring_this_week=float(this_week[j]),
+            gamma_expiring_next_week=float(next_week[j]),
+            max_pain=pain,
+            regime=classify_regime(net, float(call_gex[j]) - float(put_gex[j]), conv.neutral_band),
+            mm_state=mm_state_for(spot, flip, net),
+            strikes=strikes,
+            call_gex_by_strike=call_by_k[j],
+            put_gex_by_strike=put_by_k[j],
+        ))
+    return out
 
 
 def compute_exposure(
@@ -233,67 +302,18 @@ def compute_exposure(
 ) -> GexSnapshot:
     """Everything gexhistory stores about one snapshot, from one chain at one spot and time."""
     conv = conv or Conventions()
-    at_ts = at.timestamp()
-    keep, t = _live(chain, at_ts, conv)
-    if conv.gamma_source == "vendor" and chain.gamma is not None:
-        gamma = np.where(keep, chain.gamma, 0.0)
-    else:
-        gamma = np.zeros_like(chain.strike, dtype=float)
-        gamma[keep] = bs_gamma(spot, chain.strike[keep], t[keep], chain.iv[keep], conv.r, conv.q)
-    dollars = dollar_gamma_per_pct(gamma, np.where(keep, chain.open_interest, 0.0), spot, chain.multiplier)
-    call_d = np.where(chain.is_call, dollars, 0.0)
-    put_d = np.where(chain.is_call, 0.0, -dollars)
-    call_gex, put_gex = float(call_d.sum()), float(put_d.sum())
-    net = call_gex + put_gex
-
-    strikes, inverse = np.unique(chain.strike, return_inverse=True)
-    call_by_k = np.bincount(inverse, call_d, strikes.size)
-    put_by_k = np.bincount(inverse, put_d, strikes.size)
-    above = (strikes >= spot) & (call_by_k > 0)
-    below = (strikes <= spot) & (put_by_k < 0)
-    call_wall = float(strikes[above][np.argmax(call_by_k[above])]) if above.any() else None
-    put_wall = float(strikes[below][np.argmax(-put_by_k[below])]) if below.any() else None
-
     if flip_point is not ...:
-        flip = flip_point  # already found by compute_session's batched search
+        flip = flip_point  # already found by a batched search
     else:
-        flip = find_flip(chain, spot, at_ts, conv) if with_flip else None
-
-    expiry_day = chain.expiry.astype("datetime64[D]")
-    today = np.datetime64(at.date(), "D")
-    week_end = today + np.timedelta64(4 - at.weekday(), "D")  # this week's Friday
-    gross = np.abs(dollars)
-    zero_dte = float(gross[keep & (expiry_day == today)].sum())
-    this_week = float(gross[keep & (expiry_day <= week_end)].sum())
-    next_week = float(gross[keep & (expiry_day > week_end) & (expiry_day <= week_end + 7)].sum())
-
-    call_oi = float(chain.open_interest[keep & chain.is_call].sum())
-    put_oi = float(chain.open_interest[keep & ~chain.is_call].sum())
-    return GexSnapshot(
-        spot=float(spot),
-        net_gex=net,
-        call_gex=call_gex,
-        put_gex=put_gex,
-        flip_point=flip,
-        flip_found=flip is not None,
-        call_wall=call_wall,
-        put_wall=put_wall,
-        atm_iv=_atm_iv(chain, keep, t, spot),
-        put_call_ratio=put_oi / call_oi if call_oi > 0 else None,
-        zero_dte_gamma=zero_dte,
-        gamma_expiring_this_week=this_week,
-        gamma_expiring_next_week=next_week,
-        max_pain=_max_pain(chain, keep),
-        regime=classify_regime(net, call_gex - put_gex, conv.neutral_band),
-        mm_state=mm_state_for(spot, flip, net),
-        strikes=strikes,
-        call_gex_by_strike=call_by_k,
-        put_gex_by_strike=put_by_k,
-    )
+        flip = find_flip(chain, spot, at.timestamp(), conv) if with_flip else None
+    return _snapshots(chain, [spot], [at], conv, [flip])[0]
 
 
 def compute_session(chain: OptionChain, spots, times: list[dt.datetime], conv: Conventions | None = None) -> list[GexSnapshot]:
     """The snapshots of one session: one chain (OI is published once a day), several spots and times."""
     conv = conv or Conventions()
-    flips = find_flips(chain, spots, [t.timestamp() for t in times], conv)
-    return [compute_exposure(chain, float(s), t, conv, flip_point=f) for s, t, f in zip(spots, times, flips)]
+    book = _Book.of(chain)
+    at_ts = np.array([t.timestamp() for t in times])
+    k, e, iv, sign_oi = book.flip_positions(chain, _flip_keep(chain, at_ts, conv))
+    flips = flips_for_positions(k, e, iv, sign_oi, spots, at_ts, conv.r, conv.q, conv.flip_search)
+    return _snapshots(chain, spots, times, conv, flips, book)
