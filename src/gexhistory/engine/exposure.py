@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gexhistory.engine.chain import OptionChain
-from gexhistory.engine.flip import FLIP_GRID_POINTS, flips_for_positions
+from gexhistory.engine.flip import FLIP_GRID_POINTS, flips_for_positions, pad_positions
 from gexhistory.engine.greeks import SECONDS_PER_YEAR, bs_gamma, dollar_gamma_per_pct
 
 GEX_UNIT = "usd_per_1pct_move"
@@ -311,9 +311,26 @@ def compute_exposure(
 
 def compute_session(chain: OptionChain, spots, times: list[dt.datetime], conv: Conventions | None = None) -> list[GexSnapshot]:
     """The snapshots of one session: one chain (OI is published once a day), several spots and times."""
+    return compute_sessions_batch([chain], [spots], [times], conv)[0]
+
+
+def compute_sessions_batch(chains: list[OptionChain], spots: list, times: list[list[dt.datetime]],
+                           conv: Conventions | None = None) -> list[list[GexSnapshot]]:
+    """compute_session for many sessions at once (same results): the flip search of all their snapshots
+    runs as one vectorised solve, which is where a session's time went."""
     conv = conv or Conventions()
-    book = _Book.of(chain)
-    at_ts = np.array([t.timestamp() for t in times])
-    k, e, iv, sign_oi = book.flip_positions(chain, _flip_keep(chain, at_ts, conv))
-    flips = flips_for_positions(k, e, iv, sign_oi, spots, at_ts, conv.r, conv.q, conv.flip_search)
-    return _snapshots(chain, spots, times, conv, flips, book)
+    books = [_Book.of(c) for c in chains]
+    at_ts = [np.array([t.timestamp() for t in ts]) for ts in times]
+    sets = [b.flip_positions(c, _flip_keep(c, a, conv)) for b, c, a in zip(books, chains, at_ts)]
+    # A session with no position has no flip at all (not even an all-zero profile's): leave it out.
+    counts = [len(ts) if len(p[0]) else 0 for ts, p in zip(times, sets)]
+    spot_rows = [np.asarray(s, dtype=float).reshape(len(ts))[:n] for s, ts, n in zip(spots, times, counts)]
+    k, e, iv, w = pad_positions(sets, counts)
+    flips = flips_for_positions(k, e, iv, w, np.concatenate(spot_rows or [np.zeros(0)]),
+                                np.concatenate([a[:n] for a, n in zip(at_ts, counts)] or [np.zeros(0)]),
+                                conv.r, conv.q, conv.flip_search)
+    out, r = [], 0
+    for chain, book, s, ts, n in zip(chains, books, spots, times, counts):
+        out.append(_snapshots(chain, s, ts, conv, flips[r:r + n] if n else [None] * len(ts), book))
+        r += n
+    return out

@@ -13,6 +13,8 @@ plain full-grid path instead.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from gexhistory.engine.greeks import _INV_SQRT_2PI, MIN_T_YEARS, SECONDS_PER_YEAR, bs_gamma
@@ -25,16 +27,18 @@ _NORMAL_D1 = 37.0  # exp(-37^2/2) ~ 1e-297: a term with |d1| below this is a nor
 
 def flips_for_positions(k, e, iv, sign_oi, spots, at_ts, r: float, q: float, flip_search: float) -> list[float | None]:
     """Flip per snapshot (spots[j] at at_ts[j]) for merged positions (strike k, expiry close e in POSIX
-    seconds, iv, calls' OI minus puts' OI)."""
+    seconds, iv, calls' OI minus puts' OI). Positions are 1-D (shared by every snapshot) or 2-D, one row
+    per snapshot, so snapshots of different chains go in one call (pad with zero OI: see pad_positions)."""
     spots = np.asarray(spots, dtype=float)
     at_ts = np.asarray(at_ts, dtype=float)
     n = spots.size
     out: list[float | None] = [None] * n
-    if k.size == 0 or n == 0:
+    if np.shape(k)[-1] == 0 or n == 0:
         return out
+    k, e, iv, sign_oi = (np.broadcast_to(a, (n, np.shape(a)[-1])) for a in (k, e, iv, sign_oi))
     rel = np.linspace(1 - flip_search, 1 + flip_search, FLIP_GRID_POINTS)
     grid = spots[:, None] * rel[None, :]
-    t = (e[None, :] - at_ts[:, None]) / SECONDS_PER_YEAR
+    t = (e - at_ts[:, None]) / SECONDS_PER_YEAR
     live = t > 0
     tt = np.maximum(np.where(live, t, 1.0), MIN_T_YEARS)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -53,7 +57,7 @@ def flips_for_positions(k, e, iv, sign_oi, spots, at_ts, r: float, q: float, fli
     vals = np.full((n, FLIP_GRID_POINTS), np.nan)
     fallback = ~anchored
     todo = np.flatnonzero(anchored)
-    for ring in _rings(rel):
+    for ring in _rings_for(float(flip_search)):
         if todo.size == 0:
             break
         need = np.unique(np.concatenate([ring, ring + 1]))
@@ -78,8 +82,23 @@ def flips_for_positions(k, e, iv, sign_oi, spots, at_ts, r: float, q: float, fli
         for j, c in zip(hit, roots):
             out[j] = float(c)
     for j in np.flatnonzero(fallback):
-        out[j] = _full_grid_flip(k, tt[j], iv, np.where(live[j], sign_oi, 0.0), grid[j], spots[j], r, q)
+        out[j] = _full_grid_flip(k[j], tt[j], iv[j], np.where(live[j], sign_oi[j], 0.0), grid[j], spots[j], r, q)
     return out
+
+
+def pad_positions(sets: list[tuple], repeats: list[int]):
+    """Stack position sets (k, e, iv, sign_oi) into 2-D arrays, set i repeated repeats[i] times. Padding
+    has zero OI and an expiry in the past, so it adds exact zeros to every sum."""
+    width = max((len(s[0]) for s in sets), default=0)
+    rows = int(sum(repeats))
+    k, iv = np.ones((rows, width)), np.ones((rows, width))
+    e, w = np.full((rows, width), -np.inf), np.zeros((rows, width))
+    r = 0
+    for (sk, se, siv, sw), m in zip(sets, repeats):
+        n = len(sk)
+        k[r:r + m, :n], e[r:r + m, :n], iv[r:r + m, :n], w[r:r + m, :n] = sk, se, siv, sw
+        r += m
+    return k, e, iv, w
 
 
 class _Scan:
@@ -104,6 +123,11 @@ def _gauss_dot(d, coef):
     d *= -0.5
     np.exp(d, out=d)
     return np.matmul(d, coef)
+
+
+@lru_cache(maxsize=16)
+def _rings_for(flip_search: float) -> tuple:
+    return tuple(_rings(np.linspace(1 - flip_search, 1 + flip_search, FLIP_GRID_POINTS)))
 
 
 def _rings(rel):
