@@ -112,13 +112,18 @@ class _Scan:
         d += self.d1_spot[rows][:, None, :]
         return _gauss_dot(d, self.coef[rows][:, :, None])[..., 0]
 
-    def at(self, rows, s, spots):
-        d = self.slope[rows] * np.log(s / spots)[:, None]
-        d += self.d1_spot[rows]
-        return _gauss_dot(d[:, None, :], self.coef[rows][:, :, None])[:, 0, 0]
+    def rows(self, rows) -> "_Scan":
+        return _Scan(self.slope[rows], self.d1_spot[rows], self.coef[rows], self.x)
+
+    def at(self, s, spots):
+        """One point per row: row i at s[i]."""
+        d = self.slope * np.log(s / spots)[:, None]
+        d += self.d1_spot
+        return _gauss_dot(d[:, None, :], self.coef[:, :, None])[:, 0, 0]
 
 
 def _gauss_dot(d, coef):
+    """exp(-d^2/2) @ coef; d is scratch."""
     np.multiply(d, d, out=d)
     d *= -0.5
     np.exp(d, out=d)
@@ -140,18 +145,18 @@ def _rings(rel):
 
 def _illinois(scan, rows, a, b, fa, fb, scale):
     """Regula falsi with the Illinois modification, run for every row at once; each row stops exactly
-    when its own scalar run would."""
-    a, b, fa, fb = (np.array(v, dtype=float) for v in (a, b, fa, fb))
+    when its own scalar run would. Rows still running are kept packed, re-packed only when some stop."""
+    a, b, fa, fb, scale = (np.array(v, dtype=float) for v in (a, b, fa, fb, scale))
     side = np.zeros(rows.size, dtype=int)
     c = a.copy()
     act = np.arange(rows.size)
-    spots = scale
+    sub = scan.rows(rows)
     for _ in range(MAX_ITER):
         if act.size == 0:
             break
         A, B, FA, FB, S = a[act], b[act], fa[act], fb[act], side[act]
         cc = (A * FB - B * FA) / (FB - FA)
-        fc = scan.at(rows[act], cc, spots[act])
+        fc = sub.at(cc, scale[act])
         c[act] = cc
         stop = (fc == 0) | (np.abs(B - A) < REL_TOL * scale[act])
         same = (np.signbit(fc) == np.signbit(FB)) & ~stop
@@ -161,8 +166,9 @@ def _illinois(scan, rows, a, b, fa, fb, scale):
         a[act] = np.where(other, cc, A)
         b[act] = np.where(same, cc, B)
         side[act] = np.where(same, -1, np.where(other, 1, S))
-        narrow = np.abs(b[act] - a[act]) < REL_TOL * scale[act]
-        act = act[~(stop | narrow)]
+        going = ~(stop | (np.abs(b[act] - a[act]) < REL_TOL * scale[act]))
+        if not going.all():
+            act, sub = act[going], sub.rows(np.flatnonzero(going))
     return c
 
 
