@@ -55,26 +55,12 @@ def ref_profile(pos, s, at, conv):
     return float(np.sum(ref_gamma(s, k[alive], (e[alive] - at) / YEAR, iv[alive], conv.r, conv.q) * w[alive])) * s
 
 
-def ref_illinois(f, a, b, fa, fb, scale):
-    side, c = 0, a
-    for _ in range(100):
-        c = (a * fb - b * fa) / (fb - fa)
-        fc = f(c)
-        if fc == 0 or abs(b - a) < 1e-12 * scale:
-            return c
-        if (fc < 0) == (fb < 0):
-            b, fb = c, fc
-            if side == -1:
-                fa /= 2
-            side = -1
-        else:
-            a, fa = c, fc
-            if side == 1:
-                fb /= 2
-            side = 1
-        if abs(b - a) < 1e-12 * scale:
-            break
-    return c
+def ref_root(f, a, b, scale):
+    """The zero in [a, b] by Brent's method: a solver independent of the engine's Illinois iteration,
+    converged far below the 1e-7 tolerance the flips are compared at."""
+    from scipy.optimize import brentq
+
+    return brentq(f, a, b, xtol=1e-13 * scale, rtol=4 * np.finfo(float).eps, maxiter=200)
 
 
 def ref_flip(pos, spot, at, conv):
@@ -90,7 +76,7 @@ def ref_flip(pos, spot, at, conv):
         # A crossing beats an exact grid zero when the lowest crossing midpoint is nearer spot.
         if nearest_zero is None or abs(min(mids) - spot) < abs(nearest_zero - spot):
             i = crossings[int(np.argmin([abs(m - spot) for m in mids]))]
-            return ref_illinois(lambda x: ref_profile(pos, x, at, conv), grid[i], grid[i + 1], vals[i], vals[i + 1], spot)
+            return ref_root(lambda x: ref_profile(pos, x, at, conv), grid[i], grid[i + 1], spot)
     return nearest_zero
 
 
