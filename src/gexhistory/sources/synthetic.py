@@ -6,15 +6,22 @@ The only place in gexhistory where random numbers live. Every bar it yields is l
 (a fifth of daily variance), a U-shaped intraday volatility and volume profile, coherent OHLC
 (low <= open, close <= high) built from the minute path itself, and per-symbol price levels.
 
-The path always starts at EPOCH and is drawn session by session, so the price of any date is the
-same whatever window is asked for (a 30-day run and a 10-year run agree on shared dates).
+Window independence, to the last bit, comes from two layers:
+- the daily path (GARCH variance, daily shocks, overnight gaps, volumes, hence every open and close)
+  starts at EPOCH and is drawn over every session of the calendar in one call per stream, so a
+  session's open and close never depend on the window asked;
+- a session's minute path is a Brownian bridge from its open to its close whose shocks come from a
+  stream of their own per block of BLOCK_SESSIONS sessions since EPOCH, keyed by (seed, symbol,
+  block). Only the blocks a request touches are drawn (a 10-year run never builds the minutes of
+  the decade before it), and a session's minutes, high and low are the same whichever requests, in
+  whichever order, size or process, produced them.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import zlib
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -43,6 +50,9 @@ OVERNIGHT_VAR_SHARE = 0.2
 T_DOF = 5.0
 GARCH_ALPHA, GARCH_GAMMA, GARCH_BETA = 0.0, 0.17, 0.895  # persistence 0.98, as S&P 500 fits
 EARLY_CLOSE_MINUTES = 210
+BLOCK_SESSIONS = 64  # sessions per minute-shock stream: small enough that a short run draws little
+# Children of the symbol's SeedSequence; the minute streams are the children of child 2, one per block.
+DAILY_STREAM, GAP_STREAM, MINUTE_STREAM, VOLUME_STREAM = range(4)
 
 
 def symbol_level(symbol: str) -> float:
@@ -55,98 +65,133 @@ def symbol_vol(symbol: str) -> float:
     return ANNUAL_VOL.get(symbol, 0.32)
 
 
-@dataclass(frozen=True)
-class _Path:
-    sessions: tuple[Session, ...]
-    minute_open: np.ndarray  # (n, 390), NaN after an early close
-    minute_close: np.ndarray
-    minute_volume: np.ndarray
-    day_open: np.ndarray
-    day_high: np.ndarray
-    day_low: np.ndarray
-    day_close: np.ndarray
-    day_volume: np.ndarray
-
-
 def _intraday_weights(minutes: int) -> np.ndarray:
     m = np.arange(minutes, dtype=float)
     w = 1.0 + 2.0 * np.exp(-m / 20.0) + 1.0 * np.exp(-(minutes - 1 - m) / 25.0)
     return w / w.sum()
 
 
-@lru_cache(maxsize=8)
-def _generate(symbol: str, seed: int, through: dt.date) -> _Path:
-    sessions = tuple(sessions_between(EPOCH, max(through, ANCHOR)))
-    n = len(sessions)
-    root = np.random.SeedSequence([seed, zlib.crc32(symbol.encode())])
-    g_daily, g_gap, g_minute, g_volume = (np.random.default_rng(s) for s in root.spawn(4))
+@lru_cache(maxsize=2)
+def _intraday_profile(minutes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per minute: its share of the session's variance and volume, the square root, the running share."""
+    w = _intraday_weights(minutes)
+    return w, np.sqrt(w), np.cumsum(w)
 
-    # Each stream is drawn in one call of length n so a longer path extends a shorter one.
-    e = g_daily.standard_t(T_DOF, n) / np.sqrt(T_DOF / (T_DOF - 2.0))
-    gap = g_gap.standard_normal(n)
-    z = g_minute.standard_normal((n, MINUTES_PER_SESSION))
-    vol_noise = g_volume.standard_normal(n)
 
-    sig_lr = symbol_vol(symbol) / np.sqrt(252.0)
+def _garch_variance(e: np.ndarray, sig_lr: float) -> np.ndarray:
+    """GJR-GARCH(1,1) variance of each session, given the standardised daily shocks; starts at the
+    long-run variance on EPOCH. Plain floats: the recursion is sequential and 7,000 steps long."""
     persistence = GARCH_ALPHA + GARCH_GAMMA / 2 + GARCH_BETA
     omega = sig_lr**2 * (1.0 - persistence)
-    h = np.empty(n)
-    h_t = sig_lr**2
-    for i in range(n):
-        h[i] = h_t
-        r2 = h_t * e[i] * e[i]
-        h_t = omega + (GARCH_ALPHA + (GARCH_GAMMA if e[i] < 0 else 0.0)) * r2 + GARCH_BETA * h_t
+    h, h_t = [], sig_lr**2
+    for x in e.tolist():
+        h.append(h_t)
+        r2 = h_t * x * x
+        h_t = omega + (GARCH_ALPHA + (GARCH_GAMMA if x < 0 else 0.0)) * r2 + GARCH_BETA * h_t
+    return np.array(h)
 
-    sd = np.sqrt(h)
-    mu = ANNUAL_DRIFT / 252.0 - 0.5 * h
-    f = OVERNIGHT_VAR_SHARE
-    # The day's shock e splits into an overnight gap and an intraday part with unit variance.
-    intraday_end = (e - np.sqrt(f) * gap) / np.sqrt(1.0 - f)
 
-    minute_log = np.full((n, MINUTES_PER_SESSION), np.nan)
-    minute_vol_share = np.full((n, MINUTES_PER_SESSION), np.nan)
-    early = np.array([s.early_close for s in sessions])
-    for is_early, minutes in ((False, MINUTES_PER_SESSION), (True, EARLY_CLOSE_MINUTES)):
-        rows = np.flatnonzero(early == is_early)
-        if rows.size == 0:
-            continue
-        w = _intraday_weights(minutes)
-        a = np.sqrt(w)
-        walk = np.cumsum(z[rows, :minutes] * a, axis=1)
-        share = np.cumsum(w)
-        # Brownian bridge: pin the walk's end to the day's intraday shock, keeping the U-shaped variance.
-        bridge = walk + (intraday_end[rows] - walk[:, -1])[:, None] * share[None, :]
-        minute_log[rows, :minutes] = (
-            mu[rows, None] * (1 - f) * share[None, :] + (sd[rows] * np.sqrt(1 - f))[:, None] * bridge
-        )
-        minute_vol_share[rows, :minutes] = w
+class _Path:
+    """One symbol's path under one seed: the daily path of every calendar session since EPOCH, built
+    at once, and the minute closes (with high and low) of the blocks drawn so far, built on demand."""
 
-    overnight = mu * f + sd * np.sqrt(f) * gap
-    day_ret = overnight + minute_log[np.arange(n), np.where(early, EARLY_CLOSE_MINUTES, MINUTES_PER_SESSION) - 1]
-    log_close = np.cumsum(day_ret)
-    log_open = log_close - day_ret + overnight
-    anchor_idx = next(i for i, s in enumerate(sessions) if s.date >= ANCHOR)
-    shift = np.log(symbol_level(symbol)) - log_close[anchor_idx]
-    log_open += shift
-    log_close += shift
+    def __init__(self, symbol: str, seed: int):
+        sessions = sessions_between(EPOCH, dt.date.max)
+        self.dates = [s.date for s in sessions]
+        self.row_of = {d: i for i, d in enumerate(self.dates)}
+        n = len(sessions)
+        self.early = np.array([s.early_close for s in sessions])
+        self.entropy = [seed, zlib.crc32(symbol.encode())]
+        streams = np.random.SeedSequence(self.entropy).spawn(4)
+        g_daily, g_gap, g_volume = (np.random.default_rng(streams[k]) for k in (DAILY_STREAM, GAP_STREAM, VOLUME_STREAM))
 
-    m_close = np.exp(log_open[:, None] + minute_log)
-    m_open = np.empty_like(m_close)
-    m_open[:, 0] = np.exp(log_open)
-    m_open[:, 1:] = m_close[:, :-1]
-    m_open[np.isnan(m_close)] = np.nan
-    m_close = np.round(m_close, 2)
-    m_open = np.round(m_open, 2)
+        # Each stream is drawn in one call over all sessions: a session's shock is its position's draw.
+        e = g_daily.standard_t(T_DOF, n) / np.sqrt(T_DOF / (T_DOF - 2.0))
+        gap = g_gap.standard_normal(n)
+        vol_noise = g_volume.standard_normal(n)
 
-    base = BASE_VOLUME.get(symbol, 8e6)
-    day_volume = np.round(base * (sd / sig_lr) ** 0.9 * (1.0 + 0.4 * np.abs(e)) * np.exp(0.2 * vol_noise))
-    m_volume = np.round(minute_vol_share * day_volume[:, None])
+        sig_lr = symbol_vol(symbol) / np.sqrt(252.0)
+        h = _garch_variance(e, sig_lr)
+        self.sd = np.sqrt(h)
+        self.mu = ANNUAL_DRIFT / 252.0 - 0.5 * h
+        f = OVERNIGHT_VAR_SHARE
+        # The day's shock e splits into an overnight gap and an intraday part with unit variance.
+        self.intraday_shock = (e - np.sqrt(f) * gap) / np.sqrt(1.0 - f)
+        self.intraday = self.mu * (1 - f) + self.sd * np.sqrt(1 - f) * self.intraday_shock  # log open -> close
+        overnight = self.mu * f + self.sd * np.sqrt(f) * gap
+        log_close = np.cumsum(overnight + self.intraday)
+        anchor = bisect.bisect_left(self.dates, ANCHOR)
+        log_close += np.log(symbol_level(symbol)) - log_close[anchor]
+        self.log_open = log_close - self.intraday
+        self.open = np.round(np.exp(self.log_open), 2)
+        # The last minute's close is computed by these very operations, so it equals the day's close.
+        self.close = np.round(np.exp(self.log_open + self.intraday), 2)
+        base = BASE_VOLUME.get(symbol, 8e6)
+        self.volume = np.round(base * (self.sd / sig_lr) ** 0.9 * (1.0 + 0.4 * np.abs(e)) * np.exp(0.2 * vol_noise))
 
-    day_open = m_open[:, 0]
-    day_close = m_close[np.arange(n), np.where(early, EARLY_CLOSE_MINUTES, MINUTES_PER_SESSION) - 1]
-    day_high = np.fmax(np.nanmax(m_close, axis=1), day_open)
-    day_low = np.fmin(np.nanmin(m_close, axis=1), day_open)
-    return _Path(sessions, m_open, m_close, m_volume, day_open, day_high, day_low, day_close, day_volume)
+        self.high = np.full(n, np.nan)
+        self.low = np.full(n, np.nan)
+        # Untouched pages of np.empty cost nothing: only the drawn blocks' rows are ever written.
+        self.minute_close = np.empty((n, MINUTES_PER_SESSION))
+        self.drawn = np.zeros(-(-n // BLOCK_SESSIONS), dtype=bool)
+
+    def rows(self, sessions: list[Session]) -> np.ndarray:
+        return np.array([self.row_of[s.date] for s in sessions], dtype=np.intp)
+
+    def ensure_minutes(self, rows: np.ndarray) -> None:
+        """Draw the minute paths of every block holding one of `rows` that is not drawn yet."""
+        wanted = np.zeros_like(self.drawn)
+        wanted[rows // BLOCK_SESSIONS] = True
+        n = len(self.dates)
+        for b in np.flatnonzero(wanted & ~self.drawn).tolist():
+            # One block at a time: its arrays stay in cache, and its rows are computed in the same
+            # shapes whatever else is drawn with it.
+            lo, hi = b * BLOCK_SESSIONS, min(n, (b + 1) * BLOCK_SESSIONS)
+            seq = np.random.SeedSequence(self.entropy, spawn_key=(MINUTE_STREAM, b))
+            z = np.random.default_rng(seq).standard_normal((BLOCK_SESSIONS, MINUTES_PER_SESSION))
+            self._build_minutes(slice(lo, hi), z[:hi - lo].copy())
+            for i in np.flatnonzero(self.early[lo:hi]).tolist():  # a few a year: rebuilt on their own
+                self._build_minutes(slice(lo + i, lo + i + 1), z[i:i + 1, :EARLY_CLOSE_MINUTES].copy())
+            self.drawn[b] = True
+
+    def _build_minutes(self, rows: slice, walk: np.ndarray) -> None:
+        """Minute closes, high and low of `rows` (sessions of one length) from their shocks (consumed)."""
+        minutes = walk.shape[1]
+        _, sqrt_w, share = _intraday_profile(minutes)
+        f = OVERNIGHT_VAR_SHARE
+        walk *= sqrt_w
+        np.cumsum(walk, axis=1, out=walk)
+        # Brownian bridge from the open to the close: log price = log open + scale x walk + slope x share,
+        # the slope pinning the walk's end to the day's intraday shock (U-shaped variance kept).
+        scale = self.sd[rows] * np.sqrt(1 - f)
+        slope = self.mu[rows] * (1 - f) + scale * (self.intraday_shock[rows] - walk[:, -1])
+        walk *= scale[:, None]
+        walk += self.log_open[rows, None]
+        walk += np.multiply.outer(slope, share)
+        walk[:, -1] = self.log_open[rows] + self.intraday[rows]  # exactly the day's close
+        close = np.round(np.exp(walk, out=walk), 2, out=walk)
+        self.minute_close[rows, :minutes] = close
+        self.minute_close[rows, minutes:] = np.nan
+        self.high[rows] = np.fmax(close.max(axis=1), self.open[rows])
+        self.low[rows] = np.fmin(close.min(axis=1), self.open[rows])
+
+    def minute_bars(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Open, close and volume of each minute of `rows`; NaN after an early close."""
+        self.ensure_minutes(rows)
+        close = self.minute_close[rows]
+        open_ = np.empty_like(close)
+        open_[:, 0] = self.open[rows]
+        open_[:, 1:] = close[:, :-1]  # a minute opens at the previous minute's close
+        volume = np.multiply.outer(self.volume[rows], _intraday_profile(MINUTES_PER_SESSION)[0])
+        for i in np.flatnonzero(self.early[rows]).tolist():
+            volume[i, :EARLY_CLOSE_MINUTES] = self.volume[rows[i]] * _intraday_profile(EARLY_CLOSE_MINUTES)[0]
+            open_[i, EARLY_CLOSE_MINUTES:] = volume[i, EARLY_CLOSE_MINUTES:] = np.nan
+        return open_, close, np.round(volume, out=volume)
+
+
+@lru_cache(maxsize=8)
+def _path(symbol: str, seed: int) -> _Path:
+    return _Path(symbol, seed)
 
 
 class SyntheticMarket:
@@ -158,32 +203,23 @@ class SyntheticMarket:
     def __init__(self, seed: int = 42):
         self.seed = int(seed)
 
-    def _path(self, symbol: str, through: dt.date) -> _Path:
-        return _generate(symbol, self.seed, through)
-
     def daily_bars(self, symbol: str, start: dt.date, end: dt.date) -> DailyBars:
         if start < EPOCH:
             raise BadInput(f"the synthetic market starts on {EPOCH}; got start {start}")
-        p = self._path(symbol, end)
-        dates = [s.date for s in p.sessions]
-        lo = next((i for i, d in enumerate(dates) if d >= start), len(dates))
-        hi = next((i for i, d in enumerate(dates) if d > end), len(dates))
+        p = _path(symbol, self.seed)
+        lo, hi = bisect.bisect_left(p.dates, start), bisect.bisect_right(p.dates, end)
+        hi = max(lo, hi)
+        p.ensure_minutes(np.arange(lo, hi))  # high and low come from the minute path
         sl = slice(lo, hi)
         return DailyBars(
-            symbol, dates[sl], p.day_open[sl].copy(), p.day_high[sl].copy(), p.day_low[sl].copy(),
-            p.day_close[sl].copy(), p.day_volume[sl].copy(), self.name,
+            symbol, p.dates[sl], p.open[sl].copy(), p.high[sl].copy(), p.low[sl].copy(),
+            p.close[sl].copy(), p.volume[sl].copy(), self.name,
         )
 
     def minute_bars(self, symbol: str, sessions: list[Session]) -> MinuteBars:
-        if not sessions:
-            empty = np.empty((0, MINUTES_PER_SESSION))
-            return MinuteBars(symbol, [], empty, empty.copy(), empty.copy(), self.name)
-        p = self._path(symbol, sessions[-1].date)
-        pos = {s.date: i for i, s in enumerate(p.sessions)}
-        rows = np.array([pos[s.date] for s in sessions])
-        return MinuteBars(
-            symbol, list(sessions), p.minute_open[rows], p.minute_close[rows], p.minute_volume[rows], self.name,
-        )
+        p = _path(symbol, self.seed)
+        open_, close, volume = p.minute_bars(p.rows(sessions))
+        return MinuteBars(symbol, list(sessions), open_, close, volume, self.name)
 
     def vix_bars(self, start: dt.date, end: dt.date) -> DailyBars | None:
         return None  # no synthetic VIX: callers use the model's labelled IV proxy instead
