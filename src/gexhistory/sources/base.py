@@ -65,20 +65,24 @@ class MinuteBars:
 
     def spots_at(self, times_per_session: list[list[dt.datetime]]) -> np.ndarray:
         """Price at each snapshot time: the open at the opening bell, else the close of the last
-        traded minute that ended at or before the time."""
+        traded minute that ended at or before the time. One row per session, one column per time
+        (NaN where a session has fewer times, or no price is known)."""
         n = len(self.sessions)
-        k = max(len(t) for t in times_per_session) if n else 0
+        k = max((len(t) for t in times_per_session), default=0) if n else 0
         out = np.full((n, k), np.nan)
-        filled = _ffill_rows(self.close)
-        for i, (sess, times) in enumerate(zip(self.sessions, times_per_session)):
-            for j, t in enumerate(times):
-                minute = int((t - sess.open).total_seconds() // 60)
-                if minute <= 0:
-                    row_open = self.open[i]
-                    first = np.flatnonzero(~np.isnan(row_open))
-                    out[i, j] = row_open[first[0]] if first.size else np.nan
-                else:
-                    out[i, j] = filled[i, min(minute, filled.shape[1]) - 1]
+        pairs = list(zip(self.sessions, times_per_session))
+        counts = np.array([len(times) for _, times in pairs], dtype=np.intp)
+        if not counts.sum():
+            return out
+        row = np.repeat(np.arange(counts.size), counts)
+        col = np.arange(row.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        seconds = np.array([(t - s.open).total_seconds() for s, times in pairs for t in times])
+        minute = np.floor_divide(seconds, 60.0).astype(np.int64)
+        bell = minute <= 0
+        out[row[bell], col[bell]] = _first_valid(self.open[row[bell]])
+        later = ~bell
+        ended = np.minimum(minute[later], self.close.shape[1]) - 1  # the minute bar that ended by then
+        out[row[later], col[later]] = _last_valid_at(self.close, row[later], ended)
         return out
 
 
@@ -107,6 +111,22 @@ def _ffill_rows(a: np.ndarray) -> np.ndarray:
     idx = np.where(~mask, np.arange(a.shape[1]), 0)
     np.maximum.accumulate(idx, axis=1, out=idx)
     return a[np.arange(a.shape[0])[:, None], idx]
+
+
+def _first_valid(rows: np.ndarray) -> np.ndarray:
+    """Per row, its first non-NaN value (NaN for an all-NaN row)."""
+    first = np.argmax(~np.isnan(rows), axis=1)  # 0 for an all-NaN row, whose value there is NaN
+    return rows[np.arange(rows.shape[0]), first]
+
+
+def _last_valid_at(a: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """a[rows, cols], each NaN replaced by the row's last non-NaN value before that column (if any).
+    Only the rows of NaN hits are forward-filled: traded minutes are the rule."""
+    values = a[rows, cols]
+    miss = np.flatnonzero(np.isnan(values))
+    if miss.size:
+        values[miss] = _ffill_rows(a[rows[miss]])[np.arange(miss.size), cols[miss]]
+    return values
 
 
 class PriceSource(Protocol):
