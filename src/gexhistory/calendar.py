@@ -18,6 +18,12 @@ REGULAR_SNAPSHOTS = ("09:30", "12:30", "15:00", "16:00")
 EARLY_CLOSE_SNAPSHOTS = ("09:30", "11:00", "12:00", "13:00")
 
 
+@lru_cache(maxsize=16)
+def _clocks(labels: tuple[str, ...]) -> tuple[dt.timedelta, ...]:
+    """'HH:MM' labels as times since midnight, parsed once (snapshot_times runs for every session)."""
+    return tuple(dt.timedelta(hours=int(hh), minutes=int(mm)) for hh, mm in (label.split(":") for label in labels))
+
+
 @dataclass(frozen=True)
 class Session:
     date: dt.date
@@ -26,7 +32,7 @@ class Session:
 
     @property
     def early_close(self) -> bool:
-        return self.close.time() < dt.time(16, 0)
+        return self.close.hour < 16  # the same as close.time() < 16:00, without building a time
 
     @property
     def minutes(self) -> int:
@@ -37,12 +43,14 @@ class Session:
         regular: tuple[str, ...] = REGULAR_SNAPSHOTS,
         early: tuple[str, ...] = EARLY_CLOSE_SNAPSHOTS,
     ) -> list[dt.datetime]:
-        labels = early if self.early_close else regular
+        """The snapshot times of this session (ET wall-clock labels), each clamped into [open, close]."""
+        o = self.open
+        midnight = dt.timedelta(0, o.hour * 3600 + o.minute * 60 + o.second, o.microsecond)  # open, since 00:00
         out = []
-        for label in labels:
-            hh, mm = (int(x) for x in label.split(":"))
-            t = dt.datetime.combine(self.date, dt.time(hh, mm), tzinfo=ET)
-            out.append(min(max(t, self.open), self.close))
+        for since_midnight in _clocks(tuple(early if self.early_close else regular)):
+            # Wall-clock arithmetic (same tzinfo): the label's time on this date, far cheaper than combine().
+            t = o + (since_midnight - midnight)
+            out.append(o if t < o else self.close if t > self.close else t)
         return out
 
 
