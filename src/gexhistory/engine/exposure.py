@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gexhistory.engine.book import ChainBook
+from gexhistory.engine.book import ChainBook, max_pain
 from gexhistory.engine.chain import OptionChain
 from gexhistory.engine.flip import FLIP_GRID_POINTS, Profiles, TextbookProfile, solve_flips  # noqa: F401
 from gexhistory.engine.greeks import _INV_SQRT_2PI, MIN_T_YEARS, SECONDS_PER_YEAR, bs_gamma, dollar_gamma_per_pct
@@ -169,7 +169,8 @@ def find_flips(chain: OptionChain, spots, at_ts_list, conv: Conventions) -> list
     zeros = np.zeros(n, dtype=np.int64)
     snaps = _Snaps(np.zeros(n, dtype=np.intp), np.asarray(spots, dtype=float).reshape(n), at, zeros, zeros)
     book = ChainBook.of([chain], vendor=False)
-    return _as_optional(_flips(book, snaps, conv, np.ones(1, bool), *_pairs(book, snaps, conv)[:2]))
+    p = _pairs(book, snaps, conv)
+    return _as_optional(_flips(book, snaps, conv, np.ones(1, bool), p))
 
 
 def find_flip(chain: OptionChain, spot: float, at_ts: float, conv: Conventions) -> float | None:
@@ -182,28 +183,51 @@ def _as_optional(values: np.ndarray) -> list[float | None]:
 
 @dataclass
 class _Pairs:
-    """Per (snapshot, position) pair, snapshot-major: what gamma and the flip profile share."""
+    """Per (snapshot, position) pair, snapshot-major and, within a snapshot, expiry run by run; and per
+    (snapshot, expiry run) what every position of the run shares at that moment."""
 
     pos: np.ndarray  # position index in the book
     owner: np.ndarray  # snapshot index
-    start: np.ndarray  # (J+1,) each snapshot's run of pairs
-    t: np.ndarray  # years to the expiry close (may be <= 0: expired)
-    tt: np.ndarray  # t floored at one minute (1 where expired: unused there)
-    vst: np.ndarray  # iv * sqrt(tt)
+    start: np.ndarray  # (J+1,) each snapshot's pairs
+    run: np.ndarray  # per snapshot run: the book's run
+    run_owner: np.ndarray  # per snapshot run: the snapshot
+    run_start: np.ndarray  # (J+1,) each snapshot's runs
+    run_pairs: np.ndarray  # (SR+1,) each snapshot run's pairs
+    run_t: np.ndarray  # years to the expiry close (<= 0: expired)
+    run_alive: np.ndarray
+    run_keep: np.ndarray  # alive and inside the DTE window
+    tt: np.ndarray  # per pair: t floored at one minute (1 where expired: unused there)
+    disc: np.ndarray  # per pair: e^{-q tt}
+    vst: np.ndarray  # per pair: iv * sqrt(tt)
     d1: np.ndarray
+    e0: np.ndarray  # per pair: exp(-d1^2 / 2), the profile's kernel at spot
+    alive: np.ndarray  # per pair
 
 
-def _pairs(book: ChainBook, s: _Snaps, conv: Conventions) -> tuple[_Pairs, np.ndarray]:
-    pos, owner = expand(book.start, s.session)
+def _pairs(book: ChainBook, s: _Snaps, conv: Conventions) -> _Pairs:
+    run, run_owner = expand(book.session_runs, s.session)
+    run_start = lengths_to_starts(np.diff(book.session_runs)[s.session])
+    size = np.diff(book.run_start)[run]
+    run_pairs = lengths_to_starts(size)
+    pos, _ = expand(book.run_start, run)
+    owner = np.repeat(run_owner, size)
     start = lengths_to_starts(np.diff(book.start)[s.session])
-    t = (book.expiry_close[pos] - s.at_ts[owner]) / SECONDS_PER_YEAR
+    # What a run shares at a snapshot is computed once per run, then repeated over its positions.
+    t = (book.run_close[run] - s.at_ts[run_owner]) / SECONDS_PER_YEAR
     alive = t > 0
-    tt = np.maximum(np.where(alive, t, 1.0), MIN_T_YEARS)
+    tt_run = np.maximum(np.where(alive, t, 1.0), MIN_T_YEARS)
+    tt = np.repeat(tt_run, size)
     iv = book.iv[pos]
     with np.errstate(divide="ignore", invalid="ignore"):
-        vst = iv * np.sqrt(tt)
-        d1 = (np.log(s.spot[owner] / book.strike[pos]) + (conv.r - conv.q + 0.5 * iv * iv) * tt) / vst
-    return _Pairs(pos, owner, start, t, tt, vst, d1), alive
+        vst = iv * np.repeat(np.sqrt(tt_run), size)
+        d1 = np.repeat(np.log(s.spot)[run_owner], size) - np.log(book.strike)[pos]
+        d1 += (conv.r - conv.q + 0.5 * iv * iv) * tt
+        d1 /= vst
+        e0 = -0.5 * d1 * d1
+        np.exp(e0, out=e0)
+    return _Pairs(pos, owner, start, run, run_owner, run_start, run_pairs, t, alive,
+                  alive & (t <= (conv.dte_window + 1) / 365.0), tt, np.repeat(np.exp(-conv.q * tt_run), size),
+                  vst, d1, e0, np.repeat(alive, size))
 
 
 @dataclass
@@ -246,24 +270,25 @@ class _Result:
 
 
 def _exposures(book: ChainBook, s: _Snaps, conv: Conventions, flip_sessions: np.ndarray) -> _Result:
-    p, alive = _pairs(book, s, conv)
+    p = _pairs(book, s, conv)
     pos, owner = p.pos, p.owner
     n = s.spot.size
-    keep = alive & (p.t <= (conv.dte_window + 1) / 365.0) & (book.n_open[pos] > 0)
-    spot = s.spot[owner]
+    size = np.diff(p.run_pairs)
+    keep = np.repeat(p.run_keep, size) & (book.n_open[pos] > 0)
     with np.errstate(all="ignore"):
-        gamma = np.exp(-conv.q * p.tt - 0.5 * p.d1 * p.d1) * _INV_SQRT_2PI / (spot * p.vst)
+        gamma = p.disc * p.e0
+        gamma *= _INV_SQRT_2PI
+        gamma /= np.repeat(s.spot[p.run_owner], size) * p.vst
     if book.own.any():
         gamma = np.where(book.own[pos], book.vendor_gamma[pos], gamma)
-    scale = book.multiplier[s.session][owner] * spot * spot * 0.01
+    gamma *= np.repeat((book.multiplier[s.session] * s.spot * s.spot * 0.01)[p.run_owner], size)  # $ per 1% move
     call_oi, put_oi = book.call_oi[pos], book.put_oi[pos]
     with np.errstate(all="ignore"):
-        call_d = np.where(keep & (call_oi > 0), gamma * call_oi * scale, 0.0)
-        put_d = np.where(keep & (put_oi > 0), gamma * put_oi * scale, 0.0)
+        call_d = np.where(keep & (call_oi > 0), gamma * call_oi, 0.0)
+        put_d = np.where(keep & (put_oi > 0), gamma * put_oi, 0.0)
 
     # Per-strike sums and walls: each snapshot's run of its session's strikes.
-    nk = np.diff(book.strike_start)[s.session]
-    kstart = lengths_to_starts(nk)
+    kstart = lengths_to_starts(np.diff(book.strike_start)[s.session])
     bins = kstart[owner] + book.strike_index[pos]
     total_k = int(kstart[-1])
     call_by_k = np.bincount(bins, call_d, total_k)
@@ -274,19 +299,25 @@ def _exposures(book: ChainBook, s: _Snaps, conv: Conventions, flip_sessions: np.
     cw = seg_argmax(np.where((strikes >= kspot) & (call_by_k > 0), call_by_k, -np.inf), kstart)
     pw = seg_argmax(np.where((strikes <= kspot) & (put_by_k < 0), -put_by_k, -np.inf), kstart)
 
-    gross = call_d + put_d
-    day = book.expiry_day[pos]
-    week_end = s.week_end[owner]
-    bucket = lambda m: seg_sum(np.where(m, gross, 0.0), p.start)  # noqa: E731
+    # Everything else sums per (snapshot, expiry run) first: a run has one expiry date.
+    run_call = seg_sum(call_d, p.run_pairs)
+    run_put = seg_sum(put_d, p.run_pairs)
+    gross = run_call + run_put
+    day = book.run_day[p.run]
+    week_end = s.week_end[p.run_owner]
+    per_snap = lambda x: seg_sum(x, p.run_start)  # noqa: E731
+    keep_oi = p.run_keep  # a run's OI sums count open contracts only
     return _Result(
-        spot=s.spot, call_gex=seg_sum(call_d, p.start), put_gex=-seg_sum(put_d, p.start),
-        flip=_flips(book, s, conv, flip_sessions, p, alive),
+        spot=s.spot, call_gex=per_snap(run_call), put_gex=-per_snap(run_put),
+        flip=_flips(book, s, conv, flip_sessions, p),
         call_wall=_pick(strikes, cw), put_wall=_pick(strikes, pw),
-        atm_iv=_atm_iv(book, p, keep, spot, n),
-        call_oi=seg_sum(np.where(keep, call_oi, 0.0), p.start), put_oi=seg_sum(np.where(keep, put_oi, 0.0), p.start),
-        zero_dte=bucket(day == s.day[owner]), this_week=bucket(day <= week_end),
-        next_week=bucket((day > week_end) & (day <= week_end + 7)),
-        max_pain=_max_pain(book, p, keep),
+        atm_iv=_atm_iv(book, s, p),
+        call_oi=per_snap(np.where(keep_oi, book.run_call_oi[p.run], 0.0)),
+        put_oi=per_snap(np.where(keep_oi, book.run_put_oi[p.run], 0.0)),
+        zero_dte=per_snap(np.where(day == s.day[p.run_owner], gross, 0.0)),
+        this_week=per_snap(np.where(day <= week_end, gross, 0.0)),
+        next_week=per_snap(np.where((day > week_end) & (day <= week_end + 7), gross, 0.0)),
+        max_pain=_max_pain(book, p),
         kstart=kstart, strikes=strikes, call_by_k=call_by_k, put_by_k=put_by_k,
     )
 
@@ -298,67 +329,57 @@ def _pick(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return out
 
 
-def _flips(book: ChainBook, s: _Snaps, conv: Conventions, flip_sessions: np.ndarray, p: _Pairs,
-           alive: np.ndarray) -> np.ndarray:
+def _flips(book: ChainBook, s: _Snaps, conv: Conventions, flip_sessions: np.ndarray, p: _Pairs) -> np.ndarray:
     """Flip per snapshot. A session's positions are those live at one of its snapshots and inside the
     DTE window at another, calls' OI minus puts' OI; a session with none has no flip at all."""
     n = s.spot.size
     out = np.full(n, np.nan)
-    seg = book.session
+    rseg = book.run_session
     at_min = np.full(book.n_sessions, np.inf)
     at_max = np.full(book.n_sessions, -np.inf)
     np.minimum.at(at_min, s.session, s.at_ts)
     np.maximum.at(at_max, s.session, s.at_ts)
+    run_ok = ((book.run_close > at_min[rseg])
+              & (book.run_close - at_max[rseg] <= (conv.dte_window + 1) * SECONDS_PER_YEAR / 365.0)
+              & flip_sessions[rseg])
     weight = book.call_oi - book.put_oi
-    usable = ((book.n_open > 0) & (book.expiry_close > at_min[seg])
-              & (book.expiry_close - at_max[seg] <= (conv.dte_window + 1) * SECONDS_PER_YEAR / 365.0)
-              & (weight != 0) & flip_sessions[seg])
-    solve = np.flatnonzero(np.bincount(seg[usable], minlength=book.n_sessions)[s.session] > 0)
+    usable = (book.n_open > 0) & (weight != 0) & np.repeat(run_ok, np.diff(book.run_start))
+    solve = np.flatnonzero(np.bincount(book.session[usable], minlength=book.n_sessions)[s.session] > 0)
     if solve.size == 0:
         return out
-    sel = usable[p.pos] & alive
+    sel = np.flatnonzero(usable[p.pos] & p.alive)
     fpos = p.pos[sel]
     with np.errstate(all="ignore"):
         vst = p.vst[sel]
-        coef = weight[fpos] * np.exp(-conv.q * p.tt[sel]) / vst * _INV_SQRT_2PI
+        coef = weight[fpos] * p.disc[sel] / vst * _INV_SQRT_2PI
         slope = 1.0 / vst
     # Snapshots outside `solve` have no usable position, so they own no pair: drop their empty runs.
     start = lengths_to_starts(np.bincount(p.owner[sel], minlength=n)[solve])
     profiles = Profiles(start, p.d1[sel], slope, coef)
+    at_spot = seg_sum(coef * p.e0[sel], start)  # the profile at spot, from the kernel gamma used
     tt = p.tt[sel]
 
     def textbook(j: int) -> TextbookProfile:
         g = fpos[start[j]:start[j + 1]]
         return TextbookProfile(book.strike[g], tt[start[j]:start[j + 1]], book.iv[g], weight[g], conv.r, conv.q)
 
-    out[solve] = solve_flips(profiles, s.spot[solve], conv.flip_search, textbook)
+    out[solve] = solve_flips(profiles, s.spot[solve], conv.flip_search, textbook, at_spot)
     return out
 
 
-def _atm_iv(book: ChainBook, p: _Pairs, keep: np.ndarray, spot: np.ndarray, n: int) -> np.ndarray:
-    """30-day ATM IV per snapshot: per expiry the IV at the strike nearest spot (mean of the contracts
-    there), interpolated linearly in total variance; the nearest expiry's or the last one's outside."""
+def _atm_iv(book: ChainBook, s: _Snaps, p: _Pairs) -> np.ndarray:
+    """30-day ATM IV per snapshot: per live expiry the IV at the strike nearest spot (mean of the
+    contracts there), interpolated linearly in total variance; the nearest expiry's or the last one's
+    outside the expiries' span."""
+    n = s.spot.size
     out = np.full(n, np.nan)
-    if p.pos.size == 0:
-        return out
-    iv = book.iv[p.pos]
-    ok = keep & np.isfinite(iv)
-    e = book.expiry_close[p.pos]
-    new = np.ones(p.pos.size, dtype=bool)
-    new[1:] = (p.owner[1:] != p.owner[:-1]) | (e[1:] != e[:-1])
-    runs = np.flatnonzero(new)
-    run_of = np.cumsum(new) - 1
-    dist = np.where(ok, np.abs(book.strike[p.pos] - spot), np.inf)
-    atm = ok & (dist == np.minimum.reduceat(dist, runs)[run_of])
-    count = book.n_open[p.pos]
-    wsum = np.add.reduceat(np.where(atm, count * iv, 0.0), runs)
-    wcount = np.add.reduceat(np.where(atm, count, 0), runs)
-    valid = wcount > 0
-    t, vol, who = p.t[runs][valid], wsum[valid] / wcount[valid], p.owner[runs][valid]
+    vol, count = book.atm.nearest_mean_iv(p.run, s.spot[p.run_owner])
+    valid = np.flatnonzero(p.run_keep & (count > 0))
+    t, vol, who = p.run_t[valid], vol[valid], p.run_owner[valid]
     vstart = lengths_to_starts(np.bincount(who, minlength=n))
     target = ATM_IV_DAYS / 365.0
     big = t.size
-    hi = seg_min(np.where(t >= target, np.arange(t.size), big), vstart, empty=big)
+    hi = seg_min(np.where(t >= target, np.arange(t.size), big), vstart, empty=big).astype(np.intp)
     has = vstart[1:] > vstart[:-1]
     first, last = vstart[:-1], vstart[1:] - 1
     at_first = has & (hi == first)
@@ -373,38 +394,14 @@ def _atm_iv(book: ChainBook, p: _Pairs, keep: np.ndarray, spot: np.ndarray, n: i
     return out
 
 
-def _max_pain(book: ChainBook, p: _Pairs, keep: np.ndarray) -> np.ndarray:
-    """Per snapshot, for its nearest live expiry: the strike that minimises the intrinsic value paid to
-    holders. Every (session, expiry) of the book is solved at once from prefix sums over strikes:
-    paid at c = c * (call OI below c) - (call OI x strike below c) + (put OI x strike above c) - c * (put OI above c)."""
-    n = p.start.size - 1
+def _max_pain(book: ChainBook, p: _Pairs) -> np.ndarray:
+    """Per snapshot, for its nearest live expiry (the first live run with an open contract): the
+    strike that minimises the intrinsic value paid to holders (engine/book.py)."""
+    n = p.run_start.size - 1
     out = np.full(n, np.nan)
-    first_live = seg_min(np.where(keep, np.arange(p.pos.size), p.pos.size), p.start, empty=p.pos.size)
-    has = first_live < p.pos.size
-    if not has.any():
-        return out
-    op = np.flatnonzero(book.n_open > 0)
-    k, co, po = book.strike[op], book.call_oi[op], book.put_oi[op]
-    seg, e = book.session[op], book.expiry_close[op]
-    block_new = np.ones(op.size, dtype=bool)
-    block_new[1:] = (seg[1:] != seg[:-1]) | (e[1:] != e[:-1])
-    run_new = block_new.copy()
-    run_new[1:] |= k[1:] != k[:-1]
-    block_of = np.cumsum(block_new) - 1
-    bstart = np.append(np.flatnonzero(block_new), op.size)
-    rfirst = np.flatnonzero(run_new)
-    rlast = np.append(rfirst[1:], op.size) - 1
-    prefix = lambda x: np.concatenate([[0.0], np.cumsum(x)])  # noqa: E731
-    c1, c2, p1, p2 = prefix(co), prefix(co * k), prefix(po), prefix(po * k)
-    rb = block_of[rfirst]
-    lo, hi = bstart[rb], bstart[rb + 1]
-    c = k[rfirst]
-    paid = (c * (c1[rfirst] - c1[lo]) - (c2[rfirst] - c2[lo])
-            + (p2[hi] - p2[rlast + 1]) - c * (p1[hi] - p1[rlast + 1]))
-    rstart = lengths_to_starts(np.bincount(rb, minlength=bstart.size - 1))
-    best = seg_argmax(-paid, rstart)
-    pain_of_block = c[best]
-    block_of_pos = np.full(book.strike.size, -1)
-    block_of_pos[op] = block_of
-    out[has] = pain_of_block[block_of_pos[p.pos[first_live[has]]]]
+    live = p.run_keep & book.run_open[p.run]
+    first = seg_min(np.where(live, np.arange(p.run.size), p.run.size), p.run_start, empty=p.run.size).astype(np.intp)
+    has = first < p.run.size
+    runs, inverse = np.unique(p.run[first[has]], return_inverse=True)
+    out[has] = max_pain(book, runs)[inverse]
     return out

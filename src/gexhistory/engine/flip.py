@@ -25,7 +25,10 @@ import numpy as np
 from gexhistory.engine.segments import expand, lengths_to_starts, seg_sum
 
 FLIP_GRID_POINTS = 25  # 1.67% spacing at +-20%; each bracketed crossing is then refined
-NEWTON_STEP_TOL = 1e-8  # in log-spot: once Newton steps are this small the error is ~C*1e-16 (C = f''/2f')
+# Newton stops once a step is below NEWTON_STEP_TOL (log-spot) and below a tenth of the step before: the
+# ratio shows quadratic convergence (step_k ~ C step_{k-1}^2), so the error left after the last step,
+# ~ C step^2 = step^3 / step_{k-1}^2, is below a hundredth of NEWTON_STEP_TOL.
+NEWTON_STEP_TOL = 1e-6
 BRACKET_TOL = 1e-13  # a bracket this narrow (in log-spot) is the root
 MAX_ITER = 100
 _NORMAL_D = 37.0  # exp(-37^2/2) ~ 1e-297: a term with |d| below this is a normal, nonzero float
@@ -67,6 +70,53 @@ class Profiles:
     def n(self) -> int:
         return self.start.size - 1
 
+    def single(self) -> "SingleProfiles":
+        return SingleProfiles.of(self)
+
+
+class SingleProfiles:
+    """The same profiles in float32, for the grid scan, which needs only the sign of each grid value.
+
+    float32 exp runs several times faster than float64 in numpy. Each snapshot carries a rigorous bound
+    on how far its float32 value can be from the float64 one; a grid value within that bound of zero is
+    recomputed in float64, so the scan's signs are exactly those of a float64 scan.
+
+    d = slope * (x - u), u = -d1 / slope the position's centre in log-spot (no cancellation between large
+    d1 and slope * x). With every input rounded once to float32 and each operation adding one rounding
+    (2^-24 relative), the error of d is at most 2^-24 (2 slope (|u| + |x|) + 2|d|); through exp(-d^2/2)
+    (maxima of |d| e^{-d^2/2} and d^2 e^{-d^2/2} are 0.61 and 0.74) and the product with the coefficient,
+    a term's error is at most |coef| 2^-24 (1.22 slope (|u| + |x|) + 7.3), plus 2^-126 |coef| where exp
+    underflows. The float32 sum of n terms adds at most (n - 1) 2^-24 sum|coef|.
+    """
+
+    X_MAX = 0.25  # |log(S / spot)| over the widest grid (+-20%) is 0.223
+
+    def __init__(self, start, u, slope, coef, bound):
+        self.start, self.u, self.slope, self.coef, self.bound = start, u, slope, coef, bound
+
+    @classmethod
+    def of(cls, p: Profiles) -> "SingleProfiles":
+        with np.errstate(all="ignore"):
+            u = -p.d1 / p.slope
+            mag = np.abs(p.coef)
+            err = mag * (1.22 * p.slope * (np.abs(u) + cls.X_MAX) + 7.3 + 2.0 ** -102)
+        n = np.diff(p.start)
+        bound = (seg_sum(err, p.start) + np.maximum(n - 1, 0) * seg_sum(mag, p.start)) * 2.0 ** -24 * 1.01
+        return cls(p.start, u.astype(np.float32), p.slope.astype(np.float32), p.coef.astype(np.float32), bound)
+
+    def rows(self, rows: np.ndarray) -> "SingleProfiles":
+        idx, owner = expand(self.start, rows)
+        return SingleProfiles(lengths_to_starts(np.bincount(owner, minlength=rows.size)), self.u[idx],
+                              self.slope[idx], self.coef[idx], self.bound[rows])
+
+    def at_points(self, x: np.ndarray) -> np.ndarray:
+        """(snapshots, points), as Profiles.at_points, within `bound` of it."""
+        d = x.astype(np.float32)[:, None] - self.u[None, :]
+        d *= self.slope[None, :]
+        terms = _gauss(d)
+        terms *= self.coef[None, :]
+        return seg_sum(terms, self.start).T
+
 
 def _gauss(d: np.ndarray) -> np.ndarray:
     """exp(-d^2/2) in place."""
@@ -75,9 +125,11 @@ def _gauss(d: np.ndarray) -> np.ndarray:
     return np.exp(d, out=d)
 
 
-def solve_flips(profiles: Profiles, spots: np.ndarray, flip_search: float, textbook) -> np.ndarray:
+def solve_flips(profiles: Profiles, spots: np.ndarray, flip_search: float, textbook,
+                at_spot: np.ndarray | None = None) -> np.ndarray:
     """Flip point of each snapshot (NaN where the profile does not cross zero within +-flip_search).
-    `textbook(j)` gives snapshot j's profile as a callable of spot levels, for the full-grid path."""
+    `textbook(j)` gives snapshot j's profile as a callable of spot levels, for the full-grid path;
+    `at_spot`, the profiles' values at spot when the caller has them."""
     spots = np.asarray(spots, dtype=float)
     n = spots.size
     out = np.full(n, np.nan)
@@ -94,7 +146,10 @@ def solve_flips(profiles: Profiles, spots: np.ndarray, flip_search: float, textb
     bad = ~np.isfinite(p.coef) | ~np.isfinite(p.d1)
     anchored = (seg_sum(good.astype(float), p.start) > 0) & (seg_sum(bad.astype(float), p.start) == 0)
 
+    single = p.single()
     vals = np.full((n, FLIP_GRID_POINTS), np.nan)
+    if at_spot is not None and rel[FLIP_GRID_POINTS // 2] == 1.0:
+        vals[:, FLIP_GRID_POINTS // 2] = at_spot
     bracket = np.full(n, -1)
     fallback = ~anchored
     todo = np.flatnonzero(anchored)
@@ -102,10 +157,9 @@ def solve_flips(profiles: Profiles, spots: np.ndarray, flip_search: float, textb
         if todo.size == 0:
             break
         need = np.unique(np.concatenate([ring, ring + 1]))
-        need = need[np.isnan(vals[todo[0], need])]
+        need = need[np.isnan(vals[todo, need[:, None]]).any(axis=1)]
         if need.size:
-            sub = p if todo.size == n else p.rows(todo)
-            vals[np.ix_(todo, need)] = sub.at_points(x[need])
+            vals[np.ix_(todo, need)] = _scan_values(p, single, todo, x[need], n)
         v = vals[todo]
         zero = (v == 0).any(axis=1)
         fallback[todo[zero]] = True
@@ -129,6 +183,17 @@ def solve_flips(profiles: Profiles, spots: np.ndarray, flip_search: float, textb
         flip = _nearest_crossing(profile, grid[j], profile(grid[j]), spots[j])
         out[j] = np.nan if flip is None else flip
     return out
+
+
+def _scan_values(p: Profiles, single: SingleProfiles, rows: np.ndarray, x: np.ndarray, n: int) -> np.ndarray:
+    """Rows' profiles at the grid points x: float32, then float64 where the sign is not certain."""
+    everyone = rows.size == n
+    sub = single if everyone else single.rows(rows)
+    vals = sub.at_points(x)
+    doubt = np.flatnonzero((np.abs(vals) <= sub.bound[:, None]).any(axis=1))
+    if doubt.size:
+        vals[doubt] = p.rows(rows[doubt]).at_points(x)
+    return vals
 
 
 class TextbookProfile:
@@ -187,10 +252,12 @@ def _newton(p: Profiles, xa, xb, fa, fb, start) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             nxt = c - f / fp
         lo, hi = np.minimum(xa[act], xb[act]), np.maximum(xa[act], xb[act])
-        newton = np.isfinite(nxt) & (nxt > lo) & (nxt < hi) & (np.abs(nxt - c) <= 0.5 * last[act])
+        step = np.abs(nxt - c)
+        newton = np.isfinite(nxt) & (nxt > lo) & (nxt < hi) & (step <= 0.5 * last[act])
+        quadratic = newton & (step < NEWTON_STEP_TOL) & (step < 0.1 * last[act])
         nxt = np.where(newton, nxt, 0.5 * (lo + hi))
         last[act] = np.abs(nxt - c)
-        done = exact | (newton & (np.abs(nxt - c) < NEWTON_STEP_TOL)) | (hi - lo < BRACKET_TOL)
+        done = exact | quadratic | (hi - lo < BRACKET_TOL)
         root[act] = np.where(exact, c, nxt)
         xc[act] = nxt
         if done.any():
