@@ -9,6 +9,7 @@ in every table are committed together, so a rerun resumes exactly where the last
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -311,6 +312,22 @@ def _still_todo(conn, symbol: str, batch: list[Session], rows: list[dict], opts:
 
 
 COMPUTE_CHUNK = 32  # sessions per engine call: big enough to amortise numpy's per-call cost, small enough for cache
+THREADS_ENV = "GEXHISTORY_ENGINE_THREADS"
+
+
+def engine_threads() -> int:
+    """Threads that run the engine on chunks ahead of the writer (numpy releases the GIL in its loops):
+    GEXHISTORY_ENGINE_THREADS, else two where the machine has two cores."""
+    raw = os.environ.get(THREADS_ENV)
+    if raw:
+        try:
+            n = int(raw)
+        except ValueError:
+            n = 0
+        if not 1 <= n <= 64:
+            raise BadInput(f"{THREADS_ENV} must be a whole number from 1 to 64, got {raw!r}")
+        return n
+    return max(1, min(2, os.cpu_count() or 1))
 
 
 def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv: Conventions,
@@ -320,8 +337,9 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
 
     The sessions before and between the ones written are computed at their close only: their close GEX
     feeds the rolling price-GEX correlation and the signals' GEX scale. Sessions go through the engine
-    COMPUTE_CHUNK at a time, in date order (the chain model steps forward); a session's values do not
-    depend on the chunk it lands in."""
+    COMPUTE_CHUNK at a time, in date order (the chain model steps forward), on engine_threads() threads
+    that work ahead of the caller; results are used in order, and a session's values do not depend on
+    the chunk or thread it lands in."""
     first, last = todo[0].date, todo[-1].date
     context = sessions_before(first, max(CORR_WINDOW + 1, SCALE_WINDOW))
     bars_from = warmup_start(context[0].date if context else first)
@@ -337,27 +355,51 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
     span_close = np.array([bars.close[idx[s.date]] for s in span])
     close_gex = np.full(len(span), np.nan)
     close_iv: dict[dt.date, float | None] = {}
-    for lo in range(0, len(span), COMPUTE_CHUNK):
+
+    def chunk(lo: int):
         block = span[lo:lo + COMPUTE_CHUNK]
-        block_chains = [(chains(s.date) if chains is not None else None) or model.chain_for(idx[s.date])
-                        for s in block]
+        imported = [chains(s.date) if chains is not None else None for s in block]
+        block_chains = [c if c is not None else model.chain_for(idx[s.date]) for s, c in zip(block, imported)]
         wanted = [s.date in known for s in block]
         spots = [known[s.date][1] if w else [bars.close[idx[s.date]]] for s, w in zip(block, wanted)]
         times = [known[s.date][0] if w else [s.close] for s, w in zip(block, wanted)]
-        snaps = compute_sessions_batch(block_chains, spots, times, conv, with_flip=wanted)
-        for k, (s, sn) in enumerate(zip(block, snaps)):
-            close_gex[lo + k] = sn[-1].net_gex
-            close_iv[s.date] = sn[-1].atm_iv
-        corr = _price_gex_corr(span_close, close_gex, lo, len(block))
-        for k, (s, sn, chain, w) in enumerate(zip(block, snaps, block_chains, wanted)):
-            if not w:
-                continue
-            at = lo + k
-            prior = close_gex[max(0, at - SCALE_WINDOW):at].tolist()
-            sig_rows = signals.rows_for(s, sn, chain, prior, span[at - 1].date if at else None, close_iv,
-                                        source.name, chain.source)
-            yield _rows_for_session(symbol, s, sn, corr[k], source.name, chain.source, times=known[s.date][0],
-                                    signal_rows=sig_rows)
+        return block, block_chains, wanted, (block_chains, spots, times, conv, wanted)
+
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = engine_threads()
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="gex-engine")
+    pending: deque = deque()
+    starts = iter(range(0, len(span), COMPUTE_CHUNK))
+    try:
+        while True:
+            # The chain model steps forward in this thread; the engine runs on the pool, a few chunks ahead.
+            while len(pending) < 2 * threads:
+                lo = next(starts, None)
+                if lo is None:
+                    break
+                block, block_chains, wanted, args = chunk(lo)
+                pending.append((lo, block, block_chains, wanted, pool.submit(compute_sessions_batch, *args)))
+            if not pending:
+                break
+            lo, block, block_chains, wanted, future = pending.popleft()
+            snaps = future.result()
+            for k, (s, sn) in enumerate(zip(block, snaps)):
+                close_gex[lo + k] = sn[-1].net_gex
+                close_iv[s.date] = sn[-1].atm_iv
+            corr = _price_gex_corr(span_close, close_gex, lo, len(block))
+            for k, (s, sn, chain, w) in enumerate(zip(block, snaps, block_chains, wanted)):
+                if not w:
+                    continue
+                at = lo + k
+                prior = close_gex[max(0, at - SCALE_WINDOW):at].tolist()
+                sig_rows = signals.rows_for(s, sn, chain, prior, span[at - 1].date if at else None, close_iv,
+                                            source.name, chain.source)
+                yield _rows_for_session(symbol, s, sn, corr[k], source.name, chain.source,
+                                        times=known[s.date][0], signal_rows=sig_rows)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _price_gex_corr(close: np.ndarray, close_gex: np.ndarray, lo: int, n: int) -> list[float | None]:

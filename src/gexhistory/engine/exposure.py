@@ -134,11 +134,11 @@ def compute_sessions_batch(chains: list[OptionChain], spots: list, times: list[l
     book = ChainBook.of(chains, vendor=conv.gamma_source == "vendor")
     snaps = _Snaps.of(spots, times)
     flags = np.broadcast_to(np.asarray(with_flip, dtype=bool), (len(chains),))
-    res = _exposures(book, snaps, conv, flags)
+    flat = _exposures(book, snaps, conv, flags).snapshots(conv)
     out: list[list[GexSnapshot]] = []
     j = 0
     for ts in times:
-        out.append([res.snapshot(j + m, conv) for m in range(len(ts))])
+        out.append(flat[j:j + len(ts)])
         j += len(ts)
     return out
 
@@ -252,21 +252,20 @@ class _Result:
     call_by_k: np.ndarray
     put_by_k: np.ndarray
 
-    def snapshot(self, j: int, conv: Conventions) -> GexSnapshot:
-        spot, call, put = float(self.spot[j]), float(self.call_gex[j]), float(self.put_gex[j])
-        net = call + put
-        opt = lambda a: None if a[j] != a[j] else float(a[j])  # noqa: E731 - NaN means None
-        flip = opt(self.flip)
-        lo, hi = self.kstart[j], self.kstart[j + 1]
-        return GexSnapshot(
-            spot=spot, net_gex=net, call_gex=call, put_gex=put, flip_point=flip, flip_found=flip is not None,
-            call_wall=opt(self.call_wall), put_wall=opt(self.put_wall), atm_iv=opt(self.atm_iv),
-            put_call_ratio=float(self.put_oi[j] / self.call_oi[j]) if self.call_oi[j] > 0 else None,
-            zero_dte_gamma=float(self.zero_dte[j]), gamma_expiring_this_week=float(self.this_week[j]),
-            gamma_expiring_next_week=float(self.next_week[j]), max_pain=opt(self.max_pain),
-            regime=classify_regime(net, call - put, conv.neutral_band), mm_state=mm_state_for(spot, flip, net),
-            strikes=self.strikes[lo:hi], call_gex_by_strike=self.call_by_k[lo:hi], put_gex_by_strike=self.put_by_k[lo:hi],
-        )
+    def snapshots(self, conv: Conventions) -> list[GexSnapshot]:
+        """Every snapshot as a GexSnapshot (NaN becomes None), converted column by column."""
+        opt = lambda a: [None if v != v else v for v in a.tolist()]  # noqa: E731 - NaN means None
+        with np.errstate(all="ignore"):
+            pcr = np.where(self.call_oi > 0, self.put_oi / np.where(self.call_oi > 0, self.call_oi, 1.0), np.nan)
+        cols = zip(self.spot.tolist(), self.call_gex.tolist(), self.put_gex.tolist(), opt(self.flip),
+                   opt(self.call_wall), opt(self.put_wall), opt(self.atm_iv), opt(pcr), self.zero_dte.tolist(),
+                   self.this_week.tolist(), self.next_week.tolist(), opt(self.max_pain), self.kstart[:-1].tolist(),
+                   self.kstart[1:].tolist())
+        band = conv.neutral_band
+        return [GexSnapshot(spot, call + put, call, put, flip, flip is not None, cw, pw, iv, ratio, zero, week, nxt,
+                            pain, classify_regime(call + put, call - put, band), mm_state_for(spot, flip, call + put),
+                            self.strikes[lo:hi], self.call_by_k[lo:hi], self.put_by_k[lo:hi])
+                for spot, call, put, flip, cw, pw, iv, ratio, zero, week, nxt, pain, lo, hi in cols]
 
 
 def _exposures(book: ChainBook, s: _Snaps, conv: Conventions, flip_sessions: np.ndarray) -> _Result:
