@@ -9,6 +9,7 @@ in every table are committed together, so a rerun resumes exactly where the last
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -19,9 +20,9 @@ from gexhistory import __version__
 from gexhistory.calendar import ET, Session, format_ts, sessions_before, sessions_between
 from gexhistory.engine.chain import OptionChain
 from gexhistory.engine.chain_model import ChainModel, ModelParams, warmup_start
-from gexhistory.engine.exposure import GEX_UNIT, Conventions, GexSnapshot, compute_exposure, compute_session
+from gexhistory.engine.exposure import GEX_UNIT, Conventions, GexSnapshot, compute_sessions_batch
 from gexhistory.engine.signals import SCALE_WINDOW
-from gexhistory.engine.summary import CORR_WINDOW, daily_summary, none_if_nan, rolling_price_gex_corr
+from gexhistory.engine.summary import CORR_WINDOW, daily_summary, window_corr
 from gexhistory.backfill_signals import SignalContext, fetch_minutes
 from gexhistory.errors import BadInput, WorkFailed
 from gexhistory.sources.base import DailyBars, PriceSource
@@ -310,10 +311,35 @@ def _still_todo(conn, symbol: str, batch: list[Session], rows: list[dict], opts:
     return [batch[k] for k in keep], [rows[k] for k in keep]
 
 
+COMPUTE_CHUNK = 32  # sessions per engine call: big enough to amortise numpy's per-call cost, small enough for cache
+THREADS_ENV = "GEXHISTORY_ENGINE_THREADS"
+
+
+def engine_threads() -> int:
+    """Threads that run the engine on chunks ahead of the writer (numpy releases the GIL in its loops):
+    GEXHISTORY_ENGINE_THREADS, else two where the machine has two cores."""
+    raw = os.environ.get(THREADS_ENV)
+    if raw:
+        try:
+            n = int(raw)
+        except ValueError:
+            n = 0
+        if not 1 <= n <= 64:
+            raise BadInput(f"{THREADS_ENV} must be a whole number from 1 to 64, got {raw!r}")
+        return n
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv: Conventions,
                      model_params: ModelParams, chains: Callable[[dt.date], OptionChain | None] | None = None):
     """Yield, for each session of `todo` in order, its rows for every table (nothing written here).
-    `chains(date)` gives a stored imported chain, used instead of the modelled one for that date."""
+    `chains(date)` gives a stored imported chain, used instead of the modelled one for that date.
+
+    The sessions before and between the ones written are computed at their close only: their close GEX
+    feeds the rolling price-GEX correlation and the signals' GEX scale. Sessions go through the engine
+    COMPUTE_CHUNK at a time, in date order (the chain model steps forward), on engine_threads() threads
+    that work ahead of the caller; results are used in order, and a session's values do not depend on
+    the chunk or thread it lands in."""
     first, last = todo[0].date, todo[-1].date
     context = sessions_before(first, max(CORR_WINDOW + 1, SCALE_WINDOW))
     bars_from = warmup_start(context[0].date if context else first)
@@ -324,39 +350,72 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
     known = _priced_snapshots(source.name, symbol, todo, minutes)
     model = ChainModel(symbol, bars.dates, bars.close, bars.volume, model_params)
     signals = SignalContext(source, symbol, todo, bars, minutes_with_warmup, conv)
+
+    span = [s for s in sessions_between(context[0].date if context else first, last) if s.date in idx]
+    span_close = np.array([bars.close[idx[s.date]] for s in span])
+    close_gex = np.full(len(span), np.nan)
     close_iv: dict[dt.date, float | None] = {}
 
-    # Close GEX for the sessions before and between the ones written, for the rolling correlation.
-    todo_dates = {s.date for s in todo}
-    span = [d for d in bars.dates if (context[0].date if context else first) <= d <= last]
-    close_gex: dict[dt.date, float] = {}
-    sessions_by_date = {s.date: s for s in sessions_between(span[0], span[-1])}
-    for k, d in enumerate(span):
-        i = idx[d]
-        s = sessions_by_date[d]
-        chain = chains(d) if chains is not None else None
-        if chain is None:
-            chain = model.chain_for(i)
-        if d in todo_dates:
-            times, spots = known[d]
-            snaps = compute_session(chain, spots, times, conv)
-            close_gex[d] = snaps[-1].net_gex
-            close_iv[d] = snaps[-1].atm_iv
-        else:
-            ctx = compute_exposure(chain, float(bars.close[i]), s.close, conv, with_flip=False)
-            close_gex[d], close_iv[d] = ctx.net_gex, ctx.atm_iv
-            continue
-        dates_so_far = span[max(0, k - CORR_WINDOW):k + 1]
-        corr = None
-        if len(dates_so_far) == CORR_WINDOW + 1:
-            prices = np.array([bars.close[idx[x]] for x in dates_so_far])
-            gex = np.array([close_gex[x] for x in dates_so_far])
-            corr = none_if_nan(rolling_price_gex_corr(prices, gex)[-1])
-        prior = [close_gex[x] for x in span[max(0, k - SCALE_WINDOW):k]]
-        sig_rows = signals.rows_for(s, snaps, chain, prior, span[k - 1] if k else None, close_iv,
-                                    source.name, chain.source)
-        yield _rows_for_session(symbol, s, snaps, corr, source.name, chain.source, times=times,
-                                signal_rows=sig_rows)
+    def chunk(lo: int):
+        block = span[lo:lo + COMPUTE_CHUNK]
+        imported = [chains(s.date) if chains is not None else None for s in block]
+        block_chains = [c if c is not None else model.chain_for(idx[s.date]) for s, c in zip(block, imported)]
+        wanted = [s.date in known for s in block]
+        spots = [known[s.date][1] if w else [bars.close[idx[s.date]]] for s, w in zip(block, wanted)]
+        times = [known[s.date][0] if w else [s.close] for s, w in zip(block, wanted)]
+        return block, block_chains, wanted, (block_chains, spots, times, conv, wanted)
+
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = engine_threads()
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="gex-engine")
+    pending: deque = deque()
+    starts = iter(range(0, len(span), COMPUTE_CHUNK))
+    try:
+        while True:
+            # The chain model steps forward in this thread; the engine runs on the pool, a few chunks ahead.
+            while len(pending) < 2 * threads:
+                lo = next(starts, None)
+                if lo is None:
+                    break
+                block, block_chains, wanted, args = chunk(lo)
+                pending.append((lo, block, block_chains, wanted, pool.submit(compute_sessions_batch, *args)))
+            if not pending:
+                break
+            lo, block, block_chains, wanted, future = pending.popleft()
+            snaps = future.result()
+            for k, (s, sn) in enumerate(zip(block, snaps)):
+                close_gex[lo + k] = sn[-1].net_gex
+                close_iv[s.date] = sn[-1].atm_iv
+            corr = _price_gex_corr(span_close, close_gex, lo, len(block))
+            for k, (s, sn, chain, w) in enumerate(zip(block, snaps, block_chains, wanted)):
+                if not w:
+                    continue
+                at = lo + k
+                prior = close_gex[max(0, at - SCALE_WINDOW):at].tolist()
+                sig_rows = signals.rows_for(s, sn, chain, prior, span[at - 1].date if at else None, close_iv,
+                                            source.name, chain.source)
+                yield _rows_for_session(symbol, s, sn, corr[k], source.name, chain.source,
+                                        times=known[s.date][0], signal_rows=sig_rows)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _price_gex_corr(close: np.ndarray, close_gex: np.ndarray, lo: int, n: int) -> list[float | None]:
+    """The rolling price-GEX correlation of span sessions lo..lo+n-1 (None until CORR_WINDOW changes exist)."""
+    out: list[float | None] = [None] * n
+    start = max(lo, CORR_WINDOW)
+    if start >= lo + n:
+        return out
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    rows = slice(start - CORR_WINDOW, lo + n - CORR_WINDOW)
+    corr = window_corr(sliding_window_view(close, CORR_WINDOW + 1)[rows],
+                       sliding_window_view(close_gex, CORR_WINDOW + 1)[rows])
+    for k, c in zip(range(start - lo, n), corr.tolist()):
+        out[k] = None if c != c else c
+    return out
 
 
 def fill_outcomes(engine, symbol: str) -> tuple[int, int]:

@@ -2,6 +2,11 @@
 
 Sign convention (SPEC §4.1): dealers are long the calls and short the puts that customers hold, so
 call GEX counts positive and put GEX negative. Units: dollars of delta per 1% move of the underlying.
+
+Every snapshot of every session in a call is computed at once: the sessions' chains become one flat book
+of positions (engine/book.py), each snapshot is paired with its session's positions, and every figure is a
+reduction over one snapshot's own pairs (engine/segments.py). A session's numbers are therefore the same
+whether it is computed alone or with hundreds of others.
 """
 
 from __future__ import annotations
@@ -11,13 +16,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gexhistory.engine.book import ChainBook, max_pain
 from gexhistory.engine.chain import OptionChain
-from gexhistory.engine.flip import FLIP_GRID_POINTS, flips_for_positions, pad_positions
-from gexhistory.engine.greeks import SECONDS_PER_YEAR, bs_gamma, dollar_gamma_per_pct
+from gexhistory.engine.flip import FLIP_GRID_POINTS, Profiles, TextbookProfile, solve_flips  # noqa: F401
+from gexhistory.engine.greeks import _INV_SQRT_2PI, MIN_T_YEARS, SECONDS_PER_YEAR, bs_gamma, dollar_gamma_per_pct
+from gexhistory.engine.segments import expand, lengths_to_starts, seg_argmax, seg_min, seg_sum
 
 GEX_UNIT = "usd_per_1pct_move"
 FLIP_SEARCH = 0.20  # flip searched within +-20% of spot
 NEUTRAL_BAND = 0.05  # |net| below 5% of gross (|call| + |put|) GEX is NEUTRAL
+ATM_IV_DAYS = 30.0
 
 POSITIVE, NEGATIVE, NEUTRAL = "POSITIVE", "NEGATIVE", "NEUTRAL"
 LONG_GAMMA, SHORT_GAMMA = "LONG_GAMMA", "SHORT_GAMMA"
@@ -82,218 +90,62 @@ def mm_state_for(spot: float, flip_point: float | None, net_gex: float) -> str:
     return LONG_GAMMA if net_gex >= 0 else SHORT_GAMMA
 
 
-def _live(chain: OptionChain, at_ts: float, conv: Conventions):
-    t = (chain.expiry_close - at_ts) / SECONDS_PER_YEAR
-    keep = (t > 0) & (t <= (conv.dte_window + 1) / 365.0) & (chain.open_interest > 0)
-    return keep, t
-
-
 def net_gex_profile(chain: OptionChain, spots: np.ndarray, at_ts: float, conv: Conventions) -> np.ndarray:
     """Net GEX recomputed at hypothetical spot levels (chain, IVs and time held fixed)."""
-    keep, t = _live(chain, at_ts, conv)
+    t = (chain.expiry_close - at_ts) / SECONDS_PER_YEAR
+    keep = (t > 0) & (t <= (conv.dte_window + 1) / 365.0) & (chain.open_interest > 0)
     sign_oi = np.where(chain.is_call[keep], 1.0, -1.0) * chain.open_interest[keep]
     s = np.asarray(spots, dtype=float)[:, None]
     g = bs_gamma(s, chain.strike[keep], t[keep], chain.iv[keep], conv.r, conv.q)
     return dollar_gamma_per_pct(g, sign_oi, s, chain.multiplier).sum(axis=1)
 
 
-def _signed_positions(chain: OptionChain, keep: np.ndarray):
-    """Calls (+OI) and puts (-OI) that share strike, expiry and IV have one gamma: merge them."""
-    k, e, iv = chain.strike[keep], chain.expiry_close[keep], chain.iv[keep]
-    sign_oi = np.where(chain.is_call[keep], 1.0, -1.0) * chain.open_interest[keep]
-    if k.size == 0:
-        return k, e, iv, sign_oi
-    order = np.lexsort((iv, e, k))
-    k, e, iv, sign_oi = k[order], e[order], iv[order], sign_oi[order]
-    starts = np.flatnonzero(np.r_[True, (k[1:] != k[:-1]) | (e[1:] != e[:-1]) | (iv[1:] != iv[:-1])])
-    merged = np.add.reduceat(sign_oi, starts)
-    nz = merged != 0
-    return k[starts][nz], e[starts][nz], iv[starts][nz], merged[nz]
-
-
-def _flip_keep(chain: OptionChain, at_ts: np.ndarray, conv: Conventions) -> np.ndarray:
-    """Contracts a session's flip search uses: live at some snapshot and inside the DTE window at another."""
-    return (chain.open_interest > 0) & (chain.expiry_close > at_ts.min()) & (
-        chain.expiry_close - at_ts.max() <= (conv.dte_window + 1) * SECONDS_PER_YEAR / 365.0)
-
-
-def find_flips(chain: OptionChain, spots, at_ts_list, conv: Conventions) -> list[float | None]:
-    """For each (spot, time): the zero crossing of the net GEX profile nearest to spot within
-    +-flip_search, or None when the profile does not cross zero there (engine/flip.py)."""
-    at_ts = np.asarray(at_ts_list, dtype=float)
-    k, e, iv, sign_oi = _signed_positions(chain, _flip_keep(chain, at_ts, conv))
-    return flips_for_positions(k, e, iv, sign_oi, spots, at_ts, conv.r, conv.q, conv.flip_search)
-
-
-def find_flip(chain: OptionChain, spot: float, at_ts: float, conv: Conventions) -> float | None:
-    return find_flips(chain, [spot], [at_ts], conv)[0]
-
-
 @dataclass
-class _Book:
-    """A chain's groupings, computed once and shared by every snapshot of its session."""
+class _Snaps:
+    """The snapshots of one call: `session` of each, and what the engine needs of its moment."""
 
-    strikes: np.ndarray  # unique strikes, ascending
-    kinv: np.ndarray  # per contract: index into strikes
-    ginv: np.ndarray  # per contract: its (strike, expiry, IV) group; a group has one gamma
-    gfirst: np.ndarray  # one contract of each group, in (strike, expiry, IV) order
-    eorder: np.ndarray  # contracts by expiry (stable)
-    estarts: np.ndarray  # where each expiry starts in eorder
-    egroup: np.ndarray  # expiry index of each position of eorder
-    expiry_day: np.ndarray
+    session: np.ndarray  # index into the book's sessions
+    spot: np.ndarray
+    at_ts: np.ndarray  # POSIX seconds
+    day: np.ndarray  # the snapshot's date, days since 1970-01-01
+    week_end: np.ndarray  # that week's Friday, same unit
 
     @classmethod
-    def of(cls, chain: OptionChain) -> "_Book":
-        k, e, iv = chain.strike, chain.expiry_close, chain.iv
-        if k.size == 0:
-            none = np.zeros(0, dtype=np.intp)
-            return cls(np.zeros(0), none, none, none, none, none, none, chain.expiry.astype("datetime64[D]"))
-        order = np.lexsort((iv, e, k))
-        ks, es, ivs = k[order], e[order], iv[order]
-        newk = np.r_[True, ks[1:] != ks[:-1]]
-        newg = newk | np.r_[False, (es[1:] != es[:-1]) | (ivs[1:] != ivs[:-1])]
-        ginv = np.empty(k.size, dtype=np.intp)
-        ginv[order] = np.cumsum(newg) - 1
-        if np.isnan(k).any():  # NaN strikes: np.unique's grouping (one NaN bin), as walls always had
-            strikes, kinv = np.unique(k, return_inverse=True)
-        else:
-            strikes = ks[newk]
-            kinv = np.empty(k.size, dtype=np.intp)
-            kinv[order] = np.cumsum(newk) - 1
-        eorder = np.argsort(e, kind="stable")
-        ee = e[eorder]
-        new_e = np.r_[True, ee[1:] != ee[:-1]]
-        return cls(strikes, kinv, ginv, order[newg], eorder, np.flatnonzero(new_e), np.cumsum(new_e) - 1,
-                   chain.expiry.astype("datetime64[D]"))
-
-    def flip_positions(self, chain: OptionChain, keep: np.ndarray):
-        """What _signed_positions returns, from the groups already made."""
-        g = self.gfirst
-        sign_oi = np.where(chain.is_call & keep, chain.open_interest, 0.0) - np.where(
-            ~chain.is_call & keep, chain.open_interest, 0.0)
-        merged = np.bincount(self.ginv, sign_oi, g.size)
-        nz = merged != 0
-        return chain.strike[g][nz], chain.expiry_close[g][nz], chain.iv[g][nz], merged[nz]
+    def of(cls, spots: list, times: list[list[dt.datetime]]) -> "_Snaps":
+        flat = [t for ts in times for t in ts]
+        days = np.array([t.toordinal() for t in flat], dtype=np.int64) - _EPOCH_ORDINAL
+        return cls(np.repeat(np.arange(len(times)), [len(ts) for ts in times]),
+                   np.concatenate([np.asarray(s, dtype=float).reshape(len(ts)) for s, ts in zip(spots, times)]
+                                  or [np.zeros(0)]),
+                   np.array([t.timestamp() for t in flat], dtype=float), days,
+                   days + np.array([4 - t.weekday() for t in flat], dtype=np.int64))
 
 
-def _atm_ivs(chain: OptionChain, book: _Book, keep: np.ndarray, t: np.ndarray, spots: np.ndarray,
-             target_days: float = 30.0) -> list[float | None]:
-    """30-day ATM IV per snapshot: per expiry the IV at the strike nearest spot (mean of the contracts
-    there), interpolated in total variance."""
-    n = spots.size
-    if chain.strike.size == 0:
-        return [None] * n
-    eo, st = book.eorder, book.estarts
-    ok = (keep & np.isfinite(chain.iv))[:, eo]
-    dist = np.where(ok, np.abs(chain.strike[eo] - spots[:, None]), np.inf)
-    nearest = np.minimum.reduceat(dist, st, axis=1)
-    atm = ok & (dist == nearest[:, book.egroup])
-    sums = np.add.reduceat(np.where(atm, chain.iv[eo], 0.0), st, axis=1)
-    counts = np.add.reduceat(atm, st, axis=1)
-    exp_t = t[:, eo[st]]
-    target = target_days / 365.0
-    out: list[float | None] = []
-    for j in range(n):
-        sel = counts[j] > 0
-        if not sel.any():
-            out.append(None)
-            continue
-        ts, vol = exp_t[j, sel], sums[j, sel] / counts[j, sel]
-        if target <= ts[0]:
-            out.append(float(vol[0]))
-        elif target >= ts[-1]:
-            out.append(float(vol[-1]))
-        else:  # linear in total variance, then back to vol
-            out.append(float(np.sqrt(np.interp(target, ts, vol * vol * ts) / target)))
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+
+
+def compute_sessions_batch(chains: list[OptionChain], spots: list, times: list[list[dt.datetime]],
+                           conv: Conventions | None = None, with_flip: bool | list[bool] = True) -> list[list[GexSnapshot]]:
+    """The snapshots of many sessions: chains[i] (OI is published once a day) at spots[i][j], times[i][j].
+    `with_flip` (one flag, or one per session) skips the flip search where it is not needed."""
+    conv = conv or Conventions()
+    if not chains:
+        return []
+    book = ChainBook.of(chains, vendor=conv.gamma_source == "vendor")
+    snaps = _Snaps.of(spots, times)
+    flags = np.broadcast_to(np.asarray(with_flip, dtype=bool), (len(chains),))
+    flat = _exposures(book, snaps, conv, flags).snapshots(conv)
+    out: list[list[GexSnapshot]] = []
+    j = 0
+    for ts in times:
+        out.append(flat[j:j + len(ts)])
+        j += len(ts)
     return out
 
 
-def _max_pain(chain: OptionChain, expiry_close: float) -> float:
-    """For one expiry: the strike that minimises the intrinsic value paid to holders."""
-    m = (chain.expiry_close == expiry_close) & (chain.open_interest > 0)
-    k, oi, call = chain.strike[m], chain.open_interest[m], chain.is_call[m]
-    cand = np.unique(k)
-    pay_calls = (np.maximum(cand[:, None] - k[None, :], 0) * (oi * call)[None, :]).sum(axis=1)
-    pay_puts = (np.maximum(k[None, :] - cand[:, None], 0) * (oi * ~call)[None, :]).sum(axis=1)
-    return float(cand[np.argmin(pay_calls + pay_puts)])
-
-
-def _snapshots(chain: OptionChain, spots, times: list[dt.datetime], conv: Conventions, flips: list,
-               book: _Book | None = None) -> list[GexSnapshot]:
-    """Every snapshot of one chain at once: arrays are (snapshot, contract)."""
-    book = book or _Book.of(chain)
-    n = len(times)
-    spots = np.asarray(spots, dtype=float).reshape(n)
-    at_ts = np.array([t.timestamp() for t in times])
-    oi, is_call = chain.open_interest, chain.is_call
-    t = (chain.expiry_close[None, :] - at_ts[:, None]) / SECONDS_PER_YEAR
-    keep = (t > 0) & (t <= (conv.dte_window + 1) / 365.0) & (oi > 0)
-    if conv.gamma_source == "vendor" and chain.gamma is not None:
-        gamma = np.where(keep, chain.gamma, 0.0)
-    else:  # one gamma per (strike, expiry, IV) group: a call and its put share it
-        g = book.gfirst
-        with np.errstate(all="ignore"):
-            group_gamma = bs_gamma(spots[:, None], chain.strike[g], t[:, g], chain.iv[g], conv.r, conv.q)
-        gamma = np.where(keep, group_gamma[:, book.ginv], 0.0)
-    dollars = dollar_gamma_per_pct(gamma, np.where(keep, oi, 0.0), spots[:, None], chain.multiplier)
-    call_d = np.where(is_call, dollars, 0.0)
-    put_d = np.where(is_call, 0.0, -dollars)
-    call_gex, put_gex = call_d.sum(axis=1), put_d.sum(axis=1)
-
-    strikes = book.strikes
-    n_k = strikes.size
-    bins = (book.kinv[None, :] + n_k * np.arange(n)[:, None]).ravel()
-    call_by_k = np.bincount(bins, call_d.ravel(), n * n_k).reshape(n, n_k)
-    put_by_k = np.bincount(bins, put_d.ravel(), n * n_k).reshape(n, n_k)
-    above = (strikes >= spots[:, None]) & (call_by_k > 0)
-    below = (strikes <= spots[:, None]) & (put_by_k < 0)
-    call_wall = np.argmax(np.where(above, call_by_k, -np.inf), axis=1) if n_k else np.zeros(n, int)
-    put_wall = np.argmax(np.where(below, -put_by_k, -np.inf), axis=1) if n_k else np.zeros(n, int)
-    has_call_wall, has_put_wall = above.any(axis=1), below.any(axis=1)
-
-    today = np.array([np.datetime64(t.date(), "D") for t in times])
-    week_end = today + np.array([4 - t.weekday() for t in times]).astype("timedelta64[D]")  # Fridays
-    day = book.expiry_day[None, :]
-    gross = np.abs(dollars)
-    zero_dte = np.where(keep & (day == today[:, None]), gross, 0.0).sum(axis=1)
-    this_week = np.where(keep & (day <= week_end[:, None]), gross, 0.0).sum(axis=1)
-    next_week = np.where(keep & (day > week_end[:, None]) & (day <= week_end[:, None] + 7), gross, 0.0).sum(axis=1)
-    call_oi = np.where(keep & is_call, oi, 0.0).sum(axis=1)
-    put_oi = np.where(keep & ~is_call, oi, 0.0).sum(axis=1)
-
-    atm_ivs = _atm_ivs(chain, book, keep, t, spots)
-    first_live = np.where(keep, chain.expiry_close, np.inf).min(axis=1) if oi.size else np.full(n, np.inf)
-    pains: dict[float, float] = {}
-    out = []
-    for j in range(n):
-        spot, flip = float(spots[j]), flips[j]
-        net = float(call_gex[j]) + float(put_gex[j])
-        pain = None
-        if np.isfinite(first_live[j]):
-            fe = float(first_live[j])
-            pain = pains[fe] if fe in pains else pains.setdefault(fe, _max_pain(chain, fe))
-        out.append(GexSnapshot(
-            spot=spot,
-            net_gex=net,
-            call_gex=float(call_gex[j]),
-            put_gex=float(put_gex[j]),
-            flip_point=flip,
-            flip_found=flip is not None,
-            call_wall=float(strikes[call_wall[j]]) if has_call_wall[j] else None,
-            put_wall=float(strikes[put_wall[j]]) if has_put_wall[j] else None,
-            atm_iv=atm_ivs[j],
-            put_call_ratio=float(put_oi[j] / call_oi[j]) if call_oi[j] > 0 else None,
-            zero_dte_gamma=float(zero_dte[j]),
-            gamma_expiring_this_week=float(this_week[j]),
-            gamma_expiring_next_week=float(next_week[j]),
-            max_pain=pain,
-            regime=classify_regime(net, float(call_gex[j]) - float(put_gex[j]), conv.neutral_band),
-            mm_state=mm_state_for(spot, flip, net),
-            strikes=strikes,
-            call_gex_by_strike=call_by_k[j],
-            put_gex_by_strike=put_by_k[j],
-        ))
-    return out
+def compute_session(chain: OptionChain, spots, times: list[dt.datetime], conv: Conventions | None = None) -> list[GexSnapshot]:
+    """The snapshots of one session: one chain (OI is published once a day), several spots and times."""
+    return compute_sessions_batch([chain], [spots], [times], conv)[0]
 
 
 def compute_exposure(
@@ -302,35 +154,253 @@ def compute_exposure(
 ) -> GexSnapshot:
     """Everything gexhistory stores about one snapshot, from one chain at one spot and time."""
     conv = conv or Conventions()
-    if flip_point is not ...:
-        flip = flip_point  # already found by a batched search
-    else:
-        flip = find_flip(chain, spot, at.timestamp(), conv) if with_flip else None
-    return _snapshots(chain, [spot], [at], conv, [flip])[0]
+    snap = compute_sessions_batch([chain], [[spot]], [[at]], conv, with_flip and flip_point is ...)[0][0]
+    if flip_point is not ...:  # already found by a batched search
+        snap.flip_point, snap.flip_found = flip_point, flip_point is not None
+        snap.mm_state = mm_state_for(snap.spot, flip_point, snap.net_gex)
+    return snap
 
 
-def compute_session(chain: OptionChain, spots, times: list[dt.datetime], conv: Conventions | None = None) -> list[GexSnapshot]:
-    """The snapshots of one session: one chain (OI is published once a day), several spots and times."""
-    return compute_sessions_batch([chain], [spots], [times], conv)[0]
+def find_flips(chain: OptionChain, spots, at_ts_list, conv: Conventions) -> list[float | None]:
+    """For each (spot, time): the zero crossing of the net GEX profile nearest to spot within
+    +-flip_search, or None when the profile does not cross zero there (engine/flip.py)."""
+    at = np.asarray(at_ts_list, dtype=float)
+    n = at.size
+    zeros = np.zeros(n, dtype=np.int64)
+    snaps = _Snaps(np.zeros(n, dtype=np.intp), np.asarray(spots, dtype=float).reshape(n), at, zeros, zeros)
+    book = ChainBook.of([chain], vendor=False)
+    p = _pairs(book, snaps, conv)
+    return _as_optional(_flips(book, snaps, conv, np.ones(1, bool), p))
 
 
-def compute_sessions_batch(chains: list[OptionChain], spots: list, times: list[list[dt.datetime]],
-                           conv: Conventions | None = None) -> list[list[GexSnapshot]]:
-    """compute_session for many sessions at once (same results): the flip search of all their snapshots
-    runs as one vectorised solve, which is where a session's time went."""
-    conv = conv or Conventions()
-    books = [_Book.of(c) for c in chains]
-    at_ts = [np.array([t.timestamp() for t in ts]) for ts in times]
-    sets = [b.flip_positions(c, _flip_keep(c, a, conv)) for b, c, a in zip(books, chains, at_ts)]
-    # A session with no position has no flip at all (not even an all-zero profile's): leave it out.
-    counts = [len(ts) if len(p[0]) else 0 for ts, p in zip(times, sets)]
-    spot_rows = [np.asarray(s, dtype=float).reshape(len(ts))[:n] for s, ts, n in zip(spots, times, counts)]
-    k, e, iv, w = pad_positions(sets, counts)
-    flips = flips_for_positions(k, e, iv, w, np.concatenate(spot_rows or [np.zeros(0)]),
-                                np.concatenate([a[:n] for a, n in zip(at_ts, counts)] or [np.zeros(0)]),
-                                conv.r, conv.q, conv.flip_search)
-    out, r = [], 0
-    for chain, book, s, ts, n in zip(chains, books, spots, times, counts):
-        out.append(_snapshots(chain, s, ts, conv, flips[r:r + n] if n else [None] * len(ts), book))
-        r += n
+def find_flip(chain: OptionChain, spot: float, at_ts: float, conv: Conventions) -> float | None:
+    return find_flips(chain, [spot], [at_ts], conv)[0]
+
+
+def _as_optional(values: np.ndarray) -> list[float | None]:
+    return [None if v != v else v for v in values.tolist()]
+
+
+@dataclass
+class _Pairs:
+    """Per (snapshot, position) pair, snapshot-major and, within a snapshot, expiry run by run; and per
+    (snapshot, expiry run) what every position of the run shares at that moment."""
+
+    pos: np.ndarray  # position index in the book
+    owner: np.ndarray  # snapshot index
+    start: np.ndarray  # (J+1,) each snapshot's pairs
+    run: np.ndarray  # per snapshot run: the book's run
+    run_owner: np.ndarray  # per snapshot run: the snapshot
+    run_start: np.ndarray  # (J+1,) each snapshot's runs
+    run_pairs: np.ndarray  # (SR+1,) each snapshot run's pairs
+    run_t: np.ndarray  # years to the expiry close (<= 0: expired)
+    run_alive: np.ndarray
+    run_keep: np.ndarray  # alive and inside the DTE window
+    tt: np.ndarray  # per pair: t floored at one minute (1 where expired: unused there)
+    disc: np.ndarray  # per pair: e^{-q tt}
+    vst: np.ndarray  # per pair: iv * sqrt(tt)
+    d1: np.ndarray
+    e0: np.ndarray  # per pair: exp(-d1^2 / 2), the profile's kernel at spot
+    alive: np.ndarray  # per pair
+
+
+def _pairs(book: ChainBook, s: _Snaps, conv: Conventions) -> _Pairs:
+    run, run_owner = expand(book.session_runs, s.session)
+    run_start = lengths_to_starts(np.diff(book.session_runs)[s.session])
+    size = np.diff(book.run_start)[run]
+    run_pairs = lengths_to_starts(size)
+    pos, _ = expand(book.run_start, run)
+    owner = np.repeat(run_owner, size)
+    start = lengths_to_starts(np.diff(book.start)[s.session])
+    # What a run shares at a snapshot is computed once per run, then repeated over its positions.
+    t = (book.run_close[run] - s.at_ts[run_owner]) / SECONDS_PER_YEAR
+    alive = t > 0
+    tt_run = np.maximum(np.where(alive, t, 1.0), MIN_T_YEARS)
+    tt = np.repeat(tt_run, size)
+    iv = book.iv[pos]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vst = iv * np.repeat(np.sqrt(tt_run), size)
+        d1 = np.repeat(np.log(s.spot)[run_owner], size) - np.log(book.strike)[pos]
+        d1 += (conv.r - conv.q + 0.5 * iv * iv) * tt
+        d1 /= vst
+        e0 = -0.5 * d1 * d1
+        np.exp(e0, out=e0)
+    return _Pairs(pos, owner, start, run, run_owner, run_start, run_pairs, t, alive,
+                  alive & (t <= (conv.dte_window + 1) / 365.0), tt, np.repeat(np.exp(-conv.q * tt_run), size),
+                  vst, d1, e0, np.repeat(alive, size))
+
+
+@dataclass
+class _Result:
+    """Flat per-snapshot figures of one call, and per-snapshot runs of strikes."""
+
+    spot: np.ndarray
+    call_gex: np.ndarray
+    put_gex: np.ndarray
+    flip: np.ndarray  # NaN: none found (or not searched)
+    call_wall: np.ndarray  # NaN: none
+    put_wall: np.ndarray
+    atm_iv: np.ndarray  # NaN: none
+    call_oi: np.ndarray
+    put_oi: np.ndarray
+    zero_dte: np.ndarray
+    this_week: np.ndarray
+    next_week: np.ndarray
+    max_pain: np.ndarray
+    kstart: np.ndarray  # (J+1,) each snapshot's run in the three arrays below
+    strikes: np.ndarray
+    call_by_k: np.ndarray
+    put_by_k: np.ndarray
+
+    def snapshots(self, conv: Conventions) -> list[GexSnapshot]:
+        """Every snapshot as a GexSnapshot (NaN becomes None), converted column by column."""
+        opt = lambda a: [None if v != v else v for v in a.tolist()]  # noqa: E731 - NaN means None
+        with np.errstate(all="ignore"):
+            pcr = np.where(self.call_oi > 0, self.put_oi / np.where(self.call_oi > 0, self.call_oi, 1.0), np.nan)
+        cols = zip(self.spot.tolist(), self.call_gex.tolist(), self.put_gex.tolist(), opt(self.flip),
+                   opt(self.call_wall), opt(self.put_wall), opt(self.atm_iv), opt(pcr), self.zero_dte.tolist(),
+                   self.this_week.tolist(), self.next_week.tolist(), opt(self.max_pain), self.kstart[:-1].tolist(),
+                   self.kstart[1:].tolist())
+        band = conv.neutral_band
+        return [GexSnapshot(spot, call + put, call, put, flip, flip is not None, cw, pw, iv, ratio, zero, week, nxt,
+                            pain, classify_regime(call + put, call - put, band), mm_state_for(spot, flip, call + put),
+                            self.strikes[lo:hi], self.call_by_k[lo:hi], self.put_by_k[lo:hi])
+                for spot, call, put, flip, cw, pw, iv, ratio, zero, week, nxt, pain, lo, hi in cols]
+
+
+def _exposures(book: ChainBook, s: _Snaps, conv: Conventions, flip_sessions: np.ndarray) -> _Result:
+    p = _pairs(book, s, conv)
+    pos, owner = p.pos, p.owner
+    n = s.spot.size
+    size = np.diff(p.run_pairs)
+    keep = np.repeat(p.run_keep, size) & (book.n_open[pos] > 0)
+    with np.errstate(all="ignore"):
+        gamma = p.disc * p.e0
+        gamma *= _INV_SQRT_2PI
+        gamma /= np.repeat(s.spot[p.run_owner], size) * p.vst
+    if book.own.any():
+        gamma = np.where(book.own[pos], book.vendor_gamma[pos], gamma)
+    gamma *= np.repeat((book.multiplier[s.session] * s.spot * s.spot * 0.01)[p.run_owner], size)  # $ per 1% move
+    call_oi, put_oi = book.call_oi[pos], book.put_oi[pos]
+    with np.errstate(all="ignore"):
+        call_d = np.where(keep & (call_oi > 0), gamma * call_oi, 0.0)
+        put_d = np.where(keep & (put_oi > 0), gamma * put_oi, 0.0)
+
+    # Per-strike sums and walls: each snapshot's run of its session's strikes.
+    kstart = lengths_to_starts(np.diff(book.strike_start)[s.session])
+    bins = kstart[owner] + book.strike_index[pos]
+    total_k = int(kstart[-1])
+    call_by_k = np.bincount(bins, call_d, total_k)
+    put_by_k = -np.bincount(bins, put_d, total_k)
+    kidx, kowner = expand(book.strike_start, s.session)
+    strikes = book.strikes[kidx]
+    kspot = s.spot[kowner]
+    cw = seg_argmax(np.where((strikes >= kspot) & (call_by_k > 0), call_by_k, -np.inf), kstart)
+    pw = seg_argmax(np.where((strikes <= kspot) & (put_by_k < 0), -put_by_k, -np.inf), kstart)
+
+    # Everything else sums per (snapshot, expiry run) first: a run has one expiry date.
+    run_call = seg_sum(call_d, p.run_pairs)
+    run_put = seg_sum(put_d, p.run_pairs)
+    gross = run_call + run_put
+    day = book.run_day[p.run]
+    week_end = s.week_end[p.run_owner]
+    per_snap = lambda x: seg_sum(x, p.run_start)  # noqa: E731
+    keep_oi = p.run_keep  # a run's OI sums count open contracts only
+    return _Result(
+        spot=s.spot, call_gex=per_snap(run_call), put_gex=-per_snap(run_put),
+        flip=_flips(book, s, conv, flip_sessions, p),
+        call_wall=_pick(strikes, cw), put_wall=_pick(strikes, pw),
+        atm_iv=_atm_iv(book, s, p),
+        call_oi=per_snap(np.where(keep_oi, book.run_call_oi[p.run], 0.0)),
+        put_oi=per_snap(np.where(keep_oi, book.run_put_oi[p.run], 0.0)),
+        zero_dte=per_snap(np.where(day == s.day[p.run_owner], gross, 0.0)),
+        this_week=per_snap(np.where(day <= week_end, gross, 0.0)),
+        next_week=per_snap(np.where((day > week_end) & (day <= week_end + 7), gross, 0.0)),
+        max_pain=_max_pain(book, p),
+        kstart=kstart, strikes=strikes, call_by_k=call_by_k, put_by_k=put_by_k,
+    )
+
+
+def _pick(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    out = np.full(idx.size, np.nan)
+    ok = idx >= 0
+    out[ok] = values[idx[ok]]
+    return out
+
+
+def _flips(book: ChainBook, s: _Snaps, conv: Conventions, flip_sessions: np.ndarray, p: _Pairs) -> np.ndarray:
+    """Flip per snapshot. A session's positions are those live at one of its snapshots and inside the
+    DTE window at another, calls' OI minus puts' OI; a session with none has no flip at all."""
+    n = s.spot.size
+    out = np.full(n, np.nan)
+    rseg = book.run_session
+    at_min = np.full(book.n_sessions, np.inf)
+    at_max = np.full(book.n_sessions, -np.inf)
+    np.minimum.at(at_min, s.session, s.at_ts)
+    np.maximum.at(at_max, s.session, s.at_ts)
+    run_ok = ((book.run_close > at_min[rseg])
+              & (book.run_close - at_max[rseg] <= (conv.dte_window + 1) * SECONDS_PER_YEAR / 365.0)
+              & flip_sessions[rseg])
+    weight = book.call_oi - book.put_oi
+    usable = (book.n_open > 0) & (weight != 0) & np.repeat(run_ok, np.diff(book.run_start))
+    solve = np.flatnonzero(np.bincount(book.session[usable], minlength=book.n_sessions)[s.session] > 0)
+    if solve.size == 0:
+        return out
+    sel = np.flatnonzero(usable[p.pos] & p.alive)
+    fpos = p.pos[sel]
+    with np.errstate(all="ignore"):
+        vst = p.vst[sel]
+        coef = weight[fpos] * p.disc[sel] / vst * _INV_SQRT_2PI
+        slope = 1.0 / vst
+    # Snapshots outside `solve` have no usable position, so they own no pair: drop their empty runs.
+    start = lengths_to_starts(np.bincount(p.owner[sel], minlength=n)[solve])
+    profiles = Profiles(start, p.d1[sel], slope, coef)
+    at_spot = seg_sum(coef * p.e0[sel], start)  # the profile at spot, from the kernel gamma used
+    tt = p.tt[sel]
+
+    def textbook(j: int) -> TextbookProfile:
+        g = fpos[start[j]:start[j + 1]]
+        return TextbookProfile(book.strike[g], tt[start[j]:start[j + 1]], book.iv[g], weight[g], conv.r, conv.q)
+
+    out[solve] = solve_flips(profiles, s.spot[solve], conv.flip_search, textbook, at_spot)
+    return out
+
+
+def _atm_iv(book: ChainBook, s: _Snaps, p: _Pairs) -> np.ndarray:
+    """30-day ATM IV per snapshot: per live expiry the IV at the strike nearest spot (mean of the
+    contracts there), interpolated linearly in total variance; the nearest expiry's or the last one's
+    outside the expiries' span."""
+    n = s.spot.size
+    out = np.full(n, np.nan)
+    vol, count = book.atm.nearest_mean_iv(p.run, s.spot[p.run_owner])
+    valid = np.flatnonzero(p.run_keep & (count > 0))
+    t, vol, who = p.run_t[valid], vol[valid], p.run_owner[valid]
+    vstart = lengths_to_starts(np.bincount(who, minlength=n))
+    target = ATM_IV_DAYS / 365.0
+    big = t.size
+    hi = seg_min(np.where(t >= target, np.arange(t.size), big), vstart, empty=big).astype(np.intp)
+    has = vstart[1:] > vstart[:-1]
+    first, last = vstart[:-1], vstart[1:] - 1
+    at_first = has & (hi == first)
+    beyond = has & (hi == big)
+    between = has & ~at_first & ~beyond
+    out[at_first] = vol[hi[at_first]]
+    out[beyond] = vol[last[beyond]]
+    h = hi[between]
+    lo = h - 1
+    w_lo, w_hi = vol[lo] ** 2 * t[lo], vol[h] ** 2 * t[h]
+    out[between] = np.sqrt((w_lo + (w_hi - w_lo) * (target - t[lo]) / (t[h] - t[lo])) / target)
+    return out
+
+
+def _max_pain(book: ChainBook, p: _Pairs) -> np.ndarray:
+    """Per snapshot, for its nearest live expiry (the first live run with an open contract): the
+    strike that minimises the intrinsic value paid to holders (engine/book.py)."""
+    n = p.run_start.size - 1
+    out = np.full(n, np.nan)
+    live = p.run_keep & book.run_open[p.run]
+    first = seg_min(np.where(live, np.arange(p.run.size), p.run.size), p.run_start, empty=p.run.size).astype(np.intp)
+    has = first < p.run.size
+    runs, inverse = np.unique(p.run[first[has]], return_inverse=True)
+    out[has] = max_pain(book, runs)[inverse]
     return out

@@ -1,14 +1,19 @@
-"""Flip point search: the zero crossing of the net GEX profile nearest spot, for several snapshots at once.
+"""Flip point search: the zero crossing of the net GEX profile nearest spot, for many snapshots at once.
 
 The profile at a hypothetical spot S is S * sum(sign*OI * gamma(S)). With gamma = e^{-qT} n(d1) / (S vol sqrt T)
-the S cancels, and each merged position contributes coef * exp(-d1^2 / 2) with d1 affine in log(S / spot):
-one exp per position and point, no log, no division. The answer is the same as scanning the whole
-+-flip_search grid and refining the nearest bracketed crossing with Illinois regula falsi, but the grid is
-scanned from spot outwards and stops at the first ring of brackets that crosses: a crossing found in ring r
-is nearer spot than any crossing further out, so the far grid points cannot change the answer. A grid
-value of exactly zero could (the scan's rule for exact zeros looks at the whole grid); so a snapshot where
-one might occur (no position whose term stays a normal float over the whole grid) or does occur takes the
-plain full-grid path instead.
+the S cancels, and each position contributes coef * exp(-d^2 / 2) with d = d1 + slope * x, x = log(S / spot):
+one exp per position and point, no log, no division. Snapshots lie end to end in flat arrays of
+(position, snapshot) pairs and every sum runs over one snapshot's own pairs (engine/segments.py), so a
+snapshot's flip does not depend on the snapshots solved with it.
+
+The answer is defined by a scan of the whole +-flip_search grid (FLIP_GRID_POINTS points) for the bracketed
+crossing nearest spot, then refined to the root. The scan here goes from spot outwards and stops at the first
+ring of brackets that crosses: a crossing in ring r is nearer spot than any further out, so the far points
+cannot change the answer. A grid value of exactly zero could (the rule for exact zeros looks at the whole
+grid): a snapshot where one might occur (no position whose term stays a normal float over the whole grid) or
+does occur takes the plain full-grid path. Refinement is Newton's method in x, kept inside the bracket (a
+step that would leave it bisects instead): the profile's derivative costs three multiplies on the same
+exponentials, and Newton converges in two or three evaluations where regula falsi needed seven.
 """
 
 from __future__ import annotations
@@ -17,53 +22,144 @@ from functools import lru_cache
 
 import numpy as np
 
-from gexhistory.engine.greeks import _INV_SQRT_2PI, MIN_T_YEARS, SECONDS_PER_YEAR, bs_gamma
+from gexhistory.engine.segments import expand, lengths_to_starts, seg_sum
 
-FLIP_GRID_POINTS = 25  # 1.67% spacing at +-20%; each bracketed crossing is then refined exactly
-REL_TOL = 1e-12  # Illinois stops when the bracket is narrower than this fraction of spot
+FLIP_GRID_POINTS = 25  # 1.67% spacing at +-20%; each bracketed crossing is then refined
+# Newton stops once a step is below NEWTON_STEP_TOL (log-spot) and below a tenth of the step before: the
+# ratio shows quadratic convergence (step_k ~ C step_{k-1}^2), so the error left after the last step,
+# ~ C step^2 = step^3 / step_{k-1}^2, is below a hundredth of NEWTON_STEP_TOL.
+NEWTON_STEP_TOL = 1e-6
+BRACKET_TOL = 1e-13  # a bracket this narrow (in log-spot) is the root
 MAX_ITER = 100
-_NORMAL_D1 = 37.0  # exp(-37^2/2) ~ 1e-297: a term with |d1| below this is a normal, nonzero float
+_NORMAL_D = 37.0  # exp(-37^2/2) ~ 1e-297: a term with |d| below this is a normal, nonzero float
 
 
-def flips_for_positions(k, e, iv, sign_oi, spots, at_ts, r: float, q: float, flip_search: float) -> list[float | None]:
-    """Flip per snapshot (spots[j] at at_ts[j]) for merged positions (strike k, expiry close e in POSIX
-    seconds, iv, calls' OI minus puts' OI). Positions are 1-D (shared by every snapshot) or 2-D, one row
-    per snapshot, so snapshots of different chains go in one call (pad with zero OI: see pad_positions)."""
+class Profiles:
+    """The net GEX profiles of several snapshots: per (position, snapshot) pair, d at spot, its slope in
+    x = log(S / spot), and the coefficient; `start` gives each snapshot's run of pairs."""
+
+    def __init__(self, start: np.ndarray, d1: np.ndarray, slope: np.ndarray, coef: np.ndarray):
+        self.start, self.d1, self.slope, self.coef = start, d1, slope, coef
+
+    def rows(self, rows: np.ndarray) -> "Profiles":
+        idx, owner = expand(self.start, rows)
+        return Profiles(lengths_to_starts(np.bincount(owner, minlength=rows.size)), self.d1[idx],
+                        self.slope[idx], self.coef[idx])
+
+    def at_points(self, x: np.ndarray) -> np.ndarray:
+        """(snapshots, points): every snapshot's profile at each x (shared by all snapshots)."""
+        d = x[:, None] * self.slope[None, :]
+        d += self.d1[None, :]
+        terms = _gauss(d)
+        terms *= self.coef[None, :]
+        return seg_sum(terms, self.start).T
+
+    def at(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each snapshot's profile and its derivative in x at its own x."""
+        xs = np.repeat(x, np.diff(self.start))
+        d = self.slope * xs
+        d += self.d1
+        terms = _gauss(d.copy())
+        terms *= self.coef
+        f = seg_sum(terms, self.start)
+        terms *= d
+        terms *= self.slope
+        return f, -seg_sum(terms, self.start)
+
+    @property
+    def n(self) -> int:
+        return self.start.size - 1
+
+    def single(self) -> "SingleProfiles":
+        return SingleProfiles.of(self)
+
+
+class SingleProfiles:
+    """The same profiles in float32, for the grid scan, which needs only the sign of each grid value.
+
+    float32 exp runs several times faster than float64 in numpy. Each snapshot carries a rigorous bound
+    on how far its float32 value can be from the float64 one; a grid value within that bound of zero is
+    recomputed in float64, so the scan's signs are exactly those of a float64 scan.
+
+    d = slope * (x - u), u = -d1 / slope the position's centre in log-spot (no cancellation between large
+    d1 and slope * x). With every input rounded once to float32 and each operation adding one rounding
+    (2^-24 relative), the error of d is at most 2^-24 (2 slope (|u| + |x|) + 2|d|); through exp(-d^2/2)
+    (maxima of |d| e^{-d^2/2} and d^2 e^{-d^2/2} are 0.61 and 0.74) and the product with the coefficient,
+    a term's error is at most |coef| 2^-24 (1.22 slope (|u| + |x|) + 7.3), plus 2^-126 |coef| where exp
+    underflows. The float32 sum of n terms adds at most (n - 1) 2^-24 sum|coef|.
+    """
+
+    X_MAX = 0.25  # |log(S / spot)| over the widest grid (+-20%) is 0.223
+
+    def __init__(self, start, u, slope, coef, bound):
+        self.start, self.u, self.slope, self.coef, self.bound = start, u, slope, coef, bound
+
+    @classmethod
+    def of(cls, p: Profiles) -> "SingleProfiles":
+        with np.errstate(all="ignore"):
+            u = -p.d1 / p.slope
+            mag = np.abs(p.coef)
+            err = mag * (1.22 * p.slope * (np.abs(u) + cls.X_MAX) + 7.3 + 2.0 ** -102)
+        n = np.diff(p.start)
+        bound = (seg_sum(err, p.start) + np.maximum(n - 1, 0) * seg_sum(mag, p.start)) * 2.0 ** -24 * 1.01
+        return cls(p.start, u.astype(np.float32), p.slope.astype(np.float32), p.coef.astype(np.float32), bound)
+
+    def rows(self, rows: np.ndarray) -> "SingleProfiles":
+        idx, owner = expand(self.start, rows)
+        return SingleProfiles(lengths_to_starts(np.bincount(owner, minlength=rows.size)), self.u[idx],
+                              self.slope[idx], self.coef[idx], self.bound[rows])
+
+    def at_points(self, x: np.ndarray) -> np.ndarray:
+        """(snapshots, points), as Profiles.at_points, within `bound` of it."""
+        d = x.astype(np.float32)[:, None] - self.u[None, :]
+        d *= self.slope[None, :]
+        terms = _gauss(d)
+        terms *= self.coef[None, :]
+        return seg_sum(terms, self.start).T
+
+
+def _gauss(d: np.ndarray) -> np.ndarray:
+    """exp(-d^2/2) in place."""
+    np.multiply(d, d, out=d)
+    d *= -0.5
+    return np.exp(d, out=d)
+
+
+def solve_flips(profiles: Profiles, spots: np.ndarray, flip_search: float, textbook,
+                at_spot: np.ndarray | None = None) -> np.ndarray:
+    """Flip point of each snapshot (NaN where the profile does not cross zero within +-flip_search).
+    `textbook(j)` gives snapshot j's profile as a callable of spot levels, for the full-grid path;
+    `at_spot`, the profiles' values at spot when the caller has them."""
     spots = np.asarray(spots, dtype=float)
-    at_ts = np.asarray(at_ts, dtype=float)
     n = spots.size
-    out: list[float | None] = [None] * n
-    if np.shape(k)[-1] == 0 or n == 0:
+    out = np.full(n, np.nan)
+    if n == 0:
         return out
-    k, e, iv, sign_oi = (np.broadcast_to(a, (n, np.shape(a)[-1])) for a in (k, e, iv, sign_oi))
     rel = np.linspace(1 - flip_search, 1 + flip_search, FLIP_GRID_POINTS)
+    x = np.log(rel)
     grid = spots[:, None] * rel[None, :]
-    t = (e - at_ts[:, None]) / SECONDS_PER_YEAR
-    live = t > 0
-    tt = np.maximum(np.where(live, t, 1.0), MIN_T_YEARS)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        vst = iv * np.sqrt(tt)
-        slope = 1.0 / vst  # d1 per unit of log(S / spot)
-        d1_spot = (np.log(spots[:, None] / k) + (r - q + 0.5 * iv * iv) * tt) / vst
-        coef = np.where(live, sign_oi, 0.0) * np.exp(-q * tt) / vst * _INV_SQRT_2PI
-        x = np.log(rel)
-        reach = np.maximum(np.abs(d1_spot + slope * x[0]), np.abs(d1_spot + slope * x[-1]))
-    # |d1| is affine in x, so its largest value on the grid is at an end.
-    anchored = ((coef != 0) & np.isfinite(coef) & (reach < _NORMAL_D1)).any(axis=1)
-    anchored &= np.isfinite(coef).all(axis=1) & np.isfinite(d1_spot).all(axis=1)
-    scan = _Scan(slope, d1_spot, coef, x)
+    p = profiles
+    with np.errstate(over="ignore", invalid="ignore"):
+        reach = np.maximum(np.abs(p.d1 + p.slope * x[0]), np.abs(p.d1 + p.slope * x[-1]))
+    # |d| is affine in x, so its largest value on the grid is at an end.
+    good = (p.coef != 0) & np.isfinite(p.coef) & (reach < _NORMAL_D)
+    bad = ~np.isfinite(p.coef) | ~np.isfinite(p.d1)
+    anchored = (seg_sum(good.astype(float), p.start) > 0) & (seg_sum(bad.astype(float), p.start) == 0)
 
-    bracket = np.full(n, -1)
+    single = p.single()
     vals = np.full((n, FLIP_GRID_POINTS), np.nan)
+    if at_spot is not None and rel[FLIP_GRID_POINTS // 2] == 1.0:
+        vals[:, FLIP_GRID_POINTS // 2] = at_spot
+    bracket = np.full(n, -1)
     fallback = ~anchored
     todo = np.flatnonzero(anchored)
     for ring in _rings_for(float(flip_search)):
         if todo.size == 0:
             break
         need = np.unique(np.concatenate([ring, ring + 1]))
-        need = need[np.isnan(vals[todo[0], need])]
+        need = need[np.isnan(vals[todo, need[:, None]]).any(axis=1)]
         if need.size:
-            vals[np.ix_(todo, need)] = scan.at_points(todo, need)
+            vals[np.ix_(todo, need)] = _scan_values(p, single, todo, x[need], n)
         v = vals[todo]
         zero = (v == 0).any(axis=1)
         fallback[todo[zero]] = True
@@ -78,56 +174,96 @@ def flips_for_positions(k, e, iv, sign_oi, spots, at_ts, r: float, q: float, fli
     hit = np.flatnonzero((bracket >= 0) & ~fallback)
     if hit.size:
         i = bracket[hit]
-        roots = _illinois(scan, hit, grid[hit, i], grid[hit, i + 1], vals[hit, i], vals[hit, i + 1], spots[hit])
-        for j, c in zip(hit, roots):
-            out[j] = float(c)
+        third = np.where(i < FLIP_GRID_POINTS // 2, i + 2, i - 1)  # the bracket's evaluated inner neighbour
+        start = _first_guess(x[i], x[i + 1], x[third], vals[hit, i], vals[hit, i + 1], vals[hit, third])
+        roots = _newton(p if hit.size == n else p.rows(hit), x[i], x[i + 1], vals[hit, i], vals[hit, i + 1], start)
+        out[hit] = spots[hit] * np.exp(roots)
     for j in np.flatnonzero(fallback):
-        out[j] = _full_grid_flip(k[j], tt[j], iv[j], np.where(live[j], sign_oi[j], 0.0), grid[j], spots[j], r, q)
+        profile = textbook(j)
+        flip = _nearest_crossing(profile, grid[j], profile(grid[j]), spots[j])
+        out[j] = np.nan if flip is None else flip
     return out
 
 
-def pad_positions(sets: list[tuple], repeats: list[int]):
-    """Stack position sets (k, e, iv, sign_oi) into 2-D arrays, set i repeated repeats[i] times. Padding
-    has zero OI and an expiry in the past, so it adds exact zeros to every sum."""
-    width = max((len(s[0]) for s in sets), default=0)
-    rows = int(sum(repeats))
-    k, iv = np.ones((rows, width)), np.ones((rows, width))
-    e, w = np.full((rows, width), -np.inf), np.zeros((rows, width))
-    r = 0
-    for (sk, se, siv, sw), m in zip(sets, repeats):
-        n = len(sk)
-        k[r:r + m, :n], e[r:r + m, :n], iv[r:r + m, :n], w[r:r + m, :n] = sk, se, siv, sw
-        r += m
-    return k, e, iv, w
+def _scan_values(p: Profiles, single: SingleProfiles, rows: np.ndarray, x: np.ndarray, n: int) -> np.ndarray:
+    """Rows' profiles at the grid points x: float32, then float64 where the sign is not certain."""
+    everyone = rows.size == n
+    sub = single if everyone else single.rows(rows)
+    vals = sub.at_points(x)
+    doubt = np.flatnonzero((np.abs(vals) <= sub.bound[:, None]).any(axis=1))
+    if doubt.size:
+        vals[doubt] = p.rows(rows[doubt]).at_points(x)
+    return vals
 
 
-class _Scan:
-    """The profile of each snapshot as sum(coef * exp(-d1^2/2)), d1 = d1_spot + slope * log(S/spot)."""
+class TextbookProfile:
+    """S * sum(w * gamma(S)) with gamma written as the textbook has it, e^{-qT} n(d1) / (S vol sqrt T):
+    the full-grid path exists for profiles whose terms underflow to exact zeros, and where a term
+    underflows depends on the order of the operations, so they follow the definition."""
 
-    def __init__(self, slope, d1_spot, coef, x):
-        self.slope, self.d1_spot, self.coef, self.x = slope, d1_spot, coef, x
+    def __init__(self, k, t, iv, w, r, q):
+        self.k, self.t, self.iv, self.w, self.r, self.q = k, t, iv, w, r, q
 
-    def at_points(self, rows, points):
-        d = self.slope[rows][:, None, :] * self.x[points][None, :, None]
-        d += self.d1_spot[rows][:, None, :]
-        return _gauss_dot(d, self.coef[rows][:, :, None])[..., 0]
-
-    def rows(self, rows) -> "_Scan":
-        return _Scan(self.slope[rows], self.d1_spot[rows], self.coef[rows], self.x)
-
-    def at(self, s, spots):
-        """One point per row: row i at s[i]."""
-        d = self.slope * np.log(s / spots)[:, None]
-        d += self.d1_spot
-        return _gauss_dot(d[:, None, :], self.coef[:, :, None])[:, 0, 0]
+    def __call__(self, s) -> np.ndarray:
+        s = np.atleast_1d(np.asarray(s, dtype=float))[:, None]
+        with np.errstate(all="ignore"):
+            d1 = (np.log(s / self.k) + (self.r - self.q + 0.5 * self.iv**2) * self.t) / (self.iv * np.sqrt(self.t))
+            gamma = np.exp(-self.q * self.t) * np.exp(-0.5 * d1**2) / _SQRT_2PI / (s * self.iv * np.sqrt(self.t))
+        return (gamma * self.w).sum(axis=1) * s[:, 0]
 
 
-def _gauss_dot(d, coef):
-    """exp(-d^2/2) @ coef; d is scratch."""
-    np.multiply(d, d, out=d)
-    d *= -0.5
-    np.exp(d, out=d)
-    return np.matmul(d, coef)
+_SQRT_2PI = float(np.sqrt(2.0 * np.pi))
+
+
+def _first_guess(xa, xb, xc, fa, fb, fc) -> np.ndarray:
+    """Inverse quadratic interpolation through the bracket's ends and its evaluated neighbour (the
+    profile's curvature is what makes regula falsi land far from the root); regula falsi where that
+    falls outside the bracket."""
+    with np.errstate(all="ignore"):
+        iqi = (xa * fb * fc / ((fa - fb) * (fa - fc)) + xb * fa * fc / ((fb - fa) * (fb - fc))
+               + xc * fa * fb / ((fc - fa) * (fc - fb)))
+    falsi = xa - fa * (xb - xa) / (fb - fa)
+    inside = np.isfinite(iqi) & (iqi > np.minimum(xa, xb)) & (iqi < np.maximum(xa, xb))
+    return np.where(inside, iqi, falsi)
+
+
+def _newton(p: Profiles, xa, xb, fa, fb, start) -> np.ndarray:
+    """The root in [xa, xb] of each snapshot's profile (fa, fb of opposite signs), every row at once,
+    from `start`. A Newton step that would leave the bracket, or that is not at most half the step
+    before it (on a Gaussian tail Newton crawls), is replaced by bisection, so every row converges at
+    least as fast as bisection. Converged rows leave the packed set, so late iterations cost only the
+    rows still running."""
+    xa, xb, fa, fb = (np.array(v, dtype=float) for v in (xa, xb, fa, fb))
+    root = np.array(start, dtype=float)
+    xc = root.copy()
+    last = np.abs(xb - xa)  # the previous step's size; the bracket's at first
+    act = np.arange(xa.size)
+    for _ in range(MAX_ITER):
+        if act.size == 0:
+            break
+        f, fp = p.at(xc[act])
+        c = xc[act]
+        exact = f == 0
+        left = np.signbit(f) == np.signbit(fa[act])
+        xa[act] = np.where(left & ~exact, c, xa[act])
+        fa[act] = np.where(left & ~exact, f, fa[act])
+        xb[act] = np.where(~left & ~exact, c, xb[act])
+        fb[act] = np.where(~left & ~exact, f, fb[act])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            nxt = c - f / fp
+        lo, hi = np.minimum(xa[act], xb[act]), np.maximum(xa[act], xb[act])
+        step = np.abs(nxt - c)
+        newton = np.isfinite(nxt) & (nxt > lo) & (nxt < hi) & (step <= 0.5 * last[act])
+        quadratic = newton & (step < NEWTON_STEP_TOL) & (step < 0.1 * last[act])
+        nxt = np.where(newton, nxt, 0.5 * (lo + hi))
+        last[act] = np.abs(nxt - c)
+        done = exact | quadratic | (hi - lo < BRACKET_TOL)
+        root[act] = np.where(exact, c, nxt)
+        xc[act] = nxt
+        if done.any():
+            keep = ~done
+            act, p = act[keep], p.rows(np.flatnonzero(keep))
+    return root
 
 
 @lru_cache(maxsize=16)
@@ -143,48 +279,9 @@ def _rings(rel):
     return [np.flatnonzero(rank == r) for r in np.unique(rank)]
 
 
-def _illinois(scan, rows, a, b, fa, fb, scale):
-    """Regula falsi with the Illinois modification, run for every row at once; each row stops exactly
-    when its own scalar run would. Rows still running are kept packed, re-packed only when some stop."""
-    a, b, fa, fb, scale = (np.array(v, dtype=float) for v in (a, b, fa, fb, scale))
-    side = np.zeros(rows.size, dtype=int)
-    c = a.copy()
-    act = np.arange(rows.size)
-    sub = scan.rows(rows)
-    for _ in range(MAX_ITER):
-        if act.size == 0:
-            break
-        A, B, FA, FB, S = a[act], b[act], fa[act], fb[act], side[act]
-        cc = (A * FB - B * FA) / (FB - FA)
-        fc = sub.at(cc, scale[act])
-        c[act] = cc
-        stop = (fc == 0) | (np.abs(B - A) < REL_TOL * scale[act])
-        same = (np.signbit(fc) == np.signbit(FB)) & ~stop
-        other = ~same & ~stop
-        fa[act] = np.where(other, fc, np.where(same & (S == -1), FA / 2, FA))
-        fb[act] = np.where(same, fc, np.where(other & (S == 1), FB / 2, FB))
-        a[act] = np.where(other, cc, A)
-        b[act] = np.where(same, cc, B)
-        side[act] = np.where(same, -1, np.where(other, 1, S))
-        going = ~(stop | (np.abs(b[act] - a[act]) < REL_TOL * scale[act]))
-        if not going.all():
-            act, sub = act[going], sub.rows(np.flatnonzero(going))
-    return c
-
-
-def _full_grid_flip(k, t, iv, w, grid, spot, r, q) -> float | None:
-    """The whole grid, then the crossing nearest spot (or the nearest exact zero), refined."""
-
-    def profile(s):
-        s = np.atleast_1d(np.asarray(s, dtype=float))[:, None]
-        return (bs_gamma(s, k, t, iv, r, q) * w).sum(axis=1) * s[:, 0]
-
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-        vals = profile(grid)
-    return _nearest_crossing(profile, grid, vals, spot)
-
-
 def _nearest_crossing(profile, grid, vals, spot) -> float | None:
+    """The whole grid's rule: the crossing nearest spot, unless an exact grid zero is nearer than the
+    lowest crossing's midpoint (then that zero)."""
     exact = np.flatnonzero(vals == 0)
     cross = np.flatnonzero((np.signbit(vals[:-1]) != np.signbit(vals[1:])) & (vals[:-1] != 0) & (vals[1:] != 0))
     best = None
@@ -201,27 +298,20 @@ def _nearest_crossing(profile, grid, vals, spot) -> float | None:
     if best[2] is None:
         return best[1]
     i = best[2]
-    return _scalar_illinois(profile, grid[i], grid[i + 1], vals[i], vals[i + 1], spot)
+    return _bisect(profile, grid[i], grid[i + 1], vals[i], spot)
 
 
-def _scalar_illinois(f, a, b, fa, fb, scale) -> float:
-    side = 0
-    c = a
+def _bisect(f, a, b, fa, scale) -> float:
+    """The root in [a, b] by bisection, for the rare full-grid path: its profiles underflow over much of
+    the grid, where bracket values can differ by a hundred orders of magnitude and secant-type steps
+    crawl; halving converges in ~40 steps whatever the values."""
     for _ in range(MAX_ITER):
-        c = (a * fb - b * fa) / (fb - fa)
+        c = 0.5 * (a + b)
         fc = float(f(c)[0])
-        if fc == 0 or abs(b - a) < REL_TOL * scale:
+        if fc == 0 or abs(b - a) < BRACKET_TOL * scale:
             return float(c)
-        if np.signbit(fc) == np.signbit(fb):
-            b, fb = c, fc
-            if side == -1:
-                fa /= 2
-            side = -1
-        else:
+        if np.signbit(fc) == np.signbit(fa):
             a, fa = c, fc
-            if side == 1:
-                fb /= 2
-            side = 1
-        if abs(b - a) < REL_TOL * scale:
-            break
-    return float(c)
+        else:
+            b = c
+    return float(0.5 * (a + b))

@@ -48,14 +48,22 @@ def rolling_price_gex_corr(close_price: np.ndarray, close_gex: np.ndarray, windo
     out = np.full(close_price.size, np.nan)
     if close_price.size <= window:
         return out
-    dp = np.diff(close_price) / close_price[:-1]
-    dg = np.diff(close_gex)
-    for end in range(window, dp.size + 1):
-        a, b = dp[end - window:end], dg[end - window:end]
-        sa, sb = a.std(), b.std()
-        if sa > 0 and sb > 0:
-            out[end] = float(((a - a.mean()) * (b - b.mean())).mean() / (sa * sb))
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    out[window:] = window_corr(sliding_window_view(close_price, window + 1), sliding_window_view(close_gex, window + 1))
     return out
+
+
+def window_corr(prices: np.ndarray, gex: np.ndarray) -> np.ndarray:
+    """Per row (window + 1 consecutive session closes): the price-return / GEX-change correlation."""
+    dp = np.diff(prices, axis=1) / prices[:, :-1]
+    dg = np.diff(gex, axis=1)
+    a = dp - dp.mean(axis=1, keepdims=True)
+    b = dg - dg.mean(axis=1, keepdims=True)
+    sa, sb = dp.std(axis=1), dg.std(axis=1)
+    flat = (sa == 0) | (sb == 0)
+    with np.errstate(all="ignore"):
+        return np.where(flat, np.nan, (a * b).mean(axis=1) / np.where(flat, 1.0, sa * sb))
 
 
 def none_if_nan(x) -> float | None:
