@@ -24,6 +24,7 @@ run asked for.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -62,6 +63,8 @@ KIND_WEIGHT = {"monthly": 2.2, "quarterly": 2.6, "weekly": 1.0, "daily": 0.7}
 STRIKE_SPAN = 0.5
 MIN_OI_SHARE = 0.005
 NICE_STEPS = np.array([0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0])
+BLOCK_SESSIONS = 32  # sessions of option flow weighed per vectorised pass (arrays stay cache-sized)
+CHAIN_BATCH = 64  # chains cut out per pass (bounds the OI snapshot buffer)
 
 
 @dataclass(frozen=True)
@@ -112,8 +115,12 @@ class ModelParams:
 
 
 def strike_step(price: float, fraction: float) -> float:
-    target = price * fraction
-    return float(NICE_STEPS[np.argmin(np.abs(np.log(NICE_STEPS / target)))])
+    return float(_nice_steps(np.array([price * fraction]))[0])
+
+
+def _nice_steps(target: np.ndarray) -> np.ndarray:
+    """The NICE_STEPS value nearest each target step in ratio."""
+    return NICE_STEPS[np.argmin(np.abs(np.log(NICE_STEPS / target[:, None])), axis=1)]
 
 
 @dataclass
@@ -189,123 +196,233 @@ def _third_friday(y: int, m: int) -> dt.date:
 
 
 class ChainModel:
-    """Steps through a daily price path and yields the modelled chain of each session."""
+    """The modelled chain of each session of a daily price path (chains_for, chain_for).
+
+    The open interest of every listed expiry is stepped session by session, exactly
+    oi = oi * (1 - oi_turnover) + that session's new contracts. Expiries share lanes, the rows of
+    one (lane, call/put, strike) array, a lane being reused once its expiry has rolled off, so a
+    step is two in-place operations whatever the number of expiries. The new contracts of many
+    sessions are weighed in one vectorised pass (_weigh), and chains are cut out of snapshots of
+    the state in batches (_cut). Every number of a session comes from element-wise operations and
+    per-row sums over that session's own values, so a chain is the same to the last bit whichever
+    other chains are computed with it and wherever the price path starts (see the module docstring).
+    """
 
     def __init__(self, symbol: str, dates: list[dt.date], close: np.ndarray, volume: np.ndarray | None = None,
                  params: ModelParams | None = None):
         self.symbol = symbol
-        self.params = params or ModelParams()
+        self.params = p = params or ModelParams()
         self.dates = list(dates)
         self.close = np.asarray(close, dtype=float)
         # Share volume is accepted for the callers' convenience but not used: index bars (SPX) have
-        # none, and the option flow is modelled from the price path alone (see _flow).
+        # none, and the option flow is modelled from the price path alone (see _option_flow).
         self._rv = _realised_vol(self.close)
-        self._flow = _option_flow(symbol, self._rv, self.params)
+        flow = _option_flow(symbol, self._rv, p)
+        self._call_flow = flow / (1 + p.put_call_volume)
+        self._put_flow = flow - self._call_flow
+        # ATM implied vol known at the close of each session (so at the next open)
+        self._iv_close = np.maximum(0.05, np.where(np.isfinite(self._rv), self._rv, p.iv_long_run) * p.iv_premium)
+        self._log_close = np.log(self.close)
         horizon_end = self.dates[-1] + dt.timedelta(days=LISTING_DAYS["monthly"] + 5)
         all_sessions = sessions_between(self.dates[0], horizon_end)
         self.expiries = [e for e in list_expiries(symbol, all_sessions) if e.date >= self.dates[0]]
-        n_exp = len(self.expiries)
-        n_k = int(2 * STRIKE_SPAN / self.params.step_fraction) + 3
-        self._strikes = np.zeros((n_exp, n_k))
-        self._call_oi = np.zeros((n_exp, n_k))
-        self._put_oi = np.zeros((n_exp, n_k))
+        self._day = np.array(self.dates, dtype="datetime64[D]")
         self._exp_dates = np.array([e.date for e in self.expiries], dtype="datetime64[D]")
-        self._listed = np.array([e.listed for e in self.expiries], dtype="datetime64[D]")
+        self._exp_close = np.array([e.close_ts for e in self.expiries], dtype=float)
         self._kind_w = np.array([KIND_WEIGHT[e.kind] for e in self.expiries])
-        self._has_grid = np.zeros(n_exp, dtype=bool)
-        self._i = -1
+        # each expiry is listed and unexpired on sessions first..last of the path (none if first > last)
+        listed = np.array([e.listed for e in self.expiries], dtype="datetime64[D]")
+        self._first = np.searchsorted(self._day, listed)
+        self._last = np.searchsorted(self._day, self._exp_dates, side="right") - 1
+        n_k = int(2 * STRIKE_SPAN / p.step_fraction) + 3
+        self._strikes, self._log_k, self._boost = _strike_grids(self.close, self._first, p, n_k)
+        self._next = None  # lowest chain index servable without restarting the state (None: no state)
 
     def iv_level(self, i: int) -> float:
         """ATM implied vol of session i as known at its open (from realised vol to the prior close)."""
-        p = self.params
-        rv = self._rv[max(i - 1, 0)]
-        return float(max(0.05, (rv if np.isfinite(rv) else p.iv_long_run) * p.iv_premium))
-
-    def _grid_for(self, rows: np.ndarray, price: float) -> None:
-        step = strike_step(price, self.params.step_fraction)
-        n_k = self._strikes.shape[1]
-        center = round(price / step) * step
-        grid = center + step * (np.arange(n_k) - n_k // 2)
-        self._strikes[rows] = np.where(grid > 0, grid, np.nan)
-        self._has_grid[rows] = True
-
-    def advance_to(self, i: int) -> None:
-        """Accumulate OI through the end of session i (OI published the next morning)."""
-        while self._i < i:
-            self._i += 1
-            self._step(self._i)
-
-    def _step(self, i: int) -> None:
-        p = self.params
-        day = np.datetime64(self.dates[i], "D")
-        live = np.flatnonzero((self._listed <= day) & (self._exp_dates >= day))
-        if live.size == 0:
-            return
-        new = live[~self._has_grid[live]]
-        if new.size:
-            self._grid_for(new, self.close[i])
-        k = self._strikes[live]
-        s = self.close[i]
-        sigma = self.iv_level(i + 1)
-        dte = (self._exp_dates[live] - day).astype(float)
-        sd = sigma * np.sqrt(np.maximum(dte, 1.0) / 365.0)[:, None]
-        x = np.log(k / s)
-        call_w = np.exp(-0.5 * ((x - p.call_center_sd * sd) / (p.call_width_sd * sd + 0.005)) ** 2)
-        put_w = np.exp(-0.5 * ((x - p.put_center_sd * sd) / (p.put_width_sd * sd + 0.005)) ** 2)
-        step = np.nanmin(np.diff(k, axis=1), axis=1)[:, None]
-        round_k = np.isclose(np.mod(k, 2 * step), 0) | np.isclose(np.mod(k, 2 * step), 2 * step)
-        boost = np.where(round_k, p.round_strike_boost, 1.0)
-        call_w = np.nan_to_num(call_w * boost)
-        put_w = np.nan_to_num(put_w * boost)
-        call_w /= np.maximum(call_w.sum(axis=1, keepdims=True), 1e-12)
-        put_w /= np.maximum(put_w.sum(axis=1, keepdims=True), 1e-12)
-        share = self._kind_w[live] * np.exp(-dte / p.dte_decay_days)
-        share /= share.sum()
-        contracts = self._flow[i]
-        call_flow = contracts / (1 + p.put_call_volume)
-        put_flow = contracts - call_flow
-        keep = 1.0 - p.oi_turnover
-        self._call_oi[live] = self._call_oi[live] * keep + call_flow * share[:, None] * call_w
-        self._put_oi[live] = self._put_oi[live] * keep + put_flow * share[:, None] * put_w
+        return float(self._iv_close[max(i - 1, 0)])
 
     def chain_for(self, i: int) -> OptionChain:
-        """The chain as known on the morning of session i: OI accumulated through session i-1."""
+        """The chain of session i; see chains_for."""
+        return self.chains_for([i])[0]
+
+    def chains_for(self, indices) -> list[OptionChain]:
+        """The chains of sessions `indices` (ascending), as known on the morning of each session:
+        OI accumulated through the session before, expiries up to params.dte_window days out.
+
+        Contracts are ordered by expiry_close ascending, then strike ascending, then the call
+        before the put of the same (expiry, strike); a (strike, right) holding less than
+        MIN_OI_SHARE of the chain's largest OI is left out. Asking for indices at or after the last
+        one asked continues the state; an earlier index restarts it (same chains, more work). The
+        arrays of a batch of chains are slices of shared arrays: treat them as read-only.
+        """
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size == 0:
+            return []
+        if (np.diff(idx) < 0).any() or idx[0] < 0 or idx[-1] >= len(self.dates):
+            raise ValueError(f"session indices must ascend within 0..{len(self.dates) - 1}")
+        if self._next is None or idx[0] < self._next:
+            self._start(int(idx[0]))
+        self._next = int(idx[-1])
+        out: list[OptionChain] = []
+        for at in range(0, idx.size, CHAIN_BATCH):
+            out += self._batch(idx[at:at + CHAIN_BATCH])
+        return out
+
+    def _start(self, first_chain: int) -> None:
+        """Empty state for chains from session `first_chain` on. Expiries that roll off before it (or
+        lie beyond every chain of the path) get no lane: no chain shows them, and their share of
+        each session's contracts is still taken from the others (_weigh counts every live expiry)."""
         p = self.params
-        self.advance_to(i - 1)
-        day = np.datetime64(self.dates[i], "D")
-        live = np.flatnonzero((self._exp_dates >= day) & self._has_grid
-                              & ((self._exp_dates - day).astype(int) <= p.dte_window))
-        if live.size == 0:
-            return _empty_chain(self.symbol, self.dates[i])
-        k = self._strikes[live]
-        coi = np.round(self._call_oi[live])
-        poi = np.round(self._put_oi[live])
-        dte = (self._exp_dates[live] - day).astype(float)
-        t = np.maximum(dte, 0.5)[:, None] / 365.0
-        atm = self.iv_level(i)
-        term = p.iv_long_run + (atm - p.iv_long_run) * np.exp(-dte / p.iv_term_days)[:, None]
-        spot = self.close[i - 1] if i > 0 else self.close[i]
-        m = np.log(k / spot) / (term * np.sqrt(np.maximum(t, 7 / 365)))
-        iv = np.clip(term * (1 + p.skew_slope * m + p.skew_curve * m * m), 0.05, 3.0)
-        exp_close = np.array([self.expiries[j].close_ts for j in live])[:, None] * np.ones_like(k)
-        exp_day = np.repeat(self._exp_dates[live], k.shape[1]).reshape(k.shape)
-        ok = np.isfinite(k)
+        horizon = self._day[-1] + np.timedelta64(p.dte_window, "D")
+        tracked = ((self._exp_dates >= self._day[first_chain]) & (self._exp_dates <= horizon)
+                   & (self._first <= self._last))
+        self._lane, n_lanes, self._resets = _lanes(self._first, self._last, tracked)
+        self._oi = np.zeros((n_lanes, 2, self._strikes.shape[1]))  # [:, 0] calls, [:, 1] puts
+        self._i = int(self._first[tracked].min(initial=len(self.dates))) - 1  # last session stepped
+        self._add, self._add_from, self._add_to = None, 0, 0
+
+    def _step_through(self, i: int) -> None:
+        """Accumulate OI through the end of session i (OI published the next morning)."""
+        keep = 1.0 - self.params.oi_turnover
+        oi, resets = self._oi, self._resets
+        while self._i < i:
+            t = self._i + 1
+            if t >= self._add_to:
+                self._weigh(t)
+            lanes = resets.get(t)
+            if lanes is not None:
+                oi[lanes] = 0.0
+            oi *= keep
+            oi += self._add[t - self._add_from]
+            self._i = t
+
+    def _weigh(self, a: int) -> None:
+        """The contracts each session of a..a+BLOCK_SESSIONS-1 adds to each tracked expiry's strikes,
+        laid out per (session, lane, call/put, strike) for _step_through.
+
+        A session's option flow is split over its live expiries by kind weight and an exponential
+        decay in DTE, then over each expiry's strikes by a Gaussian in log-moneyness (calls centred
+        above spot, puts below, width growing with sigma*sqrt(T)), boosted on round strikes.
+        """
+        p = self.params
+        b = min(a + BLOCK_SESSIONS, len(self.dates))
+        cand = np.flatnonzero((self._first < b) & (self._last >= a))
+        t = np.arange(a, b)[:, None]
+        row, col = np.nonzero((self._first[cand] <= t) & (self._last[cand] >= t))  # by session, then expiry
+        e, i = cand[col], row + a
+        dte = (self._exp_dates[e] - self._day[i]).astype(float)
+        share = self._kind_w[e] * np.exp(-dte / p.dte_decay_days)
+        starts = np.flatnonzero(np.diff(row, prepend=-1))
+        share /= np.repeat(np.add.reduceat(share, starts), np.diff(starts, append=row.size))
+        mine = self._lane[e] >= 0
+        e, i, row, dte, share = e[mine], i[mine], row[mine], dte[mine], share[mine]
+        sd = self._iv_close[i] * np.sqrt(np.maximum(dte, 1.0) / 365.0)
+        log_k, boost, lane = self._log_k[e], self._boost[e], self._lane[e]
+        add = np.zeros((b - a,) + self._oi.shape)
+        for side, center, width, flow in ((0, p.call_center_sd, p.call_width_sd, self._call_flow),
+                                          (1, p.put_center_sd, p.put_width_sd, self._put_flow)):
+            w = log_k - (self._log_close[i] + center * sd)[:, None]
+            w *= w
+            w *= (-0.5 / (width * sd + 0.005) ** 2)[:, None]
+            np.exp(w, out=w)
+            w *= boost
+            w *= (flow[i] * share / np.maximum(w.sum(axis=1), 1e-12))[:, None]
+            add[row, lane, side] = w
+        self._add, self._add_from, self._add_to = add, a, b
+
+    def _batch(self, idx: np.ndarray) -> list[OptionChain]:
+        """Step through the sessions before each of `idx` and snapshot the lanes its chain shows."""
+        day = self._day[idx]
+        lo = np.searchsorted(self._exp_dates, day)
+        n = np.searchsorted(self._exp_dates, day + np.timedelta64(self.params.dte_window, "D"), side="right") - lo
+        chain = np.repeat(np.arange(idx.size), n)
+        exp = np.arange(chain.size) + np.repeat(lo - (np.cumsum(n) - n), n)
+        shown = self._first[exp] < idx[chain]  # listed by the session before: its grid exists
+        chain, exp = chain[shown], exp[shown]
+        snap = np.empty((exp.size,) + self._oi.shape[1:])
+        lanes = self._lane[exp]
+        bounds = np.searchsorted(chain, np.arange(idx.size + 1)).tolist()
+        for c, i in enumerate(idx.tolist()):
+            r0, r1 = bounds[c], bounds[c + 1]
+            if r1 > r0:
+                self._step_through(i - 1)
+                np.take(self._oi, lanes[r0:r1], axis=0, out=snap[r0:r1])
+        return self._cut(idx, chain, exp, snap)
+
+    def _cut(self, idx: np.ndarray, chain: np.ndarray, exp: np.ndarray, snap: np.ndarray) -> list[OptionChain]:
+        """OptionChains from OI snapshots: row r holds expiry exp[r] of chain idx[chain[r]]."""
+        p = self.params
+        n_k = snap.shape[-1]
+        oi = np.round(snap, out=snap)
+        top = np.zeros(idx.size)
+        rows = np.bincount(chain, minlength=idx.size)
+        has = rows > 0
+        if has.any():
+            top[has] = np.maximum.reduceat(oi.reshape(exp.size, 2 * n_k).max(axis=1), (np.cumsum(rows) - rows)[has])
         # Far wings hold a few contracts with no measurable gamma; dropping those under MIN_OI_SHARE
         # of the chain's largest line keeps chains small (exposure cost is per contract).
-        floor = max(MIN_OI_SHARE * max(coi.max(initial=0.0), poi.max(initial=0.0)), 1.0)
-        c_ok = ok & (coi >= floor)
-        p_ok = ok & (poi >= floor)
-        return OptionChain(
-            underlying=self.symbol,
-            as_of=self.dates[i],
-            expiry=np.concatenate([exp_day[c_ok], exp_day[p_ok]]),
-            expiry_close=np.concatenate([exp_close[c_ok], exp_close[p_ok]]),
-            strike=np.concatenate([k[c_ok], k[p_ok]]),
-            is_call=np.concatenate([np.ones(c_ok.sum(), bool), np.zeros(p_ok.sum(), bool)]),
-            open_interest=np.concatenate([coi[c_ok], poi[p_ok]]),
-            iv=np.concatenate([iv[c_ok], iv[p_ok]]),
-            source="modelled",
-        )
+        floor = np.maximum(MIN_OI_SHARE * top, 1.0)
+        kept = (oi >= floor[chain, None, None]) & np.isfinite(self._strikes[exp])[:, None, :]
+        flat = np.flatnonzero(kept.transpose(0, 2, 1))  # expiry, strike, then call before put
+        r, at = np.divmod(flat, 2 * n_k)
+        j, put = np.divmod(at, 2)
+        e, c = exp[r], chain[r]
+        # IV: term structure from the session's ATM level towards the long run, then the skew
+        dte = (self._exp_dates[exp] - self._day[idx[chain]]).astype(float)
+        term = p.iv_long_run + (self._iv_close[np.maximum(idx - 1, 0)][chain] - p.iv_long_run) * np.exp(-dte / p.iv_term_days)
+        scale = term * np.sqrt(np.maximum(np.maximum(dte, 0.5) / 365.0, 7 / 365))
+        m = (self._log_k[e, j] - self._log_close[np.maximum(idx - 1, 0)][c]) / scale[r]
+        iv = np.clip(term[r] * (1 + p.skew_slope * m + p.skew_curve * m * m), 0.05, 3.0)
+        fields = (self._exp_dates[e], self._exp_close[e], self._strikes[e, j], put == 0, oi[r, put, j], iv)
+        ends = np.cumsum(np.bincount(c, minlength=idx.size)).tolist()
+        return [OptionChain(self.symbol, self.dates[i], *(f[s:t] for f in fields), source="modelled")
+                for i, s, t in zip(idx.tolist(), [0] + ends[:-1], ends)]
+
+
+def _strike_grids(close: np.ndarray, first: np.ndarray, p: ModelParams, n_k: int):
+    """Per expiry: its strikes (a grid around the close of its first live session, NaN where not
+    positive or never live), their logs (0 where no strike), and the OI multiplier of each strike:
+    round_strike_boost on multiples of twice the step, 1 elsewhere, 0 where there is no strike."""
+    strikes = np.full((first.size, n_k), np.nan)
+    boost = np.zeros((first.size, n_k))
+    drawn = first < close.size
+    if drawn.any():
+        price = close[first[drawn]][:, None]
+        step = _nice_steps(price[:, 0] * p.step_fraction)[:, None]
+        grid = np.round(price / step) * step + step * (np.arange(n_k) - n_k // 2)
+        k = np.where(grid > 0, grid, np.nan)
+        strikes[drawn] = k
+        unit = 2 * np.nanmin(np.diff(k, axis=1), axis=1)[:, None]
+        round_k = np.isclose(np.mod(k, unit), 0) | np.isclose(np.mod(k, unit), unit)
+        boost[drawn] = np.where(round_k, p.round_strike_boost, 1.0)
+    valid = np.isfinite(strikes)
+    boost[~valid] = 0.0
+    return strikes, np.log(np.where(valid, strikes, 1.0)), boost
+
+
+def _lanes(first: np.ndarray, last: np.ndarray, tracked: np.ndarray) -> tuple[np.ndarray, int, dict]:
+    """A lane per tracked expiry (-1 for the others), reusing the lane of an expiry that rolled off
+    before this one was listed. Returns the lanes, their number, and {session: lanes to empty
+    before that session's step}."""
+    lane = np.full(first.size, -1)
+    free: list[int] = []
+    busy: list[tuple[int, int]] = []  # (last live session, lane)
+    resets: dict[int, list[int]] = {}
+    n_lanes = 0
+    order = np.flatnonzero(tracked)  # expiry order is date order, so also listing order per kind
+    order = order[np.argsort(first[order], kind="stable")]
+    for e, f, end in zip(order.tolist(), first[order].tolist(), last[order].tolist()):
+        while busy and busy[0][0] < f:
+            heapq.heappush(free, heapq.heappop(busy)[1])
+        if free:
+            k = heapq.heappop(free)
+            resets.setdefault(f, []).append(k)
+        else:
+            k, n_lanes = n_lanes, n_lanes + 1
+        lane[e] = k
+        heapq.heappush(busy, (end, k))
+    return lane, n_lanes, {t: np.array(v) for t, v in resets.items()}
 
 
 def _option_flow(symbol: str, rv: np.ndarray, p: ModelParams) -> np.ndarray:
