@@ -123,6 +123,9 @@ def _nice_steps(target: np.ndarray) -> np.ndarray:
     return NICE_STEPS[np.argmin(np.abs(np.log(NICE_STEPS / target[:, None])), axis=1)]
 
 
+KINDS = ("monthly", "quarterly", "weekly", "daily")
+
+
 @dataclass
 class _Expiry:
     date: dt.date
@@ -133,66 +136,59 @@ class _Expiry:
 
 def list_expiries(symbol: str, sessions: list[Session]) -> list[_Expiry]:
     """Every expiration of `symbol` that falls on one of `sessions`, with its kind and listing date."""
+    kind = expiry_kinds(symbol, _days([s.date for s in sessions]))
+    return [_Expiry(sessions[k].date, sessions[k].close.timestamp(), KINDS[kind[k]],
+                    sessions[k].date - dt.timedelta(days=LISTING_DAYS[KINDS[kind[k]]]))
+            for k in np.flatnonzero(kind >= 0).tolist()]
+
+
+def expiry_kinds(symbol: str, days: np.ndarray) -> np.ndarray:
+    """For ascending session dates (datetime64[D]), the index in KINDS of what `symbol` has expiring
+    on each, or -1 for no expiry.
+
+    Monthlies on the third Friday (a holiday moves them to the session before), quarterlies on the
+    last session of March/June/September/December, Friday weeklies, Wednesday and Monday weeklies
+    (a holiday moves a Wednesday to the session before, a Monday to the session after, within the
+    same week), then every session, each from its era's first expiry; a date takes the first kind
+    of that list that applies.
+    """
     base = symbol.split(":")[-1]
-    out: list[_Expiry] = []
-    by_month: dict[tuple[int, int], list[Session]] = {}
-    for s in sessions:
-        by_month.setdefault((s.date.year, s.date.month), []).append(s)
-    monthly_dates = set()
-    quarterly_dates = set()
-    for (y, m), ss in by_month.items():
-        third_friday = _third_friday(y, m)
-        cands = [s for s in ss if s.date <= third_friday]
-        if cands:
-            monthly_dates.add(cands[-1].date)  # a holiday Friday moves expiry to the session before
-        if m in (3, 6, 9, 12) and (symbol in QUARTERLIES or base in QUARTERLIES):
-            quarterly_dates.add(ss[-1].date)
+    none = np.zeros(days.size, dtype=bool)
+    weekday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    week = days.astype(np.int64) - weekday  # Monday of the session's week
+    month = days.astype("datetime64[M]")
+    first_of_month = month.astype("datetime64[D]").astype(np.int64)
+    third_friday = first_of_month + (4 - (first_of_month + 3) % 7) % 7 + 14
+    monthly = _last_in_group(month, days.astype(np.int64) <= third_friday)
+    quarter_end = np.isin(month.astype(np.int64) % 12, (2, 5, 8, 11))
+    quarterly = (_last_in_group(month, ~none) & quarter_end) if (symbol in QUARTERLIES or base in QUARTERLIES) else none
+
+    def since(first: dt.date | None, picked: np.ndarray) -> np.ndarray:
+        return picked & (days >= np.datetime64(first, "D")) if first else none
+
     weekly_from = WEEKLY_FRIDAYS_FROM.get(symbol) or (WEEKLIES_FOR_LARGE_CAPS_FROM if base in LARGE_CAPS else None)
-    wed_from, mon_from = WEDNESDAY_FROM.get(symbol), MONDAY_FROM.get(symbol)
-    daily_from = EVERY_DAY_FROM.get(symbol)
-    weekly_dates = _week_day_expiries(sessions, 4, later=False) if weekly_from else set()
-    wed_dates = _week_day_expiries(sessions, 2, later=False) if wed_from else set()
-    mon_dates = _week_day_expiries(sessions, 0, later=True) if mon_from else set()
-    for s in sessions:
-        d = s.date
-        if d in monthly_dates:
-            kind = "monthly"
-        elif d in quarterly_dates:
-            kind = "quarterly"
-        elif weekly_from and d >= weekly_from and d in weekly_dates:
-            kind = "weekly"
-        elif daily_from and d >= daily_from:
-            kind = "daily"
-        elif (wed_from and d >= wed_from and d in wed_dates) or (mon_from and d >= mon_from and d in mon_dates):
-            kind = "daily"
-        else:
-            continue
-        out.append(_Expiry(d, s.close.timestamp(), kind, d - dt.timedelta(days=LISTING_DAYS[kind])))
+    weekly = since(weekly_from, _last_in_group(week, weekday <= 4))
+    every_day = since(EVERY_DAY_FROM.get(symbol), ~none)
+    mid_week = (since(WEDNESDAY_FROM.get(symbol), _last_in_group(week, weekday <= 2))
+                | since(MONDAY_FROM.get(symbol), _last_in_group(week[::-1], ~none)[::-1]))
+    return np.select([monthly, quarterly, weekly, every_day, mid_week], [0, 1, 2, 3, 3], -1)
+
+
+def _last_in_group(key: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Marks, in each run of equal `key`, the last element where `mask` holds."""
+    at = np.flatnonzero(mask)
+    k = key[at]
+    out = np.zeros(key.size, dtype=bool)
+    out[at[np.r_[k[1:] != k[:-1], True]]] = True
     return out
 
 
-def _week_day_expiries(sessions: list[Session], weekday: int, later: bool) -> set[dt.date]:
-    """Per calendar week, the session on `weekday`, or when that day is a holiday the nearest
-    session of the same week before it (Friday and Wednesday expiries) or after it (Monday)."""
-    by_week: dict[tuple[int, int], list[dt.date]] = {}
-    for s in sessions:
-        by_week.setdefault(s.date.isocalendar()[:2], []).append(s.date)
-    out = set()
-    for days in by_week.values():
-        if later:
-            pick = [d for d in days if d.weekday() >= weekday]
-            if pick:
-                out.add(pick[0])
-        else:
-            pick = [d for d in days if d.weekday() <= weekday]
-            if pick:
-                out.add(pick[-1])
-    return out
+def _days(dates: list[dt.date]) -> np.ndarray:
+    """datetime64[D] of dates (via ordinals: numpy converts date objects one slow call at a time)."""
+    return (np.array([d.toordinal() for d in dates], dtype=np.int64) - _EPOCH_ORDINAL).astype("datetime64[D]")
 
 
-def _third_friday(y: int, m: int) -> dt.date:
-    first = dt.date(y, m, 1)
-    return first + dt.timedelta(days=(4 - first.weekday()) % 7 + 14)
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
 class ChainModel:
@@ -223,15 +219,18 @@ class ChainModel:
         # ATM implied vol known at the close of each session (so at the next open)
         self._iv_close = np.maximum(0.05, np.where(np.isfinite(self._rv), self._rv, p.iv_long_run) * p.iv_premium)
         self._log_close = np.log(self.close)
-        horizon_end = self.dates[-1] + dt.timedelta(days=LISTING_DAYS["monthly"] + 5)
-        all_sessions = sessions_between(self.dates[0], horizon_end)
-        self.expiries = [e for e in list_expiries(symbol, all_sessions) if e.date >= self.dates[0]]
-        self._day = np.array(self.dates, dtype="datetime64[D]")
-        self._exp_dates = np.array([e.date for e in self.expiries], dtype="datetime64[D]")
-        self._exp_close = np.array([e.close_ts for e in self.expiries], dtype=float)
-        self._kind_w = np.array([KIND_WEIGHT[e.kind] for e in self.expiries])
+        # every expiry from the first date to beyond the last listing the path can see
+        sessions = sessions_between(self.dates[0], self.dates[-1] + dt.timedelta(days=LISTING_DAYS["monthly"] + 5))
+        days = _days([s.date for s in sessions])
+        kind = expiry_kinds(symbol, days)
+        at = np.flatnonzero(kind >= 0)
+        kind = kind[at]
+        self._day = _days(self.dates)
+        self._exp_dates = days[at]  # ascending
+        self._exp_close = np.array([sessions[k].close.timestamp() for k in at.tolist()])
+        self._kind_w = np.array([KIND_WEIGHT[k] for k in KINDS])[kind]
         # each expiry is listed and unexpired on sessions first..last of the path (none if first > last)
-        listed = np.array([e.listed for e in self.expiries], dtype="datetime64[D]")
+        listed = self._exp_dates - np.array([LISTING_DAYS[k] for k in KINDS])[kind].astype("timedelta64[D]")
         self._first = np.searchsorted(self._day, listed)
         self._last = np.searchsorted(self._day, self._exp_dates, side="right") - 1
         n_k = int(2 * STRIKE_SPAN / p.step_fraction) + 3
@@ -271,16 +270,51 @@ class ChainModel:
 
     def _start(self, first_chain: int) -> None:
         """Empty state for chains from session `first_chain` on. Expiries that roll off before it (or
-        lie beyond every chain of the path) get no lane: no chain shows them, and their share of
-        each session's contracts is still taken from the others (_weigh counts every live expiry)."""
+        lie beyond every chain of the path) get no lane: no chain shows them, but they still take
+        their share of each session's contracts (_pairs counts every live expiry)."""
         p = self.params
         horizon = self._day[-1] + np.timedelta64(p.dte_window, "D")
         tracked = ((self._exp_dates >= self._day[first_chain]) & (self._exp_dates <= horizon)
                    & (self._first <= self._last))
-        self._lane, n_lanes, self._resets = _lanes(self._first, self._last, tracked)
-        self._oi = np.zeros((n_lanes, 2, self._strikes.shape[1]))  # [:, 0] calls, [:, 1] puts
+        lane, n_lanes, self._resets = _lanes(self._first, self._last, tracked)
+        n_k = self._strikes.shape[1]
         self._i = int(self._first[tracked].min(initial=len(self.dates))) - 1  # last session stepped
-        self._add, self._add_from, self._add_to = None, 0, 0
+        self._pairs(self._i + 1, lane)
+        self._lane = lane
+        # [lane, strike, 0] calls and [lane, strike, 1] puts: a chain's contracts in their final order
+        self._oi = np.zeros((n_lanes, n_k, 2))
+        self._add = np.zeros((BLOCK_SESSIONS, n_lanes, n_k, 2))
+        self._add_from = self._add_to = 0
+        # a block's pairs fill distinct (session, lane) cells: BLOCK_SESSIONS * n_lanes at most
+        self._work = np.empty((3, BLOCK_SESSIONS * n_lanes, n_k))  # gathered log-strikes, boosts, weights
+        self._pair_add = np.empty((BLOCK_SESSIONS * n_lanes, n_k, 2))
+
+    def _pairs(self, start: int, lane: np.ndarray) -> None:
+        """Per (session, tracked live expiry) pair from session `start` on, by session then expiry:
+        the Gaussian's centre and curvature in log-strike and the contracts to spread, per side."""
+        p = self.params
+        sess = np.arange(start, len(self.dates))
+        lo = np.searchsorted(self._last, sess)  # first expiry not rolled off (last ascends with the date)
+        hi = np.searchsorted(self._exp_dates, self._day[sess] + np.timedelta64(max(LISTING_DAYS.values()), "D"),
+                             side="right")
+        n = np.maximum(hi - lo, 0)
+        i = np.repeat(sess, n)
+        e = np.arange(i.size) + np.repeat(lo - (np.cumsum(n) - n), n)
+        live = self._first[e] <= i
+        i, e = i[live], e[live]
+        dte = (self._exp_dates[e] - self._day[i]).astype(float)
+        share = self._kind_w[e] * np.exp(-dte / p.dte_decay_days)
+        starts = np.flatnonzero(np.diff(i, prepend=-1))
+        share /= np.repeat(np.add.reduceat(share, starts), np.diff(starts, append=i.size))
+        mine = lane[e] >= 0
+        i, e, dte, share = i[mine], e[mine], dte[mine], share[mine]
+        sd = self._iv_close[i] * np.sqrt(np.maximum(dte, 1.0) / 365.0)
+        self._pair_i, self._pair_e, self._pair_lane = i, e, lane[e]
+        self._pair_side = [(self._log_close[i] + center * sd, -0.5 / (width * sd + 0.005) ** 2, flow[i] * share)
+                           for center, width, flow in ((p.call_center_sd, p.call_width_sd, self._call_flow),
+                                                       (p.put_center_sd, p.put_width_sd, self._put_flow))]
+        self._pair_at = np.searchsorted(i, np.arange(start, len(self.dates) + 1))  # pairs of session t start at [t - start]
+        self._pair_from = start
 
     def _step_through(self, i: int) -> None:
         """Accumulate OI through the end of session i (OI published the next morning)."""
@@ -299,37 +333,31 @@ class ChainModel:
 
     def _weigh(self, a: int) -> None:
         """The contracts each session of a..a+BLOCK_SESSIONS-1 adds to each tracked expiry's strikes,
-        laid out per (session, lane, call/put, strike) for _step_through.
+        laid out per (session, lane, strike, call/put) for _step_through.
 
         A session's option flow is split over its live expiries by kind weight and an exponential
-        decay in DTE, then over each expiry's strikes by a Gaussian in log-moneyness (calls centred
-        above spot, puts below, width growing with sigma*sqrt(T)), boosted on round strikes.
+        decay in DTE (_pairs), then over each expiry's strikes by a Gaussian in log-moneyness (calls
+        centred above spot, puts below, width growing with sigma*sqrt(T)), boosted on round strikes.
         """
-        p = self.params
         b = min(a + BLOCK_SESSIONS, len(self.dates))
-        cand = np.flatnonzero((self._first < b) & (self._last >= a))
-        t = np.arange(a, b)[:, None]
-        row, col = np.nonzero((self._first[cand] <= t) & (self._last[cand] >= t))  # by session, then expiry
-        e, i = cand[col], row + a
-        dte = (self._exp_dates[e] - self._day[i]).astype(float)
-        share = self._kind_w[e] * np.exp(-dte / p.dte_decay_days)
-        starts = np.flatnonzero(np.diff(row, prepend=-1))
-        share /= np.repeat(np.add.reduceat(share, starts), np.diff(starts, append=row.size))
-        mine = self._lane[e] >= 0
-        e, i, row, dte, share = e[mine], i[mine], row[mine], dte[mine], share[mine]
-        sd = self._iv_close[i] * np.sqrt(np.maximum(dte, 1.0) / 365.0)
-        log_k, boost, lane = self._log_k[e], self._boost[e], self._lane[e]
-        add = np.zeros((b - a,) + self._oi.shape)
-        for side, center, width, flow in ((0, p.call_center_sd, p.call_width_sd, self._call_flow),
-                                          (1, p.put_center_sd, p.put_width_sd, self._put_flow)):
-            w = log_k - (self._log_close[i] + center * sd)[:, None]
+        p0, p1 = self._pair_at[a - self._pair_from], self._pair_at[b - self._pair_from]
+        e = self._pair_e[p0:p1]
+        log_k, boost, w = (buf[:e.size] for buf in self._work)
+        np.take(self._log_k, e, axis=0, out=log_k, mode="clip")  # e is in range; "raise" would buffer
+        np.take(self._boost, e, axis=0, out=boost, mode="clip")
+        pair_add = self._pair_add[:e.size]
+        for side, (center, curvature, contracts) in enumerate(self._pair_side):
+            np.subtract(log_k, center[p0:p1, None], out=w)
             w *= w
-            w *= (-0.5 / (width * sd + 0.005) ** 2)[:, None]
+            w *= curvature[p0:p1, None]
             np.exp(w, out=w)
             w *= boost
-            w *= (flow[i] * share / np.maximum(w.sum(axis=1), 1e-12))[:, None]
-            add[row, lane, side] = w
-        self._add, self._add_from, self._add_to = add, a, b
+            np.multiply(w, (contracts[p0:p1] / np.maximum(w.sum(axis=1), 1e-12))[:, None], out=pair_add[:, :, side])
+        # Cells of lanes that hold no live expiry keep stale values: such a lane is never shown and
+        # is emptied before its next expiry's first step, so it need not be cleared here.
+        add = self._add
+        add.reshape(-1, *add.shape[2:])[(self._pair_i[p0:p1] - a) * add.shape[1] + self._pair_lane[p0:p1]] = pair_add
+        self._add_from, self._add_to = a, b
 
     def _batch(self, idx: np.ndarray) -> list[OptionChain]:
         """Step through the sessions before each of `idx` and snapshot the lanes its chain shows."""
@@ -351,31 +379,32 @@ class ChainModel:
         return self._cut(idx, chain, exp, snap)
 
     def _cut(self, idx: np.ndarray, chain: np.ndarray, exp: np.ndarray, snap: np.ndarray) -> list[OptionChain]:
-        """OptionChains from OI snapshots: row r holds expiry exp[r] of chain idx[chain[r]]."""
+        """OptionChains from OI snapshots: snap[r] holds expiry exp[r] of chain idx[chain[r]], per
+        (strike, call/put), so the kept cells in memory order are the contracts in chain order."""
         p = self.params
-        n_k = snap.shape[-1]
+        n_k = snap.shape[1]
         oi = np.round(snap, out=snap)
         top = np.zeros(idx.size)
         rows = np.bincount(chain, minlength=idx.size)
         has = rows > 0
         if has.any():
-            top[has] = np.maximum.reduceat(oi.reshape(exp.size, 2 * n_k).max(axis=1), (np.cumsum(rows) - rows)[has])
+            top[has] = np.maximum.reduceat(oi.reshape(exp.size, -1).max(axis=1), (np.cumsum(rows) - rows)[has])
         # Far wings hold a few contracts with no measurable gamma; dropping those under MIN_OI_SHARE
-        # of the chain's largest line keeps chains small (exposure cost is per contract).
-        floor = np.maximum(MIN_OI_SHARE * top, 1.0)
-        kept = (oi >= floor[chain, None, None]) & np.isfinite(self._strikes[exp])[:, None, :]
-        flat = np.flatnonzero(kept.transpose(0, 2, 1))  # expiry, strike, then call before put
-        r, at = np.divmod(flat, 2 * n_k)
-        j, put = np.divmod(at, 2)
-        e, c = exp[r], chain[r]
-        # IV: term structure from the session's ATM level towards the long run, then the skew
+        # of the chain's largest line keeps chains small (exposure cost is per contract). Cells
+        # without a strike hold no OI, so the floor (at least 1 contract) drops them too.
+        kept = oi >= np.maximum(MIN_OI_SHARE * top, 1.0)[chain, None, None]
+        flat = np.flatnonzero(kept)
+        per_row = kept.reshape(exp.size, -1).sum(axis=1)
+        cell = flat >> 1  # row * n_k + strike
+        # IV per (row, strike): the term structure from the session's ATM level, then the skew
+        prior = np.maximum(idx - 1, 0)[chain]
         dte = (self._exp_dates[exp] - self._day[idx[chain]]).astype(float)
-        term = p.iv_long_run + (self._iv_close[np.maximum(idx - 1, 0)][chain] - p.iv_long_run) * np.exp(-dte / p.iv_term_days)
-        scale = term * np.sqrt(np.maximum(np.maximum(dte, 0.5) / 365.0, 7 / 365))
-        m = (self._log_k[e, j] - self._log_close[np.maximum(idx - 1, 0)][c]) / scale[r]
-        iv = np.clip(term[r] * (1 + p.skew_slope * m + p.skew_curve * m * m), 0.05, 3.0)
-        fields = (self._exp_dates[e], self._exp_close[e], self._strikes[e, j], put == 0, oi[r, put, j], iv)
-        ends = np.cumsum(np.bincount(c, minlength=idx.size)).tolist()
+        term = (p.iv_long_run + (self._iv_close[prior] - p.iv_long_run) * np.exp(-dte / p.iv_term_days))[:, None]
+        m = (self._log_k[exp] - self._log_close[prior][:, None]) / (term * np.sqrt(np.maximum(np.maximum(dte, 0.5) / 365.0, 7 / 365))[:, None])
+        iv = np.clip(term * (1 + p.skew_slope * m + p.skew_curve * m * m), 0.05, 3.0)
+        fields = (np.repeat(self._exp_dates[exp], per_row), np.repeat(self._exp_close[exp], per_row),
+                  self._strikes[exp].ravel()[cell], (flat & 1) == 0, oi.ravel()[flat], iv.ravel()[cell])
+        ends = np.cumsum(np.bincount(chain, weights=per_row, minlength=idx.size).astype(np.int64)).tolist()
         return [OptionChain(self.symbol, self.dates[i], *(f[s:t] for f in fields), source="modelled")
                 for i, s, t in zip(idx.tolist(), [0] + ends[:-1], ends)]
 
