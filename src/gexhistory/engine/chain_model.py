@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -251,22 +252,19 @@ class ChainModel:
 
         Contracts are ordered by expiry_close ascending, then strike ascending, then the call
         before the put of the same (expiry, strike); a (strike, right) holding less than
-        MIN_OI_SHARE of the chain's largest OI is left out. Asking for indices at or after the last
-        one asked continues the state; an earlier index restarts it (same chains, more work). The
-        arrays of a batch of chains are slices of shared arrays: treat them as read-only.
+        MIN_OI_SHARE of the chain's largest OI is left out. A chain is the same to the last bit
+        whichever indices are asked with it. Asking for indices at or after the last one asked
+        continues the model's state; an earlier one restarts it (same chains, more work). Chains
+        computed together share their arrays (each holds slices): treat them as read-only.
         """
+        return list(self.iter_chains(indices))
+
+    def iter_chains(self, indices) -> Iterator[OptionChain]:
+        """chains_for(indices) one chain at a time, computed CHAIN_BATCH at a time (bounded memory)."""
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if idx.size == 0:
-            return []
-        if (np.diff(idx) < 0).any() or idx[0] < 0 or idx[-1] >= len(self.dates):
+        if idx.size and ((np.diff(idx) < 0).any() or idx[0] < 0 or idx[-1] >= len(self.dates)):
             raise ValueError(f"session indices must ascend within 0..{len(self.dates) - 1}")
-        if self._next is None or idx[0] < self._next:
-            self._start(int(idx[0]))
-        self._next = int(idx[-1])
-        out: list[OptionChain] = []
-        for at in range(0, idx.size, CHAIN_BATCH):
-            out += self._batch(idx[at:at + CHAIN_BATCH])
-        return out
+        return (chain for at in range(0, idx.size, CHAIN_BATCH) for chain in self._batch(idx[at:at + CHAIN_BATCH]))
 
     def _start(self, first_chain: int) -> None:
         """Empty state for chains from session `first_chain` on. Expiries that roll off before it (or
@@ -361,6 +359,9 @@ class ChainModel:
 
     def _batch(self, idx: np.ndarray) -> list[OptionChain]:
         """Step through the sessions before each of `idx` and snapshot the lanes its chain shows."""
+        if self._next is None or idx[0] < self._next:
+            self._start(int(idx[0]))
+        self._next = int(idx[-1])
         day = self._day[idx]
         lo = np.searchsorted(self._exp_dates, day)
         n = np.searchsorted(self._exp_dates, day + np.timedelta64(self.params.dte_window, "D"), side="right") - lo
@@ -388,13 +389,13 @@ class ChainModel:
         rows = np.bincount(chain, minlength=idx.size)
         has = rows > 0
         if has.any():
-            top[has] = np.maximum.reduceat(oi.reshape(exp.size, -1).max(axis=1), (np.cumsum(rows) - rows)[has])
+            top[has] = np.maximum.reduceat(oi.reshape(exp.size, 2 * n_k).max(axis=1), (np.cumsum(rows) - rows)[has])
         # Far wings hold a few contracts with no measurable gamma; dropping those under MIN_OI_SHARE
         # of the chain's largest line keeps chains small (exposure cost is per contract). Cells
         # without a strike hold no OI, so the floor (at least 1 contract) drops them too.
         kept = oi >= np.maximum(MIN_OI_SHARE * top, 1.0)[chain, None, None]
         flat = np.flatnonzero(kept)
-        per_row = kept.reshape(exp.size, -1).sum(axis=1)
+        per_row = kept.reshape(exp.size, 2 * n_k).sum(axis=1)
         cell = flat >> 1  # row * n_k + strike
         # IV per (row, strike): the term structure from the session's ATM level, then the skew
         prior = np.maximum(idx - 1, 0)[chain]
