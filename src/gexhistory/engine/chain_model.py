@@ -237,14 +237,21 @@ class ChainModel:
         n_k = int(2 * STRIKE_SPAN / p.step_fraction) + 3
         self._strikes, self._log_k, self._boost = _strike_grids(self.close, self._first, p, n_k)
         self._next = None  # lowest chain index servable without restarting the state (None: no state)
+        self._ahead: dict[int, OptionChain] = {}  # chains chain_for computed ahead of being asked
 
     def iv_level(self, i: int) -> float:
         """ATM implied vol of session i as known at its open (from realised vol to the prior close)."""
         return float(self._iv_close[max(i - 1, 0)])
 
     def chain_for(self, i: int) -> OptionChain:
-        """The chain of session i; see chains_for."""
-        return self.chains_for([i])[0]
+        """The chain of session i (see chains_for). Callers mostly step through sessions one by one,
+        so the following sessions' chains are computed with it, CHAIN_BATCH in all, and kept."""
+        if i not in self._ahead:
+            if not 0 <= i < len(self.dates):
+                raise ValueError(f"session index {i} is not within 0..{len(self.dates) - 1}")
+            ahead = range(i, min(i + CHAIN_BATCH, len(self.dates)))
+            self._ahead = dict(zip(ahead, self.chains_for(ahead)))
+        return self._ahead[i]
 
     def chains_for(self, indices) -> list[OptionChain]:
         """The chains of sessions `indices` (ascending), as known on the morning of each session:
@@ -400,14 +407,23 @@ class ChainModel:
         # IV per (row, strike): the term structure from the session's ATM level, then the skew
         prior = np.maximum(idx - 1, 0)[chain]
         dte = (self._exp_dates[exp] - self._day[idx[chain]]).astype(float)
-        term = (p.iv_long_run + (self._iv_close[prior] - p.iv_long_run) * np.exp(-dte / p.iv_term_days))[:, None]
-        m = (self._log_k[exp] - self._log_close[prior][:, None]) / (term * np.sqrt(np.maximum(np.maximum(dte, 0.5) / 365.0, 7 / 365))[:, None])
-        iv = np.clip(term * (1 + p.skew_slope * m + p.skew_curve * m * m), 0.05, 3.0)
-        fields = (np.repeat(self._exp_dates[exp], per_row), np.repeat(self._exp_close[exp], per_row),
-                  self._strikes[exp].ravel()[cell], (flat & 1) == 0, oi.ravel()[flat], iv.ravel()[cell])
+        term = p.iv_long_run + (self._iv_close[prior] - p.iv_long_run) * np.exp(-dte / p.iv_term_days)
+        m = np.take(self._log_k, exp, axis=0, mode="clip")  # moneyness in sd units: (log k - log spot) / sd
+        m -= self._log_close[prior][:, None]
+        m *= (1.0 / (term * np.sqrt(np.maximum(np.maximum(dte, 0.5) / 365.0, 7 / 365))))[:, None]
+        iv = m * p.skew_curve
+        iv += p.skew_slope
+        iv *= m
+        iv += 1.0
+        iv *= term[:, None]
+        np.clip(iv, 0.05, 3.0, out=iv)
+        expiry, close, strike = (np.repeat(self._exp_dates[exp], per_row), np.repeat(self._exp_close[exp], per_row),
+                                 self._strikes[exp].ravel()[cell])
+        is_call, oi, iv = (flat & 1) == 0, oi.ravel()[flat], iv.ravel()[cell]
         ends = np.cumsum(np.bincount(chain, weights=per_row, minlength=idx.size).astype(np.int64)).tolist()
-        return [OptionChain(self.symbol, self.dates[i], *(f[s:t] for f in fields), source="modelled")
-                for i, s, t in zip(idx.tolist(), [0] + ends[:-1], ends)]
+        return [OptionChain(self.symbol, self.dates[i], expiry[a:b], close[a:b], strike[a:b], is_call[a:b],
+                            oi[a:b], iv[a:b], "modelled")
+                for i, a, b in zip(idx.tolist(), [0, *ends[:-1]], ends)]
 
 
 def _strike_grids(close: np.ndarray, first: np.ndarray, p: ModelParams, n_k: int):
