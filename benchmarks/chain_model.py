@@ -6,7 +6,8 @@ The price path and the sessions are those `backfill.compute_sessions` uses for a
 ending on END: bars from warmup_start(first context session), one chain per session from the first
 context session to END. Prints, best of --repeat: seconds to build every chain with
 ChainModel.chains_for (one call) and with chain_for (one call per session, as a caller stepping
-session by session would), chains per second and total contracts. --against REV also times that git
+session by session would), model construction included, in wall and CPU seconds, chains per second
+and total contracts. --against REV also times that git
 revision's chain_model.py (chain_for per session, the only API it may have) and checks the chains
 agree: same contracts, open interest equal to the contract, IV to 1e-12 relative.
 """
@@ -45,13 +46,14 @@ def spy_path(days: int):
     return bars, [i for i, d in enumerate(bars.dates) if d >= first]
 
 
-def best_of(repeat: int, build) -> tuple[float, list]:
-    best, chains = float("inf"), []
+def best_of(repeat: int, build) -> tuple[float, float, list]:
+    """Best wall and best CPU seconds of `repeat` builds (on a shared machine the least disturbed)."""
+    wall, cpu, chains = float("inf"), float("inf"), []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         chains = build()
-        best = min(best, time.perf_counter() - t0)
-    return best, chains
+        wall, cpu = min(wall, time.perf_counter() - t0), min(cpu, time.process_time() - c0)
+    return wall, cpu, chains
 
 
 def load_revision(rev: str):
@@ -66,9 +68,10 @@ def load_revision(rev: str):
     return module
 
 
-def report(label: str, seconds: float, chains: list) -> None:
+def report(label: str, wall: float, cpu: float, chains: list) -> None:
     contracts = sum(len(c) for c in chains)
-    print(f"{label:<34} {seconds:8.3f} s {len(chains) / seconds:10.0f} chains/s {contracts:>10,d} contracts")
+    print(f"{label:<34} {wall:7.3f} s wall {cpu:7.3f} s cpu {len(chains) / wall:8.0f} chains/s "
+          f"{contracts:>10,d} contracts")
 
 
 def compare(new: list, old: list) -> None:
@@ -99,14 +102,13 @@ def main() -> None:
         return module.ChainModel("SPY", bars.dates, bars.close, bars.volume)
 
     if hasattr(chain_model.ChainModel, "chains_for"):
-        seconds, chains = best_of(ns.repeat, lambda: model().chains_for(idx))
-        report("chains_for (one call)", seconds, chains)
-    seconds, chains = best_of(ns.repeat, lambda: [m.chain_for(i) for m in [model()] for i in idx])
-    report("chain_for (one call per session)", seconds, chains)
+        report("chains_for (one call)", *best_of(ns.repeat, lambda: model().chains_for(idx)))
+    wall, cpu, chains = best_of(ns.repeat, lambda: [m.chain_for(i) for m in [model()] for i in idx])
+    report("chain_for (one call per session)", wall, cpu, chains)
     if ns.against:
         old = load_revision(ns.against)
-        seconds, old_chains = best_of(ns.repeat, lambda: [m.chain_for(i) for m in [model(old)] for i in idx])
-        report(f"{ns.against}: chain_for per session", seconds, old_chains)
+        wall, cpu, old_chains = best_of(ns.repeat, lambda: [m.chain_for(i) for m in [model(old)] for i in idx])
+        report(f"{ns.against}: chain_for per session", wall, cpu, old_chains)
         compare(chains, old_chains)
 
 

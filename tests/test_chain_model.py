@@ -192,7 +192,8 @@ def _stepwise_chains(symbol, dates, close, indices, p=ModelParams()):
             sd = iv_level(done + 1) * np.sqrt(np.maximum(dte, 1.0) / 365.0)[:, None]
             x = np.log(k / close[done])
             unit = 2 * np.nanmin(np.diff(k, axis=1), axis=1)[:, None]
-            boost = np.where(np.isclose(np.mod(k, unit), 0) | np.isclose(np.mod(k, unit), unit), p.round_strike_boost, 1.0)
+            round_k = np.isclose(np.mod(k, unit), 0) | np.isclose(np.mod(k, unit), unit)
+            boost = np.where(round_k, p.round_strike_boost, 1.0)
             share = kind_w[live] * np.exp(-dte / p.dte_decay_days)
             share /= share.sum()
             call_flow = flow[done] / (1 + p.put_call_volume)

@@ -197,7 +197,7 @@ class ChainModel:
 
     The open interest of every listed expiry is stepped session by session, exactly
     oi = oi * (1 - oi_turnover) + that session's new contracts. Expiries share lanes, the rows of
-    one (lane, call/put, strike) array, a lane being reused once its expiry has rolled off, so a
+    one (lane, strike, call/put) array, a lane being reused once its expiry has rolled off, so a
     step is two in-place operations whatever the number of expiries. The new contracts of many
     sessions are weighed in one vectorised pass (_weigh), and chains are cut out of snapshots of
     the state in batches (_cut). Every number of a session comes from element-wise operations and
@@ -213,12 +213,12 @@ class ChainModel:
         self.close = np.asarray(close, dtype=float)
         # Share volume is accepted for the callers' convenience but not used: index bars (SPX) have
         # none, and the option flow is modelled from the price path alone (see _option_flow).
-        self._rv = _realised_vol(self.close)
-        flow = _option_flow(symbol, self._rv, p)
+        rv = _realised_vol(self.close)
+        flow = _option_flow(symbol, rv, p)
         self._call_flow = flow / (1 + p.put_call_volume)
         self._put_flow = flow - self._call_flow
         # ATM implied vol known at the close of each session (so at the next open)
-        self._iv_close = np.maximum(0.05, np.where(np.isfinite(self._rv), self._rv, p.iv_long_run) * p.iv_premium)
+        self._iv_close = np.maximum(0.05, np.where(np.isfinite(rv), rv, p.iv_long_run) * p.iv_premium)
         self._log_close = np.log(self.close)
         # every expiry from the first date to beyond the last listing the path can see
         sessions = sessions_between(self.dates[0], self.dates[-1] + dt.timedelta(days=LISTING_DAYS["monthly"] + 5))
@@ -318,8 +318,8 @@ class ChainModel:
         self._pair_side = [(self._log_close[i] + center * sd, -0.5 / (width * sd + 0.005) ** 2, flow[i] * share)
                            for center, width, flow in ((p.call_center_sd, p.call_width_sd, self._call_flow),
                                                        (p.put_center_sd, p.put_width_sd, self._put_flow))]
-        self._pair_at = np.searchsorted(i, np.arange(start, len(self.dates) + 1))  # pairs of session t start at [t - start]
-        self._pair_from = start
+        self._pair_from = start  # the pairs of session t are [_pair_at[t - start], _pair_at[t - start + 1])
+        self._pair_at = np.searchsorted(i, np.arange(start, len(self.dates) + 1))
 
     def _step_through(self, i: int) -> None:
         """Accumulate OI through the end of session i (OI published the next morning)."""
@@ -375,6 +375,7 @@ class ChainModel:
         chain = np.repeat(np.arange(idx.size), n)
         exp = np.arange(chain.size) + np.repeat(lo - (np.cumsum(n) - n), n)
         shown = self._first[exp] < idx[chain]  # listed by the session before: its grid exists
+        # (so it is live on that session and expires on or after the pass's first chain: it has a lane)
         chain, exp = chain[shown], exp[shown]
         snap = np.empty((exp.size,) + self._oi.shape[1:])
         lanes = self._lane[exp]
@@ -383,7 +384,7 @@ class ChainModel:
             r0, r1 = bounds[c], bounds[c + 1]
             if r1 > r0:
                 self._step_through(i - 1)
-                np.take(self._oi, lanes[r0:r1], axis=0, out=snap[r0:r1])
+                np.take(self._oi, lanes[r0:r1], axis=0, out=snap[r0:r1], mode="clip")
         return self._cut(idx, chain, exp, snap)
 
     def _cut(self, idx: np.ndarray, chain: np.ndarray, exp: np.ndarray, snap: np.ndarray) -> list[OptionChain]:
@@ -402,7 +403,7 @@ class ChainModel:
         # without a strike hold no OI, so the floor (at least 1 contract) drops them too.
         kept = oi >= np.maximum(MIN_OI_SHARE * top, 1.0)[chain, None, None]
         flat = np.flatnonzero(kept)
-        per_row = kept.reshape(exp.size, 2 * n_k).sum(axis=1)
+        per_row = np.diff(np.searchsorted(flat, np.arange(exp.size + 1) * (2 * n_k)))
         cell = flat >> 1  # row * n_k + strike
         # IV per (row, strike): the term structure from the session's ATM level, then the skew
         prior = np.maximum(idx - 1, 0)[chain]
@@ -420,7 +421,7 @@ class ChainModel:
         expiry, close, strike = (np.repeat(self._exp_dates[exp], per_row), np.repeat(self._exp_close[exp], per_row),
                                  self._strikes[exp].ravel()[cell])
         is_call, oi, iv = (flat & 1) == 0, oi.ravel()[flat], iv.ravel()[cell]
-        ends = np.cumsum(np.bincount(chain, weights=per_row, minlength=idx.size).astype(np.int64)).tolist()
+        ends = np.r_[0, np.cumsum(per_row)][np.searchsorted(chain, np.arange(1, idx.size + 1))].tolist()
         return [OptionChain(self.symbol, self.dates[i], expiry[a:b], close[a:b], strike[a:b], is_call[a:b],
                             oi[a:b], iv[a:b], "modelled")
                 for i, a, b in zip(idx.tolist(), [0, *ends[:-1]], ends)]
@@ -456,7 +457,7 @@ def _lanes(first: np.ndarray, last: np.ndarray, tracked: np.ndarray) -> tuple[np
     busy: list[tuple[int, int]] = []  # (last live session, lane)
     resets: dict[int, list[int]] = {}
     n_lanes = 0
-    order = np.flatnonzero(tracked)  # expiry order is date order, so also listing order per kind
+    order = np.flatnonzero(tracked)
     order = order[np.argsort(first[order], kind="stable")]
     for e, f, end in zip(order.tolist(), first[order].tolist(), last[order].tolist()):
         while busy and busy[0][0] < f:
