@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from functools import lru_cache
 
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gexhistory.calendar import sessions_between
-from gexhistory.engine.chain_model import ChainModel, ModelParams, list_expiries, strike_step
+from gexhistory.engine.chain_model import (KIND_WEIGHT, MIN_OI_SHARE, STRIKE_SPAN, ChainModel, ModelParams,
+                                            _option_flow, _realised_vol, list_expiries, strike_step)
 from gexhistory.engine.validation import modelled_close_gex
 
 
@@ -153,11 +155,6 @@ def test_sharp_selloff_turns_net_gex_negative_and_calm_rally_positive():
 
 
 # ---------------------------------------------------------------- chains_for: the same model, batched
-from functools import lru_cache  # noqa: E402
-
-from gexhistory.engine.chain_model import STRIKE_SPAN, _option_flow, _realised_vol  # noqa: E402
-
-
 def _stepwise_chains(symbol, dates, close, indices, p=ModelParams()):
     """The model as chain_for computed it before chains_for existed (one session per step, calls then
     puts), kept here as the reference the batched implementation must reproduce."""
@@ -172,7 +169,7 @@ def _stepwise_chains(symbol, dates, close, indices, p=ModelParams()):
           if e.date >= dates[0]]
     exp_d = np.array([e.date for e in ex], dtype="datetime64[D]")
     listed = np.array([e.listed for e in ex], dtype="datetime64[D]")
-    kind_w = np.array([{"monthly": 2.2, "quarterly": 2.6, "weekly": 1.0, "daily": 0.7}[e.kind] for e in ex])
+    kind_w = np.array([KIND_WEIGHT[e.kind] for e in ex])
     n_k = int(2 * STRIKE_SPAN / p.step_fraction) + 3
     strikes, has = np.zeros((len(ex), n_k)), np.zeros(len(ex), bool)
     oi = [np.zeros((len(ex), n_k)), np.zeros((len(ex), n_k))]
@@ -209,7 +206,7 @@ def _stepwise_chains(symbol, dates, close, indices, p=ModelParams()):
         term = p.iv_long_run + (iv_level(i) - p.iv_long_run) * np.exp(-dte / p.iv_term_days)
         m = np.log(k / close[max(i - 1, 0)]) / (term * np.sqrt(np.maximum(np.maximum(dte, 0.5) / 365, 7 / 365)))
         iv = np.clip(term * (1 + p.skew_slope * m + p.skew_curve * m * m), 0.05, 3.0)
-        floor = max(0.005 * max(coi.max(initial=0.0), poi.max(initial=0.0)), 1.0)
+        floor = max(MIN_OI_SHARE * max(coi.max(initial=0.0), poi.max(initial=0.0)), 1.0)
         c_ok, p_ok = np.isfinite(k) & (coi >= floor), np.isfinite(k) & (poi >= floor)
         exp_day = np.broadcast_to(exp_d[live][:, None], k.shape)
         out.append(dict(expiry=np.r_[exp_day[c_ok], exp_day[p_ok]], strike=np.r_[k[c_ok], k[p_ok]],

@@ -64,8 +64,8 @@ KIND_WEIGHT = {"monthly": 2.2, "quarterly": 2.6, "weekly": 1.0, "daily": 0.7}
 STRIKE_SPAN = 0.5
 MIN_OI_SHARE = 0.005
 NICE_STEPS = np.array([0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0])
-BLOCK_SESSIONS = 32  # sessions of option flow weighed per vectorised pass (arrays stay cache-sized)
-CHAIN_BATCH = 64  # chains cut out per pass (bounds the OI snapshot buffer)
+BLOCK_SESSIONS = 16  # sessions of option flow weighed per vectorised pass (work arrays stay near L2 size)
+CHAIN_BATCH = 128  # chains cut out per pass (bounds the OI snapshot buffer)
 
 
 @dataclass(frozen=True)
