@@ -137,6 +137,16 @@ def test_holiday_moves_expiries():
     assert dt.date(2019, 4, 19) not in ex19
     assert ex[dt.date(2017, 1, 17)] == "daily"  # MLK Monday: the Monday weekly expires on Tuesday
     assert dt.date(2017, 1, 16) not in ex
+    ex18 = {e.date: e.kind for e in list_expiries("SPY", sessions_between(dt.date(2018, 1, 1), dt.date(2018, 12, 31)))}
+    for wednesday in (dt.date(2018, 7, 4), dt.date(2018, 12, 5)):  # Independence Day; national mourning
+        assert wednesday not in ex18 and ex18[wednesday - dt.timedelta(days=1)] == "daily"
+
+
+def test_quarterlies_on_the_last_session_of_the_quarter():
+    ex = {e.date: e.kind for e in list_expiries("SPY", sessions_between(dt.date(2016, 1, 1), dt.date(2016, 12, 31)))}
+    assert sorted(d for d, k in ex.items() if k == "quarterly") == [
+        dt.date(2016, 3, 31), dt.date(2016, 6, 30), dt.date(2016, 9, 30), dt.date(2016, 12, 30)]
+    assert ex[dt.date(2016, 3, 18)] == "monthly"  # and the monthly stays on the third Friday
 
 
 def _close_gex(dates, close):

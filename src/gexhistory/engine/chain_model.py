@@ -61,11 +61,13 @@ CALIBRATED_UNTIL = dt.date(2014, 12, 31)  # ModelParams were fitted on the refer
 
 LISTING_DAYS = {"monthly": 370, "quarterly": 370, "weekly": 36, "daily": 15}
 KIND_WEIGHT = {"monthly": 2.2, "quarterly": 2.6, "weekly": 1.0, "daily": 0.7}
+KINDS = ("monthly", "quarterly", "weekly", "daily")  # expiry_kinds codes
 STRIKE_SPAN = 0.5
 MIN_OI_SHARE = 0.005
 NICE_STEPS = np.array([0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0])
 BLOCK_SESSIONS = 16  # sessions of option flow weighed per vectorised pass (work arrays stay near L2 size)
 CHAIN_BATCH = 128  # chains cut out per pass (bounds the OI snapshot buffer)
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
 @dataclass(frozen=True)
@@ -122,9 +124,6 @@ def strike_step(price: float, fraction: float) -> float:
 def _nice_steps(target: np.ndarray) -> np.ndarray:
     """The NICE_STEPS value nearest each target step in ratio."""
     return NICE_STEPS[np.argmin(np.abs(np.log(NICE_STEPS / target[:, None])), axis=1)]
-
-
-KINDS = ("monthly", "quarterly", "weekly", "daily")
 
 
 @dataclass
@@ -187,9 +186,6 @@ def _last_in_group(key: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def _days(dates: list[dt.date]) -> np.ndarray:
     """datetime64[D] of dates (via ordinals: numpy converts date objects one slow call at a time)."""
     return (np.array([d.toordinal() for d in dates], dtype=np.int64) - _EPOCH_ORDINAL).astype("datetime64[D]")
-
-
-_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
 class ChainModel:
