@@ -311,7 +311,10 @@ class ChainModel:
         i, e, dte, share = i[mine], e[mine], dte[mine], share[mine]
         sd = self._iv_close[i] * np.sqrt(np.maximum(dte, 1.0) / 365.0)
         self._pair_i, self._pair_e, self._pair_lane = i, e, lane[e]
-        self._pair_side = [(self._log_close[i] + center * sd, -0.5 / (width * sd + 0.005) ** 2, flow[i] * share)
+        # curvature in base 2: the weights are exp2((log k - centre)^2 * curvature); exp2 is ~7% cheaper
+        # than exp, and the 1.7e7 weights of a 10-year SPY run are most of the model's cost
+        self._pair_side = [(self._log_close[i] + center * sd, -0.5 * np.log2(np.e) / (width * sd + 0.005) ** 2,
+                            flow[i] * share)
                            for center, width, flow in ((p.call_center_sd, p.call_width_sd, self._call_flow),
                                                        (p.put_center_sd, p.put_width_sd, self._put_flow))]
         self._pair_from = start  # the pairs of session t are [_pair_at[t - start], _pair_at[t - start + 1])
@@ -351,7 +354,7 @@ class ChainModel:
             np.subtract(log_k, center[p0:p1, None], out=w)
             w *= w
             w *= curvature[p0:p1, None]
-            np.exp(w, out=w)
+            np.exp2(w, out=w)
             w *= boost
             np.multiply(w, (contracts[p0:p1] / np.maximum(w.sum(axis=1), 1e-12))[:, None], out=pair_add[:, :, side])
         # Cells of lanes that hold no live expiry keep stale values: such a lane is never shown and
