@@ -24,6 +24,8 @@ run asked for.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -59,9 +61,13 @@ CALIBRATED_UNTIL = dt.date(2014, 12, 31)  # ModelParams were fitted on the refer
 
 LISTING_DAYS = {"monthly": 370, "quarterly": 370, "weekly": 36, "daily": 15}
 KIND_WEIGHT = {"monthly": 2.2, "quarterly": 2.6, "weekly": 1.0, "daily": 0.7}
+KINDS = ("monthly", "quarterly", "weekly", "daily")  # expiry_kinds codes
 STRIKE_SPAN = 0.5
 MIN_OI_SHARE = 0.005
 NICE_STEPS = np.array([0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0])
+BLOCK_SESSIONS = 16  # sessions of option flow weighed per vectorised pass (work arrays stay near L2 size)
+CHAIN_BATCH = 128  # chains cut out per pass (bounds the OI snapshot buffer)
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
 @dataclass(frozen=True)
@@ -112,8 +118,12 @@ class ModelParams:
 
 
 def strike_step(price: float, fraction: float) -> float:
-    target = price * fraction
-    return float(NICE_STEPS[np.argmin(np.abs(np.log(NICE_STEPS / target)))])
+    return float(_nice_steps(np.array([price * fraction]))[0])
+
+
+def _nice_steps(target: np.ndarray) -> np.ndarray:
+    """The NICE_STEPS value nearest each target step in ratio."""
+    return NICE_STEPS[np.argmin(np.abs(np.log(NICE_STEPS / target[:, None])), axis=1)]
 
 
 @dataclass
@@ -126,186 +136,339 @@ class _Expiry:
 
 def list_expiries(symbol: str, sessions: list[Session]) -> list[_Expiry]:
     """Every expiration of `symbol` that falls on one of `sessions`, with its kind and listing date."""
+    kind = expiry_kinds(symbol, _days([s.date for s in sessions]))
+    return [_Expiry(sessions[k].date, sessions[k].close.timestamp(), KINDS[kind[k]],
+                    sessions[k].date - dt.timedelta(days=LISTING_DAYS[KINDS[kind[k]]]))
+            for k in np.flatnonzero(kind >= 0).tolist()]
+
+
+def expiry_kinds(symbol: str, days: np.ndarray) -> np.ndarray:
+    """For ascending session dates (datetime64[D]), the index in KINDS of what `symbol` has expiring
+    on each, or -1 for no expiry.
+
+    Monthlies on the third Friday (a holiday moves them to the session before), quarterlies on the
+    last session of March/June/September/December, Friday weeklies, Wednesday and Monday weeklies
+    (a holiday moves a Wednesday to the session before, a Monday to the session after, within the
+    same week), then every session, each from its era's first expiry; a date takes the first kind
+    of that list that applies.
+    """
     base = symbol.split(":")[-1]
-    out: list[_Expiry] = []
-    by_month: dict[tuple[int, int], list[Session]] = {}
-    for s in sessions:
-        by_month.setdefault((s.date.year, s.date.month), []).append(s)
-    monthly_dates = set()
-    quarterly_dates = set()
-    for (y, m), ss in by_month.items():
-        third_friday = _third_friday(y, m)
-        cands = [s for s in ss if s.date <= third_friday]
-        if cands:
-            monthly_dates.add(cands[-1].date)  # a holiday Friday moves expiry to the session before
-        if m in (3, 6, 9, 12) and (symbol in QUARTERLIES or base in QUARTERLIES):
-            quarterly_dates.add(ss[-1].date)
+    none = np.zeros(days.size, dtype=bool)
+    weekday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    week = days.astype(np.int64) - weekday  # Monday of the session's week
+    month = days.astype("datetime64[M]")
+    first_of_month = month.astype("datetime64[D]").astype(np.int64)
+    third_friday = first_of_month + (4 - (first_of_month + 3) % 7) % 7 + 14
+    monthly = _last_in_group(month, days.astype(np.int64) <= third_friday)
+    quarter_end = np.isin(month.astype(np.int64) % 12, (2, 5, 8, 11))
+    quarterly = (_last_in_group(month, ~none) & quarter_end) if (symbol in QUARTERLIES or base in QUARTERLIES) else none
+
+    def since(first: dt.date | None, picked: np.ndarray) -> np.ndarray:
+        return picked & (days >= np.datetime64(first, "D")) if first else none
+
     weekly_from = WEEKLY_FRIDAYS_FROM.get(symbol) or (WEEKLIES_FOR_LARGE_CAPS_FROM if base in LARGE_CAPS else None)
-    wed_from, mon_from = WEDNESDAY_FROM.get(symbol), MONDAY_FROM.get(symbol)
-    daily_from = EVERY_DAY_FROM.get(symbol)
-    weekly_dates = _week_day_expiries(sessions, 4, later=False) if weekly_from else set()
-    wed_dates = _week_day_expiries(sessions, 2, later=False) if wed_from else set()
-    mon_dates = _week_day_expiries(sessions, 0, later=True) if mon_from else set()
-    for s in sessions:
-        d = s.date
-        if d in monthly_dates:
-            kind = "monthly"
-        elif d in quarterly_dates:
-            kind = "quarterly"
-        elif weekly_from and d >= weekly_from and d in weekly_dates:
-            kind = "weekly"
-        elif daily_from and d >= daily_from:
-            kind = "daily"
-        elif (wed_from and d >= wed_from and d in wed_dates) or (mon_from and d >= mon_from and d in mon_dates):
-            kind = "daily"
-        else:
-            continue
-        out.append(_Expiry(d, s.close.timestamp(), kind, d - dt.timedelta(days=LISTING_DAYS[kind])))
+    weekly = since(weekly_from, _last_in_group(week, weekday <= 4))
+    every_day = since(EVERY_DAY_FROM.get(symbol), ~none)
+    mid_week = (since(WEDNESDAY_FROM.get(symbol), _last_in_group(week, weekday <= 2))
+                | since(MONDAY_FROM.get(symbol), _last_in_group(week[::-1], ~none)[::-1]))
+    return np.select([monthly, quarterly, weekly, every_day, mid_week], [0, 1, 2, 3, 3], -1)
+
+
+def _last_in_group(key: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Marks, in each run of equal `key`, the last element where `mask` holds."""
+    at = np.flatnonzero(mask)
+    k = key[at]
+    out = np.zeros(key.size, dtype=bool)
+    out[at[np.r_[k[1:] != k[:-1], True]]] = True
     return out
 
 
-def _week_day_expiries(sessions: list[Session], weekday: int, later: bool) -> set[dt.date]:
-    """Per calendar week, the session on `weekday`, or when that day is a holiday the nearest
-    session of the same week before it (Friday and Wednesday expiries) or after it (Monday)."""
-    by_week: dict[tuple[int, int], list[dt.date]] = {}
-    for s in sessions:
-        by_week.setdefault(s.date.isocalendar()[:2], []).append(s.date)
-    out = set()
-    for days in by_week.values():
-        if later:
-            pick = [d for d in days if d.weekday() >= weekday]
-            if pick:
-                out.add(pick[0])
-        else:
-            pick = [d for d in days if d.weekday() <= weekday]
-            if pick:
-                out.add(pick[-1])
-    return out
-
-
-def _third_friday(y: int, m: int) -> dt.date:
-    first = dt.date(y, m, 1)
-    return first + dt.timedelta(days=(4 - first.weekday()) % 7 + 14)
+def _days(dates: list[dt.date]) -> np.ndarray:
+    """datetime64[D] of dates (via ordinals: numpy converts date objects one slow call at a time)."""
+    return (np.array([d.toordinal() for d in dates], dtype=np.int64) - _EPOCH_ORDINAL).astype("datetime64[D]")
 
 
 class ChainModel:
-    """Steps through a daily price path and yields the modelled chain of each session."""
+    """The modelled chain of each session of a daily price path (chains_for, chain_for).
+
+    The open interest of every listed expiry is stepped session by session, exactly
+    oi = oi * (1 - oi_turnover) + that session's new contracts. Expiries share lanes, the rows of
+    one (lane, strike, call/put) array, a lane being reused once its expiry has rolled off, so a
+    step is two in-place operations whatever the number of expiries. The new contracts of many
+    sessions are weighed in one vectorised pass (_weigh), and chains are cut out of snapshots of
+    the state in batches (_cut). Every number of a session comes from element-wise operations and
+    per-row sums over that session's own values, so a chain is the same to the last bit whichever
+    other chains are computed with it and wherever the price path starts (see the module docstring).
+    """
 
     def __init__(self, symbol: str, dates: list[dt.date], close: np.ndarray, volume: np.ndarray | None = None,
                  params: ModelParams | None = None):
         self.symbol = symbol
-        self.params = params or ModelParams()
+        self.params = p = params or ModelParams()
         self.dates = list(dates)
         self.close = np.asarray(close, dtype=float)
         # Share volume is accepted for the callers' convenience but not used: index bars (SPX) have
-        # none, and the option flow is modelled from the price path alone (see _flow).
-        self._rv = _realised_vol(self.close)
-        self._flow = _option_flow(symbol, self._rv, self.params)
-        horizon_end = self.dates[-1] + dt.timedelta(days=LISTING_DAYS["monthly"] + 5)
-        all_sessions = sessions_between(self.dates[0], horizon_end)
-        self.expiries = [e for e in list_expiries(symbol, all_sessions) if e.date >= self.dates[0]]
-        n_exp = len(self.expiries)
-        n_k = int(2 * STRIKE_SPAN / self.params.step_fraction) + 3
-        self._strikes = np.zeros((n_exp, n_k))
-        self._call_oi = np.zeros((n_exp, n_k))
-        self._put_oi = np.zeros((n_exp, n_k))
-        self._exp_dates = np.array([e.date for e in self.expiries], dtype="datetime64[D]")
-        self._listed = np.array([e.listed for e in self.expiries], dtype="datetime64[D]")
-        self._kind_w = np.array([KIND_WEIGHT[e.kind] for e in self.expiries])
-        self._has_grid = np.zeros(n_exp, dtype=bool)
-        self._i = -1
+        # none, and the option flow is modelled from the price path alone (see _option_flow).
+        rv = _realised_vol(self.close)
+        flow = _option_flow(symbol, rv, p)
+        self._call_flow = flow / (1 + p.put_call_volume)
+        self._put_flow = flow - self._call_flow
+        # ATM implied vol known at the close of each session (so at the next open)
+        self._iv_close = np.maximum(0.05, np.where(np.isfinite(rv), rv, p.iv_long_run) * p.iv_premium)
+        self._log_close = np.log(self.close)
+        # every expiry from the first date to beyond the last listing the path can see
+        sessions = sessions_between(self.dates[0], self.dates[-1] + dt.timedelta(days=LISTING_DAYS["monthly"] + 5))
+        days = _days([s.date for s in sessions])
+        kind = expiry_kinds(symbol, days)
+        at = np.flatnonzero(kind >= 0)
+        kind = kind[at]
+        self._day = _days(self.dates)
+        self._exp_dates = days[at]  # ascending
+        self._exp_close = np.array([sessions[k].close.timestamp() for k in at.tolist()])
+        self._kind_w = np.array([KIND_WEIGHT[k] for k in KINDS])[kind]
+        # each expiry is listed and unexpired on sessions first..last of the path (none if first > last)
+        listed = self._exp_dates - np.array([LISTING_DAYS[k] for k in KINDS])[kind].astype("timedelta64[D]")
+        self._first = np.searchsorted(self._day, listed)
+        self._last = np.searchsorted(self._day, self._exp_dates, side="right") - 1
+        n_k = int(2 * STRIKE_SPAN / p.step_fraction) + 3
+        self._strikes, self._log_k, self._boost = _strike_grids(self.close, self._first, p, n_k)
+        self._next = None  # lowest chain index servable without restarting the state (None: no state)
+        self._ahead: dict[int, OptionChain] = {}  # chains chain_for computed ahead of being asked
 
     def iv_level(self, i: int) -> float:
         """ATM implied vol of session i as known at its open (from realised vol to the prior close)."""
-        p = self.params
-        rv = self._rv[max(i - 1, 0)]
-        return float(max(0.05, (rv if np.isfinite(rv) else p.iv_long_run) * p.iv_premium))
-
-    def _grid_for(self, rows: np.ndarray, price: float) -> None:
-        step = strike_step(price, self.params.step_fraction)
-        n_k = self._strikes.shape[1]
-        center = round(price / step) * step
-        grid = center + step * (np.arange(n_k) - n_k // 2)
-        self._strikes[rows] = np.where(grid > 0, grid, np.nan)
-        self._has_grid[rows] = True
-
-    def advance_to(self, i: int) -> None:
-        """Accumulate OI through the end of session i (OI published the next morning)."""
-        while self._i < i:
-            self._i += 1
-            self._step(self._i)
-
-    def _step(self, i: int) -> None:
-        p = self.params
-        day = np.datetime64(self.dates[i], "D")
-        live = np.flatnonzero((self._listed <= day) & (self._exp_dates >= day))
-        if live.size == 0:
-            return
-        new = live[~self._has_grid[live]]
-        if new.size:
-            self._grid_for(new, self.close[i])
-        k = self._strikes[live]
-        s = self.close[i]
-        sigma = self.iv_level(i + 1)
-        dte = (self._exp_dates[live] - day).astype(float)
-        sd = sigma * np.sqrt(np.maximum(dte, 1.0) / 365.0)[:, None]
-        x = np.log(k / s)
-        call_w = np.exp(-0.5 * ((x - p.call_center_sd * sd) / (p.call_width_sd * sd + 0.005)) ** 2)
-        put_w = np.exp(-0.5 * ((x - p.put_center_sd * sd) / (p.put_width_sd * sd + 0.005)) ** 2)
-        step = np.nanmin(np.diff(k, axis=1), axis=1)[:, None]
-        round_k = np.isclose(np.mod(k, 2 * step), 0) | np.isclose(np.mod(k, 2 * step), 2 * step)
-        boost = np.where(round_k, p.round_strike_boost, 1.0)
-        call_w = np.nan_to_num(call_w * boost)
-        put_w = np.nan_to_num(put_w * boost)
-        call_w /= np.maximum(call_w.sum(axis=1, keepdims=True), 1e-12)
-        put_w /= np.maximum(put_w.sum(axis=1, keepdims=True), 1e-12)
-        share = self._kind_w[live] * np.exp(-dte / p.dte_decay_days)
-        share /= share.sum()
-        contracts = self._flow[i]
-        call_flow = contracts / (1 + p.put_call_volume)
-        put_flow = contracts - call_flow
-        keep = 1.0 - p.oi_turnover
-        self._call_oi[live] = self._call_oi[live] * keep + call_flow * share[:, None] * call_w
-        self._put_oi[live] = self._put_oi[live] * keep + put_flow * share[:, None] * put_w
+        return float(self._iv_close[max(i - 1, 0)])
 
     def chain_for(self, i: int) -> OptionChain:
-        """The chain as known on the morning of session i: OI accumulated through session i-1."""
+        """The chain of session i (see chains_for). Callers mostly step through sessions one by one,
+        so the following sessions' chains are computed with it, CHAIN_BATCH in all, and kept."""
+        if i not in self._ahead:
+            if not 0 <= i < len(self.dates):
+                raise ValueError(f"session index {i} is not within 0..{len(self.dates) - 1}")
+            ahead = range(i, min(i + CHAIN_BATCH, len(self.dates)))
+            self._ahead = dict(zip(ahead, self.chains_for(ahead)))
+        return self._ahead[i]
+
+    def chains_for(self, indices) -> list[OptionChain]:
+        """The chains of sessions `indices` (ascending), as known on the morning of each session:
+        OI accumulated through the session before, expiries up to params.dte_window days out.
+
+        Contracts are ordered by expiry_close ascending, then strike ascending, then the call
+        before the put of the same (expiry, strike); a (strike, right) holding less than
+        MIN_OI_SHARE of the chain's largest OI is left out. A chain is the same to the last bit
+        whichever indices are asked with it. Asking for indices at or after the last one asked
+        continues the model's state; an earlier one restarts it (same chains, more work). Chains
+        computed together share their arrays (each holds slices): treat them as read-only.
+        """
+        return list(self.iter_chains(indices))
+
+    def iter_chains(self, indices) -> Iterator[OptionChain]:
+        """chains_for(indices) one chain at a time, computed CHAIN_BATCH at a time (bounded memory)."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and ((np.diff(idx) < 0).any() or idx[0] < 0 or idx[-1] >= len(self.dates)):
+            raise ValueError(f"session indices must ascend within 0..{len(self.dates) - 1}")
+        return (chain for at in range(0, idx.size, CHAIN_BATCH) for chain in self._batch(idx[at:at + CHAIN_BATCH]))
+
+    def _start(self, first_chain: int) -> None:
+        """Empty state for chains from session `first_chain` on. Expiries that roll off before it (or
+        lie beyond every chain of the path) get no lane: no chain shows them, but they still take
+        their share of each session's contracts (_pairs counts every live expiry)."""
         p = self.params
-        self.advance_to(i - 1)
-        day = np.datetime64(self.dates[i], "D")
-        live = np.flatnonzero((self._exp_dates >= day) & self._has_grid
-                              & ((self._exp_dates - day).astype(int) <= p.dte_window))
-        if live.size == 0:
-            return _empty_chain(self.symbol, self.dates[i])
-        k = self._strikes[live]
-        coi = np.round(self._call_oi[live])
-        poi = np.round(self._put_oi[live])
-        dte = (self._exp_dates[live] - day).astype(float)
-        t = np.maximum(dte, 0.5)[:, None] / 365.0
-        atm = self.iv_level(i)
-        term = p.iv_long_run + (atm - p.iv_long_run) * np.exp(-dte / p.iv_term_days)[:, None]
-        spot = self.close[i - 1] if i > 0 else self.close[i]
-        m = np.log(k / spot) / (term * np.sqrt(np.maximum(t, 7 / 365)))
-        iv = np.clip(term * (1 + p.skew_slope * m + p.skew_curve * m * m), 0.05, 3.0)
-        exp_close = np.array([self.expiries[j].close_ts for j in live])[:, None] * np.ones_like(k)
-        exp_day = np.repeat(self._exp_dates[live], k.shape[1]).reshape(k.shape)
-        ok = np.isfinite(k)
+        horizon = self._day[-1] + np.timedelta64(p.dte_window, "D")
+        tracked = ((self._exp_dates >= self._day[first_chain]) & (self._exp_dates <= horizon)
+                   & (self._first <= self._last))
+        lane, n_lanes, self._resets = _lanes(self._first, self._last, tracked)
+        n_k = self._strikes.shape[1]
+        self._i = int(self._first[tracked].min(initial=len(self.dates))) - 1  # last session stepped
+        self._pairs(self._i + 1, lane)
+        self._lane = lane
+        # [lane, strike, 0] calls and [lane, strike, 1] puts: a chain's contracts in their final order
+        self._oi = np.zeros((n_lanes, n_k, 2))
+        self._add = np.zeros((BLOCK_SESSIONS, n_lanes, n_k, 2))
+        self._add_from = self._add_to = 0
+        # a block's pairs fill distinct (session, lane) cells: BLOCK_SESSIONS * n_lanes at most
+        self._work = np.empty((3, BLOCK_SESSIONS * n_lanes, n_k))  # gathered log-strikes, boosts, weights
+        self._pair_add = np.empty((BLOCK_SESSIONS * n_lanes, n_k, 2))
+
+    def _pairs(self, start: int, lane: np.ndarray) -> None:
+        """Per (session, tracked live expiry) pair from session `start` on, by session then expiry:
+        the Gaussian's centre and curvature in log-strike and the contracts to spread, per side."""
+        p = self.params
+        sess = np.arange(start, len(self.dates))
+        lo = np.searchsorted(self._last, sess)  # first expiry not rolled off (last ascends with the date)
+        hi = np.searchsorted(self._exp_dates, self._day[sess] + np.timedelta64(max(LISTING_DAYS.values()), "D"),
+                             side="right")
+        n = np.maximum(hi - lo, 0)
+        i = np.repeat(sess, n)
+        e = np.arange(i.size) + np.repeat(lo - (np.cumsum(n) - n), n)
+        live = self._first[e] <= i
+        i, e = i[live], e[live]
+        dte = (self._exp_dates[e] - self._day[i]).astype(float)
+        share = self._kind_w[e] * np.exp(-dte / p.dte_decay_days)
+        starts = np.flatnonzero(np.diff(i, prepend=-1))
+        share /= np.repeat(np.add.reduceat(share, starts), np.diff(starts, append=i.size))
+        mine = lane[e] >= 0
+        i, e, dte, share = i[mine], e[mine], dte[mine], share[mine]
+        sd = self._iv_close[i] * np.sqrt(np.maximum(dte, 1.0) / 365.0)
+        self._pair_i, self._pair_e, self._pair_lane = i, e, lane[e]
+        # curvature in base 2: the weights are exp2((log k - centre)^2 * curvature); exp2 is ~7% cheaper
+        # than exp, and the 1.7e7 weights of a 10-year SPY run are most of the model's cost
+        self._pair_side = [(self._log_close[i] + center * sd, -0.5 * np.log2(np.e) / (width * sd + 0.005) ** 2,
+                            flow[i] * share)
+                           for center, width, flow in ((p.call_center_sd, p.call_width_sd, self._call_flow),
+                                                       (p.put_center_sd, p.put_width_sd, self._put_flow))]
+        self._pair_from = start  # the pairs of session t are [_pair_at[t - start], _pair_at[t - start + 1])
+        self._pair_at = np.searchsorted(i, np.arange(start, len(self.dates) + 1))
+
+    def _step_through(self, i: int) -> None:
+        """Accumulate OI through the end of session i (OI published the next morning)."""
+        keep = 1.0 - self.params.oi_turnover
+        oi, resets = self._oi, self._resets
+        while self._i < i:
+            t = self._i + 1
+            if t >= self._add_to:
+                self._weigh(t)
+            lanes = resets.get(t)
+            if lanes is not None:
+                oi[lanes] = 0.0
+            oi *= keep
+            oi += self._add[t - self._add_from]
+            self._i = t
+
+    def _weigh(self, a: int) -> None:
+        """The contracts each session of a..a+BLOCK_SESSIONS-1 adds to each tracked expiry's strikes,
+        laid out per (session, lane, strike, call/put) for _step_through.
+
+        A session's option flow is split over its live expiries by kind weight and an exponential
+        decay in DTE (_pairs), then over each expiry's strikes by a Gaussian in log-moneyness (calls
+        centred above spot, puts below, width growing with sigma*sqrt(T)), boosted on round strikes.
+        """
+        b = min(a + BLOCK_SESSIONS, len(self.dates))
+        p0, p1 = self._pair_at[a - self._pair_from], self._pair_at[b - self._pair_from]
+        e = self._pair_e[p0:p1]
+        log_k, boost, w = (buf[:e.size] for buf in self._work)
+        np.take(self._log_k, e, axis=0, out=log_k, mode="clip")  # e is in range; "raise" would buffer
+        np.take(self._boost, e, axis=0, out=boost, mode="clip")
+        pair_add = self._pair_add[:e.size]
+        for side, (center, curvature, contracts) in enumerate(self._pair_side):
+            np.subtract(log_k, center[p0:p1, None], out=w)
+            w *= w
+            w *= curvature[p0:p1, None]
+            np.exp2(w, out=w)
+            w *= boost
+            np.multiply(w, (contracts[p0:p1] / np.maximum(w.sum(axis=1), 1e-12))[:, None], out=pair_add[:, :, side])
+        # Cells of lanes that hold no live expiry keep stale values: such a lane is never shown and
+        # is emptied before its next expiry's first step, so it need not be cleared here.
+        add = self._add
+        add.reshape(-1, *add.shape[2:])[(self._pair_i[p0:p1] - a) * add.shape[1] + self._pair_lane[p0:p1]] = pair_add
+        self._add_from, self._add_to = a, b
+
+    def _batch(self, idx: np.ndarray) -> list[OptionChain]:
+        """Step through the sessions before each of `idx` and snapshot the lanes its chain shows."""
+        if self._next is None or idx[0] < self._next:
+            self._start(int(idx[0]))
+        self._next = int(idx[-1])
+        day = self._day[idx]
+        lo = np.searchsorted(self._exp_dates, day)
+        n = np.searchsorted(self._exp_dates, day + np.timedelta64(self.params.dte_window, "D"), side="right") - lo
+        chain = np.repeat(np.arange(idx.size), n)
+        exp = np.arange(chain.size) + np.repeat(lo - (np.cumsum(n) - n), n)
+        shown = self._first[exp] < idx[chain]  # listed by the session before: its grid exists
+        # (so it is live on that session and expires on or after the pass's first chain: it has a lane)
+        chain, exp = chain[shown], exp[shown]
+        snap = np.empty((exp.size,) + self._oi.shape[1:])
+        lanes = self._lane[exp]
+        bounds = np.searchsorted(chain, np.arange(idx.size + 1)).tolist()
+        for c, i in enumerate(idx.tolist()):
+            r0, r1 = bounds[c], bounds[c + 1]
+            if r1 > r0:
+                self._step_through(i - 1)
+                np.take(self._oi, lanes[r0:r1], axis=0, out=snap[r0:r1], mode="clip")
+        return self._cut(idx, chain, exp, snap)
+
+    def _cut(self, idx: np.ndarray, chain: np.ndarray, exp: np.ndarray, snap: np.ndarray) -> list[OptionChain]:
+        """OptionChains from OI snapshots: snap[r] holds expiry exp[r] of chain idx[chain[r]], per
+        (strike, call/put), so the kept cells in memory order are the contracts in chain order."""
+        p = self.params
+        n_k = snap.shape[1]
+        oi = np.round(snap, out=snap)
+        top = np.zeros(idx.size)
+        rows = np.bincount(chain, minlength=idx.size)
+        has = rows > 0
+        if has.any():
+            top[has] = np.maximum.reduceat(oi.reshape(exp.size, 2 * n_k).max(axis=1), (np.cumsum(rows) - rows)[has])
         # Far wings hold a few contracts with no measurable gamma; dropping those under MIN_OI_SHARE
-        # of the chain's largest line keeps chains small (exposure cost is per contract).
-        floor = max(MIN_OI_SHARE * max(coi.max(initial=0.0), poi.max(initial=0.0)), 1.0)
-        c_ok = ok & (coi >= floor)
-        p_ok = ok & (poi >= floor)
-        return OptionChain(
-            underlying=self.symbol,
-            as_of=self.dates[i],
-            expiry=np.concatenate([exp_day[c_ok], exp_day[p_ok]]),
-            expiry_close=np.concatenate([exp_close[c_ok], exp_close[p_ok]]),
-            strike=np.concatenate([k[c_ok], k[p_ok]]),
-            is_call=np.concatenate([np.ones(c_ok.sum(), bool), np.zeros(p_ok.sum(), bool)]),
-            open_interest=np.concatenate([coi[c_ok], poi[p_ok]]),
-            iv=np.concatenate([iv[c_ok], iv[p_ok]]),
-            source="modelled",
-        )
+        # of the chain's largest line keeps chains small (exposure cost is per contract). Cells
+        # without a strike hold no OI, so the floor (at least 1 contract) drops them too.
+        kept = oi >= np.maximum(MIN_OI_SHARE * top, 1.0)[chain, None, None]
+        flat = np.flatnonzero(kept)
+        per_row = np.diff(np.searchsorted(flat, np.arange(exp.size + 1) * (2 * n_k)))
+        cell = flat >> 1  # row * n_k + strike
+        # IV per (row, strike): the term structure from the session's ATM level, then the skew
+        prior = np.maximum(idx - 1, 0)[chain]
+        dte = (self._exp_dates[exp] - self._day[idx[chain]]).astype(float)
+        term = p.iv_long_run + (self._iv_close[prior] - p.iv_long_run) * np.exp(-dte / p.iv_term_days)
+        m = np.take(self._log_k, exp, axis=0, mode="clip")  # moneyness in sd units: (log k - log spot) / sd
+        m -= self._log_close[prior][:, None]
+        m *= (1.0 / (term * np.sqrt(np.maximum(np.maximum(dte, 0.5) / 365.0, 7 / 365))))[:, None]
+        iv = m * p.skew_curve
+        iv += p.skew_slope
+        iv *= m
+        iv += 1.0
+        iv *= term[:, None]
+        np.clip(iv, 0.05, 3.0, out=iv)
+        expiry, close, strike = (np.repeat(self._exp_dates[exp], per_row), np.repeat(self._exp_close[exp], per_row),
+                                 self._strikes[exp].ravel()[cell])
+        is_call, oi, iv = (flat & 1) == 0, oi.ravel()[flat], iv.ravel()[cell]
+        ends = np.r_[0, np.cumsum(per_row)][np.searchsorted(chain, np.arange(1, idx.size + 1))].tolist()
+        return [OptionChain(self.symbol, self.dates[i], expiry[a:b], close[a:b], strike[a:b], is_call[a:b],
+                            oi[a:b], iv[a:b], "modelled")
+                for i, a, b in zip(idx.tolist(), [0, *ends[:-1]], ends)]
+
+
+def _strike_grids(close: np.ndarray, first: np.ndarray, p: ModelParams, n_k: int):
+    """Per expiry: its strikes (a grid around the close of its first live session, NaN where not
+    positive or never live), their logs (0 where no strike), and the OI multiplier of each strike:
+    round_strike_boost on multiples of twice the step, 1 elsewhere, 0 where there is no strike."""
+    strikes = np.full((first.size, n_k), np.nan)
+    boost = np.zeros((first.size, n_k))
+    drawn = first < close.size
+    if drawn.any():
+        price = close[first[drawn]][:, None]
+        step = _nice_steps(price[:, 0] * p.step_fraction)[:, None]
+        grid = np.round(price / step) * step + step * (np.arange(n_k) - n_k // 2)
+        k = np.where(grid > 0, grid, np.nan)
+        strikes[drawn] = k
+        unit = 2 * np.nanmin(np.diff(k, axis=1), axis=1)[:, None]
+        round_k = np.isclose(np.mod(k, unit), 0) | np.isclose(np.mod(k, unit), unit)
+        boost[drawn] = np.where(round_k, p.round_strike_boost, 1.0)
+    valid = np.isfinite(strikes)
+    boost[~valid] = 0.0
+    return strikes, np.log(np.where(valid, strikes, 1.0)), boost
+
+
+def _lanes(first: np.ndarray, last: np.ndarray, tracked: np.ndarray) -> tuple[np.ndarray, int, dict]:
+    """A lane per tracked expiry (-1 for the others), reusing the lane of an expiry that rolled off
+    before this one was listed. Returns the lanes, their number, and {session: lanes to empty
+    before that session's step}."""
+    lane = np.full(first.size, -1)
+    free: list[int] = []
+    busy: list[tuple[int, int]] = []  # (last live session, lane)
+    resets: dict[int, list[int]] = {}
+    n_lanes = 0
+    order = np.flatnonzero(tracked)
+    order = order[np.argsort(first[order], kind="stable")]
+    for e, f, end in zip(order.tolist(), first[order].tolist(), last[order].tolist()):
+        while busy and busy[0][0] < f:
+            heapq.heappush(free, heapq.heappop(busy)[1])
+        if free:
+            k = heapq.heappop(free)
+            resets.setdefault(f, []).append(k)
+        else:
+            k, n_lanes = n_lanes, n_lanes + 1
+        lane[e] = k
+        heapq.heappush(busy, (end, k))
+    return lane, n_lanes, {t: np.array(v) for t, v in resets.items()}
 
 
 def _option_flow(symbol: str, rv: np.ndarray, p: ModelParams) -> np.ndarray:

@@ -151,8 +151,7 @@ def modelled_close_gex(symbol: str, dates: list[dt.date], close: np.ndarray, par
         raise BadInput(f"{missing[0]} is not an NYSE session ({len(missing)} such dates)")
     model = ChainModel(symbol, dates, close, None, params)
     out = np.full(len(dates), np.nan)
-    for i in range(1, len(dates)):
-        chain = model.chain_for(i)
+    for i, chain in enumerate(model.iter_chains(range(1, len(dates))), start=1):
         out[i] = net_gex_profile(chain, [close[i]], by_date[dates[i]].close.timestamp(), conv)[0]
     return out
 
