@@ -132,17 +132,17 @@ class SignalContext:
         out: list[list[dict]] = [[] for _ in range(n)]
         created = format_ts(dt.datetime.now(sessions[0].close.tzinfo))
         for j in np.flatnonzero(first < len(PATTERNS)):
-            s, c, p, i = sessions[j], close[j], pre[j], rows[j]
+            s, c, p, i, sj = sessions[j], close[j], pre[j], rows[j], st.scalars(j)
             x = SignalInputs(
                 symbol=self.symbol, spot=c.spot, net_gamma=c.net_gex, flip=c.flip_point,
                 rsi={tf: _f(self.rsi[tf][i]) for tf in rsi_mod.TIMEFRAMES},
                 rsi_score=_f(self.score[i]), overbought=int(self.overbought[i]), oversold=int(self.oversold[i]),
                 coiling=bool(self.coiling[i]), volume_ratio=_f(self.volume_ratio[i]),
                 vix=vix[j][0], vix_previous=vix[j][1], vix_source=vix[j][2],
-                gamma_this_week=c.gamma_expiring_this_week, net_gamma_this_week=st.value("net_this_week", j),
+                gamma_this_week=c.gamma_expiring_this_week, net_gamma_this_week=sj["net_this_week"],
                 gamma_next_week=c.gamma_expiring_next_week,
                 zero_dte_gamma=p.zero_dte_gamma, pin_next_week=p.gamma_expiring_next_week,
-                **{name: st.value(name, j) for name in _STRUCTURE_INPUTS},
+                **{name: sj[name] for name in _STRUCTURE_INPUTS},
                 scale=float(scale[j]), session_date=s.date,
             )
             row = signal_row(x, (PATTERNS[first[j]], PATTERNS[second[j]] if second[j] < len(PATTERNS) else None))

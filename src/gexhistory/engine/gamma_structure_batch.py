@@ -15,7 +15,8 @@ numpy's own order:
   leading 0.0 for np.add.reduceat (which would otherwise seed the sum with the first term).
 
 Sessions go in chunks of about CHUNK_CONTRACTS contracts, which keeps the temporaries in cache; a
-chunk only groups work, every reduction stays inside one session. A session whose dollar gamma is not
+chunk only groups work, every reduction stays inside one session. A chunk of one session goes through
+the reference functions: same values, without the fixed cost of a batch. A session whose dollar gamma is not
 finite (an imported chain with a missing IV) takes the reference path, which defines what NaN does.
 """
 
@@ -66,32 +67,37 @@ class SignalStructures:
             else:
                 col = np.zeros(n) if name in _NEVER_NONE else np.full(n, np.nan)
             setattr(self, name, col)
+        self._lists: dict[str, list] | None = None
 
     def __len__(self) -> int:
         return self.call_wall.size
 
     def set(self, j: int, st: SignalStructure) -> None:
+        self._lists = None
         for name, (part, attr) in _COLUMNS.items():
             v = getattr(st if part is None else getattr(st, part), attr)
             getattr(self, name)[j] = (NAT if name in _DATES else np.nan) if v is None else v
 
-    def value(self, name: str, j: int):
-        """Column `name` of session j as the scalar functions give it (None, float, int or date)."""
-        v = getattr(self, name)[j]
-        if name in _DATES:
-            return None if np.isnat(v) else v.astype(dt.date)
-        if np.isnan(v) and name not in _NEVER_NONE:
-            return None
-        return int(v) if name in _INTS else float(v)
+    def scalars(self, j: int) -> dict:
+        """Session j's columns as the scalar functions give them (None, float, int or date)."""
+        if self._lists is None:  # Python values once, not one numpy scalar per call
+            self._lists = {name: getattr(self, name).tolist() for name in _COLUMNS}
+        out = {}
+        for name, col in self._lists.items():
+            v = col[j]
+            if v is not None and v != v and name not in _NEVER_NONE:  # NaN
+                v = None
+            out[name] = int(v) if v is not None and name in _INTS else v
+        return out
 
     def structure(self, j: int) -> SignalStructure:
-        parts: dict[str, dict] = {"walls": {}, "call_expiry": {}, "put_expiry": {}, "magnets": {}}
-        for name, (part, attr) in _COLUMNS.items():
-            if part is not None:
-                parts[part][attr] = self.value(name, j)
+        parts: dict[str, dict] = {"walls": {}, "call_expiry": {}, "put_expiry": {}, "magnets": {}, None: {}}
+        for name, v in self.scalars(j).items():
+            part, attr = _COLUMNS[name]
+            parts[part][attr] = v
         return SignalStructure(SignalWalls(**parts["walls"]), WallExpiry(**parts["call_expiry"]),
                                WallExpiry(**parts["put_expiry"]), Magnets(**parts["magnets"]),
-                               self.value("net_this_week", j))
+                               parts[None]["net_this_week"])
 
 
 def signal_structures(chains: list[OptionChain], spots, closes: list[dt.datetime], dte_window: int = 60,
@@ -104,7 +110,10 @@ def signal_structures(chains: list[OptionChain], spots, closes: list[dt.datetime
     lo = 0
     while lo < n:
         hi = lo + max(1, int(np.searchsorted(np.cumsum(sizes[lo:]), CHUNK_CONTRACTS, side="right")))
-        _chunk(out, lo, chains[lo:hi], spots[lo:hi], closes[lo:hi], dte_window, r, q)
+        if hi - lo == 1:
+            out.set(lo, signal_structure(chains[lo], float(spots[lo]), closes[lo], dte_window, r, q))
+        else:
+            _chunk(out, lo, chains[lo:hi], spots[lo:hi], closes[lo:hi], dte_window, r, q)
         lo = hi
     return out
 
@@ -113,87 +122,89 @@ def _chunk(out: SignalStructures, lo: int, chains: list[OptionChain], spots: np.
            dte_window: int, r: float, q: float) -> None:
     m = len(chains)
     sizes = np.fromiter(map(len, chains), np.intp, m)
-    seg = np.repeat(np.arange(m), sizes)
     t = np.concatenate([c.expiry_close for c in chains])
-    t -= np.array([c.timestamp() for c in closes])[seg]
+    t -= np.repeat([c.timestamp() for c in closes], sizes)
     t /= SECONDS_PER_YEAR
     oi = np.concatenate([c.open_interest for c in chains])
-    keep = t > 0
-    keep &= t <= (dte_window + 1) / 365.0
-    keep &= oi > 0
-    idx = None if keep.all() else np.flatnonzero(keep)
-
-    def kept(a):
-        a = np.concatenate(a) if isinstance(a, list) else a
-        return a if idx is None else a[idx]
-
-    seg, t, oi = kept(seg), kept(t), kept(oi)
-    k, iv, is_call = kept([c.strike for c in chains]), kept([c.iv for c in chains]), kept([c.is_call for c in chains])
-    day = kept([np.asarray(c.expiry, dtype="datetime64[D]") for c in chains]).view(np.int64)
+    keep = (t > 0) & (t <= (dte_window + 1) / 365.0) & (oi > 0)
+    k = np.concatenate([c.strike for c in chains])
+    day = np.concatenate([np.asarray(c.expiry, dtype="datetime64[D]") for c in chains]).view(np.int64)
     mults = {float(c.multiplier) for c in chains}
-    mult = mults.pop() if len(mults) == 1 else kept(np.repeat([float(c.multiplier) for c in chains], sizes))
-    s = spots[seg]
-    with np.errstate(all="ignore"):
+    mult = mults.pop() if len(mults) == 1 else np.repeat([float(c.multiplier) for c in chains], sizes)
+    s = np.repeat(spots, sizes)
+    iv = np.concatenate([c.iv for c in chains])
+    with np.errstate(all="ignore"):  # every contract, kept or not: cheaper than gathering the kept ones
         dollars = dollar_gamma_per_pct(bs_gamma(s, k, t, iv, r, q), oi, s, mult)
+    seg = np.repeat(np.arange(m), sizes)
     bad = ~np.isfinite(spots)
     nat = np.iinfo(np.int64).min
-    if not np.isfinite(dollars).all() or (day.size and day.min() == nat):
-        bad[seg[~np.isfinite(dollars) | (day == nat)]] = True
+    if not np.isfinite(dollars).all() or (day.size and day.min() == nat):  # NaN gamma or NaT expiry somewhere
+        bad[seg[keep & (~np.isfinite(dollars) | (day == nat))]] = True
     if bad.any():
-        good = ~bad[seg]
-        seg, k, day, is_call, dollars = seg[good], k[good], day[good], is_call[good], dollars[good]
-    if seg.size:
-        today = np.array([c.date() for c in closes], dtype="datetime64[D]").view(np.int64)
-        _fill(out, lo, _Blocks.of(m, seg, k, day - today[seg], is_call, dollars), spots, today)
+        keep &= ~bad[seg]
+    today = np.array([c.date() for c in closes], dtype="datetime64[D]").view(np.int64)
+    if keep.any():
+        seg[~keep] = m  # the contracts outside every book go to a discard session
+        dte = day - np.repeat(today, sizes)
+        is_call = np.concatenate([c.is_call for c in chains])
+        _fill(out, lo, _Blocks.of(m, seg, k, dte, is_call, dollars), spots, today)
     for j in np.flatnonzero(bad):
         out.set(lo + j, signal_structure(chains[j], float(spots[j]), closes[j], dte_window, r, q))
 
 
 @dataclass
 class _Blocks:
-    """The chunk's (session, expiry, strike) dollar gamma: session i's gamma_structure matrices are
-    call[i, :n_e[i], :n_k[i]] and -put[i, :n_e[i], :n_k[i]]; zeros beyond."""
+    """The chunk's (session, expiry, strike, side) dollar gamma: session i's gamma_structure matrices are
+    cells[i, :n_e[i], :n_k[i], 0] (calls) and -cells[i, :n_e[i], :n_k[i], 1] (puts); zeros beyond."""
 
-    call: np.ndarray  # >= 0
-    put: np.ndarray  # |put gamma|, >= 0 (gamma_structure stores it negated)
+    cells: np.ndarray  # >= 0: calls, |puts| (gamma_structure stores puts negated)
     n_e: np.ndarray
     n_k: np.ndarray
     strikes: np.ndarray  # (sessions, max n_k) ascending
     dte: np.ndarray  # (sessions, max n_e) calendar days, ascending
+    valid_k: np.ndarray  # (sessions, max n_k): column < n_k
+    valid_e: np.ndarray  # (sessions, max n_e): row < n_e
 
     @classmethod
     def of(cls, m: int, seg, k, dte, is_call, dollars) -> "_Blocks":
+        """seg: each contract's session, m for the contracts to leave out (whatever their values)."""
         kvals, kcode = _strike_codes(k)
         dvals = np.arange(dte.min(), dte.max() + 1)
         if dvals.size * m > 1 << 22:  # far-flung expiry dates: number the distinct ones instead
             dvals, dcode = np.unique(dte, return_inverse=True)
         else:
             dcode = dte - dvals[0]
-        k_flat, e_flat = seg * kvals.size + kcode, seg * dvals.size + dcode
-        k_rank, n_k, k_present = _ranks(k_flat, m, kvals.size)
-        e_rank, n_e, e_present = _ranks(e_flat, m, dvals.size)
-        width_e, width_k = int(n_e.max()), int(n_k.max())
-        row = (np.arange(m)[:, None] * width_e + e_rank) * width_k  # where each (session, expiry) row starts
-        cell = row.ravel()[e_flat] + k_rank.ravel()[k_flat]
-        # Calls and puts interleaved; each cell adds its contracts in chain order, as gamma_structure's
-        # np.bincount does.
-        both = np.bincount(2 * cell + ~is_call, dollars, 2 * m * width_e * width_k).reshape(m, width_e, width_k, 2)
-        return cls(both[..., 0], both[..., 1], n_e, n_k, _table(k_present, k_rank, width_k, kvals),
-                   _table(e_present, e_rank, width_e, dvals))
-
-    @property
-    def valid_k(self) -> np.ndarray:
-        return np.arange(self.strikes.shape[1]) < self.n_k[:, None]
-
-    @property
-    def valid_e(self) -> np.ndarray:
-        return np.arange(self.dte.shape[1]) < self.n_e[:, None]
+        k_flat, e_flat = seg * kvals.size, seg * dvals.size
+        k_flat += kcode
+        e_flat += dcode
+        k_rank, n_k, k_present = _ranks(k_flat, m + 1, kvals.size)
+        e_rank, n_e, e_present = _ranks(e_flat, m + 1, dvals.size)
+        width_e, width_k = int(n_e[:m].max()), int(n_k[:m].max())
+        row = (np.arange(m + 1)[:, None] * width_e + e_rank) * width_k  # where each (session, expiry) row starts
+        cell = row.ravel()[e_flat]
+        cell += k_rank.ravel()[k_flat]  # the discard session's cells land past the blocks
+        cell *= 2
+        cell += ~is_call
+        # Each cell adds its contracts in chain order, as gamma_structure's np.bincount does.
+        size = 2 * m * width_e * width_k
+        cells = np.bincount(cell, dollars)[:size]
+        cells = np.pad(cells, (0, size - cells.size)) if cells.size < size else cells
+        return cls(cells.reshape(m, width_e, width_k, 2), n_e[:m], n_k[:m],
+                   _table(k_present[:m], k_rank[:m], width_k, kvals),
+                   _table(e_present[:m], e_rank[:m], width_e, dvals), np.arange(width_k) < n_k[:m, None],
+                   np.arange(width_e) < n_e[:m, None])
 
     def by_strike(self, cells: np.ndarray) -> np.ndarray:
-        """(sessions, max n_k): each strike's cells summed over expiries as gamma_structure sums them."""
+        """cells (sessions, max n_e, max n_k, ...) summed over expiries as gamma_structure sums its
+        matrices over expiries: row after row, or pairwise for a one-strike matrix (numpy sums a lone
+        column as a 1-D array)."""
         out = cells.sum(axis=1)
-        lone = self.n_k == 1  # numpy sums a one-strike matrix's column pairwise
-        out[lone, 0] = _masked_sums(cells[lone, :, 0], self.valid_e[lone])
+        lone = self.n_k == 1
+        if lone.any():
+            col = np.moveaxis(cells[lone, :, 0], 1, -1)  # (lone sessions, ..., expiries)
+            valid = self.valid_e[lone].reshape(col.shape[:1] + (1,) * (col.ndim - 2) + col.shape[-1:])
+            mask = np.broadcast_to(valid, col.shape).reshape(-1, col.shape[-1])
+            out[lone, 0] = _masked_sums(col.reshape(mask.shape), mask).reshape(col.shape[:-1])
         return out
 
 
@@ -203,7 +214,8 @@ def _strike_codes(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     grid = k * 8.0
     lo, hi = grid.min(), grid.max()
     if hi - lo < 1 << 22 and np.array_equal(grid, np.floor(grid)):
-        at = (grid - lo).astype(np.intp)
+        grid -= lo
+        at = grid.astype(np.intp)
         used = np.zeros(int(hi - lo) + 1, dtype=bool)
         used[at] = True
         return (np.flatnonzero(used) + lo) / 8.0, (np.cumsum(used) - 1)[at]
@@ -230,100 +242,109 @@ def _table(present: np.ndarray, rank: np.ndarray, width: int, values: np.ndarray
 def _fill(out: SignalStructures, lo: int, b: _Blocks, spots: np.ndarray, today: np.ndarray) -> None:
     """Every column of `out` for the chunk's sessions lo.. (today: days since 1970)."""
     m = b.n_k.size
-    s = spots[:, None]
-    sl = slice(lo, lo + m)
     rows = np.arange(m)
-    call_by, put_by = b.by_strike(b.call), -b.by_strike(b.put)
-    sig_c, sig_p = _significant(call_by, b.valid_k), _significant(put_by, b.valid_k)
-    above, has_above = _first_min(sig_c & (b.strikes > s), b.strikes - s)
-    below, has_below = _first_min(sig_p & (b.strikes < s), s - b.strikes)
-    near_c, has_near_c = _first_min(sig_c, np.abs(b.strikes - s))
-    near_p, has_near_p = _first_min(sig_p, np.abs(b.strikes - s))
-    out.call_wall[sl] = np.where(has_above, b.strikes[rows, above], np.nan)
-    out.call_wall_gamma[sl] = np.where(has_above, call_by[rows, above], 0.0)
-    out.put_wall[sl] = np.where(has_below, b.strikes[rows, below], np.nan)
-    out.put_wall_gamma[sl] = np.where(has_below, put_by[rows, below], 0.0)
-    out.call_wall_any[sl] = np.where(has_near_c, b.strikes[rows, near_c], np.nan)
-    out.put_wall_any[sl] = np.where(has_near_p, b.strikes[rows, near_p], np.nan)
-
-    days = (today[:, None] + b.dte).astype("datetime64[D]")
-    for side, cells, has, col in (("call", b.call, has_above, above), ("put", b.put, has_below, below)):
-        w = np.flatnonzero(has)
-        _wall_expiry(out, side, lo + w, cells[w, :, col[w]], b.valid_e[w], b.dte[w], days[w])
-    _magnets(out, lo, b, days, s)
+    s = spots[:, None]
+    k = b.strikes
+    by = b.by_strike(b.cells)
+    gamma = np.stack([by[..., 0], -by[..., 1]])  # per strike: calls, puts (negative, as gamma_structure)
+    sig = _significant(gamma, b.valid_k)
+    # signal_walls: nearest significant call above / put below spot, nearest of each on either side
+    col, has = _first_min(np.stack([sig[0] & (k > s), sig[1] & (k < s), sig[0], sig[1]]),
+                          np.stack([k - s, s - k, np.abs(k - s), np.abs(k - s)]))
+    wall = np.where(has, k[rows, col], np.nan)
+    out.call_wall[lo:lo + m], out.put_wall[lo:lo + m] = wall[0], wall[1]
+    out.call_wall_any[lo:lo + m], out.put_wall_any[lo:lo + m] = wall[2], wall[3]
+    out.call_wall_gamma[lo:lo + m] = np.where(has[0], gamma[0, rows, col[0]], 0.0)
+    out.put_wall_gamma[lo:lo + m] = np.where(has[1], gamma[1, rows, col[1]], 0.0)
+    _wall_expiry(out, lo, b, col[:2], has[:2], today)
+    _magnets(out, lo, b, s, today)
     to_friday = 4 - (today + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-    this_week = (b.valid_e & (b.dte <= to_friday[:, None]))[:, :, None] & b.valid_k[:, None, :]
-    out.net_this_week[sl] = _masked_sums(b.call - b.put, this_week)
+    this_week = b.valid_e & (b.dte <= to_friday[:, None])
+    n = int(this_week.sum(axis=1).max())  # expiries are ascending: this week's come first
+    week = b.cells[:, :n]
+    out.net_this_week[lo:lo + m] = _masked_sums(week[..., 0] - week[..., 1],
+                                                this_week[:, :n, None] & b.valid_k[:, None, :])
 
 
-def _significant(by_strike: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Per row, the strikes whose |gamma| reaches np.percentile(|live gamma|, 80), live = non-zero
-    (numpy's linear method step by step: its virtual index, neighbours and _lerp)."""
-    a = np.abs(by_strike)
-    live = valid & (by_strike != 0)
-    count = live.sum(axis=1)
-    ordered = np.sort(np.where(live, a, np.inf), axis=1)
+def _significant(gamma: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Along the last axis, the strikes whose |gamma| reaches np.percentile(|live gamma|, 80), live =
+    non-zero (numpy's linear method step by step: its virtual index, neighbours and _lerp)."""
+    a = np.abs(gamma)
+    live = valid & (gamma != 0)
+    count = live.sum(axis=-1)
+    ordered = np.sort(np.where(live, a, np.inf), axis=-1).reshape(-1, a.shape[-1])
     vi = (count - 1) * _Q
     prev = np.floor(vi)
     top = vi >= count - 1  # numpy takes the largest value there
-    i_lo = np.where(top, count - 1, prev).clip(0).astype(np.intp)[:, None]
-    i_hi = np.where(top, count - 1, prev + 1).clip(0).astype(np.intp)[:, None]
-    a_lo = np.take_along_axis(ordered, i_lo, axis=1)[:, 0]
-    a_hi = np.take_along_axis(ordered, i_hi, axis=1)[:, 0]
+    at = np.arange(ordered.shape[0])
+    a_lo = ordered[at, np.where(top, count - 1, prev).clip(0).astype(np.intp).ravel()].reshape(count.shape)
+    a_hi = ordered[at, np.where(top, count - 1, prev + 1).clip(0).astype(np.intp).ravel()].reshape(count.shape)
     with np.errstate(invalid="ignore"):
         t = vi - prev
         diff = a_hi - a_lo
         cut = np.where(t >= 0.5, a_hi - diff * (1 - t), a_lo + diff * t)
-        return live & (a >= cut[:, None])
+        return live & (a >= cut[..., None])
 
 
 def _first_min(mask: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the first column with the smallest d among mask (np.argmin over the subset), and
-    whether there is one."""
-    return np.argmin(np.where(mask, d, np.inf), axis=1), mask.any(axis=1)
+    """Along the last axis, the first position with the smallest d among mask (np.argmin over the
+    subset), and whether there is one."""
+    with np.errstate(invalid="ignore"):
+        return np.argmin(np.where(mask, d, np.inf), axis=-1), mask.any(axis=-1)
 
 
-def _wall_expiry(out: SignalStructures, side: str, at: np.ndarray, g: np.ndarray, valid_e, dte, days) -> None:
-    """wall_expiry for the sessions `at` with a wall: g is the wall strike's |gamma| per expiry."""
-    if at.size == 0:
+def _wall_expiry(out: SignalStructures, lo: int, b: _Blocks, col: np.ndarray, has: np.ndarray, today) -> None:
+    """wall_expiry of the call wall (side 0) and the put wall (side 1), where there is one: col is the
+    wall's strike column per (side, session)."""
+    side, row = np.nonzero(has)
+    if row.size == 0:
         return
-    total = _masked_sums(g, valid_e)
-    soon_e = valid_e & (dte <= SOON_DTE)
-    soon = _masked_sums(g, soon_e)
-    nxt = _masked_sums(g, valid_e & (dte >= NEXT_DTE[0]) & (dte <= NEXT_DTE[1]))
-    held = soon_e & (g > 0)
+    g = b.cells[row, :, col[side, row], side]  # |gamma| at the wall strike per expiry
+    valid, dte = b.valid_e[row], b.dte[row]
+    soon = valid & (dte <= SOON_DTE)
+    nxt = valid & (dte >= NEXT_DTE[0]) & (dte <= NEXT_DTE[1])
+    total, soon_sum, next_sum = _masked_sums(np.concatenate([g, g, g]), np.concatenate([valid, soon, nxt])).reshape(3, -1)
+    held = soon & (g > 0)
     first = np.argmax(held, axis=1)
     ok = total > 0
     has_first = ok & held.any(axis=1)
-    rows = np.arange(at.size)
     with np.errstate(invalid="ignore", divide="ignore"):
-        getattr(out, f"{side}_soon_ratio")[at] = np.where(ok, soon / total, 0.0)
-        getattr(out, f"{side}_next_ratio")[at] = np.where(ok, nxt / total, 0.0)
-    getattr(out, f"{side}_first_expiry")[at] = np.where(has_first, days[rows, first], NAT)
-    getattr(out, f"{side}_first_dte")[at] = np.where(has_first, dte[rows, first], np.nan)
+        soon_ratio, next_ratio = np.where(ok, soon_sum / total, 0.0), np.where(ok, next_sum / total, 0.0)
+    first_dte = np.where(has_first, dte[np.arange(row.size), first], 0)
+    first_day = np.where(has_first, today[row] + first_dte, NAT.astype(np.int64)).view("datetime64[D]")
+    for j, name in enumerate(("call", "put")):
+        pick = side == j
+        at = lo + row[pick]
+        getattr(out, f"{name}_soon_ratio")[at] = soon_ratio[pick]
+        getattr(out, f"{name}_next_ratio")[at] = next_ratio[pick]
+        getattr(out, f"{name}_first_expiry")[at] = first_day[pick]
+        getattr(out, f"{name}_first_dte")[at] = np.where(has_first[pick], first_dte[pick], np.nan)
 
 
-def _magnets(out: SignalStructures, lo: int, b: _Blocks, days, s) -> None:
+def _magnets(out: SignalStructures, lo: int, b: _Blocks, s: np.ndarray, today) -> None:
     """monthly_magnets: the first standard monthly expiry >= 7 days out; per side of spot the strike with
     its largest gross gamma, as a share of the largest per-strike gross gamma of the whole chain."""
+    days = (today[:, None] + b.dte).view("datetime64[D]")
     monthly = b.valid_e & is_monthly_expiry(days) & (b.dte >= MAGNET_MIN_DTE)
     w = np.flatnonzero(monthly.any(axis=1) & (b.n_k > 0))
     if w.size == 0:
         return
     e = np.argmax(monthly[w], axis=1)
-    gross = b.call[w, e] + b.put[w, e]  # call - put of the monthly expiry, put stored as |put|
-    peak = np.max(np.where(b.valid_k[w], b.by_strike(b.call + b.put)[w], -np.inf), axis=1)
+    gross_cells = b.cells[..., 0] + b.cells[..., 1]  # call - put, puts stored as |put|
+    gross = gross_cells[w, e]  # the monthly expiry's
+    valid = b.valid_k[w]
+    peak = np.max(np.where(valid, b.by_strike(gross_cells)[w], -np.inf), axis=1)
+    strikes, spot = b.strikes[w], s[w]
+    cand = np.stack([(strikes > spot), (strikes < spot)]) & (gross > 0) & valid
+    best = np.argmax(np.where(cand, gross, -np.inf), axis=-1)
+    ok = cand.any(axis=-1) & (peak > 0)
+    r = np.arange(w.size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        strength = np.minimum(100.0, 100.0 * gross[r, best] / peak)
     at = lo + w
     out.magnet_expiry[at] = days[w, e]
-    strikes, rows = b.strikes[w], np.arange(w.size)
-    for name, side in (("above", strikes > s[w]), ("below", strikes < s[w])):
-        cand = side & (gross > 0) & b.valid_k[w]
-        best = np.argmax(np.where(cand, gross, -np.inf), axis=1)
-        ok = cand.any(axis=1) & (peak > 0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            strength = np.minimum(100.0, 100.0 * gross[rows, best] / peak)
-        getattr(out, f"magnet_{name}")[at] = np.where(ok, strikes[rows, best], np.nan)
-        getattr(out, f"magnet_{name}_strength")[at] = np.where(ok, strength, np.nan)
+    out.magnet_above[at], out.magnet_below[at] = np.where(ok, strikes[r, best], np.nan)
+    out.magnet_above_strength[at], out.magnet_below_strength[at] = np.where(ok, strength, np.nan)
 
 
 def _masked_sums(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
