@@ -135,6 +135,22 @@ CASES = {
 }
 
 
+def with_undated(rows, kept: bool) -> OptionChain:
+    """A chain with one contract whose expiry date is missing (NaT), its expiry close known or not."""
+    c = chain_of(rows)
+    c.expiry = np.append(c.expiry, np.datetime64("NaT", "D"))
+    c.expiry_close = np.append(c.expiry_close, CLOSE.timestamp() + 86400.0 if kept else np.nan)
+    for name, v in (("strike", 500.0), ("is_call", True), ("open_interest", 100.0), ("iv", 0.2)):
+        setattr(c, name, np.append(getattr(c, name), v))
+    return c
+
+
+@pytest.mark.parametrize("kept", [False, True])
+def test_missing_expiry_date(kept):
+    chains, spots, closes = modelled(3, dt.date(2024, 3, 11))
+    assert_batch_equals_reference(chains + [with_undated(grid(), kept)], spots + [500.0], closes + [CLOSE])
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_hand_built_chain_in_a_batch_equals_scalar_functions(name):
     # the case among modelled chains, so it goes through the batch (a lone session takes the reference)

@@ -2,10 +2,11 @@
 
 Each session's values are, to the last bit, those of the scalar functions in gamma_structure.py (the
 readable reference): the same Black-Scholes dollar gamma per contract, the same (expiry, strike)
-matrix per session, reduced in the same order. That also makes a session's values independent of the
-other sessions computed with it, as resumed runs need. The matrices of a chunk of sessions form one
-(session, expiry, strike) array, zero-padded to the chunk's largest matrix; the reductions reproduce
-numpy's own order:
+matrices per session, reduced in the same order. That also makes a session's values independent of
+the other sessions computed with it, as resumed runs need. The matrices of a chunk of sessions form
+one (session, expiry, strike, call/put) array, zero-padded to the chunk's largest matrix, filled by one
+np.bincount (which adds a cell's contracts in chain order, as gamma_structure's does); the reductions
+reproduce numpy's own order:
 
 - ndarray.sum(axis=0) of an (expiries, strikes) matrix adds the rows one after the other, and so does
   .sum(axis=1) of the 3-D array per session, the zero padding changing nothing (x + 0.0 == x); with a
@@ -14,10 +15,12 @@ numpy's own order:
   terms, padding included: those sums take exactly the matrix's own cells, each session's behind a
   leading 0.0 for np.add.reduceat (which would otherwise seed the sum with the first term).
 
-Sessions go in chunks of about CHUNK_CONTRACTS contracts, which keeps the temporaries in cache; a
-chunk only groups work, every reduction stays inside one session. A chunk of one session goes through
-the reference functions: same values, without the fixed cost of a batch. A session whose dollar gamma is not
-finite (an imported chain with a missing IV) takes the reference path, which defines what NaN does.
+Sessions go in chunks of about CHUNK_CONTRACTS contracts: a chunk only groups work, every reduction
+stays inside one session. Larger chunks pay less fixed cost per session but more for their per-contract
+temporaries, which glibc maps fresh (page faults) above 128 KiB; 64k contracts measured best here. A
+chunk of one session goes through the reference functions: same values, without a batch's fixed cost.
+A session whose dollar gamma or expiry date is not finite (an imported chain with a missing IV) takes
+the reference path too, which defines what NaN does.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ _COLUMNS = {
 _DATES = ("call_first_expiry", "put_first_expiry", "magnet_expiry")
 _INTS = ("call_first_dte", "put_first_dte")
 _NEVER_NONE = ("call_wall_gamma", "put_wall_gamma", "call_soon_ratio", "call_next_ratio", "put_soon_ratio",
-                   "put_next_ratio", "net_this_week")
+               "put_next_ratio", "net_this_week")
 
 
 class SignalStructures:
@@ -68,9 +71,6 @@ class SignalStructures:
                 col = np.zeros(n) if name in _NEVER_NONE else np.full(n, np.nan)
             setattr(self, name, col)
         self._lists: dict[str, list] | None = None
-
-    def __len__(self) -> int:
-        return self.call_wall.size
 
     def set(self, j: int, st: SignalStructure) -> None:
         self._lists = None
@@ -120,6 +120,7 @@ def signal_structures(chains: list[OptionChain], spots, closes: list[dt.datetime
 
 def _chunk(out: SignalStructures, lo: int, chains: list[OptionChain], spots: np.ndarray, closes: list[dt.datetime],
            dte_window: int, r: float, q: float) -> None:
+    """Sessions lo.. of `out`: gamma_structure's contract filter and dollar gamma, for all at once."""
     m = len(chains)
     sizes = np.fromiter(map(len, chains), np.intp, m)
     t = np.concatenate([c.expiry_close for c in chains])
@@ -169,11 +170,11 @@ class _Blocks:
     def of(cls, m: int, seg, k, dte, is_call, dollars) -> "_Blocks":
         """seg: each contract's session, m for the contracts to leave out (whatever their values)."""
         kvals, kcode = _strike_codes(k)
-        dvals = np.arange(dte.min(), dte.max() + 1)
-        if dvals.size * m > 1 << 22:  # far-flung expiry dates: number the distinct ones instead
+        first, last = int(dte.min()), int(dte.max())
+        if (last - first + 1) * (m + 1) > 1 << 22:  # far-flung expiry dates: number the distinct ones instead
             dvals, dcode = np.unique(dte, return_inverse=True)
         else:
-            dcode = dte - dvals[0]
+            dvals, dcode = np.arange(first, last + 1), dte - first
         k_flat, e_flat = seg * kvals.size, seg * dvals.size
         k_flat += kcode
         e_flat += dcode
