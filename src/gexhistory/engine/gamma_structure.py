@@ -186,3 +186,28 @@ def net_expiring_by(gs: GammaStructure, last_day: dt.date) -> float:
     """Signed net gamma of the expirations on or before `last_day`."""
     m = gs.expiries <= np.datetime64(last_day, "D")
     return float((gs.call[m] + gs.put[m]).sum())
+
+
+def week_end(day: dt.date) -> dt.date:
+    """The Friday of `day`'s week: "this week's" expirations are those on or before it."""
+    return day + dt.timedelta(days=4 - day.weekday())
+
+
+@dataclass
+class SignalStructure:
+    """Everything the signals read from one session's close chain."""
+
+    walls: SignalWalls
+    call_expiry: WallExpiry  # of walls.call_above
+    put_expiry: WallExpiry  # of walls.put_below
+    magnets: Magnets
+    net_this_week: float  # net gamma expiring by this Friday
+
+
+def signal_structure(chain: OptionChain, spot: float, at: dt.datetime, dte_window: int = 60,
+                     r: float = 0.04, q: float = 0.013) -> SignalStructure:
+    """One session, through the functions above: the readable reference of gamma_structure_batch."""
+    gs = gamma_structure(chain, spot, at, dte_window, r, q)
+    walls = signal_walls(gs)
+    return SignalStructure(walls, wall_expiry(gs, walls.call_above, "call"), wall_expiry(gs, walls.put_below, "put"),
+                           monthly_magnets(gs), net_expiring_by(gs, week_end(at.date())))

@@ -2,7 +2,8 @@
 
 Inputs are one session's computed values at its close snapshot (`SignalInputs`); `detect` returns the
 matching pattern (or None) and `signal_row` the regime_signals columns, with texts written from the
-values. Nothing here is random and nothing is invented: a value that could not be computed is None and
+values. The conditions are written once, over arrays (`pattern_hits` on `SignalColumns`: many sessions
+at a time, as the backfill evaluates them); `conditions` and `detect` are its one-session view. Nothing here is random and nothing is invented: a value that could not be computed is None and
 the conditions that need it are false.
 
 Pattern 3 compares like with like: the NET gamma that expires by this Friday against |net gamma|
@@ -25,7 +26,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+
+import numpy as np
 
 GEX_REFERENCE = 2.10e9
 SCALE_WINDOW = 250
@@ -123,35 +126,85 @@ def _lt(a, b) -> bool:
     return a is not None and b is not None and a < b
 
 
-def _gt(a, b) -> bool:
-    return a is not None and b is not None and a > b
+@dataclass
+class SignalColumns:
+    """What the pattern conditions read, for many sessions at once: per SignalInputs field an array
+    with one value per session, NaN where SignalInputs has None (coiling: 1.0 / 0.0)."""
+
+    spot: np.ndarray
+    net_gamma: np.ndarray
+    flip: np.ndarray
+    rsi_score: np.ndarray
+    overbought: np.ndarray
+    oversold: np.ndarray
+    coiling: np.ndarray
+    volume_ratio: np.ndarray
+    vix: np.ndarray
+    vix_previous: np.ndarray
+    net_gamma_this_week: np.ndarray
+    zero_dte_gamma: np.ndarray
+    pin_next_week: np.ndarray
+    call_wall: np.ndarray
+    put_wall: np.ndarray
+    call_wall_any: np.ndarray
+    put_wall_any: np.ndarray
+    call_soon_ratio: np.ndarray
+    put_soon_ratio: np.ndarray
+    put_next_ratio: np.ndarray
+    magnet_above_strength: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def of(cls, xs: list[SignalInputs]) -> "SignalColumns":
+        def column(name):
+            return np.array([np.nan if getattr(x, name) is None else getattr(x, name) for x in xs], dtype=float)
+
+        return cls(**{f.name: column(f.name) for f in fields(cls)})
 
 
-def _abs(x):
-    return None if x is None else abs(x)
+def pattern_hits(c: SignalColumns) -> np.ndarray:
+    """(13, sessions) bool: every pattern's condition, rows in SPEC order. A NaN input makes the
+    comparisons that read it false, as a None input does for one session. The derived percentages are
+    SignalInputs' properties, written with the same operations so they round the same."""
+    score, ob, os_, vr, net = c.rsi_score, c.overbought, c.oversold, c.volume_ratio, c.net_gamma
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vix_change = np.where(c.vix_previous != 0, (c.vix / c.vix_previous - 1.0) * 100.0, np.nan)
+        flip_distance = np.abs(c.spot - c.flip) / c.spot * 100.0
+        cd = (c.call_wall - c.spot) / c.spot * 100.0
+        pd = (c.spot - c.put_wall) / c.spot * 100.0
+        through_call = (c.spot - c.call_wall_any) / c.spot * 100.0
+        through_put = (c.put_wall_any - c.spot) / c.spot * 100.0
+    coiling = c.coiling != 0
+    hits = (
+        (net < SQUEEZE_GAMMA) & (vix_change > VIX_SPIKE_PCT) & (vr > 2.0) & (np.abs(score) < 50),
+        flip_distance < FLIP_CRITICAL_PCT,
+        (np.abs(c.net_gamma_this_week) > 0.5 * np.abs(net)) & (np.abs(net) > OPEX_GAMMA * c.scale),
+        (0 < cd) & (cd < 3) & (c.call_soon_ratio > 0.7) & (ob >= 3) & coiling,
+        (0 < pd) & (pd < 5) & (c.put_soon_ratio > 0.6) & (c.put_next_ratio < 0.3) & (os_ < 2),
+        (c.zero_dte_gamma > 0.5 * c.pin_next_week) & coiling,
+        (c.magnet_above_strength > 50) & (ob >= 3) & (cd < 3),
+        (score > 50) & (ob >= 3) & (cd < 2) & (net < 0),
+        (through_call > 0.5) & (ob >= 3) & (vr > 1.2) & (net < 0),
+        (score < -50) & (os_ >= 3) & (pd < 2) & (net < 0),
+        (through_put > 0.5) & (os_ >= 3) & (vr > 2.0),
+        (np.abs(score) > 60) & (net > 0),
+        (net < -SHORT_GAMMA * c.scale) & (np.abs(score) < 50),
+    )
+    return np.array(hits).reshape(len(PATTERNS), -1)
+
+
+def first_two(hits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per session the indexes into PATTERNS of the first and second true conditions (len(PATTERNS)
+    where there is none)."""
+    order = np.arange(len(PATTERNS))[:, None]
+    first = np.where(hits, order, len(PATTERNS)).min(axis=0)
+    second = np.where(hits & (order > first), order, len(PATTERNS)).min(axis=0)
+    return first, second
 
 
 def conditions(x: SignalInputs) -> dict[str, bool]:
     """Every pattern's condition, in SPEC order (the first true one is the signal)."""
-    score, ob, os_, vr = x.rsi_score, x.overbought, x.oversold, x.volume_ratio
-    net = x.net_gamma
-    cd, pd = x.call_distance_pct, x.put_distance_pct
-    return {
-        "GAMMA_SQUEEZE_CASCADE": net < SQUEEZE_GAMMA and x.vix_spike and _gt(vr, 2.0) and _lt(_abs(score), 50),
-        "FLIP_POINT_CRITICAL": _lt(x.flip_distance_pct, FLIP_CRITICAL_PCT),
-        "POST_OPEX_REGIME_FLIP": abs(x.net_gamma_this_week) > 0.5 * abs(net) and abs(net) > OPEX_GAMMA * x.scale,
-        "LIBERATION_TRADE": cd is not None and 0 < cd < 3 and x.call_soon_ratio > 0.7 and ob >= 3 and x.coiling,
-        "FALSE_FLOOR": (pd is not None and 0 < pd < 5 and x.put_soon_ratio > 0.6 and x.put_next_ratio < 0.3
-                        and os_ < 2),
-        "ZERO_DTE_PIN": x.zero_dte_gamma > 0.5 * x.pin_next_week and x.coiling,
-        "DESTINATION_TRADE": _gt(x.magnet_above_strength, 50) and ob >= 3 and _lt(cd, 3),
-        "PIN_AT_CALL_WALL": _gt(score, 50) and ob >= 3 and _lt(cd, 2) and net < 0,
-        "EXPLOSIVE_CONTINUATION": _gt(x.through_call_pct, 0.5) and ob >= 3 and _gt(vr, 1.2) and net < 0,
-        "PIN_AT_PUT_WALL": _lt(score, -50) and os_ >= 3 and _lt(pd, 2) and net < 0,
-        "CAPITULATION_CASCADE": _gt(x.through_put_pct, 0.5) and os_ >= 3 and _gt(vr, 2.0),
-        "MEAN_REVERSION_ZONE": _gt(_abs(score), 60) and net > 0,
-        "SHORT_GAMMA_MOMENTUM": net < -SHORT_GAMMA * x.scale and _lt(_abs(score), 50),
-    }
+    return {name: bool(ok) for name, ok in zip(PATTERNS, pattern_hits(SignalColumns.of([x]))[:, 0])}
 
 
 def detect(x: SignalInputs) -> tuple[str | None, str | None]:
@@ -160,25 +213,25 @@ def detect(x: SignalInputs) -> tuple[str | None, str | None]:
     return (hits[0] if hits else None), (hits[1] if len(hits) > 1 else None)
 
 
+_CONFIDENCE = {
+    "GAMMA_SQUEEZE_CASCADE": lambda x: 95.0,
+    "FLIP_POINT_CRITICAL": lambda x: 90.0,
+    "POST_OPEX_REGIME_FLIP": lambda x: 75.0,
+    "LIBERATION_TRADE": lambda x: min(100.0, x.call_soon_ratio * 100 + 20),
+    "FALSE_FLOOR": lambda x: min(100.0, x.put_soon_ratio * 80 + 20),
+    "ZERO_DTE_PIN": lambda x: 75.0,
+    "DESTINATION_TRADE": lambda x: min(100.0, x.magnet_above_strength or 0.0),
+    "PIN_AT_CALL_WALL": lambda x: min(100.0, 20.0 * x.overbought),
+    "EXPLOSIVE_CONTINUATION": lambda x: min(100.0, 15.0 * x.overbought + 30.0 * (x.volume_ratio or 0.0)),
+    "PIN_AT_PUT_WALL": lambda x: min(100.0, 20.0 * x.oversold),
+    "CAPITULATION_CASCADE": lambda x: min(100.0, 15.0 * x.oversold + 35.0 * (x.volume_ratio or 0.0)),
+    "MEAN_REVERSION_ZONE": lambda x: min(100.0, abs(x.rsi_score or 0.0) + 20.0),
+    "SHORT_GAMMA_MOMENTUM": lambda x: min(100.0, 65.0 + 5.0 * abs(x.net_gamma) / (CONFIDENCE_PER * x.scale)),
+}
+
+
 def confidence(x: SignalInputs, pattern: str) -> float:
-    vr = x.volume_ratio or 0.0
-    score = x.rsi_score or 0.0
-    table = {
-        "GAMMA_SQUEEZE_CASCADE": 95.0,
-        "FLIP_POINT_CRITICAL": 90.0,
-        "POST_OPEX_REGIME_FLIP": 75.0,
-        "LIBERATION_TRADE": min(100.0, x.call_soon_ratio * 100 + 20),
-        "FALSE_FLOOR": min(100.0, x.put_soon_ratio * 80 + 20),
-        "ZERO_DTE_PIN": 75.0,
-        "DESTINATION_TRADE": min(100.0, x.magnet_above_strength or 0.0),
-        "PIN_AT_CALL_WALL": min(100.0, 20.0 * x.overbought),
-        "EXPLOSIVE_CONTINUATION": min(100.0, 15.0 * x.overbought + 30.0 * vr),
-        "PIN_AT_PUT_WALL": min(100.0, 20.0 * x.oversold),
-        "CAPITULATION_CASCADE": min(100.0, 15.0 * x.oversold + 35.0 * vr),
-        "MEAN_REVERSION_ZONE": min(100.0, abs(score) + 20.0),
-        "SHORT_GAMMA_MOMENTUM": min(100.0, 65.0 + 5.0 * abs(x.net_gamma) / (CONFIDENCE_PER * x.scale)),
-    }
-    return round(table[pattern], 2)
+    return round(_CONFIDENCE[pattern](x), 2)
 
 
 def direction(x: SignalInputs, pattern: str) -> str:
@@ -370,10 +423,11 @@ def _num(v):
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
-def signal_row(x: SignalInputs) -> dict | None:
+def signal_row(x: SignalInputs, detected: tuple[str | None, str | None] | None = None) -> dict | None:
     """The regime_signals columns of the session's signal (None on a NEUTRAL day). Outcome columns
-    are left NULL: they are filled once the later sessions exist (engine/outcomes.py)."""
-    primary, secondary = detect(x)
+    are left NULL: they are filled once the later sessions exist (engine/outcomes.py). `detected`:
+    detect(x) when the caller already evaluated the conditions (pattern_hits over many sessions)."""
+    primary, secondary = detected if detected is not None else detect(x)
     if primary is None:
         return None
     trade_dir = direction(x, primary)
