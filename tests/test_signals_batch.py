@@ -381,17 +381,28 @@ def reference_rows(ctx: SignalContext, s, snaps, chain, prior, prev_day, close_i
 
 @pytest.fixture(scope="module")
 def recorded():
-    """The SignalContext and every rows_for call of a synthetic SPY backfill (rows_for not run)."""
+    """The SignalContext and, per session, the rows_for arguments of a synthetic SPY backfill, taken
+    from the rows_for_many calls compute_sessions makes (which are not run)."""
     calls = []
-    real = SignalContext.rows_for
-    SignalContext.rows_for = lambda self, *args: calls.append((self, args)) or []
+    real = SignalContext.rows_for_many
+
+    def record(self, sessions, snaps, chains, close_net_gex, positions, prev_days, close_iv, data_source,
+               chain_sources, scale_window=sg.SCALE_WINDOW):
+        for j, s in enumerate(sessions):
+            p = positions[j]
+            prior = [float(v) for v in close_net_gex[max(0, p - scale_window):p]]
+            calls.append((self, (s, snaps[j], chains[j], prior, prev_days[j], close_iv, data_source,
+                                 chain_sources[j])))
+        return [[] for _ in sessions]
+
+    SignalContext.rows_for_many = record
     try:
         end = dt.date(2025, 6, 30)
         todo = sessions_between(end - dt.timedelta(days=420), end)
         for _ in compute_sessions(SyntheticMarket(11), "SPY", todo, Conventions(), ModelParams()):
             pass
     finally:
-        SignalContext.rows_for = real
+        SignalContext.rows_for_many = real
     ctx = calls[0][0]
     args = [a for _, a in calls]
     series = list(args[0][3]) + [a[1][-1].net_gex for a in args]

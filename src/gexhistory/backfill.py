@@ -389,15 +389,15 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
                 close_gex[lo + k] = sn[-1].net_gex
                 close_iv[s.date] = sn[-1].atm_iv
             corr = _price_gex_corr(span_close, close_gex, lo, len(block))
-            for k, (s, sn, chain, w) in enumerate(zip(block, snaps, block_chains, wanted)):
-                if not w:
-                    continue
-                at = lo + k
-                prior = close_gex[max(0, at - SCALE_WINDOW):at].tolist()
-                sig_rows = signals.rows_for(s, sn, chain, prior, span[at - 1].date if at else None, close_iv,
-                                            source.name, chain.source)
-                yield _rows_for_session(symbol, s, sn, corr[k], source.name, chain.source,
-                                        times=known[s.date][0], signal_rows=sig_rows)
+            ks = [k for k, w in enumerate(wanted) if w]
+            sig_rows = signals.rows_for_many(
+                [block[k] for k in ks], [snaps[k] for k in ks], [block_chains[k] for k in ks], close_gex,
+                [lo + k for k in ks], [span[lo + k - 1].date if lo + k else None for k in ks], close_iv,
+                source.name, [block_chains[k].source for k in ks])
+            for k, rows in zip(ks, sig_rows):
+                s, chain = block[k], block_chains[k]
+                yield _rows_for_session(symbol, s, snaps[k], corr[k], source.name, chain.source,
+                                        times=known[s.date][0], signal_rows=rows)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
