@@ -89,11 +89,13 @@ class ChainBook:
         new = new_run.copy()
         new[1:] |= (k[1:] != k[:-1]) | (iv[1:] != iv[:-1]) | own[1:]
         first = np.flatnonzero(new)
+        group = np.cumsum(new) - 1
         open_ = oi > 0
-        sums = lambda x: np.add.reduceat(x, first) if first.size else np.zeros(0)  # noqa: E731
+        # Positions hold one or two contracts: bincount beats reduceat's per-segment cost here.
+        sums = lambda w: np.bincount(group, w, first.size)  # noqa: E731
         call_oi = sums(np.where(call & open_, oi, 0.0))
         put_oi = sums(np.where(~call & open_, oi, 0.0))
-        n_open = sums(open_.astype(np.int64))
+        n_open = np.bincount(group[open_], minlength=first.size)
         pseg = seg[first]
         start = lengths_to_starts(np.bincount(pseg, minlength=n)) if n else np.zeros(1, np.intp)
         strike = k[first]
@@ -212,12 +214,13 @@ class AtmIndex:
         width = 4.0 * (float(k.max() - kmin) + 1.0) if k.size else 1.0
         new = np.ones(k.size, dtype=bool)
         new[1:] = (run[1:] != run[:-1]) | (k[1:] != k[:-1])
-        bfirst = np.flatnonzero(new)
+        block = np.cumsum(new) - 1
+        nb = int(block[-1]) + 1 if k.size else 0
         n = book.n_open[ok].astype(float)
-        sums = lambda x: np.add.reduceat(x, bfirst) if bfirst.size else np.zeros(0)  # noqa: E731
+        sums = lambda x: np.bincount(block, x, nb)  # noqa: E731
         counts = np.bincount(run, minlength=book.run_close.size) if k.size else np.zeros(book.run_close.size, np.intp)
         run_lo = lengths_to_starts(counts)
-        return cls(run * width + (k - kmin), width, kmin, k, np.cumsum(new) - 1, sums(n * book.iv[ok]), sums(n),
+        return cls(run * width + (k - kmin), width, kmin, k, block, sums(n * book.iv[ok]), sums(n),
                    run_lo[:-1], run_lo[1:])
 
     def nearest_mean_iv(self, runs: np.ndarray, spots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

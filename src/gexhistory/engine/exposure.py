@@ -346,21 +346,24 @@ def _flips(book: ChainBook, s: _Snaps, conv: Conventions, flip_sessions: np.ndar
     solve = np.flatnonzero(np.bincount(book.session[usable], minlength=book.n_sessions)[s.session] > 0)
     if solve.size == 0:
         return out
-    sel = np.flatnonzero(usable[p.pos] & p.alive)
-    fpos = p.pos[sel]
+    # Every pair keeps its place; a pair that is not a flip position (or has expired) weighs zero, so a
+    # snapshot's sums run over the same elements whatever else shares the chunk.
+    take = usable[p.pos] & p.alive
     with np.errstate(all="ignore"):
-        vst = p.vst[sel]
-        coef = weight[fpos] * p.disc[sel] / vst * _INV_SQRT_2PI
-        slope = 1.0 / vst
-    # Snapshots outside `solve` have no usable position, so they own no pair: drop their empty runs.
-    start = lengths_to_starts(np.bincount(p.owner[sel], minlength=n)[solve])
-    profiles = Profiles(start, p.d1[sel], slope, coef)
-    at_spot = seg_sum(coef * p.e0[sel], start)  # the profile at spot, from the kernel gamma used
-    tt = p.tt[sel]
+        slope = np.where(take, 1.0 / p.vst, 0.0)
+        coef = np.where(take, weight[p.pos] * p.disc * slope * _INV_SQRT_2PI, 0.0)
+        d1 = np.where(take, p.d1, 0.0)
+    whole = solve.size == n
+    at_spot = seg_sum(coef * p.e0, p.start)[solve]  # the profile at spot, from the kernel gamma used
+    profiles = Profiles(p.start, d1, slope, coef)
+    if not whole:
+        profiles = profiles.rows(solve)
 
     def textbook(j: int) -> TextbookProfile:
-        g = fpos[start[j]:start[j + 1]]
-        return TextbookProfile(book.strike[g], tt[start[j]:start[j + 1]], book.iv[g], weight[g], conv.r, conv.q)
+        lo, hi = p.start[solve[j]], p.start[solve[j] + 1]
+        keep = take[lo:hi]
+        g = p.pos[lo:hi][keep]
+        return TextbookProfile(book.strike[g], p.tt[lo:hi][keep], book.iv[g], weight[g], conv.r, conv.q)
 
     out[solve] = solve_flips(profiles, s.spot[solve], conv.flip_search, textbook, at_spot)
     return out

@@ -56,10 +56,11 @@ class Profiles:
 
     def at(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each snapshot's profile and its derivative in x at its own x."""
-        xs = np.repeat(x, np.diff(self.start))
-        d = self.slope * xs
+        d = self.slope * np.repeat(x, np.diff(self.start))
         d += self.d1
-        terms = _gauss(d.copy())
+        terms = np.multiply(d, d)
+        terms *= -0.5
+        np.exp(terms, out=terms)
         terms *= self.coef
         f = seg_sum(terms, self.start)
         terms *= d
@@ -81,41 +82,45 @@ class SingleProfiles:
     on how far its float32 value can be from the float64 one; a grid value within that bound of zero is
     recomputed in float64, so the scan's signs are exactly those of a float64 scan.
 
-    d = slope * (x - u), u = -d1 / slope the position's centre in log-spot (no cancellation between large
-    d1 and slope * x). With every input rounded once to float32 and each operation adding one rounding
-    (2^-24 relative), the error of d is at most 2^-24 (2 slope (|u| + |x|) + 2|d|); through exp(-d^2/2)
-    (maxima of |d| e^{-d^2/2} and d^2 e^{-d^2/2} are 0.61 and 0.74) and the product with the coefficient,
-    a term's error is at most |coef| 2^-24 (1.22 slope (|u| + |x|) + 7.3), plus 2^-126 |coef| where exp
-    underflows. The float32 sum of n terms adds at most (n - 1) 2^-24 sum|coef|.
+    -d^2/2 = (x - u)^2 * (-slope^2 / 2), u = -d1 / slope the position's centre in log-spot (no cancellation
+    between large d1 and slope * x). With every input rounded once to float32 and each operation adding
+    one rounding (2^-24 relative), x - u is off by at most 2^-24 * 2(|u| + |x|), so -d^2/2 by at most
+    |d| slope 2^-24 * 2(|u| + |x|) + 1.5 d^2 2^-24; through exp (maxima of |d| e^{-d^2/2} and d^2 e^{-d^2/2}
+    are 0.61 and 0.74) and the product with the coefficient, a term's error is at most
+    |coef| 2^-24 (1.22 slope (|u| + |x|) + 7.3) (slope |u| = |d1|), plus 2^-126 |coef| where exp underflows.
+    The float32 sum of n terms adds at most (n - 1) 2^-24 sum|coef|.
     """
 
     X_MAX = 0.25  # |log(S / spot)| over the widest grid (+-20%) is 0.223
 
-    def __init__(self, start, u, slope, coef, bound):
-        self.start, self.u, self.slope, self.coef, self.bound = start, u, slope, coef, bound
+    def __init__(self, start, u, half_sq, coef, bound):
+        self.start, self.u, self.half_sq, self.coef, self.bound = start, u, half_sq, coef, bound
 
     @classmethod
     def of(cls, p: Profiles) -> "SingleProfiles":
         with np.errstate(all="ignore"):
-            u = -p.d1 / p.slope
             mag = np.abs(p.coef)
-            err = mag * (1.22 * p.slope * (np.abs(u) + cls.X_MAX) + 7.3 + 2.0 ** -102)
+            # slope * |u| = |d1|
+            err = mag * (1.22 * (np.abs(p.d1) + cls.X_MAX * p.slope) + 7.3 + 2.0 ** -102)
+            u = (-p.d1 / p.slope).astype(np.float32)
+            half_sq = (-0.5 * p.slope * p.slope).astype(np.float32)
         n = np.diff(p.start)
         bound = (seg_sum(err, p.start) + np.maximum(n - 1, 0) * seg_sum(mag, p.start)) * 2.0 ** -24 * 1.01
-        return cls(p.start, u.astype(np.float32), p.slope.astype(np.float32), p.coef.astype(np.float32), bound)
+        return cls(p.start, np.nan_to_num(u), half_sq, p.coef.astype(np.float32), bound)
 
     def rows(self, rows: np.ndarray) -> "SingleProfiles":
         idx, owner = expand(self.start, rows)
         return SingleProfiles(lengths_to_starts(np.bincount(owner, minlength=rows.size)), self.u[idx],
-                              self.slope[idx], self.coef[idx], self.bound[rows])
+                              self.half_sq[idx], self.coef[idx], self.bound[rows])
 
     def at_points(self, x: np.ndarray) -> np.ndarray:
-        """(snapshots, points), as Profiles.at_points, within `bound` of it."""
-        d = x.astype(np.float32)[:, None] - self.u[None, :]
-        d *= self.slope[None, :]
-        terms = _gauss(d)
-        terms *= self.coef[None, :]
-        return seg_sum(terms, self.start).T
+        """(snapshots, points), as Profiles.at_points, within `bound` of it: exp(-slope^2 (x - u)^2 / 2)."""
+        y = x.astype(np.float32)[:, None] - self.u[None, :]
+        np.multiply(y, y, out=y)
+        y *= self.half_sq[None, :]
+        np.exp(y, out=y)
+        y *= self.coef[None, :]
+        return seg_sum(y, self.start).T
 
 
 def _gauss(d: np.ndarray) -> np.ndarray:
@@ -140,11 +145,13 @@ def solve_flips(profiles: Profiles, spots: np.ndarray, flip_search: float, textb
     grid = spots[:, None] * rel[None, :]
     p = profiles
     with np.errstate(over="ignore", invalid="ignore"):
-        reach = np.maximum(np.abs(p.d1 + p.slope * x[0]), np.abs(p.d1 + p.slope * x[-1]))
-    # |d| is affine in x, so its largest value on the grid is at an end.
-    good = (p.coef != 0) & np.isfinite(p.coef) & (reach < _NORMAL_D)
-    bad = ~np.isfinite(p.coef) | ~np.isfinite(p.d1)
-    anchored = (seg_sum(good.astype(float), p.start) > 0) & (seg_sum(bad.astype(float), p.start) == 0)
+        # |d| <= |d1| + slope * max|x| over the grid: an upper bound, so 'anchored' errs towards the
+        # full-grid path, never away from it.
+        reach = np.abs(p.d1) + p.slope * float(np.abs(x).max())
+        good = (p.coef != 0) & (reach < _NORMAL_D)
+        finite = np.isfinite(seg_sum(p.coef, p.start) + seg_sum(p.d1, p.start) + seg_sum(p.slope, p.start))
+    # A non-finite term makes its sums non-finite (so does an overflowing sum: the full-grid path then).
+    anchored = (seg_sum(good.astype(float), p.start) > 0) & finite
 
     single = p.single()
     vals = np.full((n, FLIP_GRID_POINTS), np.nan)
