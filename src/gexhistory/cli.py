@@ -133,7 +133,6 @@ def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force,
     """Backfill GEX snapshots, gamma snapshots, daily summaries and signals."""
     from gexhistory.backfill import BackfillOptions, run_backfill
     from gexhistory.settings import parse_symbols
-    from gexhistory.ui import Progress, print_summary
 
     if symbol is not None and symbols is not None:
         raise BadInput("give either --symbol or --symbols, not both")
@@ -145,12 +144,16 @@ def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force,
     d_start, d_end = resolve_window(days, start, end)
     opts = BackfillOptions(names, d_start, d_end, source=source.lower(), seed=seed, force=force, db=db,
                            bars=bars, rate=rate, jobs=jobs, batch_sessions=batch_sessions)
-    with Progress(enabled=not quiet and not as_json) as progress:
-        result = run_backfill(opts, progress=progress.update)
+    if quiet or as_json:  # nothing to draw: the terminal code (ui, rich) is not even imported
+        result = run_backfill(opts)
+    else:
+        from gexhistory.ui import Progress, print_summary
+
+        with Progress() as progress:
+            result = run_backfill(opts, progress=progress.update)
+        print_summary(result)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
-    elif not quiet:
-        print_summary(result)
     if result.failed:  # the others' work is kept; say which failed and why, even when quiet
         from gexhistory.ui import print_failures
 

@@ -39,7 +39,7 @@ def complete_sessions(engine: Engine, symbol: str, start: dt.date, end: dt.date)
         t.c.symbol == symbol, t.c.date >= start.isoformat(), t.c.date <= end.isoformat()
     )
     with engine.connect() as conn:
-        return {dt.date.fromisoformat(d): src for d, src in conn.execute(q)}
+        return {dt.date.fromisoformat(d): src for d, src in conn.execute(q).all()}  # one fetch, not one a row
 
 
 def complete_sessions_locked(conn: Connection, symbol: str, dates: list[dt.date]) -> dict[dt.date, str]:
