@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import sys
 
@@ -49,8 +50,16 @@ def resolve_window(days: int | None, start: str | None, end: str | None) -> tupl
     return d_start, d_end
 
 
+# Start-up (click, SQLAlchemy, numpy, the schema) creates objects that live as long as the process.
+# With CPython's default gen-0 threshold of 700 the cyclic collector runs ~150 times during a no-op
+# run, older generations and one full collection included, to free ~500 objects: ~60 ms of 0.6 s.
+# Collections stay on, only rarer (a cold 3650-day run keeps the same peak memory).
+GC_THRESHOLDS = (20_000, 20, 20)
+
+
 class _Group(click.Group):
     def main(self, *args, **kwargs):  # one clear line and exit 2 for every usage error
+        gc.set_threshold(*GC_THRESHOLDS)
         kwargs["standalone_mode"] = False
         try:
             rv = super().main(*args, **kwargs)
