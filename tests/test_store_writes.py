@@ -166,3 +166,34 @@ def test_schema_check_sees_a_missing_index(db_url):
     init_schema(eng)
     assert schema_is_current(eng)
     eng.dispose()
+
+
+def _bars(symbol: str, close: float) -> list[dict]:
+    day = {"symbol": symbol, "timeframe": "1d", "timestamp": "2025-03-03 00:00:00", "open": 590.0, "high": 601.5,
+           "low": 588.25, "close": close, "volume": 5.5e7, "vwap": 595.1, "trades": 812_345, "close_only": False,
+           "data_source": "polygon"}
+    minutes = [{"symbol": symbol, "timeframe": "1m", "timestamp": f"2025-03-03 09:{30 + m}:00", "open": 590.0 + m,
+                "close": close + m, "high": None, "low": None, "volume": np.float64(1000.0 * m), "data_source": "polygon"}
+               for m in range(5)]
+    return [day, *minutes]
+
+
+def test_upsert_bars_stores_and_updates_like_sqlalchemy(engine):
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from gexhistory.store.bars import COLUMNS, upsert_bars
+    from gexhistory.store.schema import price_bars
+
+    def reference(conn, rows):  # what upsert_bars did before: the dialect's insert().on_conflict_do_update
+        stmt = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(price_bars)
+        stmt = stmt.on_conflict_do_update(index_elements=["symbol", "timeframe", "timestamp", "data_source"],
+                                          set_={c: stmt.excluded[c] for c in COLUMNS})
+        conn.execute(stmt, [{"vwap": None, "trades": None, "close_only": False, **r} for r in rows])
+
+    for close in (596.0, 597.5):  # the second round updates every stored bar
+        with engine.begin() as conn:
+            reference(conn, _bars("REF", close))
+            assert upsert_bars(conn, _bars("NEW", close)) == 6
+    ref, new = _stored(engine, price_bars, "REF"), _stored(engine, price_bars, "NEW")
+    assert len(new) == 6 and new == ref
+    assert [r[5] for r in new] == [597.5, 597.5, 598.5, 599.5, 600.5, 601.5]  # close, updated in place

@@ -41,11 +41,13 @@ class _InsertPlan:
 
 
 @lru_cache(maxsize=256)
-def _plan(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> _InsertPlan:
+def _plan(dialect: Dialect, table: Table, keys: tuple[str, ...], conflict: tuple[str, ...],
+          update: tuple[str, ...]) -> _InsertPlan:
     unknown = [k for k in keys if k not in table.c]
     if unknown:  # what insert() says too: a misspelt column must not be dropped silently
         raise CompileError(f"Unconsumed column names: {', '.join(unknown)}")
-    compiled = insert(table).compile(dialect=dialect, column_keys=list(keys), for_executemany=True)
+    compiled = _statement(dialect, table, conflict, update).compile(
+        dialect=dialect, column_keys=list(keys), for_executemany=True)
     if dialect.positional:
         order, names = tuple(compiled.positiontup), None
     else:
@@ -59,10 +61,27 @@ def _plan(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> _InsertPlan:
     return _InsertPlan(str(compiled), order, names, tuple(processors))
 
 
-def insert_many(conn: Connection, table: Table, rows: list[dict]) -> int:
-    """Insert `rows` (dicts keyed by column, the keys of the first row for all) in one executemany."""
+def _statement(dialect: Dialect, table: Table, conflict: tuple[str, ...], update: tuple[str, ...]):
+    if not conflict:
+        return insert(table)
+    if dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:  # pragma: no cover - the schema supports only these two
+        raise NotImplementedError(dialect.name)
+    stmt = dialect_insert(table)
+    return stmt.on_conflict_do_update(index_elements=list(conflict), set_={c: stmt.excluded[c] for c in update})
+
+
+def insert_many(conn: Connection, table: Table, rows: list[dict], *, conflict: tuple[str, ...] = (),
+                update: tuple[str, ...] = ()) -> int:
+    """Insert `rows` (dicts keyed by column, the keys of the first row for all) in one executemany.
+
+    With `conflict` (the columns of a unique key), a row whose key is already stored updates that
+    row's `update` columns instead (an upsert)."""
     if not rows:
         return 0
-    plan = _plan(conn.dialect, table, tuple(rows[0]))
+    plan = _plan(conn.dialect, table, tuple(rows[0]), tuple(conflict), tuple(update))
     conn.exec_driver_sql(plan.sql, plan.parameters(rows))
     return len(rows)
