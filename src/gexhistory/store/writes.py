@@ -15,7 +15,6 @@ import zlib
 from sqlalchemy import Connection, Engine, and_, delete, exists, func, insert, select, update
 
 from gexhistory.store.bulk import insert_many
-
 from gexhistory.store.schema import (
     SESSION_TABLES,
     backfill_runs,
@@ -73,27 +72,25 @@ def delete_sessions(conn: Connection, symbol: str, dates: list[dt.date]) -> dict
 _IN_LIST_MAX = 500  # dates per IN list: far below SQLite's and PostgreSQL's bind parameter limits
 
 
-def _on_days(table, symbol: str, days: list[str]):
-    """The rows of `table` for `symbol` on these days ('YYYY-MM-DD', sorted); live snapshots never."""
+def _in_span(table, symbol: str, first: str, last: str):
+    """The rows of `table` for `symbol` from day `first` to day `last` ('YYYY-MM-DD'); live snapshots never.
+    A range on the key's second column, so the (symbol, timestamp|date) unique index finds them."""
     t = table.c
     if table is gamma_daily_summary:
-        return and_(t.symbol == symbol, t.date.in_(days))
-    # The timestamp range lets the (symbol, timestamp) index find the rows; the day list picks the days.
-    return and_(t.symbol == symbol, t.timestamp >= f"{days[0]} 00:00:00", t.timestamp <= f"{days[-1]} 23:59:59",
-                func.substr(t.timestamp, 1, 10).in_(days), t.chain_source != LIVE_CHAIN_SOURCE)
+        return and_(t.symbol == symbol, t.date >= first, t.date <= last)
+    return and_(t.symbol == symbol, t.timestamp >= f"{first} 00:00:00", t.timestamp <= f"{last} 23:59:59",
+                t.chain_source != LIVE_CHAIN_SOURCE)
+
+
+def _on_days(table, symbol: str, days: list[str]):
+    """The rows of `table` for `symbol` on these days (sorted 'YYYY-MM-DD'); live snapshots never."""
+    day = table.c.date if table is gamma_daily_summary else func.substr(table.c.timestamp, 1, 10)
+    return and_(_in_span(table, symbol, days[0], days[-1]), day.in_(days))
 
 
 def _tables_holding(conn: Connection, symbol: str, first: str, last: str) -> list:
     """The session tables holding rows of `symbol` (not live snapshots) between two days, in one query."""
-    checks = []
-    for table in SESSION_TABLES:
-        t = table.c
-        if table is gamma_daily_summary:
-            cond = and_(t.symbol == symbol, t.date >= first, t.date <= last)
-        else:
-            cond = and_(t.symbol == symbol, t.timestamp >= f"{first} 00:00:00", t.timestamp <= f"{last} 23:59:59",
-                        t.chain_source != LIVE_CHAIN_SOURCE)
-        checks.append(exists().where(cond).label(table.name))
+    checks = [exists().where(_in_span(t, symbol, first, last)).label(t.name) for t in SESSION_TABLES]
     flags = conn.execute(select(*checks)).one()
     return [table for table, held in zip(SESSION_TABLES, flags) if held]
 
