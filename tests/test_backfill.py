@@ -177,3 +177,20 @@ def test_status_reports_counts_and_gaps(tmp_path):
     n = len(sessions_between(START, END))
     assert f"{4 * n:,}" in out.stdout and "2025-06-02" in out.stdout and "2025-08-29" in out.stdout
     assert "1 missing sessions (first 2025-07-07)" in out.stdout
+
+
+def test_noop_rerun_records_its_run_and_counts(db_url):
+    import json
+
+    first = _backfill(db_url)
+    again = _backfill(db_url)
+    n = len(sessions_between(START, END))
+    totals = again.as_dict()["totals"]
+    assert totals["gex_history"] == {"inserted": 0, "skipped": 4 * n, "replaced": 0}
+    assert totals["gamma_daily_summary"] == {"inserted": 0, "skipped": n, "replaced": 0}
+    runs = rows(db_url, "SELECT id, status, counts, parameters, start_date, end_date, data_source, finished_at "
+                        "FROM backfill_runs ORDER BY id")
+    assert [r[0] for r in runs] == [first.run_id, again.run_id]
+    (_, status, counts, params, start, end, source, finished) = runs[1]
+    assert status == "ok" and finished is not None and json.loads(counts) == totals
+    assert params == runs[0][3] and (start, end, source) == (START.isoformat(), END.isoformat(), "synthetic")

@@ -97,8 +97,26 @@ def test_session_cache_round_trips(tmp_path, monkeypatch):
     cached_file = cal._cache_file()
     assert cached_file.exists() and cached_file.is_relative_to(tmp_path)
     again = cal._session_table()
-    for a, b in zip(built, again):
-        assert (a == b).all()
-    cached_file.write_bytes(b"not an npz")  # a damaged cache is rebuilt, not trusted
-    rebuilt = cal._session_table()
-    assert (rebuilt[0] == built[0]).all()
+    assert again == built
+    days = [dt.date.fromordinal(d) for d in built[0]]
+    assert dt.date(2025, 1, 9) not in days and dt.date(2025, 1, 8) in days  # the special closure
+    assert days == sorted(days) and len(built[1]) == len(built[2]) == len(days)
+    for damage in (b"not a cache", cached_file.read_bytes()[:-8]):  # garbage, a truncated file
+        cached_file.write_bytes(damage)
+        assert cal._session_table() == built  # rebuilt, not trusted
+
+
+def test_stale_session_cache_is_rebuilt(tmp_path, monkeypatch):
+    from array import array
+
+    import gexhistory.calendar as cal
+
+    monkeypatch.setenv("GEXHISTORY_CACHE_DIR", str(tmp_path))
+    built = cal._session_table()
+    path = cal._cache_file()
+    a = array("q", path.read_bytes())
+    a[1] -= cal.CACHE_MAX_AGE.days + 1  # built too long ago
+    a[3] += 1  # and marked, so a read that trusted it would show
+    path.write_bytes(a.tobytes())
+    assert cal._session_table() == built
+    assert array("q", path.read_bytes())[1] == dt.date.today().toordinal()

@@ -21,9 +21,7 @@ from gexhistory.calendar import ET, Session, format_ts, sessions_before, session
 from gexhistory.engine.chain import OptionChain
 from gexhistory.engine.chain_model import ChainModel, ModelParams, warmup_start
 from gexhistory.engine.exposure import GEX_UNIT, Conventions, GexSnapshot, compute_sessions_batch
-from gexhistory.engine.signals import SCALE_WINDOW
 from gexhistory.engine.summary import CORR_WINDOW, daily_summary, window_corr
-from gexhistory.backfill_signals import SignalContext, fetch_minutes
 from gexhistory.errors import BadInput, WorkFailed
 from gexhistory.sources.base import DailyBars, PriceSource
 from gexhistory.store import writes
@@ -232,19 +230,18 @@ def _versions() -> dict:
 
 def _backfill_symbol(engine, source: PriceSource, symbol: str, window: list[Session], opts: BackfillOptions,
                      run_id: int, progress: ProgressFn | None) -> SymbolResult:
-    source = _through_bar_cache(source, engine)
     res = SymbolResult(symbol, source.name, sessions_in_window=len(window))
     if not window:
         return res
     existing = writes.complete_sessions(engine, symbol, window[0].date, window[-1].date)
-    chains = _imported_chains(engine, symbol, window[0].date, window[-1].date)
-    todo: list[Session] = []
-    for s in window:
-        held = existing.get(s.date)
-        if held is not None and s.date in chains.dates and source.is_synthetic:
-            continue  # a real imported chain is never recomputed at synthetic prices, even with --force
-        if held is None or opts.force or (_is_synthetic_label(held) and not source.is_synthetic):
-            todo.append(s)
+    todo = [s for s in window if s.date not in existing or opts.force
+            or (_is_synthetic_label(existing[s.date]) and not source.is_synthetic)]
+    chains = None
+    if todo:  # imported chains and the bar cache matter only for sessions still to compute
+        source = _through_bar_cache(source, engine)
+        chains = _imported_chains(engine, symbol, window[0].date, window[-1].date)
+        if source.is_synthetic:  # a real imported chain is never recomputed at synthetic prices, even with --force
+            todo = [s for s in todo if not (s.date in existing and s.date in chains.dates)]
     res.sessions_skipped = len(window) - len(todo)
     res.counts["gamma_daily_summary"].skipped = res.sessions_skipped
     res.counts["gex_history"].skipped = res.counts["gamma_history"].skipped = 4 * res.sessions_skipped
@@ -340,6 +337,10 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
     COMPUTE_CHUNK at a time, in date order (the chain model steps forward), on engine_threads() threads
     that work ahead of the caller; results are used in order, and a session's values do not depend on
     the chunk or thread it lands in."""
+    # Imported here, not at the top: a rerun with nothing to compute never needs the signal code.
+    from gexhistory.backfill_signals import SignalContext, fetch_minutes
+    from gexhistory.engine.signals import SCALE_WINDOW
+
     first, last = todo[0].date, todo[-1].date
     context = sessions_before(first, max(CORR_WINDOW + 1, SCALE_WINDOW))
     bars_from = warmup_start(context[0].date if context else first)

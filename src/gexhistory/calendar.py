@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from gexhistory.errors import BadInput
@@ -55,63 +57,108 @@ class Session:
 
 
 CACHE_MAX_AGE = dt.timedelta(days=30)
+_CACHE_FORMAT = 1  # first int64 of the cache file; bump when the layout below changes
 
 
-def _cache_file():
-    """Where the session table is cached; None when no writable cache folder exists."""
-    import os
+def _calendar_version() -> str | None:
+    """exchange_calendars' installed version, without importing it (it imports pandas)."""
+    from importlib.util import find_spec
+
+    spec = find_spec("exchange_calendars")
+    if spec is None or not spec.origin:
+        return None
+    # The dist-info folder beside the package names the version; importlib.metadata (a scan of every
+    # path entry) is the fallback for installs laid out otherwise.
+    site = Path(spec.origin).parent.parent
+    found = sorted(site.glob("exchange_calendars-*.dist-info"))
+    if len(found) == 1:
+        return found[0].name[len("exchange_calendars-"):-len(".dist-info")]
     from importlib.metadata import version
-    from pathlib import Path
 
+    return version("exchange_calendars")
+
+
+def _cache_file() -> Path | None:
+    """Where the session table is cached; None when exchange_calendars is missing."""
     root = os.environ.get("GEXHISTORY_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     try:
-        xv = version("exchange_calendars")
+        xv = _calendar_version()
     except Exception:  # noqa: BLE001 - without the package the calendar cannot be built anyway
         return None
-    return Path(root) / "gexhistory" / f"xnys-{xv}-{CALENDAR_START.isoformat()}.npz"
+    if xv is None:
+        return None
+    return Path(root) / "gexhistory" / f"xnys-{xv}-{CALENDAR_START.isoformat()}.i64"
 
 
-def _session_table():
+def _read_cache(path: Path, today: int) -> tuple[list[int], list[int], list[int]] | None:
+    """The cached table when the file is whole and fresh. Layout: native int64s
+    [format, built (ordinal), n, n dates (ordinals), n opens, n closes (POSIX seconds)]."""
+    from array import array
+
+    a = array("q")
+    try:
+        a.frombytes(path.read_bytes())
+    except (OSError, ValueError):  # missing, unreadable, or not a whole number of int64s
+        return None
+    if len(a) < 3 or a[0] != _CACHE_FORMAT or len(a) != 3 + 3 * a[2] or today - a[1] > CACHE_MAX_AGE.days:
+        return None
+    n = a[2]
+    return a[3:3 + n].tolist(), a[3 + n:3 + 2 * n].tolist(), a[3 + 2 * n:].tolist()
+
+
+def _write_cache(path: Path, today: int, days: list[int], opens: list[int], closes: list[int]) -> None:
+    from array import array
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(array("q", [_CACHE_FORMAT, today, len(days), *days, *opens, *closes]).tobytes())
+        os.replace(tmp, path)  # atomic: concurrent runs never read a half-written cache
+    except OSError:
+        pass  # no writable cache folder: the next run builds the table again
+
+
+def _session_table() -> tuple[list[int], list[int], list[int]]:
     """(dates as ordinals, opens, closes as POSIX seconds), from the cache when it is fresh.
 
     Building the XNYS calendar imports pandas and takes most of a no-op run's time, so the table is
     cached per exchange_calendars version and rebuilt monthly (new years' holidays get published).
+    The cache is plain int64s so that reading it needs neither pandas nor numpy.
     """
-    import numpy as np
-
     path = _cache_file()
     today = dt.date.today().toordinal()
-    if path is not None and path.exists():
-        try:
-            with np.load(path) as z:
-                if today - int(z["built"]) <= CACHE_MAX_AGE.days:
-                    return z["days"], z["opens"], z["closes"]
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable cache: rebuild it below
+    if path is not None:
+        cached = _read_cache(path, today)
+        if cached is not None:
+            return cached
     import exchange_calendars as xcals
+    import numpy as np
 
     cal = xcals.get_calendar("XNYS", start=CALENDAR_START.isoformat())
-    days = np.array([d.toordinal() for d in cal.sessions.date])
-    opens = cal.opens.dt.tz_convert(None).to_numpy().astype("datetime64[s]").astype(np.int64)
-    closes = cal.closes.dt.tz_convert(None).to_numpy().astype("datetime64[s]").astype(np.int64)
+    days = [d.toordinal() for d in cal.sessions.date]
+    opens = cal.opens.dt.tz_convert(None).to_numpy().astype("datetime64[s]").astype(np.int64).tolist()
+    closes = cal.closes.dt.tz_convert(None).to_numpy().astype("datetime64[s]").astype(np.int64).tolist()
     if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-            np.savez(tmp, days=days, opens=opens, closes=closes, built=np.array(today))
-            os.replace(tmp, path)  # atomic: concurrent runs never read a half-written cache
-        except OSError:
-            pass
+        _write_cache(path, today, days, opens, closes)
     return days, opens, closes
 
 
 @lru_cache(maxsize=1)
-def _all_sessions() -> tuple[Session, ...]:
+def _table() -> tuple[list[int], list[int], list[int], list[Session | None]]:
+    """Session dates (ordinals), opens and closes (POSIX seconds), and the Session objects made so far.
+
+    Sessions are made on first use: a run looks at a few thousand of the calendar's ~8,000."""
     days, opens, closes = _session_table()
-    out = []
-    for d, o, c in zip(days.tolist(), opens.tolist(), closes.tolist()):
-        out.append(Session(dt.date.fromordinal(d), dt.datetime.fromtimestamp(o, ET), dt.datetime.fromtimestamp(c, ET)))
-    return tuple(out)
+    return days, opens, closes, [None] * len(days)
+
+
+def _sessions(lo: int, hi: int) -> list[Session]:
+    days, opens, closes, made = _table()
+    for i in range(lo, hi):
+        if made[i] is None:
+            made[i] = Session(dt.date.fromordinal(days[i]), dt.datetime.fromtimestamp(opens[i], ET),
+                              dt.datetime.fromtimestamp(closes[i], ET))
+    return made[lo:hi]
 
 
 def sessions_between(start: dt.date, end: dt.date) -> list[Session]:
@@ -120,36 +167,23 @@ def sessions_between(start: dt.date, end: dt.date) -> list[Session]:
         raise BadInput(f"end date {end} is before start date {start}")
     if start < CALENDAR_START:
         raise BadInput(f"start date {start} is before the supported calendar start {CALENDAR_START}")
-    import bisect
-
-    sessions = _all_sessions()
-    dates = [s.date for s in sessions]
-    lo = bisect.bisect_left(dates, start)
-    hi = bisect.bisect_right(dates, end)
-    return list(sessions[lo:hi])
+    days = _table()[0]
+    return _sessions(bisect.bisect_left(days, start.toordinal()), bisect.bisect_right(days, end.toordinal()))
 
 
 def sessions_before(day: dt.date, count: int) -> list[Session]:
     """The `count` sessions strictly before `day` (fewer at the calendar's start)."""
-    import bisect
-
-    sessions = _all_sessions()
-    dates = [s.date for s in sessions]
-    hi = bisect.bisect_left(dates, day)
-    return list(sessions[max(0, hi - count):hi])
+    hi = bisect.bisect_left(_table()[0], day.toordinal())
+    return _sessions(max(0, hi - count), hi)
 
 
 def last_completed_session(now: dt.datetime | None = None) -> Session:
     """The latest session whose close is at or before `now` (ET)."""
     now = (now or dt.datetime.now(ET)).astimezone(ET)
-    import bisect
-
-    sessions = _all_sessions()
-    closes = [s.close for s in sessions]
-    idx = bisect.bisect_right(closes, now) - 1
+    idx = bisect.bisect_right(_table()[2], now.timestamp()) - 1
     if idx < 0:
         raise BadInput("no completed NYSE session before now")
-    return sessions[idx]
+    return _sessions(idx, idx + 1)[0]
 
 
 def window_for_days(days: int, now: dt.datetime | None = None) -> tuple[dt.date, dt.date]:

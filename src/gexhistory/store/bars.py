@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, Engine, select
 
+from gexhistory.store.bulk import insert_many
 from gexhistory.store.schema import price_bars
 
+KEY = ("symbol", "timeframe", "timestamp", "data_source")
 COLUMNS = ("open", "high", "low", "close", "volume", "vwap", "trades", "close_only")
 
 
@@ -28,17 +30,5 @@ def upsert_bars(conn: Connection, rows: list[dict]) -> int:
     """Insert bars, or update the stored values of the same key; returns the rows sent."""
     if not rows:
         return 0
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - the schema supports only these two
-        raise NotImplementedError(conn.dialect.name)
-    stmt = insert(price_bars)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["symbol", "timeframe", "timestamp", "data_source"],
-        set_={c: stmt.excluded[c] for c in COLUMNS},
-    )
     full = [{"vwap": None, "trades": None, "close_only": False, **r} for r in rows]
-    conn.execute(stmt, full)
-    return len(rows)
+    return insert_many(conn, price_bars, full, conflict=KEY, update=COLUMNS)

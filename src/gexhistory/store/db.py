@@ -126,10 +126,32 @@ def _first_line(exc: BaseException) -> str:
     return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
 
 
+# What exists, in one query each (the inspector asks per table): the columns of every table, and the
+# index names. Constant SQL, no values.
+_SQLITE_COLUMNS = "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p WHERE m.type = 'table'"
+_SQLITE_INDEXES = "SELECT name FROM sqlite_master WHERE type = 'index'"
+_PG_COLUMNS = ("SELECT table_name, column_name FROM information_schema.columns "
+               "WHERE table_schema = current_schema()")
+_PG_INDEXES = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+
+
+def schema_is_current(engine: Engine) -> bool:
+    """Every table, column and index of the schema exists (the common case: a rerun has nothing to do)."""
+    pg = engine.dialect.name == "postgresql"
+    cols, idx = (_PG_COLUMNS, _PG_INDEXES) if pg else (_SQLITE_COLUMNS, _SQLITE_INDEXES)
+    with engine.connect() as conn:
+        have = {(t, c) for t, c in conn.execute(text(cols))}
+        indexes = {name for (name,) in conn.execute(text(idx))}
+    return all((t.name, c.name) in have for t in metadata.sorted_tables for c in t.columns) and all(
+        i.name in indexes for t in metadata.sorted_tables for i in t.indexes)
+
+
 def init_schema(engine: Engine) -> list[str]:
     """Create missing tables and add missing columns (idempotent). Returns what was created."""
     created: list[str] = []
     try:
+        if schema_is_current(engine):
+            return created
         with engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 # Two first runs at once would both CREATE TABLE and one would fail: queue them.

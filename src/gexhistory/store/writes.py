@@ -12,18 +12,17 @@ import os
 import socket
 import zlib
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, delete, exists, func, insert, select, update
 
+from gexhistory.store.bulk import insert_many
 from gexhistory.store.schema import (
+    SESSION_TABLES,
     backfill_runs,
     gamma_daily_summary,
     gamma_history,
     gex_history,
     price_bars,
-    regime_signals,
 )
-
-_BY_TIMESTAMP = (gex_history, gamma_history, regime_signals)
 
 
 def lock_symbol(conn: Connection, symbol: str) -> None:
@@ -39,7 +38,7 @@ def complete_sessions(engine: Engine, symbol: str, start: dt.date, end: dt.date)
         t.c.symbol == symbol, t.c.date >= start.isoformat(), t.c.date <= end.isoformat()
     )
     with engine.connect() as conn:
-        return {dt.date.fromisoformat(d): src for d, src in conn.execute(q)}
+        return {dt.date.fromisoformat(d): src for d, src in conn.execute(q).all()}  # one fetch, not one a row
 
 
 def complete_sessions_locked(conn: Connection, symbol: str, dates: list[dt.date]) -> dict[dt.date, str]:
@@ -56,50 +55,49 @@ def complete_sessions_locked(conn: Connection, symbol: str, dates: list[dt.date]
 
 
 def delete_sessions(conn: Connection, symbol: str, dates: list[dt.date]) -> dict[str, int]:
-    """Remove everything stored for these sessions of `symbol`; returns rows removed per table."""
-    removed = {t.name: 0 for t in (*_BY_TIMESTAMP, gamma_daily_summary)}
+    """Remove everything stored for these sessions of `symbol` (live snapshots excepted); returns rows
+    removed per table. One existence query first: a first run, which has nothing to remove, stops there."""
+    removed = {t.name: 0 for t in SESSION_TABLES}
     if not dates:
         return removed
-    day_params = [{"lo": f"{d.isoformat()} 00:00:00", "hi": f"{d.isoformat()} 23:59:59"} for d in dates]
-    from sqlalchemy import bindparam
-
-    for t in _BY_TIMESTAMP:
-        stmt = delete(t).where(
-            t.c.symbol == symbol, t.c.timestamp >= bindparam("lo"), t.c.timestamp <= bindparam("hi"),
-            t.c.chain_source != LIVE_CHAIN_SOURCE,
-        )
-        removed[t.name] = _rowcount(conn, stmt, day_params, t, symbol, dates)
-    stmt = delete(gamma_daily_summary).where(
-        gamma_daily_summary.c.symbol == symbol, gamma_daily_summary.c.date == bindparam("d")
-    )
-    removed[gamma_daily_summary.name] = _rowcount(
-        conn, stmt, [{"d": d.isoformat()} for d in dates], gamma_daily_summary, symbol, dates
-    )
+    days = sorted({d.isoformat() for d in dates})
+    for table in _tables_holding(conn, symbol, days[0], days[-1]):
+        for lo in range(0, len(days), _IN_LIST_MAX):
+            # One statement per chunk, not an executemany: its rowcount is what it removed on every driver.
+            stmt = delete(table).where(_on_days(table, symbol, days[lo:lo + _IN_LIST_MAX]))
+            removed[table.name] += conn.execute(stmt).rowcount
     return removed
 
 
-def _rowcount(conn, stmt, params, table, symbol, dates) -> int:
-    # executemany rowcounts are not reliable on every driver: count first, then delete.
+_IN_LIST_MAX = 500  # dates per IN list: far below SQLite's and PostgreSQL's bind parameter limits
+
+
+def _in_span(table, symbol: str, first: str, last: str):
+    """The rows of `table` for `symbol` from day `first` to day `last` ('YYYY-MM-DD'); live snapshots never.
+    A range on the key's second column, so the (symbol, timestamp|date) unique index finds them."""
+    t = table.c
     if table is gamma_daily_summary:
-        cond = and_(table.c.symbol == symbol, table.c.date.in_([d.isoformat() for d in dates]))
-    else:
-        cond = and_(
-            table.c.symbol == symbol,
-            table.c.timestamp >= f"{min(dates).isoformat()} 00:00:00",
-            table.c.timestamp <= f"{max(dates).isoformat()} 23:59:59",
-            func.substr(table.c.timestamp, 1, 10).in_([d.isoformat() for d in dates]),
-            table.c.chain_source != LIVE_CHAIN_SOURCE,
-        )
-    n = conn.execute(select(func.count()).select_from(table).where(cond)).scalar_one()
-    if n:
-        conn.execute(stmt, params)
-    return int(n)
+        return and_(t.symbol == symbol, t.date >= first, t.date <= last)
+    return and_(t.symbol == symbol, t.timestamp >= f"{first} 00:00:00", t.timestamp <= f"{last} 23:59:59",
+                t.chain_source != LIVE_CHAIN_SOURCE)
+
+
+def _on_days(table, symbol: str, days: list[str]):
+    """The rows of `table` for `symbol` on these days (sorted 'YYYY-MM-DD'); live snapshots never."""
+    day = table.c.date if table is gamma_daily_summary else func.substr(table.c.timestamp, 1, 10)
+    return and_(_in_span(table, symbol, days[0], days[-1]), day.in_(days))
+
+
+def _tables_holding(conn: Connection, symbol: str, first: str, last: str) -> list:
+    """The session tables holding rows of `symbol` (not live snapshots) between two days, in one query."""
+    checks = [exists().where(_in_span(t, symbol, first, last)).label(t.name) for t in SESSION_TABLES]
+    flags = conn.execute(select(*checks)).one()
+    return [table for table, held in zip(SESSION_TABLES, flags) if held]
 
 
 def insert_rows(conn: Connection, table, rows: list[dict]) -> int:
-    if rows:
-        conn.execute(insert(table), rows)
-    return len(rows)
+    """Insert rows (dicts with the same keys) in one executemany; returns how many (store/bulk.py)."""
+    return insert_many(conn, table, rows)
 
 
 def replace_daily_bars(conn: Connection, rows: list[dict]) -> int:

@@ -1,0 +1,87 @@
+"""Many rows into one table in one executemany, sending what SQLAlchemy's insert() would send.
+
+`conn.execute(insert(table), rows)` builds and type-processes a parameter dict per row in Python
+(about 20 us a row: half of a cold 3650-day run's writes). Here the statement is SQLAlchemy's own
+INSERT, compiled once per (dialect, table, columns) for executemany, and the rows go to the DBAPI
+cursor through `Connection.exec_driver_sql` (events, error wrapping and the transaction stay
+SQLAlchemy's) after the columns' bind processors (SQLite's float coercion, strict booleans) have been
+applied column by column. Values are bound parameters; no value ever enters the SQL text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from operator import itemgetter
+from typing import Callable
+
+from sqlalchemy import Connection, Table, insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import CompileError
+
+
+@dataclass(frozen=True)
+class _InsertPlan:
+    sql: str
+    keys: tuple[str, ...]  # row keys in the order the statement takes its parameters
+    names: tuple[str, ...] | None  # parameter names when the driver takes a mapping per row (psycopg)
+    processors: tuple[tuple[int, Callable], ...]  # (position in keys, bind processor)
+
+    def parameters(self, rows: list[dict]) -> list:
+        get = itemgetter(*self.keys)
+        values = list(map(get, rows)) if len(self.keys) > 1 else [(get(r),) for r in rows]
+        if self.processors:
+            columns = list(zip(*values))
+            for j, process in self.processors:
+                columns[j] = tuple(map(process, columns[j]))
+            values = list(zip(*columns))
+        if self.names is not None:
+            return [dict(zip(self.names, v)) for v in values]
+        return values
+
+
+@lru_cache(maxsize=256)
+def _plan(dialect: Dialect, table: Table, keys: tuple[str, ...], conflict: tuple[str, ...],
+          update: tuple[str, ...]) -> _InsertPlan:
+    unknown = [k for k in keys if k not in table.c]
+    if unknown:  # what insert() says too: a misspelt column must not be dropped silently
+        raise CompileError(f"Unconsumed column names: {', '.join(unknown)}")
+    compiled = _statement(dialect, table, conflict, update).compile(
+        dialect=dialect, column_keys=list(keys), for_executemany=True)
+    if dialect.positional:
+        order, names = tuple(compiled.positiontup), None
+    else:
+        order = keys
+        names = tuple(compiled.escaped_bind_names.get(k, k) for k in keys)
+    processors = []
+    for j, key in enumerate(order):
+        process = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            processors.append((j, process))
+    return _InsertPlan(str(compiled), order, names, tuple(processors))
+
+
+def _statement(dialect: Dialect, table: Table, conflict: tuple[str, ...], update: tuple[str, ...]):
+    if not conflict:
+        return insert(table)
+    if dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:  # pragma: no cover - the schema supports only these two
+        raise NotImplementedError(dialect.name)
+    stmt = dialect_insert(table)
+    return stmt.on_conflict_do_update(index_elements=list(conflict), set_={c: stmt.excluded[c] for c in update})
+
+
+def insert_many(conn: Connection, table: Table, rows: list[dict], *, conflict: tuple[str, ...] = (),
+                update: tuple[str, ...] = ()) -> int:
+    """Insert `rows` (dicts keyed by column, the keys of the first row for all) in one executemany.
+
+    With `conflict` (the columns of a unique key), a row whose key is already stored updates that
+    row's `update` columns instead (an upsert)."""
+    if not rows:
+        return 0
+    plan = _plan(conn.dialect, table, tuple(rows[0]), tuple(conflict), tuple(update))
+    conn.exec_driver_sql(plan.sql, plan.parameters(rows))
+    return len(rows)
