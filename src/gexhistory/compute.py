@@ -1,0 +1,266 @@
+"""The backfill's computation: bars -> modelled chains -> engine -> signals -> one bundle of rows per session.
+
+Nothing here writes. `compute_sessions` yields, session by session in date order, the rows of every table;
+backfill.py writes them in session-atomic batches. A session's rows never depend on which other sessions
+were computed with it, so the work can be cut anywhere: in chunks for the engine, on threads, and, for a
+long window of a source that is pure computation, across processes (`compute_in_parts`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Callable
+
+import numpy as np
+
+from gexhistory.calendar import ET, Session, format_ts, sessions_before, sessions_between
+from gexhistory.engine.chain import OptionChain
+from gexhistory.engine.chain_model import ChainModel, ModelParams, warmup_start
+from gexhistory.engine.exposure import GEX_UNIT, Conventions, GexSnapshot, compute_sessions_batch
+from gexhistory.engine.summary import CORR_WINDOW, daily_summary, window_corr
+from gexhistory.errors import BadInput, WorkFailed
+from gexhistory.sources.base import DailyBars, PriceSource
+
+TZ_NAME = "America/New_York"
+
+COMPUTE_CHUNK = 32  # sessions per engine call: big enough to amortise numpy's per-call cost, small enough for cache
+THREADS_ENV = "GEXHISTORY_ENGINE_THREADS"
+
+
+def engine_threads() -> int:
+    """Threads that run the engine on chunks ahead of the writer (numpy releases the GIL in its loops):
+    GEXHISTORY_ENGINE_THREADS, else two where the machine has two cores."""
+    raw = os.environ.get(THREADS_ENV)
+    if raw:
+        try:
+            n = int(raw)
+        except ValueError:
+            n = 0
+        if not 1 <= n <= 64:
+            raise BadInput(f"{THREADS_ENV} must be a whole number from 1 to 64, got {raw!r}")
+        return n
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv: Conventions,
+                     model_params: ModelParams, chains: Callable[[dt.date], OptionChain | None] | None = None,
+                     threads: int | None = None):
+    """Yield, for each session of `todo` in order, its rows for every table (nothing written here).
+    `chains(date)` gives a stored imported chain, used instead of the modelled one for that date.
+
+    The sessions before and between the ones written are computed at their close only: their close GEX
+    feeds the rolling price-GEX correlation and the signals' GEX scale. Sessions go through the engine
+    COMPUTE_CHUNK at a time, in date order (the chain model steps forward), on engine_threads() threads
+    that work ahead of the caller; results are used in order, and a session's values do not depend on
+    the chunk or thread it lands in."""
+    # Imported here, not at the top: a rerun with nothing to compute never needs the signal code.
+    from gexhistory.backfill_signals import SignalContext, fetch_minutes
+    from gexhistory.engine.signals import SCALE_WINDOW
+
+    first, last = todo[0].date, todo[-1].date
+    context = sessions_before(first, max(CORR_WINDOW + 1, SCALE_WINDOW))
+    bars_from = warmup_start(context[0].date if context else first)
+    bars = source.daily_bars(symbol, bars_from, last)
+    _require_bars(bars, todo)
+    idx = bars.index_of()
+    minutes_with_warmup, minutes = fetch_minutes(source, symbol, todo)
+    known = _priced_snapshots(source.name, symbol, todo, minutes)
+    model = ChainModel(symbol, bars.dates, bars.close, bars.volume, model_params)
+    signals = SignalContext(source, symbol, todo, bars, minutes_with_warmup, conv)
+
+    span = [s for s in sessions_between(context[0].date if context else first, last) if s.date in idx]
+    span_close = np.array([bars.close[idx[s.date]] for s in span])
+    close_gex = np.full(len(span), np.nan)
+    close_iv: dict[dt.date, float | None] = {}
+
+    def chunk(lo: int):
+        block = span[lo:lo + COMPUTE_CHUNK]
+        imported = [chains(s.date) if chains is not None else None for s in block]
+        block_chains = [c if c is not None else model.chain_for(idx[s.date]) for s, c in zip(block, imported)]
+        wanted = [s.date in known for s in block]
+        spots = [known[s.date][1] if w else [bars.close[idx[s.date]]] for s, w in zip(block, wanted)]
+        times = [known[s.date][0] if w else [s.close] for s, w in zip(block, wanted)]
+        return block, block_chains, wanted, (block_chains, spots, times, conv, wanted)
+
+    def finish(lo, block, block_chains, wanted, snaps):
+        for k, (s, sn) in enumerate(zip(block, snaps)):
+            close_gex[lo + k] = sn[-1].net_gex
+            close_iv[s.date] = sn[-1].atm_iv
+        corr = _price_gex_corr(span_close, close_gex, lo, len(block))
+        ks = [k for k, w in enumerate(wanted) if w]
+        sig_rows = signals.rows_for_many(
+            [block[k] for k in ks], [snaps[k] for k in ks], [block_chains[k] for k in ks], close_gex,
+            [lo + k for k in ks], [span[lo + k - 1].date if lo + k else None for k in ks], close_iv,
+            source.name, [block_chains[k].source for k in ks])
+        for k, rows in zip(ks, sig_rows):
+            s, chain = block[k], block_chains[k]
+            yield _rows_for_session(symbol, s, snaps[k], corr[k], source.name, chain.source,
+                                    times=known[s.date][0], signal_rows=rows)
+
+    threads = engine_threads() if threads is None else threads
+    if threads <= 1:
+        for lo in range(0, len(span), COMPUTE_CHUNK):
+            block, block_chains, wanted, args = chunk(lo)
+            yield from finish(lo, block, block_chains, wanted, compute_sessions_batch(*args))
+        return
+
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="gex-engine")
+    pending: deque = deque()
+    starts = iter(range(0, len(span), COMPUTE_CHUNK))
+    try:
+        while True:
+            # The chain model steps forward in this thread; the engine runs on the pool, a few chunks ahead.
+            while len(pending) < 2 * threads:
+                lo = next(starts, None)
+                if lo is None:
+                    break
+                block, block_chains, wanted, args = chunk(lo)
+                pending.append((lo, block, block_chains, wanted, pool.submit(compute_sessions_batch, *args)))
+            if not pending:
+                break
+            lo, block, block_chains, wanted, future = pending.popleft()
+            yield from finish(lo, block, block_chains, wanted, future.result())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+PARTS_ENV = "GEXHISTORY_PROCESSES"
+MIN_PART_SESSIONS = 500  # below this a second process costs more (start, warm-up, pickling) than it saves
+
+
+def compute_parts() -> int:
+    """Processes a long synthetic window is computed in: GEXHISTORY_PROCESSES, else one per core (at most 2)."""
+    raw = os.environ.get(PARTS_ENV)
+    if raw:
+        try:
+            n = int(raw)
+        except ValueError:
+            n = 0
+        if not 1 <= n <= 64:
+            raise BadInput(f"{PARTS_ENV} must be a whole number from 1 to 64, got {raw!r}")
+        return n
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def compute_in_parts(source: PriceSource, symbol: str, todo: list[Session], conv: Conventions,
+                     model_params: ModelParams, chains=None, jobs: int = 1):
+    """compute_sessions, with a long window of a source that is pure computation (the synthetic market)
+    cut into contiguous parts: this process computes the first while forked processes compute the others,
+    and the bundles come back in date order. Each part warms up on its own context (chain listings, RSI,
+    the rolling GEX windows), and a session's rows do not depend on the part it lands in, so the rows are
+    those of one process. Real sources stay in one process: their requests share one rate limit and cache."""
+    parts = compute_parts() if jobs <= 1 else 1
+    parts = min(parts, len(todo) // MIN_PART_SESSIONS)
+    if parts <= 1 or chains is not None or not source.is_synthetic or not hasattr(os, "fork"):
+        yield from compute_sessions(source, symbol, todo, conv, model_params, chains)
+        return
+    import multiprocessing
+
+    cuts = np.linspace(0, len(todo), parts + 1).round().astype(int)
+    pieces = [todo[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
+    pool = multiprocessing.get_context("fork").Pool(parts - 1, initializer=_die_with_parent)
+    finished = False
+    try:
+        later = [pool.apply_async(_compute_part, (source, symbol, piece, conv, model_params)) for piece in pieces[1:]]
+        yield from compute_sessions(source, symbol, pieces[0], conv, model_params, threads=1)
+        for result in later:
+            yield from result.get()
+        finished = True
+    finally:
+        if finished:
+            pool.close()
+        else:  # an error, or the writer stopped early: the other parts are not wanted any more
+            pool.terminate()
+        pool.join()
+
+
+def _compute_part(source, symbol, todo, conv, model_params) -> list[dict]:
+    """A forked worker's part: its bundles, without the engine's snapshot objects (not needed to write)."""
+    out = []
+    for bundle in compute_sessions(source, symbol, todo, conv, model_params, threads=1):
+        bundle.pop("snapshots", None)
+        out.append(bundle)
+    return out
+
+
+def _die_with_parent() -> None:
+    """A forked worker ends with the process that started it (Linux), not after its part."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent died before prctl: do not compute for nobody
+            os._exit(1)
+    except Exception:  # noqa: BLE001 - not Linux: the worker ends when its pipe closes
+        pass
+
+
+def _price_gex_corr(close: np.ndarray, close_gex: np.ndarray, lo: int, n: int) -> list[float | None]:
+    """The rolling price-GEX correlation of span sessions lo..lo+n-1 (None until CORR_WINDOW changes exist)."""
+    out: list[float | None] = [None] * n
+    start = max(lo, CORR_WINDOW)
+    if start >= lo + n:
+        return out
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    rows = slice(start - CORR_WINDOW, lo + n - CORR_WINDOW)
+    corr = window_corr(sliding_window_view(close, CORR_WINDOW + 1)[rows],
+                       sliding_window_view(close_gex, CORR_WINDOW + 1)[rows])
+    for k, c in zip(range(start - lo, n), corr.tolist()):
+        out[k] = None if c != c else c
+    return out
+
+
+
+
+def _priced_snapshots(label: str, symbol: str, todo: list[Session], minutes) -> dict:
+    """Per session, the snapshot times whose price is known and those prices. A time without a price
+    (a daily-only source at 12:30) is left out rather than invented; a session with none is an error."""
+    times = [s.snapshot_times() for s in todo]
+    spots = minutes.spots_at(times)
+    out = {}
+    for j, s in enumerate(todo):
+        ok = ~np.isnan(spots[j, :len(times[j])])
+        if not ok.any():
+            raise WorkFailed(f"{label}: no price for {symbol} on {s.date}")
+        out[s.date] = ([t for t, k in zip(times[j], ok) if k], spots[j, :len(times[j])][ok])
+    return out
+
+
+def _require_bars(bars: DailyBars, todo: list[Session]) -> None:
+    have = set(bars.dates)
+    missing = [s.date for s in todo if s.date not in have]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise WorkFailed(f"{bars.source}: no daily bar for {bars.symbol} on {missing[0]}{more}")
+
+
+def _rows_for_session(symbol: str, s: Session, snaps: list[GexSnapshot], corr: float | None,
+                      data_source: str, chain_source: str, times: list[dt.datetime] | None = None,
+                      signal_rows: list[dict] | None = None) -> dict:
+    prov = {"data_source": data_source, "chain_source": chain_source}
+    gex_rows, gamma_rows = [], []
+    day = s.date.isoformat()
+    for t, g in zip(times or s.snapshot_times(), snaps):
+        # Snapshot times are the session's own, in ET: the timestamp is the date and the wall clock.
+        ts = f"{day} {t.hour:02d}:{t.minute:02d}:{t.second:02d}" if t.tzinfo is ET else format_ts(t)
+        common = {"symbol": symbol, "timestamp": ts, "spot_price": g.spot, "net_gex": g.net_gex,
+                  "flip_point": g.flip_point, "call_wall": g.call_wall, "put_wall": g.put_wall,
+                  "regime": g.regime, "flip_found": g.flip_found, "timezone": TZ_NAME, **prov}
+        gex_rows.append({**common, "mm_state": g.mm_state, "call_gex": g.call_gex, "put_gex": g.put_gex,
+                         "gex_unit": GEX_UNIT})
+        gamma_rows.append({**common, "date": day, "time_of_day": ts[11:16],
+                           "implied_volatility": g.atm_iv, "put_call_ratio": g.put_call_ratio,
+                           "distance_to_flip_pct": g.distance_to_flip_pct, "zero_dte_gamma": g.zero_dte_gamma,
+                           "gamma_expiring_this_week": g.gamma_expiring_this_week,
+                           "gamma_expiring_next_week": g.gamma_expiring_next_week, "max_pain": g.max_pain})
+    summary = daily_summary([g.net_gex for g in snaps], [g.flip_point for g in snaps],
+                            [g.spot for g in snaps], [g.atm_iv for g in snaps])
+    summary.update({"symbol": symbol, "date": day, "price_gex_corr_20d": corr, **prov})
+    return {"gex_history": gex_rows, "gamma_history": gamma_rows, "gamma_daily_summary": [summary],
+            "regime_signals": list(signal_rows or []), "snapshots": snaps}
