@@ -169,6 +169,9 @@ def run_backfill(opts: BackfillOptions, progress: ProgressFn | None = None) -> B
     from gexhistory.jobs import check_jobs
 
     jobs = check_jobs(opts.jobs, len(opts.symbols))
+    from gexhistory.runtime import compute_processes, engine_threads
+
+    engine_threads(), compute_processes()  # a bad setting is bad input before anything is written
     source = worker_source(opts, 1)
     engine = open_engine(opts.db)
     init_schema(engine)

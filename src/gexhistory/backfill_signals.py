@@ -18,7 +18,7 @@ import datetime as dt
 
 import numpy as np
 
-from gexhistory.calendar import Session, format_ts, sessions_before
+from gexhistory.calendar import Session, format_ts, sessions_before, sessions_between
 from gexhistory.engine import rsi as rsi_mod
 from gexhistory.engine.chain import OptionChain
 from gexhistory.engine.exposure import Conventions, GexSnapshot
@@ -36,26 +36,31 @@ def _f(v) -> float | None:
 
 
 def fetch_minutes(source: PriceSource, symbol: str, todo: list[Session]) -> tuple[MinuteBars, MinuteBars]:
-    """One request for the window's minutes and the RSI warm-up sessions before it: (all, window only)."""
+    """One request for the minutes of the RSI warm-up sessions and of every session from the window's
+    first to its last (those between that are not computed included: a session's RSI reads the bars
+    that preceded it, whatever else this run computes): (all of them, the window's sessions only)."""
     warm = sessions_before(todo[0].date, rsi_mod.WARMUP_SESSIONS)
-    both = source.minute_bars(symbol, warm + list(todo))
-    n = len(warm)
-    return both, MinuteBars(symbol, list(todo), both.open[n:], both.close[n:], both.volume[n:], both.source,
-                            both.notes)
+    span = sessions_between(todo[0].date, todo[-1].date)
+    every = source.minute_bars(symbol, warm + span)
+    row = {s.date: k for k, s in enumerate(every.sessions)}
+    rows = np.array([row[s.date] for s in todo], dtype=np.intp)
+    return every, MinuteBars(symbol, list(todo), every.open[rows], every.close[rows], every.volume[rows],
+                             every.source, every.notes)
 
 
 class SignalContext:
     def __init__(self, source: PriceSource, symbol: str, todo: list[Session], bars: DailyBars,
                  minutes: MinuteBars, conv: Conventions):
-        """`minutes`: the window's sessions, preceded by as many warm-up sessions as the source had."""
+        """`minutes`: consecutive sessions (fetch_minutes), the window's among them."""
         self.symbol = symbol
         self.conv = conv
         self.todo_index = {s.date: j for j, s in enumerate(todo)}
         close = minutes.close
-        n_warm = close.shape[0] - len(todo)
+        row = {s.date: k for k, s in enumerate(minutes.sessions)}
+        at = np.array([row[s.date] for s in todo], dtype=np.intp)
         self.rsi: dict[str, np.ndarray] = {}
         for tf, mpb in rsi_mod.BAR_MINUTES.items():
-            self.rsi[tf] = rsi_mod.session_end_rsi(close, mpb, rsi_mod.LOOKBACK[tf])[n_warm:]
+            self.rsi[tf] = rsi_mod.session_end_rsi(close, mpb, rsi_mod.LOOKBACK[tf])[at]
         idx = bars.index_of()
         rows = np.array([idx[s.date] for s in todo])
         self.rsi["1d"] = rsi_mod.rsi_at(bars.close, rows, lookback=rsi_mod.LOOKBACK["1d"])

@@ -19,30 +19,13 @@ from gexhistory.engine.chain import OptionChain
 from gexhistory.engine.chain_model import ChainModel, ModelParams, warmup_start
 from gexhistory.engine.exposure import GEX_UNIT, Conventions, GexSnapshot, compute_sessions_batch
 from gexhistory.engine.summary import CORR_WINDOW, daily_summary, window_corr
-from gexhistory.errors import BadInput, WorkFailed
+from gexhistory.errors import WorkFailed
+from gexhistory.runtime import compute_processes, engine_threads, tune_allocator
 from gexhistory.sources.base import DailyBars, PriceSource
 
 TZ_NAME = "America/New_York"
 
 COMPUTE_CHUNK = 32  # sessions per engine call: big enough to amortise numpy's per-call cost, small enough for cache
-THREADS_ENV = "GEXHISTORY_ENGINE_THREADS"
-
-
-def engine_threads() -> int:
-    """Threads that run the engine on chunks ahead of the writer (numpy releases the GIL in its loops):
-    GEXHISTORY_ENGINE_THREADS, else two where the machine has two cores."""
-    raw = os.environ.get(THREADS_ENV)
-    if raw:
-        try:
-            n = int(raw)
-        except ValueError:
-            n = 0
-        if not 1 <= n <= 64:
-            raise BadInput(f"{THREADS_ENV} must be a whole number from 1 to 64, got {raw!r}")
-        return n
-    return max(1, min(2, os.cpu_count() or 1))
-
-
 def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv: Conventions,
                      model_params: ModelParams, chains: Callable[[dt.date], OptionChain | None] | None = None,
                      threads: int | None = None):
@@ -128,22 +111,7 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-PARTS_ENV = "GEXHISTORY_PROCESSES"
 MIN_PART_SESSIONS = 500  # below this a second process costs more (start, warm-up, pickling) than it saves
-
-
-def compute_parts() -> int:
-    """Processes a long synthetic window is computed in: GEXHISTORY_PROCESSES, else one per core (at most 2)."""
-    raw = os.environ.get(PARTS_ENV)
-    if raw:
-        try:
-            n = int(raw)
-        except ValueError:
-            n = 0
-        if not 1 <= n <= 64:
-            raise BadInput(f"{PARTS_ENV} must be a whole number from 1 to 64, got {raw!r}")
-        return n
-    return max(1, min(2, os.cpu_count() or 1))
 
 
 def compute_in_parts(source: PriceSource, symbol: str, todo: list[Session], conv: Conventions,
@@ -153,7 +121,8 @@ def compute_in_parts(source: PriceSource, symbol: str, todo: list[Session], conv
     and the bundles come back in date order. Each part warms up on its own context (chain listings, RSI,
     the rolling GEX windows), and a session's rows do not depend on the part it lands in, so the rows are
     those of one process. Real sources stay in one process: their requests share one rate limit and cache."""
-    parts = compute_parts() if jobs <= 1 else 1
+    tune_allocator()
+    parts = compute_processes() if jobs <= 1 else 1
     parts = min(parts, len(todo) // MIN_PART_SESSIONS)
     if parts <= 1 or chains is not None or not source.is_synthetic or not hasattr(os, "fork"):
         yield from compute_sessions(source, symbol, todo, conv, model_params, chains)
