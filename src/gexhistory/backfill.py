@@ -12,21 +12,24 @@ import datetime as dt
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable
-
-import numpy as np
+from typing import TYPE_CHECKING, Callable
 
 from gexhistory import __version__
 from gexhistory.calendar import ET, Session, format_ts, sessions_before, sessions_between
-from gexhistory.engine.chain import OptionChain
-from gexhistory.engine.chain_model import ChainModel, ModelParams, warmup_start
-from gexhistory.engine.exposure import GEX_UNIT, Conventions, GexSnapshot, compute_sessions_batch
-from gexhistory.engine.summary import CORR_WINDOW, daily_summary, window_corr
+from gexhistory.engine.params import Conventions, ModelParams
 from gexhistory.errors import BadInput, WorkFailed
-from gexhistory.sources.base import DailyBars, PriceSource
 from gexhistory.store import writes
 from gexhistory.store.db import init_schema, open_engine
 from gexhistory.store.schema import gamma_daily_summary, gamma_history, gex_history, regime_signals
+
+# numpy and the engine are imported by the functions that compute: a rerun with nothing to do
+# records its run and exits without them.
+if TYPE_CHECKING:
+    import numpy as np
+
+    from gexhistory.engine.chain import OptionChain
+    from gexhistory.engine.exposure import GexSnapshot
+    from gexhistory.sources.base import DailyBars, PriceSource
 
 TABLES = ("gex_history", "gamma_history", "gamma_daily_summary", "regime_signals")
 TZ_NAME = "America/New_York"
@@ -223,9 +226,13 @@ def _run_symbols(engine, source: PriceSource, window: list[Session], opts: Backf
 
 
 def _versions() -> dict:
+    """The versions of what computes and stores the rows; numpy's is read from its installed
+    metadata, which is cheaper than importing it when a rerun has nothing to compute."""
+    from importlib.metadata import version
+
     import sqlalchemy
 
-    return {"gexhistory": __version__, "numpy": np.__version__, "sqlalchemy": sqlalchemy.__version__}
+    return {"gexhistory": __version__, "numpy": version("numpy"), "sqlalchemy": sqlalchemy.__version__}
 
 
 def _backfill_symbol(engine, source: PriceSource, symbol: str, window: list[Session], opts: BackfillOptions,
@@ -337,9 +344,15 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
     COMPUTE_CHUNK at a time, in date order (the chain model steps forward), on engine_threads() threads
     that work ahead of the caller; results are used in order, and a session's values do not depend on
     the chunk or thread it lands in."""
-    # Imported here, not at the top: a rerun with nothing to compute never needs the signal code.
+    # Imported here, not at the top: a rerun with nothing to compute never needs numpy, the engine
+    # or the signal code.
+    import numpy as np
+
     from gexhistory.backfill_signals import SignalContext, fetch_minutes
+    from gexhistory.engine.chain_model import ChainModel, warmup_start
+    from gexhistory.engine.exposure import compute_sessions_batch
     from gexhistory.engine.signals import SCALE_WINDOW
+    from gexhistory.engine.summary import CORR_WINDOW
 
     first, last = todo[0].date, todo[-1].date
     context = sessions_before(first, max(CORR_WINDOW + 1, SCALE_WINDOW))
@@ -405,6 +418,8 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
 
 def _price_gex_corr(close: np.ndarray, close_gex: np.ndarray, lo: int, n: int) -> list[float | None]:
     """The rolling price-GEX correlation of span sessions lo..lo+n-1 (None until CORR_WINDOW changes exist)."""
+    from gexhistory.engine.summary import CORR_WINDOW, window_corr
+
     out: list[float | None] = [None] * n
     start = max(lo, CORR_WINDOW)
     if start >= lo + n:
@@ -452,6 +467,8 @@ def fill_outcomes(engine, symbol: str) -> tuple[int, int]:
 def _priced_snapshots(label: str, symbol: str, todo: list[Session], minutes) -> dict:
     """Per session, the snapshot times whose price is known and those prices. A time without a price
     (a daily-only source at 12:30) is left out rather than invented; a session with none is an error."""
+    import numpy as np
+
     times = [s.snapshot_times() for s in todo]
     spots = minutes.spots_at(times)
     out = {}
@@ -474,6 +491,9 @@ def _require_bars(bars: DailyBars, todo: list[Session]) -> None:
 def _rows_for_session(symbol: str, s: Session, snaps: list[GexSnapshot], corr: float | None,
                       data_source: str, chain_source: str, times: list[dt.datetime] | None = None,
                       signal_rows: list[dict] | None = None) -> dict:
+    from gexhistory.engine.exposure import GEX_UNIT
+    from gexhistory.engine.summary import daily_summary
+
     prov = {"data_source": data_source, "chain_source": chain_source}
     gex_rows, gamma_rows = [], []
     for t, g in zip(times or s.snapshot_times(), snaps):
