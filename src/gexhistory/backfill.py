@@ -11,19 +11,20 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass, field
-from typing import Callable
-
-import numpy as np
+from typing import TYPE_CHECKING, Callable
 
 from gexhistory import __version__
 from gexhistory.calendar import ET, Session, format_ts, sessions_between
-from gexhistory.engine.chain_model import ModelParams
-from gexhistory.engine.exposure import Conventions
+from gexhistory.engine.params import Conventions, ModelParams
 from gexhistory.errors import BadInput
-from gexhistory.sources.base import PriceSource
 from gexhistory.store import writes
 from gexhistory.store.db import init_schema, open_engine
 from gexhistory.store.schema import gamma_daily_summary, gamma_history, gex_history, regime_signals
+
+# numpy and the engine are imported by compute.py, on first use: a rerun with nothing to do records
+# its run and exits without them.
+if TYPE_CHECKING:
+    from gexhistory.sources.base import PriceSource
 
 TABLES = ("gex_history", "gamma_history", "gamma_daily_summary", "regime_signals")
 TZ_NAME = "America/New_York"
@@ -233,9 +234,13 @@ def _run_symbols(engine, source: PriceSource, window: list[Session], opts: Backf
 
 
 def _versions() -> dict:
+    """The versions of what computes and stores the rows; numpy's is read from its installed
+    metadata, which is cheaper than importing it when a rerun has nothing to compute."""
+    from importlib.metadata import version
+
     import sqlalchemy
 
-    return {"gexhistory": __version__, "numpy": np.__version__, "sqlalchemy": sqlalchemy.__version__}
+    return {"gexhistory": __version__, "numpy": version("numpy"), "sqlalchemy": sqlalchemy.__version__}
 
 
 def _backfill_symbol(engine, source: PriceSource, symbol: str, window: list[Session], opts: BackfillOptions,

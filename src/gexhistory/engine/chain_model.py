@@ -26,12 +26,13 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
 from gexhistory.calendar import Session, sessions_between
 from gexhistory.engine.chain import OptionChain
+from gexhistory.engine.params import ModelParams
 
 # Era rules (first expiry of each kind) for the products that have them. Friday weeklies: SPX from
 # October 2005 (Cboe's first Weeklys); SPY, QQQ, DIA and IWM from Cboe's ETF Weeklys, first listed
@@ -68,53 +69,6 @@ NICE_STEPS = np.array([0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0])
 BLOCK_SESSIONS = 16  # sessions of option flow weighed per vectorised pass (work arrays stay near L2 size)
 CHAIN_BATCH = 128  # chains cut out per pass (bounds the OI snapshot buffer)
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
-
-
-@dataclass(frozen=True)
-class ModelParams:
-    """Free parameters of the chain model; recorded with every run (backfill_runs.parameters).
-
-    The ten marked [fitted] were calibrated by benchmarks/calibrate_chain_model.py on the reference
-    GEX series (SqueezeMetrics, SPX) from 2011-05 to CALIBRATED_UNTIL only; 2015-2018 were never
-    seen by the search (logs: benchmarks/results/calibration_stage*.log). `gexhistory validate`
-    reports the fit on those held-out years. The others are set from market facts, not fitted.
-    What each fitted value says about dealer positioning, and why it is plausible:
-    """
-
-    step_fraction: float = 0.0085  # strike step ~0.85% of spot: SPX 25-pt at 2000-3000, SPY $1-2.5
-    # [fitted] 3.4% of OI closes each session: positions are mostly held for weeks (index option OI
-    # turns over slowly); OI therefore remembers where the price was while each expiry was listed.
-    oi_turnover: float = 0.0336
-    # [fitted] option volume ~ (realised vol / 18%) ** 0.37: more contracts trade in turbulent
-    # markets, less than proportionally (hedges are rolled, not multiplied).
-    activity_elasticity: float = 0.3656
-    # [fitted] new volume spreads over expiries with an e-folding of ~100 days, weighted by kind:
-    # monthlies and quarterlies (institutional hedges) hold most OI, not just the front weeklies.
-    dte_decay_days: float = 101.91
-    # [fitted] dealer-facing put flow per call contract. Gross SPX put/call volume is ~1.5-2, but
-    # customers also sell puts (put-writes, collars' short legs): the net that dealers are short is
-    # smaller, about 0.8 of the calls customers overwrite.
-    put_call_volume: float = 0.8183
-    # [fitted] calls are written ~0.67 sigma*sqrt(T) above spot (overwriting), puts bought ~0.5
-    # below (protection), both spread widely (1.5-1.6 sigma): OI builds wherever price traded.
-    call_center_sd: float = 0.6718
-    put_center_sd: float = -0.512
-    call_width_sd: float = 1.5
-    put_width_sd: float = 1.6182
-    round_strike_boost: float = 1.6  # multiples of twice the step (SPX 50s, SPY 5s) draw 1.6x the OI
-    # [fitted] ATM implied vol = 1.39 x 20-session realised vol: index implied vol usually exceeds
-    # realised by about a third (the variance risk premium), more after a quiet month.
-    iv_premium: float = 1.3929
-    iv_long_run: float = 0.18  # long-run S&P implied vol level the term structure reverts to
-    iv_term_days: float = 60.0  # half-way to the long-run level by ~40 days
-    # [fitted] IV falls by 5.7% of ATM vol per standardised unit of moneyness (put skew), plus a
-    # small smile curvature; steeper skews did not fit the in-sample years better.
-    skew_slope: float = -0.0572
-    skew_curve: float = 0.02
-    dte_window: int = 60  # the chain holds expiries up to 60 calendar days (as Conventions.dte_window)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def strike_step(price: float, fraction: float) -> float:

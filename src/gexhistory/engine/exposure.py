@@ -20,31 +20,14 @@ from gexhistory.engine.book import ChainBook, max_pain
 from gexhistory.engine.chain import OptionChain
 from gexhistory.engine.flip import FLIP_GRID_POINTS, Profiles, TextbookProfile, solve_flips  # noqa: F401
 from gexhistory.engine.greeks import _INV_SQRT_2PI, MIN_T_YEARS, SECONDS_PER_YEAR, bs_gamma, dollar_gamma_per_pct
+from gexhistory.engine.params import FLIP_SEARCH, NEUTRAL_BAND, Conventions  # noqa: F401 (FLIP_SEARCH: re-exported)
 from gexhistory.engine.segments import expand, lengths_to_starts, seg_argmax, seg_min, seg_sum
 
 GEX_UNIT = "usd_per_1pct_move"
-FLIP_SEARCH = 0.20  # flip searched within +-20% of spot
-NEUTRAL_BAND = 0.05  # |net| below 5% of gross (|call| + |put|) GEX is NEUTRAL
 ATM_IV_DAYS = 30.0
 
 POSITIVE, NEGATIVE, NEUTRAL = "POSITIVE", "NEGATIVE", "NEUTRAL"
 LONG_GAMMA, SHORT_GAMMA = "LONG_GAMMA", "SHORT_GAMMA"
-
-
-@dataclass
-class Conventions:
-    """Everything that changes a GEX number; recorded with every run."""
-
-    r: float = 0.04
-    q: float = 0.013
-    dte_window: int = 60  # contracts expiring within this many calendar days count
-    time_convention: str = "calendar_seconds_to_expiry_close_over_365d"
-    gamma_source: str = "black_scholes"  # or 'vendor' to use a file's own gamma
-    flip_search: float = FLIP_SEARCH
-    neutral_band: float = NEUTRAL_BAND
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 @dataclass

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol
 
 from gexhistory.calendar import Session
+
+# numpy is imported by the functions that use it: a run with nothing to compute never needs it.
+if TYPE_CHECKING:
+    import numpy as np
 
 MINUTES_PER_SESSION = 390  # regular session 09:30-16:00; early closes use fewer columns
 
@@ -67,6 +69,8 @@ class MinuteBars:
         """Price at each snapshot time: the open at the opening bell, else the close of the last
         traded minute that ended at or before the time. One row per session, one column per time
         (NaN where a session has fewer times, or no price is known)."""
+        import numpy as np
+
         n = len(self.sessions)
         k = max((len(t) for t in times_per_session), default=0) if n else 0
         out = np.full((n, k), np.nan)
@@ -90,6 +94,8 @@ def minutes_from_daily(daily: DailyBars, sessions: list[Session]) -> MinuteBars:
     """The only intraday prices a daily bar makes known: the open in the first minute's open and the
     close in the last minute's close. Every other minute stays NaN, so snapshots between them have no
     price (they are dropped, never interpolated). A close-only bar gives the close alone."""
+    import numpy as np
+
     n = len(sessions)
     open_ = np.full((n, MINUTES_PER_SESSION), np.nan)
     close = np.full((n, MINUTES_PER_SESSION), np.nan)
@@ -107,6 +113,8 @@ def minutes_from_daily(daily: DailyBars, sessions: list[Session]) -> MinuteBars:
 
 
 def _ffill_rows(a: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     mask = np.isnan(a)
     idx = np.where(~mask, np.arange(a.shape[1]), 0)
     np.maximum.accumulate(idx, axis=1, out=idx)
@@ -115,6 +123,8 @@ def _ffill_rows(a: np.ndarray) -> np.ndarray:
 
 def _first_valid(rows: np.ndarray) -> np.ndarray:
     """Per row, its first non-NaN value (NaN for an all-NaN row)."""
+    import numpy as np
+
     first = np.argmax(~np.isnan(rows), axis=1)  # 0 for an all-NaN row, whose value there is NaN
     return rows[np.arange(rows.shape[0]), first]
 
@@ -122,6 +132,8 @@ def _first_valid(rows: np.ndarray) -> np.ndarray:
 def _last_valid_at(a: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """a[rows, cols], each NaN replaced by the row's last non-NaN value before that column (if any).
     Only the rows of NaN hits are forward-filled: traded minutes are the rule."""
+    import numpy as np
+
     values = a[rows, cols]
     miss = np.flatnonzero(np.isnan(values))
     if miss.size:

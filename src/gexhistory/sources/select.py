@@ -8,9 +8,12 @@ key never silently falls back to synthetic data: provider failures end the run.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from gexhistory.errors import BadInput
-from gexhistory.sources.base import PriceSource
+
+if TYPE_CHECKING:  # the sources themselves are imported only once chosen
+    from gexhistory.sources.base import PriceSource
 
 SOURCES = ("auto", "polygon", "synthetic", "csv")
 KEY_VARS = ("POLYGON_API_KEY", "MASSIVE_API_KEY")
