@@ -18,7 +18,7 @@ import numpy as np
 
 from gexhistory.engine.book import ChainBook, max_pain
 from gexhistory.engine.chain import OptionChain
-from gexhistory.engine.flip import FLIP_GRID_POINTS, Profiles, TextbookProfile, solve_flips  # noqa: F401
+from gexhistory.engine.flip import Profiles, TextbookProfile, solve_flips
 from gexhistory.engine.greeks import _INV_SQRT_2PI, MIN_T_YEARS, SECONDS_PER_YEAR, bs_gamma, dollar_gamma_per_pct
 from gexhistory.engine.params import FLIP_SEARCH, NEUTRAL_BAND, Conventions  # noqa: F401 (FLIP_SEARCH: re-exported)
 from gexhistory.engine.segments import expand, lengths_to_starts, seg_argmax, seg_min, seg_sum
@@ -254,7 +254,6 @@ class _Result:
 def _exposures(book: ChainBook, s: _Snaps, conv: Conventions, flip_sessions: np.ndarray) -> _Result:
     p = _pairs(book, s, conv)
     pos, owner = p.pos, p.owner
-    n = s.spot.size
     size = np.diff(p.run_pairs)
     keep = np.repeat(p.run_keep, size) & (book.n_open[pos] > 0)
     with np.errstate(all="ignore"):
