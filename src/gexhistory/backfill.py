@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 TABLES = ("gex_history", "gamma_history", "gamma_daily_summary", "regime_signals")
 TZ_NAME = "America/New_York"
-_COMPUTE_NAMES = ("compute_sessions", "compute_in_parts", "_rows_for_session")
+_COMPUTE_NAMES = ("compute_sessions", "_rows_for_session")
 
 
 def __getattr__(name: str):
@@ -265,7 +265,7 @@ def _backfill_symbol(engine, source: PriceSource, symbol: str, window: list[Sess
     if not todo:
         return res
 
-    from gexhistory.compute import compute_in_parts
+    from gexhistory.parts import compute_in_parts
 
     bundles = compute_in_parts(source, symbol, todo, opts.conventions, opts.model,
                                chains=None if source.is_synthetic else chains, jobs=opts.jobs)

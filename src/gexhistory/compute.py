@@ -3,13 +3,12 @@
 Nothing here writes. `compute_sessions` yields, session by session in date order, the rows of every table;
 backfill.py writes them in session-atomic batches. A session's rows never depend on which other sessions
 were computed with it, so the work can be cut anywhere: in chunks for the engine, on threads, and, for a
-long window of a source that is pure computation, across processes (`compute_in_parts`).
+long window of a source that is pure computation, across processes (parts.compute_in_parts).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import Callable
 
 import numpy as np
@@ -20,7 +19,7 @@ from gexhistory.engine.chain_model import ChainModel, ModelParams, warmup_start
 from gexhistory.engine.exposure import GEX_UNIT, Conventions, GexSnapshot, compute_sessions_batch
 from gexhistory.engine.summary import CORR_WINDOW, daily_summary, window_corr
 from gexhistory.errors import WorkFailed
-from gexhistory.runtime import compute_processes, engine_threads, tune_allocator
+from gexhistory.runtime import engine_threads
 from gexhistory.sources.base import DailyBars, PriceSource
 
 TZ_NAME = "America/New_York"
@@ -109,64 +108,6 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
             yield from finish(lo, block, block_chains, wanted, future.result())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-MIN_PART_SESSIONS = 500  # below this a second process costs more (start, warm-up, pickling) than it saves
-
-
-def compute_in_parts(source: PriceSource, symbol: str, todo: list[Session], conv: Conventions,
-                     model_params: ModelParams, chains=None, jobs: int = 1):
-    """compute_sessions, with a long window of a source that is pure computation (the synthetic market)
-    cut into contiguous parts: this process computes the first while forked processes compute the others,
-    and the bundles come back in date order. Each part warms up on its own context (chain listings, RSI,
-    the rolling GEX windows), and a session's rows do not depend on the part it lands in, so the rows are
-    those of one process. Real sources stay in one process: their requests share one rate limit and cache."""
-    tune_allocator()
-    parts = compute_processes() if jobs <= 1 else 1
-    parts = min(parts, len(todo) // MIN_PART_SESSIONS)
-    if parts <= 1 or chains is not None or not source.is_synthetic or not hasattr(os, "fork"):
-        yield from compute_sessions(source, symbol, todo, conv, model_params, chains)
-        return
-    import multiprocessing
-
-    cuts = np.linspace(0, len(todo), parts + 1).round().astype(int)
-    pieces = [todo[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
-    pool = multiprocessing.get_context("fork").Pool(parts - 1, initializer=_die_with_parent)
-    finished = False
-    try:
-        later = [pool.apply_async(_compute_part, (source, symbol, piece, conv, model_params)) for piece in pieces[1:]]
-        yield from compute_sessions(source, symbol, pieces[0], conv, model_params, threads=1)
-        for result in later:
-            yield from result.get()
-        finished = True
-    finally:
-        if finished:
-            pool.close()
-        else:  # an error, or the writer stopped early: the other parts are not wanted any more
-            pool.terminate()
-        pool.join()
-
-
-def _compute_part(source, symbol, todo, conv, model_params) -> list[dict]:
-    """A forked worker's part: its bundles, without the engine's snapshot objects (not needed to write)."""
-    out = []
-    for bundle in compute_sessions(source, symbol, todo, conv, model_params, threads=1):
-        bundle.pop("snapshots", None)
-        out.append(bundle)
-    return out
-
-
-def _die_with_parent() -> None:
-    """A forked worker ends with the process that started it (Linux), not after its part."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() == 1:  # the parent died before prctl: do not compute for nobody
-            os._exit(1)
-    except Exception:  # noqa: BLE001 - not Linux: the worker ends when its pipe closes
-        pass
 
 
 def _price_gex_corr(close: np.ndarray, close_gex: np.ndarray, lo: int, n: int) -> list[float | None]:
