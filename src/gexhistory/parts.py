@@ -21,7 +21,7 @@ from gexhistory.errors import WorkFailed
 from gexhistory.runtime import compute_processes, tune_allocator
 
 MIN_PART_SESSIONS = 500  # below this a second process costs more (start, warm-up, transfer) than it saves
-FIRST_SHARE = 0.46  # this process also writes every part: it computes a little less than an equal share
+FIRST_SHARE = 0.5  # this process also writes, but the later sessions cost more (daily expiries): equal parts
 SEND_EVERY = 64  # sessions per message from a worker
 
 
