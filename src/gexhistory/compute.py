@@ -24,7 +24,7 @@ from gexhistory.sources.base import DailyBars, PriceSource
 
 TZ_NAME = "America/New_York"
 
-COMPUTE_CHUNK = 32  # sessions per engine call: big enough to amortise numpy's per-call cost, small enough for cache
+COMPUTE_CHUNK = 48  # sessions per engine call: big enough to amortise numpy's per-call cost, small enough for cache
 def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv: Conventions,
                      model_params: ModelParams, chains: Callable[[dt.date], OptionChain | None] | None = None,
                      threads: int | None = None):
