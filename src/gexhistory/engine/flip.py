@@ -38,13 +38,22 @@ class Profiles:
     """The net GEX profiles of several snapshots: per (position, snapshot) pair, d at spot, its slope in
     x = log(S / spot), and the coefficient; `start` gives each snapshot's run of pairs."""
 
-    def __init__(self, start: np.ndarray, d1: np.ndarray, slope: np.ndarray, coef: np.ndarray):
+    def __init__(self, start: np.ndarray, d1: np.ndarray, slope: np.ndarray, coef: np.ndarray,
+                 owner: np.ndarray | None = None):
         self.start, self.d1, self.slope, self.coef = start, d1, slope, coef
+        self._owner = owner
+
+    @property
+    def owner(self) -> np.ndarray:
+        """Each pair's snapshot (row)."""
+        if self._owner is None:
+            self._owner = np.repeat(np.arange(self.n), np.diff(self.start))
+        return self._owner
 
     def rows(self, rows: np.ndarray) -> "Profiles":
         idx, owner = expand(self.start, rows)
         return Profiles(lengths_to_starts(np.bincount(owner, minlength=rows.size)), self.d1[idx],
-                        self.slope[idx], self.coef[idx])
+                        self.slope[idx], self.coef[idx], owner)
 
     def at_points(self, x: np.ndarray) -> np.ndarray:
         """(snapshots, points): every snapshot's profile at each x (shared by all snapshots)."""
@@ -56,7 +65,7 @@ class Profiles:
 
     def at(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each snapshot's profile and its derivative in x at its own x."""
-        d = self.slope * np.repeat(x, np.diff(self.start))
+        d = self.slope * x[self.owner]
         d += self.d1
         terms = np.multiply(d, d)
         terms *= -0.5
@@ -238,24 +247,25 @@ def _newton(p: Profiles, xa, xb, fa, fb, start) -> np.ndarray:
     """The root in [xa, xb] of each snapshot's profile (fa, fb of opposite signs), every row at once,
     from `start`. A Newton step that would leave the bracket, or that is not at most half the step
     before it (on a Gaussian tail Newton crawls), is replaced by bisection, so every row converges at
-    least as fast as bisection. Converged rows leave the packed set, so late iterations cost only the
-    rows still running."""
+    least as fast as bisection. A row's iterates are its own: rows that have converged stop moving, and
+    leave the packed set once a quarter of it has (re-packing costs a gather of every pair)."""
     xa, xb, fa, fb = (np.array(v, dtype=float) for v in (xa, xb, fa, fb))
     root = np.array(start, dtype=float)
     xc = root.copy()
     last = np.abs(xb - xa)  # the previous step's size; the bracket's at first
+    finished = np.zeros(xa.size, dtype=bool)
     act = np.arange(xa.size)
     for _ in range(MAX_ITER):
-        if act.size == 0:
-            break
         f, fp = p.at(xc[act])
         c = xc[act]
-        exact = f == 0
+        run = ~finished[act]
+        exact = (f == 0) & run
+        move = run & ~exact
         left = np.signbit(f) == np.signbit(fa[act])
-        xa[act] = np.where(left & ~exact, c, xa[act])
-        fa[act] = np.where(left & ~exact, f, fa[act])
-        xb[act] = np.where(~left & ~exact, c, xb[act])
-        fb[act] = np.where(~left & ~exact, f, fb[act])
+        xa[act] = np.where(move & left, c, xa[act])
+        fa[act] = np.where(move & left, f, fa[act])
+        xb[act] = np.where(move & ~left, c, xb[act])
+        fb[act] = np.where(move & ~left, f, fb[act])
         with np.errstate(divide="ignore", invalid="ignore"):
             nxt = c - f / fp
         lo, hi = np.minimum(xa[act], xb[act]), np.maximum(xa[act], xb[act])
@@ -263,13 +273,15 @@ def _newton(p: Profiles, xa, xb, fa, fb, start) -> np.ndarray:
         newton = np.isfinite(nxt) & (nxt > lo) & (nxt < hi) & (step <= 0.5 * last[act])
         quadratic = newton & (step < NEWTON_STEP_TOL) & (step < 0.1 * last[act])
         nxt = np.where(newton, nxt, 0.5 * (lo + hi))
-        last[act] = np.abs(nxt - c)
-        done = exact | quadratic | (hi - lo < BRACKET_TOL)
-        root[act] = np.where(exact, c, nxt)
-        xc[act] = nxt
-        if done.any():
-            keep = ~done
-            act, p = act[keep], p.rows(np.flatnonzero(keep))
+        last[act] = np.where(move, np.abs(nxt - c), last[act])
+        root[act] = np.where(exact, c, np.where(move, nxt, root[act]))
+        xc[act] = np.where(move, nxt, c)
+        finished[act] |= exact | (move & (quadratic | (hi - lo < BRACKET_TOL)))
+        running = ~finished[act]
+        if not running.any():
+            break
+        if (~running).sum() * 4 >= running.size:
+            act, p = act[running], p.rows(np.flatnonzero(running))
     return root
 
 
