@@ -52,8 +52,8 @@ class Profiles:
 
     def rows(self, rows: np.ndarray) -> "Profiles":
         idx, owner = expand(self.start, rows)
-        return Profiles(lengths_to_starts(np.bincount(owner, minlength=rows.size)), self.d1[idx],
-                        self.slope[idx], self.coef[idx], owner)
+        return Profiles(lengths_to_starts(np.bincount(owner, minlength=rows.size)), np.take(self.d1, idx),
+                        np.take(self.slope, idx), np.take(self.coef, idx), owner)
 
     def at_points(self, x: np.ndarray) -> np.ndarray:
         """(snapshots, points): every snapshot's profile at each x (shared by all snapshots)."""
@@ -65,7 +65,7 @@ class Profiles:
 
     def at(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each snapshot's profile and its derivative in x at its own x."""
-        d = self.slope * x[self.owner]
+        d = self.slope * np.repeat(x, np.diff(self.start))
         d += self.d1
         terms = np.multiply(d, d)
         terms *= -0.5
@@ -119,8 +119,8 @@ class SingleProfiles:
 
     def rows(self, rows: np.ndarray) -> "SingleProfiles":
         idx, owner = expand(self.start, rows)
-        return SingleProfiles(lengths_to_starts(np.bincount(owner, minlength=rows.size)), self.u[idx],
-                              self.half_sq[idx], self.coef[idx], self.bound[rows])
+        return SingleProfiles(lengths_to_starts(np.bincount(owner, minlength=rows.size)), np.take(self.u, idx),
+                              np.take(self.half_sq, idx), np.take(self.coef, idx), self.bound[rows])
 
     def at_points(self, x: np.ndarray) -> np.ndarray:
         """(snapshots, points), as Profiles.at_points, within `bound` of it: exp(-slope^2 (x - u)^2 / 2)."""
