@@ -1,8 +1,10 @@
-"""A long synthetic window computed in several processes gives the rows one process gives.
+"""A long synthetic window computed and written by several processes holds what one process writes.
 
-compute_in_parts cuts the sessions into contiguous parts, computes the first in this process and the others
-in forked workers, each warming up on its own context; engine chunks and threads cut the work again. None of
-that may change a value: the rows must be equal to the last bit, whatever the cut.
+backfill cuts the sessions still to do into contiguous parts (parts.split); this process computes and
+writes the first, forked processes the others, each through its own connection. None of that may change
+a value: the stored content must be equal to the last bit to a one-process run's, on both backends, and
+the counts the run reports must add up. Also: the rows of a session never depend on the gaps of the
+window (sessions already stored), which is what lets any part start anywhere.
 """
 
 from __future__ import annotations
@@ -12,13 +14,41 @@ import os
 
 import pytest
 
+from dbcheck import content_digest, session_problems
 from gexhistory import compute, parts
+from gexhistory.backfill import BackfillOptions, run_backfill
 from gexhistory.calendar import sessions_between
 from gexhistory.engine.chain_model import ModelParams
 from gexhistory.engine.exposure import Conventions
+from gexhistory.errors import WorkFailed
 from gexhistory.sources.synthetic import SyntheticMarket
 
-TODO = sessions_between(dt.date(2023, 3, 1), dt.date(2023, 9, 29))
+START, END = dt.date(2023, 3, 1), dt.date(2023, 9, 29)
+TODO = sessions_between(START, END)
+
+
+def _backfill(db, monkeypatch, processes: int, **kw):
+    monkeypatch.setattr(parts, "MIN_PART_SESSIONS", 40)
+    monkeypatch.setenv("GEXHISTORY_PROCESSES", str(processes))
+    opts = BackfillOptions(symbols=["QQQ"], start=START, end=END, source="synthetic", seed=5, db=db,
+                           batch_sessions=25, **kw)
+    return run_backfill(opts)
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+def test_parts_store_what_one_process_stores(db_url, tmp_path, monkeypatch, processes):
+    one = str(tmp_path / "one.db")
+    single = _backfill(one, monkeypatch, 1)
+    split = _backfill(db_url, monkeypatch, processes)
+    assert content_digest(db_url) == content_digest(one)
+    assert session_problems(db_url) == []
+    assert split.totals() == single.totals()
+    assert split.symbols[0].sessions_written == len(TODO)
+    again = _backfill(db_url, monkeypatch, processes)  # a rerun: nothing to do, nothing written
+    assert again.totals()["gex_history"].inserted == 0 and again.symbols[0].sessions_skipped == len(TODO)
+    forced = _backfill(db_url, monkeypatch, processes, force=True)  # --force: every part replaces its own
+    assert content_digest(db_url) == content_digest(one)
+    assert forced.totals()["gex_history"].replaced == 4 * len(TODO)
 
 
 def _rows(bundles) -> list:
@@ -31,78 +61,62 @@ def _rows(bundles) -> list:
     return out
 
 
-@pytest.fixture(scope="module")
-def one_process():
-    return _rows(compute.compute_sessions(SyntheticMarket(5), "QQQ", TODO, Conventions(), ModelParams(), threads=1))
-
-
-@pytest.mark.parametrize("processes,threads", [(2, 1), (3, 2)])
-def test_parts_equal_one_process(one_process, monkeypatch, processes, threads):
-    monkeypatch.setattr(parts, "MIN_PART_SESSIONS", 40)
-    monkeypatch.setenv("GEXHISTORY_PROCESSES", str(processes))
-    monkeypatch.setenv("GEXHISTORY_ENGINE_THREADS", str(threads))
-    got = _rows(parts.compute_in_parts(SyntheticMarket(5), "QQQ", TODO, Conventions(), ModelParams()))
-    assert len(got) == len(one_process) == len(TODO)
-    assert got == one_process
-    assert sum(len(b["regime_signals"]) for b in got) > 0
-
-
-def test_a_window_with_gaps_is_split_the_same(monkeypatch):
-    todo = [s for k, s in enumerate(TODO) if k % 7 != 3]  # sessions already stored are not recomputed
-    want = _rows(compute.compute_sessions(SyntheticMarket(5), "QQQ", todo, Conventions(), ModelParams(), threads=2))
-    monkeypatch.setattr(parts, "MIN_PART_SESSIONS", 30)
-    monkeypatch.setenv("GEXHISTORY_PROCESSES", "2")
-    assert _rows(parts.compute_in_parts(SyntheticMarket(5), "QQQ", todo, Conventions(), ModelParams())) == want
+def test_a_session_rows_do_not_depend_on_the_gaps_of_the_window():
+    # Sessions already stored are not recomputed, but the ones around them read the same bars (minute
+    # RSI, close GEX history): the rows of every session computed are those of the full window.
+    full = _rows(compute.compute_sessions(SyntheticMarket(5), "QQQ", TODO, Conventions(), ModelParams(), threads=1))
+    keep = [k for k in range(len(TODO)) if k % 5 != 2]
+    got = _rows(compute.compute_sessions(SyntheticMarket(5), "QQQ", [TODO[k] for k in keep], Conventions(),
+                                         ModelParams(), threads=2))
+    assert got == [full[k] for k in keep]
 
 
 def test_real_sources_and_several_jobs_stay_in_one_process(monkeypatch):
-    calls = []
     monkeypatch.setattr(parts, "MIN_PART_SESSIONS", 10)
-    monkeypatch.setattr(parts, "compute_sessions", lambda *a, **k: calls.append(a) or iter(()))
-    list(parts.compute_in_parts(SyntheticMarket(5), "QQQ", TODO, Conventions(), ModelParams(), jobs=2))
+    monkeypatch.setenv("GEXHISTORY_PROCESSES", "2")
 
     class Real(SyntheticMarket):
         is_synthetic = False
 
-    list(parts.compute_in_parts(Real(5), "QQQ", TODO, Conventions(), ModelParams()))
-    assert [len(a[2]) for a in calls] == [len(TODO), len(TODO)]  # one call each: the whole window, here
+    assert len(parts.split(TODO, SyntheticMarket(5), None, jobs=1)) == 2
+    assert parts.split(TODO, SyntheticMarket(5), None, jobs=2) == [TODO]
+    assert parts.split(TODO, Real(5), None, jobs=1) == [TODO]
+    assert parts.split(TODO[:15], SyntheticMarket(5), None, jobs=1) == [TODO[:15]]
 
 
-def test_a_session_rows_do_not_depend_on_the_gaps_of_the_window(one_process):
-    # Sessions already stored are not recomputed, but the ones around them read the same bars (minute
-    # RSI, close GEX history): the rows of every session computed are those of the full window.
-    keep = [k for k in range(len(TODO)) if k % 5 != 2]
-    got = _rows(compute.compute_sessions(SyntheticMarket(5), "QQQ", [TODO[k] for k in keep], Conventions(),
-                                         ModelParams(), threads=1))
-    assert got == [one_process[k] for k in keep]
+def test_an_error_in_a_worker_part_fails_the_run_and_keeps_whole_sessions(tmp_path, monkeypatch):
+    late = TODO[100].date
 
+    def failing_minutes(self, symbol, sessions, _real=SyntheticMarket.minute_bars):
+        if sessions[-1].date > late:  # only the later part asks for these
+            raise WorkFailed("synthetic: no minutes this late (test)")
+        return _real(self, symbol, sessions)
 
-def test_an_error_in_a_worker_part_is_raised_here(monkeypatch):
-    from gexhistory.errors import WorkFailed
-
-    class Failing(SyntheticMarket):
-        def minute_bars(self, symbol, sessions):
-            if sessions[-1].date > TODO[60].date:  # only the later part asks for these
-                raise WorkFailed("synthetic: no minutes this late (test)")
-            return super().minute_bars(symbol, sessions)
-
-    monkeypatch.setattr(parts, "MIN_PART_SESSIONS", 40)
-    monkeypatch.setenv("GEXHISTORY_PROCESSES", "2")
-    got = []
+    monkeypatch.setattr(SyntheticMarket, "minute_bars", failing_minutes)
+    db = str(tmp_path / "x.db")
     with pytest.raises(WorkFailed, match="no minutes this late"):
-        for b in parts.compute_in_parts(Failing(5), "QQQ", TODO[:100], Conventions(), ModelParams()):
-            got.append(b)
-    assert len(got) == round(100 * parts.FIRST_SHARE)  # this process's part was delivered in full first
+        _backfill(db, monkeypatch, 2)
+    assert session_problems(db) == []
 
 
-def test_a_worker_that_dies_is_a_failure_not_a_short_window(monkeypatch):
-    from gexhistory.errors import WorkFailed
+def test_a_worker_that_dies_is_a_failure_not_a_short_window(tmp_path, monkeypatch):
+    from gexhistory import backfill
 
     def die(send, *args):
         os._exit(9)  # killed mid-part, without a word
 
-    monkeypatch.setattr(parts, "_worker", die)
-    monkeypatch.setattr(parts, "MIN_PART_SESSIONS", 40)
-    monkeypatch.setenv("GEXHISTORY_PROCESSES", "2")
+    monkeypatch.setattr(backfill, "_write_part", die)
     with pytest.raises(WorkFailed, match="ended unexpectedly"):
-        list(parts.compute_in_parts(SyntheticMarket(5), "QQQ", TODO[:100], Conventions(), ModelParams()))
+        _backfill(str(tmp_path / "x.db"), monkeypatch, 2)
+
+
+def test_a_worker_that_finishes_first_is_not_waited_for_again(tmp_path, monkeypatch):
+    # A small last part is done (and its end read) while this process still writes its own part.
+    real = parts.split
+    monkeypatch.setattr(parts, "split", lambda todo, *a: [todo[:-3], todo[-3:]] if len(real(todo, *a)) > 1 else [todo])
+    one = str(tmp_path / "one.db")
+    _backfill(one, monkeypatch, 1)
+    db = str(tmp_path / "two.db")
+    result = _backfill(db, monkeypatch, 2)
+    assert result.symbols[0].sessions_written == len(TODO)
+    assert content_digest(db) == content_digest(one)

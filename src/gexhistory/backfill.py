@@ -265,15 +265,58 @@ def _backfill_symbol(engine, source: PriceSource, symbol: str, window: list[Sess
     if not todo:
         return res
 
-    from gexhistory.parts import compute_in_parts
+    from gexhistory.compute import compute_sessions
+    from gexhistory.parts import Forked, split
+    from gexhistory.runtime import tune_allocator
 
-    bundles = compute_in_parts(source, symbol, todo, opts.conventions, opts.model,
-                               chains=None if source.is_synthetic else chains, jobs=opts.jobs)
-    done = 0
+    tune_allocator()
+    parts = split(todo, source, None if source.is_synthetic else chains, opts.jobs)
+    workers = [Forked(_write_part, symbol, part, opts, run_id, source) for part in parts[1:]]
+    totals = {"done": 0, "total": len(todo)}
+
+    def report(n: int) -> None:  # sessions written here or by a worker
+        totals["done"] += n
+        if progress:
+            progress(symbol, totals["done"], totals["total"])
+
+    finished: set[int] = set()
+
+    def absorb(k: int, kind, payload) -> None:
+        if kind == "progress":
+            report(payload)
+        elif kind == "done":
+            _merge(res, payload)
+            finished.add(k)
+        else:
+            raise payload
+
+    try:
+        bundles = compute_sessions(source, symbol, parts[0], opts.conventions, opts.model,
+                                   chains=None if source.is_synthetic else chains,
+                                   threads=1 if workers else None)
+        for n in _write_batches(engine, symbol, parts[0], bundles, opts, run_id, source, res):
+            report(n)
+            for k, w in enumerate(workers):
+                for message in w.poll():
+                    absorb(k, *message)
+        for k, w in enumerate(workers):
+            while k not in finished:
+                absorb(k, *w.next())
+    finally:
+        for w in workers:
+            w.close()
+    res.notes = list(getattr(source, "notes", []))
+    return res
+
+
+def _write_batches(engine, symbol: str, todo: list[Session], bundles, opts: BackfillOptions, run_id: int,
+                   source: PriceSource, res: SymbolResult):
+    """Write `todo`'s bundles (in order) batch by batch, each batch one transaction; yields the number
+    of sessions after each batch."""
     for lo in range(0, len(todo), opts.batch_sessions):
         batch = todo[lo:lo + opts.batch_sessions]
         rows = [next(bundles) for _ in batch]
-        seen = lo + len(batch)
+        seen = len(batch)
         with engine.begin() as conn:
             writes.lock_symbol(conn, symbol)
             _store_fetched_bars(conn, source)
@@ -289,12 +332,36 @@ def _backfill_symbol(engine, source: PriceSource, symbol: str, window: list[Sess
                 c = res.counts[name]
                 c.replaced += removed[name]
                 c.inserted += len(table_rows) - min(removed[name], len(table_rows))
-        done += len(batch)
-        res.sessions_written = done
-        if progress:
-            progress(symbol, seen, len(todo))
-    res.notes = list(getattr(source, "notes", []))
-    return res
+        res.sessions_written += len(batch)
+        yield seen
+
+
+def _write_part(send, symbol: str, todo: list[Session], opts: BackfillOptions, run_id: int,
+                source: PriceSource) -> None:
+    """A forked worker's part: computed and written through its own connection (never the parent's),
+    reporting sessions as their batches commit and its counts at the end."""
+    from gexhistory.compute import compute_sessions
+
+    engine = open_engine(opts.db)
+    try:
+        part = SymbolResult(symbol, source.name)
+        bundles = compute_sessions(source, symbol, todo, opts.conventions, opts.model, threads=1)
+        for n in _write_batches(engine, symbol, todo, bundles, opts, run_id, source, part):
+            send("progress", n)
+        send("done", {"written": part.sessions_written, "skipped": part.sessions_skipped,
+                      "counts": {t: c.__dict__ for t, c in part.counts.items()}})
+    finally:
+        engine.dispose()
+
+
+def _merge(res: SymbolResult, part: dict) -> None:
+    res.sessions_written += part["written"]
+    res.sessions_skipped += part["skipped"]
+    for t, c in part["counts"].items():
+        mine = res.counts[t]
+        mine.inserted += c["inserted"]
+        mine.replaced += c["replaced"]
+        mine.skipped += c["skipped"]
 
 
 def _imported_chains(engine, symbol: str, start: dt.date, end: dt.date):
