@@ -54,19 +54,26 @@ def reference(tmp_path_factory):
     db = str(where / "reference.db")
     t0 = time.perf_counter()
     proc = _spawn(db, where, batch=None)
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err
+    start_up, err = None, []
+    for line in proc.stderr:
+        err.append(line)
+        if start_up is None and PROGRESS.match(line):
+            start_up = time.perf_counter() - t0
+    proc.wait(timeout=600)
+    assert proc.returncode == 0, "".join(err)
     seconds = time.perf_counter() - t0
     digest, counts = content_digest(db)
     assert counts["gamma_daily_summary"] == SESSIONS and counts["gex_history"] == 4 * SESSIONS
-    return digest, counts, seconds / SESSIONS
+    return digest, counts, seconds / SESSIONS, start_up
 
 
-def _kill_somewhere(proc: subprocess.Popen, rng: random.Random, needed: int, per_session: float) -> str | None:
+def _kill_somewhere(proc: subprocess.Popen, rng: random.Random, needed: int, per_session: float,
+                    start_up: float) -> str | None:
     """SIGKILL `proc` once it has written `needed` sessions (plus a seeded offset into the next batch),
-    or at a seeded moment of its start-up when `needed` is 0. Returns where, or None if it ended first."""
+    or at a seeded moment of its start-up (up to its first commit in the reference run) when `needed`
+    is 0. Returns where, or None if it ended first."""
     if needed <= 0:
-        delay = rng.uniform(0.0, 1.5)
+        delay = rng.uniform(0.0, start_up)
         try:
             proc.wait(timeout=delay)
             return None
@@ -144,7 +151,7 @@ def test_stale_running_rows_are_marked_interrupted_by_the_next_run(db_url):
 
 @pytest.mark.slow
 def test_sigkill_at_many_points_then_rerun_matches_uninterrupted(db_url, tmp_path, reference):
-    ref_digest, ref_counts, per_session = reference
+    ref_digest, ref_counts, per_session, start_up = reference
     rng = random.Random(20240607)
     is_sqlite = "://" not in db_url
     kills, killed_pids, log = 0, [], []
@@ -153,7 +160,7 @@ def test_sigkill_at_many_points_then_rerun_matches_uninterrupted(db_url, tmp_pat
         target = round(SESSIONS * (k + 1) / (KILLS + 1))
         needed = 0 if (k == 0 or rng.random() < 0.2) else max(1, target - before)
         proc = _spawn(db_url, tmp_path)
-        where = _kill_somewhere(proc, rng, needed, per_session)
+        where = _kill_somewhere(proc, rng, needed, per_session, start_up)
         proc.wait(timeout=120)
         proc.stderr.close()
         if where is None:
