@@ -71,7 +71,8 @@ def print_summary(result) -> None:
     if written == 0:
         console.print(f"nothing to do: all {total} sessions in the window were already complete (0 rows written)")
     console.print(f"{written} of {total} sessions written in {result.elapsed:.2f}s")
-    console.print(f"signal outcomes filled: {result.outcomes_filled} ({result.outcomes_pending} still pending)")
+    console.print(f"signal outcomes updated: {result.outcomes_filled} "
+                  f"({result.outcomes_pending} still wait for their 10-session horizon)")
     for s in result.failed:
         console.print(f"[bold red]{s.symbol} FAILED[/] ({s.sessions_written} sessions written before): {s.error}")
 
