@@ -197,3 +197,44 @@ def test_sigkill_at_many_points_then_rerun_matches_uninterrupted(db_url, tmp_pat
             assert status == "ok"
     print(f"\n{kills} kills survived on {'sqlite' if is_sqlite else 'postgresql'}; "
           f"{sum(counts.values())} rows compared; kill points: {'; '.join(log)}")
+
+
+def test_ctrl_c_ends_a_two_process_run_cleanly(db_url, tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) during a run computed in two
+    processes: one line, exit 130, whole sessions only, the run recorded as interrupted, no process
+    left behind, and a rerun completes the window."""
+    env = _env({"GEXHISTORY_BATCH_SESSIONS": "50", "GEXHISTORY_PROCESSES": "2"})
+    args = ["backfill", "--symbol", "SPY", "--start", "2016-01-04", "--end", "2025-12-31", "--source", "synthetic"]
+    proc = subprocess.Popen([sys.executable, "-m", "gexhistory", *args, "--db", db_url], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    err = []
+    for line in proc.stderr:
+        err.append(line)
+        if PROGRESS.match(line):
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    err += proc.stderr.readlines()
+    proc.wait(timeout=60)
+    assert proc.returncode == 130, "".join(err)
+    assert [x for x in err if not PROGRESS.match(x) and x.strip()] == ["error: interrupted\n"]
+    deadline = time.monotonic() + 10
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _group_alive(proc.pid)  # the forked worker ended with its parent
+    assert session_problems(db_url) == []
+    written = _done(db_url)
+    assert 0 < written < 2514
+    assert [r[1] for r in runs(db_url)] == ["interrupted"]
+
+    rerun = subprocess.run([sys.executable, "-m", "gexhistory", *args, "--db", db_url], cwd=tmp_path, env=_env(),
+                           capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert _done(db_url) == 2514 and session_problems(db_url) == []
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False

@@ -65,7 +65,9 @@ class _Group(click.Group):
             rv = super().main(*args, **kwargs)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
-        except click.Abort:
+        except click.Abort as exc:  # click turns Ctrl-C into Abort; the shell's convention is 130
+            if isinstance(exc.__context__, KeyboardInterrupt):
+                _fail("interrupted", 130)
             _fail("aborted", 1)
         except click.UsageError as exc:
             _fail(exc.format_message().replace("\n", " "), 2)

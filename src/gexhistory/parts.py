@@ -82,6 +82,10 @@ class Forked:
 
 
 def _run(send, fn, args) -> None:
+    import signal
+
+    # Ctrl-C reaches the whole process group: the parent records the interruption and ends this worker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     try:
         fn(lambda kind, payload: send.send((kind, payload)), *args)
