@@ -2,7 +2,7 @@
 
     python benchmarks/chain_model.py [--days 3650] [--repeat 3] [--against 427332c]
 
-The price path and the sessions are those `backfill.compute_sessions` uses for a `--days N` run
+The price path and the sessions are those `compute.compute_sessions` uses for a `--days N` run
 ending on END: bars from warmup_start(first context session), one chain per session from the first
 context session to END. Prints, best of --repeat: seconds to build every chain with
 ChainModel.chains_for (one call) and with chain_for (one call per session, as a caller stepping

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from gexhistory.backfill import compute_sessions
+from gexhistory.compute import compute_sessions
 from gexhistory.backfill_signals import SignalContext
 from gexhistory.calendar import sessions_between
 from gexhistory.engine.chain_model import ModelParams

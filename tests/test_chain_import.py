@@ -248,7 +248,8 @@ def test_four_snapshots_from_stored_minute_bars(db_url, tmp_path):
 
 
 def test_backfill_keeps_imported_sessions_and_compute_uses_the_chain(db_url, tmp_path):
-    from gexhistory.backfill import BackfillOptions, compute_sessions, run_backfill
+    from gexhistory.backfill import BackfillOptions, run_backfill
+    from gexhistory.compute import compute_sessions
     from gexhistory.calendar import sessions_between
     from gexhistory.chains_import import chain_lookup
     from gexhistory.engine.chain_model import ModelParams

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gexhistory.backfill import compute_sessions
+from gexhistory.compute import compute_sessions
 from gexhistory.backfill_signals import MIN_SCALE_SESSIONS, SignalContext, _f, typical_abs_gex
 from gexhistory.calendar import ET, format_ts, sessions_between
 from gexhistory.engine import gamma_structure_batch as gsb

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from gexhistory import __version__
-from gexhistory.calendar import ET, Session, format_ts, sessions_between
+from gexhistory.calendar import ET, TZ_NAME, Session, format_ts, sessions_between
 from gexhistory.engine.params import Conventions, ModelParams
 from gexhistory.errors import BadInput
 from gexhistory.store import writes
@@ -27,17 +27,7 @@ if TYPE_CHECKING:
     from gexhistory.sources.base import PriceSource
 
 TABLES = ("gex_history", "gamma_history", "gamma_daily_summary", "regime_signals")
-TZ_NAME = "America/New_York"
-_COMPUTE_NAMES = ("compute_sessions", "_rows_for_session")
 
-
-def __getattr__(name: str):
-    # The computation lives in compute.py and is imported on first use: a no-op rerun never needs it.
-    if name in _COMPUTE_NAMES:
-        from gexhistory import compute
-
-        return getattr(compute, name)
-    raise AttributeError(name)
 
 # A real source outranks synthetic data: without --force a real run replaces synthetic sessions,
 # and a synthetic run never overwrites real ones.

@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 
 from gexhistory.errors import BadInput
 
-ET = ZoneInfo("America/New_York")
+TZ_NAME = "America/New_York"  # the zone every stored timestamp is in
+ET = ZoneInfo(TZ_NAME)
 CALENDAR_START = dt.date(1995, 1, 3)
 
 # Session-relative snapshot times (SPEC §2): open, midday, late afternoon, close.

@@ -113,7 +113,8 @@ def _spots(conn, item, session):
 def import_chains(files: list[str], *, db: str | None = None, oi_file: str | None = None,
                   volume_as_oi: bool = False, underlying: str | None = None,
                   conv: Conventions | None = None) -> ImportResult:
-    from gexhistory.backfill import TABLES, _rows_for_session, _versions
+    from gexhistory.backfill import TABLES, _versions
+    from gexhistory.compute import _rows_for_session
     from gexhistory.calendar import ET, format_ts, session_on
     from gexhistory.engine.exposure import compute_session
     from gexhistory.store import chains as cs

@@ -3,7 +3,7 @@
 Nothing here writes. `compute_sessions` yields, session by session in date order, the rows of every table;
 backfill.py writes them in session-atomic batches. A session's rows never depend on which other sessions
 were computed with it, so the work can be cut anywhere: in chunks for the engine, on threads, and, for a
-long window of a source that is pure computation, across processes (parts.compute_in_parts).
+long window of a source that is pure computation, across processes (parts.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from gexhistory.calendar import ET, Session, format_ts, sessions_before, sessions_between
+from gexhistory.calendar import ET, TZ_NAME, Session, format_ts, sessions_before, sessions_between
 from gexhistory.engine.chain import OptionChain
 from gexhistory.engine.chain_model import ChainModel, ModelParams, warmup_start
 from gexhistory.engine.exposure import GEX_UNIT, Conventions, GexSnapshot, compute_sessions_batch
@@ -22,9 +22,9 @@ from gexhistory.errors import WorkFailed
 from gexhistory.runtime import engine_threads
 from gexhistory.sources.base import DailyBars, PriceSource
 
-TZ_NAME = "America/New_York"
-
 COMPUTE_CHUNK = 48  # sessions per engine call: big enough to amortise numpy's per-call cost, small enough for cache
+
+
 def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv: Conventions,
                      model_params: ModelParams, chains: Callable[[dt.date], OptionChain | None] | None = None,
                      threads: int | None = None):
@@ -124,8 +124,6 @@ def _price_gex_corr(close: np.ndarray, close_gex: np.ndarray, lo: int, n: int) -
     for k, c in zip(range(start - lo, n), corr.tolist()):
         out[k] = None if c != c else c
     return out
-
-
 
 
 def _priced_snapshots(label: str, symbol: str, todo: list[Session], minutes) -> dict:

@@ -41,7 +41,7 @@ def engine_threads() -> int:
 
 
 def compute_processes() -> int:
-    """Processes a long synthetic window is computed in (parts.compute_in_parts): GEXHISTORY_PROCESSES,
+    """Processes a long synthetic window is computed in (parts.split): GEXHISTORY_PROCESSES,
     else one per core, at most two (past two, start-up and the writer leave little to gain)."""
     return _count(PROCESSES_ENV, max(1, min(2, _cores())))
 

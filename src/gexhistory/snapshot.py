@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gexhistory.calendar import ET, format_ts, session_on, sessions_before
+from gexhistory.calendar import ET, TZ_NAME, format_ts, session_on, sessions_before
 from gexhistory.engine.chain import OptionChain
 from gexhistory.engine.exposure import GEX_UNIT, Conventions, GexSnapshot, compute_exposure
 from gexhistory.errors import BadInput, WorkFailed
@@ -26,7 +26,6 @@ CHAIN_SOURCE = "massive_snapshot"
 DATA_SOURCE = "polygon"
 PAGE_LIMIT = 250  # the endpoint's maximum
 AFTER_CLOSE_GRACE = dt.timedelta(minutes=15)  # a 16:00 job that starts a little late still counts
-TZ_NAME = "America/New_York"
 
 
 @dataclass

@@ -431,11 +431,6 @@ def _option_flow(symbol: str, rv: np.ndarray, p: ModelParams) -> np.ndarray:
     return base * np.clip(level, 0.25, 4.0) ** p.activity_elasticity
 
 
-def _empty_chain(symbol: str, day: dt.date) -> OptionChain:
-    e = np.empty(0)
-    return OptionChain(symbol, day, e.astype("datetime64[D]"), e, e, e.astype(bool), e, e, "modelled")
-
-
 def _realised_vol(close: np.ndarray, window: int = 20) -> np.ndarray:
     """Annualised vol of the `window` log returns ending at each session (NaN before that).
 

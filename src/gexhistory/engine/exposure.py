@@ -170,14 +170,12 @@ class _Pairs:
     (snapshot, expiry run) what every position of the run shares at that moment."""
 
     pos: np.ndarray  # position index in the book
-    owner: np.ndarray  # snapshot index
     start: np.ndarray  # (J+1,) each snapshot's pairs
     run: np.ndarray  # per snapshot run: the book's run
     run_owner: np.ndarray  # per snapshot run: the snapshot
     run_start: np.ndarray  # (J+1,) each snapshot's runs
     run_pairs: np.ndarray  # (SR+1,) each snapshot run's pairs
     run_t: np.ndarray  # years to the expiry close (<= 0: expired)
-    run_alive: np.ndarray
     run_keep: np.ndarray  # alive and inside the DTE window
     tt: np.ndarray  # per pair: t floored at one minute (1 where expired: unused there)
     disc: np.ndarray  # per pair: e^{-q tt}
@@ -195,7 +193,6 @@ def _pairs(book: ChainBook, s: _Snaps, conv: Conventions) -> _Pairs:
     size = np.diff(book.run_start)[run]
     run_pairs = lengths_to_starts(size)
     pos, _ = expand(book.run_start, run)
-    owner = np.repeat(run_owner, size)
     start = lengths_to_starts(np.diff(book.start)[s.session])
     # What a run shares at a snapshot is computed once per run, then repeated over its positions.
     t = (book.run_close[run] - s.at_ts[run_owner]) / SECONDS_PER_YEAR
@@ -210,7 +207,7 @@ def _pairs(book: ChainBook, s: _Snaps, conv: Conventions) -> _Pairs:
         d1 /= vst
         e0 = -0.5 * d1 * d1
         np.exp(e0, out=e0)
-    return _Pairs(pos, owner, start, run, run_owner, run_start, run_pairs, t, alive,
+    return _Pairs(pos, start, run, run_owner, run_start, run_pairs, t,
                   alive & (t <= (conv.dte_window + 1) / 365.0), tt, np.repeat(np.exp(-conv.q * tt_run), size),
                   vst, d1, e0, np.repeat(alive, size))
 
@@ -255,7 +252,7 @@ class _Result:
 
 def _exposures(book: ChainBook, s: _Snaps, conv: Conventions, flip_sessions: np.ndarray) -> _Result:
     p = _pairs(book, s, conv)
-    pos, owner = p.pos, p.owner
+    pos = p.pos
     size = np.diff(p.run_pairs)
     # A position without open interest has zero call and put OI, so its dollars are zero: only the
     # run's window decides what counts.

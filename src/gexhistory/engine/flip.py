@@ -38,22 +38,13 @@ class Profiles:
     """The net GEX profiles of several snapshots: per (position, snapshot) pair, d at spot, its slope in
     x = log(S / spot), and the coefficient; `start` gives each snapshot's run of pairs."""
 
-    def __init__(self, start: np.ndarray, d1: np.ndarray, slope: np.ndarray, coef: np.ndarray,
-                 owner: np.ndarray | None = None):
+    def __init__(self, start: np.ndarray, d1: np.ndarray, slope: np.ndarray, coef: np.ndarray):
         self.start, self.d1, self.slope, self.coef = start, d1, slope, coef
-        self._owner = owner
-
-    @property
-    def owner(self) -> np.ndarray:
-        """Each pair's snapshot (row)."""
-        if self._owner is None:
-            self._owner = np.repeat(np.arange(self.n), np.diff(self.start))
-        return self._owner
 
     def rows(self, rows: np.ndarray) -> "Profiles":
         idx, owner = expand(self.start, rows)
         return Profiles(lengths_to_starts(np.bincount(owner, minlength=rows.size)), np.take(self.d1, idx),
-                        np.take(self.slope, idx), np.take(self.coef, idx), owner)
+                        np.take(self.slope, idx), np.take(self.coef, idx))
 
     def at_points(self, x: np.ndarray) -> np.ndarray:
         """(snapshots, points): every snapshot's profile at each x (shared by all snapshots)."""
@@ -75,10 +66,6 @@ class Profiles:
         terms *= d
         terms *= self.slope
         return f, -seg_sum(terms, self.start)
-
-    @property
-    def n(self) -> int:
-        return self.start.size - 1
 
     def single(self) -> "SingleProfiles":
         return SingleProfiles.of(self)

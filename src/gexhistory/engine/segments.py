@@ -67,7 +67,3 @@ def seg_argmax(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     out[full[ok]] = first[ok]
     return out
 
-
-def seg_argmin(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Flat index of each segment's smallest value, the first on ties; -1 when empty or all +inf."""
-    return seg_argmax(-values, starts)

@@ -3,8 +3,9 @@
 Inputs are one session's computed values at its close snapshot (`SignalInputs`); `detect` returns the
 matching pattern (or None) and `signal_row` the regime_signals columns, with texts written from the
 values. The conditions are written once, over arrays (`pattern_hits` on `SignalColumns`: many sessions
-at a time, as the backfill evaluates them); `conditions` and `detect` are its one-session view. Nothing here is random and nothing is invented: a value that could not be computed is None and
-the conditions that need it are false.
+at a time, as the backfill evaluates them); `conditions` and `detect` are its one-session view.
+Nothing here is random and nothing is invented: a value that could not be computed is None and the
+conditions that need it are false.
 
 Pattern 3 compares like with like: the NET gamma that expires by this Friday against |net gamma|
 ("more than half of the dealers' net position expires this week"). Read literally with the gross

@@ -23,7 +23,7 @@ import re
 import time
 from collections import deque
 from typing import Callable
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 

@@ -19,7 +19,6 @@ from sqlalchemy import (
     case,
     func,
     inspect,
-    literal,
     select,
     true,
 )
