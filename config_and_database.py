@@ -1,6 +1,6 @@
 """The guide's database module: `python -c "from config_and_database import init_database; init_database()"`."""
 
-from gexhistory.settings import DEFAULT_DB_FILE, database_url
+from gexhistory.config import DEFAULT_DB_FILE, database_url
 from gexhistory.store.db import init_schema, open_engine
 
 DB_PATH = DEFAULT_DB_FILE

@@ -18,8 +18,8 @@ import time
 
 import numpy as np
 
-from gexhistory.compute import compute_sessions
-from gexhistory.backfill_signals import SignalContext
+from gexhistory.pipeline.compute import compute_sessions
+from gexhistory.pipeline.signals import SignalContext
 from gexhistory.calendar import sessions_between
 from gexhistory.engine.chain_model import ModelParams
 from gexhistory.engine.exposure import Conventions

@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from gexhistory.compute import compute_sessions  # noqa: E402
+from gexhistory.pipeline.compute import compute_sessions  # noqa: E402
 from gexhistory.calendar import last_completed_session, sessions_between  # noqa: E402
 from gexhistory.engine.chain_model import ModelParams  # noqa: E402
 from gexhistory.engine.exposure import Conventions  # noqa: E402

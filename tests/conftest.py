@@ -45,7 +45,7 @@ def pg_database_url():
 def _reset_pg(url: str) -> None:
     from sqlalchemy import create_engine
 
-    from gexhistory.settings import database_url
+    from gexhistory.config import database_url
     from gexhistory.store.schema import metadata
 
     engine = create_engine(database_url(url))

@@ -22,7 +22,7 @@ def run_cli(args: list[str], cwd: Path, env: dict | None = None, script: str | N
 
 
 def engine_for(db: str):
-    from gexhistory.settings import database_url
+    from gexhistory.config import database_url
 
     return create_engine(database_url(db))
 

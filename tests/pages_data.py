@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from gexhistory.backfill import BackfillOptions, run_backfill
+from gexhistory.pipeline.backfill import BackfillOptions, run_backfill
 from helpers import rows
 
 START, END = dt.date(2025, 5, 1), dt.date(2025, 8, 29)

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from gexhistory.backfill import BackfillOptions, run_backfill
+from gexhistory.pipeline.backfill import BackfillOptions, run_backfill
 from gexhistory.calendar import sessions_between
 from helpers import rows, run_cli, table_digest
 

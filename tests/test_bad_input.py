@@ -124,7 +124,7 @@ CASES = [
 @pytest.fixture(scope="module")
 def valid_db(tmp_path_factory) -> Path:
     """A small real database (two weeks of SPY) to copy into every case's folder."""
-    from gexhistory.backfill import BackfillOptions, run_backfill
+    from gexhistory.pipeline.backfill import BackfillOptions, run_backfill
 
     path = tmp_path_factory.mktemp("valid") / DB
     run_backfill(BackfillOptions(["SPY"], dt.date(2024, 12, 2), dt.date(2024, 12, 13), source="synthetic", db=str(path)))

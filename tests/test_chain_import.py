@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from gexhistory.chains_import import import_chains
+from gexhistory.pipeline.import_chains import import_chains
 from helpers import rows, run_cli, table_digest
 
 NY = ZoneInfo("America/New_York")
@@ -147,7 +147,7 @@ def test_cli_import_then_reimport_is_idempotent(db_url, tmp_path):
      "oi '1e' is not a number (1 more malformed rows)"),
 ])
 def test_malformed_rows_are_reported_with_file_and_line(tmp_path, body, line, needle):
-    from gexhistory.chains_import import parse_files
+    from gexhistory.pipeline.import_chains import parse_files
     from gexhistory.errors import BadInput
 
     bad = _write(tmp_path / "bad.csv", "date,underlying,expiration,strike,right,oi,iv", body)
@@ -248,10 +248,10 @@ def test_four_snapshots_from_stored_minute_bars(db_url, tmp_path):
 
 
 def test_backfill_keeps_imported_sessions_and_compute_uses_the_chain(db_url, tmp_path):
-    from gexhistory.backfill import BackfillOptions, run_backfill
-    from gexhistory.compute import compute_sessions
+    from gexhistory.pipeline.backfill import BackfillOptions, run_backfill
+    from gexhistory.pipeline.compute import compute_sessions
     from gexhistory.calendar import sessions_between
-    from gexhistory.chains_import import chain_lookup
+    from gexhistory.pipeline.import_chains import chain_lookup
     from gexhistory.engine.chain_model import ModelParams
     from gexhistory.engine.exposure import Conventions
     from gexhistory.sources.synthetic import SyntheticMarket
@@ -447,7 +447,7 @@ def test_optionsdx_with_oi_file_and_with_volume_proxy(db_url, tmp_path):
 
 
 def test_optionsdx_needs_an_oi_source(tmp_path):
-    from gexhistory.chains_import import parse_files
+    from gexhistory.pipeline.import_chains import parse_files
     from gexhistory.errors import BadInput
 
     path = _optionsdx_file(tmp_path, _vendor_contracts(), name="opts.txt")
@@ -464,7 +464,7 @@ def test_optionsdx_needs_an_oi_source(tmp_path):
 def test_zipped_cboe_file_reads_like_the_csv(tmp_path):
     import zipfile
 
-    from gexhistory.chains_import import parse_files
+    from gexhistory.pipeline.import_chains import parse_files
 
     contracts = _vendor_contracts()
     lines = [f"SPY,{AS_OF},SPY,{e},{k},{r},0,0,0,0,5,1,0,1,0,0,0,0,0,{iv},0.5,0.001,0,0,0,10,0,10,0,599.99,600.01,0,"
@@ -498,7 +498,7 @@ def test_status_check_accepts_end_of_day_imports(tmp_path):
 
 
 def test_real_price_backfill_force_recomputes_from_the_imported_chain(db_url, tmp_path):
-    from gexhistory.backfill import BackfillOptions, run_backfill
+    from gexhistory.pipeline.backfill import BackfillOptions, run_backfill
     from gexhistory.calendar import sessions_between
 
     start, end = dt.date(2025, 5, 27), dt.date(2025, 6, 6)

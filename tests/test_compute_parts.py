@@ -15,8 +15,8 @@ import os
 import pytest
 
 from dbcheck import content_digest, session_problems
-from gexhistory import compute, parts
-from gexhistory.backfill import BackfillOptions, run_backfill
+from gexhistory.pipeline import compute, parts
+from gexhistory.pipeline.backfill import BackfillOptions, run_backfill
 from gexhistory.calendar import sessions_between
 from gexhistory.engine.chain_model import ModelParams
 from gexhistory.engine.exposure import Conventions
@@ -100,7 +100,7 @@ def test_an_error_in_a_worker_part_fails_the_run_and_keeps_whole_sessions(tmp_pa
 
 
 def test_a_worker_that_dies_is_a_failure_not_a_short_window(tmp_path, monkeypatch):
-    from gexhistory import backfill
+    from gexhistory.pipeline import backfill
 
     def die(send, *args):
         os._exit(9)  # killed mid-part, without a word

@@ -46,7 +46,7 @@ def _together(db: str, cwd, *extra_args: list[str]) -> list[tuple[int, dict | st
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """Content digests of single sequential runs: SPY alone, and SPY then QQQ."""
-    from gexhistory.backfill import BackfillOptions, run_backfill
+    from gexhistory.pipeline.backfill import BackfillOptions, run_backfill
 
     where = tmp_path_factory.mktemp("concurrency_ref")
     out = {}

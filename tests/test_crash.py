@@ -109,7 +109,7 @@ def test_resumed_window_is_bit_identical(tmp_path):
     """The premise of the kill test: a window finished in two runs equals one run, to the last bit
     (rolling statistics must not carry rounding from wherever a run's bars happened to start)."""
     from dbcheck import content_digest as digest_of
-    from gexhistory.backfill import BackfillOptions, run_backfill
+    from gexhistory.pipeline.backfill import BackfillOptions, run_backfill
 
     def run(db, start, end):
         run_backfill(BackfillOptions(["SPY"], dt.date.fromisoformat(start), dt.date.fromisoformat(end),

@@ -328,7 +328,7 @@ def test_random_chains_match_reference(contracts, spots):
 
 # ---------------------------------------------------------------- a short synthetic backfill
 def test_synthetic_backfill_compute_loop_matches_reference():
-    from gexhistory.compute import compute_sessions
+    from gexhistory.pipeline.compute import compute_sessions
     from gexhistory.engine.chain_model import ChainModel, ModelParams, warmup_start
     from gexhistory.engine.summary import CORR_WINDOW
     from gexhistory.sources.synthetic import SyntheticMarket

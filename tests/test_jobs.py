@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from gexhistory.backfill import BackfillOptions, run_backfill
+from gexhistory.pipeline.backfill import BackfillOptions, run_backfill
 from gexhistory.calendar import sessions_between
 from helpers import engine_for, rows, run_cli, table_digest
 
@@ -107,7 +107,7 @@ def test_bad_jobs_is_bad_input(tmp_path, jobs):
 
 
 def test_provider_rate_is_shared_among_jobs(monkeypatch):
-    from gexhistory.backfill import worker_source
+    from gexhistory.pipeline.backfill import worker_source
 
     monkeypatch.setenv("POLYGON_API_KEY", "testkey_abc123")
     monkeypatch.delenv("MASSIVE_RATE_PER_MIN", raising=False)

@@ -17,7 +17,7 @@ from helpers import rows, run_cli
 WINDOW = ["--start", "2025-06-02", "--end", "2025-06-13", "--source", "synthetic", "--db", "g.db"]
 # Loaded by a run that computes sessions; a no-op must not need any of them.
 COMPUTE_MODULES = ("numpy", "gexhistory.engine.exposure", "gexhistory.engine.chain_model",
-                   "gexhistory.engine.summary", "gexhistory.engine.signals", "gexhistory.backfill_signals")
+                   "gexhistory.engine.summary", "gexhistory.engine.signals", "gexhistory.pipeline.signals")
 # Runs the CLI in this process, then says which of COMPUTE_MODULES it loaded (on stderr, after the CLI's output).
 PROBE = f"""import json, sys
 from gexhistory.cli import main

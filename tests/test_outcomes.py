@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gexhistory.backfill import BackfillOptions, run_backfill
+from gexhistory.pipeline.backfill import BackfillOptions, run_backfill
 from gexhistory.calendar import sessions_between
 from gexhistory.engine.outcomes import outcome, signal_correct
 from helpers import rows, table_digest

@@ -57,7 +57,7 @@ def _request(method: str, url: str) -> int:
 
 
 def test_serve_defaults_to_loopback_and_refuses_writes(tmp_path):
-    from gexhistory.backfill import BackfillOptions, run_backfill
+    from gexhistory.pipeline.backfill import BackfillOptions, run_backfill
     from gexhistory.web import api, pages
 
     db = tmp_path / "gex_copilot.db"

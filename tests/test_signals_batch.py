@@ -20,8 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gexhistory.compute import compute_sessions
-from gexhistory.backfill_signals import MIN_SCALE_SESSIONS, SignalContext, _f, typical_abs_gex
+from gexhistory.pipeline.compute import compute_sessions
+from gexhistory.pipeline.signals import MIN_SCALE_SESSIONS, SignalContext, _f, typical_abs_gex
 from gexhistory.calendar import ET, format_ts, sessions_between
 from gexhistory.engine import gamma_structure_batch as gsb
 from gexhistory.engine import rsi as rsi_mod

@@ -91,7 +91,7 @@ def massive(httpserver, monkeypatch):
 
 
 def test_snapshot_net_gex_matches_independent_computation(massive, db_url):
-    from gexhistory.snapshot import run_snapshot
+    from gexhistory.pipeline.snapshot import run_snapshot
 
     done, failed = run_snapshot(["SPY"], db_url, now=NOW)
     assert failed == [] and len(done) == 1
@@ -116,8 +116,8 @@ def test_snapshot_net_gex_matches_independent_computation(massive, db_url):
 
 
 def test_backfill_keeps_live_snapshots(massive, tmp_path):
-    from gexhistory.backfill import BackfillOptions, run_backfill
-    from gexhistory.snapshot import run_snapshot
+    from gexhistory.pipeline.backfill import BackfillOptions, run_backfill
+    from gexhistory.pipeline.snapshot import run_snapshot
 
     db = str(tmp_path / "g.db")
     at = dt.datetime(2025, 6, 10, 12, 30, tzinfo=ET)  # one of the backfill's own snapshot times
@@ -161,7 +161,7 @@ def test_snapshot_without_key_is_bad_input(tmp_path):
 
 
 def test_market_hours():
-    from gexhistory.snapshot import market_open_at
+    from gexhistory.pipeline.snapshot import market_open_at
 
     assert market_open_at(NOW)
     assert market_open_at(dt.datetime(2025, 6, 10, 16, 10, tzinfo=ET))  # a late 16:00 job

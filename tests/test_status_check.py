@@ -6,7 +6,7 @@ import datetime as dt
 
 import numpy as np
 
-from gexhistory.backfill import BackfillOptions, run_backfill
+from gexhistory.pipeline.backfill import BackfillOptions, run_backfill
 from gexhistory.store import status as st
 from gexhistory.store.db import open_engine
 from helpers import engine_for, rows, run_cli

@@ -27,7 +27,7 @@ def engine(db_url):
 @pytest.fixture(scope="module")
 def computed():
     """A month of real rows for every session table, from the synthetic market."""
-    from gexhistory.compute import compute_sessions
+    from gexhistory.pipeline.compute import compute_sessions
     from gexhistory.calendar import sessions_between
     from gexhistory.engine.chain_model import ModelParams
     from gexhistory.engine.exposure import Conventions

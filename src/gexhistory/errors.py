@@ -1,8 +1,23 @@
-"""The two kinds of failure a user sees, mapped to exit codes by the CLI."""
+"""The exceptions gexhistory raises, in two families the CLI maps to exit codes.
+
+`BadInput` (exit 2): what the user gave is wrong (arguments, files, environment, the database
+target); nothing was changed. `WorkFailed` (exit 1): something outside failed while doing valid
+work (a provider, the database server, a worker process); committed work stays, and a rerun of the
+same command completes it. Library callers catch these by family or by the subclass they care for:
+
+    try:
+        gx.backfill("SPY", days=365)
+    except gx.BadInput as exc:       # fix the arguments
+        ...
+    except gx.ProviderError as exc:  # retry later
+        ...
+"""
+
+from __future__ import annotations
 
 
 class GexHistoryError(Exception):
-    """Base class; `exit_code` is what the CLI returns."""
+    """Base class of every gexhistory error; `exit_code` is what the CLI returns for it."""
 
     exit_code = 1
 
@@ -13,7 +28,30 @@ class BadInput(GexHistoryError):
     exit_code = 2
 
 
+class BadFile(BadInput):
+    """A file the user named (bars, chains, a reference series) is missing, unreadable or malformed.
+    The message names the file and, where one is to blame, the line."""
+
+
+class BadDatabase(BadInput):
+    """The database target cannot be used as given: a corrupt, read-only or non-database file, a
+    directory, an unsupported URL."""
+
+
 class WorkFailed(GexHistoryError):
     """Something failed while doing valid work, e.g. a provider outage (exit 1)."""
 
     exit_code = 1
+
+
+class ProviderError(WorkFailed):
+    """The market-data provider failed or refused (network faults after retries, plan limits, an
+    unknown ticker, a malformed answer)."""
+
+
+class DatabaseError(WorkFailed):
+    """The database failed during work: an unreachable server, a full disk, a lock never released."""
+
+
+class WorkerDied(WorkFailed):
+    """A worker process or cluster task ended without reporting (killed, out of memory, lost node)."""

@@ -136,7 +136,7 @@ class MassiveClient:
         if self._http is None:
             import httpx
 
-            from gexhistory import __version__
+            from gexhistory.version import __version__
 
             self._http = httpx.Client(
                 timeout=self.timeout, follow_redirects=False,

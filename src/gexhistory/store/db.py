@@ -9,7 +9,7 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 from gexhistory.errors import BadInput, WorkFailed
-from gexhistory.settings import database_url, redact_url
+from gexhistory.config import database_url, redact_url
 from gexhistory.store.schema import metadata
 
 SQLITE_BUSY_MS = 30_000
@@ -60,7 +60,7 @@ def open_engine(db: str | None = None, *, must_exist: bool = False, write: bool 
             if max_pages:
                 cur.execute(f"PRAGMA max_page_count={max_pages:d}")  # an int we parsed: no user text in SQL
             if write:
-                cur.execute("PRAGMA journal_mode=WAL")
+                _wal(cur)
                 cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
@@ -87,6 +87,25 @@ def open_engine(db: str | None = None, *, must_exist: bool = False, write: bool 
     except OperationalError as exc:  # pragma: no cover - covered by DatabaseError above
         raise WorkFailed(f"cannot reach database {redact_url(url)}: {_first_line(exc)}") from None
     return engine
+
+
+def _wal(cur) -> None:
+    """Switch a new file to WAL. The switch needs the file to itself for a moment and SQLite answers
+    SQLITE_BUSY at once, without its busy handler, when another process has it open (two first runs
+    started together): wait and retry within the busy timeout, as every other statement does."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + SQLITE_BUSY_MS / 1000
+    while True:
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 MAX_PAGES_ENV = "GEXHISTORY_SQLITE_MAX_PAGES"

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.pool import QueuePool
 
-from gexhistory.settings import database_url
+from gexhistory.config import database_url
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 
 from gexhistory.store import queries as q
 from gexhistory.web import views
-from gexhistory.web.app import parse_date, parse_days, parse_symbol
+from gexhistory.web.params import parse_date, parse_days, parse_symbol
 
 router = APIRouter(prefix="/api")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from importlib import resources
 from pathlib import Path
@@ -14,17 +13,15 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gexhistory.settings import SYMBOL_RE, database_url, redact_url
+from gexhistory.config import database_url, redact_url
 from gexhistory.store import queries
 from gexhistory.store.readonly import open_readonly
+from gexhistory.web import api, pages
 from gexhistory.web import format as fmt
+from gexhistory.web.params import BadRequest
 from gexhistory.web.views import FILL_COMMAND, RANGES, NotFound
 
 WEB = Path(__file__).resolve().parent
-
-
-class BadRequest(Exception):
-    pass
 
 
 def plotly_js() -> Path:
@@ -57,38 +54,6 @@ class Database:
     def dispose(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
-
-
-def parse_symbol(raw: str | None, known: list[str]) -> str:
-    if raw is None:
-        return "SPY" if "SPY" in known else known[0]
-    sym = raw.strip().upper()
-    if not SYMBOL_RE.match(sym) or sym not in known:
-        raise NotFound(f"unknown symbol {raw!r}: stored symbols are {', '.join(known) or 'none'}")
-    return sym
-
-
-def parse_days(raw: str | None, default: int | None) -> int | None:
-    if raw is None or raw == "":
-        return default
-    if raw.lower() == "all":
-        return None
-    try:
-        days = int(raw)
-    except ValueError:
-        raise BadRequest(f"days must be a number of days or 'all', got {raw!r}") from None
-    if not 1 <= days <= 20000:
-        raise BadRequest(f"days must be between 1 and 20000, got {days}")
-    return days
-
-
-def parse_date(raw: str | None, name: str) -> dt.date | None:
-    if not raw:
-        return None
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be YYYY-MM-DD, got {raw!r}") from None
 
 
 def create_app(db: str | None = None) -> FastAPI:
@@ -130,8 +95,6 @@ def create_app(db: str | None = None) -> FastAPI:
     def _http(request: Request, exc: StarletteHTTPException):
         msg = "page not found" if exc.status_code == 404 else str(exc.detail)
         return _error(request, exc.status_code, msg)
-
-    from gexhistory.web import api, pages
 
     app.include_router(api.router)
     app.include_router(pages.router)

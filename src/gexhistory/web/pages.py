@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
 from gexhistory.web import charts, views
-from gexhistory.web.app import parse_date, parse_days, parse_symbol
+from gexhistory.web.params import parse_date, parse_days, parse_symbol
 
 router = APIRouter()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 from gexhistory.errors import BadInput
-from gexhistory.settings import database_url, redact_url
+from gexhistory.config import database_url, redact_url
 
 
 def serve(db: str | None, host: str = "127.0.0.1", port: int = 8000) -> None:

@@ -36,9 +36,28 @@ def read_chain_file(path: str, *, oi_file: str | None = None, volume_as_oi: bool
         raise BadInput(f"{path}: no contracts (a header and no rows)")
     mod = detect(table)
     if mod.FORMAT == "optionsdx":
-        chains = mod.parse(table, oi_file=oi_file, volume_as_oi=volume_as_oi, underlying=underlying)
+        oi_chains = _read_oi_file(oi_file, underlying) if oi_file else None
+        chains = mod.parse(table, oi_file=oi_file, oi_chains=oi_chains, volume_as_oi=volume_as_oi,
+                           underlying=underlying)
     else:
         chains = mod.parse(table)  # the other formats carry their own OI: --oi-file does not apply
     if not chains:
         raise BadInput(f"{path}: no contract with open interest and an IV")
     return chains
+
+
+def _read_oi_file(oi_file: str, underlying: str | None) -> list[ImportedChain]:
+    """The chains of an OptionsDX OI file: any other format, or a generic file of OI without IVs."""
+    from gexhistory.sources.chains import generic
+
+    t = read_table(oi_file)
+    if len(t) == 0:
+        raise BadInput(f"{oi_file}: no contracts (a header and no rows)")
+    if generic.OI_ONLY <= t.columns and not generic.matches(t.columns):
+        if "underlying" not in t.columns and not underlying:
+            raise BadInput(f"{oi_file}: no underlying column: give --underlying")
+        return generic.parse(t, require_iv=False, underlying=underlying)
+    mod = detect(t)
+    if mod.FORMAT == "optionsdx":
+        raise BadInput(f"{oi_file}: an OptionsDX file has no OI to merge")
+    return mod.parse(t)

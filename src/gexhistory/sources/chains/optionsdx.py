@@ -24,7 +24,7 @@ import numpy as np
 
 from gexhistory.errors import BadInput
 from gexhistory.sources.chains.common import (
-    ImportedChain, Table, build_chains, derive_ivs, expiry_check, make_label, read_table, session_check,
+    ImportedChain, Table, build_chains, derive_ivs, expiry_check, make_label, session_check,
 )
 
 FORMAT = "optionsdx"
@@ -35,30 +35,16 @@ def matches(columns: set[str]) -> bool:
     return REQUIRED <= columns
 
 
-def _oi_map(oi_file: str, underlying: str | None):
-    """(underlying, {(date, expiry, strike, is_call): oi}) from an OI file."""
-    from gexhistory.sources.chains import detect
-    from gexhistory.sources.chains import generic
+def _oi_map(oi_file: str, oi_chains: list[ImportedChain], underlying: str | None):
+    """(underlying, a table of (date, expiry, strike, is_call) -> oi) from the chains of an OI file."""
+    import pandas as pd
 
-    t = read_table(oi_file)
-    if len(t) == 0:
-        raise BadInput(f"{oi_file}: no contracts (a header and no rows)")
-    if generic.OI_ONLY <= t.columns and not generic.matches(t.columns):
-        if "underlying" not in t.columns and not underlying:
-            raise BadInput(f"{oi_file}: no underlying column: give --underlying")
-        chains = generic.parse(t, require_iv=False, underlying=underlying)
-    else:
-        mod = detect(t)
-        if mod.FORMAT == FORMAT:
-            raise BadInput(f"{oi_file}: an OptionsDX file has no OI to merge")
-        chains = mod.parse(t)
+    chains = oi_chains
     unds = {c.chain.underlying for c in chains}
     if underlying:
         chains = [c for c in chains if c.chain.underlying == underlying.upper()]
     elif len(unds) > 1:
         raise BadInput(f"{oi_file}: OI for several underlyings ({', '.join(sorted(unds))}): give --underlying")
-    import pandas as pd
-
     frames = [pd.DataFrame({"d": np.datetime64(c.chain.as_of, "D"), "e": c.chain.expiry, "k": c.chain.strike,
                             "c": c.chain.is_call, "oi": c.chain.open_interest}) for c in chains]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["d", "e", "k", "c", "oi"])
@@ -66,8 +52,9 @@ def _oi_map(oi_file: str, underlying: str | None):
     return und, table
 
 
-def parse(table: Table, *, oi_file: str | None = None, volume_as_oi: bool = False,
-          underlying: str | None = None) -> list[ImportedChain]:
+def parse(table: Table, *, oi_file: str | None = None, oi_chains: list[ImportedChain] | None = None,
+          volume_as_oi: bool = False, underlying: str | None = None) -> list[ImportedChain]:
+    """`oi_chains`: the chains read from `oi_file` (any other format), whose OI is merged in."""
     t = table
     if not oi_file and not volume_as_oi:
         raise BadInput(f"{t.path}: OptionsDX files carry no open interest: give --oi-file FILE, or "
@@ -94,7 +81,7 @@ def parse(table: Table, *, oi_file: str | None = None, volume_as_oi: bool = Fals
 
     notes: list[str] = []
     if oi_file:
-        und, oi_by = _oi_map(oi_file, underlying)
+        und, oi_by = _oi_map(oi_file, oi_chains or [], underlying)
         suffix = "+oi"
     else:
         und, oi_by, suffix = (underlying.upper() if underlying else None), None, "+volume_proxy"

@@ -37,7 +37,7 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
     that work ahead of the caller; results are used in order, and a session's values do not depend on
     the chunk or thread it lands in."""
     # Imported here, not at the top: a rerun with nothing to compute never needs the signal code.
-    from gexhistory.backfill_signals import SignalContext, fetch_minutes
+    from gexhistory.pipeline.signals import SignalContext, fetch_minutes
     from gexhistory.engine.signals import SCALE_WINDOW
 
     first, last = todo[0].date, todo[-1].date

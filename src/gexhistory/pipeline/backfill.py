@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-from gexhistory import __version__
 from gexhistory.calendar import ET, TZ_NAME, Session, format_ts, sessions_between
-from gexhistory.engine.params import Conventions, ModelParams
 from gexhistory.errors import BadInput
+from gexhistory.pipeline.runs import (BackfillOptions, BackfillResult, ProgressFn, SymbolResult,
+                                      is_synthetic_label, versions)
 from gexhistory.store import writes
 from gexhistory.store.db import init_schema, open_engine
 from gexhistory.store.schema import gamma_daily_summary, gamma_history, gex_history, regime_signals
@@ -25,109 +24,6 @@ from gexhistory.store.schema import gamma_daily_summary, gamma_history, gex_hist
 # its run and exits without them.
 if TYPE_CHECKING:
     from gexhistory.sources.base import PriceSource
-
-TABLES = ("gex_history", "gamma_history", "gamma_daily_summary", "regime_signals")
-
-
-# A real source outranks synthetic data: without --force a real run replaces synthetic sessions,
-# and a synthetic run never overwrites real ones.
-def _is_synthetic_label(label: str) -> bool:
-    return label == "synthetic"
-
-
-@dataclass
-class BackfillOptions:
-    symbols: list[str]
-    start: dt.date
-    end: dt.date
-    source: str = "auto"
-    seed: int = 42
-    force: bool = False
-    db: str | None = None
-    bars: str | None = None
-    rate: float | None = None
-    batch_sessions: int = 250
-    conventions: Conventions = field(default_factory=Conventions)
-    model: ModelParams = field(default_factory=ModelParams)
-    jobs: int = 1  # worker processes for the symbols (gexhistory.jobs)
-    # A picklable callable (seed, bars, rate) -> PriceSource used instead of `source` (embedding, tests).
-    source_factory: Callable[..., PriceSource] | None = None
-
-
-@dataclass
-class TableCount:
-    inserted: int = 0
-    skipped: int = 0
-    replaced: int = 0
-
-
-@dataclass
-class SymbolResult:
-    symbol: str
-    data_source: str
-    sessions_in_window: int = 0
-    sessions_written: int = 0
-    sessions_skipped: int = 0
-    counts: dict[str, TableCount] = field(default_factory=lambda: {t: TableCount() for t in TABLES})
-    error: str | None = None  # why this symbol failed; its committed batches stay
-    notes: list[str] = field(default_factory=list)  # what the price source had to say (fall-backs, plan limits)
-
-
-@dataclass
-class BackfillResult:
-    run_id: int
-    start: dt.date
-    end: dt.date
-    data_source: str
-    synthetic: bool
-    symbols: list[SymbolResult]
-    elapsed: float = 0.0
-    notes: list[str] = field(default_factory=list)
-    outcomes_filled: int = 0  # stored signals whose outcomes became (more) known in this run
-    outcomes_pending: int = 0  # signals still waiting for their 10-session horizon
-
-    @property
-    def failed(self) -> list[SymbolResult]:
-        return [s for s in self.symbols if s.error]
-
-    def totals(self) -> dict[str, TableCount]:
-        out = {t: TableCount() for t in TABLES}
-        for s in self.symbols:
-            for t, c in s.counts.items():
-                out[t].inserted += c.inserted
-                out[t].skipped += c.skipped
-                out[t].replaced += c.replaced
-        return out
-
-    def as_dict(self) -> dict:
-        return {
-            "run_id": self.run_id,
-            "start": self.start.isoformat(),
-            "end": self.end.isoformat(),
-            "data_source": self.data_source,
-            "synthetic": self.synthetic,
-            "elapsed_seconds": round(self.elapsed, 3),
-            "notes": self.notes,
-            "outcomes_filled": self.outcomes_filled,
-            "outcomes_pending": self.outcomes_pending,
-            "symbols": [
-                {
-                    "symbol": s.symbol,
-                    "sessions_in_window": s.sessions_in_window,
-                    "sessions_written": s.sessions_written,
-                    "sessions_skipped": s.sessions_skipped,
-                    "tables": {t: c.__dict__ for t, c in s.counts.items()},
-                    "error": s.error,
-                }
-                for s in self.symbols
-            ],
-            "totals": {t: c.__dict__ for t, c in self.totals().items()},
-            "failed": [s.symbol for s in self.failed],
-        }
-
-
-ProgressFn = Callable[[str, int, int], None]  # (symbol, sessions done, sessions to do)
-
 
 def select_source(name: str, *, seed: int, bars: str | None = None, rate: float | None = None,
                   symbols: list[str] | None = None) -> PriceSource:
@@ -139,7 +35,7 @@ def select_source(name: str, *, seed: int, bars: str | None = None, rate: float 
 
 def _through_bar_cache(source: PriceSource, engine) -> PriceSource:
     """Real sources answer through price_bars (reruns fetch nothing they hold); synthetic bars are not stored."""
-    from gexhistory.bar_cache import BarCache
+    from gexhistory.pipeline.bar_cache import BarCache
 
     if source.is_synthetic or isinstance(source, BarCache):
         return source
@@ -157,7 +53,7 @@ def run_backfill(opts: BackfillOptions, progress: ProgressFn | None = None) -> B
     if opts.end < opts.start:
         raise BadInput(f"end date {opts.end} is before start date {opts.start}")
     window = sessions_between(opts.start, opts.end)
-    from gexhistory.jobs import check_jobs
+    from gexhistory.pipeline.jobs import check_jobs
 
     jobs = check_jobs(opts.jobs, len(opts.symbols))
     from gexhistory.runtime import compute_processes, engine_threads
@@ -171,7 +67,7 @@ def run_backfill(opts: BackfillOptions, progress: ProgressFn | None = None) -> B
               "snapshot_times": {"regular": "09:30,12:30,15:00,16:00", "early_close": "09:30,11:00,12:00,13:00"},
               "timezone": TZ_NAME}
     run_id = writes.start_run(engine, "backfill", opts.symbols, opts.start, opts.end, source.name, params,
-                              _versions(), format_ts(dt.datetime.now(ET)))
+                              versions(), format_ts(dt.datetime.now(ET)))
     result = BackfillResult(run_id, opts.start, opts.end, source.name, source.is_synthetic, [])
     if source.is_synthetic:
         result.notes.append("SYNTHETIC DATA: prices come from the seeded synthetic market, not a real feed; "
@@ -217,20 +113,11 @@ def worker_source(opts: BackfillOptions, jobs: int) -> PriceSource:
 
 def _run_symbols(engine, source: PriceSource, window: list[Session], opts: BackfillOptions, run_id: int,
                  jobs: int, progress: ProgressFn | None) -> list[SymbolResult]:
-    from gexhistory.jobs import run_symbols
+    from gexhistory.pipeline.jobs import run_symbols
 
     return run_symbols(engine, source, opts, window, run_id, jobs, progress,
-                       lambda symbol, prog: _backfill_symbol(engine, source, symbol, window, opts, run_id, prog))
-
-
-def _versions() -> dict:
-    """The versions of what computes and stores the rows; numpy's is read from its installed
-    metadata, which is cheaper than importing it when a rerun has nothing to compute."""
-    from importlib.metadata import version
-
-    import sqlalchemy
-
-    return {"gexhistory": __version__, "numpy": version("numpy"), "sqlalchemy": sqlalchemy.__version__}
+                       lambda symbol, prog: _backfill_symbol(engine, source, symbol, window, opts, run_id, prog),
+                       (worker_source, _backfill_symbol))
 
 
 def _backfill_symbol(engine, source: PriceSource, symbol: str, window: list[Session], opts: BackfillOptions,
@@ -240,7 +127,7 @@ def _backfill_symbol(engine, source: PriceSource, symbol: str, window: list[Sess
         return res
     existing = writes.complete_sessions(engine, symbol, window[0].date, window[-1].date)
     todo = [s for s in window if s.date not in existing or opts.force
-            or (_is_synthetic_label(existing[s.date]) and not source.is_synthetic)]
+            or (is_synthetic_label(existing[s.date]) and not source.is_synthetic)]
     chains = None
     if todo:  # imported chains and the bar cache matter only for sessions still to compute
         source = _through_bar_cache(source, engine)
@@ -255,8 +142,8 @@ def _backfill_symbol(engine, source: PriceSource, symbol: str, window: list[Sess
     if not todo:
         return res
 
-    from gexhistory.compute import compute_sessions
-    from gexhistory.parts import Forked, split
+    from gexhistory.pipeline.compute import compute_sessions
+    from gexhistory.pipeline.parts import Forked, split
     from gexhistory.runtime import tune_allocator
 
     tune_allocator()
@@ -330,7 +217,7 @@ def _write_part(send, symbol: str, todo: list[Session], opts: BackfillOptions, r
                 source: PriceSource) -> None:
     """A forked worker's part: computed and written through its own connection (never the parent's),
     reporting sessions as their batches commit and its counts at the end."""
-    from gexhistory.compute import compute_sessions
+    from gexhistory.pipeline.compute import compute_sessions
 
     engine = open_engine(opts.db)
     try:
@@ -356,7 +243,7 @@ def _merge(res: SymbolResult, part: dict) -> None:
 
 def _imported_chains(engine, symbol: str, start: dt.date, end: dt.date):
     """date -> stored imported chain (or None): imported chains outrank the modelled one."""
-    from gexhistory.chains_import import chain_lookup
+    from gexhistory.pipeline.import_chains import chain_lookup
 
     return chain_lookup(engine, symbol, start - dt.timedelta(days=45), end)
 
@@ -372,7 +259,7 @@ def _still_todo(conn, symbol: str, batch: list[Session], rows: list[dict], opts:
         return batch, rows
     held = writes.complete_sessions_locked(conn, symbol, [s.date for s in batch])
     keep = [k for k, s in enumerate(batch)
-            if s.date not in held or (_is_synthetic_label(held[s.date]) and not source.is_synthetic)]
+            if s.date not in held or (is_synthetic_label(held[s.date]) and not source.is_synthetic)]
     gone = len(batch) - len(keep)
     if gone:
         res.sessions_skipped += gone

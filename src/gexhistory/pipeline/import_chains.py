@@ -113,8 +113,8 @@ def _spots(conn, item, session):
 def import_chains(files: list[str], *, db: str | None = None, oi_file: str | None = None,
                   volume_as_oi: bool = False, underlying: str | None = None,
                   conv: Conventions | None = None) -> ImportResult:
-    from gexhistory.backfill import TABLES, _versions
-    from gexhistory.compute import _rows_for_session
+    from gexhistory.pipeline.runs import TABLES, versions
+    from gexhistory.pipeline.compute import _rows_for_session
     from gexhistory.calendar import ET, format_ts, session_on
     from gexhistory.engine.exposure import compute_session
     from gexhistory.store import chains as cs
@@ -134,7 +134,7 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
         history = {s: cs.summaries_between(conn, s, min(days) - dt.timedelta(days=45), max(days)) for s in symbols}
     params = {"conventions": conv.as_dict(), "files": list(files), "oi_file": oi_file, "volume_as_oi": volume_as_oi}
     run_id = writes.start_run(engine, "import-chains", symbols, min(days), max(days), "chain files", params,
-                              _versions(), format_ts(dt.datetime.now(ET)))
+                              versions(), format_ts(dt.datetime.now(ET)))
     totals = {t: {"inserted": 0, "replaced": 0} for t in TABLES}
     try:
         session_rows, sessions_out = [], []

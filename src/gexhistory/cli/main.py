@@ -104,7 +104,7 @@ db_option = click.option("--db", default=None, metavar="URL-or-path",
 @click.version_option(package_name="gexhistory")
 def main() -> None:
     """gexhistory: years of gamma-exposure (GEX) history on day one."""
-    from gexhistory.settings import load_dotenv_file
+    from gexhistory.config import load_dotenv_file
 
     load_dotenv_file()
 
@@ -113,7 +113,7 @@ def main() -> None:
 @db_option
 def init(db: str | None) -> None:
     """Create or migrate the schema (idempotent)."""
-    from gexhistory.settings import database_url, redact_url
+    from gexhistory.config import database_url, redact_url
     from gexhistory.store.db import init_schema, open_engine
 
     created = init_schema(open_engine(db))
@@ -142,8 +142,8 @@ def init(db: str | None) -> None:
 def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force, as_json, quiet, jobs, db,
              batch_sessions) -> int:
     """Backfill GEX snapshots, gamma snapshots, daily summaries and signals."""
-    from gexhistory.backfill import BackfillOptions, run_backfill
-    from gexhistory.settings import parse_symbols
+    from gexhistory.pipeline.backfill import BackfillOptions, run_backfill
+    from gexhistory.config import parse_symbols
 
     if symbol is not None and symbols is not None:
         raise BadInput("give either --symbol or --symbols, not both")
@@ -158,7 +158,7 @@ def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force,
     if quiet or as_json:  # nothing to draw: the terminal code (ui, rich) is not even imported
         result = run_backfill(opts)
     else:
-        from gexhistory.ui import Progress, print_summary
+        from gexhistory.cli.ui import Progress, print_summary
 
         with Progress() as progress:
             result = run_backfill(opts, progress=progress.update)
@@ -166,7 +166,7 @@ def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force,
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     if result.failed:  # the others' work is kept; say which failed and why, even when quiet
-        from gexhistory.ui import print_failures
+        from gexhistory.cli.ui import print_failures
 
         print_failures(result)
         return 1
@@ -180,10 +180,10 @@ def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force,
 @db_option
 def status(symbol: str | None, check: bool, db: str | None) -> int:
     """Per symbol and table: counts, first/last date, sources, calendar gaps, pending outcomes."""
-    from gexhistory.settings import parse_symbols
+    from gexhistory.config import parse_symbols
     from gexhistory.store import status as st
     from gexhistory.store.db import open_engine
-    from gexhistory.ui import print_status
+    from gexhistory.cli.ui import print_status
 
     engine = open_engine(db, must_exist=True, write=False)
     from sqlalchemy import inspect
@@ -218,8 +218,8 @@ def _status_check(engine, names: list[str]) -> int:
 @click.option("--symbols", default=None, help="Comma-separated symbols for every job (default: each command's own).")
 def schedule(project_dir: str | None, python: str | None, symbols: str | None) -> None:
     """Print crontab lines and systemd units for the daily/weekly refreshes and intraday snapshots."""
-    from gexhistory.schedule import render
-    from gexhistory.settings import parse_symbols
+    from gexhistory.pipeline.schedule import render
+    from gexhistory.config import parse_symbols
 
     click.echo(render(project_dir, python, ",".join(parse_symbols(symbols)) if symbols else None), nl=False)
 
@@ -232,7 +232,7 @@ def schedule(project_dir: str | None, python: str | None, symbols: str | None) -
 def validate(reference: str, calibrate_until: str | None, as_json: bool) -> None:
     """Compare modelled GEX with a reference GEX series (SPEC 4.4) on held-out and in-sample days."""
     from gexhistory.engine.validation import read_reference, validate as run_validation
-    from gexhistory.ui import print_validation
+    from gexhistory.cli.ui import print_validation
 
     until = _parse_date(calibrate_until, "--calibrate-until")
     result = run_validation(read_reference(reference), until)
@@ -262,8 +262,8 @@ def serve(host: str, port: int, db: str | None) -> None:
 @db_option
 def import_chains(files, oi_file, volume_as_oi, underlying, as_json, db) -> None:
     """Import real option-chain files and recompute the GEX of the sessions they cover."""
-    from gexhistory.chains_import import import_chains as run_import
-    from gexhistory.ui import print_chain_import
+    from gexhistory.pipeline.import_chains import import_chains as run_import
+    from gexhistory.cli.ui import print_chain_import
 
     result = run_import(list(files), db=db, oi_file=oi_file, volume_as_oi=volume_as_oi, underlying=underlying)
     if as_json:
@@ -282,8 +282,8 @@ def import_chains(files, oi_file, volume_as_oi, underlying, as_json, db) -> None
 @db_option
 def snapshot(symbol, symbols, anytime, rate, as_json, quiet, db) -> int:
     """One live GEX snapshot now from the Massive/Polygon option chain snapshot (for cron)."""
-    from gexhistory.settings import parse_symbols
-    from gexhistory.snapshot import run_snapshot
+    from gexhistory.config import parse_symbols
+    from gexhistory.pipeline.snapshot import run_snapshot
 
     if symbol and symbols:
         raise BadInput("give either --symbol or --symbols, not both")

@@ -21,9 +21,10 @@ import queue as queue_mod
 from typing import TYPE_CHECKING, Callable
 
 from gexhistory.errors import BadInput, GexHistoryError
+from gexhistory.pipeline.runs import SymbolResult, is_synthetic_label
 
 if TYPE_CHECKING:  # pragma: no cover
-    from gexhistory.backfill import BackfillOptions, ProgressFn, SymbolResult
+    from gexhistory.pipeline.runs import BackfillOptions, ProgressFn
     from gexhistory.calendar import Session
 
 MAX_JOBS = 64
@@ -45,7 +46,7 @@ def failure_message(exc: BaseException) -> str:
 
 
 def run_symbols(engine, source, opts: "BackfillOptions", window: list["Session"], run_id: int, jobs: int,
-                progress: "ProgressFn | None", serial_worker: Callable) -> list["SymbolResult"]:
+                progress: "ProgressFn | None", serial_worker: Callable, task: tuple) -> list["SymbolResult"]:
     """Results for opts.symbols in their order; a failed symbol's result carries `error`.
 
     `serial_worker(symbol, progress)` runs one symbol in this process (jobs == 1)."""
@@ -57,12 +58,11 @@ def run_symbols(engine, source, opts: "BackfillOptions", window: list["Session"]
     results = {s: _guarded(serial_worker, s, opts, len(window), progress, reraise) for s in idle}
     busy = [s for s in opts.symbols if s not in results]
     if busy:
-        results.update(_run_parallel(opts, busy, window, run_id, min(jobs, len(busy)), progress))
+        results.update(_run_parallel(opts, busy, window, run_id, min(jobs, len(busy)), progress, task))
     return [results[s] for s in opts.symbols]
 
 
 def _nothing_to_do(engine, source, symbol: str, window, opts) -> bool:
-    from gexhistory.backfill import _is_synthetic_label
     from gexhistory.store import writes
 
     if not window:
@@ -73,14 +73,12 @@ def _nothing_to_do(engine, source, symbol: str, window, opts) -> bool:
         held = writes.complete_sessions(engine, symbol, window[0].date, window[-1].date)
     except Exception:  # let the worker meet (and report) the error
         return False
-    return all(s.date in held and not (_is_synthetic_label(held[s.date]) and not source.is_synthetic)
+    return all(s.date in held and not (is_synthetic_label(held[s.date]) and not source.is_synthetic)
                for s in window)
 
 
 def _guarded(worker: Callable, symbol: str, opts: "BackfillOptions", n_window: int, progress,
              reraise: bool) -> "SymbolResult":
-    from gexhistory.backfill import SymbolResult
-
     written = {"done": 0, "total": 0}
 
     def tracked(s: str, done: int, total: int) -> None:
@@ -98,7 +96,7 @@ def _guarded(worker: Callable, symbol: str, opts: "BackfillOptions", n_window: i
         return res
 
 
-def _run_parallel(opts, symbols: list[str], window, run_id, jobs, progress) -> dict:
+def _run_parallel(opts, symbols: list[str], window, run_id, jobs, progress, task) -> dict:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, wait
 
@@ -106,7 +104,7 @@ def _run_parallel(opts, symbols: list[str], window, run_id, jobs, progress) -> d
     messages = ctx.Queue()
     results: dict[str, object] = {}
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(messages, opts, jobs)) as pool:
+                             initargs=(messages, opts, jobs, task)) as pool:
         futures = {pool.submit(_work, symbol, window, run_id): symbol for symbol in symbols}
         pending = set(futures)
         try:
@@ -118,8 +116,6 @@ def _run_parallel(opts, symbols: list[str], window, run_id, jobs, progress) -> d
                     try:
                         results[symbol] = fut.result()
                     except Exception as exc:  # the worker process itself died
-                        from gexhistory.backfill import SymbolResult
-
                         res = SymbolResult(symbol, opts.source)
                         res.error = failure_message(exc)
                         results[symbol] = res
@@ -150,17 +146,18 @@ def _drain(messages, progress) -> None:
 _W: dict = {}
 
 
-def _init_worker(messages, opts, jobs: int) -> None:
+def _init_worker(messages, opts, jobs: int, task: tuple) -> None:
     import signal
 
     # Ctrl-C goes to the whole process group: the parent decides, workers must not print tracebacks.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _W.update(messages=messages, opts=opts, jobs=jobs, pid=os.getpid())
+    _W.update(messages=messages, opts=opts, jobs=jobs, task=task, pid=os.getpid())
 
 
 def _work(symbol: str, window, run_id: int):
-    from gexhistory.backfill import _backfill_symbol, worker_source
     from gexhistory.store.db import open_engine
+
+    worker_source, backfill_symbol = _W["task"]
 
     opts = _W["opts"]
     messages = _W["messages"]
@@ -169,6 +166,6 @@ def _work(symbol: str, window, run_id: int):
         if "engine" not in _W:
             _W["engine"] = open_engine(opts.db)
             _W["source"] = worker_source(opts, _W["jobs"])
-        return _backfill_symbol(_W["engine"], _W["source"], sym, window, opts, run_id, progress)
+        return backfill_symbol(_W["engine"], _W["source"], sym, window, opts, run_id, progress)
 
     return _guarded(worker, symbol, opts, len(window), lambda s, d, t: messages.put((s, d, t)), reraise=False)

@@ -1,0 +1,129 @@
+"""What a run is: its options, the counts it reports, and the versions recorded with it.
+
+Shared by every pipeline (backfill, chain import, snapshot); nothing here computes or writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+from gexhistory.engine.params import Conventions, ModelParams
+from gexhistory.version import __version__
+
+if TYPE_CHECKING:
+    from gexhistory.sources.base import PriceSource
+
+TABLES = ("gex_history", "gamma_history", "gamma_daily_summary", "regime_signals")
+
+
+# A real source outranks synthetic data: without --force a real run replaces synthetic sessions,
+# and a synthetic run never overwrites real ones.
+def is_synthetic_label(label: str) -> bool:
+    return label == "synthetic"
+
+
+@dataclass
+class BackfillOptions:
+    symbols: list[str]
+    start: dt.date
+    end: dt.date
+    source: str = "auto"
+    seed: int = 42
+    force: bool = False
+    db: str | None = None
+    bars: str | None = None
+    rate: float | None = None
+    batch_sessions: int = 250
+    conventions: Conventions = field(default_factory=Conventions)
+    model: ModelParams = field(default_factory=ModelParams)
+    jobs: int = 1  # worker processes for the symbols (gexhistory.pipeline.jobs)
+    # A picklable callable (seed, bars, rate) -> PriceSource used instead of `source` (embedding, tests).
+    source_factory: Callable[..., PriceSource] | None = None
+
+
+@dataclass
+class TableCount:
+    inserted: int = 0
+    skipped: int = 0
+    replaced: int = 0
+
+
+@dataclass
+class SymbolResult:
+    symbol: str
+    data_source: str
+    sessions_in_window: int = 0
+    sessions_written: int = 0
+    sessions_skipped: int = 0
+    counts: dict[str, TableCount] = field(default_factory=lambda: {t: TableCount() for t in TABLES})
+    error: str | None = None  # why this symbol failed; its committed batches stay
+    notes: list[str] = field(default_factory=list)  # what the price source had to say (fall-backs, plan limits)
+
+
+@dataclass
+class BackfillResult:
+    run_id: int
+    start: dt.date
+    end: dt.date
+    data_source: str
+    synthetic: bool
+    symbols: list[SymbolResult]
+    elapsed: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    outcomes_filled: int = 0  # stored signals whose outcomes became (more) known in this run
+    outcomes_pending: int = 0  # signals still waiting for their 10-session horizon
+
+    @property
+    def failed(self) -> list[SymbolResult]:
+        return [s for s in self.symbols if s.error]
+
+    def totals(self) -> dict[str, TableCount]:
+        out = {t: TableCount() for t in TABLES}
+        for s in self.symbols:
+            for t, c in s.counts.items():
+                out[t].inserted += c.inserted
+                out[t].skipped += c.skipped
+                out[t].replaced += c.replaced
+        return out
+
+    def as_dict(self) -> dict:
+        return {
+            "run_id": self.run_id,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "data_source": self.data_source,
+            "synthetic": self.synthetic,
+            "elapsed_seconds": round(self.elapsed, 3),
+            "notes": self.notes,
+            "outcomes_filled": self.outcomes_filled,
+            "outcomes_pending": self.outcomes_pending,
+            "symbols": [
+                {
+                    "symbol": s.symbol,
+                    "sessions_in_window": s.sessions_in_window,
+                    "sessions_written": s.sessions_written,
+                    "sessions_skipped": s.sessions_skipped,
+                    "tables": {t: c.__dict__ for t, c in s.counts.items()},
+                    "error": s.error,
+                }
+                for s in self.symbols
+            ],
+            "totals": {t: c.__dict__ for t, c in self.totals().items()},
+            "failed": [s.symbol for s in self.failed],
+        }
+
+
+
+def versions() -> dict:
+    """The versions of what computes and stores the rows; numpy's is read from its installed
+    metadata, which is cheaper than importing it when a rerun has nothing to compute."""
+    from importlib.metadata import version
+
+    import sqlalchemy
+
+    return {"gexhistory": __version__, "numpy": version("numpy"), "sqlalchemy": sqlalchemy.__version__}
+
+
+ProgressFn = Callable[[str, int, int], None]  # (symbol, sessions done, sessions to do)
