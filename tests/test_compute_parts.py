@@ -1,7 +1,8 @@
 """A long synthetic window computed and written by several processes holds what one process writes.
 
-backfill cuts the sessions still to do into contiguous parts (parts.split); this process computes and
-writes the first, forked processes the others, each through its own connection. None of that may change
+backfill cuts the sessions still to do into contiguous parts (backfill.split); this process computes and
+writes the first, worker processes of the executor (pipeline/parallel.py) the others, each through its
+own connection. None of that may change
 a value: the stored content must be equal to the last bit to a one-process run's, on both backends, and
 the counts the run reports must add up. Also: the rows of a session never depend on the gaps of the
 window (sessions already stored), which is what lets any part start anywhere.
@@ -15,12 +16,12 @@ import os
 import pytest
 
 from dbcheck import content_digest, session_problems
-from gexhistory.pipeline import compute, parts
+from gexhistory.pipeline import backfill, compute
 from gexhistory.pipeline.backfill import BackfillOptions, run_backfill
 from gexhistory.calendar import sessions_between
 from gexhistory.engine.chain_model import ModelParams
 from gexhistory.engine.exposure import Conventions
-from gexhistory.errors import WorkFailed
+from gexhistory.errors import WorkerDied, WorkFailed
 from gexhistory.sources.synthetic import SyntheticMarket
 
 START, END = dt.date(2023, 3, 1), dt.date(2023, 9, 29)
@@ -28,7 +29,7 @@ TODO = sessions_between(START, END)
 
 
 def _backfill(db, monkeypatch, processes: int, **kw):
-    monkeypatch.setattr(parts, "MIN_PART_SESSIONS", 40)
+    monkeypatch.setattr(backfill, "MIN_PART_SESSIONS", 40)
     monkeypatch.setenv("GEXHISTORY_PROCESSES", str(processes))
     opts = BackfillOptions(symbols=["QQQ"], start=START, end=END, source="synthetic", seed=5, db=db,
                            batch_sessions=25, **kw)
@@ -72,16 +73,16 @@ def test_a_session_rows_do_not_depend_on_the_gaps_of_the_window():
 
 
 def test_real_sources_and_several_jobs_stay_in_one_process(monkeypatch):
-    monkeypatch.setattr(parts, "MIN_PART_SESSIONS", 10)
+    monkeypatch.setattr(backfill, "MIN_PART_SESSIONS", 10)
     monkeypatch.setenv("GEXHISTORY_PROCESSES", "2")
 
     class Real(SyntheticMarket):
         is_synthetic = False
 
-    assert len(parts.split(TODO, SyntheticMarket(5), None, jobs=1)) == 2
-    assert parts.split(TODO, SyntheticMarket(5), None, jobs=2) == [TODO]
-    assert parts.split(TODO, Real(5), None, jobs=1) == [TODO]
-    assert parts.split(TODO[:15], SyntheticMarket(5), None, jobs=1) == [TODO[:15]]
+    assert len(backfill.split(TODO, SyntheticMarket(5), jobs=1)) == 2
+    assert backfill.split(TODO, SyntheticMarket(5), jobs=2) == [TODO]
+    assert backfill.split(TODO, Real(5), jobs=1) == [TODO]
+    assert backfill.split(TODO[:15], SyntheticMarket(5), jobs=1) == [TODO[:15]]
 
 
 def test_an_error_in_a_worker_part_fails_the_run_and_keeps_whole_sessions(tmp_path, monkeypatch):
@@ -99,21 +100,20 @@ def test_an_error_in_a_worker_part_fails_the_run_and_keeps_whole_sessions(tmp_pa
     assert session_problems(db) == []
 
 
+def _die(*args):
+    os._exit(9)  # killed mid-part, without a word
+
+
 def test_a_worker_that_dies_is_a_failure_not_a_short_window(tmp_path, monkeypatch):
-    from gexhistory.pipeline import backfill
-
-    def die(send, *args):
-        os._exit(9)  # killed mid-part, without a word
-
-    monkeypatch.setattr(backfill, "_write_part", die)
-    with pytest.raises(WorkFailed, match="ended unexpectedly"):
+    monkeypatch.setattr(backfill, "backfill_task", _die)
+    with pytest.raises(WorkerDied, match="ended unexpectedly"):
         _backfill(str(tmp_path / "x.db"), monkeypatch, 2)
 
 
 def test_a_worker_that_finishes_first_is_not_waited_for_again(tmp_path, monkeypatch):
     # A small last part is done (and its end read) while this process still writes its own part.
-    real = parts.split
-    monkeypatch.setattr(parts, "split", lambda todo, *a: [todo[:-3], todo[-3:]] if len(real(todo, *a)) > 1 else [todo])
+    real = backfill.split
+    monkeypatch.setattr(backfill, "split", lambda todo, *a: [todo[:-3], todo[-3:]] if len(real(todo, *a)) > 1 else [todo])
     one = str(tmp_path / "one.db")
     _backfill(one, monkeypatch, 1)
     db = str(tmp_path / "two.db")

@@ -107,7 +107,7 @@ def test_bad_jobs_is_bad_input(tmp_path, jobs):
 
 
 def test_provider_rate_is_shared_among_jobs(monkeypatch):
-    from gexhistory.pipeline.backfill import worker_source
+    from gexhistory.pipeline.sessions import worker_source
 
     monkeypatch.setenv("POLYGON_API_KEY", "testkey_abc123")
     monkeypatch.delenv("MASSIVE_RATE_PER_MIN", raising=False)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import os
+from array import array
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib.util import find_spec
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -63,8 +65,6 @@ _CACHE_FORMAT = 1  # first int64 of the cache file; bump when the layout below c
 
 def _calendar_version() -> str | None:
     """exchange_calendars' installed version, without importing it (it imports pandas)."""
-    from importlib.util import find_spec
-
     spec = find_spec("exchange_calendars")
     if spec is None or not spec.origin:
         return None
@@ -74,7 +74,9 @@ def _calendar_version() -> str | None:
     found = sorted(site.glob("exchange_calendars-*.dist-info"))
     if len(found) == 1:
         return found[0].name[len("exchange_calendars-"):-len(".dist-info")]
-    from importlib.metadata import version
+    from importlib.metadata import (
+        version,  # lazy: a fallback; scanning every install costs ~10 ms
+    )
 
     return version("exchange_calendars")
 
@@ -94,8 +96,6 @@ def _cache_file() -> Path | None:
 def _read_cache(path: Path, today: int) -> tuple[list[int], list[int], list[int]] | None:
     """The cached table when the file is whole and fresh. Layout: native int64s
     [format, built (ordinal), n, n dates (ordinals), n opens, n closes (POSIX seconds)]."""
-    from array import array
-
     a = array("q")
     try:
         a.frombytes(path.read_bytes())
@@ -108,8 +108,6 @@ def _read_cache(path: Path, today: int) -> tuple[list[int], list[int], list[int]
 
 
 def _write_cache(path: Path, today: int, days: list[int], opens: list[int], closes: list[int]) -> None:
-    from array import array
-
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -132,6 +130,7 @@ def _session_table() -> tuple[list[int], list[int], list[int]]:
         cached = _read_cache(path, today)
         if cached is not None:
             return cached
+    # lazy: only when the cache is stale; exchange_calendars imports pandas (most of a no-op run's time)
     import exchange_calendars as xcals
     import numpy as np
 

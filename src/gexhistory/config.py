@@ -16,7 +16,7 @@ def load_dotenv_file() -> None:
     """Read ./.env once; real environment variables win over the file."""
     env_file = Path.cwd() / ".env"
     if env_file.is_file():
-        from dotenv import load_dotenv
+        from dotenv import load_dotenv  # lazy: only when a .env file exists
 
         load_dotenv(env_file, override=False)
 

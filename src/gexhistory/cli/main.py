@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import json
 import sys
 
 import click
 
+from gexhistory.calendar import last_completed_session, window_for_days
+from gexhistory.config import database_url, load_dotenv_file, parse_symbols, redact_url
 from gexhistory.errors import BadInput, GexHistoryError
+from gexhistory.runtime import Terminated, configure_process
 
 MAX_DAYS = 20000  # about 55 years: more is a typo, not a request
 
@@ -30,8 +32,6 @@ def _parse_date(value: str | None, name: str) -> dt.date | None:
 
 def resolve_window(days: int | None, start: str | None, end: str | None) -> tuple[dt.date, dt.date]:
     """--days N (calendar days ending at the last completed session) or --start/--end, inclusive."""
-    from gexhistory.calendar import last_completed_session, window_for_days
-
     if days is not None and start is not None:
         raise BadInput("give either --days or --start/--end, not both")
     last = last_completed_session().date
@@ -50,16 +50,9 @@ def resolve_window(days: int | None, start: str | None, end: str | None) -> tupl
     return d_start, d_end
 
 
-# Start-up (click, SQLAlchemy, numpy, the schema) creates objects that live as long as the process.
-# With CPython's default gen-0 threshold of 700 the cyclic collector runs ~150 times during a no-op
-# run, older generations and one full collection included, to free ~500 objects: ~60 ms of 0.6 s.
-# Collections stay on, only rarer (a cold 3650-day run keeps the same peak memory).
-GC_THRESHOLDS = (20_000, 20, 20)
-
-
 class _Group(click.Group):
     def main(self, *args, **kwargs):  # one clear line and exit 2 for every usage error
-        gc.set_threshold(*GC_THRESHOLDS)
+        configure_process()
         kwargs["standalone_mode"] = False
         try:
             rv = super().main(*args, **kwargs)
@@ -67,7 +60,7 @@ class _Group(click.Group):
             sys.exit(exc.exit_code)
         except click.Abort as exc:  # click turns Ctrl-C into Abort; the shell's convention is 130
             if isinstance(exc.__context__, KeyboardInterrupt):
-                _fail("interrupted", 130)
+                _interrupted(exc.__context__)
             _fail("aborted", 1)
         except click.UsageError as exc:
             _fail(exc.format_message().replace("\n", " "), 2)
@@ -77,17 +70,24 @@ class _Group(click.Group):
             _fail(str(exc), exc.exit_code)
         except Exception as exc:  # noqa: BLE001
             _fail_unexpected(exc)
-        except KeyboardInterrupt:
-            _fail("interrupted", 130)
+        except KeyboardInterrupt as exc:
+            _interrupted(exc)
         if isinstance(rv, int) and rv:
             sys.exit(rv)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> None:
+    """Ctrl-C exits 130, SIGTERM 143: the shell's conventions (128 + the signal's number)."""
+    if isinstance(exc, Terminated):
+        _fail("terminated", 143)
+    _fail("interrupted", 130)
 
 
 def _fail_unexpected(exc: Exception) -> None:
     """Database and OS errors met during work: one line, no traceback; anything else is a bug: re-raise."""
     sa_exc = sys.modules.get("sqlalchemy.exc")
     if sa_exc is not None and isinstance(exc, sa_exc.SQLAlchemyError):
-        from gexhistory.store.db import user_error
+        from gexhistory.store.db import user_error  # lazy: SQLAlchemy is loaded already if it failed
 
         err = user_error(exc)
         _fail(str(err), err.exit_code)
@@ -104,8 +104,6 @@ db_option = click.option("--db", default=None, metavar="URL-or-path",
 @click.version_option(package_name="gexhistory")
 def main() -> None:
     """gexhistory: years of gamma-exposure (GEX) history on day one."""
-    from gexhistory.config import load_dotenv_file
-
     load_dotenv_file()
 
 
@@ -113,8 +111,7 @@ def main() -> None:
 @db_option
 def init(db: str | None) -> None:
     """Create or migrate the schema (idempotent)."""
-    from gexhistory.config import database_url, redact_url
-    from gexhistory.store.db import init_schema, open_engine
+    from gexhistory.store.db import init_schema, open_engine  # lazy: only this command loads it
 
     created = init_schema(open_engine(db))
     what = ", ".join(created) if created else "nothing to do, schema is current"
@@ -135,15 +132,16 @@ def init(db: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Symbols processed in parallel worker processes.")
+@click.option("--cluster", default=None, metavar="tcp://HOST:8786", envvar="DASK_SCHEDULER_ADDRESS", show_envvar=True,
+              help="Run the symbols as tasks on this Dask scheduler (needs PostgreSQL and gexhistory[cluster]).")
 @click.option("--batch-sessions", type=click.IntRange(1, 100_000), default=250, show_default=True,
               envvar="GEXHISTORY_BATCH_SESSIONS", show_envvar=True,
               help="Sessions per commit: a crash loses at most one batch of work, never part of a session.")
 @db_option
-def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force, as_json, quiet, jobs, db,
+def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force, as_json, quiet, jobs, cluster, db,
              batch_sessions) -> int:
     """Backfill GEX snapshots, gamma snapshots, daily summaries and signals."""
-    from gexhistory.pipeline.backfill import BackfillOptions, run_backfill
-    from gexhistory.config import parse_symbols
+    from gexhistory.pipeline.backfill import BackfillOptions, run_backfill  # lazy: only this command loads it
 
     if symbol is not None and symbols is not None:
         raise BadInput("give either --symbol or --symbols, not both")
@@ -154,11 +152,11 @@ def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force,
         days = 365
     d_start, d_end = resolve_window(days, start, end)
     opts = BackfillOptions(names, d_start, d_end, source=source.lower(), seed=seed, force=force, db=db,
-                           bars=bars, rate=rate, jobs=jobs, batch_sessions=batch_sessions)
+                           bars=bars, rate=rate, jobs=jobs, cluster=cluster, batch_sessions=batch_sessions)
     if quiet or as_json:  # nothing to draw: the terminal code (ui, rich) is not even imported
         result = run_backfill(opts)
     else:
-        from gexhistory.cli.ui import Progress, print_summary
+        from gexhistory.cli.ui import Progress, print_summary  # lazy: only this command loads it
 
         with Progress() as progress:
             result = run_backfill(opts, progress=progress.update)
@@ -166,7 +164,7 @@ def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force,
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     if result.failed:  # the others' work is kept; say which failed and why, even when quiet
-        from gexhistory.cli.ui import print_failures
+        from gexhistory.cli.ui import print_failures  # lazy: only this command loads it
 
         print_failures(result)
         return 1
@@ -180,13 +178,12 @@ def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force,
 @db_option
 def status(symbol: str | None, check: bool, db: str | None) -> int:
     """Per symbol and table: counts, first/last date, sources, calendar gaps, pending outcomes."""
-    from gexhistory.config import parse_symbols
-    from gexhistory.store import status as st
-    from gexhistory.store.db import open_engine
-    from gexhistory.cli.ui import print_status
+    from gexhistory.cli.ui import print_status  # lazy: only this command loads it
+    from gexhistory.store import status as st  # lazy: only this command loads it
+    from gexhistory.store.db import open_engine  # lazy: only this command loads it
 
     engine = open_engine(db, must_exist=True, write=False)
-    from sqlalchemy import inspect
+    from sqlalchemy import inspect  # lazy: only this command loads it
 
     if "gamma_daily_summary" not in inspect(engine).get_table_names():
         raise BadInput("the database has no gexhistory tables: run `gexhistory init` or a backfill first")
@@ -198,8 +195,7 @@ def status(symbol: str | None, check: bool, db: str | None) -> int:
 
 
 def _status_check(engine, names: list[str]) -> int:
-    from gexhistory.calendar import last_completed_session
-    from gexhistory.store import status as st
+    from gexhistory.store import status as st  # lazy: only this command loads it
 
     last = last_completed_session().date
     problems = [p for s in names for p in st.check_symbol(engine, s, last)]
@@ -218,8 +214,7 @@ def _status_check(engine, names: list[str]) -> int:
 @click.option("--symbols", default=None, help="Comma-separated symbols for every job (default: each command's own).")
 def schedule(project_dir: str | None, python: str | None, symbols: str | None) -> None:
     """Print crontab lines and systemd units for the daily/weekly refreshes and intraday snapshots."""
-    from gexhistory.pipeline.schedule import render
-    from gexhistory.config import parse_symbols
+    from gexhistory.pipeline.schedule import render  # lazy: only this command loads it
 
     click.echo(render(project_dir, python, ",".join(parse_symbols(symbols)) if symbols else None), nl=False)
 
@@ -231,8 +226,8 @@ def schedule(project_dir: str | None, python: str | None, symbols: str | None) -
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def validate(reference: str, calibrate_until: str | None, as_json: bool) -> None:
     """Compare modelled GEX with a reference GEX series (SPEC 4.4) on held-out and in-sample days."""
-    from gexhistory.engine.validation import read_reference, validate as run_validation
-    from gexhistory.cli.ui import print_validation
+    from gexhistory.cli.ui import print_validation  # lazy: only this command loads it
+    from gexhistory.engine.validation import read_reference, validate as run_validation  # lazy: only this command
 
     until = _parse_date(calibrate_until, "--calibrate-until")
     result = run_validation(read_reference(reference), until)
@@ -248,7 +243,7 @@ def validate(reference: str, calibrate_until: str | None, as_json: bool) -> None
 @db_option
 def serve(host: str, port: int, db: str | None) -> None:
     """Serve the read-only pages (/gex/history, /gamma, /psychology/performance, /probability) and API."""
-    from gexhistory.web.server import serve as run_server
+    from gexhistory.web.server import serve as run_server  # lazy: only this command loads it
 
     run_server(db, host=host, port=port)
 
@@ -262,8 +257,8 @@ def serve(host: str, port: int, db: str | None) -> None:
 @db_option
 def import_chains(files, oi_file, volume_as_oi, underlying, as_json, db) -> None:
     """Import real option-chain files and recompute the GEX of the sessions they cover."""
-    from gexhistory.pipeline.import_chains import import_chains as run_import
-    from gexhistory.cli.ui import print_chain_import
+    from gexhistory.cli.ui import print_chain_import  # lazy: only this command loads it
+    from gexhistory.pipeline.import_chains import import_chains as run_import  # lazy: only this command loads it
 
     result = run_import(list(files), db=db, oi_file=oi_file, volume_as_oi=volume_as_oi, underlying=underlying)
     if as_json:
@@ -282,8 +277,7 @@ def import_chains(files, oi_file, volume_as_oi, underlying, as_json, db) -> None
 @db_option
 def snapshot(symbol, symbols, anytime, rate, as_json, quiet, db) -> int:
     """One live GEX snapshot now from the Massive/Polygon option chain snapshot (for cron)."""
-    from gexhistory.config import parse_symbols
-    from gexhistory.pipeline.snapshot import run_snapshot
+    from gexhistory.pipeline.snapshot import run_snapshot  # lazy: only this command loads it
 
     if symbol and symbols:
         raise BadInput("give either --symbol or --symbols, not both")

@@ -5,6 +5,18 @@ from __future__ import annotations
 import sys
 import time
 
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as RichProgress
+from rich.table import Table
+
 
 class Progress:
     """Progress of sessions written per symbol; rich bar on a terminal, one line per batch otherwise."""
@@ -18,8 +30,6 @@ class Progress:
 
     def __enter__(self) -> "Progress":
         if self.enabled and self.tty:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress
-            from rich.progress import TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
             self._bar = RichProgress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -51,9 +61,6 @@ class Progress:
 
 
 def print_summary(result) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     console = Console()
     for note in result.notes:
         console.print(f"[bold yellow]{note}[/]")
@@ -88,9 +95,6 @@ def print_failures(result) -> None:
 
 
 def print_status(statuses) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     console = Console()
     if not statuses:
         console.print("the database is empty: run `gexhistory backfill --days 365` to fill it")
@@ -114,8 +118,6 @@ def print_status(statuses) -> None:
 
 def print_validation(result: dict) -> None:
     """The validate metrics as a small table: held-out first, in-sample for reference."""
-    import click
-
 
     def fmt(v):
         return "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))

@@ -1,79 +1,87 @@
-"""The backfill pipeline: sources -> engine -> store, one session-atomic batch at a time.
+"""The backfill: plan -> fetch -> compute -> write -> report, one session-atomic batch at a time.
 
-`run_backfill` is the library call behind `gexhistory backfill` and the guide's
-`backfill_historical_data.py`. Completed sessions are skipped (a rerun writes nothing), `force`
-replaces the window atomically per batch, and a crash loses at most the open batch: a session's rows
-in every table are committed together, so a rerun resumes exactly where the last commit ended.
+`run_backfill` is the library call behind `gexhistory backfill`, the guide's
+`backfill_historical_data.py` and `gx.backfill`. It reads top to bottom:
+
+1. check the options (bad input is found before anything is written), record the run;
+2. plan: per symbol, the sessions of the window still to do (complete ones are skipped, `force`
+   redoes them, a real source replaces synthetic sessions, a synthetic one never replaces a real
+   imported chain);
+3. compute and write each symbol's sessions (pipeline/sessions.py): here, or as tasks on an executor
+   (pipeline/parallel.py): one task per symbol with --jobs N or --cluster, and a long synthetic
+   window cut in two so both cores work;
+4. fill the outcomes of signals whose horizon has passed, and record how the run ended.
+
+A crash loses at most the open batch: a session's rows in every table are committed together, so a
+rerun resumes exactly where the last commit ended.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from gexhistory.calendar import ET, TZ_NAME, Session, format_ts, sessions_between
+from gexhistory.config import database_url
 from gexhistory.errors import BadInput
-from gexhistory.pipeline.runs import (BackfillOptions, BackfillResult, ProgressFn, SymbolResult,
-                                      is_synthetic_label, versions)
+from gexhistory.pipeline import parallel
+from gexhistory.pipeline.outcomes import fill_outcomes
+from gexhistory.pipeline.runs import (
+    BackfillOptions,
+    BackfillResult,
+    ProgressFn,
+    SymbolResult,
+    failure_message,
+    is_synthetic_label,
+    versions,
+)
+from gexhistory.pipeline.sessions import backfill_task, worker_source, write_sessions
+from gexhistory.runtime import compute_processes, engine_threads
+from gexhistory.sources.select import choose_source, source_label
 from gexhistory.store import writes
 from gexhistory.store.db import init_schema, open_engine
-from gexhistory.store.schema import gamma_daily_summary, gamma_history, gex_history, regime_signals
 
-# numpy and the engine are imported by compute.py, on first use: a rerun with nothing to do records
-# its run and exits without them.
 if TYPE_CHECKING:
     from gexhistory.sources.base import PriceSource
 
-def select_source(name: str, *, seed: int, bars: str | None = None, rate: float | None = None,
-                  symbols: list[str] | None = None) -> PriceSource:
-    """auto = the Massive/Polygon source when a key is configured, else the labelled synthetic market."""
-    from gexhistory.sources import select
-
-    return select.select_source(name, seed=seed, bars=bars, rate=rate, symbols=symbols)
-
-
-def _through_bar_cache(source: PriceSource, engine) -> PriceSource:
-    """Real sources answer through price_bars (reruns fetch nothing they hold); synthetic bars are not stored."""
-    from gexhistory.pipeline.bar_cache import BarCache
-
-    if source.is_synthetic or isinstance(source, BarCache):
-        return source
-    return BarCache(source, engine)
+MAX_JOBS = 64
+MIN_PART_SESSIONS = 500  # below this a second process costs more (start, warm-up) than it saves
+POLL_SECONDS = 0.1  # how often progress from workers is read while waiting for them
+SYNTHETIC_NOTE = ("SYNTHETIC DATA: prices come from the seeded synthetic market, not a real feed; "
+                  "every row is labelled data_source='synthetic'.")
 
 
-def _store_fetched_bars(conn, source: PriceSource) -> None:
-    flush = getattr(source, "flush", None)
-    if flush is not None:
-        flush(conn)
+@dataclass
+class SymbolPlan:
+    """What a run has to do for one symbol: the sessions to compute, and what it leaves as stored."""
+
+    symbol: str
+    todo: list[Session]
+    skipped_sessions: int
+    skipped_snapshots: int
 
 
 def run_backfill(opts: BackfillOptions, progress: ProgressFn | None = None) -> BackfillResult:
+    """Backfill `opts.symbols` over [opts.start, opts.end]; see the module docstring.
+
+    Raises BadInput (nothing written) or WorkFailed (committed batches stay; a rerun completes the
+    window). With several symbols, one symbol's failure is reported on its result and the others go on.
+    """
     t0 = time.perf_counter()
-    if opts.end < opts.start:
-        raise BadInput(f"end date {opts.end} is before start date {opts.start}")
+    cluster = _check(opts)
     window = sessions_between(opts.start, opts.end)
-    from gexhistory.pipeline.jobs import check_jobs
-
-    jobs = check_jobs(opts.jobs, len(opts.symbols))
-    from gexhistory.runtime import compute_processes, engine_threads
-
-    engine_threads(), compute_processes()  # a bad setting is bad input before anything is written
-    source = worker_source(opts, 1)
+    source = _Source(opts)
     engine = open_engine(opts.db)
     init_schema(engine)
-    params = {"conventions": opts.conventions.as_dict(), "chain_model": opts.model.as_dict(),
-              "seed": opts.seed if source.is_synthetic else None, "force": opts.force,
-              "snapshot_times": {"regular": "09:30,12:30,15:00,16:00", "early_close": "09:30,11:00,12:00,13:00"},
-              "timezone": TZ_NAME}
-    run_id = writes.start_run(engine, "backfill", opts.symbols, opts.start, opts.end, source.name, params,
-                              versions(), format_ts(dt.datetime.now(ET)))
+    run_id = writes.start_run(engine, "backfill", opts.symbols, opts.start, opts.end, source.name,
+                              _parameters(opts, source.is_synthetic), versions(), format_ts(dt.datetime.now(ET)))
     result = BackfillResult(run_id, opts.start, opts.end, source.name, source.is_synthetic, [])
     if source.is_synthetic:
-        result.notes.append("SYNTHETIC DATA: prices come from the seeded synthetic market, not a real feed; "
-                            "every row is labelled data_source='synthetic'.")
+        result.notes.append(SYNTHETIC_NOTE)
     try:
-        result.symbols = _run_symbols(engine, source, window, opts, run_id, jobs, progress)
+        result.symbols = _run_symbols(engine, source, window, opts, run_id, cluster, progress)
         for symbol in opts.symbols:
             filled, pending = fill_outcomes(engine, symbol)
             result.outcomes_filled += filled
@@ -97,203 +105,187 @@ def run_backfill(opts: BackfillOptions, progress: ProgressFn | None = None) -> B
     return result
 
 
-def worker_source(opts: BackfillOptions, jobs: int) -> PriceSource:
-    """The price source one process uses; a provider's request rate is shared among the jobs."""
-    rate = opts.rate
-    if jobs > 1:
-        if rate is None and opts.source_factory is None:
-            from gexhistory.sources.massive import DEFAULT_RATE_PER_MIN, _env_float
-
-            rate = _env_float("MASSIVE_RATE_PER_MIN", DEFAULT_RATE_PER_MIN, 1e-3, 1e6)
-        rate = rate / jobs if rate else rate
-    if opts.source_factory is not None:
-        return opts.source_factory(seed=opts.seed, bars=opts.bars, rate=rate)
-    return select_source(opts.source, seed=opts.seed, bars=opts.bars, rate=rate, symbols=opts.symbols)
-
-
-def _run_symbols(engine, source: PriceSource, window: list[Session], opts: BackfillOptions, run_id: int,
-                 jobs: int, progress: ProgressFn | None) -> list[SymbolResult]:
-    from gexhistory.pipeline.jobs import run_symbols
-
-    return run_symbols(engine, source, opts, window, run_id, jobs, progress,
-                       lambda symbol, prog: _backfill_symbol(engine, source, symbol, window, opts, run_id, prog),
-                       (worker_source, _backfill_symbol))
+def _check(opts: BackfillOptions) -> str | None:
+    """Bad options are bad input before anything is written; returns the cluster address, if any."""
+    if opts.end < opts.start:
+        raise BadInput(f"end date {opts.end} is before start date {opts.start}")
+    if not isinstance(opts.jobs, int) or not 1 <= opts.jobs <= MAX_JOBS:
+        raise BadInput(f"--jobs must be between 1 and {MAX_JOBS}, got {opts.jobs}")
+    engine_threads(), compute_processes()  # a bad GEXHISTORY_* setting
+    cluster = parallel.cluster_address(opts.cluster)
+    if cluster and database_url(opts.db).startswith("sqlite"):
+        raise BadInput("a Dask cluster writes through PostgreSQL (--db postgresql://...): an SQLite file "
+                       "lives on one machine and its workers could not all reach it")
+    return cluster
 
 
-def _backfill_symbol(engine, source: PriceSource, symbol: str, window: list[Session], opts: BackfillOptions,
-                     run_id: int, progress: ProgressFn | None) -> SymbolResult:
-    res = SymbolResult(symbol, source.name, sessions_in_window=len(window))
-    if not window:
-        return res
-    existing = writes.complete_sessions(engine, symbol, window[0].date, window[-1].date)
-    todo = [s for s in window if s.date not in existing or opts.force
-            or (is_synthetic_label(existing[s.date]) and not source.is_synthetic)]
-    chains = None
-    if todo:  # imported chains and the bar cache matter only for sessions still to compute
-        source = _through_bar_cache(source, engine)
-        chains = _imported_chains(engine, symbol, window[0].date, window[-1].date)
-        if source.is_synthetic:  # a real imported chain is never recomputed at synthetic prices, even with --force
-            todo = [s for s in todo if not (s.date in existing and s.date in chains.dates)]
-    res.sessions_skipped = len(window) - len(todo)
-    res.counts["gamma_daily_summary"].skipped = res.sessions_skipped
-    res.counts["gex_history"].skipped = res.counts["gamma_history"].skipped = 4 * res.sessions_skipped
-    if progress:
-        progress(symbol, 0, len(todo))
-    if not todo:
-        return res
+class _Source:
+    """The run's price source, checked before anything is written. The synthetic market is opened
+    only when a session is to be computed, so a rerun with nothing to do imports no price code (nor
+    numpy); a provider (its key, its URL) and a CSV file (every row) are checked, so opened, at once."""
 
-    from gexhistory.pipeline.compute import compute_sessions
-    from gexhistory.pipeline.parts import Forked, split
-    from gexhistory.runtime import tune_allocator
-
-    tune_allocator()
-    parts = split(todo, source, None if source.is_synthetic else chains, opts.jobs)
-    workers = [Forked(_write_part, symbol, part, opts, run_id, source) for part in parts[1:]]
-    totals = {"done": 0, "total": len(todo)}
-
-    def report(n: int) -> None:  # sessions written here or by a worker
-        totals["done"] += n
-        if progress:
-            progress(symbol, totals["done"], totals["total"])
-
-    finished: set[int] = set()
-
-    def absorb(k: int, kind, payload) -> None:
-        if kind == "progress":
-            report(payload)
-        elif kind == "done":
-            _merge(res, payload)
-            finished.add(k)
+    def __init__(self, opts: BackfillOptions):
+        self.opts = opts
+        self._source: PriceSource | None = None
+        if opts.source_factory is not None:
+            self._source = opts.source_factory(seed=opts.seed, bars=opts.bars, rate=opts.rate)
         else:
-            raise payload
+            kind = choose_source(opts.source, opts.bars)
+            if kind != "synthetic":
+                self._source = worker_source(opts, 1)
+            self.name, self.is_synthetic = source_label(kind, opts.bars), kind == "synthetic"
+        if self._source is not None:
+            self.name, self.is_synthetic = self._source.name, self._source.is_synthetic
 
+    def open(self) -> PriceSource:
+        if self._source is None:
+            self._source = worker_source(self.opts, 1)
+        return self._source
+
+
+def _parameters(opts: BackfillOptions, synthetic: bool) -> dict:
+    return {"conventions": opts.conventions.as_dict(), "chain_model": opts.model.as_dict(),
+            "seed": opts.seed if synthetic else None, "force": opts.force,
+            "snapshot_times": {"regular": "09:30,12:30,15:00,16:00", "early_close": "09:30,11:00,12:00,13:00"},
+            "timezone": TZ_NAME}
+
+
+def plan_symbol(engine, source: PriceSource | _Source, symbol: str, window: list[Session],
+                opts: BackfillOptions) -> SymbolPlan:
+    """The sessions of `window` still to compute for `symbol`, from what is stored now."""
+    if not window:
+        return SymbolPlan(symbol, [], 0, 0)
+    held = writes.complete_sessions(engine, symbol, window[0].date, window[-1].date)
+    todo = [s for s in window if s.date not in held or opts.force
+            or (is_synthetic_label(held[s.date].source) and not source.is_synthetic)]
+    if todo and source.is_synthetic:  # a real imported chain is never recomputed at synthetic prices
+        imported = writes.imported_chain_dates(engine, symbol, window[0].date, window[-1].date)
+        todo = [s for s in todo if not (s.date in held and s.date in imported)]
+    kept = {s.date for s in todo}
+    left = [held[s.date] for s in window if s.date not in kept]
+    return SymbolPlan(symbol, todo, len(left), sum(h.snapshots for h in left))
+
+
+def _run_symbols(engine, source: _Source, window: list[Session], opts: BackfillOptions, run_id: int,
+                 cluster: str | None, progress: ProgressFn | None) -> list[SymbolResult]:
+    """Every symbol's result, in opts.symbols order. A single-symbol run raises its error; with several,
+    a failed symbol carries `error` and the others keep going."""
+    single = len(opts.symbols) == 1
+    results: dict[str, SymbolResult] = {}
+    plans: list[SymbolPlan] = []
+    for symbol in opts.symbols:
+        res = results[symbol] = SymbolResult(symbol, source.name, sessions_in_window=len(window))
+        try:
+            plan = plan_symbol(engine, source, symbol, window, opts)
+        except Exception as exc:
+            _fail(res, exc, single)
+            continue
+        res.add_skipped(plan.skipped_sessions, plan.skipped_snapshots)
+        if progress:
+            progress(symbol, 0, len(plan.todo))
+        if plan.todo:
+            plans.append(plan)
+    busy = len(plans)
+    if cluster or (opts.jobs > 1 and busy > 1):
+        pool = parallel.cluster_pool(cluster) if cluster else parallel.local_pool(min(opts.jobs, busy))
+        task_opts = replace(opts, db=database_url(opts.db))  # a worker's environment may name another database
+        jobs = busy if cluster else min(opts.jobs, busy)
+        parts = {pool.submit(backfill_task, task_opts, p.symbol, p.todo, run_id, jobs): (p.symbol, p) for p in plans}
+        _collect(pool, parts, results, progress, single)
+    else:
+        for plan in plans:
+            try:
+                _run_here(engine, source.open(), plan, opts, run_id, results[plan.symbol], progress)
+            except Exception as exc:
+                _fail(results[plan.symbol], exc, single)
+    return [results[s] for s in opts.symbols]
+
+
+def split(todo: list[Session], source: PriceSource, jobs: int) -> list[list[Session]]:
+    """The parts one symbol's sessions are computed in: two for a long window of the synthetic market
+    (pure computation: no shared rate limit or bar cache) when the symbols do not already use the
+    cores, else one. Equal halves: the later sessions cost more (daily expiries) and this process,
+    which takes the first, also planned the run; they come out about even."""
+    n = min(compute_processes() if jobs <= 1 else 1, len(todo) // MIN_PART_SESSIONS)
+    if n <= 1 or not source.is_synthetic:
+        return [todo]
+    cuts = [round(len(todo) * k / n) for k in range(n + 1)]
+    return [todo[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
+
+
+def _run_here(engine, source: PriceSource, plan: SymbolPlan, opts: BackfillOptions, run_id: int,
+              res: SymbolResult, progress: ProgressFn | None) -> None:
+    """One symbol in this process, its later part (if split) in a worker process at the same time."""
+    first, *rest = split(plan.todo, source, opts.jobs)
+    done = {"n": 0}
+
+    def advance(n: int) -> None:
+        done["n"] += n
+        if progress:
+            progress(plan.symbol, done["n"], len(plan.todo))
+
+    pool = parallel.local_pool(len(rest)) if rest else None
     try:
-        bundles = compute_sessions(source, symbol, parts[0], opts.conventions, opts.model,
-                                   chains=None if source.is_synthetic else chains,
-                                   threads=1 if workers else None)
-        for n in _write_batches(engine, symbol, parts[0], bundles, opts, run_id, source, res):
-            report(n)
-            for k, w in enumerate(workers):
-                for message in w.poll():
-                    absorb(k, *message)
-        for k, w in enumerate(workers):
-            while k not in finished:
-                absorb(k, *w.next())
-    finally:
-        for w in workers:
-            w.close()
-    res.notes = list(getattr(source, "notes", []))
-    return res
+        futures = [pool.submit(backfill_task, opts, plan.symbol, part, run_id, 1) for part in rest] if pool else []
+
+        def on_batch(n: int) -> None:
+            advance(n)
+            for _, m in pool.progress() if pool else []:
+                advance(m)
+
+        write_sessions(engine, source, plan.symbol, first, opts, run_id, res, on_batch=on_batch,
+                       threads=1 if pool else None)
+        pending = set(futures)
+        while pending:
+            _, pending = pool.wait(pending, POLL_SECONDS)
+            for _, m in pool.progress():
+                advance(m)
+        for f in futures:
+            res.merge(parallel.result_of(f))
+    except BaseException:
+        if pool is not None:
+            pool.close(cancel=True)
+        raise
+    if pool is not None:
+        pool.close()
 
 
-def _write_batches(engine, symbol: str, todo: list[Session], bundles, opts: BackfillOptions, run_id: int,
-                   source: PriceSource, res: SymbolResult):
-    """Write `todo`'s bundles (in order) batch by batch, each batch one transaction; yields the number
-    of sessions after each batch."""
-    for lo in range(0, len(todo), opts.batch_sessions):
-        batch = todo[lo:lo + opts.batch_sessions]
-        rows = [next(bundles) for _ in batch]
-        seen = len(batch)
-        with engine.begin() as conn:
-            writes.lock_symbol(conn, symbol)
-            _store_fetched_bars(conn, source)
-            batch, rows = _still_todo(conn, symbol, batch, rows, opts, source, res)
-            removed = writes.delete_sessions(conn, symbol, [s.date for s in batch])
-            live = writes.live_timestamps(conn, symbol, [s.date for s in batch])
-            for name, table in (("gex_history", gex_history), ("gamma_history", gamma_history),
-                                ("gamma_daily_summary", gamma_daily_summary), ("regime_signals", regime_signals)):
-                table_rows = [r for b in rows for r in b[name] if r.get("timestamp") not in live]
-                for r in table_rows:
-                    r["run_id"] = run_id
-                writes.insert_rows(conn, table, table_rows)
-                c = res.counts[name]
-                c.replaced += removed[name]
-                c.inserted += len(table_rows) - min(removed[name], len(table_rows))
-        res.sessions_written += len(batch)
-        yield seen
+def _collect(pool: parallel.Pool, parts: dict, results: dict[str, SymbolResult], progress: ProgressFn | None,
+             single: bool) -> None:
+    """Wait for the symbols' tasks, feeding their progress to `progress`, and merge their counts."""
+    done: dict[str, int] = {}
 
+    def advance(symbol: str, n: int) -> None:
+        done[symbol] = done.get(symbol, 0) + n
+        if progress:
+            progress(symbol, done[symbol], len(parts_by_symbol[symbol].todo))
 
-def _write_part(send, symbol: str, todo: list[Session], opts: BackfillOptions, run_id: int,
-                source: PriceSource) -> None:
-    """A forked worker's part: computed and written through its own connection (never the parent's),
-    reporting sessions as their batches commit and its counts at the end."""
-    from gexhistory.pipeline.compute import compute_sessions
-
-    engine = open_engine(opts.db)
+    parts_by_symbol = {symbol: plan for symbol, plan in parts.values()}
+    pending = set(parts)
     try:
-        part = SymbolResult(symbol, source.name)
-        bundles = compute_sessions(source, symbol, todo, opts.conventions, opts.model, threads=1)
-        for n in _write_batches(engine, symbol, todo, bundles, opts, run_id, source, part):
-            send("progress", n)
-        send("done", {"written": part.sessions_written, "skipped": part.sessions_skipped,
-                      "counts": {t: c.__dict__ for t, c in part.counts.items()}})
-    finally:
-        engine.dispose()
+        while pending:
+            finished, pending = pool.wait(pending, POLL_SECONDS)
+            for symbol, n in pool.progress():
+                advance(symbol, n)
+            for f in finished:
+                symbol, plan = parts[f]
+                try:
+                    part = parallel.result_of(f)
+                except Exception as exc:
+                    _fail(results[symbol], exc, single)
+                    continue
+                results[symbol].merge(part)
+                if pool.kind == "cluster":  # no progress queue there: a task reports when it ends
+                    advance(symbol, len(plan.todo) - done.get(symbol, 0))
+    except BaseException:
+        pool.close(cancel=True)
+        raise
+    pool.close()
 
 
-def _merge(res: SymbolResult, part: dict) -> None:
-    res.sessions_written += part["written"]
-    res.sessions_skipped += part["skipped"]
-    for t, c in part["counts"].items():
-        mine = res.counts[t]
-        mine.inserted += c["inserted"]
-        mine.replaced += c["replaced"]
-        mine.skipped += c["skipped"]
-
-
-def _imported_chains(engine, symbol: str, start: dt.date, end: dt.date):
-    """date -> stored imported chain (or None): imported chains outrank the modelled one."""
-    from gexhistory.pipeline.import_chains import chain_lookup
-
-    return chain_lookup(engine, symbol, start - dt.timedelta(days=45), end)
-
-
-def _still_todo(conn, symbol: str, batch: list[Session], rows: list[dict], opts: BackfillOptions,
-                source: PriceSource, res: SymbolResult) -> tuple[list[Session], list[dict]]:
-    """Drop the sessions another run completed since our first read (we hold the symbol's lock now).
-
-    Two runs of one window would otherwise both replace each other's sessions: still correct, since
-    delete+insert is one transaction, but reported as 'replaced' and against the source precedence.
-    """
-    if opts.force:
-        return batch, rows
-    held = writes.complete_sessions_locked(conn, symbol, [s.date for s in batch])
-    keep = [k for k, s in enumerate(batch)
-            if s.date not in held or (is_synthetic_label(held[s.date]) and not source.is_synthetic)]
-    gone = len(batch) - len(keep)
-    if gone:
-        res.sessions_skipped += gone
-        res.counts["gamma_daily_summary"].skipped += gone
-        res.counts["gex_history"].skipped += 4 * gone
-        res.counts["gamma_history"].skipped += 4 * gone
-    return [batch[k] for k in keep], [rows[k] for k in keep]
-
-
-def fill_outcomes(engine, symbol: str) -> tuple[int, int]:
-    """Fill the outcomes of `symbol`'s stored signals whose horizons are now known, from the stored
-    session closes of the same data_source (engine/outcomes.py). Returns (signals updated, still pending)."""
-    from gexhistory.engine.outcomes import HORIZONS, outcome
-    from gexhistory.store import outcomes as store_outcomes
-
-    pending = store_outcomes.pending_signals(engine, symbol)
-    if not pending:
-        return 0, 0
-    first = min(dt.date.fromisoformat(r["timestamp"][:10]) for r in pending)
-    closes: dict[str, dict[dt.date, float]] = {}
-    updates, still = [], 0
-    cal = [x.date for x in sessions_between(first, dt.date.today() + dt.timedelta(days=40))]
-    pos = {d: i for i, d in enumerate(cal)}
-    for r in pending:
-        day = dt.date.fromisoformat(r["timestamp"][:10])
-        src = r["data_source"]
-        if src not in closes:
-            closes[src] = store_outcomes.session_closes(engine, symbol, src, first)
-        i = pos.get(day)
-        later = cal[i + 1:i + 1 + max(HORIZONS)] if i is not None else []
-        o = outcome(r["spy_price"], later, closes[src], r["trade_direction"]).as_dict()
-        if o["price_change_10d"] is None:
-            still += 1
-        if any(o[k] != r[k] for k in o):
-            updates.append({"id": r["id"], **o})
-    store_outcomes.update_outcomes(engine, updates)
-    return len(updates), still
+def _fail(res: SymbolResult, exc: Exception, single: bool) -> None:
+    """Record why a symbol failed (its committed batches stay); a single-symbol run re-raises instead,
+    so the plain error and its exit code reach the caller."""
+    if single:
+        raise exc
+    res.error = failure_message(exc)

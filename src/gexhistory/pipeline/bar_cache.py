@@ -15,24 +15,31 @@ import datetime as dt
 import numpy as np
 
 from gexhistory.calendar import Session, sessions_between
-from gexhistory.sources.base import MINUTES_PER_SESSION, DailyBars, MinuteBars, minutes_from_daily
+from gexhistory.sources.base import MINUTES_PER_SESSION, VIX, DailyBars, MinuteBars, PriceSource, minutes_from_daily
 from gexhistory.store import bars as store_bars
 
 
-class BarCache:
-    def __init__(self, source, engine):
+class BarCache(PriceSource):
+    """`source` answered through price_bars; `flush(conn)` writes what it fetched."""
+
+    def __init__(self, source: PriceSource, engine):
+        super().__init__()
         self.source = source
         self.engine = engine
         self.name = source.name
         self.is_synthetic = source.is_synthetic
-        self._read = bool(getattr(source, "cache_bars", False))
+        self.vix_label = source.vix_label
+        self._read = source.cache_bars
         self._pending: dict[tuple, dict] = {}
         self._daily: dict[str, DailyBars] = {}
-        self._notes: list[str] = []
 
     @property
     def notes(self) -> list[str]:
-        return list(dict.fromkeys([*getattr(self.source, "notes", []), *self._notes]))
+        return list(dict.fromkeys([*self.source.notes, *self._notes]))
+
+    @notes.setter
+    def notes(self, value: list[str]) -> None:  # PriceSource.__init__ sets it; this cache keeps its own
+        self._notes = list(value)
 
     # -- daily -------------------------------------------------------------------------------
     def daily_bars(self, symbol: str, start: dt.date, end: dt.date) -> DailyBars:
@@ -44,12 +51,9 @@ class BarCache:
         return bars
 
     def vix_bars(self, start: dt.date, end: dt.date) -> DailyBars | None:
-        from gexhistory.sources.massive import VIX
-
         bars = self._stored_daily(VIX, start, end) if self._read else None
         if bars is None:
-            fetch = getattr(self.source, "vix_bars", None)
-            bars = fetch(start, end) if fetch else None
+            bars = self.source.vix_bars(start, end)
             if bars is not None:
                 self._keep_daily(bars)
         return bars

@@ -3,22 +3,39 @@
 Nothing here writes. `compute_sessions` yields, session by session in date order, the rows of every table;
 backfill.py writes them in session-atomic batches. A session's rows never depend on which other sessions
 were computed with it, so the work can be cut anywhere: in chunks for the engine, on threads, and, for a
-long window of a source that is pure computation, across processes (parts.py).
+long window of a source that is pure computation, across processes (backfill.split).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import deque
 from typing import Callable
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
-from gexhistory.calendar import ET, TZ_NAME, Session, format_ts, sessions_before, sessions_between
+from gexhistory.calendar import (
+    ET,
+    TZ_NAME,
+    Session,
+    format_ts,
+    sessions_before,
+    sessions_between,
+)
 from gexhistory.engine.chain import OptionChain
 from gexhistory.engine.chain_model import ChainModel, ModelParams, warmup_start
-from gexhistory.engine.exposure import GEX_UNIT, Conventions, GexSnapshot, compute_sessions_batch
+from gexhistory.engine.exposure import (
+    GEX_UNIT,
+    Conventions,
+    GexSnapshot,
+    compute_sessions_batch,
+)
+from gexhistory.engine.signals import SCALE_WINDOW
 from gexhistory.engine.summary import CORR_WINDOW, daily_summary, window_corr
 from gexhistory.errors import WorkFailed
+from gexhistory.pipeline import parallel
+from gexhistory.pipeline.signals import SignalContext, fetch_minutes
 from gexhistory.runtime import engine_threads
 from gexhistory.sources.base import DailyBars, PriceSource
 
@@ -36,10 +53,6 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
     COMPUTE_CHUNK at a time, in date order (the chain model steps forward), on engine_threads() threads
     that work ahead of the caller; results are used in order, and a session's values do not depend on
     the chunk or thread it lands in."""
-    # Imported here, not at the top: a rerun with nothing to compute never needs the signal code.
-    from gexhistory.pipeline.signals import SignalContext, fetch_minutes
-    from gexhistory.engine.signals import SCALE_WINDOW
-
     first, last = todo[0].date, todo[-1].date
     context = sessions_before(first, max(CORR_WINDOW + 1, SCALE_WINDOW))
     bars_from = warmup_start(context[0].date if context else first)
@@ -87,10 +100,7 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
             yield from finish(lo, block, block_chains, wanted, compute_sessions_batch(*args))
         return
 
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="gex-engine")
+    pool = parallel.threads(threads)
     pending: deque = deque()
     starts = iter(range(0, len(span), COMPUTE_CHUNK))
     try:
@@ -116,8 +126,6 @@ def _price_gex_corr(close: np.ndarray, close_gex: np.ndarray, lo: int, n: int) -
     start = max(lo, CORR_WINDOW)
     if start >= lo + n:
         return out
-    from numpy.lib.stride_tricks import sliding_window_view
-
     rows = slice(start - CORR_WINDOW, lo + n - CORR_WINDOW)
     corr = window_corr(sliding_window_view(close, CORR_WINDOW + 1)[rows],
                        sliding_window_view(close_gex, CORR_WINDOW + 1)[rows])

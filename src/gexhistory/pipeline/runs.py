@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from typing import TYPE_CHECKING, Callable
 
+import sqlalchemy
+
 from gexhistory.engine.params import Conventions, ModelParams
+from gexhistory.errors import GexHistoryError
 from gexhistory.version import __version__
 
 if TYPE_CHECKING:
@@ -26,6 +30,8 @@ def is_synthetic_label(label: str) -> bool:
 
 @dataclass
 class BackfillOptions:
+    """Everything a backfill run is asked to do; `gexhistory backfill`'s options, one field each."""
+
     symbols: list[str]
     start: dt.date
     end: dt.date
@@ -38,7 +44,8 @@ class BackfillOptions:
     batch_sessions: int = 250
     conventions: Conventions = field(default_factory=Conventions)
     model: ModelParams = field(default_factory=ModelParams)
-    jobs: int = 1  # worker processes for the symbols (gexhistory.pipeline.jobs)
+    jobs: int = 1  # local worker processes for the symbols (pipeline/parallel.py)
+    cluster: str | None = None  # a Dask scheduler address (tcp://host:8786): the symbols run there
     # A picklable callable (seed, bars, rate) -> PriceSource used instead of `source` (embedding, tests).
     source_factory: Callable[..., PriceSource] | None = None
 
@@ -60,6 +67,24 @@ class SymbolResult:
     counts: dict[str, TableCount] = field(default_factory=lambda: {t: TableCount() for t in TABLES})
     error: str | None = None  # why this symbol failed; its committed batches stay
     notes: list[str] = field(default_factory=list)  # what the price source had to say (fall-backs, plan limits)
+
+    def add_skipped(self, sessions: int, snapshots: int) -> None:
+        """Count sessions left as they were stored, with the snapshots they hold."""
+        self.sessions_skipped += sessions
+        self.counts["gamma_daily_summary"].skipped += sessions
+        self.counts["gex_history"].skipped += snapshots
+        self.counts["gamma_history"].skipped += snapshots
+
+    def merge(self, part: "SymbolResult") -> None:
+        """Add the counts of a part of this symbol's window computed elsewhere (a worker, a node)."""
+        self.sessions_written += part.sessions_written
+        self.sessions_skipped += part.sessions_skipped
+        for name, c in part.counts.items():
+            mine = self.counts[name]
+            mine.inserted += c.inserted
+            mine.replaced += c.replaced
+            mine.skipped += c.skipped
+        self.notes = list(dict.fromkeys([*self.notes, *part.notes]))
 
 
 @dataclass
@@ -119,11 +144,15 @@ class BackfillResult:
 def versions() -> dict:
     """The versions of what computes and stores the rows; numpy's is read from its installed
     metadata, which is cheaper than importing it when a rerun has nothing to compute."""
-    from importlib.metadata import version
-
-    import sqlalchemy
-
     return {"gexhistory": __version__, "numpy": version("numpy"), "sqlalchemy": sqlalchemy.__version__}
 
 
 ProgressFn = Callable[[str, int, int], None]  # (symbol, sessions done, sessions to do)
+
+
+def failure_message(exc: BaseException) -> str:
+    """One line that says why a symbol failed (the first line of the error, type when empty)."""
+    orig = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps driver errors in .orig
+    text = str(orig).strip()
+    line = text.splitlines()[0] if text else type(orig).__name__
+    return line if isinstance(exc, GexHistoryError) else f"{type(orig).__name__}: {line}"

@@ -8,6 +8,7 @@ systemd through the zone written at the end of each OnCalendar= expression (syst
 from __future__ import annotations
 
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,8 +93,6 @@ def systemd_units(project_dir: str, python: str, symbols: str | None = None) -> 
 
 def render(project_dir: str | None = None, python: str | None = None, symbols: str | None = None) -> str:
     """The whole text `gexhistory schedule` prints."""
-    import sys
-
     project = Path(project_dir or ".").expanduser().absolute()
     if not project.is_dir():
         raise BadInput(f"project directory {project} does not exist")

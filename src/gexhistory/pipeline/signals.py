@@ -71,13 +71,11 @@ class SignalContext:
         self.coiling = rsi_mod.coiling(self.overbought, self.oversold, contraction)
         self.volume_ratio = rsi_mod.volume_ratio(bars.volume)[rows]
         self.vix: dict[dt.date, float] = {}
-        vix_fn = getattr(source, "vix_bars", None)
-        if vix_fn is not None:
-            before = sessions_before(todo[0].date, 1)  # the day-change of the first session needs its eve
-            vb = vix_fn(before[0].date if before else todo[0].date, todo[-1].date)
-            if vb is not None:
-                self.vix = {d: float(c) for d, c in zip(vb.dates, vb.close) if np.isfinite(c)}
-        self.vix_label = getattr(source, "vix_label", "I:VIX")
+        before = sessions_before(todo[0].date, 1)  # the day-change of the first session needs its eve
+        vb = source.vix_bars(before[0].date if before else todo[0].date, todo[-1].date)
+        if vb is not None:
+            self.vix = {d: float(c) for d, c in zip(vb.dates, vb.close) if np.isfinite(c)}
+        self.vix_label = source.vix_label
 
     def _vix(self, day: dt.date, prev_day: dt.date | None, close_iv: dict) -> tuple:
         if day in self.vix and prev_day in self.vix:

@@ -172,7 +172,7 @@ def run_snapshot(symbols: list[str], db: str | None = None, *, now: dt.datetime 
                  anytime: bool = False, rate: float | None = None) -> tuple[list[SnapshotResult], list[tuple[str, str]]]:
     """Take one snapshot per symbol now. Returns (results, [(symbol, why it failed)]); outside market
     hours nothing is taken unless `anytime`."""
-    from gexhistory.pipeline.jobs import failure_message
+    from gexhistory.pipeline.runs import failure_message
     from gexhistory.store.db import init_schema, open_engine
 
     client = snapshot_client(rate)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
 
 from gexhistory.calendar import Session
 
-# numpy is imported by the functions that use it: a run with nothing to compute never needs it.
-if TYPE_CHECKING:
-    import numpy as np
-
+VIX = "I:VIX"  # the CBOE volatility index, as Massive names it
 MINUTES_PER_SESSION = 390  # regular session 09:30-16:00; early closes use fewer columns
 
 
@@ -69,8 +67,6 @@ class MinuteBars:
         """Price at each snapshot time: the open at the opening bell, else the close of the last
         traded minute that ended at or before the time. One row per session, one column per time
         (NaN where a session has fewer times, or no price is known)."""
-        import numpy as np
-
         n = len(self.sessions)
         k = max((len(t) for t in times_per_session), default=0) if n else 0
         out = np.full((n, k), np.nan)
@@ -94,8 +90,6 @@ def minutes_from_daily(daily: DailyBars, sessions: list[Session]) -> MinuteBars:
     """The only intraday prices a daily bar makes known: the open in the first minute's open and the
     close in the last minute's close. Every other minute stays NaN, so snapshots between them have no
     price (they are dropped, never interpolated). A close-only bar gives the close alone."""
-    import numpy as np
-
     n = len(sessions)
     open_ = np.full((n, MINUTES_PER_SESSION), np.nan)
     close = np.full((n, MINUTES_PER_SESSION), np.nan)
@@ -113,8 +107,6 @@ def minutes_from_daily(daily: DailyBars, sessions: list[Session]) -> MinuteBars:
 
 
 def _ffill_rows(a: np.ndarray) -> np.ndarray:
-    import numpy as np
-
     mask = np.isnan(a)
     idx = np.where(~mask, np.arange(a.shape[1]), 0)
     np.maximum.accumulate(idx, axis=1, out=idx)
@@ -123,8 +115,6 @@ def _ffill_rows(a: np.ndarray) -> np.ndarray:
 
 def _first_valid(rows: np.ndarray) -> np.ndarray:
     """Per row, its first non-NaN value (NaN for an all-NaN row)."""
-    import numpy as np
-
     first = np.argmax(~np.isnan(rows), axis=1)  # 0 for an all-NaN row, whose value there is NaN
     return rows[np.arange(rows.shape[0]), first]
 
@@ -132,8 +122,6 @@ def _first_valid(rows: np.ndarray) -> np.ndarray:
 def _last_valid_at(a: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """a[rows, cols], each NaN replaced by the row's last non-NaN value before that column (if any).
     Only the rows of NaN hits are forward-filled: traded minutes are the rule."""
-    import numpy as np
-
     values = a[rows, cols]
     miss = np.flatnonzero(np.isnan(values))
     if miss.size:
@@ -141,21 +129,32 @@ def _last_valid_at(a: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndar
     return values
 
 
-class PriceSource(Protocol):
-    """What the backfill pipeline needs from any provider of prices."""
+class PriceSource:
+    """What every provider of prices offers the pipeline, with a default for every optional member
+    (the OpenBB fetcher pattern: each source fills the same hooks; callers never probe with getattr).
 
-    name: str  # the data_source label written on every row
-    is_synthetic: bool
+    Required: `name` (the data_source label written on every row), `daily_bars`, `minute_bars`.
+    Optional, with their defaults here: `is_synthetic`, `cache_bars`, `vix_label`, `notes`, `vix_bars`.
+    Subclasses call `super().__init__()`.
+    """
+
+    name: str = ""
+    is_synthetic: bool = False  # the seeded synthetic market: labelled, never mixed silently with real data
+    cache_bars: bool = False  # bars fetched over the network are kept in price_bars and read back on reruns
+    vix_label: str = VIX  # the vix_source written with VIX values this source supplies
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []  # what the source had to say (fall-backs, plan limits), for the summary
 
     def daily_bars(self, symbol: str, start: dt.date, end: dt.date) -> DailyBars:
         """Daily bars for the sessions in [start, end]; raises BadInput/WorkFailed."""
-        ...
+        raise NotImplementedError
 
     def minute_bars(self, symbol: str, sessions: list[Session]) -> MinuteBars:
         """Regular-hours minute bars for these sessions; a session the source has no minutes for is a
         row of NaN (the pipeline then uses the daily open and close, see `minutes_from_daily`)."""
-        ...
+        raise NotImplementedError
 
     def vix_bars(self, start: dt.date, end: dt.date) -> DailyBars | None:
         """Daily I:VIX bars where the source has them, else None (callers then use a labelled proxy)."""
-        ...
+        return None

@@ -20,23 +20,22 @@ import numpy as np
 
 from gexhistory.calendar import CALENDAR_START, Session, sessions_between
 from gexhistory.errors import BadInput
-from gexhistory.sources.base import MINUTES_PER_SESSION, DailyBars, MinuteBars
+from gexhistory.sources import labels
+from gexhistory.sources.base import MINUTES_PER_SESSION, DailyBars, MinuteBars, PriceSource
 
 OHLC = ("open", "high", "low")
 ALIASES = {"ticker": "symbol", "day": "date", "vol": "volume"}
-LABEL_MAX = 64
 
 
-class CsvBars:
+class CsvBars(PriceSource):
     """PriceSource over one CSV file, read and validated whole when constructed."""
 
-    is_synthetic = False
     cache_bars = False  # the file is the truth: reread every run, so an edited file is never shadowed
 
     def __init__(self, path: str | Path, symbols: list[str] | None = None):
         self.path = Path(path)
-        self.name = ("csv:" + self.path.name)[:LABEL_MAX]
-        self.notes: list[str] = []
+        self.name = labels.csv_label(self.path)
+        super().__init__()
         self._rows: dict[str | None, dict[dt.date, tuple]] = {}
         self._lines: list[tuple[dt.date, int]] = []
         self._read()
@@ -169,6 +168,3 @@ class CsvBars:
         # Daily only: no minute is known. The pipeline prices the open and the close from the daily bars.
         empty = np.full((len(sessions), MINUTES_PER_SESSION), np.nan)
         return MinuteBars(symbol, list(sessions), empty, empty.copy(), empty.copy(), self.name)
-
-    def vix_bars(self, start: dt.date, end: dt.date) -> DailyBars | None:
-        return None

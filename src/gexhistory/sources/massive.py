@@ -22,6 +22,7 @@ import random
 import re
 import time
 from collections import deque
+from email.utils import parsedate_to_datetime
 from typing import Callable
 from urllib.parse import parse_qsl, urlsplit
 
@@ -29,9 +30,17 @@ import numpy as np
 
 from gexhistory.calendar import ET, Session, sessions_between
 from gexhistory.errors import BadInput, WorkFailed
-from gexhistory.sources.base import MINUTES_PER_SESSION, DailyBars, MinuteBars
+from gexhistory.sources import labels
+from gexhistory.sources.base import (
+    MINUTES_PER_SESSION,
+    VIX,
+    DailyBars,
+    MinuteBars,
+    PriceSource,
+)
+from gexhistory.version import __version__
 
-LABEL = "polygon"  # data_source of every row priced from Massive/Polygon bars
+LABEL = labels.POLYGON  # data_source of every row priced from Massive/Polygon bars
 DEFAULT_BASE_URL = "https://api.massive.com"
 DEFAULT_RATE_PER_MIN = 5.0  # the free plan's limit
 DEFAULT_MAX_TRIES = 5
@@ -44,7 +53,6 @@ MAX_PAGES = 1_000
 # Minute responses include pre- and post-market (04:00-20:00, ~960 bars a day): 45 sessions is
 # about 43,200 bars, one page of 50,000.
 MINUTE_SESSIONS_PER_REQUEST = 45
-VIX = "I:VIX"
 KEY_RE = re.compile(r"^[A-Za-z0-9_\-.~+/=]{4,200}$")
 OK_STATUSES = ("OK", "DELAYED")
 
@@ -77,6 +85,11 @@ def _env_float(name: str, default: float, lo: float, hi: float) -> float:
     if not (lo <= value <= hi) or math.isnan(value):
         raise BadInput(f"{name} must be between {lo:g} and {hi:g}, got {raw}")
     return value
+
+
+def configured_rate() -> float:
+    """Requests per minute from MASSIVE_RATE_PER_MIN, else the free plan's 5."""
+    return _env_float("MASSIVE_RATE_PER_MIN", DEFAULT_RATE_PER_MIN, 1e-3, 1e6)
 
 
 class RateLimiter:
@@ -134,9 +147,7 @@ class MassiveClient:
 
     def _client(self):
         if self._http is None:
-            import httpx
-
-            from gexhistory.version import __version__
+            import httpx  # lazy: a rerun answered from price_bars never opens a connection
 
             self._http = httpx.Client(
                 timeout=self.timeout, follow_redirects=False,
@@ -205,7 +216,7 @@ class MassiveClient:
         raise WorkFailed(f"massive: {where} failed after {self.max_tries} tries; last: {last}")
 
     def _try(self, url: str, query: dict, path: str, page: int) -> dict:
-        import httpx
+        import httpx  # lazy: see _client
 
         self.requests += 1
         try:
@@ -275,8 +286,6 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
-    from email.utils import parsedate_to_datetime
-
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -306,22 +315,21 @@ def _optional_number(value) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else np.nan
 
 
-class MassiveSource:
+class MassiveSource(PriceSource):
     """PriceSource over the Massive/Polygon aggregates API; rows it prices are labelled 'polygon'."""
 
     name = LABEL
-    is_synthetic = False
     cache_bars = True  # bars are fetched once and then read from price_bars
 
     def __init__(self, client: MassiveClient):
         self.client = client
-        self.notes: list[str] = []
+        super().__init__()
 
     @classmethod
     def from_env(cls, key: str, rate: float | None = None) -> "MassiveSource":
         base = os.environ.get("MASSIVE_BASE_URL") or DEFAULT_BASE_URL
         if rate is None:
-            rate = _env_float("MASSIVE_RATE_PER_MIN", DEFAULT_RATE_PER_MIN, 1e-3, 1e6)
+            rate = configured_rate()
         elif not (0 < rate <= 1e6):
             raise BadInput(f"--rate must be a positive number of requests per minute, got {rate:g}")
         client = MassiveClient(

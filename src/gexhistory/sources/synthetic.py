@@ -23,16 +23,18 @@ import bisect
 import datetime as dt
 import zlib
 from functools import lru_cache
-from typing import TYPE_CHECKING
+
+import numpy as np
 
 from gexhistory.calendar import Session, sessions_between
 from gexhistory.errors import BadInput
-from gexhistory.sources.base import MINUTES_PER_SESSION, DailyBars, MinuteBars
-
-# numpy is imported by the functions that draw or cut the path: a rerun with nothing to compute
-# only asks the market for its label.
-if TYPE_CHECKING:
-    import numpy as np
+from gexhistory.sources import labels
+from gexhistory.sources.base import (
+    MINUTES_PER_SESSION,
+    DailyBars,
+    MinuteBars,
+    PriceSource,
+)
 
 EPOCH = dt.date(2000, 1, 3)
 ANCHOR = dt.date(2025, 1, 2)  # the synthetic price equals the symbol's level on this date
@@ -70,8 +72,6 @@ def symbol_vol(symbol: str) -> float:
 
 
 def _intraday_weights(minutes: int) -> np.ndarray:
-    import numpy as np
-
     m = np.arange(minutes, dtype=float)
     w = 1.0 + 2.0 * np.exp(-m / 20.0) + 1.0 * np.exp(-(minutes - 1 - m) / 25.0)
     return w / w.sum()
@@ -80,8 +80,6 @@ def _intraday_weights(minutes: int) -> np.ndarray:
 @lru_cache(maxsize=2)
 def _intraday_profile(minutes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per minute: its share of the session's variance and volume, the square root, the running share."""
-    import numpy as np
-
     w = _intraday_weights(minutes)
     return w, np.sqrt(w), np.cumsum(w)
 
@@ -89,8 +87,6 @@ def _intraday_profile(minutes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 def _garch_variance(e: np.ndarray, sig_lr: float) -> np.ndarray:
     """GJR-GARCH(1,1) variance of each session, given the standardised daily shocks; starts at the
     long-run variance on EPOCH. Plain floats: the recursion is sequential and 7,000 steps long."""
-    import numpy as np
-
     persistence = GARCH_ALPHA + GARCH_GAMMA / 2 + GARCH_BETA
     omega = sig_lr**2 * (1.0 - persistence)
     h, h_t = [], sig_lr**2
@@ -106,8 +102,6 @@ class _Path:
     at once, and the minute closes (with high and low) of the blocks drawn so far, built on demand."""
 
     def __init__(self, symbol: str, seed: int):
-        import numpy as np
-
         sessions = sessions_between(EPOCH, dt.date.max)
         self.dates = [s.date for s in sessions]
         self.row_of = {d: i for i, d in enumerate(self.dates)}
@@ -148,14 +142,10 @@ class _Path:
         self.drawn = np.zeros(-(-n // BLOCK_SESSIONS), dtype=bool)
 
     def rows(self, sessions: list[Session]) -> np.ndarray:
-        import numpy as np
-
         return np.array([self.row_of[s.date] for s in sessions], dtype=np.intp)
 
     def ensure_minutes(self, rows: np.ndarray) -> None:
         """Draw the minute paths of every block holding one of `rows` that is not drawn yet."""
-        import numpy as np
-
         wanted = np.zeros_like(self.drawn)
         wanted[rows // BLOCK_SESSIONS] = True
         n = len(self.dates)
@@ -172,8 +162,6 @@ class _Path:
 
     def _build_minutes(self, rows: slice, walk: np.ndarray) -> None:
         """Minute closes, high and low of `rows` (sessions of one length) from their shocks (consumed)."""
-        import numpy as np
-
         minutes = walk.shape[1]
         _, sqrt_w, share = _intraday_profile(minutes)
         f = OVERNIGHT_VAR_SHARE
@@ -195,8 +183,6 @@ class _Path:
 
     def minute_bars(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Open, close and volume of each minute of `rows`; NaN after an early close."""
-        import numpy as np
-
         self.ensure_minutes(rows)
         close = self.minute_close[rows]
         open_ = np.empty_like(close)
@@ -214,18 +200,17 @@ def _path(symbol: str, seed: int) -> _Path:
     return _Path(symbol, seed)
 
 
-class SyntheticMarket:
+class SyntheticMarket(PriceSource):
     """PriceSource that invents a plausible market; every row it feeds is labelled synthetic."""
 
-    name = "synthetic"
+    name = labels.SYNTHETIC
     is_synthetic = True
 
     def __init__(self, seed: int = 42):
+        super().__init__()
         self.seed = int(seed)
 
     def daily_bars(self, symbol: str, start: dt.date, end: dt.date) -> DailyBars:
-        import numpy as np
-
         if start < EPOCH:
             raise BadInput(f"the synthetic market starts on {EPOCH}; got start {start}")
         p = _path(symbol, self.seed)
@@ -242,6 +227,3 @@ class SyntheticMarket:
         p = _path(symbol, self.seed)
         open_, close, volume = p.minute_bars(p.rows(sessions))
         return MinuteBars(symbol, list(sessions), open_, close, volume, self.name)
-
-    def vix_bars(self, start: dt.date, end: dt.date) -> DailyBars | None:
-        return None  # no synthetic VIX: callers use the model's labelled IV proxy instead

@@ -65,9 +65,9 @@ def _statement(dialect: Dialect, table: Table, conflict: tuple[str, ...], update
     if not conflict:
         return insert(table)
     if dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert  # lazy: only the dialect in use
     elif dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # lazy: only the dialect in use
     else:  # pragma: no cover - the schema supports only these two
         raise NotImplementedError(dialect.name)
     stmt = dialect_insert(table)

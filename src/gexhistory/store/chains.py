@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
-from sqlalchemy import Connection, and_, delete, func, insert, select
+from sqlalchemy import Connection, and_, delete, insert, select
 
 from gexhistory.store.schema import gamma_daily_summary, option_chain_contracts, option_chains, price_bars
 
@@ -48,12 +48,6 @@ def chain_contracts(conn: Connection, underlying: str, as_of: dt.date, chain_sou
         "iv_source": np.array(cols[5], dtype=object),
         "gamma": np.array([np.nan if g is None else g for g in cols[6]], dtype=float),
     }
-
-
-def count_contracts(conn: Connection, underlying: str, as_of: dt.date) -> int:
-    c = option_chain_contracts
-    q = select(func.count()).select_from(c).where(c.c.underlying == underlying, c.c.as_of == as_of.isoformat())
-    return int(conn.execute(q).scalar_one())
 
 
 def _bars(conn: Connection, symbol: str, timeframe: str, day: dt.date):

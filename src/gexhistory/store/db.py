@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import DatabaseError, OperationalError
 
-from gexhistory.errors import BadInput, WorkFailed
 from gexhistory.config import database_url, redact_url
+from gexhistory.errors import BadInput, WorkFailed
 from gexhistory.store.schema import metadata
 
 SQLITE_BUSY_MS = 30_000
@@ -93,9 +95,6 @@ def _wal(cur) -> None:
     """Switch a new file to WAL. The switch needs the file to itself for a moment and SQLite answers
     SQLITE_BUSY at once, without its busy handler, when another process has it open (two first runs
     started together): wait and retry within the busy timeout, as every other statement does."""
-    import sqlite3
-    import time
-
     deadline = time.monotonic() + SQLITE_BUSY_MS / 1000
     while True:
         try:

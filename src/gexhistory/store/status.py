@@ -5,9 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+import numpy as np
 from sqlalchemy import Engine, func, select
 
-from gexhistory.store.schema import gamma_daily_summary, gamma_history, gex_history, regime_signals
+from gexhistory.calendar import sessions_between
+from gexhistory.store.outcomes import signal_counts
+from gexhistory.store.schema import (
+    gamma_daily_summary,
+    gamma_history,
+    gex_history,
+    regime_signals,
+)
 
 
 @dataclass
@@ -36,8 +44,6 @@ def symbols(engine: Engine) -> list[str]:
 
 
 def symbol_status(engine: Engine, symbol: str) -> SymbolStatus:
-    from gexhistory.calendar import sessions_between
-
     out = SymbolStatus(symbol)
     with engine.connect() as conn:
         for table, time_col in ((gex_history, gex_history.c.timestamp), (gamma_history, gamma_history.c.timestamp),
@@ -63,8 +69,6 @@ def symbol_status(engine: Engine, symbol: str) -> SymbolStatus:
             select(func.count()).select_from(regime_signals)
             .where(regime_signals.c.symbol == symbol, regime_signals.c.price_change_10d.is_(None))
         ).scalar_one())
-    from gexhistory.store.outcomes import signal_counts
-
     out.signals_by_pattern = signal_counts(engine, symbol)
     with engine.connect() as conn:
         out.unscored_signals = int(conn.execute(
@@ -134,8 +138,6 @@ def null_shares(conn, table, symbol: str, columns) -> tuple[int, dict[str, float
 
 
 def net_gex_history(conn, symbol: str):
-    import numpy as np
-
     q = select(gex_history.c.timestamp, gex_history.c.net_gex).where(
         gex_history.c.symbol == symbol, gex_history.c.net_gex.is_not(None)).order_by(gex_history.c.timestamp)
     got = conn.execute(q).all()
@@ -149,8 +151,6 @@ def source_mix(conn, symbol: str) -> dict[str, int]:
 
 
 def robust_z(values):
-    import numpy as np
-
     med = np.median(values)
     mad = np.median(np.abs(values - med))
     if mad == 0:
@@ -160,8 +160,6 @@ def robust_z(values):
 
 def check_symbol(engine: Engine, symbol: str, last_session: dt.date | None = None) -> list[Problem]:
     """Every problem found for `symbol`; sessions after `last_session` (today's, still open) are not judged."""
-    from gexhistory.calendar import sessions_between
-
     problems: list[Problem] = []
     with engine.connect() as conn:
         summary_days = {d for (d,) in conn.execute(
@@ -197,8 +195,6 @@ def check_symbol(engine: Engine, symbol: str, last_session: dt.date | None = Non
                 problems.append(Problem(symbol, "null_heavy", f"{name}.{col} is NULL in {share:.0%} of {n:,} rows "
                                         f"(limit {NULL_SHARE_LIMIT:.0%})"))
     if gex.size >= 20:
-        import numpy as np
-
         z = robust_z(gex)
         far = np.flatnonzero(np.abs(z) > OUTLIER_Z_LIMIT)
         if far.size:

@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import zlib
+from typing import NamedTuple
 
 from sqlalchemy import Connection, Engine, and_, delete, exists, func, insert, select, update
 
@@ -21,7 +22,7 @@ from gexhistory.store.schema import (
     gamma_daily_summary,
     gamma_history,
     gex_history,
-    price_bars,
+    option_chains,
 )
 
 
@@ -31,17 +32,24 @@ def lock_symbol(conn: Connection, symbol: str) -> None:
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(symbol.encode()),))
 
 
-def complete_sessions(engine: Engine, symbol: str, start: dt.date, end: dt.date) -> dict[dt.date, str]:
-    """Dates in [start, end] whose session is complete for `symbol`, with the data_source they hold."""
+class Held(NamedTuple):
+    """A complete stored session: the data_source its rows carry and how many snapshots it has."""
+
+    source: str
+    snapshots: int
+
+
+def complete_sessions(engine: Engine, symbol: str, start: dt.date, end: dt.date) -> dict[dt.date, Held]:
+    """Dates in [start, end] whose session is complete for `symbol`, with what they hold."""
     t = gamma_daily_summary
-    q = select(t.c.date, t.c.data_source).where(
+    q = select(t.c.date, t.c.data_source, t.c.snapshots_count).where(
         t.c.symbol == symbol, t.c.date >= start.isoformat(), t.c.date <= end.isoformat()
     )
     with engine.connect() as conn:
-        return {dt.date.fromisoformat(d): src for d, src in conn.execute(q).all()}  # one fetch, not one a row
+        return {dt.date.fromisoformat(d): Held(src, n or 0) for d, src, n in conn.execute(q).all()}
 
 
-def complete_sessions_locked(conn: Connection, symbol: str, dates: list[dt.date]) -> dict[dt.date, str]:
+def complete_sessions_locked(conn: Connection, symbol: str, dates: list[dt.date]) -> dict[dt.date, Held]:
     """Like complete_sessions, read inside the writer's transaction after lock_symbol.
 
     The first read happens before any lock, so a concurrent run may have completed some of these
@@ -50,8 +58,18 @@ def complete_sessions_locked(conn: Connection, symbol: str, dates: list[dt.date]
     if not dates:
         return {}
     t = gamma_daily_summary
-    q = select(t.c.date, t.c.data_source).where(t.c.symbol == symbol, t.c.date.in_([d.isoformat() for d in dates]))
-    return {dt.date.fromisoformat(d): src for d, src in conn.execute(q)}
+    q = select(t.c.date, t.c.data_source, t.c.snapshots_count).where(
+        t.c.symbol == symbol, t.c.date.in_([d.isoformat() for d in dates]))
+    return {dt.date.fromisoformat(d): Held(src, n or 0) for d, src, n in conn.execute(q)}
+
+
+def imported_chain_dates(engine: Engine, underlying: str, start: dt.date, end: dt.date) -> set[dt.date]:
+    """The as-of dates in [start, end] for which a real option chain of `underlying` was imported."""
+    h = option_chains
+    q = select(h.c.as_of).distinct().where(h.c.underlying == underlying, h.c.as_of >= start.isoformat(),
+                                           h.c.as_of <= end.isoformat())
+    with engine.connect() as conn:
+        return {dt.date.fromisoformat(d) for (d,) in conn.execute(q)}
 
 
 def delete_sessions(conn: Connection, symbol: str, dates: list[dt.date]) -> dict[str, int]:
@@ -98,22 +116,6 @@ def _tables_holding(conn: Connection, symbol: str, first: str, last: str) -> lis
 def insert_rows(conn: Connection, table, rows: list[dict]) -> int:
     """Insert rows (dicts with the same keys) in one executemany; returns how many (store/bulk.py)."""
     return insert_many(conn, table, rows)
-
-
-def replace_daily_bars(conn: Connection, rows: list[dict]) -> int:
-    """Store the daily bars a run used (provenance); idempotent on (symbol, timeframe, timestamp, source)."""
-    if not rows:
-        return 0
-    t = price_bars
-    first = rows[0]
-    conn.execute(
-        delete(t).where(
-            t.c.symbol == first["symbol"], t.c.timeframe == "1d", t.c.data_source == first["data_source"],
-            t.c.timestamp >= min(r["timestamp"] for r in rows), t.c.timestamp <= max(r["timestamp"] for r in rows),
-        )
-    )
-    conn.execute(insert(t), rows)
-    return len(rows)
 
 
 def start_run(engine: Engine, command: str, symbols: list[str], start: dt.date | None, end: dt.date | None,

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import socket
 
-from gexhistory.errors import BadInput
+import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
+
 from gexhistory.config import database_url, redact_url
+from gexhistory.errors import BadInput
+from gexhistory.store.readonly import open_readonly, sqlite_path
+from gexhistory.web.app import create_app
 
 
 def serve(db: str | None, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve the pages for `db` until interrupted. Bad database targets and busy ports are bad input."""
-    import uvicorn
-
-    from gexhistory.store.readonly import open_readonly, sqlite_path
-    from gexhistory.web.app import create_app
-
     url = database_url(db)
     path = sqlite_path(url)
     if path is not None and path.exists():
@@ -25,8 +25,6 @@ def serve(db: str | None, host: str = "127.0.0.1", port: int = 8000) -> None:
         if head and head != b"SQLite format 3\x00":
             raise BadInput(f"{path} is not an SQLite database (corrupt or another kind of file)")
     if path is None:
-        from sqlalchemy.exc import SQLAlchemyError
-
         try:
             with open_readonly(db).connect():
                 pass
