@@ -19,7 +19,8 @@ import numpy as np
 from gexhistory.engine.book import ChainBook, max_pain
 from gexhistory.engine.chain import OptionChain
 from gexhistory.engine.flip import Profiles, TextbookProfile, solve_flips
-from gexhistory.engine.greeks import _INV_SQRT_2PI, MIN_T_YEARS, SECONDS_PER_YEAR, bs_gamma, dollar_gamma_per_pct
+from gexhistory.engine.greeks import (INV_SQRT_2PI, MIN_T_YEARS, SECONDS_PER_YEAR, bs_gamma, d1, dollar_gamma_per_pct,
+                                     gamma_from_parts, gaussian)
 from gexhistory.engine.params import FLIP_SEARCH, NEUTRAL_BAND, Conventions  # noqa: F401 (FLIP_SEARCH: re-exported)
 from gexhistory.engine.segments import expand, lengths_to_starts, seg_argmax, seg_min, seg_sum
 
@@ -202,14 +203,12 @@ def _pairs(book: ChainBook, s: _Snaps, conv: Conventions) -> _Pairs:
     iv = np.take(book.iv, pos)  # np.take: numpy's fastest gather, well ahead of fancy indexing
     with np.errstate(divide="ignore", invalid="ignore"):
         vst = iv * np.repeat(np.sqrt(tt_run), size)
-        d1 = np.repeat(np.log(s.spot)[run_owner], size) - np.take(np.log(book.strike), pos)
-        d1 += (conv.r - conv.q + 0.5 * iv * iv) * tt
-        d1 /= vst
-        e0 = -0.5 * d1 * d1
-        np.exp(e0, out=e0)
+        log_m = np.repeat(np.log(s.spot)[run_owner], size) - np.take(np.log(book.strike), pos)
+        d = d1(log_m, tt, iv, vst, conv.r, conv.q, out=log_m)
+        e0 = gaussian(d)
     return _Pairs(pos, start, run, run_owner, run_start, run_pairs, t,
                   alive & (t <= (conv.dte_window + 1) / 365.0), tt, np.repeat(np.exp(-conv.q * tt_run), size),
-                  vst, d1, e0, np.repeat(alive, size))
+                  vst, d, e0, np.repeat(alive, size))
 
 
 @dataclass
@@ -258,9 +257,7 @@ def _exposures(book: ChainBook, s: _Snaps, conv: Conventions, flip_sessions: np.
     # run's window decides what counts.
     keep = np.repeat(p.run_keep, size)
     with np.errstate(all="ignore"):
-        gamma = p.disc * p.e0
-        gamma *= _INV_SQRT_2PI
-        gamma /= np.repeat(s.spot[p.run_owner], size) * p.vst
+        gamma = gamma_from_parts(p.e0, p.disc, np.repeat(s.spot[p.run_owner], size) * p.vst)
     if book.own.any():
         gamma = np.where(np.take(book.own, pos), np.take(book.vendor_gamma, pos), gamma)
     gamma *= np.repeat((book.multiplier[s.session] * s.spot * s.spot * 0.01)[p.run_owner], size)  # $ per 1% move
@@ -351,7 +348,7 @@ def _flips(book: ChainBook, s: _Snaps, conv: Conventions, flip_sessions: np.ndar
     finite = _finite(book)
     with np.errstate(all="ignore"):
         slope = _masked(1.0 / p.vst, take, finite)
-        coef = pair_weight * p.disc * slope * _INV_SQRT_2PI
+        coef = pair_weight * p.disc * slope * INV_SQRT_2PI
         d1 = _masked(p.d1, take, finite)
     whole = solve.size == n
     at_spot = seg_sum(coef * p.e0, p.start)[solve]  # the profile at spot, from the kernel gamma used
