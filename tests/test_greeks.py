@@ -9,13 +9,18 @@ error model; anything beyond it would be a different formula.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gexhistory.engine.greeks import MIN_T_YEARS, bs_gamma, d1, gamma_from_parts, gaussian
+from gexhistory.calendar import ET
+from gexhistory.engine.chain import OptionChain
+from gexhistory.engine.exposure import Conventions, compute_gex
+from gexhistory.engine.greeks import (MIN_T_YEARS, SECONDS_PER_YEAR, bs_gamma, d1, dollar_gamma_per_pct,
+                                      gamma_from_parts, gaussian)
 
 EPS = np.finfo(float).eps
 
@@ -46,3 +51,28 @@ def test_bs_gamma_is_the_textbook_order_of_operations():
     x = (np.log(s / k) + (r - q + 0.5 * v**2) * t) / (v * np.sqrt(t))
     textbook = np.exp(-q * t) * np.exp(-0.5 * x**2) / math.sqrt(2 * math.pi) / (s * v * np.sqrt(t))
     np.testing.assert_array_equal(bs_gamma(s, k, t, v, r, q), textbook)
+
+
+AT = dt.datetime(2025, 6, 2, 12, 30, tzinfo=ET)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.6, 1.6), st.floats(0.05, 60.0), st.floats(0.03, 2.0), st.booleans(),
+                          st.integers(1, 5000)), min_size=1, max_size=30),
+       st.floats(20.0, 3000.0), st.sampled_from([(0.04, 0.013), (0.0, 0.0), (0.08, 0.03)]))
+def test_the_engines_per_strike_gex_is_bs_gamma(contracts, spot, rq):
+    """Every contract on its own strike: the engine's per-strike GEX is bs_gamma's dollar gamma."""
+    m, days, iv, call, oi = (np.array(x) for x in zip(*contracts))
+    strike = np.round(spot * m, 6) + np.arange(m.size) * 1e-3  # distinct strikes
+    close = AT.timestamp() + days * 86400.0
+    chain = OptionChain("T", AT.date(), (np.datetime64(AT.date(), "D") + days.astype(int)).astype("datetime64[D]"),
+                        close, strike, call.astype(bool), oi.astype(float), iv, "test")
+    conv = Conventions(r=rq[0], q=rq[1], dte_window=400)
+    snap = compute_gex([chain], [[spot]], [[AT]], conv, with_flip=False)[0][0]
+    t = (close - AT.timestamp()) / SECONDS_PER_YEAR
+    want = dollar_gamma_per_pct(bs_gamma(spot, strike, t, iv, *rq), oi, spot)
+    order = np.argsort(strike)
+    got = np.where(call, snap.call_gex_by_strike[np.argsort(order)], -snap.put_gex_by_strike[np.argsort(order)])
+    tt = np.maximum(t, MIN_T_YEARS)
+    dd = d1(math.log(spot) - np.log(strike), tt, iv, iv * np.sqrt(tt), *rq)
+    assert np.all(np.abs(got - want) <= want * _bound(spot, strike, tt, iv, dd) + 1e-300)

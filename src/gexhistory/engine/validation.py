@@ -136,13 +136,12 @@ def modelled_close_gex(symbol: str, dates: list[dt.date], close: np.ndarray, par
     """Modelled net GEX at each session's close, the chain as known that morning (NaN at index 0).
 
     `dates` must be NYSE sessions (each expiry is placed on the calendar, and the close time sets
-    the time to expiry). Net GEX comes from exposure.net_gex_profile at the close price: the same
-    gamma and sign convention as the stored snapshots, without the flip and wall searches that a
-    comparison of levels does not need.
+    the time to expiry). Net GEX comes from exposure.compute_gex at the close price, as the stored
+    snapshots do, without the flip search that a comparison of levels does not need.
     """
     from gexhistory.calendar import sessions_between
     from gexhistory.engine.chain_model import ChainModel
-    from gexhistory.engine.exposure import Conventions, net_gex_profile
+    from gexhistory.engine.exposure import CHUNK_SESSIONS, Conventions, compute_gex
 
     conv = conv or Conventions()
     by_date = {s.date: s for s in sessions_between(dates[0], dates[-1])}
@@ -151,8 +150,11 @@ def modelled_close_gex(symbol: str, dates: list[dt.date], close: np.ndarray, par
         raise BadInput(f"{missing[0]} is not an NYSE session ({len(missing)} such dates)")
     model = ChainModel(symbol, dates, close, None, params)
     out = np.full(len(dates), np.nan)
-    for i, chain in enumerate(model.iter_chains(range(1, len(dates))), start=1):
-        out[i] = net_gex_profile(chain, [close[i]], by_date[dates[i]].close.timestamp(), conv)[0]
+    for lo in range(1, len(dates), CHUNK_SESSIONS):
+        idx = range(lo, min(lo + CHUNK_SESSIONS, len(dates)))
+        snaps = compute_gex(model.chains_for(idx), [[close[i]] for i in idx], [[by_date[dates[i]].close] for i in idx],
+                            conv, with_flip=False)
+        out[lo:lo + len(idx)] = [s[0].net_gex for s in snaps]
     return out
 
 

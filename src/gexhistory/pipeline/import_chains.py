@@ -116,7 +116,7 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
     from gexhistory.pipeline.runs import TABLES, versions
     from gexhistory.pipeline.compute import _rows_for_session
     from gexhistory.calendar import ET, format_ts, session_on
-    from gexhistory.engine.exposure import compute_session
+    from gexhistory.engine.exposure import compute_gex
     from gexhistory.store import chains as cs
     from gexhistory.store import writes
     from gexhistory.store.db import init_schema, open_engine
@@ -139,7 +139,7 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
     try:
         session_rows, sessions_out = [], []
         for item, sess, spots, data_source, spot_source in planned:
-            snaps = compute_session(item.chain, spots, sess.snapshot_times(), conv)
+            snaps = compute_gex([item.chain], [spots], [sess.snapshot_times()], conv)[0]
             sym = item.chain.underlying
             history[sym][sess.date] = (snaps[-1].spot, snaps[-1].net_gex)
             corr = _corr(history[sym], sess.date)

@@ -3,7 +3,7 @@
 `GET /v3/snapshot/options/{underlying}` lists every contract with its details (type, expiry, strike),
 greeks, implied volatility, open interest and the underlying's price, 250 per page with `next_url`.
 The contracts become an OptionChain (a real chain: chain_source 'massive_snapshot', data_source
-'polygon'), compute_exposure gives the snapshot at the time the chain arrived, and its rows go to
+'polygon'), compute_gex gives the snapshot at the time the chain arrived, and its rows go to
 gex_history and gamma_history under that minute ('YYYY-MM-DD HH:MM:00' ET): a second snapshot within
 the same minute replaces the first, never duplicates it. Backfills keep these rows (store/writes.py).
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from gexhistory.calendar import ET, TZ_NAME, format_ts, session_on, sessions_before
 from gexhistory.engine.chain import OptionChain
-from gexhistory.engine.exposure import GEX_UNIT, Conventions, GexSnapshot, compute_exposure
+from gexhistory.engine.exposure import GEX_UNIT, Conventions, GexSnapshot, compute_gex_one
 from gexhistory.errors import BadInput, WorkFailed
 
 CHAIN_SOURCE = "massive_snapshot"
@@ -157,7 +157,7 @@ def take_snapshot(engine, client, symbol: str, now: dt.datetime, conv: Conventio
     results = fetch_chain(client, symbol)
     at = now.astimezone(ET).replace(second=0, microsecond=0)
     chain, spot, no_iv = chain_from_results(symbol, results, at.date())
-    g = compute_exposure(chain, spot, at, conv or Conventions())
+    g = compute_gex_one(chain, spot, at, conv or Conventions())
     rows = snapshot_rows(symbol, at, g)
     with engine.begin() as conn:
         writes.lock_symbol(conn, symbol)
