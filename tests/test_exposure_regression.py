@@ -333,7 +333,8 @@ def test_random_chains_match_reference(contracts, spots):
 # ---------------------------------------------------------------- a short synthetic backfill
 def test_synthetic_backfill_compute_loop_matches_reference():
     from gexhistory.pipeline.compute import compute_sessions
-    from gexhistory.engine.chain_model import ChainModel, ModelParams, warmup_start
+    from gexhistory.engine.chain_model import ModelParams, warmup_start
+    from gexhistory.pipeline.model_chains import chain_model
     from gexhistory.engine.summary import CORR_WINDOW
     from gexhistory.sources.synthetic import SyntheticMarket
 
@@ -347,7 +348,7 @@ def test_synthetic_backfill_compute_loop_matches_reference():
     bars = source.daily_bars("SPY", warmup_start(context[0].date), todo[-1].date)
     idx = bars.index_of()
     spots = source.minute_bars("SPY", todo).spots_at([s.snapshot_times() for s in todo])
-    model = ChainModel("SPY", bars.dates, bars.close, bars.volume, params)
+    model = chain_model("SPY", bars.dates, bars.close, bars.volume, params)
     close_gex = {}
     for s in context:
         chain = model.chain_for(idx[s.date])

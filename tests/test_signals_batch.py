@@ -27,7 +27,8 @@ from gexhistory.engine import structure as gsb
 from gexhistory.engine import rsi as rsi_mod
 from gexhistory.engine import signals as sg
 from gexhistory.engine.chain import OptionChain
-from gexhistory.engine.chain_model import ChainModel, ModelParams
+from gexhistory.engine.chain_model import ModelParams
+from gexhistory.pipeline.model_chains import chain_model
 from gexhistory.engine.exposure import Conventions
 from reference_structure import (_significant, gamma_structure, monthly_magnets, net_expiring_by, signal_structure,
                                  signal_walls, wall_expiry, week_end)
@@ -60,7 +61,7 @@ def without_created_at(rows):
 def modelled(n_sessions: int, start: dt.date, seed: int = 7, symbol: str = "SPY"):
     """Chains of the chain model on a synthetic path, with a close spot off the daily close."""
     bars = SyntheticMarket(seed).daily_bars(symbol, start - dt.timedelta(days=500), start + dt.timedelta(days=3 * n_sessions))
-    model = ChainModel(symbol, bars.dates, bars.close, bars.volume, ModelParams())
+    model = chain_model(symbol, bars.dates, bars.close, bars.volume, ModelParams())
     by_date = {s.date: s for s in sessions_between(bars.dates[0], bars.dates[-1])}
     idx = [i for i, d in enumerate(bars.dates) if d >= start][:n_sessions]
     chains = [model.chain_for(i) for i in idx]

@@ -140,7 +140,6 @@ def modelled_close_gex(symbol: str, dates: list[dt.date], close: np.ndarray, par
     snapshots do, without the flip search that a comparison of levels does not need.
     """
     from gexhistory.calendar import sessions_between
-    from gexhistory.engine.chain_model import ChainModel
     from gexhistory.engine.exposure import CHUNK_SESSIONS, Conventions, compute_gex
 
     conv = conv or Conventions()
@@ -148,7 +147,9 @@ def modelled_close_gex(symbol: str, dates: list[dt.date], close: np.ndarray, par
     missing = [d for d in dates if d not in by_date]
     if missing:
         raise BadInput(f"{missing[0]} is not an NYSE session ({len(missing)} such dates)")
-    model = ChainModel(symbol, dates, close, None, params)
+    from gexhistory.pipeline.model_chains import chain_model
+
+    model = chain_model(symbol, dates, close, None, params)
     out = np.full(len(dates), np.nan)
     for lo in range(1, len(dates), CHUNK_SESSIONS):
         idx = range(lo, min(lo + CHUNK_SESSIONS, len(dates)))

@@ -15,10 +15,11 @@ import numpy as np
 
 from gexhistory.calendar import ET, TZ_NAME, Session, format_ts, sessions_before, sessions_between
 from gexhistory.engine.chain import OptionChain
-from gexhistory.engine.chain_model import ChainModel, ModelParams, warmup_start
+from gexhistory.engine.chain_model import ModelParams, warmup_start
 from gexhistory.engine.exposure import GEX_UNIT, Conventions, GexSnapshot, compute_gex
 from gexhistory.engine.summary import CORR_WINDOW, daily_summary, window_corr
 from gexhistory.errors import WorkFailed
+from gexhistory.pipeline.model_chains import chain_model
 from gexhistory.runtime import engine_threads
 from gexhistory.sources.base import DailyBars, PriceSource
 
@@ -48,7 +49,7 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
     idx = bars.index_of()
     minutes_with_warmup, minutes = fetch_minutes(source, symbol, todo)
     known = _priced_snapshots(source.name, symbol, todo, minutes)
-    model = ChainModel(symbol, bars.dates, bars.close, bars.volume, model_params)
+    model = chain_model(symbol, bars.dates, bars.close, bars.volume, model_params)
     signals = SignalContext(source, symbol, todo, bars, minutes_with_warmup, conv)
 
     span = [s for s in sessions_between(context[0].date if context else first, last) if s.date in idx]
