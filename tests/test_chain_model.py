@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from gexhistory.calendar import sessions_between
 from gexhistory.engine.chain_model import (KIND_WEIGHT, MIN_OI_SHARE, STRIKE_SPAN, ModelParams, _option_flow,
                                             _realised_vol, list_expiries, strike_step)
-from gexhistory.engine.validation import modelled_close_gex
 from gexhistory.pipeline.model_chains import chain_model
+from gexhistory.pipeline.validate import modelled_close_gex
 
 
 def _path(start: dt.date, end: dt.date, daily_returns) -> tuple[list[dt.date], np.ndarray]:
