@@ -61,7 +61,7 @@ class ImportResult:
 def parse_files(files: list[str], *, oi_file: str | None = None, volume_as_oi: bool = False,
                 underlying: str | None = None):
     """Parse and validate every file (nothing written); BadInput on the first bad file."""
-    from gexhistory.sources.chains import read_chain_file
+    from gexhistory.pipeline.chain_prep import read_chain_file
 
     if not files:
         raise BadInput("give at least one chain file")
@@ -230,7 +230,7 @@ def _file_summary(items) -> list[dict]:
 
 def stored_chain(conn, header: dict) -> OptionChain:
     """An imported chain as stored, rebuilt into the record the engine takes."""
-    from gexhistory.sources.chains.common import expiry_close_ts
+    from gexhistory.pipeline.chain_prep import expiry_close_ts
     from gexhistory.store import chains as cs
 
     day = dt.date.fromisoformat(header["as_of"])
