@@ -84,8 +84,9 @@ def test_imported_chain_snapshot_equals_the_stored_one(db_url, tmp_path):
                                 "gex_monthly", "gex_other"]
     assert df.attrs["timestamp"] == pd.Timestamp("2025-06-02 16:00", tz=ET)
     assert df["gex_0dte"].eq(0).all()  # at the close the day's own expiry has expired
-    curve = df.attrs["curve"]
+    curve = pd.DataFrame(df.attrs["curve"])
     assert len(curve) == 81 and curve["spot"].iloc[40] == SPOT and curve["net_gex"].iloc[40] == df.attrs["net_gex"]
+    assert len(pd.concat([df, df]).merge(df, on="strike")) == 2 * len(df)  # attrs hold plain values
 
 
 def test_real_source_modelled_snapshot_equals_the_stored_one(tmp_path):
@@ -141,8 +142,11 @@ def test_compute_gex_frame_is_the_engines_snapshot():
     for name in ("net_gex", "call_gex", "put_gex", "flip_point", "call_wall", "put_wall", "regime", "max_pain"):
         assert got[name] == getattr(want, name), name
     assert got["gex_unit"] == "usd_per_1pct_move" and got["distance_to_flip_pct"] == want.distance_to_flip_pct
-    by_strike = got.attrs["by_strike"]
+    by_strike = compute_gex_frame(_frame(), SPOT, AT, by_strike=True)
     assert by_strike["net_gex"].sum() == pytest.approx(want.net_gex, rel=1e-12)
+    assert by_strike.attrs["net_gex"] == want.net_gex and list(by_strike.columns) == ["strike", "call_gex", "put_gex",
+                                                                                        "net_gex"]
+    assert len(by_strike.merge(by_strike, on="strike")) == len(by_strike)  # attrs stay comparable
     assert compute_gex_frame(_frame(), SPOT, AT.astimezone(dt.timezone.utc))["net_gex"] == want.net_gex
 
 

@@ -128,8 +128,10 @@ def profile_frame(symbol: str, at=None, db: str | None = None) -> pd.DataFrame:
         strikes without gamma (expired, beyond the DTE window, no OI) are left out. ``df.attrs`` holds the
         snapshot: symbol, timestamp (tz-aware ET), spot, net_gex (recomputed), stored_net_gex, call_gex,
         put_gex, flip_point, call_wall, put_wall, regime, mm_state, gex_unit, data_source, chain_source,
-        run_id, conventions, notes, and curve: a DataFrame of net_gex at hypothetical spots within the
-        flip search range (its zero crossing nearest spot is flip_point).
+        run_id, conventions, notes, and curve: {'spot': [...], 'net_gex': [...]}, net GEX at hypothetical
+        spots within the flip search range, its zero crossing nearest spot flip_point
+        (``pd.DataFrame(df.attrs['curve'])`` makes it a frame; attrs hold only plain values, so that
+        merge and concat can compare them).
 
     Raises
     ------
@@ -144,12 +146,13 @@ def profile_frame(symbol: str, at=None, db: str | None = None) -> pd.DataFrame:
         "symbol": sp.symbol, "timestamp": pd.Timestamp(sp.at), "stored_net_gex": sp.stored_net_gex,
         "data_source": sp.data_source, "chain_source": sp.chain_source, "run_id": sp.run_id,
         "conventions": sp.conventions.as_dict(), "notes": list(sp.notes),
-        "curve": pd.DataFrame({"spot": p.curve_spot, "net_gex": p.curve_net_gex}),
+        "curve": {"spot": p.curve_spot.tolist(), "net_gex": p.curve_net_gex.tolist()},
     })
     return df
 
 
-def compute_gex_frame(chain_df: pd.DataFrame, spot: float, at, conventions: Conventions | None = None) -> pd.Series:
+def compute_gex_frame(chain_df: pd.DataFrame, spot: float, at, conventions: Conventions | None = None, *,
+                      by_strike: bool = False) -> pd.Series | pd.DataFrame:
     """GEX of a chain you bring, at a spot and time, by the same engine as the stored history.
 
     Parameters
@@ -165,14 +168,17 @@ def compute_gex_frame(chain_df: pd.DataFrame, spot: float, at, conventions: Conv
         close (that session's close; 16:00 ET beyond the known calendar).
     conventions : Conventions, optional
         r, q, DTE window, gamma source, flip search range, neutral band (default Conventions()).
+    by_strike : bool, keyword-only
+        Return the GEX by strike instead of the snapshot's figures.
 
     Returns
     -------
-    pandas.Series
-        spot, net_gex, call_gex, put_gex, flip_point, flip_found, call_wall, put_wall, atm_iv,
-        put_call_ratio, zero_dte_gamma, gamma_expiring_this_week, gamma_expiring_next_week, max_pain,
-        regime, mm_state, distance_to_flip_pct, gex_unit; ``attrs['by_strike']`` a DataFrame of strike,
-        call_gex, put_gex, net_gex.
+    pandas.Series or pandas.DataFrame
+        The snapshot: spot, net_gex, call_gex, put_gex, flip_point, flip_found, call_wall, put_wall,
+        atm_iv, put_call_ratio, zero_dte_gamma, gamma_expiring_this_week, gamma_expiring_next_week,
+        max_pain, regime, mm_state, distance_to_flip_pct, gex_unit (dollars per 1% move; calls +,
+        puts -). With `by_strike`: one row per strike with gamma, columns strike, call_gex, put_gex,
+        net_gex, and the snapshot's figures in ``attrs``.
 
     Raises
     ------
@@ -191,9 +197,12 @@ def compute_gex_frame(chain_df: pd.DataFrame, spot: float, at, conventions: Conv
         raise BadInput(f"spot must be a positive number, got {spot!r}")
     chain = _user_chain(chain_df, when)
     snap = compute_gex_one(chain, s, when, conv)
-    out = pd.Series({**_snapshot_attrs(snap), "distance_to_flip_pct": snap.distance_to_flip_pct}, dtype=object)
-    out.attrs["by_strike"] = _by_strike(snap.strikes, snap.call_gex_by_strike, snap.put_gex_by_strike, {})
-    return out
+    figures = {**_snapshot_attrs(snap), "distance_to_flip_pct": snap.distance_to_flip_pct}
+    if not by_strike:
+        return pd.Series(figures, dtype=object)
+    df = _by_strike(snap.strikes, snap.call_gex_by_strike, snap.put_gex_by_strike, {})
+    df.attrs.update(figures)
+    return df
 
 
 def _snapshot_attrs(snap: GexSnapshot) -> dict:
