@@ -227,7 +227,8 @@ def schedule(project_dir: str | None, python: str | None, symbols: str | None) -
 def validate(reference: str, calibrate_until: str | None, as_json: bool) -> None:
     """Compare modelled GEX with a reference GEX series (SPEC 4.4) on held-out and in-sample days."""
     from gexhistory.cli.ui import print_validation  # lazy: only this command loads it
-    from gexhistory.engine.validation import read_reference, validate as run_validation  # lazy: only this command
+    from gexhistory.pipeline.validate import validate as run_validation  # lazy: only this command loads it
+    from gexhistory.sources.reference import read_reference  # lazy: only this command loads it
 
     until = _parse_date(calibrate_until, "--calibrate-until")
     result = run_validation(read_reference(reference), until)

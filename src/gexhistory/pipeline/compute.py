@@ -15,26 +15,15 @@ from typing import Callable
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from gexhistory.calendar import (
-    ET,
-    TZ_NAME,
-    Session,
-    format_ts,
-    sessions_before,
-    sessions_between,
-)
+from gexhistory.calendar import ET, TZ_NAME, Session, format_ts, sessions_before, sessions_between
 from gexhistory.engine.chain import OptionChain
-from gexhistory.engine.chain_model import ChainModel, ModelParams, warmup_start
-from gexhistory.engine.exposure import (
-    GEX_UNIT,
-    Conventions,
-    GexSnapshot,
-    compute_sessions_batch,
-)
+from gexhistory.engine.chain_model import ModelParams, warmup_start
+from gexhistory.engine.exposure import GEX_UNIT, Conventions, GexSnapshot, compute_gex
 from gexhistory.engine.signals import SCALE_WINDOW
 from gexhistory.engine.summary import CORR_WINDOW, daily_summary, window_corr
 from gexhistory.errors import WorkFailed
 from gexhistory.pipeline import parallel
+from gexhistory.pipeline.model_chains import chain_model
 from gexhistory.pipeline.signals import SignalContext, fetch_minutes
 from gexhistory.runtime import engine_threads
 from gexhistory.sources.base import DailyBars, PriceSource
@@ -61,7 +50,7 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
     idx = bars.index_of()
     minutes_with_warmup, minutes = fetch_minutes(source, symbol, todo)
     known = _priced_snapshots(source.name, symbol, todo, minutes)
-    model = ChainModel(symbol, bars.dates, bars.close, bars.volume, model_params)
+    model = chain_model(symbol, bars.dates, bars.close, bars.volume, model_params)
     signals = SignalContext(source, symbol, todo, bars, minutes_with_warmup, conv)
 
     span = [s for s in sessions_between(context[0].date if context else first, last) if s.date in idx]
@@ -76,7 +65,7 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
         wanted = [s.date in known for s in block]
         spots = [known[s.date][1] if w else [bars.close[idx[s.date]]] for s, w in zip(block, wanted)]
         times = [known[s.date][0] if w else [s.close] for s, w in zip(block, wanted)]
-        return block, block_chains, wanted, (block_chains, spots, times, conv, wanted)
+        return block, block_chains, wanted, (block_chains, spots, times, conv)
 
     def finish(lo, block, block_chains, wanted, snaps):
         for k, (s, sn) in enumerate(zip(block, snaps)):
@@ -90,14 +79,14 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
             source.name, [block_chains[k].source for k in ks])
         for k, rows in zip(ks, sig_rows):
             s, chain = block[k], block_chains[k]
-            yield _rows_for_session(symbol, s, snaps[k], corr[k], source.name, chain.source,
+            yield session_rows(symbol, s, snaps[k], corr[k], source.name, chain.source,
                                     times=known[s.date][0], signal_rows=rows)
 
     threads = engine_threads() if threads is None else threads
     if threads <= 1:
         for lo in range(0, len(span), COMPUTE_CHUNK):
             block, block_chains, wanted, args = chunk(lo)
-            yield from finish(lo, block, block_chains, wanted, compute_sessions_batch(*args))
+            yield from finish(lo, block, block_chains, wanted, compute_gex(*args, with_flip=wanted))
         return
 
     pool = parallel.threads(threads)
@@ -111,7 +100,7 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
                 if lo is None:
                     break
                 block, block_chains, wanted, args = chunk(lo)
-                pending.append((lo, block, block_chains, wanted, pool.submit(compute_sessions_batch, *args)))
+                pending.append((lo, block, block_chains, wanted, pool.submit(compute_gex, *args, with_flip=wanted)))
             if not pending:
                 break
             lo, block, block_chains, wanted, future = pending.popleft()
@@ -156,7 +145,7 @@ def _require_bars(bars: DailyBars, todo: list[Session]) -> None:
         raise WorkFailed(f"{bars.source}: no daily bar for {bars.symbol} on {missing[0]}{more}")
 
 
-def _rows_for_session(symbol: str, s: Session, snaps: list[GexSnapshot], corr: float | None,
+def session_rows(symbol: str, s: Session, snaps: list[GexSnapshot], corr: float | None,
                       data_source: str, chain_source: str, times: list[dt.datetime] | None = None,
                       signal_rows: list[dict] | None = None) -> dict:
     prov = {"data_source": data_source, "chain_source": chain_source}
