@@ -135,14 +135,14 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
                               versions(), format_ts(dt.datetime.now(ET)))
     totals = {t: {"inserted": 0, "replaced": 0} for t in TABLES}
     try:
-        session_rows, sessions_out = [], []
+        computed, sessions_out = [], []
         for item, sess, spots, data_source, spot_source in planned:
             snaps = compute_gex([item.chain], [spots], [sess.snapshot_times()], conv)[0]
             sym = item.chain.underlying
             history[sym][sess.date] = (snaps[-1].spot, snaps[-1].net_gex)
             corr = _corr(history[sym], sess.date)
             rows = session_rows(sym, sess, snaps, corr, data_source, item.label)
-            session_rows.append((sym, sess.date, rows))
+            computed.append((sym, sess.date, rows))
             close = snaps[-1]
             sessions_out.append({"symbol": sym, "date": sess.date.isoformat(), "snapshots": len(snaps),
                                  "spot_source": spot_source, "chain_source": item.label, "net_gex": close.net_gex,
@@ -154,7 +154,7 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
                 writes.lock_symbol(conn, sym)
             for item in items:
                 cs.replace_chain(conn, _header(item, now), _contracts(item))
-            for sym, day, rows in session_rows:
+            for sym, day, rows in computed:
                 removed = writes.delete_sessions(conn, sym, [day])
                 for name, table in (("gex_history", gex_history), ("gamma_history", gamma_history),
                                     ("gamma_daily_summary", gamma_daily_summary), ("regime_signals", regime_signals)):
