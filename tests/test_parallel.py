@@ -128,3 +128,53 @@ def test_an_unreachable_scheduler_is_one_line_and_exit_1(pg_database_url, tmp_pa
     assert out.returncode == 1, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot reach the Dask scheduler at tcp://127.0.0.1:9")
+
+
+def _chain_files(tmp_path) -> list[str]:
+    """Three generic chain files of SPY, one session each, the chain shifted a little day by day."""
+    from test_chain_import import EXPIRIES, _big_chain, _generic_file
+
+    days = [dt.date(2025, 6, 2), dt.date(2025, 6, 3), dt.date(2025, 6, 4)]
+    out = []
+    for j, day in enumerate(days):
+        contracts = [(e, k, r, oi + 37 * j, iv) for e, k, r, oi, iv in _big_chain() if e > day and e >= EXPIRIES[0]]
+        out.append(_generic_file(tmp_path / f"chain_{day}.csv", contracts, spot=600.0 + j, day=day))
+    return out
+
+
+def test_chain_files_read_by_workers_import_what_one_process_imports(db_url, tmp_path):
+    files = _chain_files(tmp_path)
+    serial = str(tmp_path / "serial.db")
+    assert run_cli(["import-chains", *files, "--db", serial], tmp_path).returncode == 0
+    out = run_cli(["import-chains", *files, "--jobs", "2", "--json", "--db", db_url], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert [s["date"] for s in json.loads(out.stdout)["sessions"]] == ["2025-06-02", "2025-06-03", "2025-06-04"]
+    assert content_digest(db_url) == content_digest(serial)
+
+
+def test_the_first_bad_file_in_order_is_reported_by_workers_too(tmp_path):
+    good = _chain_files(tmp_path)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,underlying,expiration,strike,right,oi,iv\n2025-06-03,SPY,2025-06-13,abc,P,10,0.2\n")
+    out = run_cli(["import-chains", good[0], str(bad), good[1], "--jobs", "3"], tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [f"error: {bad}:2: strike 'abc' is not a number"]
+    assert not (tmp_path / "gex_copilot.db").exists()
+
+
+@pytest.mark.postgres
+def test_chain_files_read_on_a_dask_cluster(pg_database_url, tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    from conftest import _reset_pg
+
+    files = _chain_files(tmp_path)
+    serial = str(tmp_path / "serial.db")
+    assert run_cli(["import-chains", *files, "--db", serial], tmp_path).returncode == 0
+    _reset_pg(pg_database_url)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO / "src"), str(REPO)]))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=logging.ERROR) as cluster:
+        out = run_cli(["import-chains", *files, "--cluster", cluster.scheduler_address, "--db", pg_database_url],
+                      tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert content_digest(pg_database_url) == content_digest(serial)

@@ -255,13 +255,17 @@ def serve(host: str, port: int, db: str | None) -> None:
 @click.option("--volume-as-oi", is_flag=True, help="OptionsDX only: use each contract's volume as a labelled OI proxy.")
 @click.option("--underlying", default=None, metavar="SYMBOL", help="Underlying of files that do not name it (OptionsDX).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@click.option("--jobs", type=int, default=1, show_default=True, help="Files read in parallel worker processes.")
+@click.option("--cluster", default=None, metavar="tcp://HOST:8786", envvar="DASK_SCHEDULER_ADDRESS", show_envvar=True,
+              help="Read the files as tasks on this Dask scheduler (its workers must see the same paths).")
 @db_option
-def import_chains(files, oi_file, volume_as_oi, underlying, as_json, db) -> None:
+def import_chains(files, oi_file, volume_as_oi, underlying, as_json, jobs, cluster, db) -> None:
     """Import real option-chain files and recompute the GEX of the sessions they cover."""
     from gexhistory.cli.ui import print_chain_import  # lazy: only this command loads it
     from gexhistory.pipeline.import_chains import import_chains as run_import  # lazy: only this command loads it
 
-    result = run_import(list(files), db=db, oi_file=oi_file, volume_as_oi=volume_as_oi, underlying=underlying)
+    result = run_import(list(files), db=db, oi_file=oi_file, volume_as_oi=volume_as_oi, underlying=underlying,
+                        jobs=jobs, cluster=cluster)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:

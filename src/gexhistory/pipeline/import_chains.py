@@ -34,6 +34,7 @@ from gexhistory.engine.chain import OptionChain
 from gexhistory.engine.exposure import Conventions, compute_gex
 from gexhistory.engine.summary import CORR_WINDOW, none_if_nan, rolling_price_gex_corr
 from gexhistory.errors import BadInput
+from gexhistory.pipeline import parallel
 from gexhistory.pipeline.compute import session_rows
 from gexhistory.pipeline.runs import TABLES, versions
 from gexhistory.sources.base import MinuteBars
@@ -69,17 +70,31 @@ class ImportResult:
 
 
 def parse_files(files: list[str], *, oi_file: str | None = None, volume_as_oi: bool = False,
-                underlying: str | None = None):
-    """Parse and validate every file (nothing written); BadInput on the first bad file."""
+                underlying: str | None = None, jobs: int = 1, cluster: str | None = None):
+    """Parse and validate every file (nothing written); BadInput on the first bad file, in the order
+    given. With `jobs` > 1 the files are read by that many local worker processes, with `cluster` (a
+    Dask scheduler address) by the cluster's workers, which must see the files at the same paths."""
     from gexhistory.pipeline.chain_prep import read_chain_file  # lazy: pandas, only when files are read
 
     if not files:
         raise BadInput("give at least one chain file")
     if oi_file and volume_as_oi:
         raise BadInput("give either --oi-file or --volume-as-oi, not both")
-    parsed = []
-    for f in files:
-        parsed.extend(read_chain_file(f, oi_file=oi_file, volume_as_oi=volume_as_oi, underlying=underlying))
+    if not isinstance(jobs, int) or not 1 <= jobs <= 64:
+        raise BadInput(f"--jobs must be between 1 and 64, got {jobs}")
+    address = parallel.cluster_address(cluster)
+    options = {"oi_file": oi_file, "volume_as_oi": volume_as_oi, "underlying": underlying}
+    if address or (jobs > 1 and len(files) > 1):
+        pool = parallel.cluster_pool(address) if address else parallel.local_pool(min(jobs, len(files)))
+        try:
+            futures = [pool.submit(read_chain_file, f, **options) for f in files]
+            parsed = [c for f in futures for c in parallel.result_of(f)]
+        except BaseException:
+            pool.close(cancel=True)
+            raise
+        pool.close()
+    else:
+        parsed = [c for f in files for c in read_chain_file(f, **options)]
     if (oi_file or volume_as_oi) and not any(p.fmt == "optionsdx" for p in parsed):
         raise BadInput("--oi-file and --volume-as-oi apply to OptionsDX files, and none was given")
     # The same underlying and date twice in one import: the later file wins, as it would in two imports.
@@ -119,10 +134,14 @@ def _spots(conn, item, session):
 
 def import_chains(files: list[str], *, db: str | None = None, oi_file: str | None = None,
                   volume_as_oi: bool = False, underlying: str | None = None,
-                  conv: Conventions | None = None) -> ImportResult:
+                  conv: Conventions | None = None, jobs: int = 1, cluster: str | None = None) -> ImportResult:
+    """Import option-chain files and recompute the GEX of the sessions they cover (module docstring).
+    Every file is read (one task per file: `jobs` local processes or a Dask `cluster`) and checked
+    before the database is opened; then one transaction stores the chains and replaces the sessions."""
     t0 = time.perf_counter()
     conv = conv or Conventions()
-    items = parse_files(files, oi_file=oi_file, volume_as_oi=volume_as_oi, underlying=underlying)
+    items = parse_files(files, oi_file=oi_file, volume_as_oi=volume_as_oi, underlying=underlying, jobs=jobs,
+                        cluster=cluster)
     engine = open_engine(db)
     init_schema(engine)
     symbols = sorted({p.chain.underlying for p in items})

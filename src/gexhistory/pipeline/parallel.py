@@ -53,8 +53,8 @@ class Pool:
         self._queue = progress_queue
         self._client = client
 
-    def submit(self, fn: Callable, *args) -> Future:
-        return self.executor.submit(fn, *args)
+    def submit(self, fn: Callable, *args, **kwargs) -> Future:
+        return self.executor.submit(fn, *args, **kwargs)
 
     def progress(self) -> list[tuple[str, int]]:
         """Progress messages that arrived so far, without waiting."""
