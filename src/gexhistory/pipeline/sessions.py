@@ -79,29 +79,42 @@ def write_sessions(engine, source: PriceSource, symbol: str, todo: list[Session]
     chains = None if source.is_synthetic else chain_lookup(engine, symbol, todo[0].date - CHAIN_LOOKBACK,
                                                            todo[-1].date)
     bundles = compute_sessions(source, symbol, todo, opts.conventions, opts.model, chains=chains, threads=threads)
-    for lo in range(0, len(todo), opts.batch_sessions):
-        batch = todo[lo:lo + opts.batch_sessions]
-        rows = [next(bundles) for _ in batch]
-        seen = len(batch)
-        with engine.begin() as conn:
-            writes.lock_symbol(conn, symbol)
-            if isinstance(source, BarCache):
-                source.flush(conn)  # the bars this run fetched, in the same transaction as the first sessions
-            batch, rows = _still_todo(conn, symbol, batch, rows, opts, source, res)
-            removed = writes.delete_sessions(conn, symbol, [s.date for s in batch])
-            live = writes.live_timestamps(conn, symbol, [s.date for s in batch])
-            for name, table in _TABLES:
-                table_rows = [r for b in rows for r in b[name] if r.get("timestamp") not in live]
-                for r in table_rows:
-                    r["run_id"] = run_id
-                writes.insert_rows(conn, table, table_rows)
-                c = res.counts[name]
-                c.replaced += removed[name]
-                c.inserted += len(table_rows) - min(removed[name], len(table_rows))
-        res.sessions_written += len(batch)
-        if on_batch is not None:
-            on_batch(seen)
+    try:
+        for lo in range(0, len(todo), opts.batch_sessions):
+            batch = todo[lo:lo + opts.batch_sessions]
+            _write_batch(engine, source, symbol, batch, [next(bundles) for _ in batch], opts, run_id, res)
+            if on_batch is not None:
+                on_batch(len(batch))
+    finally:
+        # Close the computation at once when a write fails: left to the garbage collector, its engine
+        # threads live on, and their shutdown may then run inside threading's own locks (a deadlock
+        # seen when a collection fell into a later Thread.start).
+        bundles.close()
     res.notes = list(dict.fromkeys([*res.notes, *source.notes]))
+
+
+def _write_batch(engine, source: PriceSource, symbol: str, batch: list[Session], rows: list[dict],
+                 opts: BackfillOptions, run_id: int, res: SymbolResult) -> None:
+    """One batch of sessions in one transaction, under the symbol's lock: the bars fetched so far, then
+    each session's rows replacing whatever the session held (live snapshots excepted)."""
+    from gexhistory.pipeline.bar_cache import BarCache  # lazy: see write_sessions
+
+    with engine.begin() as conn:
+        writes.lock_symbol(conn, symbol)
+        if isinstance(source, BarCache):
+            source.flush(conn)  # the bars this run fetched, committed with its first sessions
+        batch, rows = _still_todo(conn, symbol, batch, rows, opts, source, res)
+        removed = writes.delete_sessions(conn, symbol, [s.date for s in batch])
+        live = writes.live_timestamps(conn, symbol, [s.date for s in batch])
+        for name, table in _TABLES:
+            table_rows = [r for b in rows for r in b[name] if r.get("timestamp") not in live]
+            for r in table_rows:
+                r["run_id"] = run_id
+            writes.insert_rows(conn, table, table_rows)
+            c = res.counts[name]
+            c.replaced += removed[name]
+            c.inserted += len(table_rows) - min(removed[name], len(table_rows))
+    res.sessions_written += len(batch)
 
 
 def _still_todo(conn, symbol: str, batch: list[Session], rows: list[dict], opts: BackfillOptions,
