@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import gc
 import json
 import sys
@@ -10,44 +9,12 @@ import sys
 import click
 
 from gexhistory.errors import BadInput, GexHistoryError
-
-MAX_DAYS = 20000  # about 55 years: more is a typo, not a request
+from gexhistory.pipeline.options import backfill_options, parse_date
 
 
 def _fail(message: str, code: int) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
-
-
-def _parse_date(value: str | None, name: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise BadInput(f"{name} {value!r} is not a date (expected YYYY-MM-DD)") from None
-
-
-def resolve_window(days: int | None, start: str | None, end: str | None) -> tuple[dt.date, dt.date]:
-    """--days N (calendar days ending at the last completed session) or --start/--end, inclusive."""
-    from gexhistory.calendar import last_completed_session, window_for_days
-
-    if days is not None and start is not None:
-        raise BadInput("give either --days or --start/--end, not both")
-    last = last_completed_session().date
-    if days is not None:
-        if days < 1 or days > MAX_DAYS:
-            raise BadInput(f"--days must be between 1 and {MAX_DAYS}, got {days}")
-        return window_for_days(days)
-    d_start = _parse_date(start, "--start")
-    d_end = _parse_date(end, "--end") or last
-    if d_start is None:
-        d_start, _ = window_for_days(365)
-    if d_end < d_start:
-        raise BadInput(f"--end {d_end} is before --start {d_start}")
-    if d_end > last:
-        raise BadInput(f"--end {d_end} is after the last completed session {last}")
-    return d_start, d_end
 
 
 # Start-up (click, SQLAlchemy, numpy, the schema) creates objects that live as long as the process.
@@ -142,19 +109,13 @@ def init(db: str | None) -> None:
 def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force, as_json, quiet, jobs, db,
              batch_sessions) -> int:
     """Backfill GEX snapshots, gamma snapshots, daily summaries and signals."""
-    from gexhistory.pipeline.backfill import BackfillOptions, run_backfill
-    from gexhistory.config import parse_symbols
+    from gexhistory.pipeline.backfill import run_backfill
 
     if symbol is not None and symbols is not None:
         raise BadInput("give either --symbol or --symbols, not both")
-    names = parse_symbols(symbols if symbols is not None else symbol if symbol is not None else "SPY")
-    if rate is not None and not rate > 0:
-        raise BadInput(f"--rate must be a positive number of requests per minute, got {rate}")
-    if days is None and start is None and end is None:
-        days = 365
-    d_start, d_end = resolve_window(days, start, end)
-    opts = BackfillOptions(names, d_start, d_end, source=source.lower(), seed=seed, force=force, db=db,
-                           bars=bars, rate=rate, jobs=jobs, batch_sessions=batch_sessions)
+    opts = backfill_options(symbols if symbols is not None else symbol if symbol is not None else "SPY",
+                            days=days, start=start, end=end, source=source, seed=seed, force=force, db=db,
+                            bars=bars, rate=rate, jobs=jobs, batch_sessions=batch_sessions)
     if quiet or as_json:  # nothing to draw: the terminal code (ui, rich) is not even imported
         result = run_backfill(opts)
     else:
@@ -234,7 +195,7 @@ def validate(reference: str, calibrate_until: str | None, as_json: bool) -> None
     from gexhistory.engine.validation import read_reference, validate as run_validation
     from gexhistory.cli.ui import print_validation
 
-    until = _parse_date(calibrate_until, "--calibrate-until")
+    until = parse_date(calibrate_until, "--calibrate-until")
     result = run_validation(read_reference(reference), until)
     if as_json:
         click.echo(json.dumps(result, indent=2))
