@@ -272,6 +272,36 @@ def snapshot(symbol, symbols, anytime, rate, as_json, quiet, db) -> int:
     return 0
 
 
+@main.command()
+@click.option("--table", required=True, help="gex_history, gamma_history, gamma_daily_summary, regime_signals, "
+              "price_bars, option_chains, option_chain_contracts or backfill_runs.")
+@click.option("--format", "fmt", default=None, help="parquet | csv (default: from --out's suffix).")
+@click.option("--out", required=True, metavar="FILE", help="File to write (replaced only with --force).")
+@click.option("--symbol", "symbol", default=None, help="One symbol (default: every symbol).")
+@click.option("--symbols", "symbols", default=None, help="Comma-separated symbols, e.g. SPY,QQQ.")
+@click.option("--start", default=None, metavar="YYYY-MM-DD", help="First date (inclusive).")
+@click.option("--end", default=None, metavar="YYYY-MM-DD", help="Last date (inclusive).")
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@db_option
+def export(table, fmt, out, symbol, symbols, start, end, force, as_json, db) -> None:
+    """Stream stored rows of one table to a Parquet or CSV file (written whole or not at all)."""
+    from gexhistory.config import parse_symbols
+    from gexhistory.pipeline.export import export_table
+
+    if symbol is not None and symbols is not None:
+        raise BadInput("give either --symbol or --symbols, not both")
+    names = parse_symbols(symbols if symbols is not None else symbol) if (symbol or symbols) is not None else None
+    result = export_table(table, out, fmt=fmt, db=db, symbols=names, start=parse_date(start, "--start"),
+                          end=parse_date(end, "--end"), force=force)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        which = ", ".join(result.symbols) if result.symbols else "all symbols"
+        click.echo(f"exported {result.rows:,} rows of {result.table} ({which}) to {result.path} "
+                   f"({result.format}, {result.bytes:,} bytes) in {result.elapsed:.2f} s")
+
+
 def backfill_script_main(argv: list[str] | None = None) -> None:
     """`python backfill_historical_data.py --days 365 [--symbol QQQ] [--force]` from the guide."""
     args = list(sys.argv[1:] if argv is None else argv)
