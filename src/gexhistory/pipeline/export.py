@@ -40,7 +40,26 @@ TABLES = tuple(frames.EXPORTABLE)
 
 @dataclass
 class ExportResult:
-    """What an export wrote: `rows` rows of `table` to `path` as `format`."""
+    """What an export wrote (``gx.export``'s return value; ``as_dict()`` is the CLI's ``--json``).
+
+    Attributes
+    ----------
+    path : str
+        The absolute path written.
+    table, format : str
+    rows : int
+        Rows written.
+    columns : list of str
+        Column names, in the file's order (every column of the table).
+    symbols : list of str or None
+        The symbols asked for (None: all).
+    start, end : datetime.date or None
+        The window asked for.
+    bytes : int
+        Size of the file.
+    elapsed : float
+        Seconds.
+    """
 
     path: str
     table: str
@@ -54,6 +73,7 @@ class ExportResult:
     elapsed: float
 
     def as_dict(self) -> dict:
+        """JSON-ready summary."""
         return {"path": self.path, "table": self.table, "format": self.format, "rows": self.rows,
                 "columns": self.columns, "symbols": self.symbols,
                 "start": self.start and self.start.isoformat(), "end": self.end and self.end.isoformat(),

@@ -86,10 +86,11 @@ def open_reader(db: str | None) -> Engine:
 
 
 def known_symbol(engine: Engine, symbol: str) -> str:
-    """`symbol` when the database holds sessions of it; BadInput naming the stored symbols otherwise."""
-    held = stored_symbols(engine)
-    if symbol in held:
+    """`symbol` when the database holds snapshots of it (an indexed look-up); BadInput naming the
+    stored symbols otherwise. Live snapshots count: a symbol need not have been backfilled."""
+    if not symbols_without_rows(engine, "gex_history", [symbol]):
         return symbol
+    held = table_symbols(engine, "gex_history")
     if not held:
         raise BadInput(f"no stored history for {symbol}: the database holds no symbols yet (run {FILL_COMMAND})")
     raise BadInput(f"no stored history for {symbol}: the database holds {', '.join(held)}")
