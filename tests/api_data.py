@@ -1,9 +1,7 @@
-"""A stored database for the API and export tests, on SQLite and PostgreSQL, and value normalisation.
+"""The stored database of the API and export tests (conftest's `stored_db`), and value normalisation.
 
-`stored_db` backfills SPY and QQQ (synthetic, a fixed window) through `gx.backfill` itself, and IWM
-from a CSV bars file (a real source: its bars land in price_bars), once per module and backend. On
-PostgreSQL it uses the per-process test database, emptied first; the modules using it take no
-`db_url` (which would empty it again mid-module).
+`fill` backfills SPY and QQQ (synthetic, a fixed window) through `gx.backfill` itself, and IWM from a
+CSV bars file (a real source: its bars land in price_bars).
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 import gexhistory as gx
 from gexhistory.calendar import sessions_between
@@ -49,17 +46,6 @@ def fill(db: str, folder: Path) -> dict:
     synthetic = gx.backfill(SYNTHETIC, start=START, end=END.isoformat(), source="synthetic", db=db)
     real = gx.backfill(CSV_SYMBOL, start=START, end=END, source="csv", bars=bars_file(folder / "iwm.csv"), db=db)
     return {"synthetic": synthetic, "csv": real}
-
-
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def stored_db(request, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("stored")
-    if request.param == "sqlite":
-        db = str(folder / "gex.db")
-    else:
-        db = request.getfixturevalue("pg_database_url")
-        empty_pg(db)
-    return db, fill(db, folder)
 
 
 def py(value):

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 import gexhistory as gx
-from api_data import CSV_SYMBOL, END, START, SYNTHETIC, py, stored_db  # noqa: F401 (stored_db: a fixture)
+from api_data import CSV_SYMBOL, END, START, SYNTHETIC, py
 from gexhistory.calendar import sessions_between
 from gexhistory.store.frames import HISTORY_GAMMA, HISTORY_GEX
 from gexhistory.store.schema import gamma_daily_summary, regime_signals
@@ -283,3 +283,21 @@ def test_history_one_liner_after_the_readme_first_command(tmp_path):
     shown = [line.split()[:2] for line in lines[2:7]]  # date, then wall clock and its UTC offset
     assert [f"{day} {clock[:8]}" for day, clock in shown] == [r[0] for r in reversed(last)]
     assert all(clock[8:] in ("-05:00", "-04:00") for _, clock in shown) and lines[-1] == "[5 rows x 24 columns]"
+
+
+def test_import_chains_stores_the_chain_and_rejects_a_bad_file_whole(tmp_path):
+    db = tmp_path / "g.db"
+    good = tmp_path / "spy.csv"
+    good.write_text("date,underlying,expiration,strike,right,oi,iv,spot\n"
+                    + "".join(f"2025-06-02,SPY,2025-06-20,{k},{r},{500 + k % 7},0.2,600\n"
+                              for k in range(580, 625, 5) for r in "CP"))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,underlying,expiration,strike,right,oi,iv\n2025-06-02,SPY,2025-06-20,600,X,10,0.2\n")
+    with pytest.raises(gx.BadInput, match=f"{bad}:2: "):
+        gx.import_chains([good, bad], db=db)
+    assert not db.exists()  # every file is checked before the database is opened
+    res = gx.import_chains(good, db=db)
+    assert isinstance(res, gx.ImportResult) and res.files[0]["contracts"] == 18
+    stored = rows(str(db), "SELECT timestamp, net_gex, chain_source FROM gex_history WHERE symbol = 'SPY'")
+    assert stored == [("2025-06-02 16:00:00", res.sessions[0]["net_gex"], "generic:spy.csv")]
+    assert gx.history("SPY", db=db)["chain_source"].tolist() == ["generic:spy.csv"]

@@ -7,7 +7,8 @@ group per chunk, zstd); CSV gets a header line and the stored text of timestamps
 
 Everything the user gave is checked before the database is read: the table, the format, the dates,
 the output path (its folder must exist and be writable; an existing file needs `force`) and, when
-symbols are named, that the table holds rows of each. The file is written under a hidden temporary
+symbols are named, that the database knows each (a known symbol without rows in this table, such as
+synthetic bars that are never stored, exports none). The file is written under a hidden temporary
 name in the output's folder and renamed over `out` only once complete, so a failed or interrupted
 export leaves no partial file and never damages an existing one.
 """
@@ -119,21 +120,21 @@ def export_table(table: str, out: str | os.PathLike, *, fmt: str | None = None, 
     """Write the rows of `table` (for `symbols`, all when None; dates in [start, end]) to `out`."""
     t0 = time.perf_counter()
     check_table(table)
-    path = Path(out)
+    path = check_target(Path(out), force, flag)
     fmt = check_format(fmt, path, flag)
     if start and end and end < start:
         raise BadInput(f"{flag}end {end} is before {flag}start {start}")
-    path = check_target(path, force, flag)
     cols = frames.export_columns(table)
     chunk = chunk_rows or max(1_000, CHUNK_VALUES // len(cols))
     engine = frames.open_reader(db)
     try:
-        if symbols:
-            missing = frames.symbols_without_rows(engine, table, list(symbols))
-            if missing:
-                held = frames.table_symbols(engine, table)
-                raise BadInput(f"{table} holds no rows of {', '.join(missing)}: "
-                               + (f"it holds {', '.join(held)}" if held else "it is empty"))
+        if symbols:  # a typo is bad input; a known symbol with no rows in this table exports none
+            absent = frames.symbols_without_rows(engine, table, list(symbols))
+            unknown = frames.symbols_without_rows(engine, "gex_history", absent) if absent else []
+            if unknown:
+                held = frames.table_symbols(engine, "gex_history")
+                raise BadInput(f"no stored history for {', '.join(unknown)}: "
+                               + (f"the database holds {', '.join(held)}" if held else "the database is empty"))
         query = frames.export_select(table, list(symbols) if symbols else None, start, end)
         with closing(frames.stream(engine, query, chunk)) as chunks:  # a failed write ends the read too
             rows = _write_atomically(path, lambda tmp: _WRITERS[fmt](tmp, cols, chunks))
