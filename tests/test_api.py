@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -17,11 +18,12 @@ import pandas as pd
 import pytest
 
 import gexhistory as gx
+from gexhistory import api, errors
 from api_data import CSV_SYMBOL, END, START, SYNTHETIC, py
 from gexhistory.calendar import sessions_between
 from gexhistory.store.frames import HISTORY_GAMMA, HISTORY_GEX
 from gexhistory.store.schema import gamma_daily_summary, regime_signals
-from helpers import REPO, rows, run_cli
+from helpers import REPO, engine_for, rows, run_cli
 
 N_SESSIONS = len(sessions_between(START, END))
 
@@ -56,8 +58,6 @@ def test_import_gexhistory_loads_no_heavy_module():
 
 
 def test_every_public_name_resolves_and_is_documented():
-    from gexhistory import api, errors
-
     assert gx.__version__ == "0.1.0" and set(dir(gx)) >= set(gx.__all__)
     for name in gx.__all__:
         obj = getattr(gx, name)
@@ -141,8 +141,6 @@ def test_backfill_errors_are_typed(tmp_path, monkeypatch):
 
 
 def _refuse_inserts(db: str, symbol: str) -> None:
-    from helpers import engine_for
-
     eng = engine_for(db)
     with eng.begin() as conn:
         conn.exec_driver_sql(f"CREATE TRIGGER refuse_{symbol} BEFORE INSERT ON gex_history WHEN NEW.symbol = "
@@ -259,8 +257,6 @@ def test_read_errors_name_what_is_wrong(stored_db, tmp_path):
     (tmp_path / "text.db").write_text("hello")
     with pytest.raises(gx.BadDatabase, match="is not an SQLite database"):
         gx.daily("SPY", db=tmp_path / "text.db")
-    import sqlite3
-
     sqlite3.connect(tmp_path / "empty.db").execute("CREATE TABLE other (x)").connection.close()
     with pytest.raises(gx.BadDatabase, match="has no gexhistory tables: run gexhistory backfill first"):
         gx.symbols(tmp_path / "empty.db")

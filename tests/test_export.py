@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import math
 
 import pyarrow.parquet as pq
 import pytest
@@ -122,9 +121,11 @@ def test_runs_are_exported_for_the_symbols_they_list(db, tmp_path):
 def test_chunks_are_written_one_after_another(db, tmp_path):
     n = rows(db, "SELECT COUNT(*) FROM gamma_history")[0][0]
     whole = export_table("gamma_history", tmp_path / "whole.parquet", db=db)
-    chunked = export_table("gamma_history", tmp_path / "chunked.parquet", db=db, chunk_rows=100)
+    chunked = export_table("gamma_history", tmp_path / "chunked.parquet", db=db, chunk_rows=100, row_group_rows=250)
     assert whole.rows == chunked.rows == n
-    assert pq.ParquetFile(chunked.path).metadata.num_row_groups == math.ceil(n / 100)  # one row group per chunk
+    meta = pq.ParquetFile(chunked.path).metadata  # chunks of 100 rows gathered into row groups of 300
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [300] * (n // 300) + [n % 300]
+    assert pq.ParquetFile(whole.path).metadata.num_row_groups == 1
     assert pq.read_table(chunked.path).equals(pq.read_table(whole.path))
 
 

@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from gexhistory.config import parse_symbols
 from gexhistory.errors import BadInput, GexHistoryError
 from gexhistory.pipeline.options import backfill_options, parse_date
 
@@ -286,8 +287,7 @@ def snapshot(symbol, symbols, anytime, rate, as_json, quiet, db) -> int:
 @db_option
 def export(table, fmt, out, symbol, symbols, start, end, force, as_json, db) -> None:
     """Stream stored rows of one table to a Parquet or CSV file (written whole or not at all)."""
-    from gexhistory.config import parse_symbols
-    from gexhistory.pipeline.export import export_table
+    from gexhistory.pipeline.export import export_table  # lazy: pyarrow and SQLAlchemy, for this command only
 
     if symbol is not None and symbols is not None:
         raise BadInput("give either --symbol or --symbols, not both")

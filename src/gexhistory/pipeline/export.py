@@ -24,6 +24,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from sqlalchemy.exc import SQLAlchemyError
@@ -35,7 +36,10 @@ from gexhistory.store.db import user_error
 
 FORMATS = ("parquet", "csv")
 SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
-CHUNK_VALUES = 1_000_000  # rows per chunk x columns: about 40 MB of Python values in flight
+# Rows travel from the cursor as Python objects (~50 bytes a value), so a chunk is kept small; in Arrow
+# they take 8 bytes a value, so Parquet row groups gather many chunks (readers skip by row group).
+CHUNK_VALUES = 200_000  # rows per chunk x columns: about 10 MB of Python values in flight
+ROW_GROUP_ROWS = 128 * 1024
 TABLES = tuple(frames.EXPORTABLE)
 
 
@@ -116,8 +120,12 @@ def check_target(out: Path, force: bool, flag: str = "--") -> Path:
 
 def export_table(table: str, out: str | os.PathLike, *, fmt: str | None = None, db: str | None = None,
                  symbols: Sequence[str] | None = None, start: dt.date | None = None, end: dt.date | None = None,
-                 force: bool = False, chunk_rows: int | None = None, flag: str = "--") -> ExportResult:
-    """Write the rows of `table` (for `symbols`, all when None; dates in [start, end]) to `out`."""
+                 force: bool = False, chunk_rows: int | None = None, row_group_rows: int = ROW_GROUP_ROWS,
+                 flag: str = "--") -> ExportResult:
+    """Write the rows of `table` (for `symbols`, all when None; dates in [start, end]) to `out`.
+
+    `chunk_rows` (default: CHUNK_VALUES values' worth) rows are read and converted at a time; Parquet
+    row groups hold about `row_group_rows` rows."""
     t0 = time.perf_counter()
     check_table(table)
     path = check_target(Path(out), force, flag)
@@ -137,7 +145,7 @@ def export_table(table: str, out: str | os.PathLike, *, fmt: str | None = None, 
                                + (f"the database holds {', '.join(held)}" if held else "the database is empty"))
         query = frames.export_select(table, list(symbols) if symbols else None, start, end)
         with closing(frames.stream(engine, query, chunk)) as chunks:  # a failed write ends the read too
-            rows = _write_atomically(path, lambda tmp: _WRITERS[fmt](tmp, cols, chunks))
+            rows = _write_atomically(path, lambda tmp: _WRITERS[fmt](tmp, cols, chunks, row_group_rows))
     except SQLAlchemyError as exc:
         raise user_error(exc) from None
     finally:
@@ -146,17 +154,28 @@ def export_table(table: str, out: str | os.PathLike, *, fmt: str | None = None, 
                         start, end, path.stat().st_size, time.perf_counter() - t0)
 
 
-def _write_parquet(tmp: Path, cols: list[frames.Col], chunks: Iterable[list[tuple]]) -> int:
+def _write_parquet(tmp: Path, cols: list[frames.Col], chunks: Iterable[Sequence], row_group_rows: int) -> int:
     arrow_schema = columnar.schema(cols)
     n = 0
+    pending: list[pa.RecordBatch] = []  # converted chunks of the row group being gathered
     with pq.ParquetWriter(str(tmp), arrow_schema, compression="zstd") as writer:
+
+        def row_group() -> None:
+            t = pa.Table.from_batches(pending, schema=arrow_schema)
+            writer.write_table(t, row_group_size=max(t.num_rows, 1))  # all of it in one row group
+            pending.clear()
+
         for rows in chunks:
-            writer.write_batch(columnar.batch(cols, rows, arrow_schema))
+            pending.append(columnar.batch(cols, rows, arrow_schema))
             n += len(rows)
+            if sum(b.num_rows for b in pending) >= row_group_rows:
+                row_group()
+        if pending or n == 0:  # the last row group; an empty export still gets its schema
+            row_group()
     return n
 
 
-def _write_csv(tmp: Path, cols: list[frames.Col], chunks: Iterable[list[tuple]]) -> int:
+def _write_csv(tmp: Path, cols: list[frames.Col], chunks: Iterable[Sequence], _row_group_rows: int) -> int:
     arrow_schema = columnar.schema(cols, text_times=True)
     n = 0
     with pa_csv.CSVWriter(str(tmp), arrow_schema) as writer:

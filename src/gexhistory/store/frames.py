@@ -11,10 +11,10 @@ Every statement is SQLAlchemy Core with bound values.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Boolean, Column, Engine, Float, Integer, Table, and_, literal, or_, select
+from sqlalchemy import Boolean, Column, Engine, Float, Integer, Row, Table, and_, literal, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from gexhistory.config import database_url, redact_url
@@ -231,11 +231,10 @@ def table_symbols(engine: Engine, name: str) -> list[str]:
         return [r[0] for r in conn.execute(select(col).distinct().order_by(col))]
 
 
-def stream(engine: Engine, stmt, chunk_rows: int) -> Iterator[list[tuple]]:
-    """The rows of `stmt`, `chunk_rows` at a time, never all in memory: a server-side cursor on
-    PostgreSQL, SQLite's cursor stepping through the result. One read transaction for the whole
-    stream, so every chunk comes from the same snapshot of the database."""
+def stream(engine: Engine, stmt, chunk_rows: int) -> Iterator[Sequence[Row]]:
+    """The rows of `stmt` (tuple-like Rows), `chunk_rows` at a time, never all in memory: a server-side
+    cursor on PostgreSQL, SQLite's cursor stepping through the result. One read transaction for the
+    whole stream, so every chunk comes from the same snapshot of the database."""
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
-        for part in result.partitions(chunk_rows):
-            yield [tuple(r) for r in part]
+        yield from result.partitions(chunk_rows)
