@@ -51,8 +51,8 @@ Db = str | os.PathLike | None
 _PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 
 
-def _db(db: Db) -> str | None:
-    return os.fspath(db) if db is not None else None
+def _path(value: str | os.PathLike | None) -> str | None:
+    return os.fspath(value) if value is not None else None
 
 
 @contextmanager
@@ -66,7 +66,7 @@ def _database_errors() -> Iterator[None]:
 
 @contextmanager
 def _reader(db: Db) -> Iterator[Engine]:
-    engine = frames.open_reader(_db(db))
+    engine = frames.open_reader(_path(db))
     try:
         with _database_errors():
             yield engine
@@ -156,7 +156,7 @@ def backfill(symbols: str | Sequence[str] = "SPY", days: int | None = None, *, s
         attribute holds the BackfillResult.
     """
     opts = backfill_options(symbols, days=days, start=start, end=end, source=source, seed=seed, force=force,
-                            db=_db(db), bars=_db(bars), rate=rate, jobs=jobs, batch_sessions=batch_sessions,
+                            db=_path(db), bars=_path(bars), rate=rate, jobs=jobs, batch_sessions=batch_sessions,
                             flag="", **({"conventions": conventions} if conventions is not None else {}))
     with _database_errors():
         result = run_backfill(opts, progress=progress)
@@ -201,14 +201,14 @@ def import_chains(files: str | os.PathLike | Sequence[str | os.PathLike], db: Db
     Raises
     ------
     BadInput
-        A file that is not a chain or has a malformed row (``BadFile``-like message ``FILE:LINE``),
-        a bad database target; nothing was written.
+        A file that is not a chain or has a malformed row (the message names ``FILE:LINE``), a bad
+        database target (``BadDatabase``); nothing was written.
     WorkFailed
         The database failed during the write (``DatabaseError``).
     """
     paths = [os.fspath(files)] if isinstance(files, (str, os.PathLike)) else [os.fspath(f) for f in files]
     with _database_errors():
-        return run_import(paths, db=_db(db), oi_file=_db(oi_file), volume_as_oi=volume_as_oi,
+        return run_import(paths, db=_path(db), oi_file=_path(oi_file), volume_as_oi=volume_as_oi,
                           underlying=underlying, conv=conventions)
 
 
@@ -392,7 +392,7 @@ def export(table: str, out: str | os.PathLike, *, symbols: str | Sequence[str] |
     """
     names = symbol_list(symbols) if symbols is not None else None
     d_start, d_end = _window(start, end)
-    return export_table(table, out, fmt=format, db=_db(db), symbols=names, start=d_start, end=d_end,
+    return export_table(table, out, fmt=format, db=_path(db), symbols=names, start=d_start, end=d_end,
                         force=force, flag="")
 
 
@@ -424,7 +424,7 @@ def profile(symbol: str, at: str | dt.datetime | None = None, db: Db = None) -> 
     from gexhistory.pipeline.profile import profile_frame
 
     with _database_errors():
-        return profile_frame(symbol, at=at, db=_db(db))
+        return profile_frame(symbol, at=at, db=_path(db))
 
 
 def compute_gex(chain_df: pd.DataFrame, spot: float, at: str | dt.datetime,
