@@ -397,7 +397,7 @@ def export(table: str, out: str | os.PathLike, *, symbols: str | Sequence[str] |
 
 
 def profile(symbol: str, at: str | dt.datetime | None = None, db: Db = None) -> pd.DataFrame:
-    """GEX by strike of one stored snapshot (calls, puts, net, by expiry bucket).
+    """GEX by strike of one stored snapshot, recomputed from the chain its run used.
 
     Parameters
     ----------
@@ -411,7 +411,10 @@ def profile(symbol: str, at: str | dt.datetime | None = None, db: Db = None) -> 
     Returns
     -------
     pandas.DataFrame
-        One row per strike, as computed by ``gexhistory.pipeline.profile.profile_frame``.
+        One row per strike: strike, call_gex, put_gex, net_gex and the net GEX of each expiry bucket
+        (gex_0dte, gex_this_week, gex_monthly, gex_other); ``df.attrs`` holds the snapshot (spot, net
+        GEX, flip, walls, regime, provenance, conventions) and the net GEX curve over hypothetical
+        spots. As ``gexhistory.pipeline.profile.profile_frame`` documents.
 
     Raises
     ------
@@ -420,40 +423,44 @@ def profile(symbol: str, at: str | dt.datetime | None = None, db: Db = None) -> 
     BadInput
         An unknown symbol or a time without a stored snapshot.
     """
-    # lazy: the profile pipeline loads the GEX engine and chain model, which the reads and export never need
+    # lazy: pipeline/profile.py arrives with the r-engine merge; hoist to the top of this module then
     from gexhistory.pipeline.profile import profile_frame
 
     with _database_errors():
         return profile_frame(symbol, at=at, db=_path(db))
 
 
-def compute_gex(chain_df: pd.DataFrame, spot: float, at: str | dt.datetime,
-                conventions: Conventions | None = None) -> pd.DataFrame:
-    """GEX of a chain the caller holds, through the same engine as the stored rows.
+def compute_gex(chain_df: pd.DataFrame, spot: float, at: str | dt.datetime, conventions: Conventions | None = None,
+                *, by_strike: bool = False) -> pd.Series | pd.DataFrame:
+    """GEX of a chain the caller holds, by the same engine as the stored history.
 
     Parameters
     ----------
     chain_df : pandas.DataFrame
-        One row per contract: expiration, strike, right ("C"/"P"), open interest, implied volatility
-        (the columns ``gexhistory.pipeline.profile.compute_gex_frame`` documents).
+        One row per contract: expiration, strike, right ("C"/"P"), open_interest, iv (decimal), and
+        optionally the vendor's gamma.
     spot : float
-        The underlying's price.
+        The underlying's price at ``at``.
     at : str or datetime
-        The time the chain is valued at (New York).
+        A tz-aware datetime, or "YYYY-MM-DD HH:MM" in New York time.
     conventions : Conventions, optional
         r, q, DTE window and the other GEX conventions (default: the stored rows' own).
+    by_strike : bool, default False
+        Return the GEX by strike instead of the snapshot's figures.
 
     Returns
     -------
-    pandas.DataFrame
-        GEX by strike with the net GEX, flip point and walls, as ``compute_gex_frame`` returns them.
+    pandas.Series or pandas.DataFrame
+        The snapshot's figures (net, call and put GEX, flip point, walls, regime, ...), or with
+        ``by_strike`` one row per strike with the figures in ``attrs``; as
+        ``gexhistory.pipeline.profile.compute_gex_frame`` documents.
 
     Raises
     ------
     BadInput
-        A chain without the needed columns, or with malformed values.
+        A missing column, a bad value (naming its column and row), a bad spot or time.
     """
-    # lazy: loads the GEX engine, which the reads and export never need
+    # lazy: pipeline/profile.py arrives with the r-engine merge; hoist to the top of this module then
     from gexhistory.pipeline.profile import compute_gex_frame
 
-    return compute_gex_frame(chain_df, spot, at, conventions=conventions)
+    return compute_gex_frame(chain_df, spot, at, conventions, by_strike=by_strike)
