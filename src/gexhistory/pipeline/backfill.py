@@ -167,10 +167,10 @@ def _backfill_symbol(engine, source: PriceSource, symbol: str, window: list[Sess
         else:
             raise payload
 
-    bundles = compute_sessions(source, symbol, parts[0], opts.conventions, opts.model,
-                               chains=None if source.is_synthetic else chains,
-                               threads=1 if workers else None)
     try:
+        bundles = compute_sessions(source, symbol, parts[0], opts.conventions, opts.model,
+                                   chains=None if source.is_synthetic else chains,
+                                   threads=1 if workers else None)
         for n in _write_batches(engine, symbol, parts[0], bundles, opts, run_id, source, res):
             report(n)
             for k, w in enumerate(workers):
@@ -180,10 +180,6 @@ def _backfill_symbol(engine, source: PriceSource, symbol: str, window: list[Sess
             while k not in finished:
                 absorb(k, *w.next())
     finally:
-        # Close the computation now when a write fails: left to the garbage collector, its engine
-        # threads live on, and their shutdown may run inside threading's own locks (a deadlock seen
-        # when a collection fell into a later Thread.start).
-        bundles.close()
         for w in workers:
             w.close()
     res.notes = list(getattr(source, "notes", []))
