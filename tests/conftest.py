@@ -61,3 +61,19 @@ def db_url(request, tmp_path):
     url = request.getfixturevalue("pg_database_url")
     _reset_pg(url)
     return url
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def stored_db(request, tmp_path_factory):
+    """(db, results): SPY and QQQ (synthetic) and IWM (CSV bars) backfilled once per module and backend
+    through gx.backfill (tests/api_data.py). On PostgreSQL it is the per-process database emptied
+    first, so a module using it takes no `db_url`, which would empty it again mid-module."""
+    from api_data import empty_pg, fill  # lazy: pandas and the API load only for the modules that use it
+
+    folder = tmp_path_factory.mktemp("stored")
+    if request.param == "sqlite":
+        db = str(folder / "gex.db")
+    else:
+        db = request.getfixturevalue("pg_database_url")
+        empty_pg(db)
+    return db, fill(db, folder)

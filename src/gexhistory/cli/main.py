@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sys
 
 import click
 
-from gexhistory.calendar import last_completed_session, window_for_days
+from gexhistory.calendar import last_completed_session
 from gexhistory.config import database_url, load_dotenv_file, parse_symbols, redact_url
 from gexhistory.errors import BadInput, GexHistoryError
+from gexhistory.pipeline.options import backfill_options, parse_date
 from gexhistory.runtime import Terminated, configure_process
-
-MAX_DAYS = 20000  # about 55 years: more is a typo, not a request
 
 
 def _fail(message: str, code: int) -> None:
@@ -21,33 +19,6 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def _parse_date(value: str | None, name: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise BadInput(f"{name} {value!r} is not a date (expected YYYY-MM-DD)") from None
-
-
-def resolve_window(days: int | None, start: str | None, end: str | None) -> tuple[dt.date, dt.date]:
-    """--days N (calendar days ending at the last completed session) or --start/--end, inclusive."""
-    if days is not None and start is not None:
-        raise BadInput("give either --days or --start/--end, not both")
-    last = last_completed_session().date
-    if days is not None:
-        if days < 1 or days > MAX_DAYS:
-            raise BadInput(f"--days must be between 1 and {MAX_DAYS}, got {days}")
-        return window_for_days(days)
-    d_start = _parse_date(start, "--start")
-    d_end = _parse_date(end, "--end") or last
-    if d_start is None:
-        d_start, _ = window_for_days(365)
-    if d_end < d_start:
-        raise BadInput(f"--end {d_end} is before --start {d_start}")
-    if d_end > last:
-        raise BadInput(f"--end {d_end} is after the last completed session {last}")
-    return d_start, d_end
 
 
 class _Group(click.Group):
@@ -141,18 +112,13 @@ def init(db: str | None) -> None:
 def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force, as_json, quiet, jobs, cluster, db,
              batch_sessions) -> int:
     """Backfill GEX snapshots, gamma snapshots, daily summaries and signals."""
-    from gexhistory.pipeline.backfill import BackfillOptions, run_backfill  # lazy: only this command loads it
+    from gexhistory.pipeline.backfill import run_backfill  # lazy: only this command loads it
 
     if symbol is not None and symbols is not None:
         raise BadInput("give either --symbol or --symbols, not both")
-    names = parse_symbols(symbols if symbols is not None else symbol if symbol is not None else "SPY")
-    if rate is not None and not rate > 0:
-        raise BadInput(f"--rate must be a positive number of requests per minute, got {rate}")
-    if days is None and start is None and end is None:
-        days = 365
-    d_start, d_end = resolve_window(days, start, end)
-    opts = BackfillOptions(names, d_start, d_end, source=source.lower(), seed=seed, force=force, db=db,
-                           bars=bars, rate=rate, jobs=jobs, cluster=cluster, batch_sessions=batch_sessions)
+    opts = backfill_options(symbols if symbols is not None else symbol if symbol is not None else "SPY",
+                            days=days, start=start, end=end, source=source, seed=seed, force=force, db=db,
+                            bars=bars, rate=rate, jobs=jobs, cluster=cluster, batch_sessions=batch_sessions)
     if quiet or as_json:  # nothing to draw: the terminal code (ui, rich) is not even imported
         result = run_backfill(opts)
     else:
@@ -230,7 +196,7 @@ def validate(reference: str, calibrate_until: str | None, as_json: bool) -> None
     from gexhistory.pipeline.validate import validate as run_validation  # lazy: only this command loads it
     from gexhistory.sources.reference import read_reference  # lazy: only this command loads it
 
-    until = _parse_date(calibrate_until, "--calibrate-until")
+    until = parse_date(calibrate_until, "--calibrate-until")
     result = run_validation(read_reference(reference), until)
     if as_json:
         click.echo(json.dumps(result, indent=2))
@@ -308,6 +274,35 @@ def snapshot(symbol, symbols, anytime, rate, as_json, quiet, db) -> int:
         click.echo(f"error: {len(failed)} of {len(names)} symbols failed ({', '.join(s for s, _ in failed)})", err=True)
         return 1
     return 0
+
+
+@main.command()
+@click.option("--table", required=True, help="gex_history, gamma_history, gamma_daily_summary, regime_signals, "
+              "price_bars, option_chains, option_chain_contracts or backfill_runs.")
+@click.option("--format", "fmt", default=None, help="parquet | csv (default: from --out's suffix).")
+@click.option("--out", required=True, metavar="FILE", help="File to write (replaced only with --force).")
+@click.option("--symbol", "symbol", default=None, help="One symbol (default: every symbol).")
+@click.option("--symbols", "symbols", default=None, help="Comma-separated symbols, e.g. SPY,QQQ.")
+@click.option("--start", default=None, metavar="YYYY-MM-DD", help="First date (inclusive).")
+@click.option("--end", default=None, metavar="YYYY-MM-DD", help="Last date (inclusive).")
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@db_option
+def export(table, fmt, out, symbol, symbols, start, end, force, as_json, db) -> None:
+    """Stream stored rows of one table to a Parquet or CSV file (written whole or not at all)."""
+    from gexhistory.pipeline.export import export_table  # lazy: pyarrow and SQLAlchemy, for this command only
+
+    if symbol is not None and symbols is not None:
+        raise BadInput("give either --symbol or --symbols, not both")
+    names = parse_symbols(symbols if symbols is not None else symbol) if (symbol or symbols) is not None else None
+    result = export_table(table, out, fmt=fmt, db=db, symbols=names, start=parse_date(start, "--start"),
+                          end=parse_date(end, "--end"), force=force)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        which = ", ".join(result.symbols) if result.symbols else "all symbols"
+        click.echo(f"exported {result.rows:,} rows of {result.table} ({which}) to {result.path} "
+                   f"({result.format}, {result.bytes:,} bytes) in {result.elapsed:.2f} s")
 
 
 def backfill_script_main(argv: list[str] | None = None) -> None:

@@ -15,7 +15,23 @@ NEUTRAL_BAND = 0.05  # |net| below 5% of gross (|call| + |put|) GEX is NEUTRAL
 
 @dataclass
 class Conventions:
-    """Everything that changes a GEX number; recorded with every run."""
+    """Everything that changes a GEX number; recorded with every run.
+
+    Attributes
+    ----------
+    r, q : float
+        Risk-free rate and dividend yield (annual, continuous).
+    dte_window : int
+        Contracts expiring within this many calendar days count.
+    time_convention : str
+        How time to expiry is measured (calendar seconds to the expiry session's close / 365 days).
+    gamma_source : str
+        "black_scholes", or "vendor" to use a chain file's own gamma.
+    flip_search : float
+        The flip point is searched within +-this fraction of spot.
+    neutral_band : float
+        |net| below this fraction of gross GEX is NEUTRAL.
+    """
 
     r: float = 0.04
     q: float = 0.013
@@ -26,6 +42,7 @@ class Conventions:
     neutral_band: float = NEUTRAL_BAND
 
     def as_dict(self) -> dict:
+        """The conventions as recorded in backfill_runs.parameters."""
         return dict(self.__dict__)
 
 

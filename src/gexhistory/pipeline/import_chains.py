@@ -57,6 +57,24 @@ class _CloseOnly:
 
 @dataclass
 class ImportResult:
+    """What a chain import did (``gx.import_chains``'s return value; ``as_dict()`` is the CLI's ``--json``).
+
+    Attributes
+    ----------
+    run_id : int
+        Its row in backfill_runs (command "import-chains").
+    files : list of dict
+        Per file: format, chain_source, chains, contracts, underlyings, first/last date, notes.
+    sessions : list of dict
+        Per recomputed session: symbol, date, snapshots, spot_source, chain_source and the close
+        snapshot's net_gex, flip_point, walls and regime.
+    totals : dict
+        Per table: rows inserted and replaced.
+    elapsed : float
+        Seconds.
+    notes : list of str
+    """
+
     run_id: int
     files: list[dict]
     sessions: list[dict]
@@ -65,6 +83,7 @@ class ImportResult:
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
+        """JSON-ready summary (the CLI's ``--json``)."""
         return {"run_id": self.run_id, "files": self.files, "sessions": self.sessions, "totals": self.totals,
                 "elapsed_seconds": round(self.elapsed, 3), "notes": self.notes}
 

@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Callable
 
-import sqlalchemy
-
 from gexhistory.engine.params import Conventions, ModelParams
 from gexhistory.errors import GexHistoryError
 from gexhistory.version import __version__
@@ -30,7 +28,39 @@ def is_synthetic_label(label: str) -> bool:
 
 @dataclass
 class BackfillOptions:
-    """Everything a backfill run is asked to do; `gexhistory backfill`'s options, one field each."""
+    """The checked options of one backfill (built by ``gx.backfill`` and the CLI; see pipeline/options.py).
+
+    Attributes
+    ----------
+    symbols : list of str
+        Upper-case symbols, in the order they run.
+    start, end : datetime.date
+        Inclusive window of NYSE sessions.
+    source : str
+        "auto", "polygon", "synthetic" or "csv".
+    seed : int
+        Seed of the synthetic market.
+    force : bool
+        Replace the window's stored rows.
+    db : str or None
+        Database file or URL (None: DATABASE_URL, DATABASE_PATH, ./gex_copilot.db).
+    bars : str or None
+        CSV bars file for the csv source.
+    rate : float or None
+        Provider requests per minute.
+    batch_sessions : int
+        Sessions per commit.
+    conventions : Conventions
+        GEX conventions of the sessions computed.
+    model : ModelParams
+        The modelled chain's parameters.
+    jobs : int
+        Local worker processes for the symbols (pipeline/parallel.py).
+    cluster : str or None
+        A Dask scheduler address (tcp://host:8786): the symbols run there as tasks.
+    source_factory : callable or None
+        A picklable ``(seed, bars, rate) -> PriceSource`` used instead of ``source``.
+    """
 
     symbols: list[str]
     start: dt.date
@@ -52,6 +82,8 @@ class BackfillOptions:
 
 @dataclass
 class TableCount:
+    """Rows of one table a run inserted, skipped (already stored) and replaced."""
+
     inserted: int = 0
     skipped: int = 0
     replaced: int = 0
@@ -59,6 +91,23 @@ class TableCount:
 
 @dataclass
 class SymbolResult:
+    """What a backfill did for one symbol.
+
+    Attributes
+    ----------
+    symbol : str
+    data_source : str
+        The label of its rows ("synthetic", "polygon", "csv:<file>").
+    sessions_in_window, sessions_written, sessions_skipped : int
+        Sessions of the window, those this run wrote, those already stored.
+    counts : dict of str to TableCount
+        Per table (gex_history, gamma_history, gamma_daily_summary, regime_signals).
+    error : str or None
+        Why the symbol failed; its committed batches stay.
+    notes : list of str
+        What the price source reported (fall-backs, plan limits).
+    """
+
     symbol: str
     data_source: str
     sessions_in_window: int = 0
@@ -89,6 +138,28 @@ class SymbolResult:
 
 @dataclass
 class BackfillResult:
+    """What a backfill did (``gx.backfill``'s return value; ``as_dict()`` is the CLI's ``--json``).
+
+    Attributes
+    ----------
+    run_id : int
+        Its row in backfill_runs.
+    start, end : datetime.date
+        The window.
+    data_source : str
+        The price source's label.
+    synthetic : bool
+        True when the prices are the synthetic market's.
+    symbols : list of SymbolResult
+        Per symbol, in the order asked.
+    elapsed : float
+        Seconds.
+    notes : list of str
+        Banners and the sources' notes.
+    outcomes_filled, outcomes_pending : int
+        Stored signals whose outcomes this run filled in, and those still waiting for their horizon.
+    """
+
     run_id: int
     start: dt.date
     end: dt.date
@@ -102,9 +173,11 @@ class BackfillResult:
 
     @property
     def failed(self) -> list[SymbolResult]:
+        """The symbols that failed (each with its ``error``)."""
         return [s for s in self.symbols if s.error]
 
     def totals(self) -> dict[str, TableCount]:
+        """Counts per table summed over the symbols."""
         out = {t: TableCount() for t in TABLES}
         for s in self.symbols:
             for t, c in s.counts.items():
@@ -114,6 +187,7 @@ class BackfillResult:
         return out
 
     def as_dict(self) -> dict:
+        """JSON-ready summary (the CLI's ``--json``)."""
         return {
             "run_id": self.run_id,
             "start": self.start.isoformat(),
@@ -142,9 +216,9 @@ class BackfillResult:
 
 
 def versions() -> dict:
-    """The versions of what computes and stores the rows; numpy's is read from its installed
-    metadata, which is cheaper than importing it when a rerun has nothing to compute."""
-    return {"gexhistory": __version__, "numpy": version("numpy"), "sqlalchemy": sqlalchemy.__version__}
+    """The versions of what computes and stores the rows, read from their installed metadata (cheaper
+    than importing numpy when a rerun has nothing to compute)."""
+    return {"gexhistory": __version__, "numpy": version("numpy"), "sqlalchemy": version("sqlalchemy")}
 
 
 ProgressFn = Callable[[str, int, int], None]  # (symbol, sessions done, sessions to do)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from gexhistory.calendar import CALENDAR_START, Session, sessions_between
-from gexhistory.errors import BadInput
+from gexhistory.errors import BadFile
 from gexhistory.sources import labels
 from gexhistory.sources.base import MINUTES_PER_SESSION, DailyBars, MinuteBars, PriceSource
 
@@ -41,22 +41,22 @@ class CsvBars(PriceSource):
         self._read()
         self._check_sessions()
         if None in self._rows and symbols and len(symbols) > 1:
-            raise BadInput(f"bars file {self.path.name} has no symbol column, so it can price one symbol per run, "
+            raise BadFile(f"bars file {self.path.name} has no symbol column, so it can price one symbol per run, "
                            f"not {len(symbols)}")
         if symbols and None not in self._rows:
             absent = [s for s in symbols if s not in self._rows]
             if absent:
-                raise BadInput(f"bars file {self.path.name} has no rows for {absent[0]}")
+                raise BadFile(f"bars file {self.path.name} has no rows for {absent[0]}")
 
     def _read(self) -> None:
         if not self.path.is_file():
-            raise BadInput(f"bars file {self.path} does not exist")
+            raise BadFile(f"bars file {self.path} does not exist")
         try:
             with self.path.open(newline="", encoding="utf-8-sig") as fh:
                 reader = csv.reader(fh)
                 header = next(reader, None)
                 if header is None:
-                    raise BadInput(f"bars file {self.path.name} is empty")
+                    raise BadFile(f"bars file {self.path.name} is empty")
                 cols = [ALIASES.get(h.strip().lower(), h.strip().lower()) for h in header]
                 self._check_header(cols)
                 pos = {c: i for i, c in enumerate(cols)}
@@ -65,11 +65,11 @@ class CsvBars(PriceSource):
                         continue
                     self._add(line_no, row, pos)
         except UnicodeDecodeError:
-            raise BadInput(f"bars file {self.path.name} is not UTF-8 text") from None
+            raise BadFile(f"bars file {self.path.name} is not UTF-8 text") from None
         except csv.Error as exc:
-            raise BadInput(f"bars file {self.path.name}: {exc}") from None
+            raise BadFile(f"bars file {self.path.name}: {exc}") from None
         if not self._rows:
-            raise BadInput(f"bars file {self.path.name} has a header but no rows")
+            raise BadFile(f"bars file {self.path.name} has a header but no rows")
 
     def _check_sessions(self) -> None:
         last = max(d for d, _ in self._lines)
@@ -78,20 +78,20 @@ class CsvBars(PriceSource):
         open_days = {s.date for s in sessions_between(CALENDAR_START, last)}
         for day, line_no in self._lines:
             if day >= CALENDAR_START and day not in open_days:
-                raise BadInput(f"bars file {self.path.name} line {line_no}: {day} is not an NYSE session "
+                raise BadFile(f"bars file {self.path.name} line {line_no}: {day} is not an NYSE session "
                                "(weekend, holiday or closure)")
 
     def _check_header(self, cols: list[str]) -> None:
         missing = [c for c in ("date", "close") if c not in cols]
         if missing:
-            raise BadInput(f"bars file {self.path.name}: the header must name date and close columns "
+            raise BadFile(f"bars file {self.path.name}: the header must name date and close columns "
                            f"(date,open,high,low,close,volume), missing {', '.join(missing)}")
         dupes = {c for c in cols if c and cols.count(c) > 1}
         if dupes:
-            raise BadInput(f"bars file {self.path.name}: column {sorted(dupes)[0]!r} appears twice")
+            raise BadFile(f"bars file {self.path.name}: column {sorted(dupes)[0]!r} appears twice")
         have = [c for c in OHLC if c in cols]
         if have and len(have) != 3:
-            raise BadInput(f"bars file {self.path.name}: give open, high and low together, or none of them "
+            raise BadFile(f"bars file {self.path.name}: give open, high and low together, or none of them "
                            "(a close-only file)")
         self.close_only = not have
         self.has_volume = "volume" in cols
@@ -102,23 +102,23 @@ class CsvBars(PriceSource):
         def cell(name: str) -> str:
             i = pos[name]
             if i >= len(row):
-                raise BadInput(f"{where}: no {name} value")
+                raise BadFile(f"{where}: no {name} value")
             return row[i].strip()
 
         raw_date = cell("date")
         try:
             day = dt.date.fromisoformat(raw_date)
         except ValueError:
-            raise BadInput(f"{where}: date {raw_date!r} is not YYYY-MM-DD") from None
+            raise BadFile(f"{where}: date {raw_date!r} is not YYYY-MM-DD") from None
 
         def number(name: str) -> float:
             raw = cell(name)
             try:
                 value = float(raw)
             except ValueError:
-                raise BadInput(f"{where}: {name} {raw!r} is not a number") from None
+                raise BadFile(f"{where}: {name} {raw!r} is not a number") from None
             if not math.isfinite(value) or value < 0 or (value == 0 and name != "volume"):
-                raise BadInput(f"{where}: {name} {raw!r} must be a positive number")
+                raise BadFile(f"{where}: {name} {raw!r} must be a positive number")
             return value
 
         close = number("close")
@@ -126,36 +126,36 @@ class CsvBars(PriceSource):
         if not self.close_only:
             o, h, lo = number("open"), number("high"), number("low")
             if not (lo <= min(o, close) and max(o, close) <= h):
-                raise BadInput(f"{where}: incoherent bar (need low <= open, close <= high)")
+                raise BadFile(f"{where}: incoherent bar (need low <= open, close <= high)")
         vol = number("volume") if self.has_volume else float("nan")
         symbol = None
         if "symbol" in pos:
             symbol = cell("symbol").upper()
             if not symbol:
-                raise BadInput(f"{where}: empty symbol")
+                raise BadFile(f"{where}: empty symbol")
         self._lines.append((day, line_no))
         per_symbol = self._rows.setdefault(symbol, {})
         if day in per_symbol:
-            raise BadInput(f"{where}: a second row for {day}" + (f" ({symbol})" if symbol else ""))
+            raise BadFile(f"{where}: a second row for {day}" + (f" ({symbol})" if symbol else ""))
         per_symbol[day] = (o, h, lo, close, vol)
 
     def _series(self, symbol: str) -> dict[dt.date, tuple]:
         if None in self._rows:
             return self._rows[None]
         if symbol not in self._rows:
-            raise BadInput(f"bars file {self.path.name} has no rows for {symbol}")
+            raise BadFile(f"bars file {self.path.name} has no rows for {symbol}")
         return self._rows[symbol]
 
     def daily_bars(self, symbol: str, start: dt.date, end: dt.date) -> DailyBars:
         series = self._series(symbol)
         days = sorted(d for d in series if start <= d <= end)
         if not days:
-            raise BadInput(f"bars file {self.path.name} has no rows for {symbol} from {start} to {end}")
+            raise BadFile(f"bars file {self.path.name} has no rows for {symbol} from {start} to {end}")
         have = set(days)
         missing = [s.date for s in sessions_between(max(start, days[0]), end) if s.date not in have]
         if missing:
             more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-            raise BadInput(f"bars file {self.path.name} has no row for {symbol} on {missing[0]}{more}: "
+            raise BadFile(f"bars file {self.path.name} has no row for {symbol} on {missing[0]}{more}: "
                            f"the rows must cover every session from the first one through {end}")
         a = np.array([series[d] for d in days], dtype=float)
         if self.close_only:

@@ -6,7 +6,7 @@ module writes names the endpoint's path (never a full URL) and passes through `_
 the key. Every request, page and retry alike, waits for the client-side rate limiter first.
 
 Failures: 429 (honouring Retry-After), 5xx, timeouts, connection errors, malformed JSON and truncated
-bodies are retried with jittered exponential backoff up to `max_tries`, then end in one WorkFailed
+bodies are retried with jittered exponential backoff up to `max_tries`, then end in one ProviderError
 naming the endpoint, the last failure and the number of tries. Plan errors (NOT_AUTHORIZED), a rejected
 key, a page missing mid-pagination (404) and unknown tickers are not retried: a shorter window is never
 returned as if it were complete.
@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 
 from gexhistory.calendar import ET, Session, sessions_between
-from gexhistory.errors import BadInput, WorkFailed
+from gexhistory.errors import BadInput, ProviderError
 from gexhistory.sources import labels
 from gexhistory.sources.base import (
     MINUTES_PER_SESSION,
@@ -57,11 +57,11 @@ KEY_RE = re.compile(r"^[A-Za-z0-9_\-.~+/=]{4,200}$")
 OK_STATUSES = ("OK", "DELAYED")
 
 
-class NotAuthorized(WorkFailed):
+class NotAuthorized(ProviderError):
     """The plan does not include the data or range asked for."""
 
 
-class NoData(WorkFailed):
+class NoData(ProviderError):
     """The provider answered, with no bars: an unknown ticker, or no trading in the window."""
 
 
@@ -186,17 +186,17 @@ class MassiveClient:
             if not nxt:
                 return out
             if page >= MAX_PAGES:
-                raise WorkFailed(f"massive: {path} returned more than {MAX_PAGES} pages; giving up")
+                raise ProviderError(f"massive: {path} returned more than {MAX_PAGES} pages; giving up")
             url, query = self._rebase(nxt, path)
             page += 1
 
     def _rebase(self, next_url: str, path: str) -> tuple[str, dict]:
         """next_url on the configured host (the key never goes anywhere else), without any apiKey."""
         if not isinstance(next_url, str):
-            raise WorkFailed(f"massive: {path} returned a malformed next_url")
+            raise ProviderError(f"massive: {path} returned a malformed next_url")
         parts = urlsplit(next_url)
         if not parts.path.startswith("/"):
-            raise WorkFailed(f"massive: {path} returned a malformed next_url")
+            raise ProviderError(f"massive: {path} returned a malformed next_url")
         query = {k: v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in ("apikey", "api_key")}
         return f"{self.base}{parts.path}", query
 
@@ -213,7 +213,7 @@ class MassiveClient:
                     break
                 wait = r.wait if r.wait is not None else self._delay(attempt)
                 self.sleep(wait)
-        raise WorkFailed(f"massive: {where} failed after {self.max_tries} tries; last: {last}")
+        raise ProviderError(f"massive: {where} failed after {self.max_tries} tries; last: {last}")
 
     def _try(self, url: str, query: dict, path: str, page: int) -> dict:
         import httpx  # lazy: see _client
@@ -229,7 +229,7 @@ class MassiveClient:
         if code == 429:
             wait = _retry_after(resp.headers.get("Retry-After"))
             if wait is not None and wait > MAX_RETRY_AFTER_SECONDS:
-                raise WorkFailed(f"massive: {path} is rate limited (HTTP 429) and the provider asks to wait "
+                raise ProviderError(f"massive: {path} is rate limited (HTTP 429) and the provider asks to wait "
                                  f"{wait:.0f}s; try again later or lower --rate")
             raise _Retry("HTTP 429 (rate limited)", wait)
         if code >= 500:
@@ -241,17 +241,17 @@ class MassiveClient:
             raise NotAuthorized(f"massive: your plan does not include {path} (NOT_AUTHORIZED: "
                                 f"{message or 'no message'})")
         if code == 401:
-            raise WorkFailed(f"massive: the API key was rejected (HTTP 401: {message or 'unauthorized'}); "
+            raise ProviderError(f"massive: the API key was rejected (HTTP 401: {message or 'unauthorized'}); "
                              "check POLYGON_API_KEY / MASSIVE_API_KEY")
         if code == 404:
             if page > 1:
-                raise WorkFailed(f"massive: page {page} of {path} is missing (HTTP 404 on next_url); "
+                raise ProviderError(f"massive: page {page} of {path} is missing (HTTP 404 on next_url); "
                                  "the window would be incomplete, so nothing was used")
-            raise WorkFailed(f"massive: {path} not found (HTTP 404{': ' + message if message else ''})")
+            raise ProviderError(f"massive: {path} not found (HTTP 404{': ' + message if message else ''})")
         if code != 200:
-            raise WorkFailed(f"massive: {path} answered HTTP {code}{': ' + message if message else ''}")
+            raise ProviderError(f"massive: {path} answered HTTP {code}{': ' + message if message else ''}")
         if status not in OK_STATUSES:
-            raise WorkFailed(f"massive: {path} answered status {self._clean(status or 'missing', 40)}"
+            raise ProviderError(f"massive: {path} answered status {self._clean(status or 'missing', 40)}"
                              f"{': ' + message if message else ''}")
         results = body.get("results", [])
         if results is None:
@@ -302,12 +302,12 @@ def _bar_arrays(results: list[dict], path: str, fields: tuple[str, ...]) -> dict
         try:
             col = np.array([r[f] for r in results], dtype=float)
         except (KeyError, TypeError, ValueError):
-            raise WorkFailed(f"massive: {path} returned a malformed bar (field {f!r} missing or not a number)") from None
+            raise ProviderError(f"massive: {path} returned a malformed bar (field {f!r} missing or not a number)") from None
         out[f] = col
     for f in ("vw", "n"):  # optional extras: absent or non-numeric is unknown, not an error
         out[f] = np.array([_optional_number(r.get(f)) for r in results], dtype=float)
     if not np.isfinite(out["t"]).all() or (np.isfinite(out["c"]) & (out["c"] > 0)).sum() != len(results):
-        raise WorkFailed(f"massive: {path} returned a malformed bar (bad time or close)")
+        raise ProviderError(f"massive: {path} returned a malformed bar (bad time or close)")
     return out
 
 
@@ -370,7 +370,7 @@ class MassiveSource(PriceSource):
         missing = [s.date for s in sessions if s.date >= first and s.date not in seen]
         if missing:
             more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-            raise WorkFailed(f"massive: no daily bar for {symbol} on {missing[0]}{more} (the provider's answer "
+            raise ProviderError(f"massive: no daily bar for {symbol} on {missing[0]}{more} (the provider's answer "
                              f"for {start}..{end} has a hole); nothing was written for this window")
         k = np.array(keep)
         return DailyBars(symbol, [dates[i] for i in keep], a["o"][k], a["h"][k], a["l"][k], a["c"][k], a["v"][k],

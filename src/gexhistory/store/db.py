@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.exc import DatabaseError as DriverDatabaseError, OperationalError
 
 from gexhistory.config import database_url, redact_url
-from gexhistory.errors import BadInput, WorkFailed
+from gexhistory.errors import BadDatabase, BadInput, DatabaseError
 from gexhistory.store.schema import metadata
 
 SQLITE_BUSY_MS = 30_000
@@ -25,32 +25,32 @@ def _sqlite_path(url: str) -> Path:
 def _check_sqlite_target(path: Path, must_exist: bool) -> None:
     if path.exists():
         if path.is_dir():
-            raise BadInput(f"database path {path} is a directory")
+            raise BadDatabase(f"database path {path} is a directory")
         if not os.access(path, os.R_OK):
-            raise BadInput(f"database file {path} is not readable")
+            raise BadDatabase(f"database file {path} is not readable")
         with path.open("rb") as fh:
             head = fh.read(16)
         if head and head != b"SQLite format 3\x00":
-            raise BadInput(f"{path} is not an SQLite database (corrupt or another kind of file)")
+            raise BadDatabase(f"{path} is not an SQLite database (corrupt or another kind of file)")
     elif must_exist:
-        raise BadInput(f"database file {path} does not exist: run `gexhistory init` or a backfill first")
+        raise BadDatabase(f"database file {path} does not exist: run `gexhistory init` or a backfill first")
     else:
         parent = path.parent
         if not parent.is_dir():
-            raise BadInput(f"cannot create database {path}: folder {parent} does not exist")
+            raise BadDatabase(f"cannot create database {path}: folder {parent} does not exist")
         if not os.access(parent, os.W_OK):
-            raise BadInput(f"cannot create database {path}: folder {parent} is not writable")
+            raise BadDatabase(f"cannot create database {path}: folder {parent} is not writable")
 
 
 def open_engine(db: str | None = None, *, must_exist: bool = False, write: bool = True) -> Engine:
-    """An Engine for --db / DATABASE_URL / DATABASE_PATH / ./gex_copilot.db; bad targets raise BadInput."""
+    """An Engine for --db / DATABASE_URL / DATABASE_PATH / ./gex_copilot.db; bad targets raise BadDatabase."""
     url = database_url(db)
     if url.startswith("sqlite:///"):
         path = _sqlite_path(url)
         _check_sqlite_target(path, must_exist)
         # Mode bits too: root passes os.access on a chmod 444 file, but the owner said read-only.
         if write and path.exists() and (not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222):
-            raise BadInput(f"database file {path} is read-only")
+            raise BadDatabase(f"database file {path} is read-only")
         max_pages = _max_pages()
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
 
@@ -84,10 +84,10 @@ def open_engine(db: str | None = None, *, must_exist: bool = False, write: bool 
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-    except DatabaseError as exc:
-        raise BadInput(f"cannot use database {redact_url(url)}: {_first_line(exc)}") from None
-    except OperationalError as exc:  # pragma: no cover - covered by DatabaseError above
-        raise WorkFailed(f"cannot reach database {redact_url(url)}: {_first_line(exc)}") from None
+    except DriverDatabaseError as exc:
+        raise BadDatabase(f"cannot use database {redact_url(url)}: {_first_line(exc)}") from None
+    except OperationalError as exc:  # pragma: no cover - OperationalError is a DriverDatabaseError, caught above
+        raise DatabaseError(f"cannot reach database {redact_url(url)}: {_first_line(exc)}") from None
     return engine
 
 
@@ -124,7 +124,7 @@ def _max_pages() -> int | None:
     return n
 
 
-def user_error(exc: BaseException) -> BadInput | WorkFailed:
+def user_error(exc: BaseException) -> BadDatabase | DatabaseError:
     """A database error met during work, as the one line the user sees (no SQL, no parameters).
 
     A corrupt file is the user's input (exit 2); a full disk, a lost server or a lock that never came
@@ -133,10 +133,10 @@ def user_error(exc: BaseException) -> BadInput | WorkFailed:
     msg = _first_line(exc)
     low = msg.lower()
     if "malformed" in low or "not a database" in low:
-        return BadInput(f"the database is corrupt: {msg}")
+        return BadDatabase(f"the database is corrupt: {msg}")
     if "readonly" in low or "read-only" in low:
-        return BadInput(f"the database is read-only: {msg}")
-    return WorkFailed(f"database error: {msg}")
+        return BadDatabase(f"the database is read-only: {msg}")
+    return DatabaseError(f"database error: {msg}")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -191,8 +191,8 @@ def init_schema(engine: Engine) -> list[str]:
             for table in metadata.sorted_tables:
                 for index in table.indexes:
                     index.create(conn, checkfirst=True)
-    except DatabaseError as exc:
-        raise BadInput(f"cannot initialise database: {_first_line(exc)}") from None
+    except DriverDatabaseError as exc:
+        raise BadDatabase(f"cannot initialise database: {_first_line(exc)}") from None
     return created
 
 
