@@ -7,6 +7,7 @@ and `import gexhistory` alone must stay cheap for the CLI that runs it every tim
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 import socket
 import sqlite3
@@ -297,3 +298,38 @@ def test_import_chains_stores_the_chain_and_rejects_a_bad_file_whole(tmp_path):
     stored = rows(str(db), "SELECT timestamp, net_gex, chain_source FROM gex_history WHERE symbol = 'SPY'")
     assert stored == [("2025-06-02 16:00:00", res.sessions[0]["net_gex"], "generic:spy.csv")]
     assert gx.history("SPY", db=db)["chain_source"].tolist() == ["generic:spy.csv"]
+
+
+def test_profile_is_the_stored_snapshot_by_strike(stored_db):
+    db, _ = stored_db
+    ts, net, flip = _sql_rows(db, "SELECT timestamp, net_gex, flip_point FROM gex_history WHERE symbol = 'SPY' "
+                                  "ORDER BY timestamp DESC LIMIT 1")[0]
+    df = gx.profile("SPY", db=db)
+    assert df.attrs["timestamp"].strftime("%Y-%m-%d %H:%M") == ts[:16]
+    assert df.attrs["stored_net_gex"] == net
+    assert df["strike"].is_monotonic_increasing
+    # Per-strike call and put GEX add up to the stored net GEX, and so do the expiry buckets.
+    assert df["net_gex"].sum() == pytest.approx(net, rel=1e-9)
+    assert (df["call_gex"] + df["put_gex"]).sum() == pytest.approx(net, rel=1e-9)
+    buckets = [c for c in df.columns if c.startswith("gex_")]
+    assert df[buckets].to_numpy().sum() == pytest.approx(net, rel=1e-9)
+    assert (df.attrs["flip_point"] is None) == (flip is None)
+
+
+def test_compute_gex_on_a_users_chain_matches_an_independent_computation():
+    from test_chain_import import AS_OF, NY, _big_chain, _independent
+
+    contracts = _big_chain()
+    chain = pd.DataFrame(contracts, columns=["expiration", "strike", "right", "open_interest", "iv"])
+    at = dt.datetime.combine(AS_OF, dt.time(16), tzinfo=NY)
+    got = gx.compute_gex(chain, 600.0, at)
+    net, call, put, flip, call_wall, put_wall = _independent(contracts, 600.0, at)
+    assert got["net_gex"] == pytest.approx(net, rel=1e-9)
+    assert got["call_gex"] == pytest.approx(call, rel=1e-9)
+    assert got["put_gex"] == pytest.approx(put, rel=1e-9)
+    assert got["call_wall"] == call_wall and got["put_wall"] == put_wall
+    assert got["flip_point"] == pytest.approx(flip, rel=1e-6)
+    by_strike = gx.compute_gex(chain, 600.0, "2025-06-02 16:00", by_strike=True)
+    assert by_strike["net_gex"].sum() == pytest.approx(net, rel=1e-9)
+    with pytest.raises(gx.BadInput, match="open_interest"):
+        gx.compute_gex(chain.drop(columns="open_interest"), 600.0, at)

@@ -40,6 +40,7 @@ from gexhistory.pipeline.export import ExportResult, export_table
 from gexhistory.pipeline.import_chains import ImportResult
 from gexhistory.pipeline.import_chains import import_chains as run_import
 from gexhistory.pipeline.options import backfill_options, parse_date, symbol_list
+from gexhistory.pipeline.profile import compute_gex_frame, profile_frame
 from gexhistory.pipeline.runs import BackfillResult
 from gexhistory.store import frames
 from gexhistory.store.db import user_error
@@ -97,7 +98,7 @@ def _frame(rows: frames.Rows, index: str) -> pd.DataFrame:
 
 def backfill(symbols: str | Sequence[str] = "SPY", days: int | None = None, *, start: Day = None, end: Day = None,
              source: str = "auto", db: Db = None, force: bool = False, seed: int = 42, jobs: int = 1,
-             bars: str | os.PathLike | None = None, rate: float | None = None, batch_sessions: int = 250,
+             cluster: str | None = None, bars: str | os.PathLike | None = None, rate: float | None = None, batch_sessions: int = 250,
              conventions: Conventions | None = None,
              progress: Callable[[str, int, int], None] | None = None) -> BackfillResult:
     """Backfill GEX snapshots, gamma snapshots, daily summaries and signals (``gexhistory backfill``).
@@ -125,7 +126,10 @@ def backfill(symbols: str | Sequence[str] = "SPY", days: int | None = None, *, s
     seed : int, default 42
         Seed of the synthetic market.
     jobs : int, default 1
-        Symbols computed in parallel worker processes.
+        Symbols computed in parallel local worker processes.
+    cluster : str, optional
+        A Dask scheduler address (``tcp://host:8786``, default ``DASK_SCHEDULER_ADDRESS``): the symbols
+        run as tasks on that cluster, writing to ``db``, which must then be PostgreSQL.
     bars : str or path-like, optional
         CSV bars file for ``source="csv"``.
     rate : float, optional
@@ -157,7 +161,7 @@ def backfill(symbols: str | Sequence[str] = "SPY", days: int | None = None, *, s
     """
     opts = backfill_options(symbols, days=days, start=start, end=end, source=source, seed=seed, force=force,
                             db=_path(db), bars=_path(bars), rate=rate, jobs=jobs, batch_sessions=batch_sessions,
-                            flag="", **({"conventions": conventions} if conventions is not None else {}))
+                            flag="", cluster=cluster, **({"conventions": conventions} if conventions is not None else {}))
     with _database_errors():
         result = run_backfill(opts, progress=progress)
     if result.failed:
@@ -171,7 +175,8 @@ def backfill(symbols: str | Sequence[str] = "SPY", days: int | None = None, *, s
 
 def import_chains(files: str | os.PathLike | Sequence[str | os.PathLike], db: Db = None, *,
                   oi_file: str | os.PathLike | None = None, volume_as_oi: bool = False,
-                  underlying: str | None = None, conventions: Conventions | None = None) -> ImportResult:
+                  underlying: str | None = None, conventions: Conventions | None = None, jobs: int = 1,
+                  cluster: str | None = None) -> ImportResult:
     """Import real option-chain files and recompute the GEX of the sessions they cover (``import-chains``).
 
     Every file is parsed and checked before anything is written; the chains and the recomputed rows
@@ -191,6 +196,10 @@ def import_chains(files: str | os.PathLike | Sequence[str | os.PathLike], db: Db
         Underlying of files that do not name it.
     conventions : Conventions, optional
         GEX conventions for the recomputed sessions.
+    jobs : int, default 1
+        Files read in parallel local worker processes.
+    cluster : str, optional
+        A Dask scheduler address: the files are read by its workers (which must see the same paths).
 
     Returns
     -------
@@ -209,7 +218,7 @@ def import_chains(files: str | os.PathLike | Sequence[str | os.PathLike], db: Db
     paths = [os.fspath(files)] if isinstance(files, (str, os.PathLike)) else [os.fspath(f) for f in files]
     with _database_errors():
         return run_import(paths, db=_path(db), oi_file=_path(oi_file), volume_as_oi=volume_as_oi,
-                          underlying=underlying, conv=conventions)
+                          underlying=underlying, conv=conventions, jobs=jobs, cluster=cluster)
 
 
 def symbols(db: Db = None) -> list[str]:
@@ -423,9 +432,6 @@ def profile(symbol: str, at: str | dt.datetime | None = None, db: Db = None) -> 
     BadInput
         An unknown symbol or a time without a stored snapshot.
     """
-    # lazy: pipeline/profile.py arrives with the r-engine merge; hoist to the top of this module then
-    from gexhistory.pipeline.profile import profile_frame
-
     with _database_errors():
         return profile_frame(symbol, at=at, db=_path(db))
 
@@ -460,7 +466,4 @@ def compute_gex(chain_df: pd.DataFrame, spot: float, at: str | dt.datetime, conv
     BadInput
         A missing column, a bad value (naming its column and row), a bad spot or time.
     """
-    # lazy: pipeline/profile.py arrives with the r-engine merge; hoist to the top of this module then
-    from gexhistory.pipeline.profile import compute_gex_frame
-
     return compute_gex_frame(chain_df, spot, at, conventions, by_strike=by_strike)
