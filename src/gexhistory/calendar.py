@@ -74,9 +74,7 @@ def _calendar_version() -> str | None:
     found = sorted(site.glob("exchange_calendars-*.dist-info"))
     if len(found) == 1:
         return found[0].name[len("exchange_calendars-"):-len(".dist-info")]
-    from importlib.metadata import (
-        version,  # lazy: a fallback; scanning every install costs ~10 ms
-    )
+    from importlib.metadata import version  # lazy: a fallback; scanning every install costs ~10 ms
 
     return version("exchange_calendars")
 

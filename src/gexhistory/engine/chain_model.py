@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from gexhistory.engine.chain import OptionChain
 from gexhistory.engine.params import ModelParams
@@ -445,8 +446,6 @@ def _realised_vol(close: np.ndarray, window: int = 20) -> np.ndarray:
     Each window is summed on its own (no running cumsum): a value must not depend, even in its last
     bit, on where the price series starts, or the chain of a date would depend on the run's window.
     """
-    from numpy.lib.stride_tricks import sliding_window_view
-
     r = np.diff(np.log(close), prepend=np.nan)
     out = np.full(close.size, np.nan)
     if close.size > window:

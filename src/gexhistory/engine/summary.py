@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 CORR_WINDOW = 20
 
@@ -48,8 +49,6 @@ def rolling_price_gex_corr(close_price: np.ndarray, close_gex: np.ndarray, windo
     out = np.full(close_price.size, np.nan)
     if close_price.size <= window:
         return out
-    from numpy.lib.stride_tricks import sliding_window_view
-
     out[window:] = window_corr(sliding_window_view(close_price, window + 1), sliding_window_view(close_gex, window + 1))
     return out
 

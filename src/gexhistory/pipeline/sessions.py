@@ -37,9 +37,7 @@ def worker_source(opts: BackfillOptions, jobs: int) -> PriceSource:
     rate = opts.rate
     if jobs > 1:
         if rate is None and opts.source_factory is None:
-            from gexhistory.sources.massive import (
-                configured_rate,  # lazy: httpx, only with a provider
-            )
+            from gexhistory.sources.massive import configured_rate  # lazy: the provider's module, only with one
 
             rate = configured_rate()
         rate = rate / jobs if rate else rate

@@ -64,13 +64,9 @@ def select_source(name: str, *, seed: int, bars: str | None = None, rate: float 
 
         return CsvBars(bars, symbols)
     if kind == "polygon":
-        from gexhistory.sources.massive import (
-            MassiveSource,  # lazy: imported once chosen
-        )
+        from gexhistory.sources.massive import MassiveSource  # lazy: imported once chosen
 
         return MassiveSource.from_env(api_key(), rate)
-    from gexhistory.sources.synthetic import (
-        SyntheticMarket,  # lazy: imported once chosen
-    )
+    from gexhistory.sources.synthetic import SyntheticMarket  # lazy: imported once chosen
 
     return SyntheticMarket(seed)
