@@ -202,16 +202,21 @@ def test_unknown_symbol_page(page, server):
 
 
 def test_empty_database_page(browser, tmp_path):
-    """Served before the first backfill: every page names the command that fills the database."""
-    proc, base = _start(str(tmp_path / "gex_copilot.db"))
+    """Served before the first backfill: every page names the command that fills this database."""
+    from gexhistory.store.db import init_schema, open_engine
+
+    db = tmp_path / "gex_copilot.db"
+    engine = open_engine(str(db))
+    init_schema(engine)  # the tables, no rows (`serve` refuses a file that does not exist)
+    engine.dispose()
+    proc, base = _start(str(db))
     try:
         pg = browser.new_page(viewport={"width": 1440, "height": 700})
         for url in ("/gex/history", "/probability"):
             assert pg.goto(base + url).status == 200
             box = pg.locator('[data-testid="empty-database"]')
-            assert "python backfill_historical_data.py --days 365" in box.inner_text()
+            assert f"python backfill_historical_data.py --days 365 --db {db}" in box.inner_text()
         pg.screenshot(path=str(ARTIFACTS / "empty_database.png"))
         pg.close()
     finally:
         _stop(proc)
-    assert not (tmp_path / "gex_copilot.db").exists()

@@ -7,6 +7,7 @@ signals of pages_data.py), on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ import pages_data as pdata
 from gexhistory.engine import stats
 from gexhistory.web import format as fmt
 from gexhistory.web.app import create_app
-from helpers import rows
+from helpers import rows, run_cli
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -276,18 +277,46 @@ def test_plotly_is_served_from_the_installed_package(built):
 
 
 def test_empty_database_names_the_command(tmp_path, db_url):
-    missing = str(tmp_path / "none.db")
-    for db in (missing, db_url):
-        if db == db_url:
-            from gexhistory.store.db import init_schema, open_engine
+    """The command shown fills the database this server reads: it carries the server's --db."""
+    from gexhistory.store.db import init_schema, open_engine
 
-            init_schema(open_engine(db_url))  # tables, no rows
-        with TestClient(create_app(db)) as client:
-            for url in ("/gex/history", "/gamma", "/psychology/performance", "/probability"):
-                page = _get(client, url)
-                assert "python backfill_historical_data.py --days 365" in page and 'data-testid="empty-database"' in page
-            assert "backfill_historical_data.py" in _get(client, "/api/gex/history", 404)["detail"]
+    if db_url.startswith("postgresql"):
+        init_schema(open_engine(db_url))  # tables, no rows
+    else:
+        db_url = str(tmp_path / "none.db")  # a server given no file yet (the CLI refuses it; the app copes)
+    with TestClient(create_app(db_url)) as client:
+        want = f"python backfill_historical_data.py --days 365 --db {db_url}"
+        for url in ("/gex/history", "/gamma", "/psychology/performance", "/probability"):
+            page = _get(client, url)
+            assert want in page and 'data-testid="empty-database"' in page
+        assert want in _get(client, "/api/gex/history", 404)["detail"]
+    with TestClient(create_app(None)) as client:  # no --db: the backfill reads the same default
+        assert _get(client, "/api/gex/history", 404)["detail"].endswith("`python backfill_historical_data.py --days 365`")
     assert not (tmp_path / "none.db").exists()  # serving never creates the file
+
+
+def test_serve_refuses_a_database_that_does_not_exist(tmp_path):
+    r = run_cli(["serve", "--db", "nothere.db", "--port", "1"], tmp_path)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"error: no database at {tmp_path / 'nothere.db'}")
+    assert "--db nothere.db" in r.stderr and not (tmp_path / "nothere.db").exists()
+
+
+def test_responses_are_gzipped(built):
+    import plotly
+
+    _, client = built
+    js = client.get("/static/plotly.min.js", headers={"Accept-Encoding": "gzip"})
+    raw = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    assert js.headers["content-encoding"] == "gzip" and js.headers["vary"] == "Accept-Encoding"
+    assert int(js.headers["content-length"]) < raw.stat().st_size / 3
+    assert js.content == raw.read_bytes()  # httpx decodes it: the same bytes
+    plain = client.get("/static/plotly.min.js", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == raw.read_bytes()
+    for url in ("/api/gex/history?days=all", "/gex/history?days=all"):
+        r = client.get(url, headers={"Accept-Encoding": "gzip"})
+        assert r.headers["content-encoding"] == "gzip", url
+        assert int(r.headers["content-length"]) < len(r.content) / 3, url  # sent size vs decoded size
 
 
 def test_page_queries_use_the_indexes(built):

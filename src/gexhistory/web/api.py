@@ -20,7 +20,7 @@ def _engine_and_symbol(request: Request, symbol: str | None):
     db = request.app.state.db
     known = db.symbols()
     if not known:
-        raise views.NotFound(f"the database has no GEX history yet: fill it with `{views.FILL_COMMAND}`")
+        raise views.NotFound(f"the database has no GEX history yet: fill it with `{request.app.state.fill_command}`")
     return db.engine(), parse_symbol(symbol, known)
 
 

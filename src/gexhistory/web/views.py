@@ -6,15 +6,25 @@ Pages and the JSON API both call these, so the numbers on a page are exactly the
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 
 from sqlalchemy import Engine
 
+from gexhistory.config import redact_url
 from gexhistory.engine import stats
 from gexhistory.store import queries as q
 
 RANGES = (("1M", 30), ("3M", 91), ("6M", 182), ("1Y", 365), ("2Y", 730), ("5Y", 1826), ("10Y", 3652), ("All", None))
 DEFAULT_DAYS = 91
 FILL_COMMAND = "python backfill_historical_data.py --days 365"
+
+
+def fill_command(db: str | None) -> str:
+    """The backfill that fills the database the server reads: with the server's own --db when it was
+    given one (without it both commands read DATABASE_URL / DATABASE_PATH / ./gex_copilot.db alike)."""
+    if not db:
+        return FILL_COMMAND
+    return f"{FILL_COMMAND} --db {shlex.quote(redact_url(db))}"
 
 
 class NotFound(Exception):
@@ -26,7 +36,7 @@ def window_for(engine: Engine, symbol: str, days: int | None, start: dt.date | N
     """The requested window clipped to what is stored; `days` counts back from the last stored session."""
     span = q.date_span(engine, symbol)
     if span is None:
-        raise NotFound(f"no stored history for symbol {symbol!r}; fill it with `{FILL_COMMAND} --symbol {symbol}`")
+        raise NotFound(f"no stored history for symbol {symbol!r}; fill it with a backfill --symbol {symbol}")
     first, last = span
     hi = min(end or last, last)
     if start is not None:
