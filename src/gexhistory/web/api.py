@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from gexhistory.store import queries as q
+from gexhistory.store import signal_queries as sq
 from gexhistory.web import views
 from gexhistory.web.params import parse_date, parse_days, parse_symbol
 
@@ -104,7 +105,7 @@ def psychology_by_pattern(request: Request, symbol: str | None = None) -> dict:
 @router.get("/psychology/performance/signals")
 def psychology_signals(request: Request, symbol: str | None = None, limit: int = 50, pattern: str | None = None) -> dict:
     eng, sym = _engine_and_symbol(request, symbol)
-    rows = q.recent_signals(eng, sym, limit=max(1, min(limit, 1000)), pattern=pattern)
+    rows = sq.recent_signals(eng, sym, limit=max(1, min(limit, 1000)), pattern=pattern)
     return _ok(sym, rows, count=len(rows))
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from gexhistory.config import redact_url
 from gexhistory.engine import stats
 from gexhistory.store import queries as q
+from gexhistory.store import signal_queries as sq
 
 RANGES = (("1M", 30), ("3M", 91), ("6M", 182), ("1Y", 365), ("2Y", 730), ("5Y", 1826), ("10Y", 3652), ("All", None))
 DEFAULT_DAYS = 91
@@ -137,13 +138,13 @@ def _pattern_row(r: dict) -> dict:
 
 
 def psychology(engine: Engine, symbol: str, recent: int = 25) -> dict:
-    ov = q.signals_overview(engine, symbol)
-    outcomes = q.resolved_outcomes(engine, symbol)
+    ov = sq.signals_overview(engine, symbol)
+    outcomes = sq.resolved_outcomes(engine, symbol)
     kind, length = stats.current_streak(outcomes)
     best_w, best_l = stats.longest_streaks(outcomes)
     resolved = ov["wins"] + ov["losses"]
     wr = stats.wilson(ov["wins"], resolved)
-    months = q.win_rate_by_month(engine, symbol)
+    months = sq.win_rate_by_month(engine, symbol)
     cum_w = cum_n = 0
     for m in months:
         cum_w += m["wins"]
@@ -163,9 +164,9 @@ def psychology(engine: Engine, symbol: str, recent: int = 25) -> dict:
             "longest_win_streak": best_w, "longest_loss_streak": best_l,
             "first_timestamp": ov["first_ts"], "last_timestamp": ov["last_ts"],
         },
-        "by_pattern": [_pattern_row(r) for r in q.signals_by_pattern(engine, symbol)],
+        "by_pattern": [_pattern_row(r) for r in sq.signals_by_pattern(engine, symbol)],
         "chart": months,
-        "recent": q.recent_signals(engine, symbol, limit=recent),
+        "recent": sq.recent_signals(engine, symbol, limit=recent),
     }
 
 
@@ -177,22 +178,22 @@ def _odds(k: int, n: int) -> dict:
 
 def _horizon_odds(r: dict) -> dict:
     return {f"{h}d": {"up": _odds(r[f"up_{h}"], r[f"n_{h}"]), "down": _odds(r[f"down_{h}"], r[f"n_{h}"]),
-                      "avg_move": r[f"avg_{h}"]} for h in q.HORIZONS}
+                      "avg_move": r[f"avg_{h}"]} for h in sq.HORIZONS}
 
 
 def probability(engine: Engine, symbol: str) -> dict:
     patterns = [{"pattern": r["pattern"], "signals": r["signals"],
                  "correct": _odds(r["correct"], r["resolved"]), "moves": _horizon_odds(r)}
-                for r in q.pattern_odds(engine, symbol)]
-    outcomes = q.regime_signal_outcomes(engine, symbol)
+                for r in sq.pattern_odds(engine, symbol)]
+    outcomes = sq.regime_signal_outcomes(engine, symbol)
     regimes = [{"regime": r["regime"], "sessions": r["sessions"],
                 "correct": _odds(*outcomes.get(r["regime"], (0, 0))), "moves": _horizon_odds(r)}
-               for r in q.regime_odds(engine, symbol)]
-    latest = q.recent_signals(engine, symbol, limit=1)
+               for r in sq.regime_odds(engine, symbol)]
+    latest = sq.recent_signals(engine, symbol, limit=1)
     latest_odds = None
     if latest:
         sig = latest[0]
-        regime = q.regime_at(engine, symbol, sig["timestamp"])
+        regime = sq.regime_at(engine, symbol, sig["timestamp"])
         latest_odds = {
             "signal": sig, "regime": regime,
             "pattern_odds": next((p for p in patterns if p["pattern"] == sig["primary_regime_type"]), None),
