@@ -11,7 +11,7 @@ import datetime as dt
 from gexhistory.pipeline.backfill import BackfillOptions, run_backfill
 from helpers import rows
 
-START, END = dt.date(2025, 5, 1), dt.date(2025, 8, 29)
+START, END = dt.date(2024, 9, 3), dt.date(2025, 10, 31)  # 14 months: past 1Y, with regime changes at closes
 SYMBOL = "SPY"
 
 # (pattern, direction, confidence, 1d, 5d, 10d, signal_correct), oldest first.

@@ -122,15 +122,25 @@ def test_gex_history_page(page, server):
     import datetime as dt
 
     start = (dt.date.fromisoformat(end) - dt.timedelta(days=90)).isoformat()
-    snaps = rows(db, "SELECT net_gex, regime FROM gex_history WHERE symbol='SPY' AND timestamp >= :a ORDER BY timestamp",
-                 a=f"{start} 00:00:00")
+    snaps = rows(db, "SELECT net_gex, regime, timestamp FROM gex_history WHERE symbol='SPY' AND timestamp >= :a "
+                     "ORDER BY timestamp", a=f"{start} 00:00:00")
     gex = [r[0] for r in snaps]
     assert _text(page, "card-avg-gex") == fmt.money_short(sum(gex) / len(gex))
     assert _text(page, "card-current-gex") == fmt.money_short(gex[-1])
     assert _text(page, "card-pct-positive") == fmt.pct(100 * sum(r[1] == "POSITIVE" for r in snaps) / len(snaps))
-    assert _text(page, "card-regime-changes") == fmt.integer(sum(a[1] != b[1] for a, b in zip(snaps, snaps[1:])))
-    # The chart holds one bar per stored snapshot of the window.
-    assert page.evaluate("document.getElementById('chart-gex').data[0].y.length") == len(snaps)
+    closes = {r[2][:10]: r[1] for r in snaps}
+    sided = [closes[d] for d in sorted(closes) if closes[d] != "NEUTRAL"]
+    assert _text(page, "card-regime-changes") == fmt.integer(sum(a != b for a, b in zip(sided, sided[1:])))
+    # One bar per stored snapshot of the window, in the trace of its regime, whose legend colour is fixed.
+    bars = page.evaluate("document.getElementById('chart-gex').data.slice(0, 3)"
+                         ".map(t => [t.name, t.marker.color, t.y.map((v, i) => v === null ? null : [i, v])])")
+    assert [b[0] for b in bars] == ["Net GEX · POSITIVE", "Net GEX · NEGATIVE", "Net GEX · NEUTRAL"]
+    assert all(isinstance(b[1], str) for b in bars)
+    got = sorted(p for b in bars for p in b[2] if p is not None)
+    assert [i for i, _ in got] == list(range(len(snaps)))
+    assert [v for _, v in got] == pytest.approx([g / 1e9 for g in gex])
+    for b, reg in zip(bars, ("POSITIVE", "NEGATIVE", "NEUTRAL")):
+        assert all(snaps[p[0]][1] == reg for p in b[2] if p is not None)
     assert page.locator('[data-testid="badge-synthetic"]').is_visible()
     assert page.locator('[data-testid="badge-modelled"]').is_visible()
     # The range picker reloads the page for another window.
@@ -139,6 +149,17 @@ def test_gex_history_page(page, server):
     page.wait_for_selector(CHART)
     n_all = rows(db, "SELECT COUNT(*) FROM gex_history WHERE symbol='SPY'")[0][0]
     assert page.evaluate("document.getElementById('chart-gex').data[0].y.length") == n_all
+    # From 1Y on: spot, flip and walls at session closes, walls hidden until the toggle shows them.
+    sessions = rows(db, "SELECT COUNT(*) FROM gamma_daily_summary WHERE symbol='SPY'")[0][0]
+    lines = page.evaluate("document.getElementById('chart-gex').data.filter(t => t.yaxis === 'y2')"
+                          ".map(t => [t.name, t.x.length, t.visible])")
+    assert lines == [["Spot (close)", sessions, True], ["Flip (close)", sessions, True],
+                     ["Call wall (close)", sessions, "legendonly"], ["Put wall (close)", sessions, "legendonly"]]
+    page.check('[data-testid="walls-toggle"]')
+    assert page.evaluate("document.getElementById('chart-gex').data.filter(t => t.meta === 'wall')"
+                         ".map(t => t.visible)") == [True, True]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "gex_history_all_walls.png"), full_page=True)
 
 
 def test_gamma_page(page, server):

@@ -66,8 +66,8 @@ def test_gex_history_matches_sql(built):
     assert s["avg_net_gex"] == pytest.approx(sum(gex) / len(gex))
     assert s["current_net_gex"] == pytest.approx(snaps[-1][1])
     assert s["pct_positive"] == pytest.approx(100 * sum(r[6] == "POSITIVE" for r in snaps) / len(snaps))
-    changes = sum(a[6] != b[6] for a, b in zip(snaps, snaps[1:]))
-    assert s["regime_changes"] == changes
+    assert s["snapshot_regime_flips"] == sum(a[6] != b[6] for a, b in zip(snaps, snaps[1:]))
+    assert s["regime_changes"] == len(_close_changes(snaps))
     assert body["synthetic"] is True and body["modelled"] is True
 
 
@@ -91,14 +91,45 @@ def test_long_ranges_are_averaged_in_sql_by_whole_sessions(built):
         assert got["regime"] == want
 
 
-def test_regime_changes_match_sql(built):
+def _close_changes(snaps) -> list[tuple]:
+    """By hand: the last snapshot of each day; NEUTRAL closes skipped; a change where the sided regime
+    differs from the previous sided close's. (timestamp, from, to), oldest first."""
+    closes = {}
+    for r in snaps:
+        closes[r[0][:10]] = r
+    sided = [closes[d] for d in sorted(closes) if closes[d][6] != "NEUTRAL"]
+    return [(b[0], a[6], b[6]) for a, b in zip(sided, sided[1:]) if a[6] != b[6]]
+
+
+def test_regime_changes_are_counted_at_closes_with_hysteresis(built):
     db, client = built
     body = _get(client, "/api/gex/regime-changes?symbol=SPY&days=all&limit=5000")
     snaps = _window(db, body["start"], body["end"])
-    want = [(b[0], a[6], b[6]) for a, b in zip(snaps, snaps[1:]) if a[6] != b[6]][::-1]
+    want = _close_changes(snaps)[::-1]
     assert [(r["timestamp"], r["previous_regime"], r["regime"]) for r in body["data"]] == want
-    assert body["total_changes"] == len(want)
-    assert {r["regime"] for r in body["data"]} <= {"POSITIVE", "NEGATIVE", "NEUTRAL"}
+    assert body["total_changes"] == len(want) > 0 and "session closes" in body["method"]
+    flips = sum(a[6] != b[6] for a, b in zip(snaps, snaps[1:]))
+    assert body["snapshot_regime_flips"] == flips > len(want)  # the intraday flapping is not counted
+    assert {r["regime"] for r in body["data"]} <= {"POSITIVE", "NEGATIVE"}
+    # The band of held regimes on the chart changes exactly where the table says.
+    from gexhistory.store.queries import Window, session_closes
+    from gexhistory.web.views import hysteresis_states
+    import datetime as dt
+
+    closes = session_closes(client.app.state.db.engine(), Window("SPY", dt.date.fromisoformat(body["start"]),
+                                                                  dt.date.fromisoformat(body["end"])))
+    states = hysteresis_states(closes)
+    switched = [(c["timestamp"], a, b) for c, a, b in zip(closes[1:], states, states[1:]) if a != b and a != "NEUTRAL"]
+    assert switched == want[::-1]
+
+
+def test_hysteresis_by_hand():
+    from gexhistory.web.views import hysteresis_states
+
+    regimes = ["NEUTRAL", "POSITIVE", "NEUTRAL", "POSITIVE", "NEUTRAL", "NEGATIVE", "NEGATIVE", "NEUTRAL", "POSITIVE"]
+    held = hysteresis_states([{"regime": r} for r in regimes])
+    assert held == ["NEUTRAL", "POSITIVE", "POSITIVE", "POSITIVE", "POSITIVE", "NEGATIVE", "NEGATIVE", "NEGATIVE",
+                    "POSITIVE"]  # 2 changes, where snapshot counting would see 7 flips
 
 
 def test_gamma_history_and_correlations_match_numpy(built):

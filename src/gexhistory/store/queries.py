@@ -185,7 +185,6 @@ def gex_overview(engine: Engine, w: Window) -> dict:
                        GEX.c.put_wall, GEX.c.regime, GEX.c.mm_state, GEX.c.data_source, GEX.c.chain_source)
                 .where(GEX.c.symbol == w.symbol, GEX.c.timestamp == out["last_ts"])
             ).one()._mapping
-        out["regime_changes"] = _count_changes(conn, w)
     for key in ("positive", "negative", "neutral"):
         out[key] = int(out[key] or 0)
     out["latest"] = dict(latest) if latest else None
@@ -194,13 +193,13 @@ def gex_overview(engine: Engine, w: Window) -> dict:
 
 def _changes_subquery(w: Window):
     prev = func.lag(GEX.c.regime).over(order_by=GEX.c.timestamp)
-    return (select(GEX.c.timestamp, GEX.c.regime, prev.label("previous_regime"), GEX.c.net_gex,
-                   GEX.c.spot_price, GEX.c.flip_point, GEX.c.mm_state)
+    return (select(GEX.c.timestamp, GEX.c.regime, prev.label("previous_regime"))
             .where(GEX.c.symbol == w.symbol, GEX.c.timestamp >= w.ts_lo, GEX.c.timestamp <= w.ts_hi)
             .subquery())
 
 
 def _count_changes(conn, w: Window) -> int:
+    """Snapshot-to-snapshot regime flips (intraday NEUTRAL/POSITIVE flapping included)."""
     s = _changes_subquery(w)
     return int(conn.execute(
         select(func.count()).select_from(s)
@@ -208,16 +207,59 @@ def _count_changes(conn, w: Window) -> int:
     ).scalar_one())
 
 
-def regime_changes(engine: Engine, w: Window, limit: int = 100) -> list[dict]:
-    """Snapshots whose regime differs from the previous snapshot's, newest first."""
-    s = _changes_subquery(w)
-    q = (select(s).where(s.c.previous_regime.is_not(None), s.c.previous_regime != s.c.regime)
-         .order_by(s.c.timestamp.desc()).limit(limit))
+CLOSE_COLS = ("date", "timestamp", "spot_price", "net_gex", "flip_point", "call_wall", "put_wall", "regime")
+
+
+def _closes_subquery(w: Window):
+    """The close snapshot (last stored snapshot) of every session in the window, from gamma_history,
+    whose (symbol, date) index finds a session's rows without reading the others."""
+    g = GAMMA
+    last = (select(func.max(g.c.timestamp).label("ts"))
+            .where(g.c.symbol == w.symbol, g.c.date >= w.d_lo, g.c.date <= w.d_hi)
+            .group_by(g.c.date).subquery())
+    return (select(*[g.c[c] for c in CLOSE_COLS])
+            .join_from(g, last, and_(g.c.symbol == w.symbol, g.c.timestamp == last.c.ts)).subquery())
+
+
+def session_closes(engine: Engine, w: Window) -> list[dict]:
+    """One row per stored session of the window, its close snapshot's values, oldest first."""
+    c = _closes_subquery(w)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(c).order_by(c.c.date))]
+
+
+def regime_changes(engine: Engine, w: Window, limit: int | None = 100) -> list[dict]:
+    """Regime changes counted at session closes, with the NEUTRAL band as hysteresis, newest first.
+
+    The regime that holds is the last close's that was POSITIVE or NEGATIVE: a NEUTRAL close (|net GEX|
+    within 5% of gross, engine/params.NEUTRAL_BAND) leaves it as it was, so one change needs net GEX to
+    cross the whole band, from one side to the other, between two closes. Intraday flapping across the
+    band's edge, which snapshot-to-snapshot counting reports, does not count.
+    """
+    c = _closes_subquery(w)
+    sided = (select(c, func.lag(c.c.regime).over(order_by=c.c.date).label("previous_regime"))
+             .where(c.c.regime != "NEUTRAL").subquery())
+    q = (select(sided).where(sided.c.previous_regime.is_not(None), sided.c.previous_regime != sided.c.regime)
+         .order_by(sided.c.date.desc()))
+    if limit is not None:
+        q = q.limit(limit)
     with engine.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(q)]
     for r in rows:
         r["symbol"] = w.symbol
     return rows
+
+
+def count_regime_changes(engine: Engine, w: Window) -> dict:
+    """{'at_closes': changes as regime_changes counts them, 'snapshot_flips': snapshot-to-snapshot flips}."""
+    c = _closes_subquery(w)
+    sided = (select(c.c.regime, func.lag(c.c.regime).over(order_by=c.c.date).label("previous_regime"))
+             .where(c.c.regime != "NEUTRAL").subquery())
+    with engine.connect() as conn:
+        at_closes = conn.execute(select(func.count()).select_from(sided).where(
+            sided.c.previous_regime.is_not(None), sided.c.previous_regime != sided.c.regime)).scalar_one()
+        flips = _count_changes(conn, w)
+    return {"at_closes": int(at_closes), "snapshot_flips": flips}
 
 
 def daily_timeline(engine: Engine, w: Window, limit: int = 60) -> list[dict]:

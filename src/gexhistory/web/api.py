@@ -66,8 +66,13 @@ def gex_regime_changes(request: Request, symbol: str | None = None, days: str | 
     eng, sym = _engine_and_symbol(request, symbol)
     w = _window(eng, sym, days, start, end)
     rows = q.regime_changes(eng, w, limit=max(1, min(limit, 5000)))
-    total = q.gex_overview(eng, w)["regime_changes"]
-    return _ok(sym, rows, start=w.d_lo, end=w.d_hi, count=len(rows), total_changes=total)
+    counts = q.count_regime_changes(eng, w)
+    return _ok(sym, rows, start=w.d_lo, end=w.d_hi, count=len(rows), total_changes=counts["at_closes"],
+               snapshot_regime_flips=counts["snapshot_flips"], method=REGIME_CHANGE_METHOD)
+
+
+REGIME_CHANGE_METHOD = ("counted at session closes; a NEUTRAL close (|net GEX| < 5% of gross) keeps the previous "
+                        "regime, so a change needs net GEX to cross the whole neutral band between two closes")
 
 
 @router.get("/gamma/{symbol}/history")

@@ -38,29 +38,59 @@ def _gex_b(rows: list[dict], key: str = "net_gex") -> list:
     return [None if r.get(key) is None else r[key] / 1e9 for r in rows]
 
 
-def gex_history(rows: list[dict], k: int) -> dict:
+def gex_axis(**extra) -> dict:
+    """A $B axis whose tick labels are distinct: ',.0f' printed 1.5 and 2.0 both as '2B'; '~g' keeps
+    the digits the ticks need (0.5B, 1B, 1.5B) and drops trailing zeros."""
+    return {"tickprefix": "$", "ticksuffix": "B", "tickformat": "~g", **extra}
+
+
+REGIME_ORDER = ("POSITIVE", "NEGATIVE", "NEUTRAL")
+
+
+def _by_regime(x: list, y: list, regimes: list) -> list[tuple[str, list]]:
+    """One y per regime over the full x (None elsewhere): a trace per regime gets a fixed legend colour,
+    and the shared x keeps every bar the same width."""
+    return [(reg, [v if r == reg else None for v, r in zip(y, regimes)]) for reg in REGIME_ORDER]
+
+
+def gex_history(rows: list[dict], k: int, closes: list[dict], close_lines: bool) -> dict:
+    """Net GEX bars (top, one trace per regime), price with flip and walls (middle, same x), and a band
+    of the regime held at each session close (bottom). close_lines: spot/flip/walls at session closes
+    (walls start hidden; the page's toggle and the legend show them)."""
     x = [r["timestamp"] for r in rows]
-    colors = [REGIME_COLORS.get(r.get("regime"), "#6b7280") for r in rows]
-    data = [
-        {"type": "bar", "name": "Net GEX ($B)", "x": x, "y": _gex_b(rows), "marker": {"color": colors},
-         "yaxis": "y", "hovertemplate": "%{y:$.2f}B"},
-        {"type": "scatter", "mode": "lines", "name": "Spot", "x": x, "y": [r["spot_price"] for r in rows],
-         "yaxis": "y2", "line": {"color": SPOT, "width": 1.6}, "hovertemplate": "$%{y:.2f}"},
-        {"type": "scatter", "mode": "lines", "name": "Flip", "x": x, "y": [r["flip_point"] for r in rows],
-         "yaxis": "y2", "line": {"color": FLIP, "width": 1.2, "dash": "dash"}, "connectgaps": False,
-         "hovertemplate": "$%{y:.2f}"},
-        {"type": "scatter", "mode": "lines", "name": "Call wall", "x": x, "y": [r["call_wall"] for r in rows],
-         "yaxis": "y2", "line": {"color": CALL_WALL, "width": 1, "dash": "dot", "shape": "hv"},
-         "hovertemplate": "$%{y:.2f}"},
-        {"type": "scatter", "mode": "lines", "name": "Put wall", "x": x, "y": [r["put_wall"] for r in rows],
-         "yaxis": "y2", "line": {"color": PUT_WALL, "width": 1, "dash": "dot", "shape": "hv"},
-         "hovertemplate": "$%{y:.2f}"},
-    ]
+    data = []
+    for reg, y in _by_regime(x, _gex_b(rows), [r.get("regime") for r in rows]):
+        data.append({"type": "bar", "name": f"Net GEX · {reg}", "x": x, "y": y,
+                     "marker": {"color": REGIME_COLORS[reg]}, "yaxis": "y", "legendgroup": reg,
+                     "hovertemplate": "%{y:$.2f}B"})
+    src = closes if close_lines else rows
+    lx = [r["timestamp"] for r in src]
+    at = " (close)" if close_lines else ""
+    walls = "legendonly" if close_lines else True
+    for name, key, line, vis in (
+            ("Spot", "spot_price", {"color": SPOT, "width": 1.6}, True),
+            ("Flip", "flip_point", {"color": FLIP, "width": 1.2, "dash": "dash"}, True),
+            ("Call wall", "call_wall", {"color": CALL_WALL, "width": 1, "dash": "dot", "shape": "hv"}, walls),
+            ("Put wall", "put_wall", {"color": PUT_WALL, "width": 1, "dash": "dot", "shape": "hv"}, walls)):
+        data.append({"type": "scatter", "mode": "lines", "name": name + at, "x": lx, "y": [r[key] for r in src],
+                     "yaxis": "y2", "line": line, "connectgaps": False, "visible": vis,
+                     "meta": "wall" if "wall" in key else key, "hovertemplate": "$%{y:.2f}"})
+    # The band, under every bar: the regime held at that bar's session close (a NEUTRAL close keeps the
+    # one before). A bucket's bar is stamped with its last session's close, which `closes` holds.
+    held = {c["date"]: c["held_regime"] for c in closes}
+    for reg, y in _by_regime(x, [1] * len(x), [held.get(t[:10]) for t in x]):
+        data.append({"type": "bar", "name": f"held regime · {reg}", "x": x, "y": y, "yaxis": "y3",
+                     "marker": {"color": REGIME_COLORS[reg]}, "showlegend": False, "legendgroup": reg,
+                     "hovertemplate": f"held at the close: {reg}<extra></extra>"})
     layout = _layout(
-        xaxis=_time_axis(k == 0), bargap=0.05,
-        yaxis={"title": {"text": "Net GEX ($B per 1% move)"}, "ticksuffix": "B", "tickformat": ",.0f"},
-        yaxis2={"title": {"text": "Price"}, "overlaying": "y", "side": "right", "showgrid": False,
-                "tickprefix": "$"},
+        xaxis={**_time_axis(k == 0), "anchor": "y3"}, bargap=0.05, barmode="relative", hoversubplots="axis",
+        yaxis=gex_axis(title={"text": "Net GEX per 1% move"}, domain=[0.43, 1.0]),
+        yaxis2={"title": {"text": "Price"}, "tickprefix": "$", "domain": [0.09, 0.39], "gridcolor": GRID},
+        yaxis3={"domain": [0.0, 0.05], "range": [0, 1], "showticklabels": False, "showgrid": False,
+                "zeroline": False, "fixedrange": True},
+        annotations=[{"text": "regime held at the close", "xref": "paper", "yref": "paper", "x": 0, "y": 0.055,
+                      "xanchor": "left", "yanchor": "bottom", "showarrow": False,
+                      "font": {"size": 10, "color": TEXT}}],
     )
     return {"data": data, "layout": layout}
 
@@ -76,7 +106,7 @@ def gamma_trends(rows: list[dict], k: int) -> dict:
          "yaxis": "y2", "line": {"color": IV, "width": 1.6}, "hovertemplate": "%{y:.1f}%"},
     ]
     layout = _layout(xaxis=_time_axis(k == 0), bargap=0.05,
-                     yaxis={"title": {"text": "Net GEX ($B)"}, "ticksuffix": "B", "tickformat": ",.0f"},
+                     yaxis=gex_axis(title={"text": "Net GEX"}),
                      yaxis2={"title": {"text": "ATM IV"}, "overlaying": "y", "side": "right", "showgrid": False,
                              "ticksuffix": "%", "tickformat": ".1f"})
     return {"data": data, "layout": layout}

@@ -50,7 +50,7 @@ def gex_history_page(request: Request, symbol: str | None = None, days: str | No
     v = views.gex_history(eng, w)
     return _render(request, "gex_history.html", "gex", symbols=known, symbol=sym, days=nd,
                    days_raw=days or str(views.DEFAULT_DAYS), v=v, prov=views.provenance(eng, sym),
-                   fig=_fig(charts.gex_history(v["series"], v["sessions_per_point"])))
+                   fig=_fig(charts.gex_history(v["series"], v["sessions_per_point"], v["closes"], v["close_lines"])))
 
 
 @router.get("/gamma", include_in_schema=False)

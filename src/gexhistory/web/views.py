@@ -61,9 +61,35 @@ def _share(k: int, n: int) -> float | None:
     return None if not n else k / n * 100.0
 
 
+LONG_RANGE_DAYS = 364  # from 1Y on, intraday spot/flip/walls would merge into one band: closes are drawn
+
+
+def hysteresis_states(closes: list[dict]) -> list[str]:
+    """Per close, the regime that holds under the rule store.queries.regime_changes counts: the last
+    POSITIVE or NEGATIVE close's (NEUTRAL until the window's first one)."""
+    state, out = "NEUTRAL", []
+    for c in closes:
+        if c["regime"] in ("POSITIVE", "NEGATIVE"):
+            state = c["regime"]
+        out.append(state)
+    return out
+
+
+def _bucket_ends(rows: list, k: int) -> list:
+    """The rows that end each chart bucket of k sessions (every row when the chart is per session or
+    snapshot), so the lines show real close values where the bars show averages."""
+    if k <= 1:
+        return rows
+    return [r for i, r in enumerate(rows) if (i + 1) % k == 0 or i == len(rows) - 1]
+
+
 def gex_history(engine: Engine, w: q.Window, max_points: int = q.MAX_POINTS) -> dict:
     ov = q.gex_overview(engine, w)
     series, k = q.gex_series(engine, w, max_points)
+    closes = q.session_closes(engine, w)
+    for c, state in zip(closes, hysteresis_states(closes)):
+        c["held_regime"] = state
+    changes = q.count_regime_changes(engine, w)
     n = int(ov["snapshots"] or 0)
     latest = ov["latest"] or {}
     return {
@@ -83,11 +109,16 @@ def gex_history(engine: Engine, w: q.Window, max_points: int = q.MAX_POINTS) -> 
             "pct_positive": _share(ov["positive"], n),
             "pct_negative": _share(ov["negative"], n),
             "pct_neutral": _share(ov["neutral"], n),
-            "regime_changes": ov["regime_changes"],
+            "regime_changes": changes["at_closes"],
+            "snapshot_regime_flips": changes["snapshot_flips"],
+            "sessions": len(closes),
             "snapshots": n,
         },
         "series": series,
         "sessions_per_point": k,
+        # From 1Y on the lines are drawn at session closes (at the bucket's last close when bars average).
+        "close_lines": (w.end - w.start).days >= LONG_RANGE_DAYS,
+        "closes": _bucket_ends(closes, k),
         "regime_changes": q.regime_changes(engine, w, limit=50),
         "timeline": q.daily_timeline(engine, w, limit=40),
     }

@@ -10,4 +10,13 @@
       el.setAttribute("data-rendered", "1");
     });
   });
+  // Wall lines on and off (traces marked meta "wall"); the legend toggles them one by one as well.
+  document.querySelectorAll("input[data-walls-toggle]").forEach(function (box) {
+    box.addEventListener("change", function () {
+      var el = document.getElementById(box.getAttribute("data-walls-toggle"));
+      var idx = [];
+      el.data.forEach(function (t, i) { if (t.meta === "wall") idx.push(i); });
+      Plotly.restyle(el, {visible: box.checked ? true : "legendonly"}, idx);
+    });
+  });
 })();
