@@ -162,19 +162,44 @@ def test_gex_history_page(page, server):
     page.screenshot(path=str(ARTIFACTS / "gex_history_all_walls.png"), full_page=True)
 
 
+def _tick_labels(page, chart: str, axis: str = "y") -> list[str]:
+    return page.evaluate(f"[...document.querySelectorAll('#{chart} .{axis}tick text')].map(t => t.textContent)")
+
+
 def test_gamma_page(page, server):
     base, db = server
     _open(page, f"{base}/gamma?symbol=SPY&days=all", "gamma", 2)
-    lo = rows(db, "SELECT date FROM gamma_daily_summary WHERE symbol='SPY' ORDER BY date DESC LIMIT 30")[-1][0]
-    avg_iv, avg_gex = rows(db, "SELECT AVG(implied_volatility), AVG(net_gex) FROM gamma_history "
-                               "WHERE symbol='SPY' AND date >= :d", d=lo)[0]
-    assert _text(page, "card-30d-avg-iv") == fmt.frac_pct(avg_iv)
-    assert _text(page, "card-30d-avg-gex") == fmt.money_short(avg_gex)
+    avg_iv, avg_gex, lo_pcr, hi_pcr = rows(db, "SELECT AVG(implied_volatility), AVG(net_gex), MIN(put_call_ratio), "
+                                               "MAX(put_call_ratio) FROM gamma_history WHERE symbol='SPY'")[0]
+    assert _text(page, "card-avg-iv") == fmt.frac_pct(avg_iv)
+    assert _text(page, "card-avg-gex") == fmt.money_short(avg_gex)
+    # The cards name the picked range, and chain-derived numbers say they are modelled.
+    labels = page.locator(".card-label").all_inner_texts()
+    assert labels[0].upper() == "AVG NET GEX · ALL" and "(MODELLED)" in labels[2].upper()
+    assert "modelled from the price path" in page.inner_text('[data-testid="modelled-note"]')
     a = np.array(rows(db, "SELECT spot_price, net_gex, implied_volatility FROM gamma_history WHERE symbol='SPY' "
                           "ORDER BY timestamp"), dtype=float)
     assert _text(page, "corr-levels-price-net_gex") == fmt.corr(np.corrcoef(a[:, 0], a[:, 1])[0, 1])
     assert _text(page, "corr-levels-price-iv") == fmt.corr(np.corrcoef(a[:, 0], a[:, 2])[0, 1])
     assert _text(page, "corr-changes-net_gex-iv") == fmt.corr(np.corrcoef(np.diff(a[:, 1]), np.diff(a[:, 2]))[0, 1])
+    assert _text(page, "corr-omitted-pcr-iv").startswith("not computed: put/call ratio nearly constant")
+    # The put/call axis starts at zero, so 0.81 +- 0.005 looks as flat as it is.
+    lo, hi = page.evaluate("document.getElementById('chart-flip').layout.yaxis2.range")
+    assert lo == 0 and hi > hi_pcr and (hi_pcr - lo_pcr) / hi < 0.05
+    # No repeated tick label on any GEX axis (',.0f' printed 1.5 and 2 both as '2B').
+    for chart in ("chart-gamma", "chart-flip"):
+        ticks = _tick_labels(page, chart)
+        assert len(ticks) == len(set(ticks)) > 2, ticks
+    # Two sessions whose net GEX stays within -$0.5B..$2.3B: ticks 0.5B apart, '2B, 2B, 1B, 1B' under ',.0f'.
+    lo, hi = rows(db, "SELECT MIN(net_gex), MAX(net_gex) FROM gamma_history WHERE symbol='SPY' "
+                      "AND date BETWEEN '2025-05-30' AND '2025-06-02'")[0]
+    assert 0 < lo < hi < 2.3e9
+    for url, chart in (("/gamma?symbol=SPY&start=2025-05-30&end=2025-06-02", "chart-gamma"),
+                       ("/gex/history?symbol=SPY&start=2025-05-30&end=2025-06-02", "chart-gex")):
+        page.goto(base + url)
+        page.wait_for_function(f"document.getElementById('{chart}').getAttribute('data-rendered') === '1'")
+        ticks = _tick_labels(page, chart)
+        assert len(ticks) == len(set(ticks)) > 2, (url, ticks)
 
 
 def test_psychology_page(page, server):

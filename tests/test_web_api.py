@@ -144,22 +144,30 @@ def test_gamma_history_and_correlations_match_numpy(built):
                      "WHERE symbol='SPY' AND date >= :a AND date <= :b ORDER BY timestamp", a=hist["start"], b=hist["end"])
     a = np.array(snaps, dtype=float)
     cols = {"price": 0, "net_gex": 1, "iv": 2, "pcr": 3}
+    # The modelled put/call ratio barely moves: its sd is far under 1% of its mean, so it is not correlated.
+    assert a[:, 3].std() / a[:, 3].mean() < 0.01 < a[:, 2].std() / a[:, 2].mean()
     for c in summ["correlations"]:
         x, y = (cols[p] for p in c["pair"].split("-"))
         assert c["levels_n"] == len(a)
-        lv = stats.pearson(list(a[:, x]), list(a[:, y]))
-        assert (c["levels"] is None) == (lv is None)
-        if lv is not None:
-            assert c["levels"] == pytest.approx(np.corrcoef(a[:, x], a[:, y])[0, 1], abs=1e-9)
+        if c["pair"] == "pcr-iv":
+            assert c["levels"] is None and c["changes"] is None
+            assert c["omitted"] == f"put/call ratio nearly constant (sd {a[:, 3].std() / a[:, 3].mean() * 100:.2f}% of its mean)"
+            continue
+        assert c["omitted"] is None
+        assert c["levels"] == pytest.approx(np.corrcoef(a[:, x], a[:, y])[0, 1], abs=1e-9)
         dx, dy = np.diff(a[:, x]), np.diff(a[:, y])
         assert c["changes_n"] == len(a) - 1
-        if c["changes"] is not None:
-            assert c["changes"] == pytest.approx(np.corrcoef(dx, dy)[0, 1], abs=1e-9)
-    s30 = summ["stats_30d"]
-    last30 = rows(db, "SELECT date FROM gamma_daily_summary WHERE symbol='SPY' ORDER BY date DESC LIMIT 30")
-    lo = last30[-1][0]
-    avg_iv, n = rows(db, "SELECT AVG(implied_volatility), COUNT(*) FROM gamma_history WHERE symbol='SPY' AND date >= :d", d=lo)[0]
-    assert s30["sessions"] == 30 and s30["snapshots"] == n and s30["avg_iv"] == pytest.approx(avg_iv)
+        assert c["changes"] == pytest.approx(np.corrcoef(dx, dy)[0, 1], abs=1e-9)
+    # The cards describe the picked range (60 days here), and say so.
+    st = summ["stats"]
+    avg_iv, n, days = rows(db, "SELECT AVG(implied_volatility), COUNT(*), COUNT(DISTINCT date) FROM gamma_history "
+                               "WHERE symbol='SPY' AND date >= :a AND date <= :b", a=hist["start"], b=hist["end"])[0]
+    assert st["snapshots"] == n and st["sessions"] == days and st["avg_iv"] == pytest.approx(avg_iv)
+    assert (st["min_pcr"], st["max_pcr"]) == pytest.approx((a[:, 3].min(), a[:, 3].max()))
+    assert st["range"] == f"{hist['start']} → {hist['end']}"  # 60 days is not one of the buttons
+    assert summ["modelled_sessions"] == summ["sessions"] == days
+    assert _get(client, "/api/gamma/SPY/summary?days=91")["data"]["stats"]["range"] == "3M"
+    assert _get(client, "/api/gamma/SPY/summary?days=all")["data"]["stats"]["range"] == "All"
 
 
 def _streak_by_hand(seq: list[bool]) -> tuple[str | None, int]:

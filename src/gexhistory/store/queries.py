@@ -277,8 +277,17 @@ def daily_timeline(engine: Engine, w: Window, limit: int = 60) -> list[dict]:
 
 # ---- /gamma -----------------------------------------------------------------------------------
 
+def window_chain_sources(engine: Engine, w: Window) -> dict[str, int]:
+    """Sessions of the window per chain_source."""
+    t = SUMMARY
+    q = (select(t.c.chain_source, func.count()).where(t.c.symbol == w.symbol, t.c.date >= w.d_lo, t.c.date <= w.d_hi)
+         .group_by(t.c.chain_source))
+    with engine.connect() as conn:
+        return {src: int(n) for src, n in conn.execute(q)}
+
+
 def gamma_stats(engine: Engine, w: Window) -> dict:
-    """Aggregates of gamma_history in the window (the 30-day stats card uses a 30-session window)."""
+    """Aggregates of gamma_history in the window, for the /gamma cards."""
     g = GAMMA
     q = select(
         func.count().label("snapshots"),
@@ -290,6 +299,8 @@ def gamma_stats(engine: Engine, w: Window) -> dict:
         func.min(g.c.implied_volatility).label("min_iv"),
         func.max(g.c.implied_volatility).label("max_iv"),
         func.avg(g.c.put_call_ratio).label("avg_pcr"),
+        func.min(g.c.put_call_ratio).label("min_pcr"),
+        func.max(g.c.put_call_ratio).label("max_pcr"),
         func.avg(g.c.distance_to_flip_pct).label("avg_distance_to_flip_pct"),
         func.sum(case((g.c.regime == "POSITIVE", 1), else_=0)).label("positive"),
         func.sum(case((g.c.regime == "NEGATIVE", 1), else_=0)).label("negative"),
@@ -301,17 +312,6 @@ def gamma_stats(engine: Engine, w: Window) -> dict:
     out["positive"] = int(out["positive"] or 0)
     out["negative"] = int(out["negative"] or 0)
     return out
-
-
-def last_sessions_window(engine: Engine, symbol: str, sessions: int) -> Window | None:
-    """The window covering the last `sessions` stored sessions of `symbol`."""
-    t = SUMMARY
-    with engine.connect() as conn:
-        dates = [r[0] for r in conn.execute(
-            select(t.c.date).where(t.c.symbol == symbol).order_by(t.c.date.desc()).limit(sessions))]
-    if not dates:
-        return None
-    return Window(symbol, dt.date.fromisoformat(dates[-1]), dt.date.fromisoformat(dates[0]))
 
 
 CORR_PAIRS = (("price", "net_gex", "spot_price", "net_gex"),

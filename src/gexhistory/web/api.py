@@ -89,9 +89,11 @@ def gamma_history(request: Request, symbol: str, days: str | None = None, start:
 def gamma_summary(request: Request, symbol: str, days: str | None = None, start: str | None = None,
                   end: str | None = None) -> dict:
     eng, sym = _engine_and_symbol(request, symbol)
-    w = _window(eng, sym, days, start, end)
-    v = views.gamma(eng, w, max_points=10)
-    return _ok(sym, {"stats_30d": v["stats_30d"], "correlations": v["correlations"], "daily": v["timeline"]},
+    nd = parse_days(days, views.DEFAULT_DAYS)
+    w = views.window_for(eng, sym, nd, parse_date(start, "start"), parse_date(end, "end"))
+    v = views.gamma(eng, w, max_points=10, label=views.range_label(nd, w, custom=bool(start)))
+    return _ok(sym, {"stats": v["stats"], "correlations": v["correlations"], "daily": v["timeline"],
+                     "modelled_sessions": v["modelled_sessions"], "sessions": v["sessions"]},
                start=w.d_lo, end=w.d_hi)
 
 

@@ -95,37 +95,41 @@ def gex_history(rows: list[dict], k: int, closes: list[dict], close_lines: bool)
     return {"data": data, "layout": layout}
 
 
-def gamma_trends(rows: list[dict], k: int) -> dict:
+def gamma_trends(rows: list[dict], k: int, modelled: bool = False) -> dict:
     x = [r["timestamp"] for r in rows]
-    data = [
-        {"type": "bar", "name": "Net GEX ($B)", "x": x, "y": _gex_b(rows),
-         "marker": {"color": [REGIME_COLORS.get(r.get("regime"), "#6b7280") for r in rows]},
-         "hovertemplate": "%{y:$.2f}B"},
-        {"type": "scatter", "mode": "lines", "name": "ATM IV (30d)", "x": x,
+    tag = " (modelled)" if modelled else ""
+    data = [{"type": "bar", "name": f"Net GEX · {reg}{tag}", "x": x, "y": y, "marker": {"color": REGIME_COLORS[reg]},
+             "hovertemplate": "%{y:$.2f}B"} for reg, y in _by_regime(x, _gex_b(rows), [r.get("regime") for r in rows])]
+    data += [
+        {"type": "scatter", "mode": "lines", "name": "ATM IV (30d)" + tag, "x": x,
          "y": [None if r["implied_volatility"] is None else r["implied_volatility"] * 100 for r in rows],
          "yaxis": "y2", "line": {"color": IV, "width": 1.6}, "hovertemplate": "%{y:.1f}%"},
     ]
-    layout = _layout(xaxis=_time_axis(k == 0), bargap=0.05,
+    layout = _layout(xaxis=_time_axis(k == 0), bargap=0.05, barmode="relative",
                      yaxis=gex_axis(title={"text": "Net GEX"}),
-                     yaxis2={"title": {"text": "ATM IV"}, "overlaying": "y", "side": "right", "showgrid": False,
-                             "ticksuffix": "%", "tickformat": ".1f"})
+                     yaxis2={"title": {"text": "ATM IV" + tag}, "overlaying": "y", "side": "right", "showgrid": False,
+                             "ticksuffix": "%", "tickformat": ".1f", "tickmode": "auto"})
     return {"data": data, "layout": layout}
 
 
-def gamma_flip(rows: list[dict], k: int) -> dict:
+def gamma_flip(rows: list[dict], k: int, modelled: bool = False) -> dict:
+    """Distance to flip and the put/call OI ratio. The ratio's axis starts at zero: autoscaled, the
+    modelled chains' 0.808-0.819 filled the panel and looked volatile."""
     x = [r["timestamp"] for r in rows]
+    tag = " (modelled)" if modelled else ""
     data = [
         {"type": "scatter", "mode": "lines", "name": "Distance to flip (%)", "x": x,
          "y": [r["distance_to_flip_pct"] for r in rows], "line": {"color": FLIP, "width": 1.4},
          "fill": "tozeroy", "fillcolor": "rgba(167,139,250,0.12)", "hovertemplate": "%{y:.2f}%"},
-        {"type": "scatter", "mode": "lines", "name": "Put/call OI ratio", "x": x,
+        {"type": "scatter", "mode": "lines", "name": "Put/call OI ratio" + tag, "x": x,
          "y": [r["put_call_ratio"] for r in rows], "yaxis": "y2", "line": {"color": PUT_WALL, "width": 1.2},
-         "hovertemplate": "%{y:.2f}"},
+         "hovertemplate": "%{y:.3f}"},
     ]
+    pcr = [r["put_call_ratio"] for r in rows if r["put_call_ratio"] is not None]
     layout = _layout(xaxis=_time_axis(k == 0),
                      yaxis={"title": {"text": "(spot - flip) / spot"}, "ticksuffix": "%"},
-                     yaxis2={"title": {"text": "Put/call"}, "overlaying": "y", "side": "right", "showgrid": False,
-                             "tickformat": ".3f"})
+                     yaxis2={"title": {"text": "Put/call" + tag}, "overlaying": "y", "side": "right", "showgrid": False,
+                             "range": [0, max(pcr, default=1.0) * 1.25], "tickformat": ".2f", "tickmode": "auto"})
     return {"data": data, "layout": layout}
 
 
@@ -144,7 +148,7 @@ def win_rate(months: list[dict]) -> dict:
     layout = _layout(xaxis={"type": "category", "tickangle": -45, "nticks": 24},
                      yaxis={"title": {"text": "Win rate"}, "ticksuffix": "%", "range": [0, 100]},
                      yaxis2={"title": {"text": "Signals"}, "overlaying": "y", "side": "right", "showgrid": False,
-                             "tickformat": "d", "rangemode": "tozero"},
+                             "tickformat": "d", "rangemode": "tozero", "tickmode": "auto"},
                      shapes=[{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 50, "y1": 50,
                               "line": {"color": "#4b5563", "dash": "dot", "width": 1}}])
     return {"data": data, "layout": layout}

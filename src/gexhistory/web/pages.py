@@ -62,11 +62,12 @@ def gamma_page(request: Request, symbol: str | None = None, days: str | None = N
     eng, known, sym = got
     nd = parse_days(days, views.DEFAULT_DAYS)
     w = views.window_for(eng, sym, nd, parse_date(start, "start"), parse_date(end, "end"))
-    v = views.gamma(eng, w)
-    k = v["sessions_per_point"]
+    v = views.gamma(eng, w, label=views.range_label(nd, w, custom=bool(start)))
+    k, modelled = v["sessions_per_point"], v["modelled_sessions"] > 0
     return _render(request, "gamma.html", "gamma", symbols=known, symbol=sym, days=nd,
                    days_raw=days or str(views.DEFAULT_DAYS), v=v, prov=views.provenance(eng, sym),
-                   fig=_fig(charts.gamma_trends(v["series"], k)), fig2=_fig(charts.gamma_flip(v["series"], k)))
+                   fig=_fig(charts.gamma_trends(v["series"], k, modelled)),
+                   fig2=_fig(charts.gamma_flip(v["series"], k, modelled)))
 
 
 @router.get("/psychology/performance", include_in_schema=False)

@@ -6,6 +6,7 @@ Pages and the JSON API both call these, so the numbers on a page are exactly the
 from __future__ import annotations
 
 import datetime as dt
+import math
 import shlex
 
 from sqlalchemy import Engine
@@ -124,32 +125,78 @@ def gex_history(engine: Engine, w: q.Window, max_points: int = q.MAX_POINTS) -> 
     }
 
 
-def correlations(engine: Engine, w: q.Window) -> list[dict]:
+# Ratios (put/call, ATM IV) whose standard deviation over the window is under 1% of their mean are
+# treated as constant: the modelled chains hold the put/call mix almost fixed (SPY 2016-2026: 0.808-0.819,
+# sd 0.15% of the mean), so a correlation with it would measure model noise. Price and net GEX are not
+# tested: a calm month moves SPY's price by as little as 0.4% sd, and that variation is real.
+NEAR_CONSTANT_CV = 0.01
+RATIO_SERIES = {"pcr": "put/call ratio", "iv": "ATM IV"}
+
+
+def _cv(n: int, sxx: float | None, mean: float | None) -> float | None:
+    """sd / |mean| from the centred sum of squares (population sd: a description, not an estimate)."""
+    if not n or sxx is None or not mean:
+        return None
+    return math.sqrt(max(sxx, 0.0) / n) / abs(mean)
+
+
+def near_constant(sums: dict, means: dict) -> dict[str, float]:
+    """{series: its sd/mean} for the ratio series that are near-constant in the window."""
+    lv = sums["levels:pcr-iv"]  # one pair holds both ratios' centred sums
+    out = {}
+    for name, sxx, sx in (("pcr", lv["sxx"], lv["sx"]), ("iv", lv["syy"], lv["sy"])):
+        # Centred on the window mean: sxx - sx^2/n is the sum of squares about these rows' own mean.
+        ss = None if sxx is None else sxx - (sx or 0.0) ** 2 / lv["n"] if lv["n"] else None
+        cv = _cv(lv["n"], ss, means[name])
+        if cv is not None and cv < NEAR_CONSTANT_CV:
+            out[name] = cv
+    return out
+
+
+def correlations(engine: Engine, w: q.Window, means: dict | None = None) -> list[dict]:
+    """Pearson r of levels and of changes per pair; a pair with a near-constant ratio is not
+    correlated (r None) and says why in `omitted`. means: {'pcr', 'iv'} window means (gamma_stats)."""
     sums = q.correlation_sums(engine, w)
+    flat = near_constant(sums, means) if means else {}
     out = []
     for a, b, _, _ in q.CORR_PAIRS:
         lv, ch = sums[f"levels:{a}-{b}"], sums[f"changes:{a}-{b}"]
+        why = next((f"{RATIO_SERIES[x]} nearly constant (sd {flat[x] * 100:.2f}% of its mean)" for x in (a, b)
+                    if x in flat), None)
         out.append({
             "pair": f"{a}-{b}",
-            "levels": stats.pearson_from_sums(lv["n"], lv["sx"] or 0, lv["sy"] or 0, lv["sxx"] or 0, lv["syy"] or 0, lv["sxy"] or 0),
+            "levels": None if why else stats.pearson_from_sums(lv["n"], lv["sx"] or 0, lv["sy"] or 0, lv["sxx"] or 0, lv["syy"] or 0, lv["sxy"] or 0),
             "levels_n": lv["n"],
-            "changes": stats.pearson_from_sums(ch["n"], ch["sx"] or 0, ch["sy"] or 0, ch["sxx"] or 0, ch["syy"] or 0, ch["sxy"] or 0),
+            "changes": None if why else stats.pearson_from_sums(ch["n"], ch["sx"] or 0, ch["sy"] or 0, ch["sxx"] or 0, ch["syy"] or 0, ch["sxy"] or 0),
             "changes_n": ch["n"],
+            "omitted": why,
         })
     return out
 
 
-def gamma(engine: Engine, w: q.Window, max_points: int = q.MAX_POINTS) -> dict:
+def range_label(days: int | None, w: q.Window, custom: bool = False) -> str:
+    """The picked range as its button says it (3M, All); the dates of a start/end or unlisted window."""
+    for label, n in RANGES:
+        if n == days and not custom:
+            return label
+    return f"{w.d_lo} → {w.d_hi}"
+
+
+def gamma(engine: Engine, w: q.Window, max_points: int = q.MAX_POINTS, label: str = "") -> dict:
     series, k = q.gamma_series(engine, w, max_points)
-    w30 = q.last_sessions_window(engine, w.symbol, 30)
-    s30 = q.gamma_stats(engine, w30)
-    s30["pct_positive"] = _share(s30["positive"], s30["snapshots"] or 0)
-    s30["pct_negative"] = _share(s30["negative"], s30["snapshots"] or 0)
+    st = q.gamma_stats(engine, w)
+    st["pct_positive"] = _share(st["positive"], st["snapshots"] or 0)
+    st["pct_negative"] = _share(st["negative"], st["snapshots"] or 0)
+    st["range"] = label or range_label(None, w, custom=True)
+    srcs = q.window_chain_sources(engine, w)
+    modelled = srcs.get("modelled", 0)
     return {
         "symbol": w.symbol, "start": w.d_lo, "end": w.d_hi,
         "series": series, "sessions_per_point": k,
-        "stats_30d": s30,
-        "correlations": correlations(engine, w),
+        "stats": st,
+        # Sessions of the window whose chain was modelled from prices (PCR and IV are then model outputs).
+        "modelled_sessions": modelled, "sessions": sum(srcs.values()),
+        "correlations": correlations(engine, w, {"pcr": st["avg_pcr"], "iv": st["avg_iv"]}),
         "timeline": q.daily_timeline(engine, w, limit=30),
     }
 
