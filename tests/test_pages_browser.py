@@ -220,6 +220,29 @@ def test_psychology_page(page, server):
     assert bear.locator('[data-col="expectancy"]').inner_text() == "+1.33%"
     assert bear.locator('[data-col="avg_loss"]').inner_text() == "-1.00%"
     assert page.locator('[data-testid="table-recent"] tbody tr').count() == min(25, total)
+    # The chart: win rate over the last 50 resolved signals, one point per resolved signal (hand recount).
+    res = rows(db, "SELECT timestamp, signal_correct FROM regime_signals WHERE symbol='SPY' "
+                   "AND signal_correct IS NOT NULL ORDER BY timestamp, id")
+    line = page.evaluate("document.getElementById('chart-winrate').data.find(t => t.name.startsWith('Win rate'))")
+    assert line["x"] == [r[0] for r in res]
+    want = [None if i < 49 else 100 * sum(r[1] for r in res[i - 49:i + 1]) / 50 for i in range(len(res))]
+    assert line["y"] == [None if w is None else pytest.approx(w) for w in want]
+    # Date labels stay inside the chart (rotated category labels used to be cut at the bottom).
+    box = page.locator("#chart-winrate").bounding_box()
+    labels = page.evaluate("[...document.querySelectorAll('#chart-winrate .xtick text')]"
+                           ".map(t => { const r = t.getBoundingClientRect(); return [r.top, r.bottom, r.left, r.right]; })")
+    assert labels and all(box["y"] <= t and b <= box["y"] + box["height"] and box["x"] <= l and r <= box["x"] + box["width"]
+                          for t, b, l, r in labels)
+    # Calibration table: the 'no confidence' row counts the resolved signals without one.
+    unrated = rows(db, "SELECT COUNT(*) FROM regime_signals WHERE symbol='SPY' AND signal_correct IS NOT NULL "
+                       "AND confidence_score IS NULL")[0][0]
+    row = page.locator('[data-testid="table-calibration"] tr[data-bucket="no confidence"]')
+    assert row.locator('[data-col="n"]').inner_text() == fmt.integer(unrated)
+    page.click('[data-testid="window-picker"] >> text=20')
+    page.wait_for_url("**window=20**")
+    page.wait_for_function("document.getElementById('chart-winrate').getAttribute('data-rendered') === '1'")
+    name = page.evaluate("document.getElementById('chart-winrate').data.find(t => t.name.startsWith('Win rate')).name")
+    assert name == "Win rate, last 20 signals"
 
 
 def test_probability_page(page, server):

@@ -198,6 +198,7 @@ def test_psychology_overview_and_patterns(built):
         got = by[name]
         for key in ("signals", "wins", "losses", "win_rate", "avg_win", "avg_loss", "expectancy"):
             assert got[key] == (pytest.approx(want[key]) if want[key] is not None else None), (name, key)
+    assert all(by[name]["avg_confidence"] is None for name in pdata.EXPECTED)  # under 10 earlier outcomes
     bull = by["TEST_BULL"]
     w = stats.wilson(2, 4)
     assert bull["win_rate_ci"] == [pytest.approx(w.low * 100), pytest.approx(w.high * 100)]
@@ -209,8 +210,37 @@ def test_psychology_overview_and_patterns(built):
     only_pin = _get(client, "/api/psychology/performance/signals?symbol=SPY&pattern=TEST_PIN")["data"]
     assert [s["signal_correct"] for s in only_pin] == [None, 1]  # newest first, by hand
 
-    chart = _get(client, "/api/psychology/performance/chart-data?symbol=SPY")["data"]
-    assert sum(m["resolved"] for m in chart) == resolved and chart[-1]["cumulative_win_rate"] == pytest.approx(100 * wins / resolved)
+    # Rolling win rate over the last N resolved signals, recomputed here from the rows.
+    seq_rows = rows(db, "SELECT timestamp, signal_correct, confidence_score FROM regime_signals WHERE symbol='SPY' "
+                        "AND signal_correct IS NOT NULL ORDER BY timestamp, id")
+    body = _get(client, "/api/psychology/performance/chart-data?symbol=SPY&window=20")
+    chart = body["data"]
+    assert body["window"] == 20 and [p["timestamp"] for p in chart] == [r[0] for r in seq_rows]
+    for i, p in enumerate(chart):
+        last = seq_rows[max(0, i - 19):i + 1]
+        assert p["cumulative_win_rate"] == pytest.approx(100 * sum(r[1] for r in seq_rows[:i + 1]) / (i + 1))
+        if i < 19:
+            assert p["win_rate"] is None and p["ci_low"] is None
+            continue
+        k = sum(r[1] for r in last)
+        w = stats.wilson(k, 20)
+        assert (p["window_wins"], p["window_n"]) == (k, 20)
+        assert (p["win_rate"], p["ci_low"], p["ci_high"]) == pytest.approx((100 * k / 20, 100 * w.low, 100 * w.high))
+        confs = [r[2] for r in last if r[2] is not None]
+        assert p["window_avg_confidence"] == (pytest.approx(sum(confs) / len(confs)) if confs else None)
+    assert any(p["win_rate"] is not None for p in chart)
+    assert _get(client, "/api/psychology/performance/chart-data?symbol=SPY&window=7", 400)["success"] is False
+
+    # Calibration: resolved signals per confidence bucket, by hand.
+    cal = {b["bucket"]: b for b in _get(client, "/api/psychology/performance/calibration?symbol=SPY")["data"]}
+    edges = [(0, 30), (30, 40), (40, 50), (50, 60), (60, 70), (70, 80), (80, 100)]
+    for lo, hi in edges:
+        mine = [r for r in seq_rows if r[2] is not None and lo <= r[2] and (r[2] < hi or (hi == 100 and r[2] <= 100))]
+        b = cal[f"{lo}–{hi}%"]
+        assert (b["resolved"], b["wins"]) == (len(mine), sum(r[1] for r in mine))
+    unrated = [r for r in seq_rows if r[2] is None]
+    assert (cal["no confidence"]["resolved"], cal["no confidence"]["wins"]) == (len(unrated), sum(r[1] for r in unrated))
+    assert sum(b["resolved"] for b in cal.values()) == resolved
 
 
 def test_probability_patterns_regimes_and_latest(built):

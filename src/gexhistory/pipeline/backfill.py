@@ -8,14 +8,17 @@ in every table are committed together, so a rerun resumes exactly where the last
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import time
 from typing import TYPE_CHECKING
 
 from gexhistory.calendar import ET, TZ_NAME, Session, format_ts, sessions_between
+from gexhistory.engine.confidence import SignalFact, historical_confidence
 from gexhistory.errors import BadInput
 from gexhistory.pipeline.runs import (BackfillOptions, BackfillResult, ProgressFn, SymbolResult,
                                       is_synthetic_label, versions)
+from gexhistory.store import outcomes as store_outcomes
 from gexhistory.store import writes
 from gexhistory.store.db import init_schema, open_engine
 from gexhistory.store.schema import gamma_daily_summary, gamma_history, gex_history, regime_signals
@@ -78,6 +81,7 @@ def run_backfill(opts: BackfillOptions, progress: ProgressFn | None = None) -> B
             filled, pending = fill_outcomes(engine, symbol)
             result.outcomes_filled += filled
             result.outcomes_pending += pending
+            refresh_confidence(engine, symbol)
     except BaseException as exc:
         result.elapsed = time.perf_counter() - t0
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -297,3 +301,26 @@ def fill_outcomes(engine, symbol: str) -> tuple[int, int]:
             updates.append({"id": r["id"], **o})
     store_outcomes.update_outcomes(engine, updates)
     return len(updates), still
+
+
+def refresh_confidence(engine, symbol: str) -> int:
+    """Recompute every stored signal's confidence_score (engine/confidence.py: the pattern's hit rate from
+    the outcomes known at its close) and write the ones that changed. All of them, every run: an
+    outcome that becomes known, or a signal written or replaced anywhere in the history, changes the
+    rates of the later signals of its pattern. Returns the number of signals updated."""
+    sigs = store_outcomes.signals_for_confidence(engine, symbol)
+    if not sigs:
+        return 0
+    days = [dt.date.fromisoformat(r["timestamp"][:10]) for r in sigs]
+    cal = [s.date for s in sessions_between(min(days), max(days))]
+    # Position in the exchange calendar, so "5 sessions later" counts sessions, not stored rows.
+    facts = [SignalFact(bisect.bisect_left(cal, d), r["primary_regime_type"], r["trade_direction"],
+                        r["data_source"], r["signal_correct"]) for d, r in zip(days, sigs)]
+    changed = [{"id": r["id"], "confidence_score": c.score}
+               for r, c in zip(sigs, historical_confidence(facts))
+               if not _same(r["confidence_score"], c.score)]
+    return store_outcomes.update_confidence(engine, changed)
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and abs(a - b) <= 1e-9)

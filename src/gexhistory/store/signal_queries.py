@@ -46,14 +46,53 @@ def signals_overview(engine: Engine, symbol: str | None) -> dict:
         func.sum(case((s.c.signal_correct == 1, 1), else_=0)).label("wins"),
         func.sum(case((s.c.signal_correct == 0, 1), else_=0)).label("losses"),
         func.avg(s.c.confidence_score).label("avg_confidence"),
+        func.count(s.c.confidence_score).label("with_confidence"),
+        # Resolved signals that carried a confidence, and their wins: the like-for-like realised rate.
+        func.count(case((s.c.confidence_score.is_not(None), s.c.signal_correct))).label("rated_resolved"),
+        func.sum(case((s.c.confidence_score.is_not(None) & (s.c.signal_correct == 1), 1), else_=0)).label("rated_wins"),
+        func.avg(case((s.c.signal_correct.is_not(None), s.c.confidence_score))).label("rated_avg_confidence"),
         func.count(func.distinct(s.c.primary_regime_type)).label("patterns"),
         func.min(s.c.timestamp).label("first_ts"),
         func.max(s.c.timestamp).label("last_ts"),
     ).where(_signals_where(symbol))
     with engine.connect() as conn:
         out = dict(conn.execute(q).one()._mapping)
-    out["wins"] = int(out["wins"] or 0)
-    out["losses"] = int(out["losses"] or 0)
+    for k in ("wins", "losses", "with_confidence", "rated_resolved", "rated_wins"):
+        out[k] = int(out[k] or 0)
+    return out
+
+
+def resolved_series(engine: Engine, symbol: str | None) -> list[dict]:
+    """Every resolved signal, oldest first: timestamp, pattern, signal_correct, confidence_score (for the
+    rolling win rate; at most one row per session and pattern)."""
+    s = SIGNALS
+    q = (select(s.c.timestamp, s.c.primary_regime_type.label("pattern"), s.c.signal_correct, s.c.confidence_score)
+         .where(_signals_where(symbol), s.c.signal_correct.is_not(None)).order_by(s.c.timestamp, s.c.id))
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(q)]
+
+
+# Confidence buckets of the calibration table: [lower, upper) in percent, the last one closed at 100.
+CONFIDENCE_BUCKETS = ((0, 30), (30, 40), (40, 50), (50, 60), (60, 70), (70, 80), (80, 100))
+
+
+def calibration(engine: Engine, symbol: str | None) -> list[dict]:
+    """Resolved signals per confidence bucket (None: no confidence), with wins and mean confidence."""
+    s = SIGNALS
+    c = s.c.confidence_score
+    bucket = case(*[((c >= lo) & ((c < hi) if hi < 100 else (c <= hi)), i) for i, (lo, hi) in
+                    enumerate(CONFIDENCE_BUCKETS)], else_=-1)
+    q = (select(bucket.label("bucket"), func.count().label("resolved"),
+                func.sum(case((s.c.signal_correct == 1, 1), else_=0)).label("wins"),
+                func.avg(c).label("avg_confidence"))
+         .where(_signals_where(symbol), s.c.signal_correct.is_not(None)).group_by(bucket))
+    with engine.connect() as conn:
+        got = {int(r.bucket): r for r in conn.execute(q)}
+    out = []
+    for i, (lo, hi) in enumerate([*CONFIDENCE_BUCKETS, (None, None)]):
+        r = got.get(i if lo is not None else -1)
+        out.append({"low": lo, "high": hi, "resolved": int(r.resolved) if r else 0,
+                    "wins": int(r.wins or 0) if r else 0, "avg_confidence": r.avg_confidence if r else None})
     return out
 
 
@@ -90,19 +129,6 @@ def signals_by_pattern(engine: Engine, symbol: str | None) -> list[dict]:
         for k in ("wins", "losses", "dir_wins", "dir_losses"):
             r[k] = int(r[k] or 0)
     return rows
-
-
-def win_rate_by_month(engine: Engine, symbol: str | None) -> list[dict]:
-    """Resolved signals and wins per calendar month (at most 12 rows a year)."""
-    s = SIGNALS
-    month = func.substr(s.c.timestamp, 1, 7)
-    q = (select(month.label("month"), func.count(s.c.signal_correct).label("resolved"),
-                func.sum(case((s.c.signal_correct == 1, 1), else_=0)).label("wins"),
-                func.count().label("signals"))
-         .where(_signals_where(symbol)).group_by(month).order_by(month))
-    with engine.connect() as conn:
-        return [{"month": r.month, "resolved": int(r.resolved), "wins": int(r.wins or 0), "signals": int(r.signals)}
-                for r in conn.execute(q)]
 
 
 SIGNAL_COLS = ("symbol", "timestamp", "primary_regime_type", "secondary_regime_type", "confidence_score",

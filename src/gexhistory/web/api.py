@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from gexhistory.store import queries as q
 from gexhistory.store import signal_queries as sq
 from gexhistory.web import views
-from gexhistory.web.params import parse_date, parse_days, parse_symbol
+from gexhistory.web.params import parse_date, parse_days, parse_symbol, parse_window
 
 router = APIRouter(prefix="/api")
 
@@ -117,9 +117,19 @@ def psychology_signals(request: Request, symbol: str | None = None, limit: int =
 
 
 @router.get("/psychology/performance/chart-data")
-def psychology_chart(request: Request, symbol: str | None = None) -> dict:
+def psychology_chart(request: Request, symbol: str | None = None, window: str | None = None) -> dict:
+    """Per resolved signal: the win rate of the last `window` resolved signals with its Wilson interval."""
     eng, sym = _engine_and_symbol(request, symbol)
-    return _ok(sym, views.psychology(eng, sym, recent=0)["chart"])
+    n = parse_window(window)
+    v = views.psychology(eng, sym, recent=0, window=n)
+    return _ok(sym, v["chart"], window=n, count=len(v["chart"]))
+
+
+@router.get("/psychology/performance/calibration")
+def psychology_calibration(request: Request, symbol: str | None = None) -> dict:
+    """Resolved signals per confidence bucket against their realised win rate."""
+    eng, sym = _engine_and_symbol(request, symbol)
+    return _ok(sym, views.calibration_rows(eng, sym))
 
 
 @router.get("/probability/patterns")

@@ -133,22 +133,30 @@ def gamma_flip(rows: list[dict], k: int, modelled: bool = False) -> dict:
     return {"data": data, "layout": layout}
 
 
-def win_rate(months: list[dict]) -> dict:
-    x = [m["month"] for m in months]
+def win_rate(points: list[dict], n: int) -> dict:
+    """Rolling win rate over the last n resolved signals with its Wilson 95% band, the same signals'
+    mean confidence, and the cumulative rate; one point per resolved signal, on a date axis."""
+    x = [p["timestamp"] for p in points]
     data = [
-        {"type": "bar", "name": "Resolved signals", "x": x, "y": [m["resolved"] for m in months],
-         "yaxis": "y2", "marker": {"color": "rgba(96,165,250,0.35)"}, "hovertemplate": "%{y}"},
-        {"type": "scatter", "mode": "lines+markers", "name": "Monthly win rate", "x": x,
-         "y": [m["win_rate"] for m in months], "line": {"color": REGIME_COLORS["POSITIVE"], "width": 1.4},
-         "marker": {"size": 4}, "hovertemplate": "%{y:.1f}%"},
+        {"type": "scatter", "mode": "lines", "name": "95% interval", "x": x, "y": [p["ci_high"] for p in points],
+         "line": {"width": 0}, "showlegend": False, "hoverinfo": "skip"},
+        {"type": "scatter", "mode": "lines", "name": f"Wilson 95% interval (n={n})", "x": x,
+         "y": [p["ci_low"] for p in points], "fill": "tonexty", "fillcolor": "rgba(34,197,94,0.15)",
+         "line": {"width": 0}, "hoverinfo": "skip"},
+        {"type": "scatter", "mode": "lines", "name": f"Win rate, last {n} signals", "x": x,
+         "y": [p["win_rate"] for p in points], "line": {"color": REGIME_COLORS["POSITIVE"], "width": 1.8},
+         "customdata": [[p["ci_low"], p["ci_high"]] for p in points],
+         "hovertemplate": "%{y:.1f}% [%{customdata[0]:.0f}–%{customdata[1]:.0f}%]"},
+        {"type": "scatter", "mode": "lines", "name": f"Mean confidence, same {n}", "x": x,
+         "y": [p["window_avg_confidence"] for p in points], "line": {"color": ACCENT, "width": 1.2, "dash": "dot"},
+         "hovertemplate": "%{y:.1f}%"},
         {"type": "scatter", "mode": "lines", "name": "Cumulative win rate", "x": x,
-         "y": [m["cumulative_win_rate"] for m in months], "line": {"color": SPOT, "width": 2},
+         "y": [p["cumulative_win_rate"] for p in points], "line": {"color": SPOT, "width": 1.4},
          "hovertemplate": "%{y:.1f}%"},
     ]
-    layout = _layout(xaxis={"type": "category", "tickangle": -45, "nticks": 24},
+    layout = _layout(xaxis={"type": "date", "automargin": True},
                      yaxis={"title": {"text": "Win rate"}, "ticksuffix": "%", "range": [0, 100]},
-                     yaxis2={"title": {"text": "Signals"}, "overlaying": "y", "side": "right", "showgrid": False,
-                             "tickformat": "d", "rangemode": "tozero", "tickmode": "auto"},
+                     margin={"b": 48},
                      shapes=[{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 50, "y1": 50,
                               "line": {"color": "#4b5563", "dash": "dot", "width": 1}}])
     return {"data": data, "layout": layout}

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
 from gexhistory.web import charts, views
-from gexhistory.web.params import parse_date, parse_days, parse_symbol
+from gexhistory.web.params import parse_date, parse_days, parse_symbol, parse_window
 
 router = APIRouter()
 
@@ -71,14 +71,15 @@ def gamma_page(request: Request, symbol: str | None = None, days: str | None = N
 
 
 @router.get("/psychology/performance", include_in_schema=False)
-def psychology_page(request: Request, symbol: str | None = None):
+def psychology_page(request: Request, symbol: str | None = None, window: str | None = None):
     got, empty = _setup(request, "psychology", symbol)
     if empty:
         return empty
     eng, known, sym = got
-    v = views.psychology(eng, sym)
+    n = parse_window(window)
+    v = views.psychology(eng, sym, window=n)
     return _render(request, "psychology.html", "psychology", symbols=known, symbol=sym, v=v,
-                   prov=views.provenance(eng, sym), fig=_fig(charts.win_rate(v["chart"])))
+                   windows=views.ROLLING_WINDOWS, prov=views.provenance(eng, sym), fig=_fig(charts.win_rate(v["chart"], n)))
 
 
 @router.get("/probability", include_in_schema=False)

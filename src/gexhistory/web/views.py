@@ -215,35 +215,81 @@ def _pattern_row(r: dict) -> dict:
     }
 
 
-def psychology(engine: Engine, symbol: str, recent: int = 25) -> dict:
+ROLLING_WINDOWS = (20, 50, 100)
+DEFAULT_ROLLING = 50
+
+
+def _pct(p: float | None) -> float | None:
+    return None if p is None else p * 100.0
+
+
+def rolling_win_rate(resolved: list[dict], n: int) -> list[dict]:
+    """Per resolved signal (oldest first): the win rate of the last n resolved signals with its Wilson 95%
+    interval (None until n have resolved), their mean confidence (over those that had one), and the
+    cumulative win rate. A window of signals, not of months: a month held 3 to 15 signals, so the
+    monthly rate swung 0-100% on noise."""
+    out, wins, cum = [], 0, 0
+    conf_sum, conf_n = 0.0, 0
+    for i, r in enumerate(resolved):
+        ok = int(r["signal_correct"])
+        wins += ok
+        cum += ok
+        if r["confidence_score"] is not None:
+            conf_sum, conf_n = conf_sum + r["confidence_score"], conf_n + 1
+        if i >= n:
+            old = resolved[i - n]
+            wins -= int(old["signal_correct"])
+            if old["confidence_score"] is not None:
+                conf_sum, conf_n = conf_sum - old["confidence_score"], conf_n - 1
+        full = i + 1 >= n
+        w = stats.wilson(wins, n) if full else None
+        out.append({"timestamp": r["timestamp"], "pattern": r["pattern"], "signal_correct": ok,
+                    "window_wins": wins if full else None, "window_n": n if full else None,
+                    "win_rate": _pct(w.p) if w else None, "ci_low": _pct(w.low) if w else None,
+                    "ci_high": _pct(w.high) if w else None,
+                    "window_avg_confidence": conf_sum / conf_n if full and conf_n else None,
+                    "window_rated": conf_n if full else None,
+                    "cumulative_win_rate": cum / (i + 1) * 100.0})
+    return out
+
+
+def calibration_rows(engine: Engine, symbol: str) -> list[dict]:
+    rows = []
+    for r in sq.calibration(engine, symbol):
+        w = stats.wilson(r["wins"], r["resolved"])
+        label = "no confidence" if r["low"] is None else f"{r['low']}–{r['high']}%"
+        rows.append({**r, "bucket": label, "win_rate": _pct(w.p), "ci_low": _pct(w.low), "ci_high": _pct(w.high)})
+    return rows
+
+
+def psychology(engine: Engine, symbol: str, recent: int = 25, window: int = DEFAULT_ROLLING) -> dict:
     ov = sq.signals_overview(engine, symbol)
     outcomes = sq.resolved_outcomes(engine, symbol)
     kind, length = stats.current_streak(outcomes)
     best_w, best_l = stats.longest_streaks(outcomes)
     resolved = ov["wins"] + ov["losses"]
     wr = stats.wilson(ov["wins"], resolved)
-    months = sq.win_rate_by_month(engine, symbol)
-    cum_w = cum_n = 0
-    for m in months:
-        cum_w += m["wins"]
-        cum_n += m["resolved"]
-        m["win_rate"] = _share(m["wins"], m["resolved"])
-        m["cumulative_win_rate"] = _share(cum_w, cum_n)
+    rated = stats.wilson(ov["rated_wins"], ov["rated_resolved"])
     return {
         "symbol": symbol,
         "overview": {
             "total_signals": int(ov["total_signals"] or 0), "resolved": resolved,
             "pending": int(ov["total_signals"] or 0) - int(ov["resolved"] or 0),
             "wins": ov["wins"], "losses": ov["losses"],
-            "win_rate": None if wr.p is None else wr.p * 100.0,
-            "win_rate_ci": [None if wr.low is None else wr.low * 100.0, None if wr.high is None else wr.high * 100.0],
-            "avg_confidence": ov["avg_confidence"], "patterns": int(ov["patterns"] or 0),
+            "win_rate": _pct(wr.p), "win_rate_ci": [_pct(wr.low), _pct(wr.high)],
+            "avg_confidence": ov["avg_confidence"], "with_confidence": ov["with_confidence"],
+            # The same signals both ways: resolved signals that had a confidence, its mean and their win rate.
+            "rated_resolved": ov["rated_resolved"], "rated_avg_confidence": ov["rated_avg_confidence"],
+            "rated_win_rate": _pct(rated.p), "rated_win_rate_ci": [_pct(rated.low), _pct(rated.high)],
+            "patterns": int(ov["patterns"] or 0),
             "current_streak": length, "current_streak_type": kind,
             "longest_win_streak": best_w, "longest_loss_streak": best_l,
             "first_timestamp": ov["first_ts"], "last_timestamp": ov["last_ts"],
         },
         "by_pattern": [_pattern_row(r) for r in sq.signals_by_pattern(engine, symbol)],
-        "chart": months,
+        "calibration": calibration_rows(engine, symbol),
+        "rolling_window": window,
+        "chart": rolling_win_rate(sq.resolved_series(engine, symbol), window),
         "recent": sq.recent_signals(engine, symbol, limit=recent),
     }
 
