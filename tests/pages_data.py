@@ -41,7 +41,7 @@ EXPECTED = {
 def build(db: str) -> None:
     """Backfill SYMBOL over START..END (synthetic) and add the hand-made signals on its last sessions (their
     confidence recomputed as a backfill does: too few earlier outcomes of their patterns, so NULL)."""
-    from gexhistory.pipeline.backfill import refresh_confidence
+    from gexhistory.pipeline.outcomes import refresh_confidence
     from gexhistory.store import writes
     from gexhistory.store.db import open_engine
     from gexhistory.store.schema import regime_signals
