@@ -257,6 +257,22 @@ def test_probability_page(page, server):
     sessions = rows(db, "SELECT COUNT(*) FROM gamma_daily_summary WHERE symbol='SPY'")[0][0]
     shown = page.locator('[data-testid="table-regime-odds"] tbody tr td:nth-child(2)').all_inner_texts()
     assert sum(int(s.replace(",", "")) for s in shown) == sessions
+    # Fewer than 10 observations: grey bars (hand patterns have 1-4 signals), regime colours otherwise.
+    n5 = dict(rows(db, "SELECT primary_regime_type, COUNT(price_change_5d) FROM regime_signals WHERE symbol='SPY' "
+                       "GROUP BY primary_regime_type"))
+    bars = page.evaluate("document.getElementById('chart-patterns').data[0]")
+    assert len(bars["x"]) == len(n5)
+    for label, color in zip(bars["x"], bars["marker"]["color"]):
+        name = label.split("<br>")[0]
+        assert label.endswith(f"n={n5[name]:,} signals")
+        assert (color == "#6b7280") == (n5[name] < 10), (name, color)
+    assert any(n < 10 for n in n5.values()) and any(n >= 10 for n in n5.values())
+    pin = page.locator('[data-testid="table-pattern-odds"] tr[data-pattern="TEST_PIN"] [data-col="up_5d"] .small-n')
+    assert pin.count() == 1 and "too few" in pin.get_attribute("title")
+    regimes = page.evaluate("document.getElementById('chart-regimes').data[0].x")
+    assert all(x.endswith(" sessions") for x in regimes)
+    assert page.inner_text('[data-testid="latest-pattern-n"]').endswith(" signals")
+    assert page.inner_text('[data-testid="latest-regime-n"]').endswith(" sessions")
     page.click('[data-testid="horizon-picker"] >> text=10d')
     page.wait_for_url("**horizon=10d**")
     page.wait_for_selector(CHART)

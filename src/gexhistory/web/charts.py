@@ -5,6 +5,7 @@ from __future__ import annotations
 REGIME_COLORS = {"POSITIVE": "#22c55e", "NEGATIVE": "#ef4444", "NEUTRAL": "#eab308"}
 SPOT, FLIP, CALL_WALL, PUT_WALL, IV, ACCENT = "#e5e7eb", "#a78bfa", "#38bdf8", "#fb923c", "#f472b6", "#60a5fa"
 GRID, TEXT, BG = "#1e2733", "#9aa7b4", "#131a23"
+SMALL_N = "#6b7280"
 
 
 def _layout(**extra) -> dict:
@@ -162,27 +163,35 @@ def win_rate(points: list[dict], n: int) -> dict:
     return {"data": data, "layout": layout}
 
 
+MIN_N = 10  # a rate from fewer observations is drawn grey and named too small to read
+
+
 def _err(o: dict) -> tuple:
     if o["p"] is None:
         return None, None, None
     return o["p"], o["ci_high"] - o["p"], o["p"] - o["ci_low"]
 
 
-def odds_bars(groups: list[dict], key: str, horizon: str = "5d") -> dict:
-    """P(up) and P(down) over `horizon` per pattern/regime, with Wilson 95% error bars."""
-    x = [g[key] for g in groups]
+def odds_bars(groups: list[dict], key: str, horizon: str = "5d", unit: str = "signals") -> dict:
+    """P(up) and P(down) over `horizon` per pattern/regime, with Wilson 95% error bars. A group with
+    fewer than MIN_N observations is drawn grey (its bar and its interval), its label says n."""
+    x = [f"{g[key]}<br>n={g['moves'][horizon]['up']['n']:,} {unit}" for g in groups]
     data = []
     for side, color in (("up", REGIME_COLORS["POSITIVE"]), ("down", REGIME_COLORS["NEGATIVE"])):
-        vals = [_err(g["moves"][horizon][side]) for g in groups]
+        odds = [g["moves"][horizon][side] for g in groups]
+        vals = [_err(o) for o in odds]
+        small = [o["n"] < MIN_N for o in odds]
         data.append({"type": "bar", "name": f"P({side}, {horizon})", "x": x, "y": [v[0] for v in vals],
-                     "marker": {"color": color, "opacity": 0.85},
+                     "marker": {"color": [SMALL_N if sm else color for sm in small],
+                                "opacity": [0.35 if sm else 0.85 for sm in small]},
                      "error_y": {"type": "data", "symmetric": False, "array": [v[1] for v in vals],
                                  "arrayminus": [v[2] for v in vals], "color": "#9ca3af", "thickness": 1},
-                     "customdata": [g["moves"][horizon][side]["n"] for g in groups],
-                     "hovertemplate": "%{y:.1f}% (n=%{customdata})"})
-    long_names = max((len(str(v)) for v in x), default=0) > 10
+                     "customdata": [[o["n"], f" (under {MIN_N}: too few to read)" if sm else ""]
+                                    for o, sm in zip(odds, small)],
+                     "hovertemplate": "%{y:.1f}% (n=%{customdata[0]})%{customdata[1]}"})
+    long_names = max((len(str(g[key])) for g in groups), default=0) > 10
     layout = _layout(barmode="group", hovermode="closest",
-                     margin={"b": 110 if long_names else 36},
+                     margin={"b": 120 if long_names else 48},
                      xaxis={"type": "category", "tickangle": -30 if long_names else 0, "automargin": True},
                      yaxis={"title": {"text": "Probability (Wilson 95%)"}, "ticksuffix": "%", "range": [0, 100]},
                      shapes=[{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 50, "y1": 50,

@@ -93,5 +93,6 @@ def probability_page(request: Request, symbol: str | None = None, horizon: str =
     v = views.probability(eng, sym)
     return _render(request, "probability.html", "probability", symbols=known, symbol=sym, v=v, horizon=horizon,
                    prov=views.provenance(eng, sym),
-                   fig=_fig(charts.odds_bars(v["patterns"], "pattern", horizon)),
-                   fig2=_fig(charts.odds_bars(v["regimes"], "regime", horizon)))
+                   min_n=charts.MIN_N,
+                   fig=_fig(charts.odds_bars(v["patterns"], "pattern", horizon, "signals")),
+                   fig2=_fig(charts.odds_bars(v["regimes"], "regime", horizon, "sessions")))
