@@ -278,6 +278,32 @@ def test_probability_page(page, server):
     page.wait_for_selector(CHART)
 
 
+def test_symbol_and_range_follow_the_links(page, server):
+    """The range picked on one page is the range of the next (it used to reset to 3M)."""
+    base, _ = server
+    _open(page, f"{base}/gex/history?symbol=SPY&days=365", "gex_history_1y", 1)
+    for nav, path in (("Gamma", "/gamma"), ("Psychology", "/psychology/performance"), ("Probability", "/probability"),
+                      ("GEX History", "/gex/history")):
+        page.click(f"nav >> text={nav}")
+        page.wait_for_url(f"**{path}?symbol=SPY&days=365")
+    assert page.locator('[data-testid="range-picker"] .range.active').inner_text() == "1Y"
+    # Page-local choices stay on their page; the range rides along with them.
+    page.goto(f"{base}/probability?symbol=SPY&days=365")
+    page.click('[data-testid="horizon-picker"] >> text=10d')
+    page.wait_for_url("**/probability?symbol=SPY&days=365&horizon=10d")
+    page.click("nav >> text=Gamma")
+    page.wait_for_url("**/gamma?symbol=SPY&days=365")
+    # A custom window (start/end) is carried as well, and a range button replaces it.
+    page.goto(f"{base}/gamma?symbol=SPY&start=2025-06-02&end=2025-07-31")
+    page.click("nav >> text=GEX History")
+    page.wait_for_url("**/gex/history?symbol=SPY&start=2025-06-02&end=2025-07-31")
+    assert page.inner_text('[data-testid="window"]').startswith("2025-06-02 → 2025-07-31")
+    page.click('[data-testid="range-picker"] >> text=6M')
+    page.wait_for_url("**/gex/history?symbol=SPY&days=182")
+    # The symbol picker keeps the range too.
+    assert page.locator('form.controls input[type="hidden"][name="days"]').get_attribute("value") == "182"
+
+
 def test_unknown_symbol_page(page, server):
     base, _ = server
     resp = page.goto(f"{base}/gex/history?symbol=NOPE")

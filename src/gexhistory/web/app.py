@@ -6,6 +6,7 @@ import gzip
 import threading
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.gzip import GZipMiddleware
@@ -24,6 +25,12 @@ from gexhistory.web.params import BadRequest
 from gexhistory.web.views import RANGES, NotFound, fill_command
 
 WEB = Path(__file__).resolve().parent
+
+
+def page_url(path: str, state: dict, drop: tuple = (), **extra) -> str:
+    """path?query from the page state (symbol, range) with `drop` removed and `extra` set (None: unset)."""
+    params = {k: v for k, v in {**state, **extra}.items() if v is not None and k not in drop}
+    return f"{path}?{urlencode(params)}" if params else path
 
 
 def plotly_js() -> Path:
@@ -81,7 +88,8 @@ def create_app(db: str | None = None) -> FastAPI:
     app.state.fill_command = fill_command(db)
     templates = Jinja2Templates(directory=str(WEB / "templates"))
     templates.env.filters.update(fmt.FILTERS)
-    templates.env.globals.update(RANGES=RANGES, FILL_COMMAND=app.state.fill_command, sign_class=fmt.sign_class)
+    templates.env.globals.update(RANGES=RANGES, FILL_COMMAND=app.state.fill_command, sign_class=fmt.sign_class,
+                                 url=page_url)
     app.state.templates = templates
     js = CompressedFile(plotly_js())
     # Pages and JSON: compressed per response (level 6: most of the gain for a fraction of level 9's CPU).
@@ -105,7 +113,8 @@ def create_app(db: str | None = None) -> FastAPI:
         if _is_api(request):
             return JSONResponse({"success": False, "detail": message}, status_code=status)
         return templates.TemplateResponse(request, "error.html", {"status": status, "message": message, "db_url": app.state.db.url,
-                                                                  "page": None, "symbols": app.state.db.symbols()},
+                                                                  "page": None, "symbols": app.state.db.symbols(),
+                                                                  "state": {}},
                                            status_code=status)
 
     @app.exception_handler(NotFound)

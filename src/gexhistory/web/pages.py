@@ -13,10 +13,23 @@ from gexhistory.web.params import parse_date, parse_days, parse_symbol, parse_wi
 router = APIRouter()
 
 
+# What a view is, carried by every link between pages: the symbol and the picked range (the range
+# reset to 3M on every page change). Page-local choices (horizon, window) stay on their page.
+STATE_KEYS = ("days", "start", "end")
+
+
+def _state(request: Request, symbol: str | None) -> dict:
+    state = {"symbol": symbol} if symbol else {}
+    for key in STATE_KEYS:
+        if request.query_params.get(key):
+            state[key] = request.query_params[key]
+    return state
+
+
 def _render(request: Request, template: str, page: str, **ctx):
     db = request.app.state.db
     return request.app.state.templates.TemplateResponse(
-        request, template, {"page": page, "db_url": db.url, **ctx})
+        request, template, {"page": page, "db_url": db.url, "state": _state(request, ctx.get("symbol")), **ctx})
 
 
 def _setup(request: Request, page: str, symbol: str | None):
@@ -26,6 +39,12 @@ def _setup(request: Request, page: str, symbol: str | None):
     if not known:
         return None, _render(request, "empty.html", page, symbols=[])
     return (db.engine(), known, parse_symbol(symbol, known)), None
+
+
+def _check_range(days: str | None, start: str | None, end: str | None) -> None:
+    """Pages that do not use the range still carry it to the next page: a malformed one is refused
+    here (400) rather than passed along."""
+    parse_days(days, None), parse_date(start, "start"), parse_date(end, "end")
 
 
 def _fig(fig: dict) -> str:
@@ -71,11 +90,13 @@ def gamma_page(request: Request, symbol: str | None = None, days: str | None = N
 
 
 @router.get("/psychology/performance", include_in_schema=False)
-def psychology_page(request: Request, symbol: str | None = None, window: str | None = None):
+def psychology_page(request: Request, symbol: str | None = None, window: str | None = None,
+                    days: str | None = None, start: str | None = None, end: str | None = None):
     got, empty = _setup(request, "psychology", symbol)
     if empty:
         return empty
     eng, known, sym = got
+    _check_range(days, start, end)
     n = parse_window(window)
     v = views.psychology(eng, sym, window=n)
     return _render(request, "psychology.html", "psychology", symbols=known, symbol=sym, v=v,
@@ -83,11 +104,13 @@ def psychology_page(request: Request, symbol: str | None = None, window: str | N
 
 
 @router.get("/probability", include_in_schema=False)
-def probability_page(request: Request, symbol: str | None = None, horizon: str = "5d"):
+def probability_page(request: Request, symbol: str | None = None, horizon: str = "5d",
+                     days: str | None = None, start: str | None = None, end: str | None = None):
     got, empty = _setup(request, "probability", symbol)
     if empty:
         return empty
     eng, known, sym = got
+    _check_range(days, start, end)
     if horizon not in ("1d", "5d", "10d"):
         horizon = "5d"
     v = views.probability(eng, sym)
