@@ -405,7 +405,7 @@ def test_page_queries_use_the_indexes(built):
     try:
         for url in ("/gex/history?days=all", "/gex/history", "/gamma?days=all", "/psychology/performance", "/probability",
                     "/api/gamma/SPY/history?days=all", "/api/gex/history?days=all&max_points=40",
-                    "/api/gamma/SPY/history?days=all&max_points=40"):
+                    "/api/gamma/SPY/history?days=all&max_points=40", "/api/gex/profile/sessions"):
             assert client.get(url).status_code == 200
     finally:
         event.remove(engine, "before_cursor_execute", capture)
@@ -425,3 +425,16 @@ def test_page_queries_use_the_indexes(built):
                 if "SEARCH" in line:
                     assert "USING" in line, line
     assert checked >= 20
+
+
+def test_profile_without_its_data_side_says_so(built, monkeypatch):
+    from gexhistory.web import profile as web_profile
+
+    db, client = built
+    monkeypatch.setattr(web_profile, "strike_profile", None)
+    body = _get(client, "/api/gex/profile?symbol=SPY", 503)
+    assert body["success"] is False and "gexhistory.pipeline.profile" in body["detail"]
+    assert "gexhistory.pipeline.profile" in _get(client, "/gex/profile?symbol=SPY", 503)
+    steps = _get(client, "/api/gex/profile/sessions?symbol=SPY")
+    closes = rows(db, "SELECT date, MAX(timestamp) FROM gamma_history WHERE symbol='SPY' GROUP BY date ORDER BY date")
+    assert [s["timestamp"] for s in steps["data"]] == [c[1] for c in closes] and steps["count"] == len(closes)

@@ -350,3 +350,37 @@ def correlation_sums(engine: Engine, w: Window) -> dict[str, dict]:
         n, sx, sy, sxx, syy, sxy = row[6 * i:6 * i + 6]
         out[key] = {"n": int(n or 0), "sx": sx, "sy": sy, "sxx": sxx, "syy": syy, "sxy": sxy}
     return out
+
+
+# ---- /gex/profile -----------------------------------------------------------------------------------
+
+PROFILE_COLS = ("timestamp", "spot_price", "net_gex", "call_gex", "put_gex", "flip_point", "call_wall", "put_wall",
+                "regime", "mm_state", "data_source", "chain_source")
+
+
+def snapshot_at(engine: Engine, symbol: str, ts: str) -> dict | None:
+    """The stored gex_history snapshot of `symbol` at `ts`, else the last one before it on the same day
+    (None when that day has none at or before `ts`)."""
+    g = GEX
+    q = (select(*[g.c[c] for c in PROFILE_COLS])
+         .where(g.c.symbol == symbol, g.c.timestamp <= ts, g.c.timestamp >= ts[:10] + " 00:00:00")
+         .order_by(g.c.timestamp.desc()).limit(1))
+    with engine.connect() as conn:
+        row = conn.execute(q).first()
+    return dict(row._mapping) if row else None
+
+
+def latest_timestamp(engine: Engine, symbol: str) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(select(func.max(GEX.c.timestamp)).where(GEX.c.symbol == symbol)).scalar()
+
+
+def close_snapshots(engine: Engine, symbol: str) -> list[dict]:
+    """Every session's close snapshot (timestamp, net GEX, regime, chain_source), oldest first: the
+    steps of the profile replay."""
+    g = GAMMA
+    last = (select(func.max(g.c.timestamp).label("ts")).where(g.c.symbol == symbol).group_by(g.c.date).subquery())
+    q = (select(g.c.timestamp, g.c.net_gex, g.c.regime, g.c.chain_source)
+         .join_from(g, last, and_(g.c.symbol == symbol, g.c.timestamp == last.c.ts)).order_by(g.c.timestamp))
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(q)]

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 
 from gexhistory.store import queries as q
 from gexhistory.store import signal_queries as sq
-from gexhistory.web import views
+from gexhistory.web import profile, views
 from gexhistory.web.params import parse_date, parse_days, parse_symbol, parse_window
 
 router = APIRouter(prefix="/api")
@@ -148,3 +148,20 @@ def probability_regimes(request: Request, symbol: str | None = None) -> dict:
 def probability_latest(request: Request, symbol: str | None = None) -> dict:
     eng, sym = _engine_and_symbol(request, symbol)
     return _ok(sym, views.probability(eng, sym)["latest"])
+
+
+@router.get("/gex/profile")
+def gex_profile(request: Request, symbol: str | None = None, at: str | None = None) -> dict:
+    """GEX by strike of one stored snapshot (default: the latest; a date: that session's close), per
+    expiry bucket, and net GEX across hypothetical spots (+-20%) with the flip."""
+    eng, sym = _engine_and_symbol(request, symbol)
+    data = profile.profile(eng, request.app.state.db.db, sym, profile.parse_at(at))
+    return _ok(sym, data, **views.provenance(eng, sym))
+
+
+@router.get("/gex/profile/sessions")
+def gex_profile_sessions(request: Request, symbol: str | None = None) -> dict:
+    """The replay's steps: every stored session's close snapshot, oldest first."""
+    eng, sym = _engine_and_symbol(request, symbol)
+    steps = profile.replay_steps(eng, sym)
+    return _ok(sym, steps, count=len(steps))

@@ -22,6 +22,7 @@ from gexhistory.store.readonly import open_readonly
 from gexhistory.web import api, pages
 from gexhistory.web import format as fmt
 from gexhistory.web.params import BadRequest
+from gexhistory.web.profile import ProfileUnavailable
 from gexhistory.web.views import RANGES, NotFound, fill_command
 
 WEB = Path(__file__).resolve().parent
@@ -120,6 +121,10 @@ def create_app(db: str | None = None) -> FastAPI:
     @app.exception_handler(NotFound)
     def _not_found(request: Request, exc: NotFound):
         return _error(request, 404, str(exc))
+
+    @app.exception_handler(ProfileUnavailable)
+    def _unavailable(request: Request, exc: ProfileUnavailable):
+        return _error(request, 503, str(exc))
 
     @app.exception_handler(BadRequest)
     def _bad_request(request: Request, exc: BadRequest):

@@ -1,4 +1,4 @@
-"""Server-rendered pages: /gex/history, /gamma, /psychology/performance, /probability."""
+"""Server-rendered pages: /gex/history, /gex/profile, /gamma, /psychology/performance, /probability."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
-from gexhistory.web import charts, views
+from gexhistory.web import charts, profile, views
 from gexhistory.web.params import parse_date, parse_days, parse_symbol, parse_window
 
 router = APIRouter()
@@ -119,3 +119,17 @@ def probability_page(request: Request, symbol: str | None = None, horizon: str =
                    min_n=charts.MIN_N,
                    fig=_fig(charts.odds_bars(v["patterns"], "pattern", horizon, "signals")),
                    fig2=_fig(charts.odds_bars(v["regimes"], "regime", horizon, "sessions")))
+
+
+@router.get("/gex/profile", include_in_schema=False)
+def profile_page(request: Request, symbol: str | None = None, at: str | None = None):
+    got, empty = _setup(request, "profile", symbol)
+    if empty:
+        return empty
+    eng, known, sym = got
+    data = profile.profile(eng, request.app.state.db.db, sym, profile.parse_at(at))
+    steps = profile.replay_steps(eng, sym)
+    boot = {"symbol": sym, "data": data, "index": profile.step_index(steps, data["timestamp"]),
+            "steps": [[s["timestamp"], s["net_gex"], s["regime"], s["chain_source"]] for s in steps]}
+    return _render(request, "profile.html", "profile", symbols=known, symbol=sym, v=data,
+                   prov=views.provenance(eng, sym), boot=_fig(boot))
