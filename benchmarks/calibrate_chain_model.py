@@ -36,8 +36,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from gexhistory.engine.chain_model import ModelParams  # noqa: E402
-from gexhistory.engine.validation import (WARMUP_SESSIONS, Reference, compare, modelled_close_gex,  # noqa: E402
-                                          read_reference, validate)
+from gexhistory.engine.validation import WARMUP_SESSIONS, compare  # noqa: E402
+from gexhistory.pipeline.validate import modelled_close_gex, validate  # noqa: E402
+from gexhistory.sources.reference import Reference, read_reference  # noqa: E402
 
 # The values the search started from: the first, uncalibrated model.
 V1 = dict(oi_turnover=0.04, activity_elasticity=1.0, dte_decay_days=18.0, put_call_volume=1.35,

@@ -99,7 +99,10 @@ def main() -> None:
     print(f"SPY synthetic, {ns.days} days to {END}: {len(bars.dates)} sessions of bars, {len(idx)} chains")
 
     def model(module=chain_model):
-        return module.ChainModel("SPY", bars.dates, bars.close, bars.volume)
+        if not hasattr(module, "sessions_span"):  # a revision whose model read the calendar itself
+            return module.ChainModel("SPY", bars.dates, bars.close, bars.volume)
+        sessions = sessions_between(*module.sessions_span(bars.dates))
+        return module.ChainModel("SPY", bars.dates, bars.close, bars.volume, sessions=sessions)
 
     if hasattr(chain_model.ChainModel, "chains_for"):
         report("chains_for (one call)", *best_of(ns.repeat, lambda: model().chains_for(idx)))

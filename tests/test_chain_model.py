@@ -13,9 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gexhistory.calendar import sessions_between
-from gexhistory.engine.chain_model import (KIND_WEIGHT, MIN_OI_SHARE, STRIKE_SPAN, ChainModel, ModelParams,
-                                            _option_flow, _realised_vol, list_expiries, strike_step)
-from gexhistory.engine.validation import modelled_close_gex
+from gexhistory.engine.chain_model import (KIND_WEIGHT, MIN_OI_SHARE, STRIKE_SPAN, ModelParams, _option_flow,
+                                            _realised_vol, list_expiries, strike_step)
+from gexhistory.pipeline.model_chains import chain_model
+from gexhistory.pipeline.validate import modelled_close_gex
 
 
 def _path(start: dt.date, end: dt.date, daily_returns) -> tuple[list[dt.date], np.ndarray]:
@@ -37,15 +38,15 @@ def _chains_equal(a, b) -> None:
 def test_same_prices_same_chain_whatever_the_window():
     dates, close = _path(dt.date(2014, 1, 2), dt.date(2016, 6, 30), _wavy(700))
     target = dates.index(dt.date(2016, 3, 1))
-    full = ChainModel("SPY", dates, close)
+    full = chain_model("SPY", dates, close)
     # a window that starts later, but before every listing live on the target day (and 20 sessions
     # of realised vol before that), gives the very same chain
     k = next(i for i, d in enumerate(dates) if d >= dt.date(2015, 1, 2))
-    late = ChainModel("SPY", dates[k:], close[k:])
+    late = chain_model("SPY", dates[k:], close[k:])
     a, b = full.chain_for(target), late.chain_for(target - k)
     assert len(a) > 100
     _chains_equal(a, b)
-    _chains_equal(a, ChainModel("SPY", dates, close).chain_for(target))  # and twice the same
+    _chains_equal(a, chain_model("SPY", dates, close).chain_for(target))  # and twice the same
 
 
 @settings(max_examples=6, deadline=None)
@@ -57,20 +58,20 @@ def test_chain_does_not_depend_on_where_the_prices_start(drift, amp, freq, shock
     dates, close = _path(dt.date(2016, 1, 4), dt.date(2018, 5, 31), r)
     target = len(dates) - 1
     k = next(i for i, d in enumerate(dates) if d >= dates[target] - dt.timedelta(days=430))
-    _chains_equal(ChainModel(symbol, dates, close).chain_for(target),
-                  ChainModel(symbol, dates[k:], close[k:]).chain_for(target - k))
+    _chains_equal(chain_model(symbol, dates, close).chain_for(target),
+                  chain_model(symbol, dates[k:], close[k:]).chain_for(target - k))
 
 
 def test_chain_size_stays_small():
     dates, close = _path(dt.date(2022, 1, 3), dt.date(2023, 12, 29), _wavy(600))
-    model = ChainModel("SPX", dates, close)
+    model = chain_model("SPX", dates, close)
     sizes = [len(model.chain_for(i)) for i in range(300, len(dates), 25)]
     assert max(sizes) < 6000  # dailies era: many expiries, still a few thousand contracts
 
 
 def test_open_interest_rolls_off_at_expiry():
     dates, close = _path(dt.date(2014, 6, 2), dt.date(2015, 6, 30), _wavy(300))
-    model = ChainModel("SPY", dates, close)
+    model = chain_model("SPY", dates, close)
     expiry = dt.date(2015, 3, 20)  # March 2015 monthly (third Friday)
     i = dates.index(expiry)
     on_day = model.chain_for(i)
@@ -83,7 +84,7 @@ def test_open_interest_rolls_off_at_expiry():
 
 def test_oi_on_round_strikes_puts_below_calls_above():
     dates, close = _path(dt.date(2014, 1, 2), dt.date(2015, 6, 30), _wavy(400, drift=0.0))
-    model = ChainModel("SPX", dates, close)
+    model = chain_model("SPX", dates, close)
     i = len(dates) - 1
     chain = model.chain_for(i)
     spot = close[i - 1]
@@ -238,7 +239,7 @@ def test_chains_are_those_of_the_stepwise_model(symbol, start, end, scale):
     dates, close = _path(start, end, _wavy(800, drift=0.0003, amp=0.012))
     close = close * scale
     indices = list(range(0, len(dates), 7)) + [len(dates) - 1]
-    got = ChainModel(symbol, dates, close).chains_for(indices)
+    got = chain_model(symbol, dates, close).chains_for(indices)
     want = _stepwise_chains(symbol, dates, close, indices)
     assert sum(len(c) for c in got) > 1000
     for chain, ref in zip(got, want):
@@ -251,7 +252,7 @@ def test_chains_are_those_of_the_stepwise_model(symbol, start, end, scale):
 
 def test_contracts_ordered_by_expiry_strike_call_then_put():
     dates, close = _path(dt.date(2022, 1, 3), dt.date(2023, 3, 31), _wavy(400))
-    for chain in ChainModel("SPX", dates, close).chains_for(range(250, len(dates), 5)):
+    for chain in chain_model("SPX", dates, close).chains_for(range(250, len(dates), 5)):
         assert len(chain) > 100
         np.testing.assert_array_equal(_contract_order(chain), np.arange(len(chain)))
         keys = set(zip(chain.expiry_close.tolist(), chain.strike.tolist(), chain.is_call.tolist()))
@@ -265,7 +266,7 @@ _HYP_PATH = _path(dt.date(2016, 1, 4), dt.date(2018, 5, 31), _wavy(620, drift=0.
 @lru_cache(maxsize=None)
 def _every_chain(symbol):
     dates, close = _HYP_PATH
-    return ChainModel(symbol, dates, close).chains_for(range(len(dates)))
+    return chain_model(symbol, dates, close).chains_for(range(len(dates)))
 
 
 @settings(max_examples=10, deadline=None)
@@ -277,7 +278,7 @@ def test_a_chain_does_not_depend_on_the_chains_computed_with_it(data, symbol):
     batches = [picked[a:b] for a, b in zip([0, *cuts], [*cuts, len(picked)]) if b > a]
     if data.draw(st.booleans()):
         batches.reverse()  # an earlier index restarts the state
-    model = ChainModel(symbol, dates, close)
+    model = chain_model(symbol, dates, close)
     for batch in batches:
         how = data.draw(st.sampled_from(["chains_for", "iter_chains", "chain_for"]))
         if how == "chain_for":
@@ -294,15 +295,15 @@ def test_chain_for_alone_equals_chains_for_over_a_long_list():
     every = _every_chain("SPY")
     assert len(every[0]) == 0 and len(every[-1]) > 500  # nothing listed before the first session
     for i in (1, 40, 299, 300, len(dates) - 1):
-        _chains_equal(ChainModel("SPY", dates, close).chain_for(i), every[i])
-    model = ChainModel("SPY", dates, close)
+        _chains_equal(chain_model("SPY", dates, close).chain_for(i), every[i])
+    model = chain_model("SPY", dates, close)
     _chains_equal(model.chain_for(500), every[500])
     _chains_equal(model.chain_for(120), every[120])  # back in time: the state restarts
 
 
 def test_bad_indices_are_refused():
     dates, close = _HYP_PATH
-    model = ChainModel("SPY", dates, close)
+    model = chain_model("SPY", dates, close)
     assert model.chains_for([]) == []
     for bad in ([5, 3], [-1], [len(dates)]):
         with pytest.raises(ValueError):

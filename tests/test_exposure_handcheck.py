@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from gexhistory.calendar import ET
 from gexhistory.engine.chain import OptionChain
-from gexhistory.engine.exposure import Conventions, compute_exposure, find_flips
+from gexhistory.engine.exposure import Conventions, compute_gex_one
 from gexhistory.engine.greeks import bs_gamma
 
 AT = dt.datetime(2025, 6, 2, 16, 0, tzinfo=ET)
@@ -43,7 +43,7 @@ def test_one_call_by_hand_zero_rates():
     # phi(d1) = 0.3989423*exp(-d1^2/2) = 0.3987784
     # gamma = phi(d1)/(S sigma sqrt T) = 0.3987784/(100*0.2*0.2866910) = 0.0695484
     # GEX = gamma * 1000 * 100 * 100^2 * 0.01 = 695,484 dollars per 1% move
-    snap = compute_exposure(_chain([100.0], [True], [1000], [0.2], 30), 100.0, AT, Conventions(r=0.0, q=0.0))
+    snap = compute_gex_one(_chain([100.0], [True], [1000], [0.2], 30), 100.0, AT, Conventions(r=0.0, q=0.0))
     assert snap.net_gex == pytest.approx(695_484, rel=2e-6)
     t = 30 / 365
     d1 = 0.1 * math.sqrt(t)
@@ -60,7 +60,7 @@ def test_one_put_by_hand_with_rates():
     d1 = (math.log(s / k) + (r - q + 0.5 * v * v) * t) / (v * math.sqrt(t))
     gamma = math.exp(-q * t) * _phi(d1) / (s * v * math.sqrt(t))
     gex = gamma * oi * 100 * s * s * 0.01
-    snap = compute_exposure(_chain([k], [False], [oi], [v], days), s, AT, Conventions(r=r, q=q))
+    snap = compute_gex_one(_chain([k], [False], [oi], [v], days), s, AT, Conventions(r=r, q=q))
     assert snap.put_gex == pytest.approx(-gex, rel=1e-12)
     assert snap.net_gex == pytest.approx(-gex, rel=1e-12)
     assert snap.put_wall == k and snap.call_wall is None
@@ -104,19 +104,19 @@ def test_zero_gamma_level_known_by_construction(k_call, k_put, v, days, r, q):
     chain = _chain([k_call, k_put], [True, False], [700, 700], [v, v], days)
     conv = Conventions(r=r, q=q)
     spot = s_star * 1.03
-    flip = find_flips(chain, [spot], [AT.timestamp()], conv)[0]
+    flip = compute_gex_one(chain, spot, AT, conv).flip_point
     assert flip == pytest.approx(s_star, rel=1e-6)
-    above = compute_exposure(chain, s_star * 1.01, AT, conv, with_flip=False)
-    below = compute_exposure(chain, s_star * 0.99, AT, conv, with_flip=False)
+    above = compute_gex_one(chain, s_star * 1.01, AT, conv, with_flip=False)
+    below = compute_gex_one(chain, s_star * 0.99, AT, conv, with_flip=False)
     assert above.net_gex > 0 > below.net_gex  # calls' gamma dominates above the flip
-    snap = compute_exposure(chain, spot, AT, conv)
+    snap = compute_gex_one(chain, spot, AT, conv)
     assert snap.mm_state == "LONG_GAMMA" and snap.distance_to_flip_pct == pytest.approx(
         (spot - s_star) / spot * 100, rel=1e-5)
 
 
 def test_no_crossing_gives_null_flip():
     chain = _chain([100.0, 105.0], [True, True], [10, 20], [0.2, 0.2], 20)
-    snap = compute_exposure(chain, 100.0, AT)
+    snap = compute_gex_one(chain, 100.0, AT)
     assert snap.flip_point is None and snap.flip_found is False
 
 

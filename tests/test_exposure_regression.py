@@ -21,10 +21,14 @@ from hypothesis import strategies as st
 
 from gexhistory.calendar import ET, sessions_before, sessions_between
 from gexhistory.engine.chain import OptionChain
-from gexhistory.engine.exposure import (Conventions, compute_exposure, compute_session, compute_sessions_batch,
-                                        find_flips)
+from gexhistory.engine.exposure import Conventions, compute_gex, compute_gex_one
 
 YEAR = 365.0 * 86400.0
+
+
+def compute_session(chain, spots, times, conv):
+    """One session through the engine's entry point."""
+    return compute_gex([chain], [spots], [times], conv)[0]
 
 
 # ---------------------------------------------------------------- reference implementation
@@ -279,22 +283,22 @@ def test_batch_of_different_chains_matches_reference_session_by_session():
     times = [TIMES[: 1 + i % 4] for i in range(len(names))]  # sessions may have fewer snapshots
     spots = [sp[: len(ts)] for sp, ts in zip(spots, times)]
     conv = Conventions()
-    got = compute_sessions_batch(chains, spots, times, conv)
+    got = compute_gex(chains, spots, times, conv)
     assert [len(g) for g in got] == [len(ts) for ts in times]
     for chain, sp, ts, snaps in zip(chains, spots, times, got):
         for snap, ref in zip(snaps, ref_session(chain, sp, ts, conv)):
             assert_same(snap, ref)
-    assert compute_sessions_batch([], [], [], conv) == []
+    assert compute_gex([], [], [], conv) == []
 
 
 def test_single_snapshot_api_and_flip_list_match_reference():
     chain = make_chain()
     conv = Conventions()
     refs = ref_session(chain, SPOTS, TIMES, conv)
-    flips = find_flips(chain, SPOTS, [t.timestamp() for t in TIMES], conv)
+    flips = [s.flip_point for s in compute_session(chain, SPOTS, TIMES, conv)]
     assert all(close(f, r["flip_point"], 1e-7) for f, r in zip(flips, refs))
     one = ref_session(chain, SPOTS[:1], TIMES[:1], conv)[0]
-    assert_same(compute_exposure(chain, SPOTS[0], TIMES[0], conv), one)
+    assert_same(compute_gex_one(chain, SPOTS[0], TIMES[0], conv), one)
 
 
 def test_flip_is_found_and_the_profile_crosses_there():
@@ -329,7 +333,8 @@ def test_random_chains_match_reference(contracts, spots):
 # ---------------------------------------------------------------- a short synthetic backfill
 def test_synthetic_backfill_compute_loop_matches_reference():
     from gexhistory.pipeline.compute import compute_sessions
-    from gexhistory.engine.chain_model import ChainModel, ModelParams, warmup_start
+    from gexhistory.engine.chain_model import ModelParams, warmup_start
+    from gexhistory.pipeline.model_chains import chain_model
     from gexhistory.engine.summary import CORR_WINDOW
     from gexhistory.sources.synthetic import SyntheticMarket
 
@@ -343,7 +348,7 @@ def test_synthetic_backfill_compute_loop_matches_reference():
     bars = source.daily_bars("SPY", warmup_start(context[0].date), todo[-1].date)
     idx = bars.index_of()
     spots = source.minute_bars("SPY", todo).spots_at([s.snapshot_times() for s in todo])
-    model = ChainModel("SPY", bars.dates, bars.close, bars.volume, params)
+    model = chain_model("SPY", bars.dates, bars.close, bars.volume, params)
     close_gex = {}
     for s in context:
         chain = model.chain_for(idx[s.date])

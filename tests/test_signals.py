@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from gexhistory.engine import signals as sg
-from gexhistory.engine.gamma_structure import GammaStructure, is_monthly_expiry, monthly_magnets, signal_walls, wall_expiry
+from gexhistory.engine.structure import is_monthly_expiry
+from reference_structure import GammaStructure, monthly_magnets, signal_walls, wall_expiry
 
 S = 500.0
 

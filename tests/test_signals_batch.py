@@ -1,7 +1,7 @@
 """The signal step's batch path against its per-session reference: same rows, value for value.
 
-`signal_structures` must give, session by session, exactly what the scalar functions of
-gamma_structure.py give (every float to the last bit), on modelled chains of a synthetic SPY path and
+`signal_structures` must give, session by session, exactly what the plain per-session functions of
+tests/reference_structure.py give (every float to the last bit), on modelled chains of a synthetic SPY path and
 on hand-built and random chains with the degenerate cases; a session's result must not depend on the
 other sessions of its batch. `rows_for_many` must give the rows of the per-session path (below: the
 body rows_for had before the batch API), and the vectorised pattern conditions those of a plain
@@ -23,14 +23,15 @@ from hypothesis import strategies as st
 from gexhistory.pipeline.compute import compute_sessions
 from gexhistory.pipeline.signals import MIN_SCALE_SESSIONS, SignalContext, _f, typical_abs_gex
 from gexhistory.calendar import ET, format_ts, sessions_between
-from gexhistory.engine import gamma_structure_batch as gsb
+from gexhistory.engine import structure as gsb
 from gexhistory.engine import rsi as rsi_mod
 from gexhistory.engine import signals as sg
 from gexhistory.engine.chain import OptionChain
-from gexhistory.engine.chain_model import ChainModel, ModelParams
+from gexhistory.engine.chain_model import ModelParams
+from gexhistory.pipeline.model_chains import chain_model
 from gexhistory.engine.exposure import Conventions
-from gexhistory.engine.gamma_structure import (_significant, gamma_structure, monthly_magnets, net_expiring_by,
-                                               signal_structure, signal_walls, wall_expiry, week_end)
+from reference_structure import (_significant, gamma_structure, monthly_magnets, net_expiring_by, signal_structure,
+                                 signal_walls, wall_expiry, week_end)
 from gexhistory.sources.synthetic import SyntheticMarket
 
 
@@ -60,7 +61,7 @@ def without_created_at(rows):
 def modelled(n_sessions: int, start: dt.date, seed: int = 7, symbol: str = "SPY"):
     """Chains of the chain model on a synthetic path, with a close spot off the daily close."""
     bars = SyntheticMarket(seed).daily_bars(symbol, start - dt.timedelta(days=500), start + dt.timedelta(days=3 * n_sessions))
-    model = ChainModel(symbol, bars.dates, bars.close, bars.volume, ModelParams())
+    model = chain_model(symbol, bars.dates, bars.close, bars.volume, ModelParams())
     by_date = {s.date: s for s in sessions_between(bars.dates[0], bars.dates[-1])}
     idx = [i for i, d in enumerate(bars.dates) if d >= start][:n_sessions]
     chains = [model.chain_for(i) for i in idx]
@@ -152,8 +153,15 @@ def test_missing_expiry_date(kept):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
+def test_a_lone_session_equals_scalar_functions(name):
+    """A chunk of one session is the batch's too (no separate per-session path)."""
+    assert_batch_equals_reference([chain_of(CASES[name])], [500.0], [CLOSE])
+    assert_batch_equals_reference([with_undated(CASES[name], True)], [500.0], [CLOSE])
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_hand_built_chain_in_a_batch_equals_scalar_functions(name):
-    # the case among modelled chains, so it goes through the batch (a lone session takes the reference)
+    # the case among modelled chains, in one chunk with them
     chains, spots, closes = modelled(3, dt.date(2024, 3, 11))
     assert_batch_equals_reference(chains + [chain_of(CASES[name])] + chains, spots + [500.0] + spots,
                                   closes + [CLOSE] + closes)
@@ -208,6 +216,25 @@ def random_sessions(draw_sessions):
 @given(st.lists(session, min_size=2, max_size=8))
 def test_random_chains_batch_equals_scalar_functions(sessions):
     assert_batch_equals_reference(*random_sessions(sessions))
+
+
+gappy_contract = st.tuples(st.sampled_from([-1, 0, 1, 2, 5, 8, 13, 22, 36]), st.sampled_from([450.0, 495.0, 500.0, 505.0, 560.0]),
+                           st.booleans(), st.sampled_from([0, 10, 250, 3000]),
+                           st.sampled_from([0.1, 0.2, 0.35, float("nan"), 0.0]), st.booleans())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.lists(gappy_contract, max_size=25), st.sampled_from([480.0, 500.0, 520.0, float("nan")])),
+                min_size=1, max_size=6))
+def test_missing_numbers_give_what_numpy_gives_for_one_session(sessions):
+    """NaN or zero IVs (NaN gamma), undated expiries (NaT) and NaN spots, alone and among other sessions."""
+    chains, spots = [], []
+    for rows, spot in sessions:
+        c = chain_of([r[:5] for r in rows])
+        c.expiry = np.where([r[5] and r[0] % 3 == 0 for r in rows], np.datetime64("NaT", "D"), c.expiry)
+        chains.append(c)
+        spots.append(spot)
+    assert_batch_equals_reference(chains, spots, [CLOSE] * len(chains))
 
 
 @settings(max_examples=25, deadline=None)

@@ -148,3 +148,32 @@ def test_dates_that_are_not_sessions_exit_2(tmp_path):
     bad.write_text("\n".join(lines) + "\n")
     r = run_cli(["validate", "--reference", str(bad)], cwd=tmp_path)
     assert r.returncode == 2 and "2011-07-09 is not an NYSE session" in r.stderr
+
+
+def test_a_backfill_stores_the_close_gex_validate_computes(db_url, tmp_path):
+    """validate's model and a backfill of the same closes give the same close net GEX.
+
+    The setup makes the two chains identical, not merely alike: the same symbol (SPX), the same prices
+    (the reference's closes as a close-only bars file, parsed to the same floats), and the same warm-up
+    (the backfill's bar request reaches back past the file's first date, so its price path starts on
+    the file's first row, as validate's does; a chain never depends on where the path ends). The close
+    snapshot of a close-only source is priced at that close, at the session's close time: validate's
+    spot and time. Both then go through model_chains.chain_model and compute_gex.
+    """
+    from gexhistory.pipeline.backfill import BackfillOptions, run_backfill
+    from gexhistory.pipeline.validate import modelled_close_gex
+    from gexhistory.sources.reference import read_reference
+    from helpers import rows
+
+    lines = REFERENCE.read_text().splitlines()[1:201]
+    ref_path, bars_path = tmp_path / "ref.csv", tmp_path / "spx.csv"
+    ref_path.write_text("date,spx_close,gex\n" + "\n".join(lines) + "\n")
+    bars_path.write_text("date,close\n" + "\n".join(",".join(x.split(",")[:2]) for x in lines) + "\n")
+    ref = read_reference(ref_path)
+    start, end = ref.dates[-15], ref.dates[-1]
+    run_backfill(BackfillOptions(["SPX"], start, end, source="csv", bars=str(bars_path), db=db_url))
+    stored = rows(db_url, "SELECT timestamp, spot_price, net_gex FROM gex_history WHERE symbol = 'SPX' ORDER BY timestamp")
+    assert [r[0][:10] for r in stored] == [d.isoformat() for d in ref.dates[-15:]]  # one close snapshot each
+    model = modelled_close_gex("SPX", ref.dates, ref.close)[-15:]
+    assert [r[1] for r in stored] == ref.close[-15:].tolist()
+    np.testing.assert_allclose([r[2] for r in stored], model, rtol=1e-9, atol=0)  # equal, in fact: same code

@@ -231,7 +231,8 @@ def schedule(project_dir: str | None, python: str | None, symbols: str | None) -
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def validate(reference: str, calibrate_until: str | None, as_json: bool) -> None:
     """Compare modelled GEX with a reference GEX series (SPEC 4.4) on held-out and in-sample days."""
-    from gexhistory.engine.validation import read_reference, validate as run_validation
+    from gexhistory.pipeline.validate import validate as run_validation
+    from gexhistory.sources.reference import read_reference
     from gexhistory.cli.ui import print_validation
 
     until = _parse_date(calibrate_until, "--calibrate-until")

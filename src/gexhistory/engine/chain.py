@@ -31,3 +31,9 @@ class OptionChain:
 
     def __len__(self) -> int:
         return int(self.strike.size)
+
+    def take(self, keep: np.ndarray) -> "OptionChain":
+        """The contracts where `keep` (a boolean mask or indices), as a chain of their own."""
+        return OptionChain(self.underlying, self.as_of, self.expiry[keep], self.expiry_close[keep], self.strike[keep],
+                           self.is_call[keep], self.open_interest[keep], self.iv[keep], self.source,
+                           None if self.gamma is None else self.gamma[keep], self.multiplier)

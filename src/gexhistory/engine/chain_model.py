@@ -19,20 +19,26 @@ Deterministic given the daily price path. What it models:
 Because every expiry's OI starts from zero at its listing date, the chain of a date depends only on
 prices since the oldest live listing (at most LISTING_DAYS['monthly'] before), not on the window a
 run asked for.
+
+The model reads no calendar itself: its caller passes the sessions (dates and closes) of
+sessions_span(dates), the span in which the path's expiries fall.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gexhistory.calendar import Session, sessions_between
 from gexhistory.engine.chain import OptionChain
 from gexhistory.engine.params import ModelParams
+
+if TYPE_CHECKING:
+    from gexhistory.calendar import Session
 
 # Era rules (first expiry of each kind) for the products that have them. Friday weeklies: SPX from
 # October 2005 (Cboe's first Weeklys); SPY, QQQ, DIA and IWM from Cboe's ETF Weeklys, first listed
@@ -156,7 +162,8 @@ class ChainModel:
     """
 
     def __init__(self, symbol: str, dates: list[dt.date], close: np.ndarray, volume: np.ndarray | None = None,
-                 params: ModelParams | None = None):
+                 params: ModelParams | None = None, *, sessions: Sequence[Session]):
+        """`sessions`: the sessions of sessions_span(dates), each with its date and close (more are ignored)."""
         self.symbol = symbol
         self.params = p = params or ModelParams()
         self.dates = list(dates)
@@ -171,7 +178,8 @@ class ChainModel:
         self._iv_close = np.maximum(0.05, np.where(np.isfinite(rv), rv, p.iv_long_run) * p.iv_premium)
         self._log_close = np.log(self.close)
         # every expiry from the first date to beyond the last listing the path can see
-        sessions = sessions_between(self.dates[0], self.dates[-1] + dt.timedelta(days=LISTING_DAYS["monthly"] + 5))
+        first, last = sessions_span(self.dates)
+        sessions = [s for s in sessions if first <= s.date <= last]
         days = _days([s.date for s in sessions])
         kind = expiry_kinds(symbol, days)
         at = np.flatnonzero(kind >= 0)
@@ -445,6 +453,12 @@ def _realised_vol(close: np.ndarray, window: int = 20) -> np.ndarray:
         sq = np.nan_to_num(r * r)
         out[window:] = np.sqrt(sliding_window_view(sq, window)[1:].sum(axis=1) / window * 252.0)
     return out
+
+
+def sessions_span(dates: Sequence[dt.date]) -> tuple[dt.date, dt.date]:
+    """(first, last): the calendar span whose sessions ChainModel needs for a price path over `dates`,
+    from the path's first date to beyond the last listing the path can see."""
+    return dates[0], dates[-1] + dt.timedelta(days=LISTING_DAYS["monthly"] + 5)
 
 
 def warmup_start(first_session: dt.date) -> dt.date:

@@ -1,5 +1,8 @@
 """Gamma exposure of a chain at a spot and time: net/call/put GEX, flip point, walls, regime.
 
+`compute_gex` is the one entry point: the backfill, chain imports, live snapshots, validate and the
+strike profile all get their GEX numbers from it (compute_gex_one is its one-chain form).
+
 Sign convention (SPEC §4.1): dealers are long the calls and short the puts that customers hold, so
 call GEX counts positive and put GEX negative. Units: dollars of delta per 1% move of the underlying.
 
@@ -12,6 +15,7 @@ whether it is computed alone or with hundreds of others.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +23,7 @@ import numpy as np
 from gexhistory.engine.book import ChainBook, max_pain
 from gexhistory.engine.chain import OptionChain
 from gexhistory.engine.flip import Profiles, TextbookProfile, solve_flips
-from gexhistory.engine.greeks import _INV_SQRT_2PI, MIN_T_YEARS, SECONDS_PER_YEAR, bs_gamma, dollar_gamma_per_pct
+from gexhistory.engine.greeks import INV_SQRT_2PI, MIN_T_YEARS, SECONDS_PER_YEAR, d1, gamma_from_parts, gaussian
 from gexhistory.engine.params import FLIP_SEARCH, NEUTRAL_BAND, Conventions  # noqa: F401 (FLIP_SEARCH: re-exported)
 from gexhistory.engine.segments import expand, lengths_to_starts, seg_argmax, seg_min, seg_sum
 
@@ -73,16 +77,6 @@ def mm_state_for(spot: float, flip_point: float | None, net_gex: float) -> str:
     return LONG_GAMMA if net_gex >= 0 else SHORT_GAMMA
 
 
-def net_gex_profile(chain: OptionChain, spots: np.ndarray, at_ts: float, conv: Conventions) -> np.ndarray:
-    """Net GEX recomputed at hypothetical spot levels (chain, IVs and time held fixed)."""
-    t = (chain.expiry_close - at_ts) / SECONDS_PER_YEAR
-    keep = (t > 0) & (t <= (conv.dte_window + 1) / 365.0) & (chain.open_interest > 0)
-    sign_oi = np.where(chain.is_call[keep], 1.0, -1.0) * chain.open_interest[keep]
-    s = np.asarray(spots, dtype=float)[:, None]
-    g = bs_gamma(s, chain.strike[keep], t[keep], chain.iv[keep], conv.r, conv.q)
-    return dollar_gamma_per_pct(g, sign_oi, s, chain.multiplier).sum(axis=1)
-
-
 @dataclass
 class _Snaps:
     """The snapshots of one call: `session` of each, and what the engine needs of its moment."""
@@ -107,61 +101,57 @@ class _Snaps:
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
-def compute_sessions_batch(chains: list[OptionChain], spots: list, times: list[list[dt.datetime]],
-                           conv: Conventions | None = None, with_flip: bool | list[bool] = True) -> list[list[GexSnapshot]]:
-    """The snapshots of many sessions: chains[i] (OI is published once a day) at spots[i][j], times[i][j].
-    `with_flip` (one flag, or one per session) skips the flip search where it is not needed."""
+CHUNK_SESSIONS = 48  # sessions per pass: enough to amortise numpy's per-call cost, few enough for cache
+
+
+def compute_gex(chains: Sequence[OptionChain], spots: Sequence, times: Sequence[Sequence[dt.datetime]],
+                conv: Conventions | None = None, *, with_flip: bool | Sequence[bool] = True) -> list[list[GexSnapshot]]:
+    """The GEX snapshots of many sessions: the one entry point every stored and shown GEX number uses.
+
+    Parameters
+    ----------
+    chains : sequence of OptionChain
+        One chain per session (open interest is published once a day).
+    spots : sequence of float or array-like
+        Per session, the underlying price at each of its snapshots (a float for one snapshot).
+    times : sequence of sequences of datetime
+        Per session, each snapshot's time (tz-aware); time to expiry runs from it to each expiry's close.
+    conv : Conventions, optional
+        r, q, DTE window, gamma source, flip search range, neutral band (default Conventions()).
+    with_flip : bool or sequence of bool, keyword-only
+        Search the flip point (one flag, or one per session). Without it flip_point is None and
+        mm_state follows the sign of net GEX.
+
+    Returns
+    -------
+    list of list of GexSnapshot
+        Per session, one snapshot per time, in the order given.
+
+    Sessions go through the engine CHUNK_SESSIONS at a time; a session's numbers are the same whatever
+    other sessions share its call or its chunk.
+    """
     conv = conv or Conventions()
-    if not chains:
-        return []
-    book = ChainBook.of(chains, vendor=conv.gamma_source == "vendor")
-    snaps = _Snaps.of(spots, times)
-    flags = np.broadcast_to(np.asarray(with_flip, dtype=bool), (len(chains),))
-    flat = _exposures(book, snaps, conv, flags).snapshots(conv)
+    n = len(chains)
+    if len(spots) != n or len(times) != n:
+        raise ValueError(f"compute_gex: {n} chains, {len(spots)} spot lists and {len(times)} time lists")
+    flags = np.broadcast_to(np.asarray(with_flip, dtype=bool), (n,))
     out: list[list[GexSnapshot]] = []
-    j = 0
-    for ts in times:
-        out.append(flat[j:j + len(ts)])
-        j += len(ts)
+    for lo in range(0, n, CHUNK_SESSIONS):
+        hi = min(lo + CHUNK_SESSIONS, n)
+        book = ChainBook.of(list(chains[lo:hi]), vendor=conv.gamma_source == "vendor")
+        snaps = _Snaps.of(spots[lo:hi], times[lo:hi])
+        flat = _exposures(book, snaps, conv, flags[lo:hi]).snapshots(conv)
+        j = 0
+        for ts in times[lo:hi]:
+            out.append(flat[j:j + len(ts)])
+            j += len(ts)
     return out
 
 
-def compute_session(chain: OptionChain, spots, times: list[dt.datetime], conv: Conventions | None = None) -> list[GexSnapshot]:
-    """The snapshots of one session: one chain (OI is published once a day), several spots and times."""
-    return compute_sessions_batch([chain], [spots], [times], conv)[0]
-
-
-def compute_exposure(
-    chain: OptionChain, spot: float, at: dt.datetime, conv: Conventions | None = None,
-    with_flip: bool = True, flip_point: float | None | object = ...,
-) -> GexSnapshot:
-    """Everything gexhistory stores about one snapshot, from one chain at one spot and time."""
-    conv = conv or Conventions()
-    snap = compute_sessions_batch([chain], [[spot]], [[at]], conv, with_flip and flip_point is ...)[0][0]
-    if flip_point is not ...:  # already found by a batched search
-        snap.flip_point, snap.flip_found = flip_point, flip_point is not None
-        snap.mm_state = mm_state_for(snap.spot, flip_point, snap.net_gex)
-    return snap
-
-
-def find_flips(chain: OptionChain, spots, at_ts_list, conv: Conventions) -> list[float | None]:
-    """For each (spot, time): the zero crossing of the net GEX profile nearest to spot within
-    +-flip_search, or None when the profile does not cross zero there (engine/flip.py)."""
-    at = np.asarray(at_ts_list, dtype=float)
-    n = at.size
-    zeros = np.zeros(n, dtype=np.int64)
-    snaps = _Snaps(np.zeros(n, dtype=np.intp), np.asarray(spots, dtype=float).reshape(n), at, zeros, zeros)
-    book = ChainBook.of([chain], vendor=False)
-    p = _pairs(book, snaps, conv)
-    return _as_optional(_flips(book, snaps, conv, np.ones(1, bool), p))
-
-
-def find_flip(chain: OptionChain, spot: float, at_ts: float, conv: Conventions) -> float | None:
-    return find_flips(chain, [spot], [at_ts], conv)[0]
-
-
-def _as_optional(values: np.ndarray) -> list[float | None]:
-    return [None if v != v else v for v in values.tolist()]
+def compute_gex_one(chain: OptionChain, spot: float, at: dt.datetime, conv: Conventions | None = None, *,
+                    with_flip: bool = True) -> GexSnapshot:
+    """compute_gex for one chain at one spot and time: everything gexhistory stores about a snapshot."""
+    return compute_gex([chain], [[spot]], [[at]], conv, with_flip=with_flip)[0][0]
 
 
 @dataclass
@@ -202,14 +192,12 @@ def _pairs(book: ChainBook, s: _Snaps, conv: Conventions) -> _Pairs:
     iv = np.take(book.iv, pos)  # np.take: numpy's fastest gather, well ahead of fancy indexing
     with np.errstate(divide="ignore", invalid="ignore"):
         vst = iv * np.repeat(np.sqrt(tt_run), size)
-        d1 = np.repeat(np.log(s.spot)[run_owner], size) - np.take(np.log(book.strike), pos)
-        d1 += (conv.r - conv.q + 0.5 * iv * iv) * tt
-        d1 /= vst
-        e0 = -0.5 * d1 * d1
-        np.exp(e0, out=e0)
+        log_m = np.repeat(np.log(s.spot)[run_owner], size) - np.take(np.log(book.strike), pos)
+        d = d1(log_m, tt, iv, vst, conv.r, conv.q, out=log_m)
+        e0 = gaussian(d)
     return _Pairs(pos, start, run, run_owner, run_start, run_pairs, t,
                   alive & (t <= (conv.dte_window + 1) / 365.0), tt, np.repeat(np.exp(-conv.q * tt_run), size),
-                  vst, d1, e0, np.repeat(alive, size))
+                  vst, d, e0, np.repeat(alive, size))
 
 
 @dataclass
@@ -258,9 +246,7 @@ def _exposures(book: ChainBook, s: _Snaps, conv: Conventions, flip_sessions: np.
     # run's window decides what counts.
     keep = np.repeat(p.run_keep, size)
     with np.errstate(all="ignore"):
-        gamma = p.disc * p.e0
-        gamma *= _INV_SQRT_2PI
-        gamma /= np.repeat(s.spot[p.run_owner], size) * p.vst
+        gamma = gamma_from_parts(p.e0, p.disc, np.repeat(s.spot[p.run_owner], size) * p.vst)
     if book.own.any():
         gamma = np.where(np.take(book.own, pos), np.take(book.vendor_gamma, pos), gamma)
     gamma *= np.repeat((book.multiplier[s.session] * s.spot * s.spot * 0.01)[p.run_owner], size)  # $ per 1% move
@@ -351,7 +337,7 @@ def _flips(book: ChainBook, s: _Snaps, conv: Conventions, flip_sessions: np.ndar
     finite = _finite(book)
     with np.errstate(all="ignore"):
         slope = _masked(1.0 / p.vst, take, finite)
-        coef = pair_weight * p.disc * slope * _INV_SQRT_2PI
+        coef = pair_weight * p.disc * slope * INV_SQRT_2PI
         d1 = _masked(p.d1, take, finite)
     whole = solve.size == n
     at_spot = seg_sum(coef * p.e0, p.start)[solve]  # the profile at spot, from the kernel gamma used

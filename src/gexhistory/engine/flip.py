@@ -22,6 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from gexhistory.engine.greeks import bs_gamma, gaussian
 from gexhistory.engine.segments import expand, lengths_to_starts, seg_sum
 
 FLIP_GRID_POINTS = 25  # 1.67% spacing at +-20%; each bracketed crossing is then refined
@@ -50,7 +51,7 @@ class Profiles:
         """(snapshots, points): every snapshot's profile at each x (shared by all snapshots)."""
         d = x[:, None] * self.slope[None, :]
         d += self.d1[None, :]
-        terms = _gauss(d)
+        terms = gaussian(d, out=d)
         terms *= self.coef[None, :]
         return seg_sum(terms, self.start).T
 
@@ -117,13 +118,6 @@ class SingleProfiles:
         np.exp(y, out=y)
         y *= self.coef[None, :]
         return seg_sum(y, self.start).T
-
-
-def _gauss(d: np.ndarray) -> np.ndarray:
-    """exp(-d^2/2) in place."""
-    np.multiply(d, d, out=d)
-    d *= -0.5
-    return np.exp(d, out=d)
 
 
 def solve_flips(profiles: Profiles, spots: np.ndarray, flip_search: float, textbook,
@@ -200,7 +194,7 @@ def _scan_values(p: Profiles, single: SingleProfiles, rows: np.ndarray, x: np.nd
 
 
 class TextbookProfile:
-    """S * sum(w * gamma(S)) with gamma written as the textbook has it, e^{-qT} n(d1) / (S vol sqrt T):
+    """S * sum(w * gamma(S)) with greeks.bs_gamma, the definition in the textbook's order of operations:
     the full-grid path exists for profiles whose terms underflow to exact zeros, and where a term
     underflows depends on the order of the operations, so they follow the definition."""
 
@@ -210,12 +204,8 @@ class TextbookProfile:
     def __call__(self, s) -> np.ndarray:
         s = np.atleast_1d(np.asarray(s, dtype=float))[:, None]
         with np.errstate(all="ignore"):
-            d1 = (np.log(s / self.k) + (self.r - self.q + 0.5 * self.iv**2) * self.t) / (self.iv * np.sqrt(self.t))
-            gamma = np.exp(-self.q * self.t) * np.exp(-0.5 * d1**2) / _SQRT_2PI / (s * self.iv * np.sqrt(self.t))
+            gamma = bs_gamma(s, self.k, self.t, self.iv, self.r, self.q)
         return (gamma * self.w).sum(axis=1) * s[:, 0]
-
-
-_SQRT_2PI = float(np.sqrt(2.0 * np.pi))
 
 
 def _first_guess(xa, xb, xc, fa, fb, fc) -> np.ndarray:

@@ -4,12 +4,7 @@ put-call parity, and IVs interpolated across strikes of one expiry. Pure numpy, 
 from __future__ import annotations
 
 import numpy as np
-
-
-def _norm_cdf(x: np.ndarray) -> np.ndarray:
-    from scipy.special import ndtr
-
-    return ndtr(x)
+from scipy.special import ndtr as _norm_cdf
 
 
 def bs_price(spot, strike, t, iv, r: float, q: float, is_call) -> np.ndarray:

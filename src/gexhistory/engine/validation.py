@@ -1,84 +1,20 @@
-"""How close the modelled chain's GEX comes to a published GEX series (SPEC §4.4).
+"""How close one GEX series comes to another (SPEC §4.4): Spearman rank correlation, sign agreement,
+precision/recall of negative-GEX days, and the naive drawdown feature the model must beat.
 
-The reference is a CSV with a `date` column, one close column (any name, e.g. `spx_close`) and a
-`gex` column (SqueezeMetrics' convention: calls +, puts -). The chain model is run over the file's
-own price series as SPX, and the modelled net GEX at each session's close is compared with the
-reference: Spearman rank correlation, sign agreement, and precision/recall of negative-GEX days.
-
-The metrics are reported on the sessions after `calibrated_until` (the years the model's parameters
-were not fitted on) and, for reference, on the sessions up to it. The first WARMUP_SESSIONS sessions
-of the file are left out of both: the model's open interest starts empty at the file's first date.
+pipeline/validate.py runs the chain model over a reference file's prices (sources/reference.py) and
+scores it with these. The first WARMUP_SESSIONS sessions of a file are left out of every score: the
+model's open interest starts empty at the file's first date.
 """
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
 import math
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-
-from gexhistory.errors import BadInput
+from numpy.lib.stride_tricks import sliding_window_view
 
 WARMUP_SESSIONS = 60  # OI of the expiries that carry most gamma (<= 60 DTE) is built up by then
 BASELINE_WINDOW = 60  # the naive feature the model must beat: close / max(last 60 closes) - 1
-
-
-@dataclass
-class Reference:
-    dates: list[dt.date]
-    close: np.ndarray
-    gex: np.ndarray
-    close_column: str
-    path: str
-
-
-def read_reference(path: str | Path) -> Reference:
-    """Read and check a reference file; any defect is BadInput naming the file and line."""
-    p = Path(path)
-    try:
-        with p.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            body = list(reader)
-    except FileNotFoundError:
-        raise BadInput(f"reference file {p} does not exist") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise BadInput(f"reference file {p} cannot be read: {exc}") from None
-    if not header:
-        raise BadInput(f"reference file {p} is empty")
-    names = [h.strip().lower() for h in header]
-    if "date" not in names or "gex" not in names:
-        raise BadInput(f"{p}: header must have columns date, a close column and gex; got {','.join(header)}")
-    others = [j for j, n in enumerate(names) if n not in ("date", "gex")]
-    if len(others) != 1:
-        raise BadInput(f"{p}: expected exactly one close column besides date and gex; got {','.join(header)}")
-    jd, jg, jc = names.index("date"), names.index("gex"), others[0]
-    dates: list[dt.date] = []
-    close, gex = [], []
-    for line_no, row in enumerate(body, start=2):
-        if not row or all(not c.strip() for c in row):
-            continue
-        if len(row) != len(header):
-            raise BadInput(f"{p}:{line_no}: expected {len(header)} fields, got {len(row)}")
-        try:
-            d = dt.date.fromisoformat(row[jd].strip())
-            c, g = float(row[jc]), float(row[jg])
-        except ValueError:
-            raise BadInput(f"{p}:{line_no}: bad date or number in {','.join(row)!r}") from None
-        if not (math.isfinite(c) and c > 0 and math.isfinite(g)):
-            raise BadInput(f"{p}:{line_no}: close must be a positive number and gex finite")
-        if dates and d <= dates[-1]:
-            raise BadInput(f"{p}:{line_no}: dates must be strictly increasing ({d} after {dates[-1]})")
-        dates.append(d)
-        close.append(c)
-        gex.append(g)
-    if len(dates) < WARMUP_SESSIONS + 10:
-        raise BadInput(f"{p}: {len(dates)} data rows; at least {WARMUP_SESSIONS + 10} are needed "
-                       f"({WARMUP_SESSIONS} warm-up sessions)")
-    return Reference(dates, np.array(close), np.array(gex), header[jc].strip(), str(p))
 
 
 def average_ranks(x: np.ndarray) -> np.ndarray:
@@ -125,76 +61,6 @@ def compare(model: np.ndarray, ref: np.ndarray) -> dict:
 
 def drawdown_feature(close: np.ndarray, window: int = BASELINE_WINDOW) -> np.ndarray:
     """close / (max of the last `window` closes, today included) - 1: the naive baseline."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
     c = np.asarray(close, float)
     padded = np.r_[np.full(window - 1, c[0]), c]
     return c / sliding_window_view(padded, window).max(axis=1) - 1.0
-
-
-def modelled_close_gex(symbol: str, dates: list[dt.date], close: np.ndarray, params=None, conv=None) -> np.ndarray:
-    """Modelled net GEX at each session's close, the chain as known that morning (NaN at index 0).
-
-    `dates` must be NYSE sessions (each expiry is placed on the calendar, and the close time sets
-    the time to expiry). Net GEX comes from exposure.net_gex_profile at the close price: the same
-    gamma and sign convention as the stored snapshots, without the flip and wall searches that a
-    comparison of levels does not need.
-    """
-    from gexhistory.calendar import sessions_between
-    from gexhistory.engine.chain_model import ChainModel
-    from gexhistory.engine.exposure import Conventions, net_gex_profile
-
-    conv = conv or Conventions()
-    by_date = {s.date: s for s in sessions_between(dates[0], dates[-1])}
-    missing = [d for d in dates if d not in by_date]
-    if missing:
-        raise BadInput(f"{missing[0]} is not an NYSE session ({len(missing)} such dates)")
-    model = ChainModel(symbol, dates, close, None, params)
-    out = np.full(len(dates), np.nan)
-    for i, chain in enumerate(model.iter_chains(range(1, len(dates))), start=1):
-        out[i] = net_gex_profile(chain, [close[i]], by_date[dates[i]].close.timestamp(), conv)[0]
-    return out
-
-
-def validate(ref: Reference, calibrated_until: dt.date | None = None, params=None, symbol: str = "SPX") -> dict:
-    """The metrics of the model (and of the drawdown baseline) held out and in sample."""
-    from gexhistory.engine.chain_model import CALIBRATED_UNTIL, ModelParams
-
-    params = params or ModelParams()
-    until = calibrated_until or CALIBRATED_UNTIL
-    model = modelled_close_gex(symbol, ref.dates, ref.close, params)
-    base = drawdown_feature(ref.close)
-    idx = np.arange(len(ref.dates))
-    after = np.array([d > until for d in ref.dates])
-    held = after & (idx >= WARMUP_SESSIONS)
-    ins = ~after & (idx >= WARMUP_SESSIONS)
-    out = compare(model[held], ref.gex[held])
-    out.update({
-        "calibrated_until": until.isoformat(),
-        "held_out": _span(ref.dates, held),
-        "baseline_drawdown_60d_spearman": _rho(base[held], ref.gex[held]),
-        "in_sample": {**compare(model[ins], ref.gex[ins]), **_span_dict(ref.dates, ins),
-                      "baseline_drawdown_60d_spearman": _rho(base[ins], ref.gex[ins])},
-        "warmup_sessions": WARMUP_SESSIONS,
-        "symbol": symbol,
-        "close_column": ref.close_column,
-        "reference": ref.path,
-        "chain_model": params.as_dict(),
-    })
-    return out
-
-
-def _rho(a, b):
-    if a.size < 2:
-        return None
-    r = spearman(a, b)
-    return None if math.isnan(r) else r
-
-
-def _span(dates, mask) -> str | None:
-    sel = [d for d, m in zip(dates, mask) if m]
-    return f"{sel[0]}..{sel[-1]}" if sel else None
-
-
-def _span_dict(dates, mask) -> dict:
-    return {"span": _span(dates, mask)}

@@ -15,10 +15,11 @@ import numpy as np
 
 from gexhistory.calendar import ET, TZ_NAME, Session, format_ts, sessions_before, sessions_between
 from gexhistory.engine.chain import OptionChain
-from gexhistory.engine.chain_model import ChainModel, ModelParams, warmup_start
-from gexhistory.engine.exposure import GEX_UNIT, Conventions, GexSnapshot, compute_sessions_batch
+from gexhistory.engine.chain_model import ModelParams, warmup_start
+from gexhistory.engine.exposure import GEX_UNIT, Conventions, GexSnapshot, compute_gex
 from gexhistory.engine.summary import CORR_WINDOW, daily_summary, window_corr
 from gexhistory.errors import WorkFailed
+from gexhistory.pipeline.model_chains import chain_model
 from gexhistory.runtime import engine_threads
 from gexhistory.sources.base import DailyBars, PriceSource
 
@@ -48,7 +49,7 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
     idx = bars.index_of()
     minutes_with_warmup, minutes = fetch_minutes(source, symbol, todo)
     known = _priced_snapshots(source.name, symbol, todo, minutes)
-    model = ChainModel(symbol, bars.dates, bars.close, bars.volume, model_params)
+    model = chain_model(symbol, bars.dates, bars.close, bars.volume, model_params)
     signals = SignalContext(source, symbol, todo, bars, minutes_with_warmup, conv)
 
     span = [s for s in sessions_between(context[0].date if context else first, last) if s.date in idx]
@@ -63,7 +64,7 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
         wanted = [s.date in known for s in block]
         spots = [known[s.date][1] if w else [bars.close[idx[s.date]]] for s, w in zip(block, wanted)]
         times = [known[s.date][0] if w else [s.close] for s, w in zip(block, wanted)]
-        return block, block_chains, wanted, (block_chains, spots, times, conv, wanted)
+        return block, block_chains, wanted, (block_chains, spots, times, conv)
 
     def finish(lo, block, block_chains, wanted, snaps):
         for k, (s, sn) in enumerate(zip(block, snaps)):
@@ -84,7 +85,7 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
     if threads <= 1:
         for lo in range(0, len(span), COMPUTE_CHUNK):
             block, block_chains, wanted, args = chunk(lo)
-            yield from finish(lo, block, block_chains, wanted, compute_sessions_batch(*args))
+            yield from finish(lo, block, block_chains, wanted, compute_gex(*args, with_flip=wanted))
         return
 
     from collections import deque
@@ -101,7 +102,7 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
                 if lo is None:
                     break
                 block, block_chains, wanted, args = chunk(lo)
-                pending.append((lo, block, block_chains, wanted, pool.submit(compute_sessions_batch, *args)))
+                pending.append((lo, block, block_chains, wanted, pool.submit(compute_gex, *args, with_flip=wanted)))
             if not pending:
                 break
             lo, block, block_chains, wanted, future = pending.popleft()

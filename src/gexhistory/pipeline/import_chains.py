@@ -27,11 +27,21 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from sqlalchemy import inspect
 
+from gexhistory.calendar import ET, format_ts, session_on, sessions_before
 from gexhistory.engine.chain import OptionChain
-from gexhistory.engine.exposure import Conventions
+from gexhistory.engine.exposure import Conventions, compute_gex
+from gexhistory.engine.summary import CORR_WINDOW, none_if_nan, rolling_price_gex_corr
 from gexhistory.errors import BadInput
+from gexhistory.pipeline.compute import _rows_for_session
 from gexhistory.pipeline.outcomes import fill_outcomes, refresh_confidence
+from gexhistory.pipeline.runs import TABLES, versions
+from gexhistory.sources.base import MinuteBars
+from gexhistory.store import chains as cs
+from gexhistory.store import writes
+from gexhistory.store.db import init_schema, open_engine
+from gexhistory.store.schema import gamma_daily_summary, gamma_history, gex_history, regime_signals
 
 
 @dataclass(frozen=True)
@@ -62,7 +72,7 @@ class ImportResult:
 def parse_files(files: list[str], *, oi_file: str | None = None, volume_as_oi: bool = False,
                 underlying: str | None = None):
     """Parse and validate every file (nothing written); BadInput on the first bad file."""
-    from gexhistory.sources.chains import read_chain_file
+    from gexhistory.pipeline.chain_prep import read_chain_file  # lazy: pandas, only when files are read
 
     if not files:
         raise BadInput("give at least one chain file")
@@ -80,9 +90,6 @@ def parse_files(files: list[str], *, oi_file: str | None = None, volume_as_oi: b
 
 def _spots(conn, item, session):
     """(times, spots, data_source, spot_source) for one imported chain's session."""
-    from gexhistory.sources.base import MinuteBars
-    from gexhistory.store import chains as cs
-
     sym, day = item.chain.underlying, item.chain.as_of
     minutes = cs.stored_minute_bars(conn, sym, day)
     if minutes is not None:
@@ -114,15 +121,6 @@ def _spots(conn, item, session):
 def import_chains(files: list[str], *, db: str | None = None, oi_file: str | None = None,
                   volume_as_oi: bool = False, underlying: str | None = None,
                   conv: Conventions | None = None) -> ImportResult:
-    from gexhistory.pipeline.runs import TABLES, versions
-    from gexhistory.pipeline.compute import _rows_for_session
-    from gexhistory.calendar import ET, format_ts, session_on
-    from gexhistory.engine.exposure import compute_session
-    from gexhistory.store import chains as cs
-    from gexhistory.store import writes
-    from gexhistory.store.db import init_schema, open_engine
-    from gexhistory.store.schema import gamma_daily_summary, gamma_history, gex_history, regime_signals
-
     t0 = time.perf_counter()
     conv = conv or Conventions()
     items = parse_files(files, oi_file=oi_file, volume_as_oi=volume_as_oi, underlying=underlying)
@@ -140,7 +138,7 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
     try:
         session_rows, sessions_out = [], []
         for item, sess, spots, data_source, spot_source in planned:
-            snaps = compute_session(item.chain, spots, sess.snapshot_times(), conv)
+            snaps = compute_gex([item.chain], [spots], [sess.snapshot_times()], conv)[0]
             sym = item.chain.underlying
             history[sym][sess.date] = (snaps[-1].spot, snaps[-1].net_gex)
             corr = _corr(history[sym], sess.date)
@@ -185,9 +183,6 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
 
 
 def _corr(history: dict[dt.date, tuple[float, float]], day: dt.date) -> float | None:
-    from gexhistory.calendar import sessions_before
-    from gexhistory.engine.summary import CORR_WINDOW, none_if_nan, rolling_price_gex_corr
-
     span = [s.date for s in sessions_before(day, CORR_WINDOW)] + [day]
     if len(span) < CORR_WINDOW + 1 or any(d not in history for d in span):
         return None
@@ -236,8 +231,7 @@ def _file_summary(items) -> list[dict]:
 
 def stored_chain(conn, header: dict) -> OptionChain:
     """An imported chain as stored, rebuilt into the record the engine takes."""
-    from gexhistory.sources.chains.common import expiry_close_ts
-    from gexhistory.store import chains as cs
+    from gexhistory.pipeline.chain_prep import expiry_close_ts  # lazy: a backfill loads pandas only for such a chain
 
     day = dt.date.fromisoformat(header["as_of"])
     a = cs.chain_contracts(conn, header["underlying"], day, header["chain_source"])
@@ -249,10 +243,6 @@ def stored_chain(conn, header: dict) -> OptionChain:
 def chain_lookup(engine, symbol: str, start: dt.date, end: dt.date):
     """A function date -> the stored imported chain for `symbol` on that date, or None. Only dates
     that have one touch the database again."""
-    from sqlalchemy import inspect
-
-    from gexhistory.store import chains as cs
-
     with engine.connect() as conn:
         has_table = "option_chains" in inspect(conn).get_table_names()
         headers = cs.latest_chains(conn, symbol, start, end) if has_table else {}

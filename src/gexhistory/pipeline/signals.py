@@ -2,7 +2,7 @@
 
 Everything per run is vectorised once (`SignalContext`: RSI on every timeframe for every session,
 volume ratios, range contraction, VIX); per batch of sessions (`rows_for_many`) the chains' gamma
-structure is one vectorised pass (engine/gamma_structure_batch.py), the pattern conditions are
+structure is one vectorised pass (engine/structure.py), the pattern conditions are
 evaluated as arrays, and only the sessions that signal get a SignalInputs and their texts. The rows
 come back to compute_sessions, so they are written in the session's own transaction.
 
@@ -22,7 +22,7 @@ from gexhistory.calendar import Session, format_ts, sessions_before, sessions_be
 from gexhistory.engine import rsi as rsi_mod
 from gexhistory.engine.chain import OptionChain
 from gexhistory.engine.exposure import Conventions, GexSnapshot
-from gexhistory.engine.gamma_structure_batch import signal_structures
+from gexhistory.engine.structure import signal_structures
 from gexhistory.engine.signals import (GEX_REFERENCE, PATTERNS, SCALE_WINDOW, SignalColumns, SignalInputs, first_two,
                                        pattern_hits, signal_row)
 from gexhistory.sources.base import DailyBars, MinuteBars, PriceSource

@@ -11,7 +11,8 @@ Interpretation:
   engine found none); otherwise the IV of the option's end-of-day mid (bid_eod/ask_eod) by Black-
   Scholes at the chain's spot and the run's r and q; otherwise interpolated across strikes of the
   same expiry. Each contract records which (iv_source f/p/i); contracts with no IV at all are dropped
-  and counted in the notes, as are contracts with zero OI (they add no gamma).
+  and counted in the notes, as are contracts with zero OI (they add no gamma). The derivation is
+  pipeline/chain_prep.py's: this module reads the columns.
 - Spot: the mid of underlying_bid_eod/underlying_ask_eod; index files quote no underlying bid/ask
   (zeros), so their spot is implied by put-call parity on end-of-day mids (labelled "implied").
 - Contracts of one expiration and strike under two roots (SPX and SPXW on a third Friday) are merged:
@@ -21,12 +22,10 @@ Interpretation:
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from gexhistory.errors import BadInput
-from gexhistory.sources.chains.common import (
-    ImportedChain, Table, build_chains, chain_keys, derive_ivs, expiry_check, make_label, parity_spots,
-    session_check,
-)
+from gexhistory.sources.chains.common import ChainRows, Table, chain_keys, expiry_check, make_label, session_check
 
 FORMAT = "cboe_datashop"
 REQUIRED = {"underlying_symbol", "quote_date", "root", "expiration", "strike", "option_type", "open_interest"}
@@ -44,7 +43,7 @@ def _mid(t: Table, bid_col: str, ask_col: str) -> np.ndarray | None:
     return np.where((bid > 0) & (ask >= bid), (bid + ask) / 2, np.nan)
 
 
-def parse(table: Table) -> list[ImportedChain]:
+def parse(table: Table) -> ChainRows:
     t = table
     calcs = "implied_volatility_1545" in t.columns
     if not calcs and not {"bid_eod", "ask_eod"} <= t.columns:
@@ -65,36 +64,12 @@ def parse(table: Table) -> list[ImportedChain]:
     session_check(t, as_of, "quote_date")
     t.check()
 
-    keys = chain_keys(und, as_of)
     spots: dict[str, tuple[float, str]] = {}
     if umid is not None:
-        import pandas as pd
-
         ok = np.isfinite(umid)
-        for k, v in pd.Series(umid[ok]).groupby(keys[ok]).median().items():
+        for k, v in pd.Series(umid[ok]).groupby(chain_keys(und, as_of)[ok]).median().items():
             spots[str(k)] = (float(v), "underlying_bid/ask_eod mid")
-    if mid is not None and len(spots) < np.unique(keys).size:
-        for k, s in parity_spots(und, as_of, expiry, strike, is_call, mid).items():
-            spots.setdefault(k, (s, "implied: put-call parity on end-of-day mids"))
-    iv, src = derive_ivs(underlying=und, as_of=as_of, expiry=expiry, strike=strike, is_call=is_call,
-                         file_iv=file_iv, mid=mid, spot_by_chain={k: v[0] for k, v in spots.items()})
-    keep = (oi > 0) & np.isfinite(iv)
-    notes = []
-    if (oi == 0).any():
-        notes.append(f"{int((oi == 0).sum())} contracts with zero OI left out (no gamma)")
-    if ((oi > 0) & ~np.isfinite(iv)).any():
-        notes.append(f"{int(((oi > 0) & ~np.isfinite(iv)).sum())} contracts with OI but no IV obtainable left out")
-    for code, what in (("p", "from end-of-day mid prices"), ("i", "interpolated across strikes")):
-        n = int((keep & (src == code)).sum())
-        if n:
-            notes.append(f"{n} IVs {what}")
-    root = t.text("root")
-    chains = build_chains(path=t.path, fmt=FORMAT, label=make_label(FORMAT, t.path), underlying=und[keep],
-                          as_of=as_of[keep], expiry=expiry[keep], strike=strike[keep], is_call=is_call[keep],
-                          oi=oi[keep], iv=iv[keep], iv_source=src[keep], lines=t.lines[keep],
-                          gamma=gamma[keep] if gamma is not None else None, group=root[keep], notes=notes)
-    for c in chains:
-        s = spots.get(f"{c.chain.underlying}|{c.chain.as_of.isoformat()}")
-        if s is not None:
-            c.file_spot, c.file_spot_kind = s
-    return chains
+    return ChainRows(t.path, FORMAT, make_label(FORMAT, t.path), und, as_of, expiry, strike, is_call, oi, t.lines,
+                     file_iv, gamma=gamma, mid=mid,
+                     quoted_spots=spots, group=t.text("root"),
+                     no_iv_note="contracts with OI but no IV obtainable left out")

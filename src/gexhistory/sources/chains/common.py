@@ -1,18 +1,22 @@
 """What every chain-file importer shares: reading a CSV with exact line numbers, strict vectorised
-parsing that reports the first malformed row as file:line, and grouping rows into OptionChain records
-(one per underlying and as-of date)."""
+parsing that reports the first malformed row as file:line, and the record a parser returns (ChainRows:
+the file's contracts as it gives them). What is derived from them (implied vols, spots from put-call
+parity, OptionChain records per underlying and date) is pipeline/chain_prep.py's."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import re
+import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from gexhistory.engine.chain import OptionChain
+from gexhistory.calendar import last_completed_session, sessions_between
 from gexhistory.errors import BadInput
 
 LABEL_MAX = 64  # chain_source column width
@@ -20,17 +24,35 @@ IV_MAX = 10.0  # 1000%: a larger "IV" is a unit mistake (percent given for a dec
 
 
 @dataclass
-class ImportedChain:
-    """One parsed chain plus what the file said about it (and how it was interpreted)."""
+class ChainRows:
+    """A chain file's contracts as the file gives them, checked but not derived from: one entry per
+    contract (a wide row's call and put are two), in file order, nothing computed and nothing dropped.
+    What the format means for the derivation is said here too (derive_iv, the note wordings)."""
 
-    chain: OptionChain
+    path: str
     fmt: str
-    file: str
-    label: str
-    iv_source: np.ndarray  # per contract: 'f' from the file, 'p' from the option's price, 'i' interpolated
-    file_spot: float | None = None
-    file_spot_kind: str | None = None
+    label: str  # chain_source of everything imported from the file
+    underlying: np.ndarray  # object, upper case
+    as_of: np.ndarray  # datetime64[D]
+    expiry: np.ndarray  # datetime64[D]
+    strike: np.ndarray
+    is_call: np.ndarray
+    oi: np.ndarray
+    lines: np.ndarray  # the file line of each contract
+    file_iv: np.ndarray  # the file's IV column (NaN where blank; zero or below: none, unless derive_iv is False)
+    gamma: np.ndarray | None = None  # the vendor's gamma
+    mid: np.ndarray | None = None  # the option's end-of-day mid price
+    quoted_spots: dict[str, tuple[float, str]] | None = None  # per chain key: the file's quoted underlying, kind
+    spot: np.ndarray | None = None  # per contract: the file's underlying price column
+    spot_kind: str | None = None
+    group: np.ndarray | None = None  # roots of one expiration (SPX, SPXW): rows to merge, not duplicates
     notes: list[str] = field(default_factory=list)
+    derive_iv: bool = True  # False: the file's IVs as given, every contract kept (generic files)
+    zero_oi_note: bool = True  # say how many contracts were left out for zero OI
+    no_iv_note: str = "contracts with OI but no IV left out"
+
+    def __len__(self) -> int:
+        return int(self.strike.size)
 
 
 def make_label(fmt: str, path: str, suffix: str = "") -> str:
@@ -82,8 +104,6 @@ class Table:
             self.problems.append((int(self.lines[np.flatnonzero(bad)[3]]), f"{col}: {int(bad.sum())} bad values"))
 
     def number(self, col: str, *, required: bool = True, positive: bool = False, nonneg: bool = False) -> np.ndarray:
-        import pandas as pd
-
         raw = self.text(col)
         vals = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=float)
         empty = raw == ""
@@ -100,8 +120,6 @@ class Table:
 
     def date(self, col: str) -> np.ndarray:
         """ISO (optionally with a time), MM/DD/YYYY or YYYYMMDD; returns datetime64[D]."""
-        import pandas as pd
-
         raw = pd.Series(self.text(col)).str.slice(0, 10)
         out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
         for fmt in ("%Y-%m-%d", "%m/%d/%Y", "%Y%m%d"):
@@ -138,11 +156,6 @@ class Table:
 
 def read_table(path: str) -> Table:
     """Read a CSV (or a .zip/.gz holding one) as strings; unreadable files are rejected whole."""
-    import warnings
-    import zipfile
-
-    import pandas as pd
-
     p = Path(path)
     if not p.is_file():
         raise BadInput(f"{path}: no such file")
@@ -167,8 +180,6 @@ def read_table(path: str) -> Table:
 
 def session_check(table: Table, as_of: np.ndarray, col: str) -> None:
     """Every as-of date must be an NYSE session that has closed."""
-    from gexhistory.calendar import last_completed_session, sessions_between
-
     days = np.unique(as_of)
     if days.size == 0:
         return
@@ -184,146 +195,7 @@ def expiry_check(table: Table, as_of: np.ndarray, expiry: np.ndarray, col: str) 
     table._report(expiry < as_of, col, expiry.astype(str), "is before the chain's date")
 
 
-def expiry_close_ts(expiry: np.ndarray) -> np.ndarray:
-    """POSIX seconds of each expiration's close: the last session on or before the date (a Saturday
-    expiration of old monthlies trades last on the Friday); 16:00 ET beyond the known calendar."""
-    from gexhistory.calendar import ET, sessions_between
-
-    uniq, inv = np.unique(expiry, return_inverse=True)
-    closes = np.empty(uniq.size)
-    calendar_end = sessions_between(dt.date.today(), dt.date.today() + dt.timedelta(days=800))
-    last_known = calendar_end[-1].date if calendar_end else dt.date.today()
-    for j, d in enumerate(uniq.astype(dt.date)):
-        found = sessions_between(d - dt.timedelta(days=7), d) if d <= last_known else []
-        if found:  # the session on the date, or the one before a weekend/holiday expiration
-            closes[j] = found[-1].close.timestamp()
-        else:
-            closes[j] = dt.datetime.combine(d, dt.time(16, 0), tzinfo=ET).timestamp()
-    return closes[inv]
-
-
-def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_of: np.ndarray,
-                 expiry: np.ndarray, strike: np.ndarray, is_call: np.ndarray, oi: np.ndarray, iv: np.ndarray,
-                 iv_source: np.ndarray, lines: np.ndarray, gamma: np.ndarray | None = None,
-                 spot: np.ndarray | None = None, spot_kind: str | None = None, group: np.ndarray | None = None,
-                 notes: list[str] | None = None) -> list[ImportedChain]:
-    """Rows -> one ImportedChain per (underlying, as_of), sorted. The same contract twice is a
-    malformed row, except across `group` (e.g. SPX and SPXW roots of one expiration), where OI adds
-    up and IV and gamma are OI-weighted."""
-    import pandas as pd
-
-    n = strike.size
-    df = pd.DataFrame({
-        "u": underlying.astype(str), "d": as_of, "e": expiry, "k": strike, "c": is_call, "oi": oi, "iv": iv,
-        "src": iv_source, "line": lines, "g": gamma if gamma is not None else np.full(n, np.nan),
-        "grp": group if group is not None else np.zeros(n, dtype=object),
-        "ec": expiry_close_ts(expiry) if n else np.empty(0),
-    })
-    key = ["u", "d", "e", "k", "c"]
-    dup = df.duplicated(key + ["grp"], keep="first").to_numpy()
-    if dup.any():
-        firsts = df.groupby(key + ["grp"], sort=False)["line"].transform("min").to_numpy()
-        i = int(np.flatnonzero(dup)[0])
-        raise BadInput(f"{path}:{int(df.loc[i, 'line'])}: duplicate contract (same as line {int(firsts[i])})")
-    merged_note = None
-    if df.duplicated(key, keep=False).any():
-        w = np.where(df["oi"] > 0, df["oi"], 1e-12)
-        df = df.assign(w=w, wiv=w * df["iv"], wg=w * df["g"])
-        before = len(df)
-        df = df.groupby(key, sort=False, as_index=False).agg(
-            oi=("oi", "sum"), w=("w", "sum"), wiv=("wiv", "sum"), wg=("wg", "sum"), src=("src", lambda x: "i" if (x == "i").any() else max(x)),
-            line=("line", "min"), ec=("ec", "first"))
-        df["iv"] = df["wiv"] / df["w"]
-        df["g"] = df["wg"] / df["w"]
-        merged_note = f"{before - len(df)} contracts listed under two roots merged (OI added, IV OI-weighted)"
-    out: list[ImportedChain] = []
-    spot_by = None
-    if spot is not None:
-        sdf = pd.DataFrame({"u": underlying.astype(str), "d": as_of, "s": spot})
-        sdf = sdf[np.isfinite(sdf["s"]) & (sdf["s"] > 0)]
-        spot_by = sdf.groupby(["u", "d"])["s"].median().to_dict()
-    for (u, d), g in df.sort_values(["u", "d", "e", "k", "c"]).groupby(["u", "d"], sort=True):
-        e = g["e"].to_numpy().astype("datetime64[D]")
-        gam = g["g"].to_numpy(dtype=float)
-        chain = OptionChain(
-            underlying=str(u), as_of=pd.Timestamp(d).date(), expiry=e, expiry_close=g["ec"].to_numpy(dtype=float),
-            strike=g["k"].to_numpy(dtype=float), is_call=g["c"].to_numpy(dtype=bool),
-            open_interest=g["oi"].to_numpy(dtype=float), iv=g["iv"].to_numpy(dtype=float), source=label,
-            gamma=gam if np.isfinite(gam).any() else None,
-        )
-        s = spot_by.get((u, d)) if spot_by else None
-        item = ImportedChain(chain, fmt, path, label, g["src"].to_numpy(dtype=object),
-                             float(s) if s is not None else None, spot_kind if s is not None else None,
-                             list(notes or []))
-        if merged_note:
-            item.notes.append(merged_note)
-        out.append(item)
-    return out
-
-
-def session_close_ts(as_of: np.ndarray) -> np.ndarray:
-    """POSIX seconds of each as-of session's close (the moment an EOD file's quotes describe)."""
-    from gexhistory.calendar import session_on
-
-    uniq, inv = np.unique(as_of, return_inverse=True)
-    return np.array([session_on(d).close.timestamp() for d in uniq.astype(dt.date)])[inv]
-
-
 def chain_keys(underlying: np.ndarray, as_of: np.ndarray) -> np.ndarray:
     return np.char.add(np.char.add(underlying.astype(str), "|"), as_of.astype(str))
 
 
-def parity_spots(underlying, as_of, expiry, strike, is_call, mid) -> dict[str, float]:
-    """Per chain ('UND|date'): the underlying implied by put-call parity from end-of-day mids, on the
-    nearest expiry at least two days out that has call/put pairs."""
-    import pandas as pd
-
-    from gexhistory.engine.exposure import Conventions
-    from gexhistory.engine.greeks import SECONDS_PER_YEAR
-    from gexhistory.engine.implied import parity_spot
-
-    conv = Conventions()
-    t = (expiry_close_ts(expiry) - session_close_ts(as_of)) / SECONDS_PER_YEAR
-    df = pd.DataFrame({"key": chain_keys(underlying, as_of), "e": expiry, "k": strike, "c": is_call, "m": mid, "t": t})
-    df = df[np.isfinite(df["m"]) & (df["m"] > 0) & (df["t"] >= 2 / 365)]
-    wide = df.pivot_table(index=["key", "t", "k"], columns="c", values="m", aggfunc="mean")
-    out: dict[str, float] = {}
-    if True not in wide.columns or False not in wide.columns:
-        return out
-    wide = wide.dropna().reset_index()
-    for key, g in wide.groupby("key"):
-        first = g[g["t"] == g["t"].min()]
-        s = parity_spot(first[True], first[False], first["k"], first["t"], conv.r, conv.q)
-        if s is not None and s > 0:
-            out[str(key)] = s
-    return out
-
-
-def derive_ivs(*, underlying, as_of, expiry, strike, is_call, file_iv, mid=None, spot_by_chain=None):
-    """IV per contract and where it came from: the file's own when positive ('f'); else from the
-    option's end-of-day mid price by Black-Scholes at the chain's spot ('p'); else interpolated across
-    strikes of the same expiry ('i'); NaN when none of these exists (the caller drops and says so)."""
-    from gexhistory.engine.exposure import Conventions
-    from gexhistory.engine.greeks import SECONDS_PER_YEAR
-    from gexhistory.engine.implied import fill_iv_by_strike, implied_vol
-
-    conv = Conventions()
-    iv = np.where(np.isfinite(file_iv) & (file_iv > 0), file_iv, np.nan)
-    src = np.where(np.isfinite(iv), "f", "").astype(object)
-    if mid is not None and spot_by_chain:
-        need = ~np.isfinite(iv)
-        if need.any():
-            keys = chain_keys(underlying[need], as_of[need])
-            s = np.array([spot_by_chain.get(k, np.nan) for k in keys], dtype=float)
-            t = (expiry_close_ts(expiry[need]) - session_close_ts(as_of[need])) / SECONDS_PER_YEAR
-            got = implied_vol(mid[need], s, strike[need], t, conv.r, conv.q, is_call[need])
-            iv[need] = got
-            src[np.flatnonzero(need)[np.isfinite(got)]] = "p"
-    before = np.isfinite(iv)
-    iv = fill_iv_by_strike(np.char.add(chain_keys(underlying, as_of), expiry.astype(str)), strike, iv)
-    src[np.isfinite(iv) & ~before] = "i"
-    return iv, src
-
-
-def keep_rows(arrays: dict, keep: np.ndarray) -> dict:
-    return {k: (v[keep] if isinstance(v, np.ndarray) else v) for k, v in arrays.items()}

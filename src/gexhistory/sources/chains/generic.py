@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gexhistory.sources.chains.common import ImportedChain, Table, build_chains, expiry_check, make_label, session_check
+from gexhistory.sources.chains.common import ChainRows, Table, expiry_check, make_label, session_check
 
 FORMAT = "generic"
 REQUIRED = {"date", "underlying", "expiration", "strike", "right", "oi", "iv"}
@@ -26,7 +26,7 @@ def matches(columns: set[str]) -> bool:
     return REQUIRED <= columns
 
 
-def parse(table: Table, *, require_iv: bool = True, underlying: str | None = None) -> list[ImportedChain]:
+def parse(table: Table, *, require_iv: bool = True, underlying: str | None = None) -> ChainRows:
     t = table
     if "underlying" in t.columns:
         und = np.array([u.upper() for u in t.text("underlying")], dtype=object)
@@ -45,7 +45,5 @@ def parse(table: Table, *, require_iv: bool = True, underlying: str | None = Non
     expiry_check(t, as_of, expiry, "expiration")
     session_check(t, as_of, "date")
     t.check()
-    return build_chains(path=t.path, fmt=FORMAT, label=make_label(FORMAT, t.path), underlying=und, as_of=as_of,
-                        expiry=expiry, strike=strike, is_call=is_call, oi=oi, iv=iv,
-                        iv_source=np.full(len(t), "f", dtype=object), lines=t.lines, gamma=gamma, spot=spot,
-                        spot_kind="spot column" if spot is not None else None)
+    return ChainRows(t.path, FORMAT, make_label(FORMAT, t.path), und, as_of, expiry, strike, is_call, oi, t.lines, iv,
+                     gamma=gamma, spot=spot, spot_kind="spot column" if spot is not None else None, derive_iv=False)

@@ -12,7 +12,8 @@ They carry no open interest, so one of two things must be said:
 Interpretation: the quote date D is the chain's date; OI from the OI file for D is the OI published
 on D's morning. IV: C_IV/P_IV (blank or zero ones interpolated across strikes of the expiry).
 Spot: UNDERLYING_LAST (the underlying at the quote time, the close for EOD files). The underlying is
---underlying, else the OI file's, else the file name's prefix (spy_eod_202301.txt -> SPY).
+--underlying, else the OI file's, else the file name's prefix (spy_eod_202301.txt -> SPY). The OI
+file's chains and the IVs are derived by pipeline/chain_prep.py; this module reads the columns.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from gexhistory.engine.chain import OptionChain
 from gexhistory.errors import BadInput
-from gexhistory.sources.chains.common import (
-    ImportedChain, Table, build_chains, derive_ivs, expiry_check, make_label, session_check,
-)
+from gexhistory.sources.chains.common import ChainRows, Table, expiry_check, make_label, session_check
 
 FORMAT = "optionsdx"
 REQUIRED = {"quote_date", "underlying_last", "expire_date", "strike", "c_iv", "p_iv"}
@@ -35,25 +36,23 @@ def matches(columns: set[str]) -> bool:
     return REQUIRED <= columns
 
 
-def _oi_map(oi_file: str, oi_chains: list[ImportedChain], underlying: str | None):
+def _oi_map(oi_file: str, oi_chains: list[OptionChain], underlying: str | None):
     """(underlying, a table of (date, expiry, strike, is_call) -> oi) from the chains of an OI file."""
-    import pandas as pd
-
     chains = oi_chains
-    unds = {c.chain.underlying for c in chains}
+    unds = {c.underlying for c in chains}
     if underlying:
-        chains = [c for c in chains if c.chain.underlying == underlying.upper()]
+        chains = [c for c in chains if c.underlying == underlying.upper()]
     elif len(unds) > 1:
         raise BadInput(f"{oi_file}: OI for several underlyings ({', '.join(sorted(unds))}): give --underlying")
-    frames = [pd.DataFrame({"d": np.datetime64(c.chain.as_of, "D"), "e": c.chain.expiry, "k": c.chain.strike,
-                            "c": c.chain.is_call, "oi": c.chain.open_interest}) for c in chains]
+    frames = [pd.DataFrame({"d": np.datetime64(c.as_of, "D"), "e": c.expiry, "k": c.strike,
+                            "c": c.is_call, "oi": c.open_interest}) for c in chains]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["d", "e", "k", "c", "oi"])
     und = underlying.upper() if underlying else (next(iter(unds)) if unds else None)
     return und, table
 
 
-def parse(table: Table, *, oi_file: str | None = None, oi_chains: list[ImportedChain] | None = None,
-          volume_as_oi: bool = False, underlying: str | None = None) -> list[ImportedChain]:
+def parse(table: Table, *, oi_file: str | None = None, oi_chains: list[OptionChain] | None = None,
+          volume_as_oi: bool = False, underlying: str | None = None) -> ChainRows:
     """`oi_chains`: the chains read from `oi_file` (any other format), whose OI is merged in."""
     t = table
     if not oi_file and not volume_as_oi:
@@ -96,10 +95,7 @@ def parse(table: Table, *, oi_file: str | None = None, oi_chains: list[ImportedC
     n = len(t)
     as_of2, exp2, k2 = two(as_of), two(expiry), two(strike)
     is_call = np.r_[np.ones(n, bool), np.zeros(n, bool)]
-    und2 = np.full(2 * n, und, dtype=object)
     if oi_by is not None:
-        import pandas as pd
-
         mine = pd.DataFrame({"d": as_of2, "e": exp2, "k": k2, "c": is_call})
         oi = mine.merge(oi_by, on=["d", "e", "k", "c"], how="left")["oi"].to_numpy(dtype=float)
         if not np.isfinite(oi).any():
@@ -111,16 +107,6 @@ def parse(table: Table, *, oi_file: str | None = None, oi_chains: list[ImportedC
         oi = np.nan_to_num(oi)
     else:
         oi = np.nan_to_num(vol)
-    iv, src = derive_ivs(underlying=und2, as_of=as_of2, expiry=exp2, strike=k2, is_call=is_call,
-                         file_iv=np.concatenate([civ, piv]))
-    keep = (oi > 0) & np.isfinite(iv)
-    if ((oi > 0) & ~np.isfinite(iv)).any():
-        notes.append(f"{int(((oi > 0) & ~np.isfinite(iv)).sum())} contracts with OI but no IV left out")
-    n_interp = int((keep & (src == "i")).sum())
-    if n_interp:
-        notes.append(f"{n_interp} IVs interpolated across strikes")
-    return build_chains(path=t.path, fmt=FORMAT, label=make_label(FORMAT, t.path, suffix), underlying=und2[keep],
-                        as_of=as_of2[keep], expiry=exp2[keep], strike=k2[keep], is_call=is_call[keep], oi=oi[keep],
-                        iv=iv[keep], iv_source=src[keep], lines=two(t.lines)[keep],
-                        gamma=gamma[keep] if gamma is not None else None, spot=two(spot)[keep],
-                        spot_kind="UNDERLYING_LAST", notes=notes)
+    return ChainRows(t.path, FORMAT, make_label(FORMAT, t.path, suffix), np.full(2 * n, und, dtype=object), as_of2,
+                     exp2, k2, is_call, oi, two(t.lines), np.concatenate([civ, piv]), gamma=gamma, spot=two(spot),
+                     spot_kind="UNDERLYING_LAST", notes=notes, zero_oi_note=False)

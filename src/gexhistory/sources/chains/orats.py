@@ -10,7 +10,7 @@ Interpretation:
 - IV: ORATS's smoothed surface vol (smvVol / smoothSmvVol), one per strike, for call and put alike;
   without it callMidIv/putMidIv; zeros or blanks are interpolated across strikes of the same expiry
   (iv_source 'i'), contracts with no IV at all are dropped and counted in the notes, as are zero-OI
-  contracts.
+  contracts (pipeline/chain_prep.py derives; this module reads the columns).
 - gamma is ORATS's (one per strike: a call's and a put's gamma are equal) and kept as the vendor's.
 - Spot: stockPrice / stkPx, the stock price ORATS took its snapshot at (near the close); else
   spotPrice / spot_px.
@@ -21,9 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from gexhistory.errors import BadInput
-from gexhistory.sources.chains.common import (
-    ImportedChain, Table, build_chains, derive_ivs, expiry_check, make_label, session_check,
-)
+from gexhistory.sources.chains.common import ChainRows, Table, expiry_check, make_label, session_check
 
 FORMAT = "orats"
 
@@ -45,7 +43,7 @@ def matches(columns: set[str]) -> bool:
             and bool(columns & {"callopeninterest", "coi"}) and bool(columns & {"putopeninterest", "poi"}))
 
 
-def parse(table: Table) -> list[ImportedChain]:
+def parse(table: Table) -> ChainRows:
     t = table
     c = _cols(t)
     if c["smv"] is None and (c["call_iv"] is None or c["put_iv"] is None):
@@ -69,23 +67,9 @@ def parse(table: Table) -> list[ImportedChain]:
     t.check()
 
     two = lambda a: np.concatenate([a, a])  # noqa: E731  (each row is a call and a put)
-    und2, as_of2, exp2, k2 = two(und), two(as_of), two(expiry), two(strike)
     is_call = np.r_[np.ones(len(t), bool), np.zeros(len(t), bool)]
-    oi = np.concatenate([coi, poi])
-    iv, src = derive_ivs(underlying=und2, as_of=as_of2, expiry=exp2, strike=k2, is_call=is_call,
-                         file_iv=np.concatenate([civ, piv]))
-    keep = (oi > 0) & np.isfinite(iv)
-    notes = []
-    if (oi == 0).any():
-        notes.append(f"{int((oi == 0).sum())} contracts with zero OI left out (no gamma)")
-    if ((oi > 0) & ~np.isfinite(iv)).any():
-        notes.append(f"{int(((oi > 0) & ~np.isfinite(iv)).sum())} contracts with OI but no IV left out")
-    n_interp = int((keep & (src == "i")).sum())
-    if n_interp:
-        notes.append(f"{n_interp} IVs interpolated across strikes")
     kind = {"stockprice": "stockPrice", "stkpx": "stkPx", "spotprice": "spotPrice", "spot_px": "spot_px"}.get(c["spot"] or "")
-    return build_chains(path=t.path, fmt=FORMAT, label=make_label(FORMAT, t.path), underlying=und2[keep],
-                        as_of=as_of2[keep], expiry=exp2[keep], strike=k2[keep], is_call=is_call[keep], oi=oi[keep],
-                        iv=iv[keep], iv_source=src[keep], lines=two(t.lines)[keep],
-                        gamma=two(gamma)[keep] if gamma is not None else None,
-                        spot=two(spot)[keep] if spot is not None else None, spot_kind=kind, notes=notes)
+    return ChainRows(t.path, FORMAT, make_label(FORMAT, t.path), two(und), two(as_of), two(expiry), two(strike),
+                     is_call, np.concatenate([coi, poi]), two(t.lines), np.concatenate([civ, piv]),
+                     gamma=two(gamma) if gamma is not None else None, spot=two(spot) if spot is not None else None,
+                     spot_kind=kind)

@@ -1,12 +1,25 @@
-"""gamma_structure.signal_structure for many sessions in one vectorised pass (the backfill's signal step).
+"""What the signals read from a session's close chain (SPEC §6), for many sessions in one vectorised pass.
 
-Each session's values are, to the last bit, those of the scalar functions in gamma_structure.py (the
-readable reference): the same Black-Scholes dollar gamma per contract, the same (expiry, strike)
-matrices per session, reduced in the same order. That also makes a session's values independent of
-the other sessions computed with it, as resumed runs need. The matrices of a chunk of sessions form
+Per session: the Black-Scholes dollar gamma of every contract live within the DTE window (greeks.py:
+gamma x OI x multiplier x S^2 x 0.01, calls +, puts -), laid out per (expiry, strike), and from it
+- the walls: per strike summed over expirations, the significant strikes of each side (the top 20% by
+  |gamma|, np.percentile's linear method), the nearest significant call above spot and put below it,
+  and the nearest of each side on either side of spot;
+- how each wall's gamma splits over time to expiry (within 5 days, 6-14 days, the first expiry within
+  5 days holding gamma there);
+- the monthly magnets: the next standard monthly expiry at least 7 days out and, on each side of spot,
+  the strike holding its largest gross gamma, with its strength (that gamma as a percentage, capped at
+  100, of the chain's largest per-strike gross gamma);
+- the net gamma expiring by this Friday.
+DTE is calendar days from the session date to the expiry date: at the close snapshot the day's own
+expiry has expired, so it holds no gamma there.
+
+The values are those of a plain per-session reading written with numpy's own reductions
+(tests/reference_structure.py), to the last bit: the same dollar gamma per contract, the same (expiry,
+strike) matrices per session, reduced in the same order. That also makes a session's values independent
+of the other sessions computed with it, as resumed runs need. The matrices of a chunk of sessions form
 one (session, expiry, strike, call/put) array, zero-padded to the chunk's largest matrix, filled by one
-np.bincount (which adds a cell's contracts in chain order, as gamma_structure's does); the reductions
-reproduce numpy's own order:
+np.bincount (which adds a cell's contracts in chain order); the reductions reproduce numpy's order:
 
 - ndarray.sum(axis=0) of an (expiries, strikes) matrix adds the rows one after the other, and so does
   .sum(axis=1) of the 3-D array per session, the zero padding changing nothing (x + 0.0 == x); with a
@@ -15,12 +28,14 @@ reproduce numpy's own order:
   terms, padding included: those sums take exactly the matrix's own cells, each session's behind a
   leading 0.0 for np.add.reduceat (which would otherwise seed the sum with the first term).
 
+What a missing number does is defined as numpy defines it for one session: a NaN dollar gamma (an
+imported contract without a usable IV, a NaN spot) makes its strike's sums NaN and np.percentile NaN,
+so that side has no significant strike; an expiry without a date (NaT) sorts last, counts as expiring
+"soon" (its DTE is the int64 minimum, as NaT - date converts) and never as this week's or a monthly.
+
 Sessions go in chunks of about CHUNK_CONTRACTS contracts: a chunk only groups work, every reduction
 stays inside one session. Larger chunks pay less fixed cost per session but more for their per-contract
-temporaries, which glibc maps fresh (page faults) above 128 KiB; 64k contracts measured best here. A
-chunk of one session goes through the reference functions: same values, without a batch's fixed cost.
-A session whose dollar gamma or expiry date is not finite (an imported chain with a missing IV) takes
-the reference path too, which defines what NaN does.
+temporaries, which glibc maps fresh (page faults) above 128 KiB; 64k contracts measured best here.
 """
 
 from __future__ import annotations
@@ -31,14 +46,69 @@ from dataclasses import dataclass
 import numpy as np
 
 from gexhistory.engine.chain import OptionChain
-from gexhistory.engine.gamma_structure import (MAGNET_MIN_DTE, NEXT_DTE, SIGNIFICANT_QUANTILE, SOON_DTE, Magnets,
-                                               SignalStructure, SignalWalls, WallExpiry, is_monthly_expiry,
-                                               signal_structure)
 from gexhistory.engine.greeks import SECONDS_PER_YEAR, bs_gamma, dollar_gamma_per_pct
+
+SIGNIFICANT_QUANTILE = 80.0  # a significant wall is in the top 20% of its side by |gamma|
+SOON_DTE = 5  # "expiring within 5 days"
+NEXT_DTE = (6, 14)
+MAGNET_MIN_DTE = 7  # the monthly magnet is a forward destination, not today's pin
+
+
+@dataclass
+class SignalWalls:
+    call_above: float | None  # nearest significant call strike above spot
+    call_above_gamma: float
+    put_below: float | None  # nearest significant put strike below spot
+    put_below_gamma: float
+    call_nearest: float | None  # nearest significant call strike on either side
+    put_nearest: float | None
+
+
+@dataclass
+class WallExpiry:
+    """How a wall strike's gamma (one side) splits over time to expiry."""
+
+    soon_ratio: float  # share expiring within 5 days
+    next_ratio: float  # share in 6-14 DTE
+    first_expiry: dt.date | None  # the nearest expiry within 5 days holding gamma at the strike
+    first_dte: int | None
+
+
+@dataclass
+class Magnets:
+    expiry: dt.date | None
+    above: float | None
+    above_strength: float | None
+    below: float | None
+    below_strength: float | None
+
+
+@dataclass
+class SignalStructure:
+    """Everything the signals read from one session's close chain."""
+
+    walls: SignalWalls
+    call_expiry: WallExpiry  # of walls.call_above
+    put_expiry: WallExpiry  # of walls.put_below
+    magnets: Magnets
+    net_this_week: float  # net gamma expiring by this Friday
+
+
+def is_monthly_expiry(days: np.ndarray) -> np.ndarray:
+    """Standard monthly expirations: the third Friday, or the Thursday before it when that Friday is a
+    holiday (datetime64[D] in, bool out)."""
+    d = np.asarray(days, dtype="datetime64[D]")
+    month_start = d.astype("datetime64[M]").astype("datetime64[D]")
+    weekday_first = (month_start.astype(int) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    third_friday = month_start + ((4 - weekday_first) % 7 + 14).astype("timedelta64[D]")
+    return (d == third_friday) | (d == third_friday - np.timedelta64(1, "D"))
+
 
 CHUNK_CONTRACTS = 1 << 16
 _Q = np.true_divide(SIGNIFICANT_QUANTILE, 100)  # the q np.percentile derives from it
 NAT = np.datetime64("NaT", "D")
+_NAT_DTE = np.iinfo(np.int64).min  # the DTE of an expiry without a date: NaT - date, as an integer
+_LAST = 1 << 62  # where such an expiry sorts among a session's expiries: last, as NaT does (no int64 overflow)
 
 # Column name -> (part of SignalStructure, attribute); dates are datetime64[D] columns, the rest float.
 _COLUMNS = {
@@ -60,8 +130,8 @@ _NEVER_NONE = ("call_wall_gamma", "put_wall_gamma", "call_soon_ratio", "call_nex
 
 
 class SignalStructures:
-    """signal_structure's values for n sessions as columns (arrays of length n); NaN / NaT where the
-    scalar result has None. `structure(j)` gives session j's SignalStructure back."""
+    """The SignalStructure of n sessions as columns (arrays of length n); NaN / NaT where a field is
+    None. `structure(j)` gives session j's SignalStructure back."""
 
     def __init__(self, n: int):
         for name in _COLUMNS:
@@ -72,14 +142,8 @@ class SignalStructures:
             setattr(self, name, col)
         self._lists: dict[str, list] | None = None
 
-    def set(self, j: int, st: SignalStructure) -> None:
-        self._lists = None
-        for name, (part, attr) in _COLUMNS.items():
-            v = getattr(st if part is None else getattr(st, part), attr)
-            getattr(self, name)[j] = (NAT if name in _DATES else np.nan) if v is None else v
-
     def scalars(self, j: int) -> dict:
-        """Session j's columns as the scalar functions give them (None, float, int or date)."""
+        """Session j's columns as SignalStructure's fields hold them (None, float, int or date)."""
         if self._lists is None:  # Python values once, not one numpy scalar per call
             self._lists = {name: getattr(self, name).tolist() for name in _COLUMNS}
         out = {}
@@ -102,7 +166,8 @@ class SignalStructures:
 
 def signal_structures(chains: list[OptionChain], spots, closes: list[dt.datetime], dte_window: int = 60,
                       r: float = 0.04, q: float = 0.013) -> SignalStructures:
-    """signal_structure(chains[j], spots[j], closes[j], ...) for every j, in one pass per chunk."""
+    """The SignalStructure of chains[j] at spots[j] and closes[j] (its close snapshot) for every j, the
+    contracts live within `dte_window` days counting, gamma at rates r and q; one pass per chunk."""
     n = len(chains)
     spots = np.asarray(spots, dtype=float).reshape(n)
     out = SignalStructures(n)
@@ -110,17 +175,14 @@ def signal_structures(chains: list[OptionChain], spots, closes: list[dt.datetime
     lo = 0
     while lo < n:
         hi = lo + max(1, int(np.searchsorted(np.cumsum(sizes[lo:]), CHUNK_CONTRACTS, side="right")))
-        if hi - lo == 1:
-            out.set(lo, signal_structure(chains[lo], float(spots[lo]), closes[lo], dte_window, r, q))
-        else:
-            _chunk(out, lo, chains[lo:hi], spots[lo:hi], closes[lo:hi], dte_window, r, q)
+        _chunk(out, lo, chains[lo:hi], spots[lo:hi], closes[lo:hi], dte_window, r, q)
         lo = hi
     return out
 
 
 def _chunk(out: SignalStructures, lo: int, chains: list[OptionChain], spots: np.ndarray, closes: list[dt.datetime],
            dte_window: int, r: float, q: float) -> None:
-    """Sessions lo.. of `out`: gamma_structure's contract filter and dollar gamma, for all at once."""
+    """Sessions lo.. of `out`: the contracts that count and their dollar gamma, for all at once."""
     m = len(chains)
     sizes = np.fromiter(map(len, chains), np.intp, m)
     t = np.concatenate([c.expiry_close for c in chains])
@@ -137,38 +199,31 @@ def _chunk(out: SignalStructures, lo: int, chains: list[OptionChain], spots: np.
     with np.errstate(all="ignore"):  # every contract, kept or not: cheaper than gathering the kept ones
         dollars = dollar_gamma_per_pct(bs_gamma(s, k, t, iv, r, q), oi, s, mult)
     seg = np.repeat(np.arange(m), sizes)
-    bad = ~np.isfinite(spots)
-    nat = np.iinfo(np.int64).min
-    if not np.isfinite(dollars).all() or (day.size and day.min() == nat):  # NaN gamma or NaT expiry somewhere
-        bad[seg[keep & (~np.isfinite(dollars) | (day == nat))]] = True
-    if bad.any():
-        keep &= ~bad[seg]
     today = np.array([c.date() for c in closes], dtype="datetime64[D]").view(np.int64)
     if keep.any():
         seg[~keep] = m  # the contracts outside every book go to a discard session
-        dte = day - np.repeat(today, sizes)
+        dte = np.where(day == _NAT_DTE, _LAST, day - np.repeat(today, sizes))  # an undated expiry sorts last
         is_call = np.concatenate([c.is_call for c in chains])
         _fill(out, lo, _Blocks.of(m, seg, k, dte, is_call, dollars), spots, today)
-    for j in np.flatnonzero(bad):
-        out.set(lo + j, signal_structure(chains[j], float(spots[j]), closes[j], dte_window, r, q))
 
 
 @dataclass
 class _Blocks:
-    """The chunk's (session, expiry, strike, side) dollar gamma: session i's gamma_structure matrices are
+    """The chunk's (session, expiry, strike, side) dollar gamma: session i's (expiry, strike) matrices are
     cells[i, :n_e[i], :n_k[i], 0] (calls) and -cells[i, :n_e[i], :n_k[i], 1] (puts); zeros beyond."""
 
-    cells: np.ndarray  # >= 0: calls, |puts| (gamma_structure stores puts negated)
+    cells: np.ndarray  # calls, and puts negated (>= 0 for positive IVs)
     n_e: np.ndarray
     n_k: np.ndarray
     strikes: np.ndarray  # (sessions, max n_k) ascending
-    dte: np.ndarray  # (sessions, max n_e) calendar days, ascending
+    dte: np.ndarray  # (sessions, max n_e) calendar days, ascending; _NAT_DTE (last) for an undated expiry
     valid_k: np.ndarray  # (sessions, max n_k): column < n_k
     valid_e: np.ndarray  # (sessions, max n_e): row < n_e
 
     @classmethod
     def of(cls, m: int, seg, k, dte, is_call, dollars) -> "_Blocks":
-        """seg: each contract's session, m for the contracts to leave out (whatever their values)."""
+        """seg: each contract's session, m for the contracts to leave out (whatever their values); dte:
+        each contract's calendar days to expiry, _LAST for an undated expiry."""
         kvals, kcode = _strike_codes(k)
         first, last = int(dte.min()), int(dte.max())
         if (last - first + 1) * (m + 1) > 1 << 22:  # far-flung expiry dates: number the distinct ones instead
@@ -186,19 +241,20 @@ class _Blocks:
         cell += k_rank.ravel()[k_flat]  # the discard session's cells land past the blocks
         cell *= 2
         cell += ~is_call
-        # Each cell adds its contracts in chain order, as gamma_structure's np.bincount does.
+        # Each cell adds its contracts in chain order, as np.bincount over one session's contracts does.
         size = 2 * m * width_e * width_k
         cells = np.bincount(cell, dollars)[:size]
         cells = np.pad(cells, (0, size - cells.size)) if cells.size < size else cells
+        dte_table = _table(e_present[:m], e_rank[:m], width_e, dvals)
+        dte_table[dte_table == _LAST] = _NAT_DTE
         return cls(cells.reshape(m, width_e, width_k, 2), n_e[:m], n_k[:m],
-                   _table(k_present[:m], k_rank[:m], width_k, kvals),
-                   _table(e_present[:m], e_rank[:m], width_e, dvals), np.arange(width_k) < n_k[:m, None],
+                   _table(k_present[:m], k_rank[:m], width_k, kvals), dte_table, np.arange(width_k) < n_k[:m, None],
                    np.arange(width_e) < n_e[:m, None])
 
     def by_strike(self, cells: np.ndarray) -> np.ndarray:
-        """cells (sessions, max n_e, max n_k, ...) summed over expiries as gamma_structure sums its
-        matrices over expiries: row after row, or pairwise for a one-strike matrix (numpy sums a lone
-        column as a 1-D array)."""
+        """cells (sessions, max n_e, max n_k, ...) summed over expiries as ndarray.sum(axis=0) sums one
+        session's matrix: row after row, or pairwise for a one-strike matrix (numpy sums a lone column
+        as a 1-D array)."""
         out = cells.sum(axis=1)
         lone = self.n_k == 1
         if lone.any():
@@ -247,9 +303,9 @@ def _fill(out: SignalStructures, lo: int, b: _Blocks, spots: np.ndarray, today: 
     s = spots[:, None]
     k = b.strikes
     by = b.by_strike(b.cells)
-    gamma = np.stack([by[..., 0], -by[..., 1]])  # per strike: calls, puts (negative, as gamma_structure)
+    gamma = np.stack([by[..., 0], -by[..., 1]])  # per strike: calls, puts (negative)
     sig = _significant(gamma, b.valid_k)
-    # signal_walls: nearest significant call above / put below spot, nearest of each on either side
+    # walls: nearest significant call above / put below spot, nearest of each on either side
     col, has = _first_min(np.stack([sig[0] & (k > s), sig[1] & (k < s), sig[0], sig[1]]),
                           np.stack([k - s, s - k, np.abs(k - s), np.abs(k - s)]))
     wall = np.where(has, k[rows, col], np.nan)
@@ -260,7 +316,7 @@ def _fill(out: SignalStructures, lo: int, b: _Blocks, spots: np.ndarray, today: 
     _wall_expiry(out, lo, b, col[:2], has[:2], today)
     _magnets(out, lo, b, s, today)
     to_friday = 4 - (today + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-    this_week = b.valid_e & (b.dte <= to_friday[:, None])
+    this_week = b.valid_e & (b.dte <= to_friday[:, None]) & (b.dte != _NAT_DTE)
     n = int(this_week.sum(axis=1).max())  # expiries are ascending: this week's come first
     week = b.cells[:, :n]
     out.net_this_week[lo:lo + m] = _masked_sums(week[..., 0] - week[..., 1],
@@ -269,7 +325,8 @@ def _fill(out: SignalStructures, lo: int, b: _Blocks, spots: np.ndarray, today: 
 
 def _significant(gamma: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Along the last axis, the strikes whose |gamma| reaches np.percentile(|live gamma|, 80), live =
-    non-zero (numpy's linear method step by step: its virtual index, neighbours and _lerp)."""
+    non-zero (numpy's linear method step by step: its virtual index, neighbours and _lerp; NaN, so no
+    strike, where a live value is NaN)."""
     a = np.abs(gamma)
     live = valid & (gamma != 0)
     count = live.sum(axis=-1)
@@ -284,6 +341,7 @@ def _significant(gamma: np.ndarray, valid: np.ndarray) -> np.ndarray:
         t = vi - prev
         diff = a_hi - a_lo
         cut = np.where(t >= 0.5, a_hi - diff * (1 - t), a_lo + diff * t)
+        cut[(live & np.isnan(a)).any(axis=-1)] = np.nan
         return live & (a >= cut[..., None])
 
 
@@ -295,8 +353,8 @@ def _first_min(mask: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def _wall_expiry(out: SignalStructures, lo: int, b: _Blocks, col: np.ndarray, has: np.ndarray, today) -> None:
-    """wall_expiry of the call wall (side 0) and the put wall (side 1), where there is one: col is the
-    wall's strike column per (side, session)."""
+    """How the call wall's (side 0) and the put wall's (side 1) gamma splits over time to expiry, where
+    there is one: col is the wall's strike column per (side, session)."""
     side, row = np.nonzero(has)
     if row.size == 0:
         return
@@ -312,7 +370,8 @@ def _wall_expiry(out: SignalStructures, lo: int, b: _Blocks, col: np.ndarray, ha
     with np.errstate(invalid="ignore", divide="ignore"):
         soon_ratio, next_ratio = np.where(ok, soon_sum / total, 0.0), np.where(ok, next_sum / total, 0.0)
     first_dte = np.where(has_first, dte[np.arange(row.size), first], 0)
-    first_day = np.where(has_first, today[row] + first_dte, NAT.astype(np.int64)).view("datetime64[D]")
+    dated = has_first & (first_dte != _NAT_DTE)
+    first_day = np.where(dated, today[row] + first_dte, NAT.astype(np.int64)).view("datetime64[D]")
     for j, name in enumerate(("call", "put")):
         pick = side == j
         at = lo + row[pick]
@@ -323,9 +382,10 @@ def _wall_expiry(out: SignalStructures, lo: int, b: _Blocks, col: np.ndarray, ha
 
 
 def _magnets(out: SignalStructures, lo: int, b: _Blocks, s: np.ndarray, today) -> None:
-    """monthly_magnets: the first standard monthly expiry >= 7 days out; per side of spot the strike with
-    its largest gross gamma, as a share of the largest per-strike gross gamma of the whole chain."""
-    days = (today[:, None] + b.dte).view("datetime64[D]")
+    """The first standard monthly expiry >= 7 days out; per side of spot the strike with its largest gross
+    gamma, as a share of the largest per-strike gross gamma of the whole chain (a share min(100, x) takes
+    as Python's min does: 100 where x is NaN)."""
+    days = np.where(b.dte == _NAT_DTE, NAT.astype(np.int64), today[:, None] + b.dte).view("datetime64[D]")
     monthly = b.valid_e & is_monthly_expiry(days) & (b.dte >= MAGNET_MIN_DTE)
     w = np.flatnonzero(monthly.any(axis=1) & (b.n_k > 0))
     if w.size == 0:
@@ -338,10 +398,11 @@ def _magnets(out: SignalStructures, lo: int, b: _Blocks, s: np.ndarray, today) -
     strikes, spot = b.strikes[w], s[w]
     cand = np.stack([(strikes > spot), (strikes < spot)]) & (gross > 0) & valid
     best = np.argmax(np.where(cand, gross, -np.inf), axis=-1)
-    ok = cand.any(axis=-1) & (peak > 0)
+    ok = cand.any(axis=-1) & ~(peak <= 0)
     r = np.arange(w.size)
     with np.errstate(invalid="ignore", divide="ignore"):
-        strength = np.minimum(100.0, 100.0 * gross[r, best] / peak)
+        share = 100.0 * gross[r, best] / peak
+        strength = np.where(share < 100.0, share, 100.0)
     at = lo + w
     out.magnet_expiry[at] = days[w, e]
     out.magnet_above[at], out.magnet_below[at] = np.where(ok, strikes[r, best], np.nan)

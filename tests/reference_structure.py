@@ -1,11 +1,9 @@
-"""Per-expiry, per-strike gamma of a chain, and what the signals read from it (SPEC §6).
+"""The signal structure of one session written plainly, numpy call by numpy call: the reference that
+engine/structure.py's vectorised pass must equal to the last bit (tests/test_signals_batch.py).
 
-The same Black-Scholes dollar gamma as exposure.py (gamma x OI x 100 x S^2 x 0.01, calls +, puts -,
-contracts live within the DTE window), kept per (expiry, strike) instead of summed, so walls,
-expiry buckets, wall expiry ratios and the monthly magnet come from one vectorised pass.
-
-DTE is calendar days from the session date to the expiry date. At the close snapshot the day's own
-expiry has expired, so the 0-DTE bucket is empty there by definition.
+The same Black-Scholes dollar gamma as the engine (gamma x OI x 100 x S^2 x 0.01, calls +, puts -,
+contracts live within the DTE window), kept per (expiry, strike): walls, wall expiry ratios, the
+monthly magnet and the net gamma expiring this week each come from those two matrices.
 """
 
 from __future__ import annotations
@@ -17,13 +15,8 @@ import numpy as np
 
 from gexhistory.engine.chain import OptionChain
 from gexhistory.engine.greeks import SECONDS_PER_YEAR, bs_gamma, dollar_gamma_per_pct
-
-DTE_BUCKETS = (("0dte", 0, 0), ("1_2dte", 1, 2), ("3_7dte", 3, 7), ("8_14dte", 8, 14),
-               ("15_30dte", 15, 30), ("over_30dte", 31, 10**6))
-SIGNIFICANT_QUANTILE = 80.0  # a significant wall is in the top 20% of its side by |gamma|
-SOON_DTE = 5  # "expiring within 5 days"
-NEXT_DTE = (6, 14)
-MAGNET_MIN_DTE = 7  # the monthly magnet is a forward destination, not today's pin
+from gexhistory.engine.structure import (MAGNET_MIN_DTE, NEXT_DTE, SIGNIFICANT_QUANTILE, SOON_DTE, Magnets,
+                                         SignalStructure, SignalWalls, WallExpiry, is_monthly_expiry)
 
 
 @dataclass
@@ -49,7 +42,8 @@ def gamma_structure(chain: OptionChain, spot: float, at: dt.datetime, dte_window
     t = (chain.expiry_close - at.timestamp()) / SECONDS_PER_YEAR
     keep = (t > 0) & (t <= (dte_window + 1) / 365.0) & (chain.open_interest > 0)
     k, e, call = chain.strike[keep], chain.expiry[keep].astype("datetime64[D]"), chain.is_call[keep]
-    g = bs_gamma(spot, k, t[keep], chain.iv[keep], r, q)
+    with np.errstate(all="ignore"):  # a zero or missing IV: NaN gamma, as numpy gives it
+        g = bs_gamma(spot, k, t[keep], chain.iv[keep], r, q)
     dollars = dollar_gamma_per_pct(g, chain.open_interest[keep], spot, chain.multiplier)
     strikes, ki = np.unique(k, return_inverse=True)
     expiries, ei = np.unique(e, return_inverse=True)
@@ -60,28 +54,6 @@ def gamma_structure(chain: OptionChain, spot: float, at: dt.datetime, dte_window
     today = np.datetime64(at.date(), "D")
     dte = (expiries - today).astype(int)
     return GammaStructure(float(spot), strikes, expiries, dte, calls, puts)
-
-
-def bucket_gamma(gs: GammaStructure) -> dict[str, float]:
-    """Gross dollar gamma (|calls| + |puts|) per DTE bucket."""
-    gross = (gs.call - gs.put).sum(axis=1)
-    return {name: float(gross[(gs.dte >= lo) & (gs.dte <= hi)].sum()) for name, lo, hi in DTE_BUCKETS}
-
-
-@dataclass
-class SignalWalls:
-    call_above: float | None  # nearest significant call strike above spot
-    call_above_gamma: float
-    put_below: float | None  # nearest significant put strike below spot
-    put_below_gamma: float
-    call_nearest: float | None  # nearest significant call strike on either side
-    put_nearest: float | None
-
-    def call_distance_pct(self, spot: float) -> float | None:
-        return None if self.call_above is None else (self.call_above - spot) / spot * 100.0
-
-    def put_distance_pct(self, spot: float) -> float | None:
-        return None if self.put_below is None else (spot - self.put_below) / spot * 100.0
 
 
 def _significant(strikes: np.ndarray, gamma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -111,16 +83,6 @@ def signal_walls(gs: GammaStructure) -> SignalWalls:
     )
 
 
-@dataclass
-class WallExpiry:
-    """How a wall strike's gamma (one side) splits over time to expiry."""
-
-    soon_ratio: float  # share expiring within 5 days
-    next_ratio: float  # share in 6-14 DTE
-    first_expiry: dt.date | None  # the nearest expiry within 5 days holding gamma at the strike
-    first_dte: int | None
-
-
 def wall_expiry(gs: GammaStructure, strike: float | None, side: str) -> WallExpiry:
     if strike is None:
         return WallExpiry(0.0, 0.0, None, None)
@@ -138,25 +100,6 @@ def wall_expiry(gs: GammaStructure, strike: float | None, side: str) -> WallExpi
     return WallExpiry(float(g[soon].sum() / total), float(g[nxt].sum() / total),
                       gs.expiries[first].astype(dt.date) if first is not None else None,
                       int(gs.dte[first]) if first is not None else None)
-
-
-def is_monthly_expiry(days: np.ndarray) -> np.ndarray:
-    """Standard monthly expirations: the third Friday, or the Thursday before it when that Friday is a
-    holiday (datetime64[D] in, bool out)."""
-    d = np.asarray(days, dtype="datetime64[D]")
-    month_start = d.astype("datetime64[M]").astype("datetime64[D]")
-    weekday_first = (month_start.astype(int) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-    third_friday = month_start + ((4 - weekday_first) % 7 + 14).astype("timedelta64[D]")
-    return (d == third_friday) | (d == third_friday - np.timedelta64(1, "D"))
-
-
-@dataclass
-class Magnets:
-    expiry: dt.date | None
-    above: float | None
-    above_strength: float | None
-    below: float | None
-    below_strength: float | None
 
 
 def monthly_magnets(gs: GammaStructure) -> Magnets:
@@ -193,20 +136,9 @@ def week_end(day: dt.date) -> dt.date:
     return day + dt.timedelta(days=4 - day.weekday())
 
 
-@dataclass
-class SignalStructure:
-    """Everything the signals read from one session's close chain."""
-
-    walls: SignalWalls
-    call_expiry: WallExpiry  # of walls.call_above
-    put_expiry: WallExpiry  # of walls.put_below
-    magnets: Magnets
-    net_this_week: float  # net gamma expiring by this Friday
-
-
 def signal_structure(chain: OptionChain, spot: float, at: dt.datetime, dte_window: int = 60,
                      r: float = 0.04, q: float = 0.013) -> SignalStructure:
-    """One session, through the functions above: the readable reference of gamma_structure_batch."""
+    """One session, through the functions above."""
     gs = gamma_structure(chain, spot, at, dte_window, r, q)
     walls = signal_walls(gs)
     return SignalStructure(walls, wall_expiry(gs, walls.call_above, "call"), wall_expiry(gs, walls.put_below, "put"),
