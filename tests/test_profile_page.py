@@ -1,28 +1,22 @@
-"""/gex/profile and /api/gex/profile: the page mechanics (cards, charts, replay without page loads,
-strike range, expiry buckets, links from /gex/history) in headless Chromium.
-
-The GEX-by-strike data side (gexhistory.pipeline.profile) is built on another branch; until it is merged
-the server runs in this process with tests/fake_profile.py in its place, which fills the API's shape
-from the stored rows. The cards and the replay steps are checked against the database; the strike
-values themselves are the stand-in's and are not checked here.
+"""/gex/profile in headless Chromium, served by the real `gexhistory serve`: cards equal the database,
+bars and curve equal the API, the replay (slider, play, arrow keys) redraws without a page load, the
+strike range and expiry-bucket controls, links from /gex/history, and an imported chain's session.
+Screenshots of a modelled and an imported snapshot go to test-artifacts/.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
-import socket
-import threading
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-import fake_profile
 import pages_data as pdata
+import profile_data
 from gexhistory.web import format as fmt
-from gexhistory.web import profile as web_profile
 from helpers import REPO, rows
+from test_pages_browser import _start, _stop
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
@@ -35,33 +29,18 @@ if not Path(CHROMIUM).exists() and not os.environ.get("GEXHISTORY_REQUIRE_BROWSE
                 allow_module_level=True)
 
 
+IMPORTED = dt.date(2025, 10, 27)  # a Monday near the end of pages_data's window
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import uvicorn
-
-    from gexhistory.web.app import create_app
-
-    db = str(tmp_path_factory.mktemp("profile") / "gex_copilot.db")
+    folder = tmp_path_factory.mktemp("profile")
+    db = str(folder / "gex_copilot.db")
     pdata.build(db)
-    saved = web_profile.strike_profile
-    web_profile.strike_profile = fake_profile.strike_profile
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(db), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(base + "/api/symbols", timeout=2).read()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield base, db
-    srv.should_exit = True
-    thread.join(timeout=10)
-    web_profile.strike_profile = saved
+    _, _, label = profile_data.import_chain(db, folder, IMPORTED)
+    proc, base = _start(db)
+    yield base, db, label
+    _stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +55,7 @@ def browser():
 
 @pytest.fixture
 def page(browser, server):
-    base, _ = server
+    base = server[0]
     ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
     pg = ctx.new_page()
     errors: list[str] = []
@@ -113,13 +92,15 @@ def _cards_match(page, row) -> None:
 
 
 def test_replay_redraws_without_a_page_load(page, server):
-    base, db = server
+    base, db, _ = server
     closes = _closes(db)
-    i = len(closes) - 20
+    i = len(closes) - 40
     day = closes[i][0][:10]
     page.goto(f"{base}/gex/profile?symbol=SPY&at={day}")
     _at(page, closes[i][0])
     _cards_match(page, closes[i])
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "profile_modelled.png"), full_page=True)
     page.evaluate("window.__sameDocument = 1")
     page.keyboard.press("ArrowRight")
     _at(page, closes[i + 1][0])
@@ -146,7 +127,7 @@ def test_replay_redraws_without_a_page_load(page, server):
 
 
 def test_strike_range_buckets_and_the_api(page, server):
-    base, db = server
+    base, db, _ = server
     last = _closes(db)[-1]
     page.goto(f"{base}/gex/profile?symbol=SPY")
     _at(page, last[0])
@@ -159,20 +140,41 @@ def test_strike_range_buckets_and_the_api(page, server):
     assert [b[0] for b in bars] == ["Call GEX", "Put GEX"]
     assert bars[0][1] == [w[0] for w in want] and bars[0][2] == pytest.approx([w[1] for w in want])
     assert bars[1][2] == pytest.approx([w[2] for w in want])
+    curve = page.evaluate("document.getElementById('chart-curve').data[0]")
+    assert curve["x"] == api["curve"]["spot"] and curve["y"] == pytest.approx([v / 1e9 for v in api["curve"]["net_gex"]])
     page.select_option('[data-testid="strike-range"]', "20")
     page.wait_for_function("document.getElementById('chart-strikes').data[0].x.length > %d" % len(want))
     page.check('[data-testid="by-bucket"]')
-    page.wait_for_function("document.getElementById('chart-strikes').data.length === 8")
-    names = page.evaluate("document.getElementById('chart-strikes').data.filter(t => t.showlegend !== false).map(t => t.name)")
+    page.wait_for_function("document.getElementById('chart-strikes').data.length === 4")
+    names = page.evaluate("document.getElementById('chart-strikes').data.map(t => t.name)")
     assert names == ["0DTE", "this week", "monthly", "other"]
-    cells = page.locator('[data-testid="table-buckets"] tr[data-bucket="monthly"] [data-col="call"]').inner_text()
-    assert cells == fmt.money_short(sum(next(b for b in api["buckets"] if b["bucket"] == "monthly")["call_gex"]))
+    for b in api["buckets"]:
+        cell = page.locator(f'[data-testid="table-buckets"] tr[data-bucket="{b["bucket"]}"] [data-col="net"]').inner_text()
+        assert cell == fmt.money_short(sum(b["net_gex"]))
+    total = page.locator('[data-testid="table-buckets"] tr[data-bucket="total"] [data-col="net"]').inner_text()
+    assert total == fmt.money_short(last[1])  # the buckets add up to the stored net GEX
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "profile_buckets.png"), full_page=True)
 
 
+def test_imported_chain_session(page, server):
+    base, db, label = server
+    ts = f"{IMPORTED} 16:00:00"
+    row = next(r for r in _closes(db) if r[0] == ts)
+    page.goto(f"{base}/gex/profile?symbol=SPY&at={IMPORTED}")
+    _at(page, ts)
+    _cards_match(page, row)
+    assert page.inner_text('[data-testid="card-chain"]') == label
+    assert "imported" in page.locator(".card-sub[data-field='chain_note']").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "profile_imported.png"), full_page=True)
+    page.keyboard.press("ArrowRight")  # into the next, modelled session and its note
+    page.wait_for_function(f"document.body.getAttribute('data-profile-at') > '{ts}'")
+    assert page.inner_text('[data-testid="card-chain"]') == "modelled"
+
+
 def test_history_bars_and_timeline_open_the_profile(page, server):
-    base, db = server
+    base, db, _ = server
     closes = _closes(db)
     page.goto(f"{base}/gex/history?symbol=SPY&days=30")
     page.wait_for_function("document.getElementById('chart-gex').getAttribute('data-rendered') === '1'")
@@ -186,24 +188,3 @@ def test_history_bars_and_timeline_open_the_profile(page, server):
     day = link.inner_text()
     link.click()
     _at(page, next(r[0] for r in closes if r[0].startswith(day)))
-
-
-def test_api_errors(server):
-    base, _ = server
-    import json
-    import urllib.error
-
-    for query, code in (("at=2025-13-01", 400), ("at=yesterday", 400), ("at=2025-06-01", 404), ("symbol=ZZZ", 404)):
-        try:
-            urllib.request.urlopen(f"{base}/api/gex/profile?{query}")
-            raise AssertionError(query)
-        except urllib.error.HTTPError as exc:
-            assert exc.code == code, query
-            assert json.loads(exc.read())["success"] is False
-
-
-def test_parse_at():
-    assert web_profile.parse_at("2026-03-16T16:00") == "2026-03-16 16:00:00"
-    assert web_profile.parse_at("2026-03-16 09:30:00") == "2026-03-16 09:30:00"
-    assert web_profile.parse_at("2026-03-16") == "2026-03-16 23:59:59"
-    assert web_profile.parse_at(None) is None

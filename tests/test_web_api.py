@@ -427,14 +427,19 @@ def test_page_queries_use_the_indexes(built):
     assert checked >= 20
 
 
-def test_profile_without_its_data_side_says_so(built, monkeypatch):
+def test_profile_that_cannot_be_rebuilt_says_why(built, monkeypatch):
+    from gexhistory.errors import WorkFailed
     from gexhistory.web import profile as web_profile
 
     db, client = built
-    monkeypatch.setattr(web_profile, "strike_profile", None)
+
+    def gone(*args, **kwargs):
+        raise WorkFailed("the daily bars of SPY (polygon) are not stored through 2025-06-02")
+
+    monkeypatch.setattr(web_profile, "strike_profile", gone)
     body = _get(client, "/api/gex/profile?symbol=SPY", 503)
-    assert body["success"] is False and "gexhistory.pipeline.profile" in body["detail"]
-    assert "gexhistory.pipeline.profile" in _get(client, "/gex/profile?symbol=SPY", 503)
+    assert body["success"] is False and body["detail"].startswith("the daily bars of SPY")
+    assert "are not stored through" in _get(client, "/gex/profile?symbol=SPY", 503)
     steps = _get(client, "/api/gex/profile/sessions?symbol=SPY")
     closes = rows(db, "SELECT date, MAX(timestamp) FROM gamma_history WHERE symbol='SPY' GROUP BY date ORDER BY date")
     assert [s["timestamp"] for s in steps["data"]] == [c[1] for c in closes] and steps["count"] == len(closes)

@@ -14,21 +14,20 @@ import re
 
 from sqlalchemy import Engine
 
+from gexhistory.engine.profile import BUCKETS
+from gexhistory.errors import WorkFailed
+from gexhistory.pipeline.profile import strike_profile
 from gexhistory.store import queries as q
 from gexhistory.web.params import BadRequest
 from gexhistory.web.views import NotFound
 
-try:  # the data side is being built on another branch; until it is merged the route says so (503)
-    from gexhistory.pipeline.profile import strike_profile
-except ImportError:  # pragma: no cover - removed once pipeline/profile.py is merged
-    strike_profile = None
-
-BUCKETS = ("0DTE", "this week", "monthly", "other")
+BUCKET_NAMES = {"0dte": "0DTE", "this_week": "this week", "monthly": "monthly", "other": "other"}
 _AT = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?$")
 
 
 class ProfileUnavailable(Exception):
-    """This build has no profile data side (gexhistory.pipeline.profile): answered 503."""
+    """The snapshot's chain cannot be rebuilt (its bars or imported chain are gone, or its run's recorded
+    parameters are another version's): answered 503 with the reason."""
 
 
 def parse_at(raw: str | None) -> str | None:
@@ -66,22 +65,26 @@ def _floats(xs) -> list:
 
 
 def profile(engine: Engine, db: str | None, symbol: str, at: str | None) -> dict:
-    """The API's `data`: the stored row's numbers (cards), per-strike call/put GEX, per expiry bucket,
-    and the net GEX curve across hypothetical spots (+-20%) with the flip."""
-    if strike_profile is None:
-        raise ProfileUnavailable("the GEX-by-strike data side (gexhistory.pipeline.profile) is not in this build yet")
+    """The API's `data`: the stored row's numbers (the cards), call and put GEX per strike (every strike
+    with gamma), net GEX per strike of each expiry bucket, and the net GEX curve across hypothetical
+    spots (+-20%, the flip search range) with the flip; profile_net_gex is the rebuilt chain's net GEX
+    at spot, which equals the stored net_gex."""
     snap = snapshot(engine, symbol, at)
-    p = strike_profile(symbol, at=snap["timestamp"], db=db)
+    try:
+        sp = strike_profile(symbol, at=snap["timestamp"], db=db)
+    except WorkFailed as exc:
+        raise ProfileUnavailable(str(exc)) from None
+    p = sp.profile
+    keep = (p.call_gex != 0) | (p.put_gex != 0)  # strikes beyond the DTE window or without OI add nothing
     return {
         **snap, "symbol": symbol, "date": snap["timestamp"][:10],
         "modelled": snap["chain_source"] == "modelled",
-        "strikes": {"strike": _floats(p["strikes"]), "call_gex": _floats(p["call_gex"]),
-                    "put_gex": _floats(p["put_gex"])},
-        "buckets": [{"bucket": b, "call_gex": _floats(p["buckets"][b]["call_gex"]),
-                     "put_gex": _floats(p["buckets"][b]["put_gex"])} for b in BUCKETS],
-        "curve": {"spot": _floats(p["curve_spots"]), "net_gex": _floats(p["curve_net_gex"]),
-                  "flip_point": p.get("flip_point")},
-        "profile_net_gex": float(p["net_gex"]),
+        "strikes": {"strike": _floats(p.strikes[keep]), "call_gex": _floats(p.call_gex[keep]),
+                    "put_gex": _floats(p.put_gex[keep])},
+        "buckets": [{"bucket": BUCKET_NAMES[b], "key": b, "net_gex": _floats(p.bucket_gex[b][keep])} for b in BUCKETS],
+        "curve": {"spot": _floats(p.curve_spot), "net_gex": _floats(p.curve_net_gex)},
+        "profile_net_gex": float(p.snapshot.net_gex), "profile_flip_point": p.snapshot.flip_point,
+        "conventions": sp.conventions.as_dict(), "notes": list(sp.notes),
     }
 
 

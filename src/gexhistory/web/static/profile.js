@@ -62,12 +62,10 @@
   function strikeFigure(d) {
     var keep = window_(d), x = pick(d.strikes.strike, keep), data = [];
     if (byBucket.checked) {
+      // Net GEX per strike of each expiry bucket, stacked: the buckets add up to the strike's net.
       d.buckets.forEach(function (bk) {
-        data.push({type: "bar", name: bk.bucket, x: x, y: pick(bk.call_gex, keep).map(b), legendgroup: bk.bucket,
-                   marker: {color: BUCKET[bk.bucket]}, hovertemplate: bk.bucket + " calls %{y:$.3f}B<extra></extra>"});
-        data.push({type: "bar", name: bk.bucket + " puts", x: x, y: pick(bk.put_gex, keep).map(b), legendgroup: bk.bucket,
-                   showlegend: false, marker: {color: BUCKET[bk.bucket], opacity: 0.55},
-                   hovertemplate: bk.bucket + " puts %{y:$.3f}B<extra></extra>"});
+        data.push({type: "bar", name: bk.bucket, x: x, y: pick(bk.net_gex, keep).map(b), marker: {color: BUCKET[bk.bucket]},
+                   hovertemplate: bk.bucket + " %{y:$.3f}B<extra></extra>"});
       });
     } else {
       data.push({type: "bar", name: "Call GEX", x: x, y: pick(d.strikes.call_gex, keep).map(b), marker: {color: C.call},
@@ -91,6 +89,7 @@
     }
     var s = vline(d.spot_price, C.spot, "dot", "spot", "left"), f = vline(d.flip_point, C.flip, "dash", "flip", "right");
     return {data: data, layout: layout({hovermode: "closest", shapes: s[0].concat(f[0]), annotations: s[1].concat(f[1]),
+      legend: {orientation: "h", x: 1, xanchor: "right", y: 1.14},
       xaxis: {gridcolor: C.grid, zeroline: false, title: {text: "hypothetical spot"}, tickprefix: "$"},
       yaxis: {gridcolor: C.grid, zeroline: true, zerolinecolor: "#6b7280", tickprefix: "$", ticksuffix: "B", tickformat: "~g"}})};
   }
@@ -112,18 +111,15 @@
   }
 
   function fillBuckets(d) {
-    var body = document.querySelector("[data-buckets]"), total = 0, rows = [];
-    d.buckets.forEach(function (bk) {
-      var c = bk.call_gex.reduce(function (s, v) { return s + v; }, 0), p = bk.put_gex.reduce(function (s, v) { return s + v; }, 0);
-      rows.push([bk.bucket, c, p]);
-      total += Math.abs(c) + Math.abs(p);
+    var body = document.querySelector("[data-buckets]"), total = 0;
+    var rows = d.buckets.map(function (bk) {
+      var net = bk.net_gex.reduce(function (s, v) { return s + v; }, 0);
+      total += net;
+      return '<tr data-bucket="' + bk.bucket + '"><td><span class="swatch" style="background:' + BUCKET[bk.bucket] + '"></span>' +
+             bk.bucket + '</td><td class="r mono" data-col="net">' + money(net) + "</td></tr>";
     });
-    body.innerHTML = rows.map(function (r) {
-      var share = total > 0 ? ((Math.abs(r[1]) + Math.abs(r[2])) / total * 100).toFixed(1) + "%" : "—";
-      return '<tr data-bucket="' + r[0] + '"><td><span class="swatch" style="background:' + BUCKET[r[0]] + '"></span>' + r[0] +
-             '</td><td class="r mono up" data-col="call">' + money(r[1]) + '</td><td class="r mono down" data-col="put">' + money(r[2]) +
-             '</td><td class="r mono" data-col="net">' + money(r[1] + r[2]) + '</td><td class="r mono">' + share + "</td></tr>";
-    }).join("");
+    rows.push('<tr data-bucket="total"><td>all expiries</td><td class="r mono" data-col="net">' + money(total) + "</td></tr>");
+    body.innerHTML = rows.join("");
   }
 
   function draw(d) {
