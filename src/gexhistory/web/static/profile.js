@@ -26,30 +26,34 @@
 
   function layout(extra) {
     var base = {paper_bgcolor: C.bg, plot_bgcolor: C.bg, font: {color: C.text, size: 11}, hovermode: "x unified",
-                margin: {l: 64, r: 24, t: 28, b: 40}, legend: {orientation: "h", x: 0, y: 1.12},
+                // Room above the plot for two rows of line labels under the legend.
+                margin: {l: 64, r: 24, t: 72, b: 40}, legend: {orientation: "h", x: 0, y: 1.2, yanchor: "bottom"},
                 hoverlabel: {bgcolor: "#111827", bordercolor: "#374151", font: {color: "#e5e7eb"}},
                 xaxis: {gridcolor: C.grid, zeroline: false}, yaxis: {gridcolor: C.grid, zerolinecolor: "#4b5563",
                 tickprefix: "$", ticksuffix: "B", tickformat: "~g"}};
     for (var k in extra) base[k] = extra[k];
     return base;
   }
-  function vline(x, color, dash, label, side) {
+  function vline(x, color, dash, label, side, row) {
     if (x === null || x === undefined) return [[], []];
+    // row 1 puts the label a line higher, so the flip's and spot's labels do not print over each other.
     return [[{type: "line", xref: "x", yref: "paper", x0: x, x1: x, y0: 0, y1: 1, line: {color: color, width: 1.2, dash: dash}}],
-            [{x: x, y: 1, xref: "x", yref: "paper", text: label, showarrow: false, yanchor: "bottom",
+            [{x: x, y: 1, yshift: row ? 13 : 0, xref: "x", yref: "paper", text: label, showarrow: false, yanchor: "bottom",
               xanchor: side || "center", font: {size: 10, color: color}}]];
   }
   function markers(d) {
     var shapes = [], notes = [];
-    // Labels of lines that may sit on neighbouring strikes lean apart: those below spot to the left.
-    [[d.spot_price, C.spot, "solid", "spot", "center"], [d.flip_point, C.flip, "dash", "flip", "right"],
-     [d.call_wall, C.callWall, "dot", "call wall", "left"], [d.put_wall, C.putWall, "dot", "put wall", "right"]].forEach(function (m) {
-      var v = vline(m[0], m[1], m[2], m[3], m[4]);
+    // Labels of lines that may sit on neighbouring strikes lean apart: below spot to the left, above to the right.
+    [[d.spot_price, C.spot, "solid", "spot", "center"], [d.flip_point, C.flip, "dash", "flip", lean(d.flip_point, d.spot_price), 1],
+     [d.call_wall, C.callWall, "dot", "call wall", lean(d.call_wall, d.spot_price)],
+     [d.put_wall, C.putWall, "dot", "put wall", lean(d.put_wall, d.spot_price)]].forEach(function (m) {
+      var v = vline(m[0], m[1], m[2], m[3], m[4], m[5]);
       shapes = shapes.concat(v[0]); notes = notes.concat(v[1]);
     });
     return [shapes, notes];
   }
   function b(v) { return v === null ? null : v / 1e9; }
+  function lean(x, from) { return x !== null && x < from ? "right" : "left"; }
 
   // Strikes within +-pct of spot (the API sends +-20%).
   function window_(d) {
@@ -87,9 +91,11 @@
       data.push({type: "scatter", mode: "markers", name: "flip", x: [d.flip_point], y: [0],
                  marker: {color: C.flip, size: 10, symbol: "diamond"}, hovertemplate: "flip $%{x:.2f}<extra></extra>"});
     }
-    var s = vline(d.spot_price, C.spot, "dot", "spot", "left"), f = vline(d.flip_point, C.flip, "dash", "flip", "right");
+    var flipSide = lean(d.flip_point, d.spot_price);
+    var s = vline(d.spot_price, C.spot, "dot", "spot", flipSide === "right" ? "left" : "right"),
+        f = vline(d.flip_point, C.flip, "dash", "flip", flipSide, 1);
     return {data: data, layout: layout({hovermode: "closest", shapes: s[0].concat(f[0]), annotations: s[1].concat(f[1]),
-      legend: {orientation: "h", x: 1, xanchor: "right", y: 1.14},
+      legend: {orientation: "h", x: 1, xanchor: "right", y: 1.2, yanchor: "bottom"},
       xaxis: {gridcolor: C.grid, zeroline: false, title: {text: "hypothetical spot"}, tickprefix: "$"},
       yaxis: {gridcolor: C.grid, zeroline: true, zerolinecolor: "#6b7280", tickprefix: "$", ticksuffix: "B", tickformat: "~g"}})};
   }
@@ -104,6 +110,7 @@
       } else if (key in d) {
         if (f === FMT.regime || f === FMT.mm) el.innerHTML = f(d[key]);
         else el.textContent = f ? f(d[key]) : d[key];
+        if (el.hasAttribute("title")) el.title = d[key];
       }
     });
     var at = document.querySelector('form.controls input[name="at"]');
