@@ -355,7 +355,7 @@ def test_empty_database_names_the_command(tmp_path, db_url):
         db_url = str(tmp_path / "none.db")  # a server given no file yet (the CLI refuses it; the app copes)
     with TestClient(create_app(db_url)) as client:
         want = f"python backfill_historical_data.py --days 365 --db {db_url}"
-        for url in ("/gex/history", "/gamma", "/psychology/performance", "/probability"):
+        for url in ("/gex/history", "/gex/profile", "/gamma", "/psychology/performance", "/probability"):
             page = _get(client, url)
             assert want in page and 'data-testid="empty-database"' in page
         assert want in _get(client, "/api/gex/history", 404)["detail"]
