@@ -358,6 +358,7 @@ def test_empty_database_names_the_command(tmp_path, db_url):
         for url in ("/gex/history", "/gex/profile", "/gamma", "/psychology/performance", "/probability"):
             page = _get(client, url)
             assert want in page and 'data-testid="empty-database"' in page
+            assert f"gexhistory backfill --days 365 --symbols SPY,QQQ --db {db_url}</code>" in page
         assert want in _get(client, "/api/gex/history", 404)["detail"]
     with TestClient(create_app(None)) as client:  # no --db: the backfill reads the same default
         assert _get(client, "/api/gex/history", 404)["detail"].endswith("`python backfill_historical_data.py --days 365`")

@@ -23,7 +23,7 @@ from gexhistory.web import api, pages
 from gexhistory.web import format as fmt
 from gexhistory.web.params import BadRequest
 from gexhistory.web.profile import ProfileUnavailable
-from gexhistory.web.views import RANGES, NotFound, fill_command
+from gexhistory.web.views import RANGES, NotFound, db_arg, fill_command
 
 WEB = Path(__file__).resolve().parent
 
@@ -89,7 +89,8 @@ def create_app(db: str | None = None) -> FastAPI:
     app.state.fill_command = fill_command(db)
     templates = Jinja2Templates(directory=str(WEB / "templates"))
     templates.env.filters.update(fmt.FILTERS)
-    templates.env.globals.update(RANGES=RANGES, FILL_COMMAND=app.state.fill_command, sign_class=fmt.sign_class,
+    templates.env.globals.update(RANGES=RANGES, FILL_COMMAND=app.state.fill_command, DB_ARG=db_arg(db),
+                                 sign_class=fmt.sign_class,
                                  url=page_url)
     app.state.templates = templates
     js = CompressedFile(plotly_js())

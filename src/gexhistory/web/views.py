@@ -21,12 +21,15 @@ DEFAULT_DAYS = 91
 FILL_COMMAND = "python backfill_historical_data.py --days 365"
 
 
+def db_arg(db: str | None) -> str:
+    """' --db X' for the commands a page suggests: the server's own --db when it was given one (without
+    it the backfill reads DATABASE_URL / DATABASE_PATH / ./gex_copilot.db as the server did)."""
+    return f" --db {shlex.quote(redact_url(db))}" if db else ""
+
+
 def fill_command(db: str | None) -> str:
-    """The backfill that fills the database the server reads: with the server's own --db when it was
-    given one (without it both commands read DATABASE_URL / DATABASE_PATH / ./gex_copilot.db alike)."""
-    if not db:
-        return FILL_COMMAND
-    return f"{FILL_COMMAND} --db {shlex.quote(redact_url(db))}"
+    """The backfill that fills the database the server reads."""
+    return FILL_COMMAND + db_arg(db)
 
 
 class NotFound(Exception):
