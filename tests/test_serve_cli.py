@@ -8,6 +8,11 @@ from helpers import run_cli
 
 
 def test_busy_port_is_bad_input(tmp_path):
+    from gexhistory.store.db import init_schema, open_engine
+
+    engine = open_engine(str(tmp_path / "x.db"))
+    init_schema(engine)  # a database that exists: a missing one is refused first (below)
+    engine.dispose()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen(1)
@@ -29,3 +34,11 @@ def test_bad_port_is_bad_input(tmp_path):
     res = run_cli(["serve", "--port", "70000"], cwd=tmp_path)
     assert res.returncode == 2 and res.stderr.startswith("error:")
     assert not (tmp_path / "gex_copilot.db").exists()
+
+
+def test_database_that_does_not_exist_is_bad_input(tmp_path):
+    """A typo in --db used to serve an empty page; the error names the file and the backfill that fills it."""
+    r = run_cli(["serve", "--db", "nothere.db", "--port", "1"], tmp_path)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"error: no database at {tmp_path / 'nothere.db'}")
+    assert "--db nothere.db" in r.stderr and not (tmp_path / "nothere.db").exists()

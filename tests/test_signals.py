@@ -84,7 +84,7 @@ def test_each_pattern_triggers_and_not_just_outside(pattern):
     assert primary(x) == pattern
     row = sg.signal_row(x)
     assert row["primary_regime_type"] == pattern
-    assert 0 < row["confidence_score"] <= 100
+    assert row["confidence_score"] is None  # a hit rate of earlier outcomes: the pipeline's (test_confidence.py)
     assert row["trade_direction"] in ("BULLISH", "BEARISH", "NEUTRAL", "VOLATILE")
     for off in offs:
         y = dataclasses.replace(x, **off)
@@ -110,20 +110,6 @@ def test_first_match_wins_and_second_is_recorded():
             if c[a] and c[b]:
                 assert primary(merged) == next(p for p in sg.PATTERNS if c[p])
                 assert sg.PATTERNS.index(primary(merged)) <= sg.PATTERNS.index(a)
-
-
-def test_confidences_follow_the_inputs():
-    lib = base(**CASES["LIBERATION_TRADE"][0])
-    assert sg.confidence(lib, "LIBERATION_TRADE") == pytest.approx(95.0)
-    assert sg.confidence(dataclasses.replace(lib, call_soon_ratio=0.9), "LIBERATION_TRADE") == 100.0
-    ff = base(**CASES["FALSE_FLOOR"][0])
-    assert sg.confidence(ff, "FALSE_FLOOR") == pytest.approx(0.65 * 80 + 20)
-    sgm = base(net_gamma=-3e9)
-    assert sg.confidence(sgm, "SHORT_GAMMA_MOMENTUM") == pytest.approx(80.0)
-    assert sg.confidence(dataclasses.replace(sgm, scale=2.0), "SHORT_GAMMA_MOMENTUM") == pytest.approx(72.5)
-    assert sg.confidence(base(net_gamma=-9e9), "SHORT_GAMMA_MOMENTUM") == 100.0
-    assert sg.confidence(base(overbought=4), "PIN_AT_CALL_WALL") == 80.0
-    assert sg.confidence(base(rsi_score=-70.0), "MEAN_REVERSION_ZONE") == 90.0
 
 
 def test_texts_are_written_from_the_values():

@@ -7,6 +7,7 @@ signals of pages_data.py), on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,8 +66,8 @@ def test_gex_history_matches_sql(built):
     assert s["avg_net_gex"] == pytest.approx(sum(gex) / len(gex))
     assert s["current_net_gex"] == pytest.approx(snaps[-1][1])
     assert s["pct_positive"] == pytest.approx(100 * sum(r[6] == "POSITIVE" for r in snaps) / len(snaps))
-    changes = sum(a[6] != b[6] for a, b in zip(snaps, snaps[1:]))
-    assert s["regime_changes"] == changes
+    assert s["snapshot_regime_flips"] == sum(a[6] != b[6] for a, b in zip(snaps, snaps[1:]))
+    assert s["regime_changes"] == len(_close_changes(snaps))
     assert body["synthetic"] is True and body["modelled"] is True
 
 
@@ -90,14 +91,45 @@ def test_long_ranges_are_averaged_in_sql_by_whole_sessions(built):
         assert got["regime"] == want
 
 
-def test_regime_changes_match_sql(built):
+def _close_changes(snaps) -> list[tuple]:
+    """By hand: the last snapshot of each day; NEUTRAL closes skipped; a change where the sided regime
+    differs from the previous sided close's. (timestamp, from, to), oldest first."""
+    closes = {}
+    for r in snaps:
+        closes[r[0][:10]] = r
+    sided = [closes[d] for d in sorted(closes) if closes[d][6] != "NEUTRAL"]
+    return [(b[0], a[6], b[6]) for a, b in zip(sided, sided[1:]) if a[6] != b[6]]
+
+
+def test_regime_changes_are_counted_at_closes_with_hysteresis(built):
     db, client = built
     body = _get(client, "/api/gex/regime-changes?symbol=SPY&days=all&limit=5000")
     snaps = _window(db, body["start"], body["end"])
-    want = [(b[0], a[6], b[6]) for a, b in zip(snaps, snaps[1:]) if a[6] != b[6]][::-1]
+    want = _close_changes(snaps)[::-1]
     assert [(r["timestamp"], r["previous_regime"], r["regime"]) for r in body["data"]] == want
-    assert body["total_changes"] == len(want)
-    assert {r["regime"] for r in body["data"]} <= {"POSITIVE", "NEGATIVE", "NEUTRAL"}
+    assert body["total_changes"] == len(want) > 0 and "session closes" in body["method"]
+    flips = sum(a[6] != b[6] for a, b in zip(snaps, snaps[1:]))
+    assert body["snapshot_regime_flips"] == flips > len(want)  # the intraday flapping is not counted
+    assert {r["regime"] for r in body["data"]} <= {"POSITIVE", "NEGATIVE"}
+    # The band of held regimes on the chart changes exactly where the table says.
+    from gexhistory.store.queries import Window, session_closes
+    from gexhistory.web.views import hysteresis_states
+    import datetime as dt
+
+    closes = session_closes(client.app.state.db.engine(), Window("SPY", dt.date.fromisoformat(body["start"]),
+                                                                  dt.date.fromisoformat(body["end"])))
+    states = hysteresis_states(closes)
+    switched = [(c["timestamp"], a, b) for c, a, b in zip(closes[1:], states, states[1:]) if a != b and a != "NEUTRAL"]
+    assert switched == want[::-1]
+
+
+def test_hysteresis_by_hand():
+    from gexhistory.web.views import hysteresis_states
+
+    regimes = ["NEUTRAL", "POSITIVE", "NEUTRAL", "POSITIVE", "NEUTRAL", "NEGATIVE", "NEGATIVE", "NEUTRAL", "POSITIVE"]
+    held = hysteresis_states([{"regime": r} for r in regimes])
+    assert held == ["NEUTRAL", "POSITIVE", "POSITIVE", "POSITIVE", "POSITIVE", "NEGATIVE", "NEGATIVE", "NEGATIVE",
+                    "POSITIVE"]  # 2 changes, where snapshot counting would see 7 flips
 
 
 def test_gamma_history_and_correlations_match_numpy(built):
@@ -112,22 +144,30 @@ def test_gamma_history_and_correlations_match_numpy(built):
                      "WHERE symbol='SPY' AND date >= :a AND date <= :b ORDER BY timestamp", a=hist["start"], b=hist["end"])
     a = np.array(snaps, dtype=float)
     cols = {"price": 0, "net_gex": 1, "iv": 2, "pcr": 3}
+    # The modelled put/call ratio barely moves: its sd is far under 1% of its mean, so it is not correlated.
+    assert a[:, 3].std() / a[:, 3].mean() < 0.01 < a[:, 2].std() / a[:, 2].mean()
     for c in summ["correlations"]:
         x, y = (cols[p] for p in c["pair"].split("-"))
         assert c["levels_n"] == len(a)
-        lv = stats.pearson(list(a[:, x]), list(a[:, y]))
-        assert (c["levels"] is None) == (lv is None)
-        if lv is not None:
-            assert c["levels"] == pytest.approx(np.corrcoef(a[:, x], a[:, y])[0, 1], abs=1e-9)
+        if c["pair"] == "pcr-iv":
+            assert c["levels"] is None and c["changes"] is None
+            assert c["omitted"] == f"put/call ratio nearly constant (sd {a[:, 3].std() / a[:, 3].mean() * 100:.2f}% of its mean)"
+            continue
+        assert c["omitted"] is None
+        assert c["levels"] == pytest.approx(np.corrcoef(a[:, x], a[:, y])[0, 1], abs=1e-9)
         dx, dy = np.diff(a[:, x]), np.diff(a[:, y])
         assert c["changes_n"] == len(a) - 1
-        if c["changes"] is not None:
-            assert c["changes"] == pytest.approx(np.corrcoef(dx, dy)[0, 1], abs=1e-9)
-    s30 = summ["stats_30d"]
-    last30 = rows(db, "SELECT date FROM gamma_daily_summary WHERE symbol='SPY' ORDER BY date DESC LIMIT 30")
-    lo = last30[-1][0]
-    avg_iv, n = rows(db, "SELECT AVG(implied_volatility), COUNT(*) FROM gamma_history WHERE symbol='SPY' AND date >= :d", d=lo)[0]
-    assert s30["sessions"] == 30 and s30["snapshots"] == n and s30["avg_iv"] == pytest.approx(avg_iv)
+        assert c["changes"] == pytest.approx(np.corrcoef(dx, dy)[0, 1], abs=1e-9)
+    # The cards describe the picked range (60 days here), and say so.
+    st = summ["stats"]
+    avg_iv, n, days = rows(db, "SELECT AVG(implied_volatility), COUNT(*), COUNT(DISTINCT date) FROM gamma_history "
+                               "WHERE symbol='SPY' AND date >= :a AND date <= :b", a=hist["start"], b=hist["end"])[0]
+    assert st["snapshots"] == n and st["sessions"] == days and st["avg_iv"] == pytest.approx(avg_iv)
+    assert (st["min_pcr"], st["max_pcr"]) == pytest.approx((a[:, 3].min(), a[:, 3].max()))
+    assert st["range"] == f"{hist['start']} → {hist['end']}"  # 60 days is not one of the buttons
+    assert summ["modelled_sessions"] == summ["sessions"] == days
+    assert _get(client, "/api/gamma/SPY/summary?days=91")["data"]["stats"]["range"] == "3M"
+    assert _get(client, "/api/gamma/SPY/summary?days=all")["data"]["stats"]["range"] == "All"
 
 
 def _streak_by_hand(seq: list[bool]) -> tuple[str | None, int]:
@@ -158,6 +198,7 @@ def test_psychology_overview_and_patterns(built):
         got = by[name]
         for key in ("signals", "wins", "losses", "win_rate", "avg_win", "avg_loss", "expectancy"):
             assert got[key] == (pytest.approx(want[key]) if want[key] is not None else None), (name, key)
+    assert all(by[name]["avg_confidence"] is None for name in pdata.EXPECTED)  # under 10 earlier outcomes
     bull = by["TEST_BULL"]
     w = stats.wilson(2, 4)
     assert bull["win_rate_ci"] == [pytest.approx(w.low * 100), pytest.approx(w.high * 100)]
@@ -169,8 +210,37 @@ def test_psychology_overview_and_patterns(built):
     only_pin = _get(client, "/api/psychology/performance/signals?symbol=SPY&pattern=TEST_PIN")["data"]
     assert [s["signal_correct"] for s in only_pin] == [None, 1]  # newest first, by hand
 
-    chart = _get(client, "/api/psychology/performance/chart-data?symbol=SPY")["data"]
-    assert sum(m["resolved"] for m in chart) == resolved and chart[-1]["cumulative_win_rate"] == pytest.approx(100 * wins / resolved)
+    # Rolling win rate over the last N resolved signals, recomputed here from the rows.
+    seq_rows = rows(db, "SELECT timestamp, signal_correct, confidence_score FROM regime_signals WHERE symbol='SPY' "
+                        "AND signal_correct IS NOT NULL ORDER BY timestamp, id")
+    body = _get(client, "/api/psychology/performance/chart-data?symbol=SPY&window=20")
+    chart = body["data"]
+    assert body["window"] == 20 and [p["timestamp"] for p in chart] == [r[0] for r in seq_rows]
+    for i, p in enumerate(chart):
+        last = seq_rows[max(0, i - 19):i + 1]
+        assert p["cumulative_win_rate"] == pytest.approx(100 * sum(r[1] for r in seq_rows[:i + 1]) / (i + 1))
+        if i < 19:
+            assert p["win_rate"] is None and p["ci_low"] is None
+            continue
+        k = sum(r[1] for r in last)
+        w = stats.wilson(k, 20)
+        assert (p["window_wins"], p["window_n"]) == (k, 20)
+        assert (p["win_rate"], p["ci_low"], p["ci_high"]) == pytest.approx((100 * k / 20, 100 * w.low, 100 * w.high))
+        confs = [r[2] for r in last if r[2] is not None]
+        assert p["window_avg_confidence"] == (pytest.approx(sum(confs) / len(confs)) if confs else None)
+    assert any(p["win_rate"] is not None for p in chart)
+    assert _get(client, "/api/psychology/performance/chart-data?symbol=SPY&window=7", 400)["success"] is False
+
+    # Calibration: resolved signals per confidence bucket, by hand.
+    cal = {b["bucket"]: b for b in _get(client, "/api/psychology/performance/calibration?symbol=SPY")["data"]}
+    edges = [(0, 30), (30, 40), (40, 50), (50, 60), (60, 70), (70, 80), (80, 100)]
+    for lo, hi in edges:
+        mine = [r for r in seq_rows if r[2] is not None and lo <= r[2] and (r[2] < hi or (hi == 100 and r[2] <= 100))]
+        b = cal[f"{lo}–{hi}%"]
+        assert (b["resolved"], b["wins"]) == (len(mine), sum(r[1] for r in mine))
+    unrated = [r for r in seq_rows if r[2] is None]
+    assert (cal["no confidence"]["resolved"], cal["no confidence"]["wins"]) == (len(unrated), sum(r[1] for r in unrated))
+    assert sum(b["resolved"] for b in cal.values()) == resolved
 
 
 def test_probability_patterns_regimes_and_latest(built):
@@ -276,18 +346,40 @@ def test_plotly_is_served_from_the_installed_package(built):
 
 
 def test_empty_database_names_the_command(tmp_path, db_url):
-    missing = str(tmp_path / "none.db")
-    for db in (missing, db_url):
-        if db == db_url:
-            from gexhistory.store.db import init_schema, open_engine
+    """The command shown fills the database this server reads: it carries the server's --db."""
+    from gexhistory.store.db import init_schema, open_engine
 
-            init_schema(open_engine(db_url))  # tables, no rows
-        with TestClient(create_app(db)) as client:
-            for url in ("/gex/history", "/gamma", "/psychology/performance", "/probability"):
-                page = _get(client, url)
-                assert "python backfill_historical_data.py --days 365" in page and 'data-testid="empty-database"' in page
-            assert "backfill_historical_data.py" in _get(client, "/api/gex/history", 404)["detail"]
+    if db_url.startswith("postgresql"):
+        init_schema(open_engine(db_url))  # tables, no rows
+    else:
+        db_url = str(tmp_path / "none.db")  # a server given no file yet (the CLI refuses it; the app copes)
+    with TestClient(create_app(db_url)) as client:
+        want = f"python backfill_historical_data.py --days 365 --db {db_url}"
+        for url in ("/gex/history", "/gex/profile", "/gamma", "/psychology/performance", "/probability"):
+            page = _get(client, url)
+            assert want in page and 'data-testid="empty-database"' in page
+            assert f"gexhistory backfill --days 365 --symbols SPY,QQQ --db {db_url}</code>" in page
+        assert want in _get(client, "/api/gex/history", 404)["detail"]
+    with TestClient(create_app(None)) as client:  # no --db: the backfill reads the same default
+        assert _get(client, "/api/gex/history", 404)["detail"].endswith("`python backfill_historical_data.py --days 365`")
     assert not (tmp_path / "none.db").exists()  # serving never creates the file
+
+
+def test_responses_are_gzipped(built):
+    import plotly
+
+    _, client = built
+    js = client.get("/static/plotly.min.js", headers={"Accept-Encoding": "gzip"})
+    raw = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    assert js.headers["content-encoding"] == "gzip" and js.headers["vary"] == "Accept-Encoding"
+    assert int(js.headers["content-length"]) < raw.stat().st_size / 3
+    assert js.content == raw.read_bytes()  # httpx decodes it: the same bytes
+    plain = client.get("/static/plotly.min.js", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == raw.read_bytes()
+    for url in ("/api/gex/history?days=all", "/gex/history?days=all"):
+        r = client.get(url, headers={"Accept-Encoding": "gzip"})
+        assert r.headers["content-encoding"] == "gzip", url
+        assert int(r.headers["content-length"]) < len(r.content) / 3, url  # sent size vs decoded size
 
 
 def test_page_queries_use_the_indexes(built):
@@ -307,7 +399,7 @@ def test_page_queries_use_the_indexes(built):
     try:
         for url in ("/gex/history?days=all", "/gex/history", "/gamma?days=all", "/psychology/performance", "/probability",
                     "/api/gamma/SPY/history?days=all", "/api/gex/history?days=all&max_points=40",
-                    "/api/gamma/SPY/history?days=all&max_points=40"):
+                    "/api/gamma/SPY/history?days=all&max_points=40", "/api/gex/profile/sessions"):
             assert client.get(url).status_code == 200
     finally:
         event.remove(engine, "before_cursor_execute", capture)
@@ -327,3 +419,21 @@ def test_page_queries_use_the_indexes(built):
                 if "SEARCH" in line:
                     assert "USING" in line, line
     assert checked >= 20
+
+
+def test_profile_that_cannot_be_rebuilt_says_why(built, monkeypatch):
+    from gexhistory.errors import WorkFailed
+    from gexhistory.web import profile as web_profile
+
+    db, client = built
+
+    def gone(*args, **kwargs):
+        raise WorkFailed("the daily bars of SPY (polygon) are not stored through 2025-06-02")
+
+    monkeypatch.setattr(web_profile, "strike_profile", gone)
+    body = _get(client, "/api/gex/profile?symbol=SPY", 503)
+    assert body["success"] is False and body["detail"].startswith("the daily bars of SPY")
+    assert "are not stored through" in _get(client, "/gex/profile?symbol=SPY", 503)
+    steps = _get(client, "/api/gex/profile/sessions?symbol=SPY")
+    closes = rows(db, "SELECT date, MAX(timestamp) FROM gamma_history WHERE symbol='SPY' GROUP BY date ORDER BY date")
+    assert [s["timestamp"] for s in steps["data"]] == [c[1] for c in closes] and steps["count"] == len(closes)

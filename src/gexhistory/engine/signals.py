@@ -13,7 +13,7 @@ gamma expiring this week, the test holds whenever short-dated expiries carry mos
 gamma, which in the daily/weekly-expiry era is nearly always (80% of the modelled SPY closes of
 2016-2025 against 34% for the net reading), so it would shadow every later pattern.
 
-Gamma thresholds. SPEC §6 gives them in SPY dollars (1e9, 5e8, "+5 per $1B"): figures from a feed in
+Gamma thresholds. SPEC §6 gives them in SPY dollars (1e9, 5e8): figures from a feed in
 which SPY's typical |net GEX| is a couple of billion. They are applied as multiples of a typical |GEX|:
 threshold x scale, where scale = the symbol's typical |net GEX| (the median |close net GEX| of the
 previous SCALE_WINDOW sessions, computed by the same engine) / GEX_REFERENCE. GEX_REFERENCE is the
@@ -36,7 +36,6 @@ SCALE_WINDOW = 250
 SQUEEZE_GAMMA = 0.0  # pattern 1: net gamma < 0
 OPEX_GAMMA = 1e9  # pattern 3: |net gamma| > $1B
 SHORT_GAMMA = 5e8  # pattern 13: net gamma < -$0.5B
-CONFIDENCE_PER = 1e9  # pattern 13: +5 per $1B
 FLIP_CRITICAL_PCT = 0.5
 VIX_SPIKE_PCT = 20.0
 
@@ -212,27 +211,6 @@ def detect(x: SignalInputs) -> tuple[str | None, str | None]:
     """(primary, secondary): the first and second matching patterns in SPEC order."""
     hits = [name for name, ok in conditions(x).items() if ok]
     return (hits[0] if hits else None), (hits[1] if len(hits) > 1 else None)
-
-
-_CONFIDENCE = {
-    "GAMMA_SQUEEZE_CASCADE": lambda x: 95.0,
-    "FLIP_POINT_CRITICAL": lambda x: 90.0,
-    "POST_OPEX_REGIME_FLIP": lambda x: 75.0,
-    "LIBERATION_TRADE": lambda x: min(100.0, x.call_soon_ratio * 100 + 20),
-    "FALSE_FLOOR": lambda x: min(100.0, x.put_soon_ratio * 80 + 20),
-    "ZERO_DTE_PIN": lambda x: 75.0,
-    "DESTINATION_TRADE": lambda x: min(100.0, x.magnet_above_strength or 0.0),
-    "PIN_AT_CALL_WALL": lambda x: min(100.0, 20.0 * x.overbought),
-    "EXPLOSIVE_CONTINUATION": lambda x: min(100.0, 15.0 * x.overbought + 30.0 * (x.volume_ratio or 0.0)),
-    "PIN_AT_PUT_WALL": lambda x: min(100.0, 20.0 * x.oversold),
-    "CAPITULATION_CASCADE": lambda x: min(100.0, 15.0 * x.oversold + 35.0 * (x.volume_ratio or 0.0)),
-    "MEAN_REVERSION_ZONE": lambda x: min(100.0, abs(x.rsi_score or 0.0) + 20.0),
-    "SHORT_GAMMA_MOMENTUM": lambda x: min(100.0, 65.0 + 5.0 * abs(x.net_gamma) / (CONFIDENCE_PER * x.scale)),
-}
-
-
-def confidence(x: SignalInputs, pattern: str) -> float:
-    return round(_CONFIDENCE[pattern](x), 2)
 
 
 def direction(x: SignalInputs, pattern: str) -> str:
@@ -446,7 +424,9 @@ def signal_row(x: SignalInputs, detected: tuple[str | None, str | None] | None =
         "vix_current": _num(x.vix), "vix_previous": _num(x.vix_previous), "vix_change_pct": _num(x.vix_change_pct),
         "vix_spike": x.vix_spike, "vix_source": x.vix_source if x.vix is not None else None,
         "primary_regime_type": primary, "secondary_regime_type": secondary,
-        "confidence_score": confidence(x, primary), "trade_direction": trade_dir, "risk_level": risk,
+        # The pattern's hit rate from the outcomes known at this close: filled in by the pipeline once
+        # the history is stored (engine/confidence.py), not a fixed score of the pattern.
+        "confidence_score": None, "trade_direction": trade_dir, "risk_level": risk,
         "description": description, "detailed_explanation": explanation, "psychology_trap": trap,
         **{f"rsi_{tf}": _num(x.rsi.get(tf)) for tf in ("5m", "15m", "1h", "4h", "1d")},
         "rsi_score": _num(x.rsi_score), "rsi_aligned_overbought": int(x.overbought),

@@ -27,7 +27,7 @@ from gexhistory.calendar import ET, TZ_NAME, Session, format_ts, sessions_betwee
 from gexhistory.config import database_url
 from gexhistory.errors import BadInput
 from gexhistory.pipeline import parallel
-from gexhistory.pipeline.outcomes import fill_outcomes
+from gexhistory.pipeline.outcomes import fill_outcomes, refresh_confidence
 from gexhistory.pipeline.runs import (
     BackfillOptions,
     BackfillResult,
@@ -86,6 +86,7 @@ def run_backfill(opts: BackfillOptions, progress: ProgressFn | None = None) -> B
             filled, pending = fill_outcomes(engine, symbol)
             result.outcomes_filled += filled
             result.outcomes_pending += pending
+            refresh_confidence(engine, symbol)
     except BaseException as exc:
         result.elapsed = time.perf_counter() - t0
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"

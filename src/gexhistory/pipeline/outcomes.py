@@ -1,14 +1,15 @@
-"""Signal outcomes: filled from the stored session closes once their horizons have passed.
-
-A signal's price_change_1d/5d/10d and signal_correct are NULL until the sessions they need are
-stored; every run (a `--days 7` refresh included) fills those that became known since.
+"""What the backfill settles after writing sessions: the outcomes of stored signals whose horizons are
+now known, and every signal's confidence (the hit rate of its pattern known at its close). Shared by
+the backfill and the chain import, which both write signal rows. Numpy-free: a no-op rerun runs it.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 
 from gexhistory.calendar import sessions_between
+from gexhistory.engine.confidence import SignalFact, historical_confidence
 from gexhistory.engine.outcomes import HORIZONS, outcome
 from gexhistory.store import outcomes as store_outcomes
 
@@ -38,3 +39,26 @@ def fill_outcomes(engine, symbol: str) -> tuple[int, int]:
             updates.append({"id": r["id"], **o})
     store_outcomes.update_outcomes(engine, updates)
     return len(updates), still
+
+
+def refresh_confidence(engine, symbol: str) -> int:
+    """Recompute every stored signal's confidence_score (engine/confidence.py: the pattern's hit rate from
+    the outcomes known at its close) and write the ones that changed. All of them, every run: an
+    outcome that becomes known, or a signal written or replaced anywhere in the history, changes the
+    rates of the later signals of its pattern. Returns the number of signals updated."""
+    sigs = store_outcomes.signals_for_confidence(engine, symbol)
+    if not sigs:
+        return 0
+    days = [dt.date.fromisoformat(r["timestamp"][:10]) for r in sigs]
+    cal = [s.date for s in sessions_between(min(days), max(days))]
+    # Position in the exchange calendar, so "5 sessions later" counts sessions, not stored rows.
+    facts = [SignalFact(bisect.bisect_left(cal, d), r["primary_regime_type"], r["trade_direction"],
+                        r["data_source"], r["signal_correct"]) for d, r in zip(days, sigs)]
+    changed = [{"id": r["id"], "confidence_score": c.score}
+               for r, c in zip(sigs, historical_confidence(facts))
+               if not _same(r["confidence_score"], c.score)]
+    return store_outcomes.update_confidence(engine, changed)
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and abs(a - b) <= 1e-9)

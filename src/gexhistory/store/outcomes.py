@@ -51,3 +51,24 @@ def signal_counts(engine: Engine, symbol: str) -> dict[str, int]:
         t.c.primary_regime_type).order_by(t.c.primary_regime_type)
     with engine.connect() as conn:
         return {k: int(n) for k, n in conn.execute(q)}
+
+
+def signals_for_confidence(engine: Engine, symbol: str) -> list[dict]:
+    """Every signal of `symbol` with what its confidence depends on, oldest first."""
+    t = regime_signals
+    q = (select(t.c.id, t.c.timestamp, t.c.primary_regime_type, t.c.trade_direction, t.c.data_source,
+                t.c.signal_correct, t.c.confidence_score)
+         .where(t.c.symbol == symbol).order_by(t.c.timestamp, t.c.id))
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def update_confidence(engine: Engine, rows: list[dict]) -> int:
+    """rows: {'id', 'confidence_score'}; one transaction."""
+    if not rows:
+        return 0
+    t = regime_signals
+    stmt = update(t).where(t.c.id == bindparam("sig_id")).values(confidence_score=bindparam("v_conf"))
+    with engine.begin() as conn:
+        conn.execute(stmt, [{"sig_id": r["id"], "v_conf": r["confidence_score"]} for r in rows])
+    return len(rows)

@@ -1,4 +1,5 @@
-"""Read-only queries behind the pages and the JSON API. The only SQL the web layer runs.
+"""Read-only queries behind the GEX and gamma pages and the JSON API (signal_queries.py: the signals').
+Together the only SQL the web layer runs.
 
 Every statement is parameterised (SQLAlchemy Core) and filters on symbol plus a time range, so it
 walks the (symbol, timestamp) / (symbol, date) unique indexes. Long ranges are bucketed in SQL
@@ -20,13 +21,12 @@ from sqlalchemy import (
     func,
     inspect,
     select,
-    true,
 )
 
-from gexhistory.store.schema import gamma_daily_summary, gamma_history, gex_history, regime_signals
+from gexhistory.store.schema import gamma_daily_summary, gamma_history, gex_history
 
 MAX_POINTS = 1500  # most points one chart series receives
-GEX, GAMMA, SUMMARY, SIGNALS = gex_history, gamma_history, gamma_daily_summary, regime_signals
+GEX, GAMMA, SUMMARY = gex_history, gamma_history, gamma_daily_summary
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,6 @@ def gex_overview(engine: Engine, w: Window) -> dict:
                        GEX.c.put_wall, GEX.c.regime, GEX.c.mm_state, GEX.c.data_source, GEX.c.chain_source)
                 .where(GEX.c.symbol == w.symbol, GEX.c.timestamp == out["last_ts"])
             ).one()._mapping
-        out["regime_changes"] = _count_changes(conn, w)
     for key in ("positive", "negative", "neutral"):
         out[key] = int(out[key] or 0)
     out["latest"] = dict(latest) if latest else None
@@ -194,13 +193,13 @@ def gex_overview(engine: Engine, w: Window) -> dict:
 
 def _changes_subquery(w: Window):
     prev = func.lag(GEX.c.regime).over(order_by=GEX.c.timestamp)
-    return (select(GEX.c.timestamp, GEX.c.regime, prev.label("previous_regime"), GEX.c.net_gex,
-                   GEX.c.spot_price, GEX.c.flip_point, GEX.c.mm_state)
+    return (select(GEX.c.timestamp, GEX.c.regime, prev.label("previous_regime"))
             .where(GEX.c.symbol == w.symbol, GEX.c.timestamp >= w.ts_lo, GEX.c.timestamp <= w.ts_hi)
             .subquery())
 
 
 def _count_changes(conn, w: Window) -> int:
+    """Snapshot-to-snapshot regime flips (intraday NEUTRAL/POSITIVE flapping included)."""
     s = _changes_subquery(w)
     return int(conn.execute(
         select(func.count()).select_from(s)
@@ -208,16 +207,59 @@ def _count_changes(conn, w: Window) -> int:
     ).scalar_one())
 
 
-def regime_changes(engine: Engine, w: Window, limit: int = 100) -> list[dict]:
-    """Snapshots whose regime differs from the previous snapshot's, newest first."""
-    s = _changes_subquery(w)
-    q = (select(s).where(s.c.previous_regime.is_not(None), s.c.previous_regime != s.c.regime)
-         .order_by(s.c.timestamp.desc()).limit(limit))
+CLOSE_COLS = ("date", "timestamp", "spot_price", "net_gex", "flip_point", "call_wall", "put_wall", "regime")
+
+
+def _closes_subquery(w: Window):
+    """The close snapshot (last stored snapshot) of every session in the window, from gamma_history,
+    whose (symbol, date) index finds a session's rows without reading the others."""
+    g = GAMMA
+    last = (select(func.max(g.c.timestamp).label("ts"))
+            .where(g.c.symbol == w.symbol, g.c.date >= w.d_lo, g.c.date <= w.d_hi)
+            .group_by(g.c.date).subquery())
+    return (select(*[g.c[c] for c in CLOSE_COLS])
+            .join_from(g, last, and_(g.c.symbol == w.symbol, g.c.timestamp == last.c.ts)).subquery())
+
+
+def session_closes(engine: Engine, w: Window) -> list[dict]:
+    """One row per stored session of the window, its close snapshot's values, oldest first."""
+    c = _closes_subquery(w)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(c).order_by(c.c.date))]
+
+
+def regime_changes(engine: Engine, w: Window, limit: int | None = 100) -> list[dict]:
+    """Regime changes counted at session closes, with the NEUTRAL band as hysteresis, newest first.
+
+    The regime that holds is the last close's that was POSITIVE or NEGATIVE: a NEUTRAL close (|net GEX|
+    within 5% of gross, engine/params.NEUTRAL_BAND) leaves it as it was, so one change needs net GEX to
+    cross the whole band, from one side to the other, between two closes. Intraday flapping across the
+    band's edge, which snapshot-to-snapshot counting reports, does not count.
+    """
+    c = _closes_subquery(w)
+    sided = (select(c, func.lag(c.c.regime).over(order_by=c.c.date).label("previous_regime"))
+             .where(c.c.regime != "NEUTRAL").subquery())
+    q = (select(sided).where(sided.c.previous_regime.is_not(None), sided.c.previous_regime != sided.c.regime)
+         .order_by(sided.c.date.desc()))
+    if limit is not None:
+        q = q.limit(limit)
     with engine.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(q)]
     for r in rows:
         r["symbol"] = w.symbol
     return rows
+
+
+def count_regime_changes(engine: Engine, w: Window) -> dict:
+    """{'at_closes': changes as regime_changes counts them, 'snapshot_flips': snapshot-to-snapshot flips}."""
+    c = _closes_subquery(w)
+    sided = (select(c.c.regime, func.lag(c.c.regime).over(order_by=c.c.date).label("previous_regime"))
+             .where(c.c.regime != "NEUTRAL").subquery())
+    with engine.connect() as conn:
+        at_closes = conn.execute(select(func.count()).select_from(sided).where(
+            sided.c.previous_regime.is_not(None), sided.c.previous_regime != sided.c.regime)).scalar_one()
+        flips = _count_changes(conn, w)
+    return {"at_closes": int(at_closes), "snapshot_flips": flips}
 
 
 def daily_timeline(engine: Engine, w: Window, limit: int = 60) -> list[dict]:
@@ -235,8 +277,17 @@ def daily_timeline(engine: Engine, w: Window, limit: int = 60) -> list[dict]:
 
 # ---- /gamma -----------------------------------------------------------------------------------
 
+def window_chain_sources(engine: Engine, w: Window) -> dict[str, int]:
+    """Sessions of the window per chain_source."""
+    t = SUMMARY
+    q = (select(t.c.chain_source, func.count()).where(t.c.symbol == w.symbol, t.c.date >= w.d_lo, t.c.date <= w.d_hi)
+         .group_by(t.c.chain_source))
+    with engine.connect() as conn:
+        return {src: int(n) for src, n in conn.execute(q)}
+
+
 def gamma_stats(engine: Engine, w: Window) -> dict:
-    """Aggregates of gamma_history in the window (the 30-day stats card uses a 30-session window)."""
+    """Aggregates of gamma_history in the window, for the /gamma cards."""
     g = GAMMA
     q = select(
         func.count().label("snapshots"),
@@ -248,6 +299,8 @@ def gamma_stats(engine: Engine, w: Window) -> dict:
         func.min(g.c.implied_volatility).label("min_iv"),
         func.max(g.c.implied_volatility).label("max_iv"),
         func.avg(g.c.put_call_ratio).label("avg_pcr"),
+        func.min(g.c.put_call_ratio).label("min_pcr"),
+        func.max(g.c.put_call_ratio).label("max_pcr"),
         func.avg(g.c.distance_to_flip_pct).label("avg_distance_to_flip_pct"),
         func.sum(case((g.c.regime == "POSITIVE", 1), else_=0)).label("positive"),
         func.sum(case((g.c.regime == "NEGATIVE", 1), else_=0)).label("negative"),
@@ -259,17 +312,6 @@ def gamma_stats(engine: Engine, w: Window) -> dict:
     out["positive"] = int(out["positive"] or 0)
     out["negative"] = int(out["negative"] or 0)
     return out
-
-
-def last_sessions_window(engine: Engine, symbol: str, sessions: int) -> Window | None:
-    """The window covering the last `sessions` stored sessions of `symbol`."""
-    t = SUMMARY
-    with engine.connect() as conn:
-        dates = [r[0] for r in conn.execute(
-            select(t.c.date).where(t.c.symbol == symbol).order_by(t.c.date.desc()).limit(sessions))]
-    if not dates:
-        return None
-    return Window(symbol, dt.date.fromisoformat(dates[-1]), dt.date.fromisoformat(dates[0]))
 
 
 CORR_PAIRS = (("price", "net_gex", "spot_price", "net_gex"),
@@ -310,189 +352,35 @@ def correlation_sums(engine: Engine, w: Window) -> dict[str, dict]:
     return out
 
 
-# ---- regime_signals -----------------------------------------------------------------------------
+# ---- /gex/profile -----------------------------------------------------------------------------------
 
-def _direction():
-    """+1 for bullish signals, -1 for bearish, NULL otherwise, from trade_direction's words."""
-    d = func.lower(func.coalesce(SIGNALS.c.trade_direction, ""))
-    return case((d.like("%bull%") | d.like("%long%") | (d == "up") | (d == "call"), 1),
-                (d.like("%bear%") | d.like("%short%") | (d == "down") | (d == "put"), -1),
-                else_=None)
+PROFILE_COLS = ("timestamp", "spot_price", "net_gex", "call_gex", "put_gex", "flip_point", "call_wall", "put_wall",
+                "regime", "mm_state", "data_source", "chain_source")
 
 
-def _directional_return():
-    """The 5-session move signed by the signal's direction (% points); NULL for non-directional ones."""
-    return _direction() * SIGNALS.c.price_change_5d
-
-
-def _signals_where(symbol: str | None, start: str | None = None, end: str | None = None):
-    conds = []
-    if symbol:
-        conds.append(SIGNALS.c.symbol == symbol)
-    if start:
-        conds.append(SIGNALS.c.timestamp >= start)
-    if end:
-        conds.append(SIGNALS.c.timestamp <= end)
-    return and_(*conds) if conds else true()
-
-
-def signals_overview(engine: Engine, symbol: str | None) -> dict:
-    s = SIGNALS
-    q = select(
-        func.count().label("total_signals"),
-        func.count(s.c.signal_correct).label("resolved"),
-        func.sum(case((s.c.signal_correct == 1, 1), else_=0)).label("wins"),
-        func.sum(case((s.c.signal_correct == 0, 1), else_=0)).label("losses"),
-        func.avg(s.c.confidence_score).label("avg_confidence"),
-        func.count(func.distinct(s.c.primary_regime_type)).label("patterns"),
-        func.min(s.c.timestamp).label("first_ts"),
-        func.max(s.c.timestamp).label("last_ts"),
-    ).where(_signals_where(symbol))
-    with engine.connect() as conn:
-        out = dict(conn.execute(q).one()._mapping)
-    out["wins"] = int(out["wins"] or 0)
-    out["losses"] = int(out["losses"] or 0)
-    return out
-
-
-def resolved_outcomes(engine: Engine, symbol: str | None, limit: int = 500) -> list[bool]:
-    """signal_correct of the most recent `limit` resolved signals, oldest first (for streaks)."""
-    s = SIGNALS
-    q = (select(s.c.signal_correct).where(_signals_where(symbol), s.c.signal_correct.is_not(None))
-         .order_by(s.c.timestamp.desc(), s.c.id.desc()).limit(limit))
-    with engine.connect() as conn:
-        vals = [bool(r[0]) for r in conn.execute(q)]
-    return vals[::-1]
-
-
-def signals_by_pattern(engine: Engine, symbol: str | None) -> list[dict]:
-    s = SIGNALS
-    ret = _directional_return()
-    q = (select(
-        s.c.primary_regime_type.label("pattern"),
-        func.count().label("signals"),
-        func.count(s.c.signal_correct).label("resolved"),
-        func.sum(case((s.c.signal_correct == 1, 1), else_=0)).label("wins"),
-        func.sum(case((s.c.signal_correct == 0, 1), else_=0)).label("losses"),
-        func.avg(s.c.confidence_score).label("avg_confidence"),
-        func.sum(case((s.c.signal_correct == 1, case((ret.is_not(None), 1), else_=0)), else_=0)).label("dir_wins"),
-        func.sum(case((s.c.signal_correct == 0, case((ret.is_not(None), 1), else_=0)), else_=0)).label("dir_losses"),
-        func.avg(case((s.c.signal_correct == 1, ret), else_=None)).label("avg_win"),
-        func.avg(case((s.c.signal_correct == 0, ret), else_=None)).label("avg_loss"),
-        func.avg(s.c.price_change_5d).label("avg_move_5d"),
-        func.max(s.c.timestamp).label("last_ts"),
-    ).where(_signals_where(symbol)).group_by(s.c.primary_regime_type).order_by(func.count().desc(), s.c.primary_regime_type))
-    with engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(q)]
-    for r in rows:
-        for k in ("wins", "losses", "dir_wins", "dir_losses"):
-            r[k] = int(r[k] or 0)
-    return rows
-
-
-def win_rate_by_month(engine: Engine, symbol: str | None) -> list[dict]:
-    """Resolved signals and wins per calendar month (at most 12 rows a year)."""
-    s = SIGNALS
-    month = func.substr(s.c.timestamp, 1, 7)
-    q = (select(month.label("month"), func.count(s.c.signal_correct).label("resolved"),
-                func.sum(case((s.c.signal_correct == 1, 1), else_=0)).label("wins"),
-                func.count().label("signals"))
-         .where(_signals_where(symbol)).group_by(month).order_by(month))
-    with engine.connect() as conn:
-        return [{"month": r.month, "resolved": int(r.resolved), "wins": int(r.wins or 0), "signals": int(r.signals)}
-                for r in conn.execute(q)]
-
-
-SIGNAL_COLS = ("symbol", "timestamp", "primary_regime_type", "secondary_regime_type", "confidence_score",
-               "trade_direction", "risk_level", "description", "psychology_trap", "spy_price", "vix_current",
-               "rsi_score", "net_gamma", "net_gamma_regime", "price_change_1d", "price_change_5d",
-               "price_change_10d", "signal_correct", "data_source", "chain_source")
-
-
-def recent_signals(engine: Engine, symbol: str | None, limit: int = 25, pattern: str | None = None) -> list[dict]:
-    s = SIGNALS
-    where = _signals_where(symbol)
-    if pattern:
-        where = and_(where, s.c.primary_regime_type == pattern)
-    q = select(*[s.c[c] for c in SIGNAL_COLS]).where(where).order_by(s.c.timestamp.desc(), s.c.id.desc()).limit(limit)
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q)]
-
-
-# ---- /probability ----------------------------------------------------------------------------------
-
-HORIZONS = (1, 5, 10)
-
-
-def pattern_odds(engine: Engine, symbol: str | None) -> list[dict]:
-    """Per pattern: up/down counts of the stored 1/5/10-session moves, and signal correctness counts."""
-    s = SIGNALS
-    cols = [s.c.primary_regime_type.label("pattern"), func.count().label("signals"),
-            func.count(s.c.signal_correct).label("resolved"),
-            func.sum(case((s.c.signal_correct == 1, 1), else_=0)).label("correct")]
-    for h in HORIZONS:
-        c = s.c[f"price_change_{h}d"]
-        cols += [func.count(c).label(f"n_{h}"),
-                 func.sum(case((c > 0, 1), else_=0)).label(f"up_{h}"),
-                 func.sum(case((c < 0, 1), else_=0)).label(f"down_{h}"),
-                 func.avg(c).label(f"avg_{h}")]
-    q = (select(*cols).where(_signals_where(symbol)).group_by(s.c.primary_regime_type)
-         .order_by(func.count().desc(), s.c.primary_regime_type))
-    with engine.connect() as conn:
-        return [_ints(dict(r._mapping)) for r in conn.execute(q)]
-
-
-def _ints(d: dict) -> dict:
-    for k, v in d.items():
-        if k.startswith(("up_", "down_", "n_")) or k in ("signals", "resolved", "correct", "sessions"):
-            d[k] = int(v or 0)
-    return d
-
-
-def _close_regimes(symbol: str):
-    """Per stored session: the close snapshot's regime and the close price 1/5/10 sessions later."""
-    g = GAMMA
-    last_ts = (select(func.max(g.c.timestamp).label("ts")).where(g.c.symbol == symbol)
-               .group_by(g.c.date).subquery())
-    close = (select(g.c.date, g.c.regime, g.c.spot_price)
-             .join_from(g, last_ts, and_(g.c.symbol == symbol, g.c.timestamp == last_ts.c.ts))
-             .subquery())
-    w = {"order_by": close.c.date}
-    return select(close.c.date, close.c.regime, close.c.spot_price,
-                  *[func.lead(close.c.spot_price, h).over(**w).label(f"p_{h}") for h in HORIZONS]).subquery()
-
-
-def regime_odds(engine: Engine, symbol: str) -> list[dict]:
-    """Per close-of-session GEX regime: sessions, and up/down counts of the next 1/5/10-session moves."""
-    f = _close_regimes(symbol)
-    cols = [f.c.regime, func.count().label("sessions")]
-    for h in HORIZONS:
-        nxt = f.c[f"p_{h}"]
-        move = (nxt - f.c.spot_price) / f.c.spot_price * 100.0
-        cols += [func.count(nxt).label(f"n_{h}"),
-                 func.sum(case((nxt > f.c.spot_price, 1), else_=0)).label(f"up_{h}"),
-                 func.sum(case((nxt < f.c.spot_price, 1), else_=0)).label(f"down_{h}"),
-                 func.avg(move).label(f"avg_{h}")]
-    q = select(*cols).group_by(f.c.regime).order_by(f.c.regime)
-    with engine.connect() as conn:
-        return [_ints(dict(r._mapping)) for r in conn.execute(q)]
-
-
-def regime_signal_outcomes(engine: Engine, symbol: str) -> dict[str, tuple[int, int]]:
-    """Per close-of-session GEX regime: (correct, resolved) of the signals stored for those sessions."""
-    f = _close_regimes(symbol)
-    s = SIGNALS
-    q = (select(f.c.regime, func.sum(case((s.c.signal_correct == 1, 1), else_=0)), func.count(s.c.signal_correct))
-         .select_from(s.join(f, f.c.date == func.substr(s.c.timestamp, 1, 10)))
-         .where(s.c.symbol == symbol).group_by(f.c.regime))
-    with engine.connect() as conn:
-        return {r: (int(k or 0), int(n or 0)) for r, k, n in conn.execute(q)}
-
-
-def regime_at(engine: Engine, symbol: str, ts: str) -> str | None:
-    """Regime of the last snapshot at or before `ts`."""
+def snapshot_at(engine: Engine, symbol: str, ts: str) -> dict | None:
+    """The stored gex_history snapshot of `symbol` at `ts`, else the last one before it on the same day
+    (None when that day has none at or before `ts`)."""
     g = GEX
-    q = (select(g.c.regime).where(g.c.symbol == symbol, g.c.timestamp <= ts)
+    q = (select(*[g.c[c] for c in PROFILE_COLS])
+         .where(g.c.symbol == symbol, g.c.timestamp <= ts, g.c.timestamp >= ts[:10] + " 00:00:00")
          .order_by(g.c.timestamp.desc()).limit(1))
     with engine.connect() as conn:
-        return conn.execute(q).scalar()
+        row = conn.execute(q).first()
+    return dict(row._mapping) if row else None
+
+
+def latest_timestamp(engine: Engine, symbol: str) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(select(func.max(GEX.c.timestamp)).where(GEX.c.symbol == symbol)).scalar()
+
+
+def close_snapshots(engine: Engine, symbol: str) -> list[dict]:
+    """Every session's close snapshot (timestamp, net GEX, regime, chain_source), oldest first: the
+    steps of the profile replay."""
+    g = GAMMA
+    last = (select(func.max(g.c.timestamp).label("ts")).where(g.c.symbol == symbol).group_by(g.c.date).subquery())
+    q = (select(g.c.timestamp, g.c.net_gex, g.c.regime, g.c.chain_source)
+         .join_from(g, last, and_(g.c.symbol == symbol, g.c.timestamp == last.c.ts)).order_by(g.c.timestamp))
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(q)]

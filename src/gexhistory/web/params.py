@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from gexhistory.config import SYMBOL_RE
-from gexhistory.web.views import NotFound
+from gexhistory.web.views import DEFAULT_ROLLING, ROLLING_WINDOWS, NotFound
 
 
 class BadRequest(Exception):
@@ -42,3 +42,12 @@ def parse_date(raw: str | None, name: str) -> dt.date | None:
         return dt.date.fromisoformat(raw)
     except ValueError:
         raise BadRequest(f"{name} must be YYYY-MM-DD, got {raw!r}") from None
+
+
+def parse_window(raw: str | None) -> int:
+    """Signals per rolling win-rate window: one of ROLLING_WINDOWS."""
+    if raw is None or raw == "":
+        return DEFAULT_ROLLING
+    if raw not in {str(n) for n in ROLLING_WINDOWS}:
+        raise BadRequest(f"window must be one of {', '.join(map(str, ROLLING_WINDOWS))} signals, got {raw!r}")
+    return int(raw)

@@ -11,13 +11,19 @@ from gexhistory.config import database_url, redact_url
 from gexhistory.errors import BadInput
 from gexhistory.store.readonly import open_readonly, sqlite_path
 from gexhistory.web.app import create_app
+from gexhistory.web.views import fill_command
 
 
 def serve(db: str | None, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve the pages for `db` until interrupted. Bad database targets and busy ports are bad input."""
     url = database_url(db)
     path = sqlite_path(url)
-    if path is not None and path.exists():
+    if path is not None and not path.exists():
+        # Serving a path that does not exist would show an empty page for what is most often a typo or
+        # the wrong folder; the pages never create the file, so nothing would ever fill that view.
+        raise BadInput(f"no database at {path}: fill it first with `{fill_command(db)}`, or point --db at "
+                       f"an existing database")
+    if path is not None:
         if not path.is_file():
             raise BadInput(f"database path {path} is not a file")
         with path.open("rb") as fh:

@@ -8,6 +8,21 @@
     var fig = JSON.parse(node.textContent);
     Plotly.newPlot(el, fig.data, fig.layout, config).then(function () {
       el.setAttribute("data-rendered", "1");
+      // A bar opens the GEX-by-strike profile of its snapshot (a bucket's bar: its last session's close).
+      var href = el.getAttribute("data-bar-href");
+      if (href) el.on("plotly_click", function (ev) {
+        var pt = ev.points.filter(function (p) { return p.data.type === "bar"; })[0];
+        if (pt) window.location.href = href + encodeURIComponent(String(pt.x).slice(0, 16).replace(" ", "T"));
+      });
+    });
+  });
+  // Wall lines on and off (traces marked meta "wall"); the legend toggles them one by one as well.
+  document.querySelectorAll("input[data-walls-toggle]").forEach(function (box) {
+    box.addEventListener("change", function () {
+      var el = document.getElementById(box.getAttribute("data-walls-toggle"));
+      var idx = [];
+      el.data.forEach(function (t, i) { if (t.meta === "wall") idx.push(i); });
+      Plotly.restyle(el, {visible: box.checked ? true : "legendonly"}, idx);
     });
   });
 })();
