@@ -123,7 +123,8 @@ def test_guide_commands_as_written(tmp_path):
     again = run_cli(["--days", "30"], tmp_path, script="backfill_historical_data.py")
     assert again.returncode == 0 and "nothing to do" in again.stdout
     forced = run_cli(["--days", "30", "--force", "--quiet"], tmp_path, script="backfill_historical_data.py")
-    assert forced.returncode == 0 and forced.stdout == ""
+    assert forced.returncode == 0 and forced.stdout.count("\n") == 1  # --quiet: one summary line
+    assert f"of {n_sessions} sessions written" in forced.stdout and "SYNTHETIC DATA" in forced.stdout
     qqq = run_cli(["--symbol", "QQQ", "--days", "30", "--json"], tmp_path, script="backfill_historical_data.py")
     assert qqq.returncode == 0
     import json
@@ -176,7 +177,8 @@ def test_status_reports_counts_and_gaps(tmp_path):
     assert out.returncode == 0, out.stderr
     n = len(sessions_between(START, END))
     assert f"{4 * n:,}" in out.stdout and "2025-06-02" in out.stdout and "2025-08-29" in out.stdout
-    assert "1 missing sessions (first 2025-07-07)" in out.stdout
+    # The same line `status --check` prints for it (one source of truth: store/status.py).
+    assert "gap: 1 session between 2025-06-02 and 2025-08-29 has no daily summary: 2025-07-07" in out.stdout
 
 
 def test_noop_rerun_records_its_run_and_counts(db_url):

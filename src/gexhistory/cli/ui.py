@@ -7,6 +7,7 @@ import time
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -17,23 +18,33 @@ from rich.progress import (
 from rich.progress import Progress as RichProgress
 from rich.table import Table
 
+from gexhistory.words import plural
+
 
 class Progress:
-    """Progress of sessions written per symbol; rich bar on a terminal, one line per batch otherwise."""
+    """Progress of a long job, one task per label (a symbol's sessions, an export's rows, a validation's
+    sessions): a rich bar per task on a terminal, plain lines on stderr otherwise.
 
-    def __init__(self, enabled: bool = True):
+    `unit` is the thing counted, singular and plural; `verb` what happens to it. Plain lines come at most
+    every `every` seconds per task (the last one always): a backfill prints one per batch (`every=0`),
+    which is also what tests/test_crash.py waits for before a kill.
+    """
+
+    def __init__(self, unit: tuple[str, str] = ("session", "sessions"), verb: str = "written",
+                 enabled: bool = True, every: float = 0.0):
+        self.unit, self.verb, self.every = unit, verb, every
         self.enabled = enabled
         self.tty = sys.stderr.isatty()
         self._bar = None
         self._tasks: dict[str, int] = {}
+        self._printed: dict[str, float] = {}
         self._t0 = time.perf_counter()
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         if self.enabled and self.tty:
-
             self._bar = RichProgress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("sessions"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                TextColumn("{task.fields[unit]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                 transient=False,
             )
             self._bar.start()
@@ -43,27 +54,41 @@ class Progress:
         if self._bar is not None:
             self._bar.stop()
 
-    def update(self, symbol: str, done: int, total: int) -> None:
+    def note(self, text: str) -> None:
+        """A line the user must read before the work goes on (the SYNTHETIC DATA banner, a new symbol)."""
+        if self._bar is not None:
+            self._bar.console.print(f"[bold yellow]{escape(text)}[/]")
+        else:
+            print(text, flush=True)
+
+    def units(self, n: int) -> str:
+        return self.unit[0] if n == 1 else self.unit[1]
+
+    def update(self, label: str, done: int, total: int) -> None:
         if not self.enabled:
             return
         if self._bar is not None:
-            if symbol not in self._tasks:
-                self._tasks[symbol] = self._bar.add_task(symbol, total=max(total, 1))
+            if label not in self._tasks:
+                self._tasks[label] = self._bar.add_task(label, total=max(total, 1), unit=self.units(total))
                 if total == 0:
-                    self._bar.update(self._tasks[symbol], completed=1, description=f"{symbol} (up to date)")
-            self._bar.update(self._tasks[symbol], completed=done)
-        else:
-            elapsed = time.perf_counter() - self._t0
-            if total == 0:
-                print(f"{symbol}: nothing to do, every session in the window is complete", file=sys.stderr)
-            elif done > 0:
-                print(f"{symbol}: {done}/{total} sessions written ({elapsed:.1f}s)", file=sys.stderr)
+                    self._bar.update(self._tasks[label], completed=1, description=f"{label} (up to date)")
+            self._bar.update(self._tasks[label], completed=done, total=max(total, 1))
+            return
+        now = time.perf_counter()
+        if total == 0:
+            print(f"{label}: nothing to do, every {self.unit[0]} in the window is complete", file=sys.stderr, flush=True)
+        elif done > 0 and (done >= total or now - self._printed.get(label, -1e9) >= self.every):
+            self._printed[label] = now
+            print(f"{label}: {done}/{total} {self.units(total)} {self.verb} ({now - self._t0:.1f}s)",
+                  file=sys.stderr, flush=True)
 
 
-def print_summary(result) -> None:
+def print_summary(result, announced: tuple[str, ...] = ()) -> None:
+    """The backfill's final table and lines; `announced`: notes already shown before the work."""
     console = Console()
     for note in result.notes:
-        console.print(f"[bold yellow]{note}[/]")
+        if note not in announced:
+            console.print(f"[bold yellow]{escape(note)}[/]")
     table = Table(title=f"backfill {result.start} .. {result.end}  source={result.data_source}  run #{result.run_id}")
     table.add_column("symbol")
     table.add_column("table")
@@ -76,25 +101,31 @@ def print_summary(result) -> None:
     written = sum(s.sessions_written for s in result.symbols)
     total = sum(s.sessions_in_window for s in result.symbols)
     if written == 0:
-        console.print(f"nothing to do: all {total} sessions in the window were already complete (0 rows written)")
-    console.print(f"{written} of {total} sessions written in {result.elapsed:.2f}s")
-    console.print(f"signal outcomes updated: {result.outcomes_filled} "
-                  f"({result.outcomes_pending} still wait for their 10-session horizon)")
+        every = "the 1 session" if total == 1 else f"all {plural(total, 'session')}"
+        console.print(f"nothing to do: {every} in the window {'was' if total == 1 else 'were'} already complete "
+                      f"(0 rows written)")
+    loud = " [bold yellow](SYNTHETIC DATA)[/]" if result.synthetic else ""
+    console.print(f"{written:,} of {plural(total, 'session')} written in {result.elapsed:.2f}s{loud}")
+    pending = result.outcomes_pending
+    wait = "still waits for its" if pending == 1 else "still wait for their"
+    console.print(f"signal outcomes updated: {result.outcomes_filled:,} ({pending:,} {wait} 10-session horizon)")
     for s in result.failed:
-        console.print(f"[bold red]{s.symbol} FAILED[/] ({s.sessions_written} sessions written before): {s.error}")
+        console.print(f"[bold red]{s.symbol} FAILED[/] ({plural(s.sessions_written, 'session')} written before): "
+                      f"{escape(s.error)}")
 
 
 def print_failures(result) -> None:
     """One stderr line per failed symbol, then one `error:` line: the run's exit code is 1."""
     for s in result.failed:
-        print(f"{s.symbol}: FAILED after {s.sessions_written} sessions written: {s.error}", file=sys.stderr)
+        print(f"{s.symbol}: FAILED after {plural(s.sessions_written, 'session')} written: {s.error}", file=sys.stderr)
     ok = len(result.symbols) - len(result.failed)
     names = ", ".join(s.symbol for s in result.failed)
-    print(f"error: {len(result.failed)} of {len(result.symbols)} symbols failed ({names}); "
+    print(f"error: {len(result.failed)} of {plural(len(result.symbols), 'symbol')} failed ({names}); "
           f"the other {ok} completed and their rows are kept", file=sys.stderr)
 
 
 def print_status(statuses) -> None:
+    """The status table, then per symbol the problems `status --check` reports and what is pending."""
     console = Console()
     if not statuses:
         console.print("the database is empty: run `gexhistory backfill --days 365` to fill it")
@@ -107,13 +138,20 @@ def print_status(statuses) -> None:
             table.add_row(st.symbol, t.table, f"{t.rows:,}", t.first or "-", t.last or "-", ", ".join(t.sources) or "-")
     console.print(table)
     for st in statuses:
-        gaps = f"{len(st.gaps)} missing sessions" + (f" (first {st.gaps[0]})" if st.gaps else "")
-        short = f"{len(st.short_sessions)} sessions with fewer than 4 snapshots"
-        console.print(f"{st.symbol}: {gaps}; {short}; {st.pending_outcomes} signals with pending outcomes")
+        if st.problems:
+            console.print(f"[bold red]{st.symbol}: {plural(len(st.problems), 'problem')}[/] (as `status --check` reports):")
+            for p in st.problems:
+                console.print(f"  {escape(p.kind)}: {escape(p.message)}")
+        else:
+            console.print(f"{st.symbol}: no problems found")
+        if st.end_of_day_sessions:
+            console.print(f"{st.symbol}: {plural(st.end_of_day_sessions, 'session')} from imported end-of-day chains "
+                          f"(the close snapshot only, by design)")
         if st.signals_by_pattern:
             mix = ", ".join(f"{k} {v}" for k, v in sorted(st.signals_by_pattern.items(), key=lambda kv: -kv[1]))
-            console.print(f"{st.symbol} signals: {sum(st.signals_by_pattern.values())} ({mix}); "
-                          f"{st.unscored_signals} not yet scored (5-session move unknown)")
+            console.print(f"{st.symbol} signals: {sum(st.signals_by_pattern.values()):,} ({mix}); "
+                          f"{st.unscored_signals:,} not yet scored (5-session move unknown), "
+                          f"{plural(st.pending_outcomes, 'signal')} with pending 10-session outcomes")
 
 
 def print_validation(result: dict) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from gexhistory.calendar import ET, TZ_NAME, Session, format_ts, sessions_betwee
 from gexhistory.config import database_url
 from gexhistory.errors import BadInput
 from gexhistory.pipeline import parallel
+from gexhistory.pipeline import symbols as guard
 from gexhistory.pipeline.outcomes import fill_outcomes, refresh_confidence
 from gexhistory.pipeline.runs import (
     BackfillOptions,
@@ -63,9 +65,13 @@ class SymbolPlan:
     skipped_snapshots: int
 
 
-def run_backfill(opts: BackfillOptions, progress: ProgressFn | None = None) -> BackfillResult:
+def run_backfill(opts: BackfillOptions, progress: ProgressFn | None = None,
+                 notice: Callable[[str], None] | None = None) -> BackfillResult:
     """Backfill `opts.symbols` over [opts.start, opts.end]; see the module docstring.
 
+    `notice` receives, before any session is computed, what the user must know before the work: the
+    SYNTHETIC DATA banner (also in the result's notes) and a line for each symbol the database has
+    never held (the result's `new_symbols`).
     Raises BadInput (nothing written) or WorkFailed (committed batches stay; a rerun completes the
     window). With several symbols, one symbol's failure is reported on its result and the others go on.
     """
@@ -73,14 +79,20 @@ def run_backfill(opts: BackfillOptions, progress: ProgressFn | None = None) -> B
     cluster = _check(opts)
     window = sessions_between(opts.start, opts.end)
     source = _Source(opts)
+    if source.is_synthetic:  # a typo would become invented prices: refused before the database is touched
+        guard.refuse_unlisted(opts.symbols, opts.db)
     engine = open_engine(opts.db)
     init_schema(engine)
     run_id = writes.start_run(engine, "backfill", opts.symbols, opts.start, opts.end, source.name,
                               _parameters(opts, source.is_synthetic), versions(), format_ts(dt.datetime.now(ET)))
     result = BackfillResult(run_id, opts.start, opts.end, source.name, source.is_synthetic, [])
-    if source.is_synthetic:
-        result.notes.append(SYNTHETIC_NOTE)
     try:
+        if source.is_synthetic:
+            result.notes.append(SYNTHETIC_NOTE)
+            result.new_symbols = guard.new_symbols(engine, opts.symbols)
+            if notice:
+                for note in [SYNTHETIC_NOTE, *(guard.new_symbol_note(s, engine) for s in result.new_symbols)]:
+                    notice(note)
         result.symbols = _run_symbols(engine, source, window, opts, run_id, cluster, progress)
         for symbol in opts.symbols:
             filled, pending = fill_outcomes(engine, symbol)

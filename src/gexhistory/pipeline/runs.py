@@ -158,6 +158,8 @@ class BackfillResult:
         Banners and the sources' notes.
     outcomes_filled, outcomes_pending : int
         Stored signals whose outcomes this run filled in, and those still waiting for their horizon.
+    new_symbols : list of str
+        Synthetic runs: the symbols the database had never held before this run.
     """
 
     run_id: int
@@ -170,6 +172,7 @@ class BackfillResult:
     notes: list[str] = field(default_factory=list)
     outcomes_filled: int = 0  # stored signals whose outcomes became (more) known in this run
     outcomes_pending: int = 0  # signals still waiting for their 10-session horizon
+    new_symbols: list[str] = field(default_factory=list)  # synthetic runs: symbols never held before
 
     @property
     def failed(self) -> list[SymbolResult]:
@@ -198,6 +201,7 @@ class BackfillResult:
             "notes": self.notes,
             "outcomes_filled": self.outcomes_filled,
             "outcomes_pending": self.outcomes_pending,
+            "new_symbols": self.new_symbols,
             "symbols": [
                 {
                     "symbol": s.symbol,

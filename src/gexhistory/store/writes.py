@@ -63,6 +63,14 @@ def complete_sessions_locked(conn: Connection, symbol: str, dates: list[dt.date]
     return {dt.date.fromisoformat(d): Held(src, n or 0) for d, src, n in conn.execute(q)}
 
 
+def held_symbols(engine: Engine, symbols: list[str]) -> set[str]:
+    """Those of `symbols` with at least one stored snapshot or daily summary (each table's unique key
+    starts with the symbol, so this reads an index, not the rows)."""
+    with engine.connect() as conn:
+        return {s for t in (gamma_daily_summary, gex_history)
+                for (s,) in conn.execute(select(t.c.symbol).distinct().where(t.c.symbol.in_(symbols)))}
+
+
 def imported_chain_dates(engine: Engine, underlying: str, start: dt.date, end: dt.date) -> set[dt.date]:
     """The as-of dates in [start, end] for which a real option chain of `underlying` was imported."""
     h = option_chains
