@@ -41,7 +41,7 @@ def test_clean_backfill_passes_and_each_injected_problem_is_found(db_url, tmp_pa
     # 1. A session whose daily summary is gone: a gap against the calendar.
     _exec(db_url, "DELETE FROM gamma_daily_summary WHERE symbol='SPY' AND date='2025-07-07'")
     found = _kinds(db_url)
-    assert list(found) == ["gap"] and "1 sessions" in found["gap"][0] and "2025-07-07" in found["gap"][0]
+    assert list(found) == ["gap"] and "1 session between" in found["gap"][0] and "2025-07-07" in found["gap"][0]
 
     # 2. One snapshot of a session deleted: fewer than four snapshots.
     _exec(db_url, "DELETE FROM gex_history WHERE symbol='SPY' AND timestamp='2025-06-10 12:30:00'")
@@ -59,13 +59,13 @@ def test_clean_backfill_passes_and_each_injected_problem_is_found(db_url, tmp_pa
     _exec(db_url, "UPDATE gex_history SET net_gex = :v WHERE symbol='SPY' AND timestamp='2025-06-17 15:00:00'",
           v=abs(median) * 1e4 + 1e12)
     found = _kinds(db_url)
-    assert "1 snapshots" in found["outlier"][0] and "2025-06-17 15:00:00" in found["outlier"][0]
+    assert "1 snapshot with" in found["outlier"][0] and "2025-06-17 15:00:00" in found["outlier"][0]
 
     # 5. Real rows with one synthetic row among them.
     _exec(db_url, "UPDATE gex_history SET data_source='polygon' WHERE symbol='SPY' AND timestamp <> '2025-06-03 09:30:00'")
     found = _kinds(db_url)
     assert sorted(found) == ["gap", "mixed_sources", "null_heavy", "outlier", "short_session"]
-    assert found["mixed_sources"][0].startswith("1 synthetic snapshots mixed with real ones from polygon")
+    assert found["mixed_sources"][0].startswith("1 synthetic snapshot mixed with real ones from polygon")
 
     out = run_cli(["status", "--check", "--db", db_url], tmp_path)
     assert out.returncode == 1
