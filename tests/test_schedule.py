@@ -64,7 +64,8 @@ def test_crontab_and_systemd_lines(tmp_path):
     assert times["backfill --days 7 --quiet"] == {(d, 17, 0) for d in range(1, 6)}
     assert times["backfill --days 90 --quiet"] == {(0, 6, 0)}
     half_hours = [(h, m) for h in range(9, 17) for m in (0, 30) if (9, 30) <= (h, m) <= (16, 0)]
-    assert times["snapshot --quiet"] == {(d, h, m) for d in range(1, 6) for h, m in half_hours}
+    # No key anywhere the jobs look: the keyless Cboe snapshot (an empty project: each command's default symbol).
+    assert times["snapshot --source cboe --quiet"] == {(d, h, m) for d in range(1, 6) for h, m in half_hours}
     assert len(half_hours) == 14
 
     assert sorted(units) == sorted(f"gexhistory-{n}.{k}" for n in ("daily", "weekly", "snapshot")
@@ -90,7 +91,7 @@ def test_crontab_and_systemd_lines(tmp_path):
 def test_schedule_defaults_and_symbols(tmp_path):
     out = run_cli(["schedule", "--symbols", "spy,qqq"], tmp_path)
     assert out.returncode == 0
-    assert f"cd {tmp_path} && {shlex.quote(sys.executable)} -m gexhistory backfill --days 7 --quiet --symbols SPY,QQQ" in out.stdout
+    assert f"cd {tmp_path} && {shlex.quote(sys.executable)} -m gexhistory backfill --days 7 --symbols SPY,QQQ --quiet" in out.stdout
 
 
 def test_schedule_bad_project_dir(tmp_path):

@@ -90,7 +90,8 @@ def init(db: str | None) -> None:
 
 
 @main.command()
-@click.option("--days", type=int, default=None, help="Calendar days back from the last completed session.")
+@click.option("--days", type=int, default=None,
+              help="Calendar days back from the last completed session (default: 365, when --start is not given).")
 @click.option("--start", default=None, metavar="YYYY-MM-DD", help="First date (inclusive).")
 @click.option("--end", default=None, metavar="YYYY-MM-DD", help="Last date (inclusive; default: last completed session).")
 @click.option("--symbol", "symbol", default=None, help="One symbol (default SPY).")
@@ -101,7 +102,7 @@ def init(db: str | None) -> None:
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed of the synthetic market.")
 @click.option("--force", is_flag=True, help="Replace the window's rows (atomically per batch).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-@click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--quiet", is_flag=True, help="No progress or banner: one summary line (errors still on stderr).")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Symbols processed in parallel worker processes.")
 @click.option("--cluster", default=None, metavar="tcp://HOST:8786", envvar="DASK_SCHEDULER_ADDRESS", show_envvar=True,
               help="Run the symbols as tasks on this Dask scheduler (needs PostgreSQL and gexhistory[cluster]).")
@@ -111,7 +112,12 @@ def init(db: str | None) -> None:
 @db_option
 def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force, as_json, quiet, jobs, cluster, db,
              batch_sessions) -> int:
-    """Backfill GEX snapshots, gamma snapshots, daily summaries and signals."""
+    """Backfill GEX snapshots, gamma snapshots, daily summaries and signals.
+
+    Without --days or --start, the window is the last 365 calendar days up to the last completed
+    session (about 251 sessions). With no API key the prices are the synthetic market's: a SYNTHETIC
+    DATA banner says so before the work, and a symbol the database has never held is named.
+    """
     from gexhistory.pipeline.backfill import run_backfill  # lazy: only this command loads it
 
     if symbol is not None and symbols is not None:
@@ -121,12 +127,21 @@ def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force,
                             bars=bars, rate=rate, jobs=jobs, cluster=cluster, batch_sessions=batch_sessions)
     if quiet or as_json:  # nothing to draw: the terminal code (ui, rich) is not even imported
         result = run_backfill(opts)
+        if quiet and not as_json:
+            from gexhistory.cli.lines import backfill_line  # lazy: only this command loads it
+
+            click.echo(backfill_line(result))
     else:
         from gexhistory.cli.ui import Progress, print_summary  # lazy: only this command loads it
 
+        announced: list[str] = []
         with Progress() as progress:
-            result = run_backfill(opts, progress=progress.update)
-        print_summary(result)
+            def notice(text: str) -> None:
+                announced.append(text)
+                progress.note(text)
+
+            result = run_backfill(opts, progress=progress.update, notice=notice)
+        print_summary(result, tuple(announced))
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     if result.failed:  # the others' work is kept; say which failed and why, even when quiet
@@ -138,51 +153,62 @@ def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force,
 
 
 @main.command()
-@click.option("--symbol", default=None, help="Only this symbol.")
-@click.option("--check", is_flag=True, help="Look for problems (gaps, short sessions, NULL-heavy columns, "
-              "GEX outliers, synthetic rows mixed with real ones): one line each, exit 1 if any.")
+@click.option("--symbol", default=None, help="Only this symbol (or comma-separated symbols).")
+@click.option("--check", is_flag=True, help="Health check: only the problems, one line each (the kinds in the README's "
+              "health-check table), exit 1 if any.")
 @db_option
 def status(symbol: str | None, check: bool, db: str | None) -> int:
-    """Per symbol and table: counts, first/last date, sources, calendar gaps, pending outcomes."""
-    from gexhistory.cli.ui import print_status  # lazy: only this command loads it
+    """Per symbol and table: counts, first/last date, sources, pending outcomes, and the problems found.
+
+    `status` and `status --check` read the same checks: --check prints only the problems and exits 1
+    when there is one (a symbol asked for that has no rows is one).
+    """
     from gexhistory.store import status as st  # lazy: only this command loads it
     from gexhistory.store.db import open_engine  # lazy: only this command loads it
 
     engine = open_engine(db, must_exist=True, write=False)
-    from sqlalchemy import inspect  # lazy: only this command loads it
-
-    if "gamma_daily_summary" not in inspect(engine).get_table_names():
+    if not st.has_tables(engine):
         raise BadInput("the database has no gexhistory tables: run `gexhistory init` or a backfill first")
     names = parse_symbols(symbol) if symbol else st.symbols(engine)
+    last = last_completed_session().date
     if check:
-        return _status_check(engine, names)
-    print_status([st.symbol_status(engine, s) for s in names])
+        return _status_check(engine, names, last)
+    from gexhistory.cli.ui import print_status  # lazy: only this command loads it
+
+    print_status([st.symbol_status(engine, s, last) for s in names])
     return 0
 
 
-def _status_check(engine, names: list[str]) -> int:
+def _status_check(engine, names: list[str], last) -> int:
     from gexhistory.store import status as st  # lazy: only this command loads it
+    from gexhistory.words import plural  # lazy: only this command prints counts
 
-    last = last_completed_session().date
     problems = [p for s in names for p in st.check_symbol(engine, s, last)]
     for p in problems:
         click.echo(p.line())
     if problems:
-        click.echo(f"{len(problems)} problems found in {len(names)} symbols", err=True)
+        click.echo(f"{plural(len(problems), 'problem')} found in {plural(len(names), 'symbol')}", err=True)
         return 1
-    click.echo(f"ok: no problems found in {len(names)} symbols" if names else "ok: the database is empty")
+    click.echo(f"ok: no problems found in {plural(len(names), 'symbol')}" if names else "ok: the database is empty")
     return 0
 
 
 @main.command()
 @click.option("--project-dir", default=None, metavar="DIR", help="Folder the jobs run in (its .env and database; default: here).")
 @click.option("--python", "python", default=None, metavar="PATH", help="Python that has gexhistory installed (default: this one).")
-@click.option("--symbols", default=None, help="Comma-separated symbols for every job (default: each command's own).")
-def schedule(project_dir: str | None, python: str | None, symbols: str | None) -> None:
-    """Print crontab lines and systemd units for the daily/weekly refreshes and intraday snapshots."""
+@click.option("--symbols", default=None, help="Comma-separated symbols for every job (default: those stored in the "
+              "jobs' database).")
+@click.option("--db", default=None, metavar="URL-or-path", help="Database for every job (default: the project's "
+              ".env DATABASE_URL/DATABASE_PATH, else DIR/gex_copilot.db); a password belongs in .env, not here.")
+def schedule(project_dir: str | None, python: str | None, symbols: str | None, db: str | None) -> None:
+    """Print crontab lines and systemd units for the daily/weekly refreshes and intraday snapshots.
+
+    The jobs refresh the symbols stored in their database, and take the snapshots from Massive when
+    they will have an API key, else from Cboe's delayed quotes (no key); comment lines say which.
+    """
     from gexhistory.pipeline.schedule import render  # lazy: only this command loads it
 
-    click.echo(render(project_dir, python, ",".join(parse_symbols(symbols)) if symbols else None), nl=False)
+    click.echo(render(project_dir, python, ",".join(parse_symbols(symbols)) if symbols else None, db), nl=False)
 
 
 @main.command()
