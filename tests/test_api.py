@@ -136,7 +136,7 @@ def test_backfill_errors_are_typed(tmp_path, monkeypatch):
     for var, value in {"POLYGON_API_KEY": "test-key-123", "MASSIVE_BASE_URL": f"http://127.0.0.1:{port}",
                        "MASSIVE_MAX_TRIES": "1", "MASSIVE_BACKOFF_SECONDS": "0"}.items():
         monkeypatch.setenv(var, value)
-    with pytest.raises(gx.ProviderError, match="massive: .* failed after 1 tries") as err:
+    with pytest.raises(gx.ProviderError, match="massive: .* failed after 1 try;") as err:
         gx.backfill("SPY", days=5, source="polygon", db=tmp_path / "p.db")
     assert "test-key-123" not in str(err.value) and err.value.exit_code == 1
 

@@ -44,6 +44,7 @@ from gexhistory.pipeline.profile import compute_gex_frame, profile_frame
 from gexhistory.pipeline.runs import BackfillResult
 from gexhistory.store import frames
 from gexhistory.store.db import user_error
+from gexhistory.words import plural
 
 Day = str | dt.date | None
 Db = str | os.PathLike | None
@@ -166,7 +167,7 @@ def backfill(symbols: str | Sequence[str] = "SPY", days: int | None = None, *, s
         result = run_backfill(opts, progress=progress)
     if result.failed:
         why = "; ".join(f"{s.symbol}: {s.error}" for s in result.failed)
-        exc = WorkFailed(f"{len(result.failed)} of {len(result.symbols)} symbols failed ({why}); "
+        exc = WorkFailed(f"{len(result.failed)} of {plural(len(result.symbols), 'symbol')} failed ({why}); "
                          "the others' rows are stored")
         exc.result = result
         raise exc

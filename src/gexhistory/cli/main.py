@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 
 import click
 
@@ -12,6 +13,7 @@ from gexhistory.config import database_url, load_dotenv_file, parse_symbols, red
 from gexhistory.errors import BadInput, GexHistoryError
 from gexhistory.pipeline.options import backfill_options, parse_date
 from gexhistory.runtime import Terminated, configure_process
+from gexhistory.words import plural
 
 
 def _fail(message: str, code: int) -> None:
@@ -135,7 +137,7 @@ def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force,
         from gexhistory.cli.ui import Progress, print_summary  # lazy: only this command loads it
 
         announced: list[str] = []
-        with Progress() as progress:
+        with Progress(idle="nothing to do, every session in the window is complete") as progress:
             def notice(text: str) -> None:
                 announced.append(text)
                 progress.note(text)
@@ -181,7 +183,6 @@ def status(symbol: str | None, check: bool, db: str | None) -> int:
 
 def _status_check(engine, names: list[str], last) -> int:
     from gexhistory.store import status as st  # lazy: only this command loads it
-    from gexhistory.words import plural  # lazy: only this command prints counts
 
     problems = [p for s in names for p in st.check_symbol(engine, s, last)]
     for p in problems:
@@ -217,13 +218,19 @@ def schedule(project_dir: str | None, python: str | None, symbols: str | None, d
               help="Last date the model's parameters were fitted on (default: the one recorded in chain_model.py).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def validate(reference: str, calibrate_until: str | None, as_json: bool) -> None:
-    """Compare modelled GEX with a reference GEX series (SPEC 4.4) on held-out and in-sample days."""
+    """Compare modelled GEX with a published GEX series on held-out and in-sample days.
+
+    The reference is a CSV with columns date, a close column and gex, such as the DIX.csv that
+    SqueezeMetrics publishes (docs/validate.md says where to download it and how to read the output).
+    """
     from gexhistory.cli.ui import print_validation  # lazy: only this command loads it
     from gexhistory.pipeline.validate import validate as run_validation  # lazy: only this command loads it
     from gexhistory.sources.reference import read_reference  # lazy: only this command loads it
 
     until = parse_date(calibrate_until, "--calibrate-until")
-    result = run_validation(read_reference(reference), until)
+    ref = read_reference(reference)
+    with _job_progress(("session", "sessions"), "modelled", enabled=not as_json) as progress:
+        result = run_validation(ref, until, progress=progress)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
@@ -256,8 +263,10 @@ def import_chains(files, oi_file, volume_as_oi, underlying, as_json, jobs, clust
     from gexhistory.cli.ui import print_chain_import  # lazy: only this command loads it
     from gexhistory.pipeline.import_chains import import_chains as run_import  # lazy: only this command loads it
 
-    result = run_import(list(files), db=db, oi_file=oi_file, volume_as_oi=volume_as_oi, underlying=underlying,
-                        jobs=jobs, cluster=cluster)
+    files_read = {"reading chain files": ("file", "files")}
+    with _job_progress(("session", "sessions"), "", enabled=not as_json, units=files_read) as progress:
+        result = run_import(list(files), db=db, oi_file=oi_file, volume_as_oi=volume_as_oi, underlying=underlying,
+                            jobs=jobs, cluster=cluster, progress=progress)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:
@@ -291,13 +300,14 @@ def snapshot(symbol, symbols, anytime, rate, as_json, quiet, db) -> int:
             g = r.snapshot
             flip = f"{g.flip_point:.2f}" if g.flip_point is not None else "none in range"
             click.echo(f"{r.symbol} {r.timestamp} ET: spot {g.spot:.2f}, net GEX {g.net_gex / 1e9:+.3f}bn "
-                       f"({g.regime}), flip {flip}; {r.used} of {r.contracts} contracts (massive_snapshot)")
+                       f"({g.regime}), flip {flip}; {r.used:,} of {plural(r.contracts, 'contract')} (massive_snapshot)")
             for note in r.notes:
                 click.echo(f"  note: {note}")
     for s, e in failed:
         click.echo(f"{s}: FAILED: {e}", err=True)
     if failed:
-        click.echo(f"error: {len(failed)} of {len(names)} symbols failed ({', '.join(s for s, _ in failed)})", err=True)
+        click.echo(f"error: {len(failed)} of {plural(len(names), 'symbol')} failed ({', '.join(s for s, _ in failed)})",
+                   err=True)
         return 1
     return 0
 
@@ -321,14 +331,28 @@ def export(table, fmt, out, symbol, symbols, start, end, force, as_json, db) -> 
     if symbol is not None and symbols is not None:
         raise BadInput("give either --symbol or --symbols, not both")
     names = parse_symbols(symbols if symbols is not None else symbol) if (symbol or symbols) is not None else None
-    result = export_table(table, out, fmt=fmt, db=db, symbols=names, start=parse_date(start, "--start"),
-                          end=parse_date(end, "--end"), force=force)
+    with _job_progress(("row", "rows"), "exported", enabled=not as_json) as progress:
+        result = export_table(table, out, fmt=fmt, db=db, symbols=names, start=parse_date(start, "--start"),
+                              end=parse_date(end, "--end"), force=force, progress=progress)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:
         which = ", ".join(result.symbols) if result.symbols else "all symbols"
-        click.echo(f"exported {result.rows:,} rows of {result.table} ({which}) to {result.path} "
+        click.echo(f"exported {plural(result.rows, 'row')} of {result.table} ({which}) to {result.path} "
                    f"({result.format}, {result.bytes:,} bytes) in {result.elapsed:.2f} s")
+
+
+@contextmanager
+def _job_progress(unit: tuple[str, str], verb: str, enabled: bool = True, units: dict | None = None):
+    """A long job's progress callback (a rich bar on a terminal, a plain line every second or so
+    otherwise), or None when the output must stay machine-readable."""
+    if not enabled:
+        yield None
+        return
+    from gexhistory.cli.ui import Progress  # lazy: rich, only for the commands that draw
+
+    with Progress(unit, verb, every=1.0, units=units) as progress:
+        yield progress.update
 
 
 def backfill_script_main(argv: list[str] | None = None) -> None:

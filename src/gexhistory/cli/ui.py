@@ -25,14 +25,18 @@ class Progress:
     """Progress of a long job, one task per label (a symbol's sessions, an export's rows, a validation's
     sessions): a rich bar per task on a terminal, plain lines on stderr otherwise.
 
-    `unit` is the thing counted, singular and plural; `verb` what happens to it. Plain lines come at most
-    every `every` seconds per task (the last one always): a backfill prints one per batch (`every=0`),
-    which is also what tests/test_crash.py waits for before a kill.
+    `unit` is the thing counted, singular and plural (`units` overrides it per label); `verb` what
+    happens to it; `idle` what a task with nothing to do says (None: nothing). A plain line comes once `every` seconds
+    have passed since the job started or since the task's last line, and the task's last line once it
+    had one: a job quicker than `every` prints none, and a backfill (`every=0`) one per batch, which
+    tests/test_crash.py waits for before a kill.
     """
 
     def __init__(self, unit: tuple[str, str] = ("session", "sessions"), verb: str = "written",
-                 enabled: bool = True, every: float = 0.0):
-        self.unit, self.verb, self.every = unit, verb, every
+                 enabled: bool = True, every: float = 0.0, units: dict[str, tuple[str, str]] | None = None,
+                 idle: str | None = None):
+        self.unit, self.verb, self.every, self.idle = unit, verb, every, idle
+        self._units = units or {}
         self.enabled = enabled
         self.tty = sys.stderr.isatty()
         self._bar = None
@@ -61,26 +65,31 @@ class Progress:
         else:
             print(text, flush=True)
 
-    def units(self, n: int) -> str:
-        return self.unit[0] if n == 1 else self.unit[1]
+    def units(self, label: str, n: int) -> str:
+        one, many = self._units.get(label, self.unit)
+        return one if n == 1 else many
 
     def update(self, label: str, done: int, total: int) -> None:
         if not self.enabled:
             return
         if self._bar is not None:
             if label not in self._tasks:
-                self._tasks[label] = self._bar.add_task(label, total=max(total, 1), unit=self.units(total))
-                if total == 0:
-                    self._bar.update(self._tasks[label], completed=1, description=f"{label} (up to date)")
-            self._bar.update(self._tasks[label], completed=done, total=max(total, 1))
+                self._tasks[label] = self._bar.add_task(label, total=max(total, 1), unit=self.units(label, total))
+            if total == 0:
+                self._bar.update(self._tasks[label], completed=1, total=1, description=f"{label} ({self.idle or 'none'})")
+            else:
+                self._bar.update(self._tasks[label], completed=done, total=total)
             return
         now = time.perf_counter()
         if total == 0:
-            print(f"{label}: nothing to do, every {self.unit[0]} in the window is complete", file=sys.stderr, flush=True)
-        elif done > 0 and (done >= total or now - self._printed.get(label, -1e9) >= self.every):
+            if self.idle and label not in self._printed:
+                self._printed[label] = now
+                print(f"{label}: {self.idle}", file=sys.stderr, flush=True)
+        elif 0 < done and (now - self._printed.get(label, self._t0) >= self.every
+                           or (done >= total and label in self._printed)):
             self._printed[label] = now
-            print(f"{label}: {done}/{total} {self.units(total)} {self.verb} ({now - self._t0:.1f}s)",
-                  file=sys.stderr, flush=True)
+            what = " ".join(w for w in (self.units(label, total), self.verb) if w)
+            print(f"{label}: {done}/{total} {what} ({now - self._t0:.1f}s)", file=sys.stderr, flush=True)
 
 
 def print_summary(result, announced: tuple[str, ...] = ()) -> None:
@@ -176,13 +185,13 @@ def print_validation(result: dict) -> None:
 def print_chain_import(result) -> None:
     """What an import-chains run read and wrote, one line per file and per session."""
     for f in result.files:
-        print(f"{f['file']}: {f['format']}, {f['chains']} chain(s), {f['contracts']} contracts, "
+        print(f"{f['file']}: {f['format']}, {plural(f['chains'], 'chain')}, {plural(f['contracts'], 'contract')}, "
               f"{','.join(f['underlyings'])} {f['first_date']}..{f['last_date']}, chain_source={f['chain_source']}")
         for note in f["notes"]:
             print(f"  note: {note}")
     for s in result.sessions:
         flip = f"{s['flip_point']:.2f}" if s["flip_point"] is not None else "none"
-        print(f"  {s['symbol']} {s['date']}: {s['snapshots']} snapshot(s), spot from {s['spot_source']}, "
+        print(f"  {s['symbol']} {s['date']}: {plural(s['snapshots'], 'snapshot')}, spot from {s['spot_source']}, "
               f"net GEX {s['net_gex']:,.0f} ({s['regime']}), flip {flip}")
     t = result.totals
     print("rows: " + ", ".join(f"{name} +{c['inserted']} ~{c['replaced']} replaced" for name, c in t.items()))

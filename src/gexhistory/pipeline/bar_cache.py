@@ -17,6 +17,7 @@ import numpy as np
 from gexhistory.calendar import Session, sessions_between
 from gexhistory.sources.base import MINUTES_PER_SESSION, VIX, DailyBars, MinuteBars, PriceSource, minutes_from_daily
 from gexhistory.store import bars as store_bars
+from gexhistory.words import plural
 
 
 class BarCache(PriceSource):
@@ -142,7 +143,7 @@ class BarCache(PriceSource):
         arrays["close"][empty] = filled.close
         what = "the close" if daily.close_only else "the open (09:30) and the close"
         self._notes.append(
-            f"{self.name}: no minute bars for {symbol} on {len(empty)} of {len(sessions)} sessions "
+            f"{self.name}: no minute bars for {symbol} on {len(empty)} of {plural(len(sessions), 'session')} "
             f"(first {need[0].date}): those sessions are priced from daily bars, so only {what} snapshots "
             "were computed; intraday snapshots are left out, not invented")
 

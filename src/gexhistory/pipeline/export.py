@@ -19,7 +19,7 @@ import datetime as dt
 import os
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gexhistory.errors import BadInput, WorkFailed
 from gexhistory.pipeline import columnar
+from gexhistory.pipeline.runs import ProgressFn
 from gexhistory.store import frames
 from gexhistory.store.db import user_error
 
@@ -121,11 +122,12 @@ def check_target(out: Path, force: bool, flag: str = "--") -> Path:
 def export_table(table: str, out: str | os.PathLike, *, fmt: str | None = None, db: str | None = None,
                  symbols: Sequence[str] | None = None, start: dt.date | None = None, end: dt.date | None = None,
                  force: bool = False, chunk_rows: int | None = None, row_group_rows: int = ROW_GROUP_ROWS,
-                 flag: str = "--") -> ExportResult:
+                 flag: str = "--", progress: ProgressFn | None = None) -> ExportResult:
     """Write the rows of `table` (for `symbols`, all when None; dates in [start, end]) to `out`.
 
     `chunk_rows` (default: CHUNK_VALUES values' worth) rows are read and converted at a time; Parquet
-    row groups hold about `row_group_rows` rows."""
+    row groups hold about `row_group_rows` rows. `progress(table, rows written, rows to write)` is
+    called after each chunk (the total is counted first, only when `progress` is given)."""
     t0 = time.perf_counter()
     check_table(table)
     path = check_target(Path(out), force, flag)
@@ -145,6 +147,8 @@ def export_table(table: str, out: str | os.PathLike, *, fmt: str | None = None, 
                                + (f"the database holds {', '.join(held)}" if held else "the database is empty"))
         query = frames.export_select(table, list(symbols) if symbols else None, start, end)
         with closing(frames.stream(engine, query, chunk)) as chunks:  # a failed write ends the read too
+            if progress is not None:
+                chunks = _reported(chunks, table, frames.count_rows(engine, query), progress)
             rows = _write_atomically(path, lambda tmp: _WRITERS[fmt](tmp, cols, chunks, row_group_rows))
     except SQLAlchemyError as exc:
         raise user_error(exc) from None
@@ -152,6 +156,17 @@ def export_table(table: str, out: str | os.PathLike, *, fmt: str | None = None, 
         engine.dispose()
     return ExportResult(str(path), table, fmt, rows, [c.name for c in cols], list(symbols) if symbols else None,
                         start, end, path.stat().st_size, time.perf_counter() - t0)
+
+
+def _reported(chunks: Iterable[Sequence], label: str, total: int, progress: ProgressFn) -> Iterator[Sequence]:
+    """The chunks, reporting the rows done each time the writer asks for the next one (the one before
+    it is then written)."""
+    done = 0
+    progress(label, 0, total)
+    for rows in chunks:
+        yield rows
+        done += len(rows)
+        progress(label, done, max(total, done))  # rows added since the count are written too
 
 
 def _write_parquet(tmp: Path, cols: list[frames.Col], chunks: Iterable[Sequence], row_group_rows: int) -> int:

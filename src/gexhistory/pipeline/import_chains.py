@@ -37,7 +37,7 @@ from gexhistory.errors import BadInput
 from gexhistory.pipeline import parallel
 from gexhistory.pipeline.compute import session_rows
 from gexhistory.pipeline.outcomes import fill_outcomes, refresh_confidence
-from gexhistory.pipeline.runs import TABLES, versions
+from gexhistory.pipeline.runs import TABLES, ProgressFn, versions
 from gexhistory.sources.base import MinuteBars
 from gexhistory.store import chains as cs
 from gexhistory.store import writes
@@ -89,11 +89,16 @@ class ImportResult:
                 "elapsed_seconds": round(self.elapsed, 3), "notes": self.notes}
 
 
+READ, COMPUTE, WRITE = "reading chain files", "computing sessions", "writing sessions"  # progress labels
+
+
 def parse_files(files: list[str], *, oi_file: str | None = None, volume_as_oi: bool = False,
-                underlying: str | None = None, jobs: int = 1, cluster: str | None = None):
+                underlying: str | None = None, jobs: int = 1, cluster: str | None = None,
+                progress: ProgressFn | None = None):
     """Parse and validate every file (nothing written); BadInput on the first bad file, in the order
     given. With `jobs` > 1 the files are read by that many local worker processes, with `cluster` (a
-    Dask scheduler address) by the cluster's workers, which must see the files at the same paths."""
+    Dask scheduler address) by the cluster's workers, which must see the files at the same paths.
+    `progress(READ, files read, files)` follows them."""
     from gexhistory.pipeline.chain_prep import read_chain_file  # lazy: pandas, only when files are read
 
     if not files:
@@ -104,17 +109,24 @@ def parse_files(files: list[str], *, oi_file: str | None = None, volume_as_oi: b
         raise BadInput(f"--jobs must be between 1 and 64, got {jobs}")
     address = parallel.cluster_address(cluster)
     options = {"oi_file": oi_file, "volume_as_oi": volume_as_oi, "underlying": underlying}
+    report = progress or (lambda *_: None)
+    report(READ, 0, len(files))
+    parsed = []
     if address or (jobs > 1 and len(files) > 1):
         pool = parallel.cluster_pool(address) if address else parallel.local_pool(min(jobs, len(files)))
         try:
             futures = [pool.submit(read_chain_file, f, **options) for f in files]
-            parsed = [c for f in futures for c in parallel.result_of(f)]
+            for k, f in enumerate(futures, 1):  # in the order given: the first bad file is the one reported
+                parsed += parallel.result_of(f)
+                report(READ, k, len(files))
         except BaseException:
             pool.close(cancel=True)
             raise
         pool.close()
     else:
-        parsed = [c for f in files for c in read_chain_file(f, **options)]
+        for k, f in enumerate(files, 1):
+            parsed += read_chain_file(f, **options)
+            report(READ, k, len(files))
     if (oi_file or volume_as_oi) and not any(p.fmt == "optionsdx" for p in parsed):
         raise BadInput("--oi-file and --volume-as-oi apply to OptionsDX files, and none was given")
     # The same underlying and date twice in one import: the later file wins, as it would in two imports.
@@ -154,14 +166,17 @@ def _spots(conn, item, session):
 
 def import_chains(files: list[str], *, db: str | None = None, oi_file: str | None = None,
                   volume_as_oi: bool = False, underlying: str | None = None,
-                  conv: Conventions | None = None, jobs: int = 1, cluster: str | None = None) -> ImportResult:
+                  conv: Conventions | None = None, jobs: int = 1, cluster: str | None = None,
+                  progress: ProgressFn | None = None) -> ImportResult:
     """Import option-chain files and recompute the GEX of the sessions they cover (module docstring).
     Every file is read (one task per file: `jobs` local processes or a Dask `cluster`) and checked
-    before the database is opened; then one transaction stores the chains and replaces the sessions."""
+    before the database is opened; then one transaction stores the chains and replaces the sessions.
+    `progress(label, done, total)` follows the files read, the sessions computed and those written."""
     t0 = time.perf_counter()
     conv = conv or Conventions()
+    report = progress or (lambda *_: None)
     items = parse_files(files, oi_file=oi_file, volume_as_oi=volume_as_oi, underlying=underlying, jobs=jobs,
-                        cluster=cluster)
+                        cluster=cluster, progress=progress)
     engine = open_engine(db)
     init_schema(engine)
     symbols = sorted({p.chain.underlying for p in items})
@@ -175,7 +190,8 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
     totals = {t: {"inserted": 0, "replaced": 0} for t in TABLES}
     try:
         computed, sessions_out = [], []
-        for item, sess, spots, data_source, spot_source in planned:
+        report(COMPUTE, 0, len(planned))
+        for k, (item, sess, spots, data_source, spot_source) in enumerate(planned, 1):
             snaps = compute_gex([item.chain], [spots], [sess.snapshot_times()], conv)[0]
             sym = item.chain.underlying
             history[sym][sess.date] = (snaps[-1].spot, snaps[-1].net_gex)
@@ -187,13 +203,14 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
                                  "spot_source": spot_source, "chain_source": item.label, "net_gex": close.net_gex,
                                  "flip_point": close.flip_point, "call_wall": close.call_wall,
                                  "put_wall": close.put_wall, "regime": close.regime})
+            report(COMPUTE, k, len(planned))
         now = format_ts(dt.datetime.now(ET))
         with engine.begin() as conn:
             for sym in symbols:
                 writes.lock_symbol(conn, sym)
             for item in items:
                 cs.replace_chain(conn, _header(item, now), _contracts(item))
-            for sym, day, rows in computed:
+            for k, (sym, day, rows) in enumerate(computed, 1):
                 removed = writes.delete_sessions(conn, sym, [day])
                 for name, table in (("gex_history", gex_history), ("gamma_history", gamma_history),
                                     ("gamma_daily_summary", gamma_daily_summary), ("regime_signals", regime_signals)):
@@ -202,6 +219,7 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
                     writes.insert_rows(conn, table, rows[name])
                     totals[name]["replaced"] += removed[name]
                     totals[name]["inserted"] += max(0, len(rows[name]) - removed[name])
+                report(WRITE, k, len(computed))  # committed together, when the last one is written
     except BaseException as exc:
         writes.finish_run(engine, run_id, "failed", totals, format_ts(dt.datetime.now(ET)),
                           str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

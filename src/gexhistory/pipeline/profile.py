@@ -33,6 +33,7 @@ from gexhistory.sources.synthetic import SyntheticMarket
 from gexhistory.store import bars as store_bars
 from gexhistory.store import profile as store_profile
 from gexhistory.store.readonly import open_readonly
+from gexhistory.words import plural
 
 IV_MAX = 10.0  # 1000%: a larger "IV" is a unit mistake (percent given for a decimal)
 _SNAPSHOT_FIELDS = ("spot", "net_gex", "call_gex", "put_gex", "flip_point", "flip_found", "call_wall", "put_wall",
@@ -310,7 +311,8 @@ def _user_chain(chain_df, at: dt.datetime) -> OptionChain:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         _, name, what = next(p for p in problems if p[0][i])
-        more = f" ({int(bad.sum()) - 1} more rows are malformed)" if bad.sum() > 1 else ""
+        n_more = int(bad.sum()) - 1
+        more = f" ({plural(n_more, 'more row')} {'is' if n_more == 1 else 'are'} malformed)" if n_more else ""
         value = col[name].iloc[i]
         value = value.item() if isinstance(value, np.generic) else value  # 25.0, not np.float64(25.0)
         raise BadInput(f"chain_df row {chain_df.index[i]!r} (position {i}): {name} {value!r} {what}{more}")

@@ -19,6 +19,7 @@ from gexhistory.pipeline.runs import failure_message
 from gexhistory.sources.massive_chain import CHAIN_SOURCE, DATA_SOURCE, chain_client, chain_from_results, fetch_chain
 from gexhistory.store import writes
 from gexhistory.store.db import init_schema, open_engine
+from gexhistory.words import plural
 
 AFTER_CLOSE_GRACE = dt.timedelta(minutes=15)  # a 16:00 job that starts a little late still counts
 
@@ -77,7 +78,8 @@ def take_snapshot(engine, client, symbol: str, now: dt.datetime, conv: Conventio
         replaced = writes.replace_at_timestamp(conn, symbol, format_ts(at), rows)
     out = SnapshotResult(symbol, format_ts(at), len(results), len(chain), no_iv, g, replaced)
     if no_iv:
-        out.notes.append(f"{no_iv} of {len(results)} contracts had no implied volatility and were left out")
+        out.notes.append(f"{no_iv:,} of {plural(len(results), 'contract')} had no implied volatility and "
+                         f"{'was' if no_iv == 1 else 'were'} left out")
     return out
 
 

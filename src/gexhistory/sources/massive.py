@@ -39,6 +39,7 @@ from gexhistory.sources.base import (
     PriceSource,
 )
 from gexhistory.version import __version__
+from gexhistory.words import plural
 
 LABEL = labels.POLYGON  # data_source of every row priced from Massive/Polygon bars
 DEFAULT_BASE_URL = "https://api.massive.com"
@@ -213,7 +214,7 @@ class MassiveClient:
                     break
                 wait = r.wait if r.wait is not None else self._delay(attempt)
                 self.sleep(wait)
-        raise ProviderError(f"massive: {where} failed after {self.max_tries} tries; last: {last}")
+        raise ProviderError(f"massive: {where} failed after {plural(self.max_tries, 'try', 'tries')}; last: {last}")
 
     def _try(self, url: str, query: dict, path: str, page: int) -> dict:
         import httpx  # lazy: see _client
@@ -260,7 +261,7 @@ class MassiveClient:
             raise _Retry("malformed JSON (results is not a list of bars)")
         count = body.get("resultsCount")
         if isinstance(count, int) and count != len(results):
-            raise _Retry(f"truncated response (resultsCount {count}, {len(results)} bars received)")
+            raise _Retry(f"truncated response (resultsCount {count}, {plural(len(results), 'bar')} received)")
         return body
 
     def _json(self, resp, path: str) -> dict:

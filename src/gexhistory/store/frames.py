@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Boolean, Column, Engine, Float, Integer, Row, Table, and_, literal, or_, select
+from sqlalchemy import Boolean, Column, Engine, Float, Integer, Row, Table, and_, func, literal, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from gexhistory.config import database_url, redact_url
@@ -229,6 +229,12 @@ def table_symbols(engine: Engine, name: str) -> list[str]:
     col = e.table.c[e.symbol_col]
     with engine.connect() as conn:
         return [r[0] for r in conn.execute(select(col).distinct().order_by(col))]
+
+
+def count_rows(engine: Engine, stmt) -> int:
+    """How many rows `stmt` selects (what a progress display needs to show a total)."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(stmt.order_by(None).subquery())).scalar_one())
 
 
 def stream(engine: Engine, stmt, chunk_rows: int) -> Iterator[Sequence[Row]]:

@@ -114,9 +114,12 @@ def create_app(db: str | None = None) -> FastAPI:
     def _error(request: Request, status: int, message: str):
         if _is_api(request):
             return JSONResponse({"success": False, "detail": message}, status_code=status)
+        # The picker shows the symbol asked for (marked as not stored), and choosing another keeps the range.
+        asked = request.query_params.get("symbol", "").strip().upper()[:16] or None
+        state = {k: request.query_params[k] for k in ("days", "start", "end") if request.query_params.get(k)}
         return templates.TemplateResponse(request, "error.html", {"status": status, "message": message, "db_url": app.state.db.url,
                                                                   "page": None, "symbols": app.state.db.symbols(),
-                                                                  "state": {}},
+                                                                  "symbol": asked, "state": state},
                                            status_code=status)
 
     @app.exception_handler(NotFound)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from gexhistory.words import plural
+
 DASH = "—"
 
 
@@ -52,6 +54,11 @@ def integer(v) -> str:
     return DASH if _bad(v) else f"{int(v):,d}"
 
 
+def count(v, noun: str, nouns: str | None = None) -> str:
+    """"1 signal", "12 signals": the noun agrees with the number."""
+    return DASH if _bad(v) else plural(int(v), noun, nouns)
+
+
 def corr(v) -> str:
     return DASH if _bad(v) else f"{float(v):+.2f}"
 
@@ -64,4 +71,4 @@ def sign_class(v) -> str:
 
 
 FILTERS = {"gex": money_short, "price": price, "pct": pct, "spct": signed_pct, "fpct": frac_pct,
-           "num": num, "int": integer, "corr": corr}
+           "num": num, "int": integer, "corr": corr, "count": count}
