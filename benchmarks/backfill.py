@@ -1,4 +1,4 @@
-"""Whole-process wall time of the synthetic backfill on SQLite (SPEC §9).
+"""Whole-process wall time of the synthetic backfill on SQLite (the targets in the README's Performance section).
 
     python benchmarks/backfill.py [--days 365 3650] [--repeat 3] [--instructions]
 

@@ -1,4 +1,4 @@
-"""Response times of the pages and API on a 10-year SQLite database (SPEC §7: fast on 10 years).
+"""Response times of the pages and API on a 10-year SQLite database (the pages must stay fast on 10 years).
 
     python benchmarks/pages.py [--days 3650] [--db PATH] [--repeat 5]
 

@@ -18,7 +18,7 @@ TZ_NAME = "America/New_York"  # the zone every stored timestamp is in
 ET = ZoneInfo(TZ_NAME)
 CALENDAR_START = dt.date(1995, 1, 3)
 
-# Session-relative snapshot times (SPEC §2): open, midday, late afternoon, close.
+# Session-relative snapshot times (docs/computation.md): open, midday, late afternoon, close.
 REGULAR_SNAPSHOTS = ("09:30", "12:30", "15:00", "16:00")
 EARLY_CLOSE_SNAPSHOTS = ("09:30", "11:00", "12:00", "13:00")
 

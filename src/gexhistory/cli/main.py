@@ -349,9 +349,9 @@ def _job_progress(unit: tuple[str, str], verb: str, enabled: bool = True, units:
     if not enabled:
         yield None
         return
-    from gexhistory.cli.ui import Progress  # lazy: rich, only for the commands that draw
+    from gexhistory.cli.ui import Progress, progress_seconds  # lazy: rich, only for the commands that draw
 
-    with Progress(unit, verb, every=1.0, units=units) as progress:
+    with Progress(unit, verb, every=progress_seconds(), units=units) as progress:
         yield progress.update
 
 

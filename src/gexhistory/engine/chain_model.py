@@ -1,4 +1,4 @@
-"""A modelled option chain: the chain a day's market would plausibly have had (SPEC §4.2).
+"""A modelled option chain: the chain a day's market would plausibly have had (docs/computation.md).
 
 Deterministic given the daily price path. What it models:
 - listed expirations per product and era (monthlies, quarterlies, Friday weeklies, then Monday/

@@ -3,7 +3,7 @@
 `compute_gex` is the one entry point: the backfill, chain imports, live snapshots, validate and the
 strike profile all get their GEX numbers from it (compute_gex_one is its one-chain form).
 
-Sign convention (SPEC §4.1): dealers are long the calls and short the puts that customers hold, so
+Sign convention (docs/computation.md#gex): dealers are long the calls and short the puts that customers hold, so
 call GEX counts positive and put GEX negative. Units: dollars of delta per 1% move of the underlying.
 
 Every snapshot of every session in a call is computed at once: the sessions' chains become one flat book

@@ -1,11 +1,11 @@
-"""Signal outcomes (SPEC §6): price change over 1, 5 and 10 trading sessions, and whether it was right.
+"""Signal outcomes (docs/computation.md#outcomes): price change over 1, 5 and 10 trading sessions, and whether it was right.
 
 The base is the signal session's close (the close snapshot's spot, stored as spy_price and as the
 session's gamma_daily_summary close_price); the horizon price is the close of the k-th NYSE session
 after it, from the same table and the same data_source. A horizon whose session is not stored yet is
 NULL, and so is signal_correct until the 5-session move is known.
 
-One rule (SPEC §6) on the 5-session move: BULLISH is right when > +1%, BEARISH when < -1%, and
+One rule on the 5-session move: BULLISH is right when > +1%, BEARISH when < -1%, and
 NEUTRAL / VOLATILE (pins and regime changes) when |move| < 2%.
 """
 

@@ -1,4 +1,4 @@
-"""Multi-timeframe Wilder RSI(14), the weighted RSI score, aligned extremes and coiling (SPEC §6).
+"""Multi-timeframe Wilder RSI(14), the weighted RSI score, aligned extremes and coiling (docs/computation.md#signals).
 
 RSI of a series is Wilder's: the first average gain/loss is the simple mean of the first 14 changes,
 then avg <- avg * 13/14 + change / 14; RSI = 100 * G / (G + L), which is 100 when the average loss is 0.

@@ -1,4 +1,4 @@
-"""The thirteen psychology-trap patterns of SPEC §6, in order, first match wins; NEUTRAL is not a signal.
+"""The thirteen psychology-trap patterns (docs/computation.md#signals), in order, first match wins; NEUTRAL is not a signal.
 
 Inputs are one session's computed values at its close snapshot (`SignalInputs`); `detect` returns the
 matching pattern (or None) and `signal_row` the regime_signals columns, with texts written from the
@@ -13,14 +13,14 @@ gamma expiring this week, the test holds whenever short-dated expiries carry mos
 gamma, which in the daily/weekly-expiry era is nearly always (80% of the modelled SPY closes of
 2016-2025 against 34% for the net reading), so it would shadow every later pattern.
 
-Gamma thresholds. SPEC §6 gives them in SPY dollars (1e9, 5e8): figures from a feed in
+Gamma thresholds. The pattern rules give them in SPY dollars (1e9, 5e8): figures from a feed in
 which SPY's typical |net GEX| is a couple of billion. They are applied as multiples of a typical |GEX|:
 threshold x scale, where scale = the symbol's typical |net GEX| (the median |close net GEX| of the
 previous SCALE_WINDOW sessions, computed by the same engine) / GEX_REFERENCE. GEX_REFERENCE is the
-median |GEX| of the SqueezeMetrics S&P 500 series in the shared reference file (2011-05..2018-12:
+median |GEX| of the SqueezeMetrics S&P 500 series as published in DIX.csv (2011-05..2018-12:
 $2.10B per 1% move), the real-world scale on which such thresholds were written. So a symbol whose
 modelled |GEX| is typically $17B (the modelled SPY of 2016-2025) needs |net| > $8.1B for the "$1B"
-test, and a real chain with a typical $2.1B uses the SPEC's dollars as written.
+test, and a real chain with a typical $2.1B uses the rules' dollars as written.
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ class SignalColumns:
 
 
 def pattern_hits(c: SignalColumns) -> np.ndarray:
-    """(13, sessions) bool: every pattern's condition, rows in SPEC order. A NaN input makes the
+    """(13, sessions) bool: every pattern's condition, rows in PATTERNS order. A NaN input makes the
     comparisons that read it false, as a None input does for one session. The derived percentages are
     SignalInputs' properties, written with the same operations so they round the same."""
     score, ob, os_, vr, net = c.rsi_score, c.overbought, c.oversold, c.volume_ratio, c.net_gamma
@@ -203,19 +203,19 @@ def first_two(hits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def conditions(x: SignalInputs) -> dict[str, bool]:
-    """Every pattern's condition, in SPEC order (the first true one is the signal)."""
+    """Every pattern's condition, in PATTERNS order (the first true one is the signal)."""
     return {name: bool(ok) for name, ok in zip(PATTERNS, pattern_hits(SignalColumns.of([x]))[:, 0])}
 
 
 def detect(x: SignalInputs) -> tuple[str | None, str | None]:
-    """(primary, secondary): the first and second matching patterns in SPEC order."""
+    """(primary, secondary): the first and second matching patterns in PATTERNS order."""
     hits = [name for name, ok in conditions(x).items() if ok]
     return (hits[0] if hits else None), (hits[1] if len(hits) > 1 else None)
 
 
 def direction(x: SignalInputs, pattern: str) -> str:
     """BULLISH / BEARISH / NEUTRAL / VOLATILE; pins and regime changes are NEUTRAL or VOLATILE, scored
-    by SPEC §6's one rule (|5-session move| < 2%)."""
+    by the outcomes' one rule (|5-session move| < 2%)."""
     score = x.rsi_score or 0.0
     fixed = {
         "FLIP_POINT_CRITICAL": VOLATILE, "POST_OPEX_REGIME_FLIP": VOLATILE, "LIBERATION_TRADE": BULLISH,

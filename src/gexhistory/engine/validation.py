@@ -1,4 +1,4 @@
-"""How close one GEX series comes to another (SPEC §4.4): Spearman rank correlation, sign agreement,
+"""How close one GEX series comes to another (docs/validate.md): Spearman rank correlation, sign agreement,
 precision/recall of negative-GEX days, and the naive drawdown feature the model must beat.
 
 pipeline/validate.py runs the chain model over a reference file's prices (sources/reference.py) and

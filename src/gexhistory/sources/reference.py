@@ -1,4 +1,4 @@
-"""A published GEX series to validate the modelled chain against (SPEC §4.4): read and checked, nothing more.
+"""A published GEX series to validate the modelled chain against (docs/validate.md): read and checked, nothing more.
 
 The file is a CSV with a `date` column, one close column (any name, e.g. `spx_close`) and a `gex`
 column (SqueezeMetrics' convention: calls +, puts -). pipeline/validate.py runs the model over it.

@@ -233,7 +233,7 @@ Index("ix_regime_signals_type", regime_signals.c.primary_regime_type)
 SNAPSHOT_TABLES = (gex_history, gamma_history)
 SESSION_TABLES = (gex_history, gamma_history, gamma_daily_summary, regime_signals)
 
-# Imported option chains (SPEC §4.3): one header row per (underlying, as_of, chain_source) and its
+# Imported option chains (gexhistory import-chains): one header row per (underlying, as_of, chain_source) and its
 # contracts, so a later backfill reuses the real chain instead of the modelled one.
 option_chains = Table(
     "option_chains",
