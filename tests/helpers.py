@@ -12,13 +12,16 @@ from sqlalchemy import create_engine, text
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_cli(args: list[str], cwd: Path, env: dict | None = None, script: str | None = None) -> subprocess.CompletedProcess:
-    """`python -m gexhistory ARGS` (or a root script of the guide) in `cwd`, with this checkout's code."""
+def run_cli(args: list[str], cwd: Path, env: dict | None = None, script: str | None = None,
+            merge: bool = False) -> subprocess.CompletedProcess:
+    """`python -m gexhistory ARGS` (or a root script of the guide) in `cwd`, with this checkout's code;
+    `merge`: stderr into stdout, in the order the two were written."""
     full_env = {k: v for k, v in os.environ.items() if k not in ("POLYGON_API_KEY", "MASSIVE_API_KEY", "DATABASE_URL", "DATABASE_PATH")}
     full_env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO)])
     full_env.update(env or {})
     cmd = [sys.executable, str(REPO / script)] if script else [sys.executable, "-m", "gexhistory"]
-    return subprocess.run(cmd + args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd + args, cwd=cwd, env=full_env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT if merge else subprocess.PIPE, text=True, timeout=300)
 
 
 def engine_for(db: str):

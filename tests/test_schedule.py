@@ -1,4 +1,5 @@
-"""`gexhistory schedule`: the printed crontab lines and systemd units parse and run the right commands."""
+"""`gexhistory schedule`: the printed crontab lines and systemd units parse and run the right commands, for
+the symbols stored in the jobs' database, with the snapshot source the jobs' key allows."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import shlex
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
-from helpers import run_cli
+from helpers import REPO, run_cli
 
 CRON_RANGES = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
 
@@ -97,3 +99,92 @@ def test_schedule_defaults_and_symbols(tmp_path):
 def test_schedule_bad_project_dir(tmp_path):
     out = run_cli(["schedule", "--project-dir", str(tmp_path / "missing")], tmp_path)
     assert out.returncode == 2 and out.stderr.startswith("error: project directory") and out.stdout == ""
+
+
+def _jobs(stdout: str) -> dict[str, str]:
+    """Crontab job name (daily, weekly, snapshot) -> its gexhistory arguments (the first line of each)."""
+    cron, _ = _parse(stdout)
+    out = {}
+    for line in cron[1:]:
+        args = shlex.split(line.split(None, 5)[5])[6:]
+        name = "snapshot" if args[0] == "snapshot" else {"7": "daily", "90": "weekly"}[args[2]]
+        out.setdefault(name, " ".join(args))
+    return out
+
+
+def _comments(stdout: str) -> str:
+    """The crontab's comment lines, unwrapped into one text."""
+    head = stdout[:stdout.index("CRON_TZ=America/New_York\n")]
+    return " ".join(line[2:] for line in head.splitlines() if line.startswith("# "))
+
+
+def test_schedule_fits_the_stored_symbols_and_the_key(tmp_path):
+    project = tmp_path / "proj"
+    project.mkdir()
+    ran = run_cli(["backfill", "--symbols", "SPY,QQQ", "--days", "10", "--quiet"], project)
+    assert ran.returncode == 0, ran.stderr
+    out = run_cli(["schedule", "--project-dir", str(project)], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert _jobs(out.stdout) == {"daily": "backfill --days 7 --symbols QQQ,SPY --quiet",
+                                 "weekly": "backfill --days 90 --symbols QQQ,SPY --quiet",
+                                 "snapshot": "snapshot --source cboe --symbols QQQ,SPY --quiet"}
+    notes = _comments(out.stdout)
+    assert f"symbols: QQQ,SPY, those stored in {project / 'gex_copilot.db'}" in notes
+    assert "no provider key (POLYGON_API_KEY or MASSIVE_API_KEY)" in notes and "Cboe's delayed quotes" in notes
+    assert "QQQ, SPY hold synthetic rows" in notes
+    assert 'ExecStart=' in out.stdout and "snapshot --source cboe --symbols QQQ,SPY --quiet" in out.stdout
+
+    # The daily job as cron would run it: in the project folder, with its database.
+    daily = next(line for line in _parse(out.stdout)[0] if "--days 7" in line).split(None, 5)[5]
+    job = subprocess.run(daily, shell=True, capture_output=True, text=True, timeout=300,
+                         env={**_clean_env(), "PYTHONPATH": str(REPO / "src")})
+    assert job.returncode == 0, job.stderr
+    assert job.stdout.count("\n") == 1 and "QQQ,SPY" in job.stdout and "SYNTHETIC DATA" in job.stdout
+
+    # A key in the project's .env: Massive's snapshot, no keyless comment.
+    (project / ".env").write_text("POLYGON_API_KEY=k-123\n")
+    keyed = run_cli(["schedule", "--project-dir", str(project)], tmp_path)
+    assert _jobs(keyed.stdout)["snapshot"] == "snapshot --symbols QQQ,SPY --quiet"
+    assert "no provider key" not in keyed.stdout and "k-123" not in keyed.stdout
+    # A key in this shell only: Massive's, and a warning that the jobs will not see it.
+    (project / ".env").write_text("")
+    shell = run_cli(["schedule", "--project-dir", str(project)], tmp_path, env={"MASSIVE_API_KEY": "k-456"})
+    assert _jobs(shell.stdout)["snapshot"] == "snapshot --symbols QQQ,SPY --quiet"
+    assert "MASSIVE_API_KEY is set in this shell but not in" in _comments(shell.stdout)
+    # --symbols wins over the stored ones.
+    chosen = run_cli(["schedule", "--project-dir", str(project), "--symbols", "iwm"], tmp_path)
+    assert _jobs(chosen.stdout)["daily"] == "backfill --days 7 --symbols IWM --quiet"
+
+
+def test_schedule_reads_the_database_the_jobs_will_use(db_url, tmp_path):
+    project = tmp_path / "proj"
+    project.mkdir()
+    empty = run_cli(["schedule", "--project-dir", str(project)], tmp_path)
+    assert _jobs(empty.stdout)["daily"] == "backfill --days 7 --quiet"  # nothing stored: each command's default
+    assert "no symbols stored in" in _comments(empty.stdout)
+    assert run_cli(["backfill", "--symbol", "IWM", "--days", "5", "--quiet", "--db", db_url], tmp_path).returncode == 0
+    given = run_cli(["schedule", "--project-dir", str(project), "--db", db_url], tmp_path)
+    assert given.returncode == 0, given.stderr
+    want_db = db_url if "://" in db_url else str(Path(db_url).absolute())
+    assert _jobs(given.stdout)["daily"] == f"backfill --days 7 --symbols IWM --db {want_db} --quiet"
+    # The project's .env names the database (a relative path is the jobs' folder's).
+    if "://" not in db_url:
+        shutil.copy(db_url, project / "other.db")
+        (project / ".env").write_text("DATABASE_PATH=other.db\n")
+    else:
+        (project / ".env").write_text(f"DATABASE_URL={db_url}\n")
+    from_env = run_cli(["schedule", "--project-dir", str(project)], tmp_path)
+    assert _jobs(from_env.stdout)["weekly"] == "backfill --days 90 --symbols IWM --quiet"
+
+
+def test_schedule_refuses_a_password_on_the_command_line(tmp_path):
+    out = run_cli(["schedule", "--project-dir", str(tmp_path), "--db", "postgresql://u:secret@127.0.0.1:1/db"], tmp_path)
+    assert out.returncode == 2 and out.stdout == "" and "secret" not in out.stderr
+    assert out.stderr.startswith("error: --db postgresql://u:***@127.0.0.1:1/db holds a password")
+
+
+def _clean_env() -> dict:
+    import os
+
+    return {k: v for k, v in os.environ.items()
+            if k not in ("POLYGON_API_KEY", "MASSIVE_API_KEY", "DATABASE_URL", "DATABASE_PATH")}
