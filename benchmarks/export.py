@@ -2,6 +2,7 @@
 
     python benchmarks/export.py [--symbols 10] [--years 10] [--backends sqlite postgres]
                                 [--minute-sessions 500] [--pg-url postgresql://postgres@127.0.0.1:5432/test]
+                                [--progress]
 
 Builds the database with one synthetic `gexhistory backfill` (all symbols, Y years), then adds
 regular-hours minute bars to price_bars for the last --minute-sessions sessions of every symbol (what a
@@ -88,7 +89,35 @@ def add_minute_bars(db: str, symbols: list[str], sessions: int) -> int:
     return n
 
 
-def run_backend(backend: str, symbols: list[str], years: int, minute_sessions: int, pg_url: str | None) -> None:
+def progress_cost(db: str, tmp: str, repeat: int) -> None:
+    """The same whole-table export with --json (no progress) and without (its rows counted first for the
+    total, then a progress line on stderr every second), best of `repeat` processes each."""
+    from gexhistory.store import frames  # lazy: only this measurement reads the database in-process
+
+    print(f"{'table':<20} {'rows':>10} {'--json s':>9} {'progress s':>10} {'difference':>10} {'count s':>8}")
+    engine = frames.open_reader(db)
+    for table in ("gex_history", "price_bars"):
+        query = frames.export_select(table, None, None, None)
+        counted = []
+        for _ in range(repeat):  # the one extra query progress costs: the total
+            t0 = time.perf_counter()
+            frames.count_rows(engine, query)
+            counted.append(time.perf_counter() - t0)
+        best = {}
+        for shown in (False, True):
+            args = ["-m", "gexhistory", "export", "--table", table, "--out", str(Path(tmp) / f"{table}.parquet"),
+                    "--force", "--db", db, *([] if shown else ["--json"])]
+            runs = [measure(args, tmp) for _ in range(repeat)]
+            best[shown] = min(r["wall"] for r in runs)
+            if not shown:
+                rows = json.loads(runs[0]["stdout"])["rows"]
+        print(f"{table:<20} {rows:>10,} {best[False]:>9.2f} {best[True]:>10.2f} {best[True] - best[False]:>+10.2f} "
+              f"{min(counted):>8.3f}")
+    engine.dispose()
+
+
+def run_backend(backend: str, symbols: list[str], years: int, minute_sessions: int, pg_url: str | None,
+                progress_only: bool = False) -> None:
     with tempfile.TemporaryDirectory() as tmp, Scratch(backend, pg_url, tmp) as db:
         t0 = time.perf_counter()
         measure(["-m", "gexhistory", "backfill", "--symbols", ",".join(symbols), "--days", str(365 * years),
@@ -96,6 +125,9 @@ def run_backend(backend: str, symbols: list[str], years: int, minute_sessions: i
         bars = add_minute_bars(db, symbols, minute_sessions) if minute_sessions else 0
         print(f"\n{backend}: {len(symbols)} symbols x {years} years backfilled, {bars:,} minute bars added "
               f"({time.perf_counter() - t0:.0f} s)")
+        if progress_only:
+            progress_cost(db, tmp, repeat=3)
+            return
         print(f"{'table':<20} {'format':<8} {'symbols':>7} {'rows':>10} {'wall s':>7} {'rows/s':>10} "
               f"{'MiB file':>8} {'peak RSS MiB':>12}")
         for table in ("gex_history", "gamma_history", "regime_signals", "price_bars"):
@@ -122,9 +154,11 @@ def main() -> None:
     ap.add_argument("--minute-sessions", type=int, default=500, help="sessions of minute bars per symbol (0: none)")
     ap.add_argument("--backends", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
     ap.add_argument("--pg-url", default=os.environ.get("GEXHISTORY_TEST_PG_URL"))
+    ap.add_argument("--progress", action="store_true",
+                    help="only what the progress display costs: each whole table with --json and without")
     a = ap.parse_args()
     for backend in a.backends:
-        run_backend(backend, SYMBOLS[:a.symbols], a.years, a.minute_sessions, a.pg_url)
+        run_backend(backend, SYMBOLS[:a.symbols], a.years, a.minute_sessions, a.pg_url, a.progress)
 
 
 if __name__ == "__main__":
