@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -19,6 +20,20 @@ def load_dotenv_file() -> None:
         from dotenv import load_dotenv  # lazy: only when a .env file exists
 
         load_dotenv(env_file, override=False)
+
+
+def env_float(name: str, default: float, lo: float, hi: float) -> float:
+    """A number from the environment variable `name` (unset or blank: `default`), within [lo, hi]."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadInput(f"{name}={raw!r} is not a number") from None
+    if not (lo <= value <= hi) or math.isnan(value):
+        raise BadInput(f"{name} must be between {lo:g} and {hi:g}, got {raw}")
+    return value
 
 
 def database_url(db: str | None = None) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -19,9 +18,8 @@ from rich.progress import (
 from rich.progress import Progress as RichProgress
 from rich.table import Table
 
-from gexhistory.errors import BadInput
+from gexhistory.config import env_float
 from gexhistory.words import plural
-
 
 PROGRESS_ENV = "GEXHISTORY_PROGRESS_SECONDS"
 
@@ -29,16 +27,7 @@ PROGRESS_ENV = "GEXHISTORY_PROGRESS_SECONDS"
 def progress_seconds(default: float = 1.0) -> float:
     """Seconds between plain progress lines of import-chains, validate and export: PROGRESS_ENV, else
     `default` (0: a line at every step, as a log that wants them all)."""
-    raw = os.environ.get(PROGRESS_ENV)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 86400:
-        raise BadInput(f"{PROGRESS_ENV} must be a number of seconds between 0 and 86400, got {raw!r}")
-    return value
+    return env_float(PROGRESS_ENV, default, 0.0, 86400.0)
 
 
 class Progress:

@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 
 from gexhistory.calendar import ET, Session, sessions_between
+from gexhistory.config import env_float
 from gexhistory.errors import BadInput, ProviderError
 from gexhistory.sources import labels
 from gexhistory.sources.base import (
@@ -75,22 +76,9 @@ class _Retry(Exception):
         self.wait = wait
 
 
-def _env_float(name: str, default: float, lo: float, hi: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BadInput(f"{name}={raw!r} is not a number") from None
-    if not (lo <= value <= hi) or math.isnan(value):
-        raise BadInput(f"{name} must be between {lo:g} and {hi:g}, got {raw}")
-    return value
-
-
 def configured_rate() -> float:
     """Requests per minute from MASSIVE_RATE_PER_MIN, else the free plan's 5."""
-    return _env_float("MASSIVE_RATE_PER_MIN", DEFAULT_RATE_PER_MIN, 1e-3, 1e6)
+    return env_float("MASSIVE_RATE_PER_MIN", DEFAULT_RATE_PER_MIN, 1e-3, 1e6)
 
 
 class RateLimiter:
@@ -335,9 +323,9 @@ class MassiveSource(PriceSource):
             raise BadInput(f"--rate must be a positive number of requests per minute, got {rate:g}")
         client = MassiveClient(
             key, base, rate_per_min=rate,
-            max_tries=int(_env_float("MASSIVE_MAX_TRIES", DEFAULT_MAX_TRIES, 1, 100)),
-            backoff=_env_float("MASSIVE_BACKOFF_SECONDS", DEFAULT_BACKOFF_SECONDS, 0, 600),
-            timeout=_env_float("MASSIVE_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS, 0.1, 600),
+            max_tries=int(env_float("MASSIVE_MAX_TRIES", DEFAULT_MAX_TRIES, 1, 100)),
+            backoff=env_float("MASSIVE_BACKOFF_SECONDS", DEFAULT_BACKOFF_SECONDS, 0, 600),
+            timeout=env_float("MASSIVE_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS, 0.1, 600),
         )
         return cls(client)
 
