@@ -84,12 +84,13 @@ def test_quiet_keeps_one_summary_line_and_counts_agree_with_their_nouns(tmp_path
     assert ": 1 of 1 session written, 0 skipped (4 snapshots, " in one.stdout and "1 sessions" not in one.stdout
     forced = run_cli(["backfill", "--symbol", "IWM", "--start", day, "--end", day, "--force", "--db", db], tmp_path)
     assert "1 of 1 session written in" in forced.stdout and "1 sessions" not in forced.stdout
-    assert "4 of them replacing stored ones" in run_cli(
-        ["backfill", "--symbol", "IWM", "--start", day, "--end", day, "--force", "--quiet", "--db", db], tmp_path).stdout
+    again = ["backfill", "--symbol", "IWM", "--start", day, "--end", day, "--force", "--quiet", "--db", db]
+    assert "4 of them replacing stored ones" in run_cli(again, tmp_path).stdout
 
 
 def test_status_check_reports_a_symbol_with_no_rows(db_url, tmp_path):
-    assert run_cli(["backfill", "--symbols", "SPY,QQQ", "--days", "10", "--quiet", "--db", db_url], tmp_path).returncode == 0
+    fill = run_cli(["backfill", "--symbols", "SPY,QQQ", "--days", "10", "--quiet", "--db", db_url], tmp_path)
+    assert fill.returncode == 0
     out = run_cli(["status", "--check", "--symbol", "XYZ", "--db", db_url], tmp_path)
     assert out.returncode == 1
     assert out.stdout.splitlines() == ["XYZ: no_rows: nothing stored for XYZ: the database holds QQQ, SPY"]
@@ -99,7 +100,8 @@ def test_status_check_reports_a_symbol_with_no_rows(db_url, tmp_path):
     ok = run_cli(["status", "--check", "--symbol", "SPY", "--db", db_url], tmp_path)
     assert ok.returncode == 0 and ok.stdout.strip() == "ok: no problems found in 1 symbol"
     both = run_cli(["status", "--check", "--symbol", "SPY,XYZ", "--db", db_url], tmp_path)
-    assert both.returncode == 1 and both.stdout.startswith("XYZ: no_rows") and "1 problem found in 2 symbols" in both.stderr
+    assert both.returncode == 1 and both.stdout.startswith("XYZ: no_rows")
+    assert "1 problem found in 2 symbols" in both.stderr
     shown = run_cli(["status", "--symbol", "XYZ", "--db", db_url], tmp_path, env={"COLUMNS": "200"})
     assert shown.returncode == 0 and "no_rows: nothing stored for XYZ" in shown.stdout
 
@@ -110,15 +112,17 @@ def test_status_shows_what_the_check_reports(db_url, tmp_path):
 
     from helpers import engine_for
 
-    assert run_cli(["backfill", "--symbols", "SPY,QQQ", "--days", "30", "--quiet", "--db", db_url], tmp_path).returncode == 0
+    fill = run_cli(["backfill", "--symbols", "SPY,QQQ", "--days", "30", "--quiet", "--db", db_url], tmp_path)
+    assert fill.returncode == 0
     days = [d for (d,) in rows(db_url, "SELECT date FROM gamma_daily_summary WHERE symbol='SPY' ORDER BY date")]
     eng = engine_for(db_url)
     with eng.begin() as conn:  # a session loses a snapshot, another its summary, a third becomes an EOD import
-        conn.execute(text("DELETE FROM gex_history WHERE symbol='SPY' AND timestamp = :t"), {"t": f"{days[3]} 12:30:00"})
+        conn.execute(text("DELETE FROM gex_history WHERE symbol='SPY' AND timestamp = :t"),
+                     {"t": f"{days[3]} 12:30:00"})
         conn.execute(text("DELETE FROM gamma_daily_summary WHERE symbol='SPY' AND date = :d"), {"d": days[5]})
         for table in ("gex_history", "gamma_history"):
-            conn.execute(text(f"DELETE FROM {table} WHERE symbol='QQQ' AND timestamp LIKE :d AND timestamp NOT LIKE :c"),
-                         {"d": f"{days[7]}%", "c": f"{days[7]} 16:00%"})
+            conn.execute(text(f"DELETE FROM {table} WHERE symbol='QQQ' AND timestamp LIKE :d "
+                              "AND timestamp NOT LIKE :c"), {"d": f"{days[7]}%", "c": f"{days[7]} 16:00%"})
         conn.execute(text("UPDATE gamma_daily_summary SET snapshots_count = 1, chain_source = 'generic:x.csv' "
                           "WHERE symbol='QQQ' AND date = :d"), {"d": days[7]})
     eng.dispose()

@@ -15,7 +15,8 @@ def test_the_picker_shows_the_symbol_asked_for(tmp_path):
     from playwright.sync_api import sync_playwright
 
     db = str(tmp_path / "gex_copilot.db")
-    assert run_cli(["backfill", "--symbols", "SPY,QQQ", "--days", "40", "--quiet", "--db", db], tmp_path).returncode == 0
+    fill = run_cli(["backfill", "--symbols", "SPY,QQQ", "--days", "40", "--quiet", "--db", db], tmp_path)
+    assert fill.returncode == 0
     proc, base = _start(db)
     try:
         with sync_playwright() as p:

@@ -44,7 +44,8 @@ def test_export_lines_count_the_rows_written(tmp_path):
     n = rows(db, "SELECT COUNT(*) FROM gex_history")[0][0]
     assert pq.read_metadata(tmp_path / "g.parquet").num_rows == n
     assert _progress(out.stderr) == [("gex_history", n, n, "rows")]
-    quiet = run_cli(["export", "--table", "gex_history", "--out", "g.csv", "--db", db, "--json"], tmp_path, env=EVERY_STEP)
+    quiet = run_cli(["export", "--table", "gex_history", "--out", "g.csv", "--db", db, "--json"], tmp_path,
+                    env=EVERY_STEP)
     assert quiet.returncode == 0 and quiet.stderr == ""
     # The default interval: a job quicker than a second prints no progress at all.
     fast = run_cli(["export", "--table", "gamma_history", "--out", "h.csv", "--db", db], tmp_path)
@@ -113,7 +114,8 @@ def test_a_bad_interval_is_bad_input(tmp_path):
     db = _backfilled(tmp_path, "SPY", "5")
     out = run_cli(["export", "--table", "gex_history", "--out", "x.csv", "--db", db], tmp_path,
                   env={"GEXHISTORY_PROGRESS_SECONDS": "-1"})
-    assert out.returncode == 2 and out.stderr == "error: GEXHISTORY_PROGRESS_SECONDS must be between 0 and 86400, got -1\n"
+    assert out.returncode == 2
+    assert out.stderr == "error: GEXHISTORY_PROGRESS_SECONDS must be between 0 and 86400, got -1\n"
     assert not (tmp_path / "x.csv").exists()
 
 

@@ -93,7 +93,8 @@ def test_crontab_and_systemd_lines(tmp_path):
 def test_schedule_defaults_and_symbols(tmp_path):
     out = run_cli(["schedule", "--symbols", "spy,qqq"], tmp_path)
     assert out.returncode == 0
-    assert f"cd {tmp_path} && {shlex.quote(sys.executable)} -m gexhistory backfill --days 7 --symbols SPY,QQQ --quiet" in out.stdout
+    python = shlex.quote(sys.executable)
+    assert f"cd {tmp_path} && {python} -m gexhistory backfill --days 7 --symbols SPY,QQQ --quiet" in out.stdout
 
 
 def test_schedule_bad_project_dir(tmp_path):
@@ -178,7 +179,8 @@ def test_schedule_reads_the_database_the_jobs_will_use(db_url, tmp_path):
 
 
 def test_schedule_refuses_a_password_on_the_command_line(tmp_path):
-    out = run_cli(["schedule", "--project-dir", str(tmp_path), "--db", "postgresql://u:secret@127.0.0.1:1/db"], tmp_path)
+    url = "postgresql://u:secret@127.0.0.1:1/db"
+    out = run_cli(["schedule", "--project-dir", str(tmp_path), "--db", url], tmp_path)
     assert out.returncode == 2 and out.stdout == "" and "secret" not in out.stderr
     assert out.stderr.startswith("error: --db postgresql://u:***@127.0.0.1:1/db holds a password")
 

@@ -85,7 +85,8 @@ class Progress:
             if label not in self._tasks:
                 self._tasks[label] = self._bar.add_task(label, total=max(total, 1), unit=self.units(label, total))
             if total == 0:
-                self._bar.update(self._tasks[label], completed=1, total=1, description=f"{label} ({self.idle or 'none'})")
+                self._bar.update(self._tasks[label], completed=1, total=1,
+                                 description=f"{label} ({self.idle or 'none'})")
             else:
                 self._bar.update(self._tasks[label], completed=done, total=total)
             return
@@ -157,7 +158,8 @@ def print_status(statuses) -> None:
     console.print(table)
     for st in statuses:
         if st.problems:
-            console.print(f"[bold red]{st.symbol}: {plural(len(st.problems), 'problem')}[/] (as `status --check` reports):")
+            count = plural(len(st.problems), "problem")
+            console.print(f"[bold red]{st.symbol}: {count}[/] (as `status --check` reports):")
             for p in st.problems:
                 console.print(f"  {escape(p.kind)}: {escape(p.message)}")
         else:

@@ -1,4 +1,5 @@
-"""Signal outcomes (docs/computation.md#outcomes): price change over 1, 5 and 10 trading sessions, and whether it was right.
+"""Signal outcomes (docs/computation.md#outcomes): price change over 1, 5 and 10 trading sessions, and
+whether it was right.
 
 The base is the signal session's close (the close snapshot's spot, stored as spy_price and as the
 session's gamma_daily_summary close_price); the horizon price is the close of the k-th NYSE session

@@ -1,4 +1,4 @@
-"""The thirteen psychology-trap patterns (docs/computation.md#signals), in order, first match wins; NEUTRAL is not a signal.
+"""The thirteen psychology-trap patterns (docs/computation.md), in order, first match wins; NEUTRAL is not a signal.
 
 Inputs are one session's computed values at its close snapshot (`SignalInputs`); `detect` returns the
 matching pattern (or None) and `signal_row` the regime_signals columns, with texts written from the

@@ -1,4 +1,4 @@
-"""What the signals read from a session's close chain (docs/computation.md#signals), for many sessions in one vectorised pass.
+"""What the signals read from a session's close chain (docs/computation.md), for many sessions in one vectorised pass.
 
 Per session: the Black-Scholes dollar gamma of every contract live within the DTE window (greeks.py:
 gamma x OI x multiplier x S^2 x 0.01, calls +, puts -), laid out per (expiry, strike), and from it

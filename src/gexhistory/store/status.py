@@ -212,8 +212,8 @@ def _gaps(f: Facts) -> list[str]:
                    f"{'has' if len(missing) == 1 else 'have'} no daily summary: {_dates_text(missing)}")
     off_calendar = sorted(set(f.days) - set(f.calendar))
     if off_calendar:
-        out.append(f"{plural(len(off_calendar), 'date')} with rows {'is not an NYSE session' if len(off_calendar) == 1 else 'are not NYSE sessions'}: "
-                   f"{_dates_text(off_calendar)}")
+        are = "is not an NYSE session" if len(off_calendar) == 1 else "are not NYSE sessions"
+        out.append(f"{plural(len(off_calendar), 'date')} with rows {are}: {_dates_text(off_calendar)}")
     return out
 
 

@@ -1,4 +1,4 @@
-"""Option-chain file parsers (README: Importing real option chains). Each format lives in its own module; `detect` picks one from
+"""Option-chain file parsers (README: import-chains). Each format lives in its own module; `detect` picks one from
 the header and the module's `parse` turns the file's table into ChainRows: its contracts as the file
 gives them. Nothing here derives or writes anything (pipeline/chain_prep.py derives IVs and spots and
 builds the chains): a file that is not a chain, or has a malformed row, raises BadInput naming file and
