@@ -255,6 +255,10 @@ def _run_here(engine, source: PriceSource, plan: SymbolPlan, opts: BackfillOptio
                 advance(m)
         for f in futures:
             res.merge(parallel.result_of(f))
+        # A worker's last message may still be in the queue's pipe when its future completes: the parts
+        # are done, so the display is told so rather than left one batch short.
+        if done["n"] < len(plan.todo):
+            advance(len(plan.todo) - done["n"])
     except BaseException:
         if pool is not None:
             pool.close(cancel=True)
@@ -267,8 +271,11 @@ def _collect(pool: parallel.Pool, parts: dict, results: dict[str, SymbolResult],
              single: bool) -> None:
     """Wait for the symbols' tasks, feeding their progress to `progress`, and merge their counts."""
     done: dict[str, int] = {}
+    ended: set[str] = set()  # symbols whose task has ended: their total was reported then
 
     def advance(symbol: str, n: int) -> None:
+        if symbol in ended or n <= 0:  # a message still in flight when the task ended is already counted
+            return
         done[symbol] = done.get(symbol, 0) + n
         if progress:
             progress(symbol, done[symbol], len(parts_by_symbol[symbol].todo))
@@ -288,8 +295,11 @@ def _collect(pool: parallel.Pool, parts: dict, results: dict[str, SymbolResult],
                     _fail(results[symbol], exc, single)
                     continue
                 results[symbol].merge(part)
-                if pool.kind == "cluster":  # no progress queue there: a task reports when it ends
-                    advance(symbol, len(plan.todo) - done.get(symbol, 0))
+                # A cluster has no progress queue (a task reports when it ends), and a local worker's
+                # last message may still be in the queue's pipe when its future completes: either way
+                # the task is done, so its total is reported now and later messages are ignored.
+                advance(symbol, len(plan.todo) - done.get(symbol, 0))
+                ended.add(symbol)
     except BaseException:
         pool.close(cancel=True)
         raise
