@@ -50,10 +50,13 @@ class ModelParams:
     # [fitted] new volume spreads over expiries with an e-folding of ~100 days, weighted by kind:
     # monthlies and quarterlies (institutional hedges) hold most OI, not just the front weeklies.
     dte_decay_days: float = 101.91
+    dte_decay_days_midweek: float = 101.91
+    monthly_weight: float = 2.2
     # [fitted] dealer-facing put flow per call contract. Gross SPX put/call volume is ~1.5-2, but
     # customers also sell puts (put-writes, collars' short legs): the net that dealers are short is
     # smaller, about 0.8 of the calls customers overwrite.
     put_call_volume: float = 0.8183
+    put_call_vol_elasticity: float = 0.0
     # [fitted] calls are written ~0.67 sigma*sqrt(T) above spot (overwriting), puts bought ~0.5
     # below (protection), both spread widely (1.5-1.6 sigma): OI builds wherever price traded.
     call_center_sd: float = 0.6718
@@ -70,6 +73,7 @@ class ModelParams:
     # small smile curvature; steeper skews did not fit the in-sample years better.
     skew_slope: float = -0.0572
     skew_curve: float = 0.02
+    flow_scale: float = 1.0
     dte_window: int = 60  # the chain holds expiries up to 60 calendar days (as Conventions.dte_window)
 
     def as_dict(self) -> dict:
