@@ -12,9 +12,29 @@ Deterministic given the daily price path. What it models:
   positions close, gone at expiry. After a sell-off spot sits in the put mass and far from the
   calls: net GEX turns negative; in a calm rally the puts are left far below and GEX rises.
   Option volume is not an input (index bars have no volume): it is a per-product contract count
-  (PRODUCT_CONTRACTS) scaled by a volatility-driven proxy, (realised vol / long-run) ** elasticity;
+  (PRODUCT_CONTRACTS, times ModelParams.flow_scale which sets the level of GEX) scaled by a
+  volatility-driven proxy, (realised vol / long-run) ** elasticity;
 - implied volatility from 20-session realised volatility with a variance premium, a term structure
   that mean-reverts to the long-run level, and a put skew.
+
+Eras (each from public market facts; a date's chain depends only on the prices up to it and on
+the calendar):
+- the expiry calendar: SPX Friday Weeklys listed 8 days ahead until May 2012, five weeks ahead since
+  (Cboe extended the listings then); Wednesday expiries from March 2016 and Monday expiries from
+  August 2016 (Cboe); Tuesday and Thursday expiries, so one every session, from May 2022 (Cboe added
+  Tuesdays in April and Thursdays in May 2022; the model switches at 2022-05-11). SPX standard
+  monthlies are AM-settled (they stop at the open of the third Friday): the model treats them, like
+  every expiry, as live until that day's close, which matters only to that Friday's snapshots;
+- the short-dated share of the flow: the DTE e-folding of new contracts is shorter once the product
+  has mid-week expiries (dte_decay_days_midweek, fitted), and from May 2022 the daily expiries take
+  their share (KIND_WEIGHT['daily']); same-day (0DTE) volume, about half of SPX volume by 2023,
+  mostly opens and closes within the session and so adds little open interest: the model adds no
+  separate 0DTE flow;
+- tried and left out, because in a first test (one run each, with the 2011-2014 parameters) they
+  lowered the Spearman over 2011-2022: systematic call overwriting as blocks of calls written near
+  the money at each monthly roll (constant, or growing from 2020 with the buy-write and
+  premium-income funds), and contract counts growing with Cboe's yearly SPX volume (the
+  reference's level grew more slowly than the volume). A fit with them was not attempted.
 
 Because every expiry's OI starts from zero at its listing date, the chain of a date depends only on
 prices since the oldest live listing (at most LISTING_DAYS['monthly'] before), not on the window a
@@ -58,14 +78,15 @@ LARGE_CAPS = {"AAPL", "MSFT", "NVDA", "TSLA", "AMZN", "META", "GOOGL", "GOOG", "
 PRODUCT_CONTRACTS = {"SPX": 900_000.0, "I:SPX": 900_000.0, "SPY": 2_500_000.0, "QQQ": 700_000.0,
                      "IWM": 800_000.0, "DIA": 60_000.0}
 DEFAULT_CONTRACTS = 150_000.0
-CALIBRATED_UNTIL = dt.date(2014, 12, 31)  # ModelParams were fitted on the reference up to this date
+CALIBRATED_UNTIL = dt.date(2022, 12, 31)  # ModelParams were fitted on the reference up to this date
 
 LISTING_DAYS = {"monthly": 370, "quarterly": 370, "weekly": 36, "daily": 15}
 # SPX Weeklys: listed 8 days ahead (Thursday for the next week's Friday) until Cboe began, in May 2012,
 # to keep five consecutive weeks listed; the first weekly expiry listed the new way is taken as 2012-06-01.
 WEEKLY_LISTING_EXTENDED = {"SPX": dt.date(2012, 6, 1), "I:SPX": dt.date(2012, 6, 1)}
 WEEKLY_LISTING_BEFORE = 8
-KIND_WEIGHT = {"monthly": 2.2, "quarterly": 2.6, "weekly": 1.0, "daily": 0.7}
+# Share of the flow per expiry kind, relative to a weekly; the monthlies' is ModelParams.monthly_weight.
+KIND_WEIGHT = {"quarterly": 2.6, "weekly": 1.0, "daily": 0.7}
 KINDS = ("monthly", "quarterly", "weekly", "daily")  # expiry_kinds codes
 STRIKE_SPAN = 0.5
 MIN_OI_SHARE = 0.005
@@ -90,6 +111,11 @@ class _Expiry:
     close_ts: float
     kind: str
     listed: dt.date
+
+
+def kind_weights(p: ModelParams) -> np.ndarray:
+    """The flow weight of each kind of KINDS (KIND_WEIGHT, and the monthlies' from the parameters)."""
+    return np.array([p.monthly_weight if k == "monthly" else KIND_WEIGHT[k] for k in KINDS])
 
 
 def list_expiries(symbol: str, sessions: list[Session]) -> list[_Expiry]:
@@ -200,7 +226,7 @@ class ChainModel:
         self._day = _days(self.dates)
         self._exp_dates = days[at]  # ascending
         self._exp_close = np.array([sessions[k].close.timestamp() for k in at.tolist()])
-        self._kind_w = np.array([KIND_WEIGHT[k] if k != "monthly" else p.monthly_weight for k in KINDS])[kind]
+        self._kind_w = kind_weights(p)[kind]
         # each expiry is listed and unexpired on sessions first..last of the path (none if first > last)
         listed = self._exp_dates - listing_days(symbol, self._exp_dates, kind).astype("timedelta64[D]")
         # The e-folding in DTE of the new contracts on each session: dte_decay_days until the product's
