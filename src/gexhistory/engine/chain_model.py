@@ -30,11 +30,13 @@ the calendar):
   their share (KIND_WEIGHT['daily']); same-day (0DTE) volume, about half of SPX volume by 2023,
   mostly opens and closes within the session and so adds little open interest: the model adds no
   separate 0DTE flow;
-- tried and left out, because in a first test (one run each, with the 2011-2014 parameters) they
-  lowered the Spearman over 2011-2022: systematic call overwriting as blocks of calls written near
-  the money at each monthly roll (constant, or growing from 2020 with the buy-write and
-  premium-income funds), and contract counts growing with Cboe's yearly SPX volume (the
-  reference's level grew more slowly than the volume). A fit with them was not attempted.
+- tried and left out, because they lowered the Spearman over 2011-2022 in one-at-a-time runs
+  (with the 2011-2014 parameters, and the overwriting again with the 2011-2022 ones): systematic
+  call overwriting as blocks of calls written 0-1 sigma above spot at each monthly roll and held to
+  expiry (constant, or growing from mid-2019 with the buy-write and premium-income funds: it flattens
+  2022's negative days and does not give 2021's build-up into each monthly expiry), and contract
+  counts growing with Cboe's yearly SPX volume (the reference's level grew more slowly than the
+  volume). A joint fit with them was not attempted.
 
 Because every expiry's OI starts from zero at its listing date, the chain of a date depends only on
 prices since the oldest live listing (at most LISTING_DAYS['monthly'] before), not on the window a
