@@ -24,19 +24,15 @@ the calendar):
   August 2016 (Cboe); Tuesday and Thursday expiries, so one every session, from May 2022 (Cboe added
   Tuesdays in April and Thursdays in May 2022; the model switches at 2022-05-11). SPX standard
   monthlies are AM-settled (they stop at the open of the third Friday): the model treats them, like
-  every expiry, as live until that day's close, which matters only to that Friday's snapshots;
+  every expiry, as live until that day's close (at Thursday's close it gives them 24 hours, not
+  17.5, so slightly less gamma, and it keeps them in that Friday's intraday snapshots);
 - the short-dated share of the flow: the DTE e-folding of new contracts is shorter once the product
   has mid-week expiries (dte_decay_days_midweek, fitted), and from May 2022 the daily expiries take
   their share (KIND_WEIGHT['daily']); same-day (0DTE) volume, about half of SPX volume by 2023,
   mostly opens and closes within the session and so adds little open interest: the model adds no
   separate 0DTE flow;
-- tried and left out, because they lowered the Spearman over 2011-2022 in one-at-a-time runs
-  (with the 2011-2014 parameters, and the overwriting again with the 2011-2022 ones): systematic
-  call overwriting as blocks of calls written 0-1 sigma above spot at each monthly roll and held to
-  expiry (constant, or growing from mid-2019 with the buy-write and premium-income funds: it flattens
-  2022's negative days and does not give 2021's build-up into each monthly expiry), and contract
-  counts growing with Cboe's yearly SPX volume (the reference's level grew more slowly than the
-  volume). A joint fit with them was not attempted.
+- tried and left out (benchmarks/calibrate_chain_model.py says why): overwriting blocks at the
+  monthly roll, and contract counts growing with Cboe's yearly SPX volume.
 
 Because every expiry's OI starts from zero at its listing date, the chain of a date depends only on
 prices since the oldest live listing (at most LISTING_DAYS['monthly'] before), not on the window a
