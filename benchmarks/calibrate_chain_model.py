@@ -54,9 +54,7 @@ from gexhistory.engine.yearly import by_year, level_ratio, years_of  # noqa: E40
 from gexhistory.pipeline.validate import modelled_close_gex  # noqa: E402
 from gexhistory.sources.reference import Reference, read_reference  # noqa: E402
 
-DEFAULT_REFERENCE = REPO.parent / "shared/data/spx_gex_2011_2022.csv"
-if not DEFAULT_REFERENCE.exists():  # a worktree sits beside main
-    DEFAULT_REFERENCE = Path("/work/shared/data/spx_gex_2011_2022.csv")
+DEFAULT_REFERENCE = REPO / "tests" / "data" / "spx_gex_2011_2022.csv"  # the shared file, copied (tests/data/README.md)
 
 # The values the search starts from: the first, uncalibrated model, with the era parameters added
 # since at the values that make them do nothing (one DTE decay in every era, the old monthly weight,
