@@ -253,6 +253,15 @@ def test_modelled_gex_has_the_reference_level():
         assert 1 / 1.5 < ratio < 1.5, (y, ratio)
 
 
+def test_signal_thresholds_are_scaled_to_the_reference_median():
+    """engine/signals.GEX_REFERENCE is the median |GEX| of the whole reference file (the span the
+    model's level was calibrated on), recomputed here from the file's text."""
+    from gexhistory.engine.signals import GEX_REFERENCE
+
+    gex = [abs(float(line.rsplit(",", 1)[1])) for line in REFERENCE.read_text().splitlines()[1:]]
+    assert GEX_REFERENCE == pytest.approx(float(np.median(gex)), abs=0.005e9)  # rounded to $0.01B
+
+
 @pytest.mark.parametrize("content, expect", [
     ("date,close\n2020-01-02,1\n", "header must have columns date, a close column (price or close) and gex"),
     ("date,a,b,gex\n2020-01-02,1,2,3\n", "cannot tell which column is the close: name it price or close"),
