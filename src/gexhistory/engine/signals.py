@@ -11,7 +11,8 @@ Pattern 3 compares like with like: the NET gamma that expires by this Friday aga
 ("more than half of the dealers' net position expires this week"). Read literally with the gross
 gamma expiring this week, the test holds whenever short-dated expiries carry most of the chain's
 gamma, which in the daily/weekly-expiry era is nearly always (80% of the modelled SPY closes of
-2016-2025 against 34% for the net reading), so it would shadow every later pattern.
+2016-2025 against 34% for the net reading, with the chain model of before the 2011-2022 calibration),
+so it would shadow every later pattern.
 
 Gamma thresholds. SPEC §6 gives them in SPY dollars (1e9, 5e8): figures from a feed in
 which SPY's typical |net GEX| is a couple of billion. They are applied as multiples of a typical |GEX|:
