@@ -186,12 +186,15 @@ def schedule(project_dir: str | None, python: str | None, symbols: str | None) -
 
 
 @main.command()
-@click.option("--reference", required=True, metavar="FILE", help="CSV with columns date, a close column (e.g. spx_close) and gex.")
+@click.option("--reference", required=True, metavar="FILE",
+              help="CSV with date, a close column and gex: SqueezeMetrics' DIX.csv as published (close: price) or "
+                   "date,spx_close,gex; other columns are ignored.")
 @click.option("--calibrate-until", "calibrate_until", default=None, metavar="YYYY-MM-DD",
               help="Last date the model's parameters were fitted on (default: the one recorded in chain_model.py).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def validate(reference: str, calibrate_until: str | None, as_json: bool) -> None:
-    """Compare modelled GEX with a reference GEX series (SPEC 4.4) on held-out and in-sample days."""
+    """Compare modelled GEX with a reference GEX series (SPEC 4.4): held out, in sample, per calendar year,
+    and cross-validated (each year scored by parameters fitted without it)."""
     from gexhistory.cli.ui import print_validation  # lazy: only this command loads it
     from gexhistory.pipeline.validate import validate as run_validation  # lazy: only this command loads it
     from gexhistory.sources.reference import read_reference  # lazy: only this command loads it

@@ -20,41 +20,28 @@ from gexhistory.engine.params import ModelParams
 
 CROSSVALIDATION_COMMAND = "python benchmarks/crossvalidate_chain_model.py"
 
-# (first year, last year held out, the fitted values; the unfitted ones are ModelParams' defaults)
+# The fitted parameters, in this order (the unfitted ones are ModelParams' defaults).
+FITTED = ("oi_turnover", "activity_elasticity", "dte_decay_days", "dte_decay_days_midweek", "monthly_weight",
+          "put_call_volume", "put_call_vol_elasticity", "call_center_sd", "put_center_sd", "call_width_sd",
+          "put_width_sd", "iv_premium", "skew_slope", "flow_scale")
+# (first year, last year held out, the values fitted without them, in FITTED's order)
 FOLDS = (
-    (2011, 2012, dict(oi_turnover=0.0149, activity_elasticity=0.6465, dte_decay_days=79.9931,
-                      dte_decay_days_midweek=45.4583, monthly_weight=5.041, put_call_volume=0.7039,
-                      put_call_vol_elasticity=0.0203, call_center_sd=0.1874, put_center_sd=-0.8062,
-                      call_width_sd=1.2457, put_width_sd=0.7616, iv_premium=1.4046, skew_slope=-0.3674,
-                      flow_scale=0.158)),
-    (2013, 2014, dict(oi_turnover=0.0173, activity_elasticity=0.7248, dte_decay_days=77.9287,
-                      dte_decay_days_midweek=48.7153, monthly_weight=5.1956, put_call_volume=1.0384,
-                      put_call_vol_elasticity=0.1067, call_center_sd=-0.2, put_center_sd=-1.2924,
-                      call_width_sd=1.1685, put_width_sd=0.78, iv_premium=1.5094, skew_slope=-0.3324,
-                      flow_scale=0.1861)),
-    (2015, 2016, dict(oi_turnover=0.0208, activity_elasticity=0.5991, dte_decay_days=91.9,
-                      dte_decay_days_midweek=47.8165, monthly_weight=5.7051, put_call_volume=0.974,
-                      put_call_vol_elasticity=0.0957, call_center_sd=0.1354, put_center_sd=-1.2029,
-                      call_width_sd=1.0898, put_width_sd=0.7552, iv_premium=1.5997, skew_slope=-0.2535,
-                      flow_scale=0.1658)),
-    (2017, 2018, dict(oi_turnover=0.0098, activity_elasticity=0.6428, dte_decay_days=103.8699,
-                      dte_decay_days_midweek=38.9195, monthly_weight=9.47, put_call_volume=0.4604,
-                      put_call_vol_elasticity=-0.0409, call_center_sd=1.2, put_center_sd=-2.247,
-                      call_width_sd=0.5457, put_width_sd=1.0177, iv_premium=0.9711, skew_slope=-0.342,
-                      flow_scale=0.036)),
-    (2019, 2020, dict(oi_turnover=0.0157, activity_elasticity=0.6436, dte_decay_days=77.5895,
-                      dte_decay_days_midweek=35.7391, monthly_weight=3.536, put_call_volume=0.8525,
-                      put_call_vol_elasticity=0.1043, call_center_sd=0.821, put_center_sd=-1.3945,
-                      call_width_sd=1.0828, put_width_sd=1.3962, iv_premium=1.2929, skew_slope=-0.2887,
-                      flow_scale=0.1303)),
-    (2021, 2022, dict(oi_turnover=0.019, activity_elasticity=0.9768, dte_decay_days=109.7678,
-                      dte_decay_days_midweek=68.9589, monthly_weight=7.8664, put_call_volume=0.8653,
-                      put_call_vol_elasticity=0.0995, call_center_sd=1.2, put_center_sd=-1.5649,
-                      call_width_sd=0.9831, put_width_sd=1.159, iv_premium=1.6, skew_slope=-0.012,
-                      flow_scale=0.1566)),
+    (2011, 2012, (   0.0149,   0.6465,  79.9931,  45.4583,    5.041,   0.7039,   0.0203,
+                    0.1874,  -0.8062,   1.2457,   0.7616,   1.4046,  -0.3674,    0.158)),
+    (2013, 2014, (   0.0173,   0.7248,  77.9287,  48.7153,   5.1956,   1.0384,   0.1067,
+                      -0.2,  -1.2924,   1.1685,     0.78,   1.5094,  -0.3324,   0.1861)),
+    (2015, 2016, (   0.0208,   0.5991,     91.9,  47.8165,   5.7051,    0.974,   0.0957,
+                    0.1354,  -1.2029,   1.0898,   0.7552,   1.5997,  -0.2535,   0.1658)),
+    (2017, 2018, (   0.0098,   0.6428, 103.8699,  38.9195,     9.47,   0.4604,  -0.0409,
+                       1.2,   -2.247,   0.5457,   1.0177,   0.9711,   -0.342,    0.036)),
+    (2019, 2020, (   0.0157,   0.6436,  77.5895,  35.7391,    3.536,   0.8525,   0.1043,
+                     0.821,  -1.3945,   1.0828,   1.3962,   1.2929,  -0.2887,   0.1303)),
+    (2021, 2022, (    0.019,   0.9768, 109.7678,  68.9589,   7.8664,   0.8653,   0.0995,
+                       1.2,  -1.5649,   0.9831,    1.159,      1.6,   -0.012,   0.1566)),
 )
 
 
 def fold_params() -> list[tuple[int, int, ModelParams]]:
     """[(first year, last year, the parameters fitted without those years)], in year order."""
-    return [(a, b, dataclasses.replace(ModelParams(), **fitted)) for a, b, fitted in FOLDS]
+    return [(a, b, dataclasses.replace(ModelParams(), **dict(zip(FITTED, values, strict=True))))
+            for a, b, values in FOLDS]
