@@ -123,7 +123,7 @@ def _cross_validation(ref: Reference, symbol: str, base: np.ndarray, usable: np.
             continue
         idx = np.flatnonzero(sel)
         first_needed = warmup_start(ref.dates[idx[0]])
-        lo = max(0, int(np.searchsorted(np.array(ref.dates), first_needed)) - 1)
+        lo = int(np.searchsorted(np.array(ref.dates), first_needed))
         hi = idx[-1] + 1
         oof[lo:hi][sel[lo:hi]] = modelled_close_gex(symbol, ref.dates[lo:hi], ref.close[lo:hi], p)[sel[lo:hi]]
         scored |= sel
