@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gexhistory.calendar import sessions_between
-from gexhistory.engine.chain_model import (KIND_WEIGHT, MIN_OI_SHARE, STRIKE_SPAN, ModelParams, _option_flow,
-                                            _realised_vol, list_expiries, strike_step)
+from gexhistory.engine.chain_model import (KIND_WEIGHT, MIN_OI_SHARE, STRIKE_SPAN, WEDNESDAY_FROM, ModelParams,
+                                            _option_flow, _realised_vol, list_expiries, strike_step)
 from gexhistory.pipeline.model_chains import chain_model
 from gexhistory.pipeline.validate import modelled_close_gex
 
@@ -180,7 +180,8 @@ def _stepwise_chains(symbol, dates, close, indices, p=ModelParams()):
           if e.date >= dates[0]]
     exp_d = np.array([e.date for e in ex], dtype="datetime64[D]")
     listed = np.array([e.listed for e in ex], dtype="datetime64[D]")
-    kind_w = np.array([KIND_WEIGHT[e.kind] for e in ex])
+    kind_w = np.array([p.monthly_weight if e.kind == "monthly" else KIND_WEIGHT[e.kind] for e in ex])
+    midweek = WEDNESDAY_FROM.get(symbol)
     n_k = int(2 * STRIKE_SPAN / p.step_fraction) + 3
     strikes, has = np.zeros((len(ex), n_k)), np.zeros(len(ex), bool)
     oi = [np.zeros((len(ex), n_k)), np.zeros((len(ex), n_k))]
@@ -202,9 +203,13 @@ def _stepwise_chains(symbol, dates, close, indices, p=ModelParams()):
             unit = 2 * np.nanmin(np.diff(k, axis=1), axis=1)[:, None]
             round_k = np.isclose(np.mod(k, unit), 0) | np.isclose(np.mod(k, unit), unit)
             boost = np.where(round_k, p.round_strike_boost, 1.0)
-            share = kind_w[live] * np.exp(-dte / p.dte_decay_days)
+            # the DTE decay of the era: shorter once the product has mid-week expiries
+            decay = p.dte_decay_days_midweek if midweek and dates[done] >= midweek else p.dte_decay_days
+            share = kind_w[live] * np.exp(-dte / decay)
             share /= share.sum()
-            call_flow = flow[done] / (1 + p.put_call_volume)
+            # the put share of the flow rises with realised vol (relative to the long-run level)
+            vol = min(max((rv[done] if np.isfinite(rv[done]) else p.iv_long_run) / p.iv_long_run, 0.25), 4.0)
+            call_flow = flow[done] / (1 + p.put_call_volume * vol ** p.put_call_vol_elasticity)
             for side, c, w, f in ((0, p.call_center_sd, p.call_width_sd, call_flow),
                                   (1, p.put_center_sd, p.put_width_sd, flow[done] - call_flow)):
                 wt = np.nan_to_num(np.exp(-0.5 * ((x - c * sd) / (w * sd + 0.005)) ** 2) * boost)
@@ -293,7 +298,7 @@ def test_a_chain_does_not_depend_on_the_chains_computed_with_it(data, symbol):
 def test_chain_for_alone_equals_chains_for_over_a_long_list():
     dates, close = _HYP_PATH
     every = _every_chain("SPY")
-    assert len(every[0]) == 0 and len(every[-1]) > 500  # nothing listed before the first session
+    assert len(every[0]) == 0 and len(every[-1]) > 300  # nothing listed before the first session
     for i in (1, 40, 299, 300, len(dates) - 1):
         _chains_equal(chain_model("SPY", dates, close).chain_for(i), every[i])
     model = chain_model("SPY", dates, close)

@@ -138,7 +138,9 @@ def test_postgres_rows_come_from_a_server_side_cursor(db):
         assert len(next(chunks)) == 50
         watcher = engine_for(db)
         with watcher.connect() as conn:
-            queries = [q for (q,) in conn.exec_driver_sql("SELECT query FROM pg_stat_activity WHERE pid <> pg_backend_pid()")]
+            # this test's database only: other test processes share the server and stream their own exports
+            queries = [q for (q,) in conn.exec_driver_sql("SELECT query FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                                                          "AND datname = current_database()")]
         watcher.dispose()
         fetches = [q.split()[2] for q in queries if q.upper().startswith("FETCH FORWARD ")]
         assert fetches and all(int(n) <= 50 for n in fetches), queries  # a named cursor, read 50 rows at a time

@@ -47,11 +47,14 @@ def test_parameters_keep_their_old_names_and_values():
     assert params.Conventions().as_dict() == {
         "r": 0.04, "q": 0.013, "dte_window": 60, "time_convention": "calendar_seconds_to_expiry_close_over_365d",
         "gamma_source": "black_scholes", "flip_search": 0.2, "neutral_band": 0.05}
+    # As fitted on 2011-2022 by benchmarks/calibrate_chain_model.py (calibration_2011_2022.log).
     assert params.ModelParams().as_dict() == {
-        "step_fraction": 0.0085, "oi_turnover": 0.0336, "activity_elasticity": 0.3656, "dte_decay_days": 101.91,
-        "put_call_volume": 0.8183, "call_center_sd": 0.6718, "put_center_sd": -0.512, "call_width_sd": 1.5,
-        "put_width_sd": 1.6182, "round_strike_boost": 1.6, "iv_premium": 1.3929, "iv_long_run": 0.18,
-        "iv_term_days": 60.0, "skew_slope": -0.0572, "skew_curve": 0.02, "dte_window": 60}
+        "step_fraction": 0.0085, "oi_turnover": 0.0127, "activity_elasticity": 0.8931, "dte_decay_days": 80.0614,
+        "dte_decay_days_midweek": 44.0014, "monthly_weight": 4.4489, "put_call_volume": 0.8,
+        "put_call_vol_elasticity": 0.1829, "call_center_sd": 0.9509, "put_center_sd": -1.6555,
+        "call_width_sd": 0.8816, "put_width_sd": 0.8026, "round_strike_boost": 1.6, "iv_premium": 1.4124,
+        "iv_long_run": 0.18, "iv_term_days": 60.0, "skew_slope": -0.292, "skew_curve": 0.02,
+        "flow_scale": 0.0897, "dte_window": 60}
 
 
 def test_noop_rerun_records_the_same_run_without_the_engine(tmp_path):

@@ -15,6 +15,7 @@ import sys
 import pyarrow.parquet as pq
 
 from gexhistory.calendar import sessions_between
+from gexhistory.engine.folds import fold_params
 from helpers import REPO, rows, run_cli
 
 EVERY_STEP = {"GEXHISTORY_PROGRESS_SECONDS": "0"}
@@ -69,10 +70,13 @@ def test_validate_lines_follow_the_sessions_modelled(tmp_path):
     out = run_cli(["validate", "--reference", str(ref)], tmp_path, env=EVERY_STEP)
     assert out.returncode == 0, out.stderr
     steps = _progress(out.stderr)
-    assert {s[0] for s in steps} == {"validate SPX"} and {s[2] for s in steps} == {len(days)}
-    done = [s[1] for s in steps]
+    modelled = [s for s in steps if s[0] == "validate SPX"]
+    assert {s[2] for s in modelled} == {len(days)} and modelled[0][3] == "sessions"
     # The first session only seeds the model; then chunks of 48 sessions (engine/exposure.CHUNK_SESSIONS).
-    assert done == [49, 97, 145, 150] and steps[0][3] == "sessions"
+    assert [s[1] for s in modelled] == [49, 97, 145, 150]
+    # Then the cross-validation's folds (engine/folds.py), each reported as it ends; none covers 2023-2024.
+    folds = len(fold_params())
+    assert steps[len(modelled):] == [("cross-validation", k, folds, "folds") for k in range(1, folds + 1)]
     assert "n (sessions)" in out.stdout
     as_json = run_cli(["validate", "--reference", str(ref), "--json"], tmp_path, env=EVERY_STEP)
     assert as_json.returncode == 0 and as_json.stderr == ""

@@ -213,12 +213,15 @@ def schedule(project_dir: str | None, python: str | None, symbols: str | None, d
 
 
 @main.command()
-@click.option("--reference", required=True, metavar="FILE", help="CSV with columns date, a close column (e.g. spx_close) and gex.")
+@click.option("--reference", required=True, metavar="FILE",
+              help="CSV with date, a close column and gex: SqueezeMetrics' DIX.csv as published (close: price) or "
+                   "date,spx_close,gex; other columns are ignored.")
 @click.option("--calibrate-until", "calibrate_until", default=None, metavar="YYYY-MM-DD",
               help="Last date the model's parameters were fitted on (default: the one recorded in chain_model.py).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def validate(reference: str, calibrate_until: str | None, as_json: bool) -> None:
-    """Compare modelled GEX with a published GEX series on held-out and in-sample days.
+    """Compare modelled GEX with a published GEX series: held out, in sample, per calendar year, and
+    cross-validated (each year scored by parameters fitted without it).
 
     The reference is a CSV with columns date, a close column and gex, such as the DIX.csv that
     SqueezeMetrics publishes (docs/validate.md says where to download it and how to read the output).
@@ -229,7 +232,8 @@ def validate(reference: str, calibrate_until: str | None, as_json: bool) -> None
 
     until = parse_date(calibrate_until, "--calibrate-until")
     ref = read_reference(reference)
-    with _job_progress(("session", "sessions"), "modelled", enabled=not as_json) as progress:
+    folds = {"cross-validation": ("fold", "folds")}
+    with _job_progress(("session", "sessions"), "modelled", enabled=not as_json, units=folds) as progress:
         result = run_validation(ref, until, progress=progress)
     if as_json:
         click.echo(json.dumps(result, indent=2))

@@ -175,22 +175,50 @@ def print_status(statuses) -> None:
 
 
 def print_validation(result: dict) -> None:
-    """The validate metrics as a small table: held-out first, in-sample for reference."""
+    """The validate metrics: held out beside in sample, then per calendar year, then the cross-validation."""
 
-    def fmt(v):
-        return "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+    def fmt(v, digits=3):
+        return "n/a" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
 
     ins = result["in_sample"]
-    click.echo(f"reference {result['reference']} ({result['close_column']}, modelled as {result['symbol']}); "
-               f"parameters calibrated until {result['calibrated_until']}")
+    ignored = f"; ignored columns: {', '.join(result['ignored_columns'])}" if result["ignored_columns"] else ""
+    click.echo(f"reference {result['reference']} (close: {result['close_column']}{ignored}; modelled as "
+               f"{result['symbol']}); parameters calibrated until {result['calibrated_until']}")
     click.echo(f"held out: {fmt(result['held_out'])}; in sample: {fmt(ins['span'])} "
                f"(after {result['warmup_sessions']} warm-up sessions)")
-    click.echo(f"{'metric':<36}{'held out':>10}{'in sample':>11}")
+    click.echo(f"{'metric':<40}{'held out':>10}{'in sample':>11}")
     for key, label in (("n", "n (sessions)"), ("spearman", "Spearman rank correlation"),
                        ("sign_agreement", "sign agreement"), ("negative_precision", "negative-GEX precision"),
                        ("negative_recall", "negative-GEX recall"),
+                       ("level_ratio", "level: median |model| / median |ref|"),
                        ("baseline_drawdown_60d_spearman", "baseline: 60-day drawdown Spearman")):
-        click.echo(f"{label:<36}{fmt(result[key]):>10}{fmt(ins[key]):>11}")
+        click.echo(f"{label:<40}{fmt(result[key]):>10}{fmt(ins[key]):>11}")
+    click.echo("\nper calendar year (in sample: the parameters were fitted on it; held out: after "
+               f"{result['calibrated_until']}):")
+    _year_table(result["by_year"], fmt)
+    cv = result["cross_validation"]
+    if cv:
+        click.echo(f"\ncross-validation: {cv['method']}")
+        _year_table(cv["by_year"], fmt)
+        _year_table([{**f, "year": f["held_out_years"], "part": "fold"} for f in cv["folds"]], fmt, "years")
+        pooled = cv["pooled"]
+        click.echo(f"pooled out of fold: n={pooled['n']} Spearman {fmt(pooled['spearman'])}, sign agreement "
+                   f"{fmt(pooled['sign_agreement'])}, negative precision/recall "
+                   f"{fmt(pooled['negative_precision'], 2)}/{fmt(pooled['negative_recall'], 2)}; mean of the years' "
+                   f"Spearmans {fmt(cv['mean_year_spearman'])}; 60-day drawdown baseline "
+                   f"{fmt(pooled['baseline_drawdown_60d_spearman'])}")
+    for note in result["notes"]:
+        click.echo(f"note: {note}")
+
+
+def _year_table(rows: list[dict], fmt, first: str = "year") -> None:
+    click.echo(f"{first:<10}{'part':<12}{'n':>5}{'Spearman':>10}{'sign':>7}{'neg prec':>10}{'neg recall':>12}"
+               f"{'level':>7}{'baseline':>10}")
+    for r in rows:
+        click.echo(f"{r['year']:<10}{r['part'].replace('_', ' '):<12}{r['n']:>5}{fmt(r['spearman']):>10}"
+                   f"{fmt(r['sign_agreement']):>7}{fmt(r['negative_precision'], 2):>10}"
+                   f"{fmt(r['negative_recall'], 2):>12}{fmt(r['level_ratio'], 2):>7}"
+                   f"{fmt(r['baseline_drawdown_60d_spearman']):>10}")
 
 
 def print_chain_import(result) -> None:

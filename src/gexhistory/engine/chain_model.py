@@ -12,9 +12,27 @@ Deterministic given the daily price path. What it models:
   positions close, gone at expiry. After a sell-off spot sits in the put mass and far from the
   calls: net GEX turns negative; in a calm rally the puts are left far below and GEX rises.
   Option volume is not an input (index bars have no volume): it is a per-product contract count
-  (PRODUCT_CONTRACTS) scaled by a volatility-driven proxy, (realised vol / long-run) ** elasticity;
+  (PRODUCT_CONTRACTS, times ModelParams.flow_scale which sets the level of GEX) scaled by a
+  volatility-driven proxy, (realised vol / long-run) ** elasticity;
 - implied volatility from 20-session realised volatility with a variance premium, a term structure
   that mean-reverts to the long-run level, and a put skew.
+
+Eras (each from public market facts; a date's chain depends only on the prices up to it and on
+the calendar):
+- the expiry calendar: SPX Friday Weeklys listed 8 days ahead until May 2012, five weeks ahead since
+  (Cboe extended the listings then); Wednesday expiries from March 2016 and Monday expiries from
+  August 2016 (Cboe); Tuesday and Thursday expiries, so one every session, from May 2022 (Cboe added
+  Tuesdays in April and Thursdays in May 2022; the model switches at 2022-05-11). SPX standard
+  monthlies are AM-settled (they stop at the open of the third Friday): the model treats them, like
+  every expiry, as live until that day's close (at Thursday's close it gives them 24 hours, not
+  17.5, so slightly less gamma, and it keeps them in that Friday's intraday snapshots);
+- the short-dated share of the flow: the DTE e-folding of new contracts is shorter once the product
+  has mid-week expiries (dte_decay_days_midweek, fitted), and from May 2022 the daily expiries take
+  their share (KIND_WEIGHT['daily']); same-day (0DTE) volume, about half of SPX volume by 2023,
+  mostly opens and closes within the session and so adds little open interest: the model adds no
+  separate 0DTE flow;
+- tried and left out (benchmarks/calibrate_chain_model.py says why): overwriting blocks at the
+  monthly roll, and contract counts growing with Cboe's yearly SPX volume.
 
 Because every expiry's OI starts from zero at its listing date, the chain of a date depends only on
 prices since the oldest live listing (at most LISTING_DAYS['monthly'] before), not on the window a
@@ -65,10 +83,15 @@ LARGE_CAPS = {"AAPL", "MSFT", "NVDA", "TSLA", "AMZN", "META", "GOOGL", "GOOG", "
 PRODUCT_CONTRACTS = {"SPX": 900_000.0, "I:SPX": 900_000.0, "SPY": 2_500_000.0, "QQQ": 700_000.0,
                      "IWM": 800_000.0, "DIA": 60_000.0}
 DEFAULT_CONTRACTS = 150_000.0
-CALIBRATED_UNTIL = dt.date(2014, 12, 31)  # ModelParams were fitted on the reference up to this date
+CALIBRATED_UNTIL = dt.date(2022, 12, 31)  # ModelParams were fitted on the reference up to this date
 
 LISTING_DAYS = {"monthly": 370, "quarterly": 370, "weekly": 36, "daily": 15}
-KIND_WEIGHT = {"monthly": 2.2, "quarterly": 2.6, "weekly": 1.0, "daily": 0.7}
+# SPX Weeklys: listed 8 days ahead (Thursday for the next week's Friday) until Cboe began, in May 2012,
+# to keep five consecutive weeks listed; the first weekly expiry listed the new way is taken as 2012-06-01.
+WEEKLY_LISTING_EXTENDED = {"SPX": dt.date(2012, 6, 1), "I:SPX": dt.date(2012, 6, 1)}
+WEEKLY_LISTING_BEFORE = 8
+# Share of the flow per expiry kind, relative to a weekly; the monthlies' is ModelParams.monthly_weight.
+KIND_WEIGHT = {"quarterly": 2.6, "weekly": 1.0, "daily": 0.7}
 KINDS = ("monthly", "quarterly", "weekly", "daily")  # expiry_kinds codes
 STRIKE_SPAN = 0.5
 MIN_OI_SHARE = 0.005
@@ -95,12 +118,34 @@ class _Expiry:
     listed: dt.date
 
 
+def kind_weights(p: ModelParams) -> np.ndarray:
+    """The flow weight of each kind of KINDS (KIND_WEIGHT, and the monthlies' from the parameters)."""
+    return np.array([p.monthly_weight if k == "monthly" else KIND_WEIGHT[k] for k in KINDS])
+
+
 def list_expiries(symbol: str, sessions: list[Session]) -> list[_Expiry]:
     """Every expiration of `symbol` that falls on one of `sessions`, with its kind and listing date."""
-    kind = expiry_kinds(symbol, _days([s.date for s in sessions]))
+    days = _days([s.date for s in sessions])
+    kind = expiry_kinds(symbol, days)
+    ahead = listing_days(symbol, days, kind)
     return [_Expiry(sessions[k].date, sessions[k].close.timestamp(), KINDS[kind[k]],
-                    sessions[k].date - dt.timedelta(days=LISTING_DAYS[KINDS[kind[k]]]))
+                    sessions[k].date - dt.timedelta(days=int(ahead[k])))
             for k in np.flatnonzero(kind >= 0).tolist()]
+
+
+def listing_days(symbol: str, days: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """How many calendar days before its expiry each expiry (kind from expiry_kinds) is listed.
+
+    LISTING_DAYS by kind, except the SPX Weeklys that expired before WEEKLY_LISTING_EXTENDED: until
+    May 2012 Cboe listed each one on the Thursday before the Friday of the following week (8 days),
+    and only then began to keep five consecutive weeks listed (36 days).
+    """
+    ahead = np.array([LISTING_DAYS[k] for k in KINDS] + [0])[kind]
+    extended = WEEKLY_LISTING_EXTENDED.get(symbol)
+    if extended is not None:
+        ahead = np.where((kind == KINDS.index("weekly")) & (days < np.datetime64(extended, "D")),
+                         WEEKLY_LISTING_BEFORE, ahead)
+    return ahead
 
 
 def expiry_kinds(symbol: str, days: np.ndarray) -> np.ndarray:
@@ -173,7 +218,7 @@ class ChainModel:
         # none, and the option flow is modelled from the price path alone (see _option_flow).
         rv = _realised_vol(self.close)
         flow = _option_flow(symbol, rv, p)
-        self._call_flow = flow / (1 + p.put_call_volume)
+        self._call_flow = flow / (1 + p.put_call_volume * _vol_level(rv, p) ** p.put_call_vol_elasticity)
         self._put_flow = flow - self._call_flow
         # ATM implied vol known at the close of each session (so at the next open)
         self._iv_close = np.maximum(0.05, np.where(np.isfinite(rv), rv, p.iv_long_run) * p.iv_premium)
@@ -188,15 +233,23 @@ class ChainModel:
         self._day = _days(self.dates)
         self._exp_dates = days[at]  # ascending
         self._exp_close = np.array([sessions[k].close.timestamp() for k in at.tolist()])
-        self._kind_w = np.array([KIND_WEIGHT[k] for k in KINDS])[kind]
+        self._kind_w = kind_weights(p)[kind]
         # each expiry is listed and unexpired on sessions first..last of the path (none if first > last)
-        listed = self._exp_dates - np.array([LISTING_DAYS[k] for k in KINDS])[kind].astype("timedelta64[D]")
+        listed = self._exp_dates - listing_days(symbol, self._exp_dates, kind).astype("timedelta64[D]")
+        # The e-folding in DTE of the new contracts on each session: dte_decay_days until the product's
+        # first mid-week expiry (SPX 2016-03-02), dte_decay_days_midweek from then on (_pairs).
+        midweek = WEDNESDAY_FROM.get(symbol)
+        self._decay = np.where(self._day_of(midweek), p.dte_decay_days_midweek, p.dte_decay_days)
         self._first = np.searchsorted(self._day, listed)
         self._last = np.searchsorted(self._day, self._exp_dates, side="right") - 1
         n_k = int(2 * STRIKE_SPAN / p.step_fraction) + 3
         self._strikes, self._log_k, self._boost = _strike_grids(self.close, self._first, p, n_k)
         self._next = None  # lowest chain index servable without restarting the state (None: no state)
         self._ahead: dict[int, OptionChain] = {}  # chains chain_for computed ahead of being asked
+
+    def _day_of(self, first: dt.date | None) -> np.ndarray:
+        """Per session of the path: whether it is on or after `first` (never when first is None)."""
+        return self._day >= np.datetime64(first, "D") if first else np.zeros(self._day.size, dtype=bool)
 
     def iv_level(self, i: int) -> float:
         """ATM implied vol of session i as known at its open (from realised vol to the prior close)."""
@@ -267,7 +320,7 @@ class ChainModel:
         live = self._first[e] <= i
         i, e = i[live], e[live]
         dte = (self._exp_dates[e] - self._day[i]).astype(float)
-        share = self._kind_w[e] * np.exp(-dte / p.dte_decay_days)
+        share = self._kind_w[e] * np.exp(-dte / self._decay[i])
         starts = np.flatnonzero(np.diff(i, prepend=-1))
         share /= np.repeat(np.add.reduceat(share, starts), np.diff(starts, append=i.size))
         mine = lane[e] >= 0
@@ -436,8 +489,12 @@ def _lanes(first: np.ndarray, last: np.ndarray, tracked: np.ndarray) -> tuple[np
 
 def _option_flow(symbol: str, rv: np.ndarray, p: ModelParams) -> np.ndarray:
     base = PRODUCT_CONTRACTS.get(symbol, PRODUCT_CONTRACTS.get(symbol.split(":")[-1], DEFAULT_CONTRACTS))
-    level = np.where(np.isfinite(rv), rv, p.iv_long_run) / p.iv_long_run
-    return base * np.clip(level, 0.25, 4.0) ** p.activity_elasticity
+    return base * p.flow_scale * _vol_level(rv, p) ** p.activity_elasticity
+
+
+def _vol_level(rv: np.ndarray, p: ModelParams) -> np.ndarray:
+    """Realised vol relative to the long-run level (the long-run level where rv is unknown), in 0.25..4."""
+    return np.clip(np.where(np.isfinite(rv), rv, p.iv_long_run) / p.iv_long_run, 0.25, 4.0)
 
 
 def _realised_vol(close: np.ndarray, window: int = 20) -> np.ndarray:

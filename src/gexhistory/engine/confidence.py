@@ -9,7 +9,7 @@ MIN_KNOWN such outcomes it is None: a rate of 3 out of 4 is not a confidence.
 No look-ahead: only outcomes that had happened by the signal's close count, and nothing else of the
 signal (its own outcome, later signals) enters it. The number replaces the original design's fixed per-pattern
 values (95, 90, 75 ...), which were not probabilities: over ten modelled SPY years they averaged 78
-against a realised win rate of 45%. Whether this one is calibrated is shown, not assumed: the
+against a realised win rate of 45% (chain model of before the 2011-2022 calibration). Whether this one is calibrated is shown, not assumed: the
 psychology page tabulates confidence buckets against the realised win rate.
 
 Pure Python (no numpy): the backfill's no-op rerun refreshes it without loading the engine's

@@ -50,43 +50,57 @@ class Conventions:
 class ModelParams:
     """Free parameters of the chain model; recorded with every run (backfill_runs.parameters).
 
-    The ten marked [fitted] were calibrated by benchmarks/calibrate_chain_model.py on the reference
-    GEX series (SqueezeMetrics, SPX) from 2011-05 to chain_model.CALIBRATED_UNTIL only; 2015-2018
-    were never seen by the search (logs: benchmarks/results/calibration_stage*.log). `gexhistory
-    validate` reports the fit on those held-out years. The others are set from market facts, not fitted.
-    What each fitted value says about dealer positioning, and why it is plausible:
+    The thirteen marked [fitted] were calibrated by benchmarks/calibrate_chain_model.py on the
+    reference GEX series (SqueezeMetrics, SPX) from 2011-05 to chain_model.CALIBRATED_UNTIL
+    (2022-12-31; log: benchmarks/results/calibration_2011_2022.log); flow_scale [level] was then set
+    from the same sessions. benchmarks/crossvalidate_chain_model.py refits them with two years held out
+    at a time and scores the held-out years (benchmarks/results/crossvalidation.log). The others are
+    set from market facts, not fitted. What each fitted value says about dealer positioning, and why
+    it is plausible (the era each one belongs to is in chain_model.py's module docstring):
     """
 
     step_fraction: float = 0.0085  # strike step ~0.85% of spot: SPX 25-pt at 2000-3000, SPY $1-2.5
-    # [fitted] 3.4% of OI closes each session: positions are mostly held for weeks (index option OI
-    # turns over slowly); OI therefore remembers where the price was while each expiry was listed.
-    oi_turnover: float = 0.0336
-    # [fitted] option volume ~ (realised vol / 18%) ** 0.37: more contracts trade in turbulent
-    # markets, less than proportionally (hedges are rolled, not multiplied).
-    activity_elasticity: float = 0.3656
-    # [fitted] new volume spreads over expiries with an e-folding of ~100 days, weighted by kind:
-    # monthlies and quarterlies (institutional hedges) hold most OI, not just the front weeklies.
-    dte_decay_days: float = 101.91
-    # [fitted] dealer-facing put flow per call contract. Gross SPX put/call volume is ~1.5-2, but
-    # customers also sell puts (put-writes, collars' short legs): the net that dealers are short is
-    # smaller, about 0.8 of the calls customers overwrite.
-    put_call_volume: float = 0.8183
-    # [fitted] calls are written ~0.67 sigma*sqrt(T) above spot (overwriting), puts bought ~0.5
-    # below (protection), both spread widely (1.5-1.6 sigma): OI builds wherever price traded.
-    call_center_sd: float = 0.6718
-    put_center_sd: float = -0.512
-    call_width_sd: float = 1.5
-    put_width_sd: float = 1.6182
+    # [fitted] 1.3% of OI closes each session: index option positions are held for months (SPX OI,
+    # 15-21 million contracts in 2013-2018 per Cboe, is ~15 sessions of volume); OI therefore
+    # remembers where the price was while each expiry was listed.
+    oi_turnover: float = 0.0127
+    # [fitted] option volume ~ (realised vol / 18%) ** 0.89: about proportional to turbulence.
+    activity_elasticity: float = 0.8931
+    # [fitted] new contracts spread over the listed expiries with an e-folding of ~80 days of DTE
+    # until the product had mid-week expiries (SPX: March 2016), ~44 days since: the share of
+    # short-dated flow grew once there were three, then five expiries a week.
+    dte_decay_days: float = 80.0614
+    dte_decay_days_midweek: float = 44.0014
+    # [fitted] a standard monthly (third Friday, where SPX's institutional hedges and overwrites sit)
+    # draws 4.4 times a weekly's share of the flow; quarterlies 2.6 and dailies 0.7 (KIND_WEIGHT).
+    monthly_weight: float = 4.4489
+    # [fitted] dealer-facing put flow per call contract, 0.8 in a calm market (realised vol at the
+    # long-run 18%) and rising with volatility as (rv / 18%) ** 0.18 (0.91 at 36%): customers buy
+    # more protection in turbulent markets. Gross SPX put/call volume is ~1.5-2, but customers also
+    # sell puts (put-writes, collars' short legs), so the net that dealers are short is smaller.
+    put_call_volume: float = 0.8
+    put_call_vol_elasticity: float = 0.1829
+    # [fitted] calls are written ~0.95 sigma*sqrt(T) above spot (overwriting), puts bought ~1.66
+    # below (tail protection), each over ~0.8-0.9 sigma: OI builds where the price traded.
+    call_center_sd: float = 0.9509
+    put_center_sd: float = -1.6555
+    call_width_sd: float = 0.8816
+    put_width_sd: float = 0.8026
     round_strike_boost: float = 1.6  # multiples of twice the step (SPX 50s, SPY 5s) draw 1.6x the OI
-    # [fitted] ATM implied vol = 1.39 x 20-session realised vol: index implied vol usually exceeds
+    # [fitted] ATM implied vol = 1.41 x 20-session realised vol: index implied vol usually exceeds
     # realised by about a third (the variance risk premium), more after a quiet month.
-    iv_premium: float = 1.3929
+    iv_premium: float = 1.4124
     iv_long_run: float = 0.18  # long-run S&P implied vol level the term structure reverts to
     iv_term_days: float = 60.0  # half-way to the long-run level by ~40 days
-    # [fitted] IV falls by 5.7% of ATM vol per standardised unit of moneyness (put skew), plus a
-    # small smile curvature; steeper skews did not fit the in-sample years better.
-    skew_slope: float = -0.0572
+    # [fitted] IV rises by 29% of ATM vol per standardised unit of moneyness below spot (the steep
+    # S&P put skew), plus a small smile curvature.
+    skew_slope: float = -0.292
     skew_curve: float = 0.02
+    # [level] every product's contract count (chain_model.PRODUCT_CONTRACTS, an order of magnitude
+    # of its volume) is multiplied by this, set so that the modelled SPX GEX has the reference's
+    # median |GEX| over 2011-2022. GEX is proportional to OI, so it moves no rank and no sign; see
+    # benchmarks/results/LEVEL.md for why this is a scale and not a unit convention.
+    flow_scale: float = 0.0897
     dte_window: int = 60  # the chain holds expiries up to 60 calendar days (as Conventions.dte_window)
 
     def as_dict(self) -> dict:

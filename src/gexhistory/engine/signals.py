@@ -11,16 +11,20 @@ Pattern 3 compares like with like: the NET gamma that expires by this Friday aga
 ("more than half of the dealers' net position expires this week"). Read literally with the gross
 gamma expiring this week, the test holds whenever short-dated expiries carry most of the chain's
 gamma, which in the daily/weekly-expiry era is nearly always (80% of the modelled SPY closes of
-2016-2025 against 34% for the net reading), so it would shadow every later pattern.
+2016-2025 against 34% for the net reading, with the chain model of before the 2011-2022 calibration),
+so it would shadow every later pattern.
 
 Gamma thresholds. The pattern rules give them in SPY dollars (1e9, 5e8): figures from a feed in
 which SPY's typical |net GEX| is a couple of billion. They are applied as multiples of a typical |GEX|:
 threshold x scale, where scale = the symbol's typical |net GEX| (the median |close net GEX| of the
 previous SCALE_WINDOW sessions, computed by the same engine) / GEX_REFERENCE. GEX_REFERENCE is the
-median |GEX| of the SqueezeMetrics S&P 500 series as published in DIX.csv (2011-05..2018-12:
-$2.10B per 1% move), the real-world scale on which such thresholds were written. So a symbol whose
-modelled |GEX| is typically $17B (the modelled SPY of 2016-2025) needs |net| > $8.1B for the "$1B"
-test, and a real chain with a typical $2.1B uses the rules' dollars as written.
+median |GEX| of the SqueezeMetrics S&P 500 series over all the reference data held
+(tests/data/spx_gex_2011_2022.csv, 2011-05..2022-12: $2.23B per 1% move; $2.10B over its 2011-2018
+part, the value used until the calibration moved to 2011-2022), the real-world scale on which such
+thresholds were written. It is the same span and the same median the chain model's level
+(ModelParams.flow_scale) was calibrated to, so a modelled S&P 500 chain at the reference's typical
+level gets a scale of 1 and uses the rules' dollars as written, as a real chain with a typical
+$2.23B does; a symbol whose |GEX| is typically twice that needs twice the dollars.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-GEX_REFERENCE = 2.10e9
+GEX_REFERENCE = 2.23e9  # median |GEX|, SqueezeMetrics SPX 2011-05..2022-12 (2.2336e9)
 SCALE_WINDOW = 250
 SQUEEZE_GAMMA = 0.0  # pattern 1: net gamma < 0
 OPEX_GAMMA = 1e9  # pattern 3: |net gamma| > $1B

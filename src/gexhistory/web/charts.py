@@ -114,8 +114,8 @@ def gamma_trends(rows: list[dict], k: int, modelled: bool = False) -> dict:
 
 
 def gamma_flip(rows: list[dict], k: int, modelled: bool = False) -> dict:
-    """Distance to flip and the put/call OI ratio. The ratio's axis starts at zero: autoscaled, the
-    modelled chains' 0.808-0.819 filled the panel and looked volatile."""
+    """Distance to flip and the put/call OI ratio. The ratio's axis starts at zero: autoscaled, a ratio
+    moving in a narrow band (the uncalibrated model's 0.808-0.819) filled the panel and looked volatile."""
     x = [r["timestamp"] for r in rows]
     tag = " (modelled)" if modelled else ""
     data = [

@@ -129,8 +129,9 @@ def gex_history(engine: Engine, w: q.Window, max_points: int = q.MAX_POINTS) -> 
 
 
 # Ratios (put/call, ATM IV) whose standard deviation over the window is under 1% of their mean are
-# treated as constant: the modelled chains hold the put/call mix almost fixed (SPY 2016-2026: 0.808-0.819,
-# sd 0.15% of the mean), so a correlation with it would measure model noise. Price and net GEX are not
+# treated as constant: a correlation with them would measure noise (the chain model before its 2011-2022
+# calibration held the put/call mix almost fixed, 0.808-0.819 over ten SPY years; since, the put share
+# rises with volatility and the ratio spans 0.67-1.02, sd 8% of its mean). Price and net GEX are not
 # tested: a calm month moves SPY's price by as little as 0.4% sd, and that variation is real.
 NEAR_CONSTANT_CV = 0.01
 RATIO_SERIES = {"pcr": "put/call ratio", "iv": "ATM IV"}
