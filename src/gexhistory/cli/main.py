@@ -280,19 +280,22 @@ def import_chains(files, oi_file, volume_as_oi, underlying, as_json, jobs, clust
 @main.command()
 @click.option("--symbol", "symbol", default=None, help="One symbol (default SPY).")
 @click.option("--symbols", "symbols", default=None, help="Comma-separated symbols, e.g. SPY,QQQ.")
-@click.option("--anytime", is_flag=True, help="Take the snapshot even outside market hours.")
+@click.option("--source", default="massive", show_default=True,
+              help="massive (needs POLYGON_API_KEY/MASSIVE_API_KEY) | cboe (Cboe's delayed quotes, no key).")
+@click.option("--anytime", is_flag=True, help="Massive: take the snapshot even outside market hours.")
 @click.option("--rate", type=float, default=None, help="Provider requests per minute (default 5).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 @db_option
-def snapshot(symbol, symbols, anytime, rate, as_json, quiet, db) -> int:
-    """One live GEX snapshot now from the Massive/Polygon option chain snapshot (for cron)."""
+def snapshot(symbol, symbols, source, anytime, rate, as_json, quiet, db) -> int:
+    """One live GEX snapshot now from a real option chain (for cron): Massive/Polygon's chain snapshot,
+    or with --source cboe Cboe's delayed quotes (no key; the snapshot's time is the quotes' own)."""
     from gexhistory.pipeline.snapshot import run_snapshot  # lazy: only this command loads it
 
     if symbol and symbols:
         raise BadInput("give either --symbol or --symbols, not both")
     names = parse_symbols(symbols or symbol or "SPY")
-    done, failed = run_snapshot(names, db, anytime=anytime, rate=rate)
+    done, failed = run_snapshot(names, db, anytime=anytime, rate=rate, source=source.strip().lower())
     if as_json:
         click.echo(json.dumps({"snapshots": [r.as_dict() for r in done],
                                "failed": [{"symbol": s, "error": e} for s, e in failed],
@@ -304,7 +307,8 @@ def snapshot(symbol, symbols, anytime, rate, as_json, quiet, db) -> int:
             g = r.snapshot
             flip = f"{g.flip_point:.2f}" if g.flip_point is not None else "none in range"
             click.echo(f"{r.symbol} {r.timestamp} ET: spot {g.spot:.2f}, net GEX {g.net_gex / 1e9:+.3f}bn "
-                       f"({g.regime}), flip {flip}; {r.used:,} of {plural(r.contracts, 'contract')} (massive_snapshot)")
+                       f"({g.regime}), flip {flip}; {r.used:,} of {plural(r.contracts, 'contract')} ({r.chain_source}"
+                       + (f", quotes of {r.quotes_at}" if r.quotes_at else "") + ")")
             for note in r.notes:
                 click.echo(f"  note: {note}")
     for s, e in failed:

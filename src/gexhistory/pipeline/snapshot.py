@@ -5,6 +5,9 @@ data_source 'polygon'; contracts without implied volatility left out, and counte
 the snapshot at the time the chain arrived, and its rows go to gex_history and gamma_history under that
 minute ('YYYY-MM-DD HH:MM:00' ET): a second snapshot within the same minute replaces the first, never
 duplicates it. Backfills keep these rows (store/writes.py).
+
+`--source cboe` takes the chain from Cboe's delayed quotes instead, which need no key
+(pipeline/cboe_snapshot.py: the time is the quotes' own, the chain is stored too).
 """
 
 from __future__ import annotations
@@ -34,13 +37,17 @@ class SnapshotResult:
     snapshot: GexSnapshot
     replaced: int = 0  # rows of an earlier snapshot in the same minute that this one replaced
     notes: list[str] = field(default_factory=list)
+    data_source: str = DATA_SOURCE
+    chain_source: str = CHAIN_SOURCE
+    quotes_at: str | None = None  # the time the quotes were stamped with, when the source stamps them
 
     def as_dict(self) -> dict:
         g = self.snapshot
         return {"symbol": self.symbol, "timestamp": self.timestamp, "contracts": self.contracts, "used": self.used,
                 "without_iv": self.no_iv, "spot_price": g.spot, "net_gex": g.net_gex, "flip_point": g.flip_point,
                 "call_wall": g.call_wall, "put_wall": g.put_wall, "regime": g.regime, "replaced": self.replaced,
-                "data_source": DATA_SOURCE, "chain_source": CHAIN_SOURCE}
+                "data_source": self.data_source, "chain_source": self.chain_source, "quotes_at": self.quotes_at,
+                "notes": self.notes}
 
 
 def market_open_at(now: dt.datetime) -> bool:
@@ -50,12 +57,13 @@ def market_open_at(now: dt.datetime) -> bool:
     return s is not None and s.open <= now <= s.close + AFTER_CLOSE_GRACE
 
 
-def snapshot_rows(symbol: str, at: dt.datetime, g: GexSnapshot) -> dict[str, list[dict]]:
+def snapshot_rows(symbol: str, at: dt.datetime, g: GexSnapshot, *, data_source: str = DATA_SOURCE,
+                  chain_source: str = CHAIN_SOURCE) -> dict[str, list[dict]]:
     ts = format_ts(at)
     common = {"symbol": symbol, "timestamp": ts, "spot_price": g.spot, "net_gex": g.net_gex,
               "flip_point": g.flip_point, "call_wall": g.call_wall, "put_wall": g.put_wall, "regime": g.regime,
-              "flip_found": g.flip_found, "timezone": TZ_NAME, "data_source": DATA_SOURCE,
-              "chain_source": CHAIN_SOURCE}
+              "flip_found": g.flip_found, "timezone": TZ_NAME, "data_source": data_source,
+              "chain_source": chain_source}
     return {
         "gex_history": [{**common, "mm_state": g.mm_state, "call_gex": g.call_gex, "put_gex": g.put_gex,
                          "gex_unit": GEX_UNIT}],
@@ -84,9 +92,14 @@ def take_snapshot(engine, client, symbol: str, now: dt.datetime, conv: Conventio
 
 
 def run_snapshot(symbols: list[str], db: str | None = None, *, now: dt.datetime | None = None,
-                 anytime: bool = False, rate: float | None = None) -> tuple[list[SnapshotResult], list[tuple[str, str]]]:
+                 anytime: bool = False, rate: float | None = None,
+                 source: str = "massive") -> tuple[list[SnapshotResult], list[tuple[str, str]]]:
     """Take one snapshot per symbol now. Returns (results, [(symbol, why it failed)]); outside market
-    hours nothing is taken unless `anytime`."""
+    hours nothing is taken from Massive unless `anytime` (Cboe's quotes carry their own time)."""
+    if source == "cboe":
+        return _run_cboe(symbols, db)
+    if source != "massive":
+        raise BadInput(f"unknown snapshot source {source!r}: massive or cboe")
     client = chain_client(rate)
     now = (now or dt.datetime.now(ET)).astimezone(ET)
     if not anytime and not market_open_at(now):
@@ -107,4 +120,43 @@ def run_snapshot(symbols: list[str], db: str | None = None, *, now: dt.datetime 
     finally:
         client.close()
         engine.dispose()
+    return done, failed
+
+
+def _run_cboe(symbols: list[str], db: str | None) -> tuple[list[SnapshotResult], list[tuple[str, str]]]:
+    """Every symbol's quotes first, then the writes: an unknown symbol is bad input found before anything
+    is written; a symbol whose fetch or computation fails costs the others nothing."""
+    from gexhistory.pipeline.cboe_snapshot import take_cboe_snapshot  # lazy: only this source loads it
+    from gexhistory.sources.cboe_delayed import CboeClient, stored_symbol
+
+    client = CboeClient()
+    quotes, failed, unknown = [], [], []
+    try:
+        for symbol in symbols:
+            try:
+                quotes.append(client.fetch(symbol))
+            except BadInput as exc:
+                unknown.append(str(exc))
+            except Exception as exc:  # noqa: BLE001 - one symbol's outage must not cost the others
+                if len(symbols) == 1:
+                    raise
+                failed.append((stored_symbol(symbol), failure_message(exc)))
+    finally:
+        client.close()
+    if unknown:
+        raise BadInput("; ".join(unknown) + ("; nothing was written" if len(symbols) > 1 else ""))
+    done = []
+    if quotes:
+        engine = open_engine(db)
+        init_schema(engine)
+        try:
+            for q in quotes:
+                try:
+                    done.append(take_cboe_snapshot(engine, q))
+                except Exception as exc:  # noqa: BLE001 - as above
+                    if len(symbols) == 1:
+                        raise
+                    failed.append((q.symbol, failure_message(exc)))
+        finally:
+            engine.dispose()
     return done, failed

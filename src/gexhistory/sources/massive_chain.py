@@ -29,7 +29,7 @@ def chain_client(rate: float | None = None):
     key = api_key()
     if not key:
         raise BadInput("snapshot needs a Massive/Polygon API key: set POLYGON_API_KEY or MASSIVE_API_KEY "
-                       "(environment or .env)")
+                       "(environment or .env), or take Cboe's delayed quotes, which need none: --source cboe")
     return MassiveSource.from_env(key, rate).client
 
 

@@ -21,11 +21,17 @@ def replace_chain(conn: Connection, header: dict, contracts: list[dict]) -> None
         conn.execute(insert(c), contracts)
 
 
+# Chains stored by live snapshots (`snapshot --source cboe`): a moment of the session, kept for its
+# snapshot's profile, not an end-of-day chain a backfill should recompute the whole session from.
+SNAPSHOT_CHAIN_SOURCES = ("cboe_delayed",)
+
+
 def latest_chains(conn: Connection, underlying: str, start: dt.date, end: dt.date) -> dict[dt.date, dict]:
-    """Per as-of date in [start, end]: the header of the most recently imported chain."""
+    """Per as-of date in [start, end]: the header of the most recently imported chain file."""
     h = option_chains
     q = select(h).where(h.c.underlying == underlying, h.c.as_of >= start.isoformat(),
-                        h.c.as_of <= end.isoformat()).order_by(h.c.as_of, h.c.id)
+                        h.c.as_of <= end.isoformat(), h.c.chain_source.not_in(SNAPSHOT_CHAIN_SOURCES)
+                        ).order_by(h.c.as_of, h.c.id)
     out: dict[dt.date, dict] = {}
     for row in conn.execute(q).mappings():
         out[dt.date.fromisoformat(row["as_of"])] = dict(row)  # later ids overwrite earlier ones

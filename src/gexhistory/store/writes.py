@@ -105,7 +105,7 @@ def _in_span(table, symbol: str, first: str, last: str):
     if table is gamma_daily_summary:
         return and_(t.symbol == symbol, t.date >= first, t.date <= last)
     return and_(t.symbol == symbol, t.timestamp >= f"{first} 00:00:00", t.timestamp <= f"{last} 23:59:59",
-                t.chain_source != LIVE_CHAIN_SOURCE)
+                t.chain_source.not_in(LIVE_CHAIN_SOURCES))
 
 
 def _on_days(table, symbol: str, days: list[str]):
@@ -194,6 +194,7 @@ def finish_run(engine: Engine, run_id: int, status: str, counts: dict, finished_
 # Live snapshots (gexhistory snapshot) are real chains taken at the time: a backfill of their session
 # keeps them, and a modelled snapshot never takes a live one's timestamp.
 LIVE_CHAIN_SOURCE = "massive_snapshot"
+LIVE_CHAIN_SOURCES = (LIVE_CHAIN_SOURCE, "cboe_delayed")  # Massive's chain snapshot, Cboe's delayed quotes
 
 
 def replace_at_timestamp(conn: Connection, symbol: str, timestamp: str, rows: dict[str, list[dict]]) -> int:
@@ -212,6 +213,6 @@ def live_timestamps(conn: Connection, symbol: str, dates: list[dt.date]) -> set[
         return set()
     t = gex_history
     q = select(t.c.timestamp).where(
-        t.c.symbol == symbol, t.c.chain_source == LIVE_CHAIN_SOURCE,
+        t.c.symbol == symbol, t.c.chain_source.in_(LIVE_CHAIN_SOURCES),
         t.c.timestamp >= f"{min(dates).isoformat()} 00:00:00", t.c.timestamp <= f"{max(dates).isoformat()} 23:59:59")
     return {ts for (ts,) in conn.execute(q)}

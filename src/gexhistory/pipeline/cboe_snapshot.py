@@ -1,0 +1,145 @@
+"""A keyless live snapshot: Cboe's delayed quotes (sources/cboe_delayed.py) -> one chain -> the engine.
+
+- When: the quotes' own timestamp (New York time). Inside a session (open to close) the snapshot is
+  that minute; after a session's close, or before the next one's open (weekends, holidays, the night),
+  the quotes are the last session's closing ones and the snapshot is that session's close.
+- The chain: every contract with an implied volatility: Cboe's own when positive ('f'), else the IV of
+  the bid/ask mid by Black-Scholes at the quoted price and the snapshot's time ('p'); a contract with
+  neither is left out and counted, as are contracts without open interest, adjusted contracts (a root
+  with a digit, e.g. SPY1: a non-standard deliverable, not 100 shares) and already expired ones. Roots
+  of one underlying are one chain (SPX and SPXW -> SPX): a contract listed under two roots (the third
+  Friday's SPX and SPXW) is one, OI added and IV OI-weighted, as chain imports merge them.
+- Stored: the chain in option_chains/option_chain_contracts (chain_source 'cboe_delayed', as_of the
+  session: one chain per session, the latest snapshot's), and the snapshot's gex_history and
+  gamma_history rows under its minute (data_source 'cboe'). The same quotes again (same timestamp)
+  replace their rows, never duplicate them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+
+from gexhistory.calendar import ET, Session, format_ts, session_on, sessions_before
+from gexhistory.engine.chain import OptionChain
+from gexhistory.engine.exposure import Conventions, compute_gex_one
+from gexhistory.engine.greeks import SECONDS_PER_YEAR
+from gexhistory.engine.implied import implied_vol
+from gexhistory.errors import ProviderError
+from gexhistory.sources.cboe_delayed import CHAIN_SOURCE, DATA_SOURCE, FORMAT, CboeQuotes
+from gexhistory.store import chains as cs
+from gexhistory.store import writes
+from gexhistory.words import plural
+
+IV_MAX = 10.0  # 1000%: a larger "IV" is not a decimal volatility
+
+
+def snapshot_time(stamp: dt.datetime) -> tuple[Session, dt.datetime]:
+    """(session, snapshot time) the quotes stamped `stamp` describe (module docstring)."""
+    stamp = stamp.astimezone(ET)
+    s = session_on(stamp.date())
+    if s is not None and s.open <= stamp <= s.close:
+        return s, stamp.replace(second=0, microsecond=0)
+    if s is None or stamp < s.open:
+        before = sessions_before(stamp.date(), 1)
+        if not before:
+            raise ProviderError(f"cboe: quotes stamped {format_ts(stamp)} precede the calendar")
+        s = before[0]
+    return s, s.close
+
+
+def build_chain(q: CboeQuotes, session: Session, at: dt.datetime,
+                conv: Conventions) -> tuple[OptionChain, np.ndarray, list[str], int]:
+    """The chain the engine takes, each contract's iv_source, notes on what was derived or left out, and
+    how many contracts were left out for want of an IV."""
+    import pandas as pd  # lazy: the snapshot alone needs it
+
+    from gexhistory.pipeline.chain_prep import expiry_close_ts  # lazy: pandas; the same closes imports use
+
+    notes = []
+    adjusted = pd.Series(q.root, dtype=object).str.contains(r"\d", regex=True).to_numpy(dtype=bool)
+    expired = q.expiry < np.datetime64(session.date, "D")
+    no_oi = ~np.isfinite(q.oi) | (q.oi < 0)
+    base = ~adjusted & ~expired & ~no_oi
+    close = expiry_close_ts(q.expiry) if q.expiry.size else np.empty(0)
+    t = (close - at.timestamp()) / SECONDS_PER_YEAR
+    iv = np.where(q.iv <= IV_MAX, q.iv, np.nan)
+    src = np.where(np.isfinite(iv), "f", "").astype(object)
+    mid = np.where((q.bid > 0) & (q.ask >= q.bid), (q.bid + q.ask) / 2, np.nan)
+    need = base & ~np.isfinite(iv) & np.isfinite(mid) & (t > 0)
+    if need.any():
+        got = implied_vol(mid[need], np.full(int(need.sum()), q.spot), q.strike[need], t[need], conv.r, conv.q,
+                          q.is_call[need])
+        iv[need] = got
+        src[np.flatnonzero(need)[np.isfinite(got)]] = "p"
+    keep = base & np.isfinite(iv)
+    no_iv = int((base & ~np.isfinite(iv)).sum())
+    for n, what in ((q.malformed, "without an OSI option symbol"), (int(adjusted.sum()), "of adjusted roots "
+                    "(non-standard deliverables)"), (int((expired & ~adjusted).sum()), "already expired"),
+                    (int((no_oi & ~adjusted & ~expired).sum()), "without open interest"),
+                    (no_iv, "without an IV (none quoted, none from the bid/ask mid)")):
+        if n:
+            notes.append(f"{plural(n, 'contract')} {what} left out")
+    derived = int((keep & (src == "p")).sum())
+    if derived:
+        notes.append(f"{plural(derived, 'IV')} from the bid/ask mid (Cboe quoted none)")
+    if not keep.any():
+        raise ProviderError(f"cboe: no {q.symbol} contract has open interest and an IV ({'; '.join(notes)})")
+    return (*_merge_roots(q, keep, iv, src, close, session, notes), no_iv)
+
+
+def _merge_roots(q: CboeQuotes, keep, iv, src, close, session: Session, notes: list[str]):
+    """One contract per (expiry, strike, right): OI added, IV and gamma OI-weighted across roots."""
+    e, k, c = q.expiry[keep], q.strike[keep], q.is_call[keep]
+    oi, v, g, s, ec = q.oi[keep], iv[keep], q.gamma[keep], src[keep], close[keep]
+    order = np.lexsort((c, k, e))
+    e, k, c, oi, v, g, s, ec = (a[order] for a in (e, k, c, oi, v, g, s, ec))
+    first = np.r_[True, (e[1:] != e[:-1]) | (k[1:] != k[:-1]) | (c[1:] != c[:-1])]
+    group = np.cumsum(first) - 1
+    n = int(group[-1]) + 1
+    w = np.where(oi > 0, oi, 1e-12)  # zero-OI twins still average to their IVs
+    wsum = np.bincount(group, w, n)
+    merged_iv = np.bincount(group, w * v, n) / wsum
+    has_g = np.isfinite(g)
+    g_w = np.bincount(group, np.where(has_g, w, 0.0), n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        merged_g = np.where(g_w > 0, np.bincount(group, np.where(has_g, w * g, 0.0), n) / g_w, np.nan)
+    derived = np.bincount(group, (s == "p").astype(float), n) > 0
+    if n < e.size:
+        notes.append(f"{plural(e.size - n, 'contract')} listed under two roots merged (OI added, IV OI-weighted)")
+    chain = OptionChain(q.symbol, session.date, e[first], ec[first], k[first], c[first], np.bincount(group, oi, n),
+                        merged_iv, CHAIN_SOURCE, gamma=merged_g if np.isfinite(merged_g).any() else None)
+    return chain, np.where(derived, "p", "f").astype(object), notes
+
+
+def take_cboe_snapshot(engine, q: CboeQuotes, conv: Conventions | None = None):
+    """Compute and store one symbol's snapshot from its quotes; returns the SnapshotResult."""
+    from gexhistory.pipeline.snapshot import SnapshotResult, snapshot_rows  # the shared row shape
+
+    conv = conv or Conventions()
+    session, at = snapshot_time(q.timestamp)
+    chain, iv_source, notes, no_iv = build_chain(q, session, at, conv)
+    g = compute_gex_one(chain, q.spot, at, conv)
+    rows = snapshot_rows(q.symbol, at, g, data_source=DATA_SOURCE, chain_source=CHAIN_SOURCE)
+    header = {"underlying": q.symbol, "as_of": session.date.isoformat(), "chain_source": CHAIN_SOURCE,
+              "format": FORMAT, "file": q.url, "file_spot": q.spot, "file_spot_kind": "data.current_price",
+              "contracts": len(chain), "notes": json.dumps([f"quotes of {format_ts(q.timestamp)} ET", *notes]),
+              "imported_at": format_ts(dt.datetime.now(ET))}
+    with engine.begin() as conn:
+        writes.lock_symbol(conn, q.symbol)
+        cs.replace_chain(conn, header, _contract_rows(chain, iv_source))
+        replaced = writes.replace_at_timestamp(conn, q.symbol, format_ts(at), rows)
+    return SnapshotResult(q.symbol, format_ts(at), q.listed, len(chain), no_iv, g, replaced, notes,
+                          data_source=DATA_SOURCE, chain_source=CHAIN_SOURCE, quotes_at=format_ts(q.timestamp))
+
+
+def _contract_rows(chain: OptionChain, iv_source: np.ndarray) -> list[dict]:
+    gamma = chain.gamma if chain.gamma is not None else np.full(len(chain), np.nan)
+    day = chain.as_of.isoformat()
+    cols = zip(chain.expiry.astype(str).tolist(), chain.strike.tolist(), chain.is_call.tolist(),
+               chain.open_interest.tolist(), chain.iv.tolist(), iv_source.tolist(), gamma.tolist())
+    return [{"underlying": chain.underlying, "as_of": day, "expiration": e, "strike": k, "right": "C" if c else "P",
+             "chain_source": CHAIN_SOURCE, "open_interest": oi, "iv": v, "iv_source": s,
+             "gamma": gm if gm == gm else None} for e, k, c, oi, v, s, gm in cols]
