@@ -158,8 +158,9 @@ def backfill(days, start, end, symbol, symbols, source, bars, rate, seed, force,
 @click.option("--symbol", default=None, help="Only this symbol (or comma-separated symbols).")
 @click.option("--check", is_flag=True, help="Health check: only the problems, one line each (the kinds in the README's "
               "health-check table), exit 1 if any.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (with --check: the problems).")
 @db_option
-def status(symbol: str | None, check: bool, db: str | None) -> int:
+def status(symbol: str | None, check: bool, as_json: bool, db: str | None) -> int:
     """Per symbol and table: counts, first/last date, sources, pending outcomes, and the problems found.
 
     `status` and `status --check` read the same checks: --check prints only the problems and exits 1
@@ -174,17 +175,24 @@ def status(symbol: str | None, check: bool, db: str | None) -> int:
     names = parse_symbols(symbol) if symbol else st.symbols(engine)
     last = last_completed_session().date
     if check:
-        return _status_check(engine, names, last)
+        return _status_check(engine, names, last, as_json)
+    if as_json:
+        click.echo(json.dumps({"symbols": [st.symbol_status(engine, s, last).as_dict() for s in names]}, indent=2))
+        return 0
     from gexhistory.cli.ui import print_status  # lazy: only this command loads it
 
     print_status([st.symbol_status(engine, s, last) for s in names])
     return 0
 
 
-def _status_check(engine, names: list[str], last) -> int:
+def _status_check(engine, names: list[str], last, as_json: bool = False) -> int:
     from gexhistory.store import status as st  # lazy: only this command loads it
 
     problems = [p for s in names for p in st.check_symbol(engine, s, last)]
+    if as_json:
+        click.echo(json.dumps({"ok": not problems, "symbols": names, "problems": [vars(p) for p in problems]},
+                              indent=2))
+        return 1 if problems else 0
     for p in problems:
         click.echo(p.line())
     if problems:
@@ -290,12 +298,20 @@ def import_chains(files, oi_file, volume_as_oi, underlying, as_json, jobs, clust
 def snapshot(symbol, symbols, source, anytime, rate, as_json, quiet, db) -> int:
     """One live GEX snapshot now from a real option chain (for cron): Massive/Polygon's chain snapshot,
     or with --source cboe Cboe's delayed quotes (no key; the snapshot's time is the quotes' own)."""
-    from gexhistory.pipeline.snapshot import run_snapshot  # lazy: only this command loads it
-
     if symbol and symbols:
         raise BadInput("give either --symbol or --symbols, not both")
     names = parse_symbols(symbols or symbol or "SPY")
-    done, failed = run_snapshot(names, db, anytime=anytime, rate=rate, source=source.strip().lower())
+    source = source.strip().lower()
+    if source == "cboe":
+        from gexhistory.pipeline.cboe_snapshot import run_cboe_snapshot  # lazy: only this source loads it
+
+        done, failed = run_cboe_snapshot(names, db)
+    elif source == "massive":
+        from gexhistory.pipeline.snapshot import run_snapshot  # lazy: only this command loads it
+
+        done, failed = run_snapshot(names, db, anytime=anytime, rate=rate)
+    else:
+        raise BadInput(f"unknown snapshot source {source!r}: massive or cboe")
     if as_json:
         click.echo(json.dumps({"snapshots": [r.as_dict() for r in done],
                                "failed": [{"symbol": s, "error": e} for s, e in failed],

@@ -150,11 +150,12 @@ def print_status(statuses) -> None:
         console.print("the database is empty: run `gexhistory backfill --days 365` to fill it")
         return
     table = Table(title="gexhistory status")
-    for col in ("symbol", "table", "rows", "first", "last", "sources"):
-        table.add_column(col, justify="right" if col == "rows" else "left")
+    for col in ("symbol", "table", "rows", "real-chain sessions", "first", "last", "sources"):
+        table.add_column(col, justify="right" if col in ("rows", "real-chain sessions") else "left")
     for st in statuses:
         for t in st.tables:
-            table.add_row(st.symbol, t.table, f"{t.rows:,}", t.first or "-", t.last or "-", ", ".join(t.sources) or "-")
+            table.add_row(st.symbol, t.table, f"{t.rows:,}", f"{t.real_chain_sessions:,}", t.first or "-",
+                          t.last or "-", ", ".join(t.sources) or "-")
     console.print(table)
     for st in statuses:
         if st.problems:
@@ -164,6 +165,9 @@ def print_status(statuses) -> None:
                 console.print(f"  {escape(p.kind)}: {escape(p.message)}")
         else:
             console.print(f"{st.symbol}: no problems found")
+        real = st.real_chain_sessions
+        console.print(f"{st.symbol}: {plural(real, 'session')} with a real option chain" if real else
+                      f"{st.symbol}: no session with a real option chain yet (import-chains, snapshot --source cboe)")
         if st.end_of_day_sessions:
             console.print(f"{st.symbol}: {plural(st.end_of_day_sessions, 'session')} from imported end-of-day chains "
                           f"(the close snapshot only, by design)")

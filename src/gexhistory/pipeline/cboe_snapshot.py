@@ -27,10 +27,13 @@ from gexhistory.engine.chain import OptionChain
 from gexhistory.engine.exposure import Conventions, compute_gex_one
 from gexhistory.engine.greeks import SECONDS_PER_YEAR
 from gexhistory.engine.implied import implied_vol
-from gexhistory.errors import ProviderError
-from gexhistory.sources.cboe_delayed import CHAIN_SOURCE, DATA_SOURCE, FORMAT, CboeQuotes
+from gexhistory.errors import BadInput, ProviderError
+from gexhistory.pipeline.runs import failure_message
+from gexhistory.pipeline.snapshot import SnapshotResult, snapshot_rows
+from gexhistory.sources.cboe_delayed import CHAIN_SOURCE, DATA_SOURCE, FORMAT, CboeClient, CboeQuotes, stored_symbol
 from gexhistory.store import chains as cs
 from gexhistory.store import writes
+from gexhistory.store.db import init_schema, open_engine
 from gexhistory.words import plural
 
 IV_MAX = 10.0  # 1000%: a larger "IV" is not a decimal volatility
@@ -116,8 +119,6 @@ def _merge_roots(q: CboeQuotes, keep, iv, src, close, session: Session, notes: l
 
 def take_cboe_snapshot(engine, q: CboeQuotes, conv: Conventions | None = None):
     """Compute and store one symbol's snapshot from its quotes; returns the SnapshotResult."""
-    from gexhistory.pipeline.snapshot import SnapshotResult, snapshot_rows  # the shared row shape
-
     conv = conv or Conventions()
     session, at = snapshot_time(q.timestamp)
     chain, iv_source, notes, no_iv = build_chain(q, session, at, conv)
@@ -143,3 +144,40 @@ def _contract_rows(chain: OptionChain, iv_source: np.ndarray) -> list[dict]:
     return [{"underlying": chain.underlying, "as_of": day, "expiration": e, "strike": k, "right": "C" if c else "P",
              "chain_source": CHAIN_SOURCE, "open_interest": oi, "iv": v, "iv_source": s,
              "gamma": gm if gm == gm else None} for e, k, c, oi, v, s, gm in cols]
+
+
+def run_cboe_snapshot(symbols: list[str], db: str | None) -> tuple[list[SnapshotResult], list[tuple[str, str]]]:
+    """Take one snapshot per symbol from Cboe's delayed quotes. Returns (results, [(symbol, why it failed)]).
+    Every symbol's quotes first, then the writes: an unknown symbol is bad input found before anything
+    is written; a symbol whose fetch or computation fails costs the others nothing."""
+    client = CboeClient()
+    quotes, failed, unknown = [], [], []
+    try:
+        for symbol in symbols:
+            try:
+                quotes.append(client.fetch(symbol))
+            except BadInput as exc:
+                unknown.append(str(exc))
+            except Exception as exc:  # noqa: BLE001 - one symbol's outage must not cost the others
+                if len(symbols) == 1:
+                    raise
+                failed.append((stored_symbol(symbol), failure_message(exc)))
+    finally:
+        client.close()
+    if unknown:
+        raise BadInput("; ".join(unknown) + ("; nothing was written" if len(symbols) > 1 else ""))
+    done = []
+    if quotes:
+        engine = open_engine(db)
+        init_schema(engine)
+        try:
+            for q in quotes:
+                try:
+                    done.append(take_cboe_snapshot(engine, q))
+                except Exception as exc:  # noqa: BLE001 - as above
+                    if len(symbols) == 1:
+                        raise
+                    failed.append((q.symbol, failure_message(exc)))
+        finally:
+            engine.dispose()
+    return done, failed

@@ -7,7 +7,7 @@ minute ('YYYY-MM-DD HH:MM:00' ET): a second snapshot within the same minute repl
 duplicates it. Backfills keep these rows (store/writes.py).
 
 `--source cboe` takes the chain from Cboe's delayed quotes instead, which need no key
-(pipeline/cboe_snapshot.py: the time is the quotes' own, the chain is stored too).
+(pipeline/cboe_snapshot.py, which shares SnapshotResult and the row shape defined here).
 """
 
 from __future__ import annotations
@@ -92,14 +92,9 @@ def take_snapshot(engine, client, symbol: str, now: dt.datetime, conv: Conventio
 
 
 def run_snapshot(symbols: list[str], db: str | None = None, *, now: dt.datetime | None = None,
-                 anytime: bool = False, rate: float | None = None,
-                 source: str = "massive") -> tuple[list[SnapshotResult], list[tuple[str, str]]]:
+                 anytime: bool = False, rate: float | None = None) -> tuple[list[SnapshotResult], list[tuple[str, str]]]:
     """Take one snapshot per symbol now. Returns (results, [(symbol, why it failed)]); outside market
-    hours nothing is taken from Massive unless `anytime` (Cboe's quotes carry their own time)."""
-    if source == "cboe":
-        return _run_cboe(symbols, db)
-    if source != "massive":
-        raise BadInput(f"unknown snapshot source {source!r}: massive or cboe")
+    hours nothing is taken unless `anytime`."""
     client = chain_client(rate)
     now = (now or dt.datetime.now(ET)).astimezone(ET)
     if not anytime and not market_open_at(now):
@@ -120,43 +115,4 @@ def run_snapshot(symbols: list[str], db: str | None = None, *, now: dt.datetime 
     finally:
         client.close()
         engine.dispose()
-    return done, failed
-
-
-def _run_cboe(symbols: list[str], db: str | None) -> tuple[list[SnapshotResult], list[tuple[str, str]]]:
-    """Every symbol's quotes first, then the writes: an unknown symbol is bad input found before anything
-    is written; a symbol whose fetch or computation fails costs the others nothing."""
-    from gexhistory.pipeline.cboe_snapshot import take_cboe_snapshot  # lazy: only this source loads it
-    from gexhistory.sources.cboe_delayed import CboeClient, stored_symbol
-
-    client = CboeClient()
-    quotes, failed, unknown = [], [], []
-    try:
-        for symbol in symbols:
-            try:
-                quotes.append(client.fetch(symbol))
-            except BadInput as exc:
-                unknown.append(str(exc))
-            except Exception as exc:  # noqa: BLE001 - one symbol's outage must not cost the others
-                if len(symbols) == 1:
-                    raise
-                failed.append((stored_symbol(symbol), failure_message(exc)))
-    finally:
-        client.close()
-    if unknown:
-        raise BadInput("; ".join(unknown) + ("; nothing was written" if len(symbols) > 1 else ""))
-    done = []
-    if quotes:
-        engine = open_engine(db)
-        init_schema(engine)
-        try:
-            for q in quotes:
-                try:
-                    done.append(take_cboe_snapshot(engine, q))
-                except Exception as exc:  # noqa: BLE001 - as above
-                    if len(symbols) == 1:
-                        raise
-                    failed.append((q.symbol, failure_message(exc)))
-        finally:
-            engine.dispose()
     return done, failed

@@ -39,6 +39,7 @@ class TableStatus:
     first: str | None
     last: str | None
     sources: list[str]
+    real_chain_sessions: int = 0  # sessions with a row from a real (not modelled) option chain
 
 
 @dataclass
@@ -60,6 +61,18 @@ class SymbolStatus:
     pending_outcomes: int = 0  # signals whose 10-session outcome is not known yet
     unscored_signals: int = 0  # signals without signal_correct (5-session move not known yet)
     signals_by_pattern: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def real_chain_sessions(self) -> int:
+        """Sessions with a snapshot computed from a real option chain (imported, or a live snapshot)."""
+        return max((t.real_chain_sessions for t in self.tables if t.table == "gex_history"), default=0)
+
+    def as_dict(self) -> dict:
+        """JSON-ready (`status --json`)."""
+        return {"symbol": self.symbol, "real_chain_sessions": self.real_chain_sessions,
+                "tables": [vars(t) for t in self.tables], "problems": [vars(p) for p in self.problems],
+                "end_of_day_sessions": self.end_of_day_sessions, "pending_outcomes": self.pending_outcomes,
+                "unscored_signals": self.unscored_signals, "signals_by_pattern": self.signals_by_pattern}
 
 
 def has_tables(engine: Engine) -> bool:
@@ -89,7 +102,11 @@ def symbol_status(engine: Engine, symbol: str, last_session: dt.date | None = No
                     select(table.c.data_source, table.c.chain_source).where(table.c.symbol == symbol).distinct()
                 )
             ]
-            out.tables.append(TableStatus(table.name, int(n), first and first[:10], last and last[:10], sorted(sources)))
+            day = time_col if table is gamma_daily_summary else func.substr(time_col, 1, 10)
+            real = conn.execute(select(func.count(day.distinct())).where(
+                table.c.symbol == symbol, table.c.chain_source != "modelled")).scalar_one()
+            out.tables.append(TableStatus(table.name, int(n), first and first[:10], last and last[:10], sorted(sources),
+                                          int(real)))
         out.end_of_day_sessions = len(_end_of_day_imports(conn, symbol))
         out.pending_outcomes = int(conn.execute(
             select(func.count()).select_from(regime_signals)
