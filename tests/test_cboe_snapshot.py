@@ -298,3 +298,29 @@ def test_backfill_keeps_cboe_snapshots_and_status_counts_real_sessions(cboe, tmp
     table = run_cli(["status", "--db", db], tmp_path, env={"COLUMNS": "200"})
     assert table.returncode == 0 and "real-chain sessions" in table.stdout
     assert "SPX: 1 session with a real option chain" in table.stdout
+
+
+def test_the_keyless_schedule_runs_as_written(cboe, tmp_path):
+    """`schedule` without a key emits `snapshot --source cboe ...`: run its crontab line as cron would."""
+    import shlex
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    project = tmp_path / "proj"
+    project.mkdir()
+    out = run_cli(["schedule", "--project-dir", str(project), "--python", sys.executable, "--symbols", "SPX,SPY"],
+                  tmp_path)
+    assert out.returncode == 0, out.stderr
+    cron = [line for line in out.stdout.splitlines() if " snapshot " in line and line[:1].isdigit()]
+    assert len(cron) == 4 and cron[-1].startswith("20 16 * * 1-5 ")  # 09:30, 10-15h, 16:00, then 16:20
+    command = cron[0].split(None, 5)[5]
+    assert shlex.split(command)[3:] == [sys.executable, "-m", "gexhistory", "snapshot", "--source", "cboe",
+                                        "--symbols", "SPX,SPY", "--quiet"]
+    env = {k: v for k, v in __import__("os").environ.items() if not k.endswith("_API_KEY")}
+    job = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=300,
+                         env={**env, **cboe["env"], "PYTHONPATH": str(REPO / "src")})
+    assert job.returncode == 0 and job.stdout == "" and job.stderr == "", job.stderr
+    assert rows(str(project / "gex_copilot.db"), "SELECT symbol, chain_source FROM gex_history ORDER BY symbol") == [
+        ("SPX", "cboe_delayed"), ("SPY", "cboe_delayed")]

@@ -67,7 +67,8 @@ def test_crontab_and_systemd_lines(tmp_path):
     assert times["backfill --days 90 --quiet"] == {(0, 6, 0)}
     half_hours = [(h, m) for h in range(9, 17) for m in (0, 30) if (9, 30) <= (h, m) <= (16, 0)]
     # No key anywhere the jobs look: the keyless Cboe snapshot (an empty project: each command's default symbol).
-    assert times["snapshot --source cboe --quiet"] == {(d, h, m) for d in range(1, 6) for h, m in half_hours}
+    # ... every half hour, and 16:20 for the close (Cboe's quotes are 15 minutes late).
+    assert times["snapshot --source cboe --quiet"] == {(d, h, m) for d in range(1, 6) for h, m in half_hours + [(16, 20)]}
     assert len(half_hours) == 14
 
     assert sorted(units) == sorted(f"gexhistory-{n}.{k}" for n in ("daily", "weekly", "snapshot")
@@ -88,6 +89,7 @@ def test_crontab_and_systemd_lines(tmp_path):
     assert daily == 'ExecStart="/opt/py env/bin/python" -m gexhistory backfill --days 7 --quiet'
     assert "OnCalendar=Sun *-*-* 06:00:00 America/New_York" in units["gexhistory-weekly.timer"]
     assert "OnCalendar=Mon..Fri *-*-* 10..15:00,30:00 America/New_York" in units["gexhistory-snapshot.timer"]
+    assert "OnCalendar=Mon..Fri *-*-* 16:20:00 America/New_York" in units["gexhistory-snapshot.timer"]
 
 
 def test_schedule_defaults_and_symbols(tmp_path):

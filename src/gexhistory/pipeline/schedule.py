@@ -50,6 +50,10 @@ JOBS = (
         ("Mon..Fri *-*-* 09:30:00", "Mon..Fri *-*-* 10..15:00,30:00", "Mon..Fri *-*-* 16:00:00")),
 )
 KEYLESS_SNAPSHOT = ("--source", "cboe")  # Cboe's delayed quotes: a real chain, no key
+# Cboe's quotes run about 15 minutes late, so the 16:00 run sees 15:45's: one more run after the close
+# takes the closing chain (quotes stamped after the close are the session's close snapshot).
+AFTER_CLOSE = ("20 16 * * 1-5", "Mon..Fri *-*-* 16:20:00",
+               "and 16:20 ET for the close (Cboe's quotes are 15 minutes late)")
 
 
 @dataclass
@@ -151,6 +155,13 @@ def plan(project: Path, db: str | None = None, symbols: str | None = None) -> Pl
     return Plan(symbols, keyless, db, notes)
 
 
+def _timing(job: Job, p: Plan) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """(title, cron fields, OnCalendar expressions) of `job` for this plan."""
+    if job.name == "snapshot" and p.keyless:
+        return f"{job.title} {AFTER_CLOSE[2]}", (*job.cron, AFTER_CLOSE[0]), (*job.on_calendar, AFTER_CLOSE[1])
+    return job.title, job.cron, job.on_calendar
+
+
 def _command(python: str, job: Job, p: Plan) -> list[str]:
     args = list(job.args)
     if job.name == "snapshot" and p.keyless:
@@ -173,8 +184,9 @@ def crontab(project_dir: str, python: str, p: Plan) -> str:
     cd = f"cd {shlex.quote(project_dir)} &&"
     for job in JOBS:
         cmd = shlex.join(_command(python, job, p))
-        lines.append(f"# {job.title}")
-        lines += [f"{fields} {cd} {cmd}" for fields in job.cron]
+        title, cron, _ = _timing(job, p)
+        lines.append(f"# {title}")
+        lines += [f"{fields} {cd} {cmd}" for fields in cron]
     return "\n".join(lines) + "\n"
 
 
@@ -190,13 +202,14 @@ def systemd_units(project_dir: str, python: str, p: Plan) -> list[tuple[str, str
     for job in JOBS:
         name = f"gexhistory-{job.name}"
         exec_start = " ".join(_systemd_quote(a) for a in _command(python, job, p))
+        title, _, on_calendar = _timing(job, p)
         units.append((f"{name}.service", "\n".join([
-            "[Unit]", f"Description=gexhistory {job.title}", "",
+            "[Unit]", f"Description=gexhistory {title}", "",
             "[Service]", "Type=oneshot", f"WorkingDirectory={project_dir}", f"ExecStart={exec_start}", "",
         ])))
         units.append((f"{name}.timer", "\n".join([
-            "[Unit]", f"Description=Timer for gexhistory {job.title}", "",
-            "[Timer]", *[f"OnCalendar={expr} {TZ}" for expr in job.on_calendar],
+            "[Unit]", f"Description=Timer for gexhistory {title}", "",
+            "[Timer]", *[f"OnCalendar={expr} {TZ}" for expr in on_calendar],
             *(["Persistent=true"] if job.name != "snapshot" else []), "",
             "[Install]", "WantedBy=timers.target", "",
         ])))
