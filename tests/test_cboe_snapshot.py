@@ -174,6 +174,15 @@ def test_cboe_snapshot_matches_independent_computation(cboe, db_url):
     assert rows(db_url, "SELECT COUNT(*) FROM option_chain_contracts WHERE iv_source = 'p'") == [(1,)]
     assert res.used == header[0][4] and res.contracts == len(spx_options()) and res.no_iv == 1
 
+    # The profile page rebuilds the snapshot from the stored chain: the same figures.
+    from gexhistory.pipeline.profile import strike_profile
+
+    prof = strike_profile("SPX", db=db_url)
+    assert (prof.chain_source, prof.data_source, prof.timestamp, prof.notes) == (
+        "cboe_delayed", "cboe", "2025-06-10 11:07:00", [])
+    assert prof.profile.snapshot.net_gex == pytest.approx(got_net, rel=1e-9)
+    assert prof.profile.snapshot.flip_point == pytest.approx(got_flip, rel=1e-9)
+
     # The same quotes again: their rows replaced, nothing duplicated.
     again, _ = run_cboe_snapshot(["SPX"], db_url)
     assert again[0].replaced == 2

@@ -95,7 +95,9 @@ def strike_profile(symbol: str, at=None, db: str | None = None) -> StoredProfile
                 what = f" at {at}" if at is not None else ""
                 raise BadInput(f"no stored snapshot of {symbol}{what}")
             params = store_profile.run_parameters(conn, row["run_id"])
-            notes = [] if params else [f"run {row['run_id']} recorded no parameters: default conventions used"]
+            # A live snapshot belongs to no run and was computed with the default conventions.
+            notes = [] if params or row["run_id"] is None else [
+                f"run {row['run_id']} recorded no parameters: default conventions used"]
             conv = _recorded(Conventions, (params or {}).get("conventions"), row["run_id"])
             stamp = dt.datetime.fromisoformat(row["timestamp"]).replace(tzinfo=ET)
             if row["chain_source"] == "modelled":
