@@ -333,3 +333,72 @@ def test_the_keyless_schedule_runs_as_written(cboe, tmp_path):
     assert job.returncode == 0 and job.stdout == "" and job.stderr == "", job.stderr
     assert rows(str(project / "gex_copilot.db"), "SELECT symbol, chain_source FROM gex_history ORDER BY symbol") == [
         ("SPX", "cboe_delayed"), ("SPY", "cboe_delayed")]
+
+
+def test_symbols_as_cboe_files_them():
+    from gexhistory.sources.cboe_delayed import cboe_symbol, stored_symbol
+
+    assert [cboe_symbol(s) for s in ("SPX", "I:SPX", "_ndx", "SPY", "BRK.B", "VIX")] == [
+        "_SPX", "_SPX", "_NDX", "SPY", "BRK.B", "_VIX"]
+    assert [stored_symbol(s) for s in ("I:SPX", "_RUT", "qqq")] == ["SPX", "RUT", "QQQ"]
+
+
+def test_snapshot_time_is_the_last_session_moment_at_or_before_the_quotes():
+    """Property: the snapshot lies in a session, at or before the quotes' time, and no session moment
+    falls between the two (beyond the minute the snapshot is floored to)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from gexhistory.calendar import sessions_between
+    from gexhistory.pipeline.cboe_snapshot import snapshot_time
+
+    start = dt.datetime(2024, 1, 2, tzinfo=ET)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.integers(0, 700 * 86400))
+    def check(offset):
+        stamp = start + dt.timedelta(seconds=offset)
+        session, at = snapshot_time(stamp)
+        assert session.open <= at <= session.close and at <= stamp and at.second == 0
+        after = session.date + dt.timedelta(days=1)
+        later = [s for s in sessions_between(after, stamp.date()) if s.open <= stamp] if after <= stamp.date() else []
+        assert later == [] and (stamp - at < dt.timedelta(minutes=1) or at == session.close)
+
+    check()
+
+
+def test_roots_merge_into_one_contract_per_strike():
+    """Property: after the merge each (expiry, strike, right) appears once, OI is the sum over roots,
+    and the IV lies between its roots' IVs."""
+    import numpy as np
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from gexhistory.calendar import session_on
+    from gexhistory.engine.exposure import Conventions
+    from gexhistory.pipeline.cboe_snapshot import build_chain
+    from gexhistory.sources.cboe_delayed import CboeQuotes
+
+    session = session_on(dt.date(2025, 6, 10))
+    contract = st.tuples(st.sampled_from(["SPX", "SPXW"]), st.sampled_from(["2025-06-20", "2025-07-18"]),
+                         st.sampled_from([5900.0, 6000.0, 6100.0]), st.booleans(), st.integers(0, 5000),
+                         st.floats(0.05, 1.5))
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(contract, min_size=1, max_size=40, unique_by=lambda c: c[:4]))
+    def check(contracts):
+        root, expiry, strike, is_call, oi, iv = (np.array(x) for x in zip(*contracts))
+        n = len(contracts)
+        q = CboeQuotes("SPX", "test", AT, SPOT, n, 0, root.astype(object), expiry.astype("datetime64[D]"),
+                       strike.astype(float), is_call.astype(bool), oi.astype(float), iv.astype(float),
+                       np.full(n, 1.0), np.full(n, 1.2), np.full(n, np.nan))
+        chain, _src, _notes, no_iv = build_chain(q, session, AT, Conventions())
+        assert no_iv == 0
+        keys = list(zip(chain.expiry.astype(str), chain.strike, chain.is_call))
+        assert len(keys) == len(set(keys))
+        for (e, k, c), got_oi, got_iv in zip(keys, chain.open_interest, chain.iv):
+            mine = [(o, v) for _r, e2, k2, c2, o, v in contracts if (e2, k2, c2) == (e, k, c)]
+            assert got_oi == sum(o for o, _ in mine)
+            assert min(v for _, v in mine) - 1e-12 <= got_iv <= max(v for _, v in mine) + 1e-12
+
+    check()
