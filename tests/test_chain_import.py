@@ -333,7 +333,9 @@ def _stored(db, source_like):
 
 
 def test_cboe_26_columns_iv_from_prices(db_url, tmp_path):
-    contracts = _vendor_contracts()
+    # One vol per strike, so that the quotes obey put-call parity (the IVs are taken at its forward).
+    call_iv = {(e, k): iv for e, k, r, oi, iv in _vendor_contracts() if r == "C"}
+    contracts = [(e, k, r, oi, call_iv[(e, k)]) for e, k, r, oi, _ in _vendor_contracts()]
     lines = []
     for e, k, r, oi, iv in contracts:
         p = _price(SPOT, k, _t(e), iv, r == "C")

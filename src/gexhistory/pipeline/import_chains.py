@@ -100,11 +100,15 @@ def parse_files(files: list[str], *, oi_file: str | None = None, volume_as_oi: b
     Dask scheduler address) by the cluster's workers, which must see the files at the same paths.
     `progress(READ, files read, files)` follows them."""
     from gexhistory.pipeline.chain_prep import read_chain_file  # lazy: pandas, only when files are read
+    from gexhistory.pipeline.chain_union import union_split_files
+    from gexhistory.pipeline.symbols import LISTED, LISTED_RULE
 
     if not files:
         raise BadInput("give at least one chain file")
     if oi_file and volume_as_oi:
         raise BadInput("give either --oi-file or --volume-as-oi, not both")
+    if underlying is not None and not LISTED.match(underlying.upper()):
+        raise BadInput(f"--underlying {underlying!r} does not look like a listed ticker ({LISTED_RULE})")
     if not isinstance(jobs, int) or not 1 <= jobs <= 64:
         raise BadInput(f"--jobs must be between 1 and 64, got {jobs}")
     address = parallel.cluster_address(cluster)
@@ -129,6 +133,7 @@ def parse_files(files: list[str], *, oi_file: str | None = None, volume_as_oi: b
             report(READ, k, len(files))
     if (oi_file or volume_as_oi) and not any(p.fmt == "optionsdx" for p in parsed):
         raise BadInput("--oi-file and --volume-as-oi apply to OptionsDX files, and none was given")
+    parsed = union_split_files(parsed)  # quotedata pieces of one chain become that chain
     # The same underlying and date twice in one import: the later file wins, as it would in two imports.
     last = {(p.chain.underlying, p.chain.as_of): p for p in parsed}
     return sorted(last.values(), key=lambda p: (p.chain.underlying, p.chain.as_of))
