@@ -138,7 +138,6 @@ def test_cli_import_then_reimport_is_idempotent(db_url, tmp_path):
     (["2025-06-02,SPY,2025-06-13,590,C,10,25"], 2, "IVs are decimals"),
     (["2025-06-07,SPY,2025-06-13,590,C,10,0.2"], 2, "not an NYSE session"),
     (["2025-06-02,SPY,2025-05-30,590,C,10,0.2"], 2, "before the chain's date"),
-    (["2025-06-02,SPY,2025-06-13,590,C,10"], 2, "iv '' is missing"),
     (["2025-06-02,SPY,2025-06-13,590,C,10,0.2,7"], 2, "wrong number of fields"),
     (["2025-06-02,SPY,2025-06-13,590,C,10,0.2", "2025-06-02,SPY,2025-06-13,595,C,10,0.2,7"], 3,
      "wrong number of fields"),

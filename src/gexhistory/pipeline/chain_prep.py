@@ -70,6 +70,10 @@ def _chains_of(path: str, rows: ChainRows) -> list[ImportedChain]:
     chains = prepare(rows)
     if not chains:
         raise BadInput(f"{path}: no contract with open interest and an IV")
+    for c in chains:  # a session of net GEX 0 would be stored as if the market held no options
+        if not (c.chain.open_interest > 0).any():
+            raise BadInput(f"{path}: {c.chain.underlying} {c.chain.as_of}: every contract's open interest is zero: "
+                           f"no GEX to compute")
     return chains
 
 
@@ -125,8 +129,11 @@ def prepare(rows: ChainRows) -> list[ImportedChain]:
             n = int((keep & (src == code)).sum())
             if n:
                 notes.append(f"{n} IVs {what}")
-    else:  # the file's IVs as given
-        iv, src, keep = rows.file_iv, np.full(len(rows), "f", dtype=object), np.ones(len(rows), dtype=bool)
+    else:  # the file's IVs as given; a blank or zero one is none: left out and counted, the file kept
+        iv, src = rows.file_iv, np.full(len(rows), "f", dtype=object)
+        keep = np.ones(len(rows), dtype=bool) if rows.keep_without_iv else np.isfinite(iv) & (iv > 0)
+        if not keep.all():
+            notes.append(f"{int((~keep).sum())} contracts with a blank or zero IV left out")
     pick = (lambda a: a[keep] if a is not None else None)  # noqa: E731
     chains = build_chains(path=rows.path, fmt=rows.fmt, label=rows.label, underlying=rows.underlying[keep],
                           as_of=rows.as_of[keep], expiry=rows.expiry[keep], strike=rows.strike[keep],

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gexhistory.calendar import last_completed_session, sessions_between
+from gexhistory.calendar import CALENDAR_START, last_completed_session, sessions_between
 from gexhistory.errors import BadInput
 
 LABEL_MAX = 64  # chain_source column width
@@ -51,6 +51,7 @@ class ChainRows:
     derive_iv: bool = True  # False: the file's IVs as given, every contract kept (generic files)
     zero_oi_note: bool = True  # say how many contracts were left out for zero OI
     no_iv_note: str = "contracts with OI but no IV left out"
+    keep_without_iv: bool = False  # with derive_iv False: keep contracts without an IV (an OI-only file)
     interpolate_iv: bool = True  # False: a contract with neither IV nor price is left out, not interpolated
     moment: dt.datetime | None = None  # when the file's quotes were taken, where it says (quotedata)
 
@@ -126,13 +127,16 @@ class Table:
         """ISO (optionally with a time), MM/DD/YYYY or YYYYMMDD; returns datetime64[D]."""
         full = pd.Series(self.text(col))
         raw = full.str.slice(0, 10)
-        out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
+        # Filled as datetime64[D]: pandas may read a far year (9999) at a coarser unit than nanoseconds,
+        # and filling a nanosecond series with it overflows.
+        out = np.full(len(raw), np.datetime64("NaT"), dtype="datetime64[D]")
         for fmt in ("%Y-%m-%d", "%m/%d/%Y", "%Y%m%d"):
-            out = out.fillna(pd.to_datetime(raw, format=fmt, errors="coerce"))
+            got = pd.to_datetime(raw, format=fmt, errors="coerce").to_numpy().astype("datetime64[D]")
+            out = np.where(np.isnat(out), got, out)
         # Only a time may follow the date: '2026-11-20junk' is not a date with something after it.
-        bad = out.isna().to_numpy() | ~full.str.fullmatch(DATE_SHAPE).to_numpy(dtype=bool)
+        bad = np.isnat(out) | ~full.str.fullmatch(DATE_SHAPE).to_numpy(dtype=bool)
         self._report(bad, col, self.text(col), "is not a date (YYYY-MM-DD, MM/DD/YYYY or YYYYMMDD)")
-        return out.to_numpy().astype("datetime64[D]")
+        return out
 
     def right(self, col: str) -> np.ndarray:
         """'C'/'P' (also call/put, any case) -> is_call."""
@@ -201,6 +205,10 @@ def vendor_gamma(table: Table, col: str, notes: list[str]) -> np.ndarray:
 
 def session_check(table: Table, as_of: np.ndarray, col: str) -> None:
     """Every as-of date must be an NYSE session that has closed."""
+    early = as_of < np.datetime64(CALENDAR_START, "D")
+    if early.any():
+        table._report(early, col, as_of.astype(str), f"is before the NYSE calendar's start {CALENDAR_START}")
+        return
     days = np.unique(as_of)
     if days.size == 0:
         return

@@ -133,7 +133,9 @@ def _table(path: str, h: int) -> Table:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            df = pd.read_csv(path, header=None, skiprows=h + 1, names=COLUMNS, dtype=str, keep_default_na=False,
+            # One spare column: a row with a field too many fills it (and is reported with its line).
+            df = pd.read_csv(path, header=None, skiprows=h + 1, names=[*COLUMNS, "extra"], dtype=str,
+                             keep_default_na=False,
                              skip_blank_lines=False, index_col=False, skipinitialspace=True, encoding="utf-8-sig")
     except (pd.errors.ParserWarning, pd.errors.ParserError) as exc:
         m = re.search(r"line (\d+)", str(exc))
@@ -142,7 +144,9 @@ def _table(path: str, h: int) -> Table:
     except (pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as exc:
         raise BadInput(f"{path}: unreadable quotedata file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
     t = Table(path, df.fillna(""))
-    t.lines = t.lines + h + 1  # Table numbers rows from a header on line 1; ours is on line h + 1
+    t.lines = t.lines + h  # Table numbers rows from a header on line 1; ours is on line h + 1
+    t._report(t.text("extra") != "", "row", t.text("extra"), "has more than the header's 22 fields")
+    t.check()
     return t
 
 
