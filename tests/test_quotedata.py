@@ -305,3 +305,25 @@ def test_am_settled_expiry_closes_at_the_open():
     want = [dt.datetime(2022, 6, 17, 9, 30, tzinfo=NY), dt.datetime(2022, 6, 17, 16, tzinfo=NY),
             dt.datetime(2022, 11, 25, 9, 30, tzinfo=NY)]
     assert got.tolist() == [w.timestamp() for w in want]
+
+
+def test_am_settled_expiry_is_stored_and_reused_at_the_open(db_url, tmp_path):
+    """A monthly listed only under the SPX root: imported timed to the open of its third Friday, and a
+    later backfill's chain (rebuilt from the store) times it the same."""
+    from gexhistory.pipeline.import_chains import chain_lookup, import_chains, parse_files
+    from gexhistory.store.db import open_engine
+
+    body = [_row("Fri Jun 17 2022", "SPX", k) for k in (3850.0, 3900.0)]
+    body += [_row("Fri Jun 24 2022", "SPXW", k) for k in (3850.0, 3900.0)]
+    path = _mini(tmp_path, "spx_quotedata.csv", "June 10, 2022, 5:00 PM EDT", body)
+    imported = parse_files([path])[0].chain
+    opening = dt.datetime(2022, 6, 17, 9, 30, tzinfo=NY).timestamp()
+    closing = dt.datetime(2022, 6, 24, 16, tzinfo=NY).timestamp()
+    assert sorted(set(imported.expiry_close.tolist())) == [opening, closing]
+    import_chains([path], db=db_url)
+    assert rows(db_url, "SELECT expiration, expires_at_open FROM option_chain_contracts WHERE \"right\" = 'C' "
+                        "ORDER BY expiration, strike") == [("2022-06-17", True)] * 2 + [("2022-06-24", False)] * 2
+    engine = open_engine(db_url)
+    again = chain_lookup(engine, "SPX", dt.date(2022, 6, 1), dt.date(2022, 6, 30))(dt.date(2022, 6, 10))
+    engine.dispose()
+    assert again.expiry_close.tolist() == imported.expiry_close.tolist()

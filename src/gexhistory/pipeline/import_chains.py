@@ -260,14 +260,17 @@ def _header(item, now: str) -> dict:
 
 
 def _contracts(item) -> list[dict]:
+    from gexhistory.pipeline.chain_prep import expiry_close_ts  # lazy: pandas, as parse_files loads it
+
     c = item.chain
     gamma = c.gamma if c.gamma is not None else np.full(len(c), np.nan)
     exp = c.expiry.astype(str)
+    at_open = (c.expiry_close < expiry_close_ts(c.expiry)).tolist()  # AM-settled: timed to the open
     return [
         {"underlying": c.underlying, "as_of": c.as_of.isoformat(), "expiration": exp[i], "strike": float(c.strike[i]),
          "right": "C" if c.is_call[i] else "P", "chain_source": item.label,
          "open_interest": float(c.open_interest[i]), "iv": float(c.iv[i]), "iv_source": str(item.iv_source[i]),
-         "gamma": float(gamma[i]) if np.isfinite(gamma[i]) else None}
+         "gamma": float(gamma[i]) if np.isfinite(gamma[i]) else None, "expires_at_open": at_open[i]}
         for i in range(len(c))
     ]
 
@@ -296,8 +299,8 @@ def stored_chain(conn, header: dict) -> OptionChain:
 
     day = dt.date.fromisoformat(header["as_of"])
     a = cs.chain_contracts(conn, header["underlying"], day, header["chain_source"])
-    return OptionChain(header["underlying"], day, a["expiration"], expiry_close_ts(a["expiration"]), a["strike"],
-                       a["is_call"], a["open_interest"], a["iv"], header["chain_source"],
+    return OptionChain(header["underlying"], day, a["expiration"], expiry_close_ts(a["expiration"], a["at_open"]),
+                       a["strike"], a["is_call"], a["open_interest"], a["iv"], header["chain_source"],
                        gamma=a["gamma"] if np.isfinite(a["gamma"]).any() else None)
 
 

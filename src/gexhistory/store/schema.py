@@ -265,4 +265,5 @@ option_chain_contracts = Table(
     Column("iv", Float, nullable=False),
     Column("iv_source", String(1), nullable=False),  # f = file, p = from the option's price, i = interpolated
     Column("gamma", Float),  # the vendor's gamma when the file has one
+    Column("expires_at_open", Boolean),  # an AM-settled root's: expires at its expiration session's open
 )
