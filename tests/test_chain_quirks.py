@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -201,13 +200,17 @@ def _vix_files(tmp_path):
                 p = _black76(fut, k, t, vol, right == "C")
                 if p < 0.01:
                     continue
-                oi = int(30000 * math.exp(-((k - 24) / 5) ** 2)) if right == "C" else int(20000 * math.exp(-((k - 15) / 2) ** 2))
+                if right == "C":  # calls bought for protection, far above; puts sold near the lows
+                    oi = int(30000 * math.exp(-((k - 24) / 5) ** 2))
+                else:
+                    oi = int(20000 * math.exp(-((k - 15) / 2) ** 2))
                 bid, ask = p * 0.995, p * 1.005
                 head = f"^VIX,{day},VIX,{exp},{k:.3f},{right},0,0,0,0,10,1,0,1,0,0,0"
                 tail = f"10,{bid:.6f},10,{ask:.6f},0,0,0,{oi},"
                 lines26.append(f"{head},{tail}")
                 lines34.append(f"{head},0,0,{vol:.6f},0,0,0,0,0,{tail}")
-    p26, p34 = tmp_path / "UnderlyingOptionsEODQuotes_2025-06-02.csv", tmp_path / "UnderlyingOptionsEODCalcs_2025-06-02.csv"
+    p26 = tmp_path / "UnderlyingOptionsEODQuotes_2025-06-02.csv"
+    p34 = tmp_path / "UnderlyingOptionsEODCalcs_2025-06-02.csv"
     p26.write_text(CBOE_26 + "\n" + "\n".join(lines26) + "\n")
     p34.write_text(CBOE_34 + "\n" + "\n".join(lines34) + "\n")
     return str(p26), str(p34)

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from helpers import rows, run_cli
 
@@ -231,6 +233,17 @@ def test_session_is_the_last_one_closed_at_the_date_line(date_line, session):
     assert session_for(read_moment(date_line)).isoformat() == session
 
 
+def test_date_line_without_its_quotes(tmp_path):
+    """A download saved again by a spreadsheet loses the quotes around the Date field."""
+    from gexhistory.pipeline.import_chains import parse_files
+
+    quoted = '"Date: January 7, 2024 at 10:52 AM EST"'
+    text = Path(NVDA).read_text().replace(quoted, "Date: January 7, 2024, 10:52 AM EST")
+    path = tmp_path / "nvda_quotedata.csv"
+    path.write_text(text)
+    assert parse_files([str(path)])[0].chain.as_of == dt.date(2024, 1, 5)
+
+
 @pytest.mark.parametrize("date_line", ["June 31, 2022, 8:47 PM EDT", "June 11, 2022", "June 11, 2022, 13:47 PM EDT",
                                        "June 11, 2022, 8:47 PM XYZ", "Smarch 11, 2022, 8:47 PM EDT"])
 def test_unreadable_date_lines(date_line):
@@ -272,7 +285,8 @@ def test_am_settled_monthlies_are_gone_from_their_expiration_day(db_url, tmp_pat
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert "6 AM-settled contracts expired at the session's open left out" in out["files"][0]["notes"]
-    got = rows(db_url, "SELECT substr(timestamp, 12, 5), call_gex FROM gex_history WHERE symbol='SPX' ORDER BY timestamp")
+    got = rows(db_url, "SELECT substr(timestamp, 12, 5), call_gex FROM gex_history WHERE symbol='SPX' "
+                       "ORDER BY timestamp")
     at = dt.datetime(2022, 6, 17, 12, 30, tzinfo=NY)
     t = (dt.datetime(2022, 6, 17, 16, tzinfo=NY) - at).total_seconds() / (365 * 86400)
     from scipy.stats import norm
@@ -327,3 +341,57 @@ def test_am_settled_expiry_is_stored_and_reused_at_the_open(db_url, tmp_path):
     again = chain_lookup(engine, "SPX", dt.date(2022, 6, 1), dt.date(2022, 6, 30))(dt.date(2022, 6, 10))
     engine.dispose()
     assert again.expiry_close.tolist() == imported.expiry_close.tolist()
+
+
+# ---- properties ------------------------------------------------------------------------------------
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(["a", "b", "ab"]), min_size=4, max_size=4))
+def test_pieces_split_by_expiration_give_the_whole_chain(tmp_path, where):
+    """However Cboe splits a chain by expiration (an expiration in one piece or in both), the pieces
+    given together import as the whole file does."""
+    from gexhistory.pipeline.import_chains import parse_files
+
+    text = Path(NVDA).read_text().splitlines()
+    head, body = text[:3], text[3:]
+    expirations = sorted({r.split(",")[0] for r in body}, key=lambda e: dt.datetime.strptime(e, "%a %b %d %Y"))
+    pieces = {"a": [], "b": []}
+    for e, w in zip(expirations, where):
+        for p in w:
+            pieces[p] += [r for r in body if r.startswith(e)]
+    paths = []
+    for name, rows_ in pieces.items():
+        if rows_:
+            path = tmp_path / f"nvda_{name}.csv"
+            path.write_text("\n".join(head + rows_) + "\n")
+            paths.append(str(path))
+    whole = parse_files([NVDA])[0].chain
+    got = parse_files(paths)
+    assert len(got) == 1
+    for f in ("expiry", "expiry_close", "strike", "is_call", "open_interest", "iv"):
+        np.testing.assert_array_equal(getattr(got[0].chain, f), getattr(whole, f))
+
+
+_MOMENTS = st.datetimes(min_value=dt.datetime(1996, 1, 1), max_value=dt.datetime(2025, 12, 31))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_MOMENTS, st.sampled_from(["comma", "at", "day-first"]))
+def test_date_line_moment_and_session(moment, spelling):
+    """A moment written in either of Cboe's spellings reads back to the minute, and its session is the
+    last whose close is at or before it: the next session closes after it."""
+    from gexhistory.calendar import sessions_between
+    from gexhistory.sources.chains.quotedata import read_moment, session_for
+
+    at = moment.replace(second=0, microsecond=0, tzinfo=NY)
+    if at.utcoffset() is None or at.fold or at != at.astimezone(dt.timezone.utc).astimezone(NY):
+        return  # a wall time the DST change skips or repeats: not one a clock prints
+    zone = "EDT" if at.dst() else "EST"
+    clock = f"{(at.hour - 1) % 12 + 1}:{at.minute:02d} {'PM' if at.hour >= 12 else 'AM'} {zone}"
+    text = {"comma": f"{at:%B} {at.day}, {at.year}, {clock}", "at": f"{at:%B} {at.day}, {at.year} at {clock}",
+            "day-first": f"{at.day} {at:%B} {at.year}, {clock}"}[spelling]
+    got = read_moment(text)
+    assert got == at
+    day = session_for(got)
+    around = sessions_between(day, day + dt.timedelta(days=10))
+    assert around[0].date == day and around[0].close <= at < around[1].close

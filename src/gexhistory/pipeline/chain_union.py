@@ -46,12 +46,11 @@ def _union(parts: list[ImportedChain]) -> ImportedChain:
     keep = order[last]
     twice = strike.size - keep.size
     first = parts[0].chain
-    chain = OptionChain(first.underlying, first.as_of, expiry[keep], close[keep], strike[keep], call[keep],
-                        cat("open_interest")[keep], cat("iv")[keep], "", gamma[keep] if np.isfinite(gamma).any() else None,
-                        first.multiplier)
     names = [Path(p.file).name for p in parts]
     label = make_label(parts[0].fmt, "+".join(names))
-    chain.source = label
+    chain = OptionChain(first.underlying, first.as_of, expiry[keep], close[keep], strike[keep], call[keep],
+                        cat("open_interest")[keep], cat("iv")[keep], label,
+                        gamma[keep] if np.isfinite(gamma).any() else None, first.multiplier)
     latest = max(parts, key=lambda p: (p.moment is not None, p.moment or 0))
     notes = [f"one chain from {len(parts)} files: {', '.join(names)}"]
     if twice:

@@ -29,7 +29,6 @@ import datetime as dt
 import re
 import warnings
 from datetime import timedelta, timezone
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -88,11 +87,18 @@ def sniff(path: str) -> bool:
 
 
 def _field(lines: list[list[str]], h: int, prefix: str) -> tuple[int, str] | None:
-    """(1-based line, text after `prefix`) of the first preamble field starting with it."""
+    """(1-based line, text after `prefix`) of the first preamble field starting with it. A file saved
+    again by a spreadsheet may have lost the quotes around "Date: June 11, 2022, 8:47 PM EDT": the
+    field then runs on over the next fields, up to the next 'Name:' field."""
     for i, fields in enumerate(lines[:h]):
-        for f in fields:
+        for j, f in enumerate(fields):
             if f.strip().startswith(prefix):
-                return i + 1, f.strip()[len(prefix):].strip()
+                rest = [f.strip()[len(prefix):].strip()]
+                for g in fields[j + 1:]:
+                    if re.match(r"^\s*[A-Za-z][A-Za-z ]*:", g):
+                        break
+                    rest.append(g.strip())
+                return i + 1, ", ".join(rest)
     return None
 
 
