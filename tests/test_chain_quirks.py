@@ -36,6 +36,18 @@ def _generic(*lines: str) -> str:
     return "\n".join([GENERIC, *lines]) + "\n"
 
 
+CBOE_26 = ("underlying_symbol,quote_date,root,expiration,strike,option_type,open,high,low,close,trade_volume,"
+           "bid_size_1545,bid_1545,ask_size_1545,ask_1545,underlying_bid_1545,underlying_ask_1545,bid_size_eod,"
+           "bid_eod,ask_size_eod,ask_eod,underlying_bid_eod,underlying_ask_eod,vwap,open_interest,delivery_code")
+CBOE_34 = CBOE_26.replace("underlying_ask_1545,", "underlying_ask_1545,implied_underlying_price_1545,"
+                          "active_underlying_price_1545,implied_volatility_1545,delta_1545,gamma_1545,theta_1545,"
+                          "vega_1545,rho_1545,")
+ORATS = ("ticker,tradeDate,expirDate,strike,stockPrice,callOpenInterest,putOpenInterest,callMidIv,putMidIv,smvVol,"
+         "gamma")
+DATASHOP = "SPY,2025-06-02,SPY,2025-06-13,590.000,C,0,0,0,0,5,1,0,1,0,0,0,10,{bid},10,{ask},599.99,{uask},0,1000,"
+ORATS_ROW = "SPY,2025-06-02,2025-06-13,590,{spot},1000,900,0.2,0.2,0.2,0.01"
+
+
 ROCKET = "\U0001F680"
 BAD = [  # (id, file content, extra arguments, what the one line must say, the line it must name or None)
     ("underlying-emoji", _generic(GOOD.replace("SPY", ROCKET, 1)), [], "does not look like a listed ticker", 2),
@@ -57,6 +69,12 @@ BAD = [  # (id, file content, extra arguments, what the one line must say, the l
     ("iv-infinite", _generic(GOOD.replace(",0.15,", ",-inf,")), [], "iv '-inf' is not a number", 2),
     ("spot-huge", _generic(GOOD.replace(",600", ",6e9")), [], "underlying price 6e+09 is out of range", 2),
     ("every-oi-zero", _generic(GOOD.replace(",1000,", ",0,")), [], "every contract's open interest is zero", None),
+    ("datashop-price-huge", CBOE_26 + "\n" + DATASHOP.format(bid="1e300", ask="1e300", uask="600.01") + "\n", [],
+     "option price 1e+300 is out of range", 2),
+    ("datashop-underlying-huge", CBOE_26 + "\n" + DATASHOP.format(bid="1", ask="1.1", uask="1e12") + "\n", [],
+     "underlying price 5e+11", None),
+    ("orats-spot-huge", ORATS + "\n" + ORATS_ROW.format(spot="1e9") + "\n", [], "underlying price 1e+09", 2),
+    ("orats-spot-inf", ORATS + "\n" + ORATS_ROW.format(spot="inf") + "\n", [], "stockprice 'inf' is not a number", 2),
     ("quotedata-last-huge", _quotedata(last="1e308"), [], "Last: '1e308' is not an underlying price", 2),
     ("quotedata-last-words", _quotedata(last="N/A"), [], "Last: 'N/A' is not an underlying price", 2),
     ("quotedata-date-unreadable", _quotedata(date="sometime in June"), [], "is not like 'June 11, 2022", 3),
@@ -115,8 +133,6 @@ def test_values_in_messages_are_plain(tmp_path):
     assert str(err.value) == f"{path}:2: date '2025-06-07' is not an NYSE session"
 
 
-ORATS = ("ticker,tradeDate,expirDate,strike,stockPrice,callOpenInterest,putOpenInterest,callMidIv,putMidIv,smvVol,"
-         "gamma")
 
 
 @pytest.mark.parametrize("gamma,stored", [("-1.29661e-14", 0.0), ("-0.0", 0.0), ("", None), ("0.0125", 0.0125),
@@ -167,14 +183,6 @@ def test_profile_that_underflows_to_zero_has_no_flip():
 
 
 # ---- VIX options: priced off the futures, not the cash index ---------------------------------------
-
-CBOE_26 = ("underlying_symbol,quote_date,root,expiration,strike,option_type,open,high,low,close,trade_volume,"
-           "bid_size_1545,bid_1545,ask_size_1545,ask_1545,underlying_bid_1545,underlying_ask_1545,bid_size_eod,"
-           "bid_eod,ask_size_eod,ask_eod,underlying_bid_eod,underlying_ask_eod,vwap,open_interest,delivery_code")
-CBOE_34 = CBOE_26.replace("underlying_ask_1545,", "underlying_ask_1545,implied_underlying_price_1545,"
-                          "active_underlying_price_1545,implied_volatility_1545,delta_1545,gamma_1545,theta_1545,"
-                          "vega_1545,rho_1545,")
-
 
 def _black76(f, k, t, v, call):
     from scipy.stats import norm
