@@ -89,18 +89,39 @@ BAD = [  # (id, file content, extra arguments, what the one line must say, the l
 ]
 
 
-@pytest.mark.parametrize("content,extra,needle,line", [c[1:] for c in BAD], ids=[c[0] for c in BAD])
-def test_bad_chain_input_is_one_line_exit_2_nothing_written(tmp_path, content, extra, needle, line):
+def _file(tmp_path, content) -> str:
     path = tmp_path / "chain.csv"
     path.write_text(content, encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("content,extra,needle,line", [c[1:] for c in BAD], ids=[c[0] for c in BAD])
+def test_bad_chain_input_is_one_message_naming_file_and_line(tmp_path, content, extra, needle, line):
+    from gexhistory.errors import BadInput
+    from gexhistory.pipeline.import_chains import parse_files
+
+    path = _file(tmp_path, content)
+    with pytest.raises(BadInput) as err:  # anything else would be a traceback at the CLI
+        parse_files([path], underlying=extra[1] if extra else None)
+    msg = str(err.value)
+    assert needle in msg and "\n" not in msg and "np.str_" not in msg, msg
+    if line is not None:
+        assert msg.startswith(f"{path}:{line}: "), msg
+
+
+CLI_SAMPLE = ["underlying-emoji", "underlying-option-bad", "expiry-year-9999", "strike-huge", "every-oi-zero",
+              "quotedata-date-unreadable"]
+
+
+@pytest.mark.parametrize("case", [c for c in BAD if c[0] in CLI_SAMPLE], ids=lambda c: c[0])
+def test_bad_chain_input_through_the_cli_writes_nothing(tmp_path, case):
+    _, content, extra, needle, line = case
+    path = _file(tmp_path, content)
     db = tmp_path / "g.db"
-    res = run_cli(["import-chains", str(path), "--db", str(db), *extra], tmp_path)
+    res = run_cli(["import-chains", path, "--db", str(db), *extra], tmp_path)
     err = res.stderr.strip().splitlines()
     assert res.returncode == 2 and len(err) == 1, res.stderr
     assert err[0].startswith("error: ") and needle in err[0], err[0]
-    if line is not None:
-        assert err[0].startswith(f"error: {path}:{line}: "), err[0]
-    assert "np.str_" not in err[0] and "Traceback" not in res.stderr
     assert not db.exists()
 
 
