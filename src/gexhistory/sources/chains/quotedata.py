@@ -41,8 +41,9 @@ from gexhistory.sources.chains.roots import underlying_of
 FORMAT = "cboe_quotedata"
 HEADER = ("Expiration Date,Calls,Last Sale,Net,Bid,Ask,Volume,IV,Delta,Gamma,Open Interest,Strike,"
           "Puts,Last Sale,Net,Bid,Ask,Volume,IV,Delta,Gamma,Open Interest").split(",")
-SIDE = ["symbol", "last", "net", "bid", "ask", "volume", "iv", "delta", "gamma", "oi"]
-COLUMNS = ["expiration", *(f"c_{c}" for c in SIDE), "strike", *(f"p_{c}" for c in SIDE)]
+SIDE = ["symbol", "last sale", "net", "bid", "ask", "volume", "iv", "delta", "gamma", "open interest"]
+# By position, named as messages show them: "call iv '-0.1' must not be negative".
+COLUMNS = ["expiration date", *(f"call {c}" for c in SIDE), "strike", *(f"put {c}" for c in SIDE)]
 PREAMBLE_LINES = 8  # the header is found within the first lines or the file is not this format
 SPOT_MAX = 1e6
 
@@ -54,7 +55,6 @@ _DATE_LINE = [
     re.compile(r"^(?P<mon>[A-Za-z]+)\.?\s+(?P<day>\d{1,2}),\s*(?P<year>\d{4})\s*(?:,|\bat\b)\s*" + _CLOCK + r"$"),
     re.compile(r"^(?P<day>\d{1,2})\s+(?P<mon>[A-Za-z]+)\.?,?\s+(?P<year>\d{4})\s*(?:,|\bat\b)\s*" + _CLOCK + r"$"),
 ]
-_SYMBOL = r"^(?P<root>[A-Z]{1,6}\d?)(?P<ymd>\d{6})(?P<cp>[CP])(?P<k>\d{8})$"
 
 
 def _preamble(path: str) -> list[list[str]] | None:
@@ -157,24 +157,28 @@ def _table(path: str, h: int) -> Table:
 
 
 def _expirations(t: Table) -> np.ndarray:
-    raw = t.text("expiration")
+    raw = t.text("expiration date")
     got = pd.to_datetime(pd.Series(raw), format="%a %b %d %Y", errors="coerce")
     t._report(got.isna().to_numpy(), "Expiration Date", raw, "is not a date like 'Fri Jun 10 2022'")
     return got.to_numpy().astype("datetime64[D]")
 
 
 def _roots(t: Table, col: str, label: str) -> tuple[np.ndarray, np.ndarray]:
-    """(root, is the symbol blank) per row; a symbol that is not root+yymmdd+C/P+strike is malformed."""
-    raw = t.text(col)
-    parts = pd.Series(raw).str.extract(_SYMBOL)
-    blank = raw == ""
-    t._report(parts["root"].isna().to_numpy() & ~blank, label, raw, "is not an option symbol like SPXW220610C04000000")
-    return parts["root"].fillna("").to_numpy(dtype=object), blank
+    """(root, is the symbol blank) per row; a symbol that is not root + yymmdd + C/P + strike x 1000 (8
+    digits) is malformed. Sliced, not matched with a regular expression: several times faster."""
+    raw = pd.Series(t.text(col))
+    root, tail = raw.str[:-15], raw.str[-15:]
+    ok = ((raw.str.len() > 15) & root.str.isalnum() & root.str[:1].str.isalpha() & (root.str.len() <= 7)
+          & tail.str[:6].str.isdigit() & tail.str[6].isin(["C", "P"]) & tail.str[7:].str.isdigit())
+    blank = (raw == "").to_numpy()
+    t._report(~ok.to_numpy(dtype=bool) & ~blank, label, raw.to_numpy(), "is not an option symbol like "
+              "SPXW220610C04000000")
+    return np.where(ok, root, "").astype(object), blank
 
 
 def _mid(t: Table, side: str) -> np.ndarray:
-    bid = t.number(f"{side}_bid", required=False, nonneg=True)
-    ask = t.number(f"{side}_ask", required=False, nonneg=True)
+    bid = t.number(f"{side} bid", required=False, nonneg=True)
+    ask = t.number(f"{side} ask", required=False, nonneg=True)
     return np.where((bid > 0) & (ask >= bid), (bid + ask) / 2, np.nan)
 
 
@@ -208,13 +212,13 @@ def parse(path: str, *, underlying: str | None = None) -> ChainRows:
         raise BadInput(f"{path}: no contracts (a header and no rows)")
     expiry = _expirations(t)
     strike = t.number("strike", positive=True)
-    c_root, c_blank = _roots(t, "c_symbol", "Calls")
-    p_root, p_blank = _roots(t, "p_symbol", "Puts")
-    oi = {s: t.number(f"{s}_oi", nonneg=True) for s in "cp"}
-    iv = {s: t.number(f"{s}_iv", required=False, nonneg=True) for s in "cp"}
-    mid = {s: _mid(t, s) for s in "cp"}
+    c_root, c_blank = _roots(t, "call symbol", "Calls")
+    p_root, p_blank = _roots(t, "put symbol", "Puts")
+    oi = {s: t.number(f"{s} open interest", nonneg=True) for s in ("call", "put")}
+    iv = {s: t.number(f"{s} iv", required=False, nonneg=True) for s in ("call", "put")}
+    mid = {s: _mid(t, s) for s in ("call", "put")}
     notes: list[str] = []
-    gamma = np.concatenate([vendor_gamma(t, f"{s}_gamma", notes) for s in "cp"])
+    gamma = np.concatenate([vendor_gamma(t, f"{s} gamma", notes) for s in ("call", "put")])
     t.check()
     as_of = np.full(len(t), np.datetime64(day, "D"))
     expiry_check(t, as_of, expiry, "Expiration Date")
@@ -237,7 +241,7 @@ def parse(path: str, *, underlying: str | None = None) -> ChainRows:
     is_call = np.r_[np.ones(n, bool), np.zeros(n, bool)]
     # A download after the close still lists the session's own expiration, quoted as expired (IV 0, no
     # bid/ask): nothing to take an IV from, and gone at the close. Said apart from the other IV-less rows.
-    no_iv = ~(np.concatenate([iv["c"], iv["p"]]) > 0) & ~np.isfinite(np.concatenate([mid["c"], mid["p"]]))
+    no_iv = ~(np.concatenate([iv["call"], iv["put"]]) > 0) & ~np.isfinite(np.concatenate([mid["call"], mid["put"]]))
     expired = listed & no_iv & (two(expiry) == two(as_of))
     if expired.any():
         notes.append(f"{int(expired.sum())} contracts of the session's own expiration quoted as expired left out")
@@ -245,9 +249,9 @@ def parse(path: str, *, underlying: str | None = None) -> ChainRows:
     pick = lambda a: a[keep]  # noqa: E731
     label = make_label(FORMAT, path)
     return ChainRows(path, FORMAT, label, np.full(int(keep.sum()), und, dtype=object), pick(two(as_of)),
-                     pick(two(expiry)), pick(two(strike)), pick(is_call), pick(np.concatenate([oi["c"], oi["p"]])),
-                     pick(two(t.lines)), pick(np.concatenate([iv["c"], iv["p"]])), gamma=pick(gamma),
-                     mid=pick(np.concatenate([mid["c"], mid["p"]])),
+                     pick(two(expiry)), pick(two(strike)), pick(is_call), pick(np.concatenate([oi["call"], oi["put"]])),
+                     pick(two(t.lines)), pick(np.concatenate([iv["call"], iv["put"]])), gamma=pick(gamma),
+                     mid=pick(np.concatenate([mid["call"], mid["put"]])),
                      quoted_spots={f"{und}|{day.isoformat()}": (spot, "Last:")}, group=pick(roots), notes=notes,
                      no_iv_note="contracts with OI, IV 0 or blank and no bid/ask left out",
                      interpolate_iv=False, moment=moment)
