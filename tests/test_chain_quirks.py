@@ -85,6 +85,9 @@ BAD = [  # (id, file content, extra arguments, what the one line must say, the l
      [], "Calls 'SPY2506C00590000' is not an option symbol", 5),
     ("quotedata-negative-iv", _quotedata(rows_=[QD_ROW.format(iv="-0.2", oi="1000")]), [],
      "call iv '-0.2' must not be negative", 5),
+    ("quotedata-long-row", _quotedata(rows_=[QD_ROW.format(iv="0.15", oi="1000")] * 2
+                                      + [QD_ROW.format(iv="0.15", oi="1000") + ",1,2"]), [],
+     "wrong number of fields", 7),
     ("quotedata-oi-huge", _quotedata(rows_=[QD_ROW.format(iv="0.15", oi="1e15")]), [], "open interest 1e+15", 5),
     ("quotedata-no-usable-contract", _quotedata(rows_=[QD_ROW.format(iv="0.0", oi="0")]), [],
      "no contract with open interest and an IV", None),

@@ -33,7 +33,7 @@ from datetime import timedelta, timezone
 import numpy as np
 import pandas as pd
 
-from gexhistory.calendar import CALENDAR_START, last_completed_session
+from gexhistory.calendar import CALENDAR_START, ET, last_completed_session
 from gexhistory.errors import BadInput
 from gexhistory.sources.chains.common import ChainRows, Table, expiry_check, make_label, vendor_gamma
 from gexhistory.sources.chains.roots import underlying_of
@@ -120,12 +120,7 @@ def read_moment(text: str) -> dt.datetime | None:
         if not (1 <= hour <= 12 and minute < 60):
             return None
         hour = hour % 12 + (12 if m["ampm"].upper() == "PM" else 0)
-        if ZONES[tz] is None:
-            from gexhistory.calendar import ET
-
-            zone = ET
-        else:
-            zone = timezone(timedelta(hours=ZONES[tz]))
+        zone = ET if ZONES[tz] is None else timezone(timedelta(hours=ZONES[tz]))
         return day.replace(hour=hour, minute=minute, tzinfo=zone)
     return None
 
@@ -141,11 +136,11 @@ def _table(path: str, h: int) -> Table:
             warnings.simplefilter("error", pd.errors.ParserWarning)
             # One spare column: a row with a field too many fills it (and is reported with its line).
             df = pd.read_csv(path, header=None, skiprows=h + 1, names=[*COLUMNS, "extra"], dtype=str,
-                             keep_default_na=False,
-                             skip_blank_lines=False, index_col=False, skipinitialspace=True, encoding="utf-8-sig")
+                             keep_default_na=False, skip_blank_lines=False, index_col=False, skipinitialspace=True,
+                             encoding="utf-8-sig")
     except (pd.errors.ParserWarning, pd.errors.ParserError) as exc:
         m = re.search(r"line (\d+)", str(exc))
-        where = f"{path}:{int(m.group(1)) + h + 1}" if m else path
+        where = f"{path}:{m.group(1)}" if m else path  # pandas counts the skipped lines too
         raise BadInput(f"{where}: wrong number of fields for the 22-column quotedata header") from None
     except (pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as exc:
         raise BadInput(f"{path}: unreadable quotedata file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
