@@ -363,7 +363,7 @@ def test_cboe_34_columns_index_roots_merged_spot_by_parity(db_url, tmp_path):
     lines = []
     for e, k, r, oi, iv in contracts:
         p = _price(SPOT, k, _t(e), call_iv[(e, k)], r == "C")  # one vol per strike: parity holds exactly
-        for root, share in (("SPX", 0.25), ("SPXW", 0.75)):  # one expiration listed under two roots
+        for root, share in (("SPXQ", 0.25), ("SPXW", 0.75)):  # one expiration under two PM-settled roots
             lines.append(f"^SPX,{AS_OF},{root},{e},{k},{r},0,0,0,0,5,1,0,1,0,0,0,0,0,{iv},0.5,0.001,0,0,0,10,"
                          f"{p * 0.98:.12g},10,{p * 1.02:.12g},0,0,0,{oi * share:g},")
     path = _write(tmp_path / "UnderlyingOptionsEODCalcs_2025-06-02.csv", CBOE_34, lines)

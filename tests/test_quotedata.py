@@ -85,17 +85,9 @@ def _with_ivs(contracts, session_close):
 
 
 def _merged(contracts, session: dt.date):
-    """The contracts that count at the session's close: OI > 0, an IV, alive; one per expiration, strike
-    and right (an SPX and an SPXW contract of one date add their OI, IV weighted by OI, to the close)."""
-    live = [c for c in contracts if c["oi"] > 0 and c["iv"] > 0 and c["t"] > 0 and c["exp"] > session]
-    out = {}
-    for c in live:
-        key = (c["exp"], c["k"], c["right"])
-        m = out.setdefault(key, {"oi": 0.0, "wiv": 0.0, "t": c["t"], "k": c["k"], "right": c["right"]})
-        m["oi"] += c["oi"]
-        m["wiv"] += c["oi"] * c["iv"]
-        m["t"] = max(m["t"], c["t"])
-    return [{**m, "iv": m["wiv"] / m["oi"]} for m in out.values()]
+    """The contracts that count at the session's close: OI > 0, an IV, alive (an SPX monthly and the
+    SPXW contract of its date are two contracts: one expires at the open, the other at the close)."""
+    return [c for c in contracts if c["oi"] > 0 and c["iv"] > 0 and c["t"] > 0 and c["exp"] > session]
 
 
 def _independent(contracts, spot):
@@ -156,14 +148,22 @@ def test_split_spx_files_import_as_one_chain_matching_an_independent_computation
     assert got[0][2] == pytest.approx(flip, rel=1e-6)
     assert got[0][3:5] == (call_wall, put_wall)
     assert got[0][5] == "cboe_quotedata:spx_quotedata_near.csv+spx_quotedata_far.csv"
-    stored = rows(db_url, "SELECT COUNT(*), SUM(open_interest) FROM option_chain_contracts")
-    assert stored[0][0] == len(expected) and stored[0][1] == pytest.approx(sum(c["oi"] for c in expected))
+    stored = rows(db_url, "SELECT COUNT(*), SUM(open_interest) + SUM(COALESCE(open_interest_at_open, 0)), "
+                          "COUNT(open_interest_at_open) FROM option_chain_contracts")
+    keys = {(c["exp"], c["k"], c["right"]) for c in expected}
+    assert stored[0][0] == len(keys) and stored[0][1] == pytest.approx(sum(c["oi"] for c in expected))
+    assert stored[0][2] == len(expected) - len(keys) > 0  # SPX monthlies stored beside SPXW contracts
     notes = out["files"][0]["notes"]
-    assert "26 contracts listed in more than one file counted once (the later file's)" in notes
+    kept = [{(c["exp"], c["root"], c["k"], c["right"]) for c in _expected([p], dt.date(2022, 6, 10))[1]}
+            for p in (NEAR, FAR)]
+    assert len(kept[0] & kept[1]) == 51  # June 17's SPX and SPXW contracts, one without an IV
+    assert "51 contracts listed in more than one file counted once (the later file's)" in notes
     # The far file's IV-less rows: SPXW Jun 24 3700 C (no quote) and SPX Jul 15 4150 P (no quote).
     assert "spx_quotedata_far.csv: 2 contracts with OI, IV 0 or blank and no bid/ask left out" in notes
-    derived = rows(db_url, "SELECT COUNT(*) FROM option_chain_contracts WHERE iv_source = 'p'")[0][0]
-    assert derived == len({(c["exp"], c["k"], c["right"]) for c in _derived([NEAR, FAR])})
+    from gexhistory.pipeline.import_chains import parse_files
+
+    derived = int((parse_files([NEAR, FAR])[0].iv_source == "p").sum())
+    assert derived == len({(c["exp"], c["root"], c["k"], c["right"]) for c in _derived([NEAR, FAR])})
 
 
 def _derived(paths):
@@ -395,3 +395,31 @@ def test_date_line_moment_and_session(moment, spelling):
     day = session_for(got)
     around = sessions_between(day, day + dt.timedelta(days=10))
     assert around[0].date == day and around[0].close <= at < around[1].close
+
+
+def test_monthly_beside_weekly_is_two_contracts_stored_and_reused(db_url, tmp_path):
+    """An SPX monthly and the SPXW contract of the same date: the first expires at the open, the second
+    at the close; stored in one row of the contracts table, rebuilt as the two."""
+    from gexhistory.pipeline.import_chains import chain_lookup, import_chains, parse_files
+    from gexhistory.store.db import open_engine
+
+    body = [_row("Fri Jun 17 2022", "SPX", 3900.0, oi=5000, iv="0.25"), _row("Fri Jun 17 2022", "SPXW", 3900.0, oi=700)]
+    path = _mini(tmp_path, "spx_quotedata.csv", "June 10, 2022, 5:00 PM EDT", body)
+    imported = parse_files([path])[0].chain
+    opening = dt.datetime(2022, 6, 17, 9, 30, tzinfo=NY).timestamp()
+    closing = dt.datetime(2022, 6, 17, 16, tzinfo=NY).timestamp()
+    assert sorted(zip(imported.expiry_close, imported.open_interest, imported.iv)) == [
+        (opening, 5000.0, 0.25), (opening, 5000.0, 0.25), (closing, 700.0, 0.2), (closing, 700.0, 0.2)]
+    res = import_chains([path], db=db_url)
+    assert rows(db_url, "SELECT \"right\", open_interest, iv, open_interest_at_open, iv_at_open FROM "
+                        "option_chain_contracts ORDER BY \"right\"") == [("C", 700.0, 0.2, 5000.0, 0.25),
+                                                                       ("P", 700.0, 0.2, 5000.0, 0.25)]
+    engine = open_engine(db_url)
+    again = chain_lookup(engine, "SPX", dt.date(2022, 6, 1), dt.date(2022, 6, 30))(dt.date(2022, 6, 10))
+    engine.dispose()
+    for f in ("expiry", "expiry_close", "strike", "is_call", "open_interest", "iv"):
+        np.testing.assert_array_equal(getattr(again, f), getattr(imported, f))
+    from gexhistory.engine.exposure import compute_gex_one
+
+    at = dt.datetime(2022, 6, 10, 16, tzinfo=NY)
+    assert compute_gex_one(again, 3900.86, at).net_gex == res.sessions[0]["net_gex"]

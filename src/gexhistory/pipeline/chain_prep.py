@@ -154,9 +154,11 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
                  spot: np.ndarray | None = None, spot_kind: str | None = None, group: np.ndarray | None = None,
                  notes: list[str] | None = None, am: np.ndarray | None = None) -> list[ImportedChain]:
     """Rows -> one ImportedChain per (underlying, as_of), sorted. The same contract twice is a
-    malformed row, except across `group` (e.g. SPX and SPXW roots of one expiration), where OI adds
-    up and IV and gamma are OI-weighted. `am`: contracts that expire at the open of their expiration
-    session (AM-settled roots); on that session they are gone before any snapshot, so left out."""
+    malformed row, except across `group` (roots of one expiration settling alike, e.g. SPXW and SPXQ),
+    where OI adds up and IV and gamma are OI-weighted. `am`: contracts that expire at the open of their
+    expiration session (AM-settled roots): never merged with a PM root's (an SPX monthly and the SPXW
+    contract of its third Friday are two contracts), and on that session gone before any snapshot, so
+    left out."""
     n = strike.size
     notes = list(notes or [])
     if am is not None and (am & (expiry == as_of)).any():
@@ -172,7 +174,7 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
         "grp": group if group is not None else np.zeros(n, dtype=object),
         "ec": expiry_close_ts(expiry, am) if n else np.empty(0),
     })
-    key = ["u", "d", "e", "k", "c"]
+    key = ["u", "d", "e", "ec", "k", "c"]
     dup = df.duplicated(key + ["grp"], keep="first").to_numpy()
     if dup.any():
         firsts = df.groupby(key + ["grp"], sort=False)["line"].transform("min").to_numpy()
@@ -185,7 +187,7 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
         before = len(df)
         df = df.groupby(key, sort=False, as_index=False).agg(
             oi=("oi", "sum"), w=("w", "sum"), wiv=("wiv", "sum"), wg=("wg", "sum"), src=("src", lambda x: "i" if (x == "i").any() else max(x)),
-            line=("line", "min"), ec=("ec", "max"))  # an AM root merged with a PM one: the later expiry
+            line=("line", "min"))
         df["iv"] = df["wiv"] / df["w"]
         df["g"] = df["wg"] / df["w"]
         merged_note = f"{before - len(df)} contracts listed under two roots merged (OI added, IV OI-weighted)"
@@ -195,7 +197,7 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
         sdf = pd.DataFrame({"u": underlying.astype(str), "d": as_of, "s": spot})
         sdf = sdf[np.isfinite(sdf["s"]) & (sdf["s"] > 0)]
         spot_by = sdf.groupby(["u", "d"])["s"].median().to_dict()
-    for (u, d), g in df.sort_values(["u", "d", "e", "k", "c"]).groupby(["u", "d"], sort=True):
+    for (u, d), g in df.sort_values(key).groupby(["u", "d"], sort=True):
         e = g["e"].to_numpy().astype("datetime64[D]")
         gam = g["g"].to_numpy(dtype=float)
         chain = OptionChain(

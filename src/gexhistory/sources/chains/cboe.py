@@ -15,8 +15,9 @@ Interpretation:
   pipeline/chain_prep.py's: this module reads the columns.
 - Spot: the mid of underlying_bid_eod/underlying_ask_eod; index files quote no underlying bid/ask
   (zeros), so their spot is implied by put-call parity on end-of-day mids (labelled "implied").
-- Contracts of one expiration and strike under two roots (SPX and SPXW on a third Friday) are merged:
-  OI added, IV OI-weighted. `^SPX` style symbols lose the caret.
+- Contracts of one expiration and strike under two roots that settle alike (SPXW and SPXQ) are merged:
+  OI added, IV OI-weighted; an AM-settled root's (SPX) stay apart from a PM root's (SPXW) of the same
+  date (sources/chains/roots.py). `^SPX` style symbols lose the caret.
 """
 
 from __future__ import annotations
