@@ -138,7 +138,6 @@ def test_cli_import_then_reimport_is_idempotent(db_url, tmp_path):
     (["2025-06-02,SPY,2025-06-13,590,C,10,25"], 2, "IVs are decimals"),
     (["2025-06-07,SPY,2025-06-13,590,C,10,0.2"], 2, "not an NYSE session"),
     (["2025-06-02,SPY,2025-05-30,590,C,10,0.2"], 2, "before the chain's date"),
-    (["2025-06-02,SPY,2025-06-13,590,C,10"], 2, "iv '' is missing"),
     (["2025-06-02,SPY,2025-06-13,590,C,10,0.2,7"], 2, "wrong number of fields"),
     (["2025-06-02,SPY,2025-06-13,590,C,10,0.2", "2025-06-02,SPY,2025-06-13,595,C,10,0.2,7"], 3,
      "wrong number of fields"),
@@ -333,7 +332,9 @@ def _stored(db, source_like):
 
 
 def test_cboe_26_columns_iv_from_prices(db_url, tmp_path):
-    contracts = _vendor_contracts()
+    # One vol per strike, so that the quotes obey put-call parity (the IVs are taken at its forward).
+    call_iv = {(e, k): iv for e, k, r, oi, iv in _vendor_contracts() if r == "C"}
+    contracts = [(e, k, r, oi, call_iv[(e, k)]) for e, k, r, oi, _ in _vendor_contracts()]
     lines = []
     for e, k, r, oi, iv in contracts:
         p = _price(SPOT, k, _t(e), iv, r == "C")
@@ -362,7 +363,7 @@ def test_cboe_34_columns_index_roots_merged_spot_by_parity(db_url, tmp_path):
     lines = []
     for e, k, r, oi, iv in contracts:
         p = _price(SPOT, k, _t(e), call_iv[(e, k)], r == "C")  # one vol per strike: parity holds exactly
-        for root, share in (("SPX", 0.25), ("SPXW", 0.75)):  # one expiration listed under two roots
+        for root, share in (("SPXQ", 0.25), ("SPXW", 0.75)):  # one expiration under two PM-settled roots
             lines.append(f"^SPX,{AS_OF},{root},{e},{k},{r},0,0,0,0,5,1,0,1,0,0,0,0,0,{iv},0.5,0.001,0,0,0,10,"
                          f"{p * 0.98:.12g},10,{p * 1.02:.12g},0,0,0,{oi * share:g},")
     path = _write(tmp_path / "UnderlyingOptionsEODCalcs_2025-06-02.csv", CBOE_34, lines)

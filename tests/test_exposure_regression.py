@@ -72,7 +72,12 @@ def ref_flip(pos, spot, at, conv):
         return None
     grid = spot * np.linspace(1 - conv.flip_search, 1 + conv.flip_search, 25)
     vals = [ref_profile(pos, g, at, conv) for g in grid]
-    zeros = [g for g, v in zip(grid, vals) if v == 0]
+    def changes_sign(i):  # an exact zero is a flip only between non-zero values of opposite signs
+        left = next((v for v in reversed(vals[:i]) if v != 0), None)
+        right = next((v for v in vals[i + 1:] if v != 0), None)
+        return left is not None and right is not None and (left < 0) != (right < 0)
+
+    zeros = [g for i, (g, v) in enumerate(zip(grid, vals)) if v == 0 and changes_sign(i)]
     crossings = [i for i in range(24) if vals[i] != 0 and vals[i + 1] != 0 and (vals[i] < 0) != (vals[i + 1] < 0)]
     nearest_zero = min(zeros, key=lambda g: abs(g - spot)) if zeros else None
     if crossings:

@@ -264,7 +264,8 @@ def serve(host: str, port: int, db: str | None) -> None:
 @click.argument("files", nargs=-1, required=True, metavar="FILES...")
 @click.option("--oi-file", default=None, metavar="FILE", help="OptionsDX only: take open interest from this chain file.")
 @click.option("--volume-as-oi", is_flag=True, help="OptionsDX only: use each contract's volume as a labelled OI proxy.")
-@click.option("--underlying", default=None, metavar="SYMBOL", help="Underlying of files that do not name it (OptionsDX).")
+@click.option("--underlying", default=None, metavar="SYMBOL",
+              help="Underlying of files that do not name it (OptionsDX); overrides a Cboe quotedata file's roots.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Files read in parallel worker processes.")
 @click.option("--cluster", default=None, metavar="tcp://HOST:8786", envvar="DASK_SCHEDULER_ADDRESS", show_envvar=True,

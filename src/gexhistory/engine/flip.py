@@ -278,7 +278,7 @@ def _rings(rel):
 def _nearest_crossing(profile, grid, vals, spot) -> float | None:
     """The whole grid's rule: the crossing nearest spot, unless an exact grid zero is nearer than the
     lowest crossing's midpoint (then that zero)."""
-    exact = np.flatnonzero(vals == 0)
+    exact = np.flatnonzero((vals == 0) & _sign_changes_across(vals))
     cross = np.flatnonzero((np.signbit(vals[:-1]) != np.signbit(vals[1:])) & (vals[:-1] != 0) & (vals[1:] != 0))
     best = None
     if exact.size:
@@ -295,6 +295,21 @@ def _nearest_crossing(profile, grid, vals, spot) -> float | None:
         return best[1]
     i = best[2]
     return _bisect(profile, grid[i], grid[i + 1], vals[i], spot)
+
+
+def _sign_changes_across(vals: np.ndarray) -> np.ndarray:
+    """Per grid point: the nearest non-zero values on its left and right have opposite signs. A zero
+    of the profile is a flip only then: one that underflowed to 0.0 or -0.0 over a stretch of the grid
+    (every gamma negligible there) is no change of sign."""
+    n = vals.size
+    idx = np.arange(n)
+    nz = (vals != 0) & np.isfinite(vals)
+    left = np.maximum.accumulate(np.where(nz, idx, -1))
+    right = np.minimum.accumulate(np.where(nz, idx, n)[::-1])[::-1]
+    both = (left >= 0) & (right < n)
+    out = np.zeros(n, dtype=bool)
+    out[both] = np.signbit(vals[left[both]]) != np.signbit(vals[right[both]])
+    return out
 
 
 def _bisect(f, a, b, fa, scale) -> float:

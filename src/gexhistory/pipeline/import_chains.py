@@ -100,11 +100,15 @@ def parse_files(files: list[str], *, oi_file: str | None = None, volume_as_oi: b
     Dask scheduler address) by the cluster's workers, which must see the files at the same paths.
     `progress(READ, files read, files)` follows them."""
     from gexhistory.pipeline.chain_prep import read_chain_file  # lazy: pandas, only when files are read
+    from gexhistory.pipeline.chain_union import union_split_files
+    from gexhistory.pipeline.symbols import LISTED, LISTED_RULE
 
     if not files:
         raise BadInput("give at least one chain file")
     if oi_file and volume_as_oi:
         raise BadInput("give either --oi-file or --volume-as-oi, not both")
+    if underlying is not None and not LISTED.match(underlying.upper()):
+        raise BadInput(f"--underlying {underlying!r} does not look like a listed ticker ({LISTED_RULE})")
     if not isinstance(jobs, int) or not 1 <= jobs <= 64:
         raise BadInput(f"--jobs must be between 1 and 64, got {jobs}")
     address = parallel.cluster_address(cluster)
@@ -129,6 +133,7 @@ def parse_files(files: list[str], *, oi_file: str | None = None, volume_as_oi: b
             report(READ, k, len(files))
     if (oi_file or volume_as_oi) and not any(p.fmt == "optionsdx" for p in parsed):
         raise BadInput("--oi-file and --volume-as-oi apply to OptionsDX files, and none was given")
+    parsed = union_split_files(parsed)  # quotedata pieces of one chain become that chain
     # The same underlying and date twice in one import: the later file wins, as it would in two imports.
     last = {(p.chain.underlying, p.chain.as_of): p for p in parsed}
     return sorted(last.values(), key=lambda p: (p.chain.underlying, p.chain.as_of))
@@ -255,16 +260,31 @@ def _header(item, now: str) -> dict:
 
 
 def _contracts(item) -> list[dict]:
+    from gexhistory.pipeline.chain_prep import expiry_close_ts  # lazy: pandas, as parse_files loads it
+
     c = item.chain
     gamma = c.gamma if c.gamma is not None else np.full(len(c), np.nan)
     exp = c.expiry.astype(str)
-    return [
+    at_open = (c.expiry_close < expiry_close_ts(c.expiry)).tolist()  # AM-settled: timed to the open
+    out = [
         {"underlying": c.underlying, "as_of": c.as_of.isoformat(), "expiration": exp[i], "strike": float(c.strike[i]),
          "right": "C" if c.is_call[i] else "P", "chain_source": item.label,
          "open_interest": float(c.open_interest[i]), "iv": float(c.iv[i]), "iv_source": str(item.iv_source[i]),
-         "gamma": float(gamma[i]) if np.isfinite(gamma[i]) else None}
+         "gamma": float(gamma[i]) if np.isfinite(gamma[i]) else None, "expires_at_open": at_open[i],
+         "open_interest_at_open": None, "iv_at_open": None}
         for i in range(len(c))
     ]
+    # The table's key has no root: an AM contract beside a PM one of the same expiration, strike and
+    # right is stored in the PM one's row (stored_chain splits them again).
+    pm = {(r["expiration"], r["strike"], r["right"]): r for r in out if not r["expires_at_open"]}
+    kept = []
+    for r in out:
+        partner = pm.get((r["expiration"], r["strike"], r["right"])) if r["expires_at_open"] else None
+        if partner is None:
+            kept.append(r)
+        else:
+            partner["open_interest_at_open"], partner["iv_at_open"] = r["open_interest"], r["iv"]
+    return kept
 
 
 def _file_summary(items) -> list[dict]:
@@ -291,9 +311,18 @@ def stored_chain(conn, header: dict) -> OptionChain:
 
     day = dt.date.fromisoformat(header["as_of"])
     a = cs.chain_contracts(conn, header["underlying"], day, header["chain_source"])
-    return OptionChain(header["underlying"], day, a["expiration"], expiry_close_ts(a["expiration"]), a["strike"],
-                       a["is_call"], a["open_interest"], a["iv"], header["chain_source"],
-                       gamma=a["gamma"] if np.isfinite(a["gamma"]).any() else None)
+    beside = np.isfinite(a["oi_at_open"])  # AM contracts stored in a PM contract's row
+    two = lambda col, extra: np.concatenate([a[col], extra])  # noqa: E731
+    expiry = two("expiration", a["expiration"][beside])
+    at_open = two("at_open", np.ones(int(beside.sum()), dtype=bool))
+    close = expiry_close_ts(expiry, at_open)
+    strike, is_call = two("strike", a["strike"][beside]), two("is_call", a["is_call"][beside])
+    oi, iv = two("open_interest", a["oi_at_open"][beside]), two("iv", a["iv_at_open"][beside])
+    gamma = two("gamma", np.full(int(beside.sum()), np.nan))
+    order = np.lexsort((is_call, strike, close, expiry))  # build_chains' order
+    return OptionChain(header["underlying"], day, expiry[order], close[order], strike[order], is_call[order],
+                       oi[order], iv[order], header["chain_source"],
+                       gamma=gamma[order] if np.isfinite(gamma).any() else None)
 
 
 def chain_lookup(engine, symbol: str, start: dt.date, end: dt.date):

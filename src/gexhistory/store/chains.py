@@ -40,11 +40,13 @@ def latest_chains(conn: Connection, underlying: str, start: dt.date, end: dt.dat
 
 def chain_contracts(conn: Connection, underlying: str, as_of: dt.date, chain_source: str) -> dict[str, np.ndarray]:
     c = option_chain_contracts
-    q = select(c.c.expiration, c.c.strike, c.c.right, c.c.open_interest, c.c.iv, c.c.iv_source, c.c.gamma).where(
+    q = select(c.c.expiration, c.c.strike, c.c.right, c.c.open_interest, c.c.iv, c.c.iv_source, c.c.gamma,
+               c.c.expires_at_open, c.c.open_interest_at_open, c.c.iv_at_open).where(
         c.c.underlying == underlying, c.c.as_of == as_of.isoformat(), c.c.chain_source == chain_source
     ).order_by(c.c.expiration, c.c.strike, c.c.right)
     rows = conn.execute(q).all()
-    cols = list(zip(*rows)) if rows else [[] for _ in range(7)]
+    cols = list(zip(*rows)) if rows else [[] for _ in range(10)]
+    nan_if_none = lambda col: np.array([np.nan if v is None else v for v in col], dtype=float)  # noqa: E731
     return {
         "expiration": np.array(cols[0], dtype="datetime64[D]"),
         "strike": np.array(cols[1], dtype=float),
@@ -52,7 +54,10 @@ def chain_contracts(conn: Connection, underlying: str, as_of: dt.date, chain_sou
         "open_interest": np.array(cols[3], dtype=float),
         "iv": np.array(cols[4], dtype=float),
         "iv_source": np.array(cols[5], dtype=object),
-        "gamma": np.array([np.nan if g is None else g for g in cols[6]], dtype=float),
+        "gamma": nan_if_none(cols[6]),
+        "at_open": np.array([bool(a) for a in cols[7]], dtype=bool),  # NULL (imported before the column): close
+        "oi_at_open": nan_if_none(cols[8]),  # NaN: no AM-settled contract beside this one
+        "iv_at_open": nan_if_none(cols[9]),
     }
 
 

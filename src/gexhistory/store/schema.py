@@ -265,4 +265,9 @@ option_chain_contracts = Table(
     Column("iv", Float, nullable=False),
     Column("iv_source", String(1), nullable=False),  # f = file, p = from the option's price, i = interpolated
     Column("gamma", Float),  # the vendor's gamma when the file has one
+    Column("expires_at_open", Boolean),  # an AM-settled root's: expires at its expiration session's open
+    # An AM-settled contract listed beside a PM one of the same expiration, strike and right (an SPX
+    # monthly beside the SPXW contract of its third Friday): its OI and IV, expiring at the open.
+    Column("open_interest_at_open", Float),
+    Column("iv_at_open", Float),
 )

@@ -15,8 +15,9 @@ Interpretation:
   pipeline/chain_prep.py's: this module reads the columns.
 - Spot: the mid of underlying_bid_eod/underlying_ask_eod; index files quote no underlying bid/ask
   (zeros), so their spot is implied by put-call parity on end-of-day mids (labelled "implied").
-- Contracts of one expiration and strike under two roots (SPX and SPXW on a third Friday) are merged:
-  OI added, IV OI-weighted. `^SPX` style symbols lose the caret.
+- Contracts of one expiration and strike under two roots that settle alike (SPXW and SPXQ) are merged:
+  OI added, IV OI-weighted; an AM-settled root's (SPX) stay apart from a PM root's (SPXW) of the same
+  date (sources/chains/roots.py). `^SPX` style symbols lose the caret.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from gexhistory.errors import BadInput
-from gexhistory.sources.chains.common import ChainRows, Table, chain_keys, expiry_check, make_label, session_check
+from gexhistory.sources.chains.common import (ChainRows, Table, chain_keys, expiry_check, make_label, session_check,
+                                              vendor_gamma)
 
 FORMAT = "cboe_datashop"
 REQUIRED = {"underlying_symbol", "quote_date", "root", "expiration", "strike", "option_type", "open_interest"}
@@ -56,7 +58,8 @@ def parse(table: Table) -> ChainRows:
     is_call = t.right("option_type")
     oi = t.number("open_interest", nonneg=True)
     file_iv = t.iv("implied_volatility_1545", required=False) if calcs else np.full(len(t), np.nan)
-    gamma = t.number("gamma_1545", required=False, nonneg=True) if "gamma_1545" in t.columns else None
+    notes: list[str] = []
+    gamma = vendor_gamma(t, "gamma_1545", notes) if "gamma_1545" in t.columns else None
     mid = _mid(t, "bid_eod", "ask_eod")
     umid = _mid(t, "underlying_bid_eod", "underlying_ask_eod")
     t.check()
@@ -71,5 +74,5 @@ def parse(table: Table) -> ChainRows:
             spots[str(k)] = (float(v), "underlying_bid/ask_eod mid")
     return ChainRows(t.path, FORMAT, make_label(FORMAT, t.path), und, as_of, expiry, strike, is_call, oi, t.lines,
                      file_iv, gamma=gamma, mid=mid,
-                     quoted_spots=spots, group=t.text("root"),
+                     quoted_spots=spots, group=t.text("root"), notes=notes,
                      no_iv_note="contracts with OI but no IV obtainable left out")

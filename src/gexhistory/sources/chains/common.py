@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gexhistory.calendar import last_completed_session, sessions_between
+from gexhistory.calendar import CALENDAR_START, last_completed_session, sessions_between
 from gexhistory.errors import BadInput
 
 LABEL_MAX = 64  # chain_source column width
+DATE_SHAPE = r"\d{4}-\d{2}-\d{2}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?|\d{1,2}/\d{1,2}/\d{4}|\d{8}"
 IV_MAX = 10.0  # 1000%: a larger "IV" is a unit mistake (percent given for a decimal), not a quote
 
 
@@ -50,6 +51,9 @@ class ChainRows:
     derive_iv: bool = True  # False: the file's IVs as given, every contract kept (generic files)
     zero_oi_note: bool = True  # say how many contracts were left out for zero OI
     no_iv_note: str = "contracts with OI but no IV left out"
+    keep_without_iv: bool = False  # with derive_iv False: keep contracts without an IV (an OI-only file)
+    interpolate_iv: bool = True  # False: a contract with neither IV nor price is left out, not interpolated
+    moment: dt.datetime | None = None  # when the file's quotes were taken, where it says (quotedata)
 
     def __len__(self) -> int:
         return int(self.strike.size)
@@ -80,6 +84,7 @@ class Table:
         self.lines = (np.arange(len(df)) + 2)[~blank]  # line 1 is the header
         self.df = df[~blank].reset_index(drop=True)
         self.problems: list[tuple[int, str]] = []
+        self.bad_rows = np.zeros(len(self.df), dtype=bool)  # every malformed row, for the count in the message
         self._text: dict[str, np.ndarray] = {}
 
     @property
@@ -98,10 +103,10 @@ class Table:
         return self._text[col]
 
     def _report(self, bad: np.ndarray, col: str, values, what: str) -> None:
-        for i in np.flatnonzero(bad)[:3]:
-            self.problems.append((int(self.lines[i]), f"{col} {values[i]!r} {what}"))
-        if bad.sum() > 3:
-            self.problems.append((int(self.lines[np.flatnonzero(bad)[3]]), f"{col}: {int(bad.sum())} bad values"))
+        if bad.size == self.bad_rows.size:
+            self.bad_rows |= bad
+        for i in np.flatnonzero(bad)[:3]:  # str(): a numpy string's repr is "np.str_('...')"
+            self.problems.append((int(self.lines[i]), f"{col} {str(values[i])!r} {what}"))
 
     def number(self, col: str, *, required: bool = True, positive: bool = False, nonneg: bool = False) -> np.ndarray:
         raw = self.text(col)
@@ -120,13 +125,18 @@ class Table:
 
     def date(self, col: str) -> np.ndarray:
         """ISO (optionally with a time), MM/DD/YYYY or YYYYMMDD; returns datetime64[D]."""
-        raw = pd.Series(self.text(col)).str.slice(0, 10)
-        out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
+        full = pd.Series(self.text(col))
+        raw = full.str.slice(0, 10)
+        # Filled as datetime64[D]: pandas may read a far year (9999) at a coarser unit than nanoseconds,
+        # and filling a nanosecond series with it overflows.
+        out = np.full(len(raw), np.datetime64("NaT"), dtype="datetime64[D]")
         for fmt in ("%Y-%m-%d", "%m/%d/%Y", "%Y%m%d"):
-            out = out.fillna(pd.to_datetime(raw, format=fmt, errors="coerce"))
-        bad = out.isna().to_numpy()
+            got = pd.to_datetime(raw, format=fmt, errors="coerce").to_numpy().astype("datetime64[D]")
+            out = np.where(np.isnat(out), got, out)
+        # Only a time may follow the date: '2026-11-20junk' is not a date with something after it.
+        bad = np.isnat(out) | ~full.str.fullmatch(DATE_SHAPE).to_numpy(dtype=bool)
         self._report(bad, col, self.text(col), "is not a date (YYYY-MM-DD, MM/DD/YYYY or YYYYMMDD)")
-        return out.to_numpy().astype("datetime64[D]")
+        return out
 
     def right(self, col: str) -> np.ndarray:
         """'C'/'P' (also call/put, any case) -> is_call."""
@@ -149,8 +159,8 @@ class Table:
             return
         self.problems.sort()
         line, msg = self.problems[0]
-        more = len({ln for ln, _ in self.problems}) - 1
-        tail = f" ({more} more malformed rows)" if more > 0 else ""
+        more = max(int(self.bad_rows.sum()), len({ln for ln, _ in self.problems})) - 1
+        tail = f" ({more:,} more malformed rows)" if more > 0 else ""
         raise BadInput(f"{self.path}:{line}: {msg}{tail}")
 
 
@@ -178,8 +188,27 @@ def read_table(path: str) -> Table:
     return Table(str(path), df.fillna(""))
 
 
+GAMMA_ROUNDING = 1e-9  # a vendor gamma this close to zero is zero written with rounding noise
+
+
+def vendor_gamma(table: Table, col: str, notes: list[str]) -> np.ndarray:
+    """A vendor's gamma column: blank is NaN; a tiny negative value (ORATS writes -1.29661e-14 for deep
+    in-the-money strikes) is zero; a clearly negative one is not a gamma, so NaN, counted in `notes`.
+    None of it rejects the file: the engine computes its own gamma unless told to use the vendor's."""
+    g = table.number(col, required=False)
+    g = np.where(np.abs(g) < GAMMA_ROUNDING, 0.0, g)
+    negative = np.isfinite(g) & (g < 0)
+    if negative.any():
+        notes.append(f"{int(negative.sum())} negative vendor gammas ({col}) ignored")
+    return np.where(negative, np.nan, g)
+
+
 def session_check(table: Table, as_of: np.ndarray, col: str) -> None:
     """Every as-of date must be an NYSE session that has closed."""
+    early = as_of < np.datetime64(CALENDAR_START, "D")
+    if early.any():
+        table._report(early, col, as_of.astype(str), f"is before the NYSE calendar's start {CALENDAR_START}")
+        return
     days = np.unique(as_of)
     if days.size == 0:
         return

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gexhistory.sources.chains.common import ChainRows, Table, expiry_check, make_label, session_check
+from gexhistory.sources.chains.common import ChainRows, Table, expiry_check, make_label, session_check, vendor_gamma
 
 FORMAT = "generic"
 REQUIRED = {"date", "underlying", "expiration", "strike", "right", "oi", "iv"}
@@ -38,12 +38,15 @@ def parse(table: Table, *, require_iv: bool = True, underlying: str | None = Non
     strike = t.number("strike", positive=True)
     is_call = t.right("right")
     oi = t.number("oi", nonneg=True)
-    iv = t.iv("iv") if (require_iv or "iv" in t.columns) else np.full(len(t), np.nan)
-    gamma = t.number("gamma", required=False, nonneg=True) if "gamma" in t.columns else None
+    # A blank or zero IV is no IV: that contract is left out and counted (pipeline/chain_prep.py), the file kept.
+    iv = t.iv("iv", required=False) if "iv" in t.columns else np.full(len(t), np.nan)
+    notes: list[str] = []
+    gamma = vendor_gamma(t, "gamma", notes) if "gamma" in t.columns else None
     spot = t.number("spot", required=False, positive=True) if "spot" in t.columns else None
     t.check()
     expiry_check(t, as_of, expiry, "expiration")
     session_check(t, as_of, "date")
     t.check()
     return ChainRows(t.path, FORMAT, make_label(FORMAT, t.path), und, as_of, expiry, strike, is_call, oi, t.lines, iv,
-                     gamma=gamma, spot=spot, spot_kind="spot column" if spot is not None else None, derive_iv=False)
+                     gamma=gamma, spot=spot, spot_kind="spot column" if spot is not None else None, derive_iv=False,
+                     notes=notes, keep_without_iv=not require_iv)

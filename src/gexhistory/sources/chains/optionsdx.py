@@ -26,7 +26,7 @@ import pandas as pd
 
 from gexhistory.engine.chain import OptionChain
 from gexhistory.errors import BadInput
-from gexhistory.sources.chains.common import ChainRows, Table, expiry_check, make_label, session_check
+from gexhistory.sources.chains.common import ChainRows, Table, expiry_check, make_label, session_check, vendor_gamma
 
 FORMAT = "optionsdx"
 REQUIRED = {"quote_date", "underlying_last", "expire_date", "strike", "c_iv", "p_iv"}
@@ -67,8 +67,8 @@ def parse(table: Table, *, oi_file: str | None = None, oi_chains: list[OptionCha
     civ, piv = t.iv("c_iv", required=False), t.iv("p_iv", required=False)
     gamma = None
     if {"c_gamma", "p_gamma"} <= t.columns:
-        gamma = np.concatenate([t.number("c_gamma", required=False), t.number("p_gamma", required=False)])
-        gamma = np.where(gamma >= 0, gamma, np.nan)  # a negative "gamma" is a vendor artefact, not a value
+        gamma_notes: list[str] = []
+        gamma = np.concatenate([vendor_gamma(t, "c_gamma", gamma_notes), vendor_gamma(t, "p_gamma", gamma_notes)])
     vol = None
     if volume_as_oi:
         vol = np.concatenate([t.number("c_volume", required=False, nonneg=True),
@@ -78,7 +78,7 @@ def parse(table: Table, *, oi_file: str | None = None, oi_chains: list[OptionCha
     session_check(t, as_of, "quote_date")
     t.check()
 
-    notes: list[str] = []
+    notes: list[str] = list(gamma_notes) if gamma is not None else []
     if oi_file:
         und, oi_by = _oi_map(oi_file, oi_chains or [], underlying)
         suffix = "+oi"

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from gexhistory.errors import BadInput
-from gexhistory.sources.chains.common import ChainRows, Table, expiry_check, make_label, session_check
+from gexhistory.sources.chains.common import ChainRows, Table, expiry_check, make_label, session_check, vendor_gamma
 
 FORMAT = "orats"
 
@@ -59,7 +59,8 @@ def parse(table: Table) -> ChainRows:
         civ = piv = t.iv(c["smv"], required=False)
     else:
         civ, piv = t.iv(c["call_iv"], required=False), t.iv(c["put_iv"], required=False)
-    gamma = t.number("gamma", required=False, nonneg=True) if "gamma" in t.columns else None
+    notes: list[str] = []
+    gamma = vendor_gamma(t, "gamma", notes) if "gamma" in t.columns else None
     spot = t.number(c["spot"], required=False, positive=True) if c["spot"] else None
     t.check()
     expiry_check(t, as_of, expiry, "expirdate")
@@ -72,4 +73,4 @@ def parse(table: Table) -> ChainRows:
     return ChainRows(t.path, FORMAT, make_label(FORMAT, t.path), two(und), two(as_of), two(expiry), two(strike),
                      is_call, np.concatenate([coi, poi]), two(t.lines), np.concatenate([civ, piv]),
                      gamma=two(gamma) if gamma is not None else None, spot=two(spot) if spot is not None else None,
-                     spot_kind=kind)
+                     spot_kind=kind, notes=notes)
