@@ -21,6 +21,7 @@ from gexhistory.store import queries
 from gexhistory.store.readonly import open_readonly
 from gexhistory.web import api, pages
 from gexhistory.web import format as fmt
+from gexhistory.web.headers import SecurityHeaders
 from gexhistory.web.params import BadRequest
 from gexhistory.web.profile import ProfileUnavailable
 from gexhistory.web.views import RANGES, NotFound, db_arg, fill_command
@@ -82,9 +83,18 @@ class Database:
             self._engine.dispose()
 
 
+class HardenedApp(FastAPI):
+    """FastAPI whose outermost layer adds the security headers (see headers.py)."""
+
+    def build_middleware_stack(self):
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def create_app(db: str | None = None) -> FastAPI:
     """The app for the database named by `db` (a path or URL; None: DATABASE_URL/DATABASE_PATH/default)."""
-    app = FastAPI(title="gexhistory", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+    # No Swagger page: FastAPI's loads its scripts from a public CDN (blank offline, and outside the CSP);
+    # the schema itself is served at /api/openapi.json.
+    app = HardenedApp(title="gexhistory", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.db = Database(db)
     app.state.fill_command = fill_command(db)
     templates = Jinja2Templates(directory=str(WEB / "templates"))
