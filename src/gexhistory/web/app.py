@@ -16,11 +16,11 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gexhistory.config import database_url, redact_url
 from gexhistory.store import queries
 from gexhistory.store.readonly import open_readonly
 from gexhistory.web import api, pages
 from gexhistory.web import format as fmt
+from gexhistory.web.dbname import shown_db_arg, shown_name
 from gexhistory.web.headers import SecurityHeaders
 from gexhistory.web.params import BadRequest
 from gexhistory.web.profile import ProfileUnavailable
@@ -64,7 +64,7 @@ class Database:
 
     def __init__(self, db: str | None):
         self.db = db
-        self.url = redact_url(database_url(db))
+        self.url = shown_name(db)  # what the pages show: never a directory or a credential
         self._engine: Engine | None = None
         self._lock = threading.Lock()
 
@@ -96,10 +96,10 @@ def create_app(db: str | None = None) -> FastAPI:
     # the schema itself is served at /api/openapi.json.
     app = HardenedApp(title="gexhistory", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.db = Database(db)
-    app.state.fill_command = fill_command(db)
+    app.state.fill_command = fill_command(shown_db_arg(db))
     templates = Jinja2Templates(directory=str(WEB / "templates"))
     templates.env.filters.update(fmt.FILTERS)
-    templates.env.globals.update(RANGES=RANGES, FILL_COMMAND=app.state.fill_command, DB_ARG=db_arg(db),
+    templates.env.globals.update(RANGES=RANGES, FILL_COMMAND=app.state.fill_command, DB_ARG=db_arg(shown_db_arg(db)),
                                  sign_class=fmt.sign_class,
                                  url=page_url)
     app.state.templates = templates
