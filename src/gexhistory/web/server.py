@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gexhistory.config import database_url, redact_url
 from gexhistory.errors import BadInput
-from gexhistory.store.readonly import open_readonly, sqlite_path
+from gexhistory.store.readonly import UnreadableWal, open_readonly, sqlite_path
 from gexhistory.web.app import create_app
 from gexhistory.web.views import fill_command
 
@@ -47,12 +47,17 @@ def serve(db: str | None, host: str = "127.0.0.1", port: int = 8000, workers: in
             head = fh.read(16)
         if head and head != b"SQLite format 3\x00":
             raise BadInput(f"{path} is not an SQLite database (corrupt or another kind of file)")
-    if path is None:
-        try:
-            with open_readonly(db).connect():
-                pass
-        except SQLAlchemyError as exc:
-            raise BadInput(f"cannot use database {redact_url(url)}: {str(exc.orig or exc).splitlines()[0]}") from None
+    # Open it as every request will, and read from it: a database the server could not read (an
+    # unreachable server, a WAL file on a read-only mount) fails here with one line, not 500 per request.
+    try:
+        with open_readonly(db).connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+            if path is not None:
+                conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").fetchall()
+    except UnreadableWal as exc:
+        raise BadInput(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise BadInput(f"cannot use database {redact_url(url)}: {str(exc.orig or exc).splitlines()[0]}") from None
     _check_port(host, port)
     workers = workers or default_workers()
     if db is None:
