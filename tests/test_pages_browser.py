@@ -39,12 +39,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(db: str):
-    """`gexhistory serve --db DB --port P` as a user runs it; returns (process, base URL) once it answers."""
+def _start(db: str, args: tuple = (), extra_env: dict | None = None):
+    """`gexhistory serve --db DB --port P [ARGS]` as a user runs it; returns (process, base URL) once it answers."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATABASE_PATH")}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO)])
-    proc = subprocess.Popen([sys.executable, "-m", "gexhistory", "serve", "--db", db, "--port", str(port)],
+    env.update(extra_env or {})
+    proc = subprocess.Popen([sys.executable, "-m", "gexhistory", "serve", "--db", db, "--port", str(port), *args],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
