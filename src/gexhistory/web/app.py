@@ -17,9 +17,11 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gexhistory.store import queries
-from gexhistory.store.readonly import open_readonly
+from gexhistory.config import database_url
+from gexhistory.store.readonly import open_readonly, sqlite_path
 from gexhistory.web import api, pages
 from gexhistory.web import format as fmt
+from gexhistory.web.cache import ResponseCache, postgres_token, sqlite_token
 from gexhistory.web.dbname import shown_db_arg, shown_name
 from gexhistory.web.headers import SecurityHeaders
 from gexhistory.web.params import BadRequest
@@ -67,6 +69,9 @@ class Database:
         self.url = shown_name(db)  # what the pages show: never a directory or a credential
         self._engine: Engine | None = None
         self._lock = threading.Lock()
+        path = sqlite_path(database_url(db))
+        self.change_token = sqlite_token(path) if path is not None else postgres_token(self.engine)
+        self.token_is_query = path is None
 
     def engine(self) -> Engine | None:
         with self._lock:
@@ -84,10 +89,12 @@ class Database:
 
 
 class HardenedApp(FastAPI):
-    """FastAPI whose outermost layer adds the security headers (see headers.py)."""
+    """FastAPI whose outermost layers add the security headers (see headers.py) and answer repeated
+    requests from the per-process cache while the database is unchanged (see cache.py)."""
 
     def build_middleware_stack(self):
-        return SecurityHeaders(super().build_middleware_stack())
+        db = self.state.db
+        return SecurityHeaders(ResponseCache(super().build_middleware_stack(), db.change_token, db.token_is_query))
 
 
 def create_app(db: str | None = None) -> FastAPI:

@@ -1,0 +1,113 @@
+"""Whole answers kept per process until the database changes.
+
+Every page and API answer is a function of its URL and the stored rows, and the same few URLs are asked
+for again and again (a ten-year page costs 100-300 ms of CPU to build; 32 readers of it at once queued
+for seconds). So the finished answer, compressed or not as asked, is kept under its URL and served
+again while the database's change token is the one it was built under. The token is read before each
+request (a few stat() calls on SQLite, one trivial query on PostgreSQL), so a backfill's commit is
+seen by the very next request: nothing stale is ever served.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+from anyio import to_thread
+from sqlalchemy import Engine
+
+MAX_BYTES = 64 << 20  # per process; least recently used answers go first
+MAX_ENTRY = 4 << 20  # larger answers (full-history JSON) are rebuilt each time rather than crowd out pages
+CACHED_STATUS = (200, 404)
+
+
+def sqlite_token(path: Path) -> Callable[[], object]:
+    """Size and modification time of the file and its -wal: every commit changes the -wal (WAL mode)
+    or the file itself (checkpoints, rollback journal); a file not there yet gives None (no caching)."""
+    files = (path, path.with_name(path.name + "-wal"))
+
+    def token():
+        out = []
+        for f in files:
+            try:
+                st = os.stat(f)
+            except FileNotFoundError:
+                if f is path:
+                    return None
+                out.append(None)
+                continue
+            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        return tuple(out)
+
+    return token
+
+
+def postgres_token(engine: Callable[[], Engine | None]) -> Callable[[], object]:
+    """The server's current snapshot (xmin:xmax:in-progress ids) moves whenever any transaction that
+    writes begins or ends, so an unchanged snapshot means no row could have changed. Conservative:
+    writes to other databases on the same server invalidate too."""
+
+    def token():
+        eng = engine()
+        if eng is None:
+            return None
+        with eng.connect() as conn:
+            return conn.exec_driver_sql("SELECT pg_current_snapshot()::text").scalar()
+
+    return token
+
+
+class ResponseCache:
+    """Pure ASGI layer: GET answers (not /static: those have their own handling) kept by path, query
+    and whether gzip was accepted, valid while `token()` returns what it returned when they were built."""
+
+    def __init__(self, app, token: Callable[[], object], blocking: bool):
+        self.app = app
+        self.token = token
+        self.blocking = blocking  # PostgreSQL's token is a query: run it off the event loop
+        self.entries: OrderedDict[tuple, tuple] = OrderedDict()
+        self.size = 0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "GET" or scope["path"].startswith("/static/"):
+            await self.app(scope, receive, send)
+            return
+        token = await to_thread.run_sync(self.token) if self.blocking else self.token()
+        if token is None:
+            await self.app(scope, receive, send)
+            return
+        gzip = any(k == b"accept-encoding" and b"gzip" in v for k, v in scope["headers"])
+        key = (scope["path"], scope["query_string"], gzip)
+        hit = self.entries.get(key)
+        if hit is not None and hit[0] == token:
+            self.entries.move_to_end(key)
+            await send({"type": "http.response.start", "status": hit[1], "headers": hit[2]})
+            await send({"type": "http.response.body", "body": hit[3]})
+            return
+        start: dict = {}
+        chunks: list[bytes] = []
+
+        async def keep(message):
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    self._store(key, token, start, b"".join(chunks))
+            await send(message)
+
+        await self.app(scope, receive, keep)
+
+    def _store(self, key, token, start: dict, body: bytes) -> None:
+        if start.get("status") not in CACHED_STATUS or len(body) > MAX_ENTRY:
+            return
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self.size -= len(old[3])
+        self.entries[key] = (token, start["status"], list(start.get("headers", [])), body)
+        self.size += len(body)
+        while self.size > MAX_BYTES:
+            _, dropped = self.entries.popitem(last=False)
+            self.size -= len(dropped[3])
