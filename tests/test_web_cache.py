@@ -59,3 +59,37 @@ def test_cached_answers_follow_every_change(db_url):
         assert third == _fresh(db_url)
         assert third["/gex/history?symbol=QQQ"][0] == 200 and third["/api/gex/history?symbol=QQQ"][0] == 200
     app.state.db.dispose()
+
+
+def test_readers_arriving_together_wait_for_one_build():
+    """16 requests for one URL at once, on a cold cache: the answer is built once and all get it."""
+    import asyncio
+
+    from gexhistory.web.cache import ResponseCache
+
+    builds = []
+
+    async def slow_app(scope, receive, send):
+        builds.append(scope["path"])
+        await asyncio.sleep(0.2)
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": f"{scope['path']} built {builds.count(scope['path'])}".encode()})
+
+    cache = ResponseCache(slow_app, token=lambda: "v1", blocking=False)
+
+    async def one(path):
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": path, "query_string": b"", "headers": []}
+        await cache(scope, None, send)
+        return sent[0]["status"], sent[-1]["body"]
+
+    async def main():
+        return await asyncio.gather(*[one("/a") for _ in range(16)], one("/b"))
+
+    answers = asyncio.run(main())
+    assert answers == [(200, b"/a built 1")] * 16 + [(200, b"/b built 1")]
+    assert sorted(builds) == ["/a", "/b"]

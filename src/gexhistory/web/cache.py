@@ -10,6 +10,7 @@ seen by the very next request: nothing stale is ever served.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections import OrderedDict
 from collections.abc import Callable
@@ -69,6 +70,9 @@ class ResponseCache:
         self.blocking = blocking  # PostgreSQL's token is a query: run it off the event loop
         self.entries: OrderedDict[tuple, tuple] = OrderedDict()
         self.size = 0
+        # (key, token) -> set when the answer being built ends: 32 readers arriving together after a
+        # backfill wait for one build instead of running 32 (the event loop is one thread: no lock).
+        self.building: dict[tuple, asyncio.Event] = {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] != "GET" or scope["path"].startswith("/static/"):
@@ -80,12 +84,31 @@ class ResponseCache:
             return
         gzip = any(k == b"accept-encoding" and b"gzip" in v for k, v in scope["headers"])
         key = (scope["path"], scope["query_string"], gzip)
-        hit = self.entries.get(key)
-        if hit is not None and hit[0] == token:
-            self.entries.move_to_end(key)
-            await send({"type": "http.response.start", "status": hit[1], "headers": hit[2]})
-            await send({"type": "http.response.body", "body": hit[3]})
+        if await self._serve_hit(key, token, send):
             return
+        pending = self.building.get((key, token))
+        if pending is not None:
+            await pending.wait()
+            if await self._serve_hit(key, token, send):
+                return
+        done = self.building.setdefault((key, token), asyncio.Event())
+        try:
+            await self._build(scope, receive, send, key, token, done)
+        finally:
+            done.set()
+            if self.building.get((key, token)) is done:
+                del self.building[(key, token)]
+
+    async def _serve_hit(self, key, token, send) -> bool:
+        hit = self.entries.get(key)
+        if hit is None or hit[0] != token:
+            return False
+        self.entries.move_to_end(key)
+        await send({"type": "http.response.start", "status": hit[1], "headers": hit[2]})
+        await send({"type": "http.response.body", "body": hit[3]})
+        return True
+
+    async def _build(self, scope, receive, send, key, token, done: asyncio.Event) -> None:
         start: dict = {}
         chunks: list[bytes] = []
 
@@ -96,6 +119,7 @@ class ResponseCache:
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False):
                     self._store(key, token, start, b"".join(chunks))
+                    done.set()  # before sending: waiters need not wait for this client to read it
             await send(message)
 
         await self.app(scope, receive, keep)
