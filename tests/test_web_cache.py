@@ -73,7 +73,8 @@ def test_readers_arriving_together_wait_for_one_build():
         builds.append(scope["path"])
         await asyncio.sleep(0.2)
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
-        await send({"type": "http.response.body", "body": f"{scope['path']} built {builds.count(scope['path'])}".encode()})
+        body = f"{scope['path']} built {builds.count(scope['path'])}".encode()
+        await send({"type": "http.response.body", "body": body})
 
     cache = ResponseCache(slow_app, token=lambda: "v1", blocking=False)
 
