@@ -18,6 +18,7 @@ from pathlib import Path
 
 from anyio import to_thread
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 MAX_BYTES = 64 << 20  # per process; least recently used answers go first
 MAX_ENTRY = 4 << 20  # larger answers (full-history JSON) are rebuilt each time rather than crowd out pages
@@ -54,8 +55,12 @@ def postgres_token(engine: Callable[[], Engine | None]) -> Callable[[], object]:
         eng = engine()
         if eng is None:
             return None
-        with eng.connect() as conn:
-            return conn.exec_driver_sql("SELECT pg_current_snapshot()::text").scalar()
+        try:
+            with eng.connect() as conn:
+                return conn.exec_driver_sql("SELECT pg_current_snapshot()::text").scalar()
+        except SQLAlchemyError:
+            # PostgreSQL before 13, or the server gone: no caching; the request itself reports the fault.
+            return None
 
     return token
 
