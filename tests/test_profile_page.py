@@ -56,7 +56,9 @@ def browser():
 @pytest.fixture
 def page(browser, server):
     base = server[0]
-    ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+    # bypass_csp: wait_for_function evaluates its predicate with eval(), which the pages' CSP refuses;
+    # the policy itself is proven in tests/test_pages_csp.py.
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1000}, bypass_csp=True)
     pg = ctx.new_page()
     errors: list[str] = []
     outside: list[str] = []

@@ -67,13 +67,13 @@ def test_python_help():
 
 
 def test_pages_as_served(tmp_path):
-    """Every page, its 404 and the API docs as the app sends them, on a database the real backfill filled."""
+    """Every page and its 404 as the app sends them, on a database the real backfill filled."""
     db = str(tmp_path / "gex_copilot.db")
     fill = run_cli(["backfill", "--days", "30", "--symbols", "SPY,QQQ", "--db", db, "--quiet"], tmp_path)
     assert fill.returncode == 0
     app = create_app(db)
     pages = {"/gex/history": 200, "/gex/profile": 200, "/gamma": 200, "/psychology/performance": 200,
-             "/probability": 200, "/gex/history?symbol=QQQQ": 404, "/no/such/page": 404, "/api/docs": 200}
+             "/probability": 200, "/gex/history?symbol=QQQQ": 404, "/no/such/page": 404}
     with TestClient(app) as client:
         for url, code in pages.items():
             r = client.get(url)

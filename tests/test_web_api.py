@@ -344,19 +344,23 @@ def test_plotly_is_served_from_the_installed_package(built):
 
 
 def test_empty_database_names_the_command(tmp_path, db_url):
-    """The command shown fills the database this server reads: it carries the server's --db."""
+    """The command shown fills the database this server reads: it carries the server's --db as pages name
+    it (tests/test_pages_dbname.py): the file name, run from its folder, or the URL without its user."""
     from gexhistory.store.db import init_schema, open_engine
+    from gexhistory.web.dbname import shown_db_arg
 
     if db_url.startswith("postgresql"):
         init_schema(open_engine(db_url))  # tables, no rows
     else:
         db_url = str(tmp_path / "none.db")  # a server given no file yet (the CLI refuses it; the app copes)
+    shown = "none.db" if not db_url.startswith("postgresql") else shown_db_arg(db_url)
+    assert "@" not in shown
     with TestClient(create_app(db_url)) as client:
-        want = f"python backfill_historical_data.py --days 365 --db {db_url}"
+        want = f"python backfill_historical_data.py --days 365 --db {shown}"
         for url in ("/gex/history", "/gex/profile", "/gamma", "/psychology/performance", "/probability"):
             page = _get(client, url)
             assert want in page and 'data-testid="empty-database"' in page
-            assert f"gexhistory backfill --days 365 --symbols SPY,QQQ --db {db_url}</code>" in page
+            assert f"gexhistory backfill --days 365 --symbols SPY,QQQ --db {shown}</code>" in page
         assert want in _get(client, "/api/gex/history", 404)["detail"]
     with TestClient(create_app(None)) as client:  # no --db: the backfill reads the same default
         assert _get(client, "/api/gex/history", 404)["detail"].endswith("`python backfill_historical_data.py --days 365`")

@@ -252,12 +252,13 @@ def validate(reference: str, calibrate_until: str | None, as_json: bool) -> None
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="TCP port.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Server processes (default: one per core).")
 @db_option
-def serve(host: str, port: int, db: str | None) -> None:
+def serve(host: str, port: int, workers: int | None, db: str | None) -> None:
     """Serve the read-only pages (/gex/history, /gamma, /psychology/performance, /probability) and API."""
     from gexhistory.web.server import serve as run_server  # lazy: only this command loads it
 
-    run_server(db, host=host, port=port)
+    run_server(db, host=host, port=port, workers=workers)
 
 
 @main.command("import-chains")

@@ -16,11 +16,14 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gexhistory.config import database_url, redact_url
 from gexhistory.store import queries
-from gexhistory.store.readonly import open_readonly
+from gexhistory.config import database_url
+from gexhistory.store.readonly import open_readonly, sqlite_path
 from gexhistory.web import api, pages
 from gexhistory.web import format as fmt
+from gexhistory.web.cache import ResponseCache, postgres_token, sqlite_token
+from gexhistory.web.dbname import shown_db_arg, shown_name
+from gexhistory.web.headers import SecurityHeaders
 from gexhistory.web.params import BadRequest
 from gexhistory.web.profile import ProfileUnavailable
 from gexhistory.web.views import RANGES, NotFound, db_arg, fill_command
@@ -63,9 +66,12 @@ class Database:
 
     def __init__(self, db: str | None):
         self.db = db
-        self.url = redact_url(database_url(db))
+        self.url = shown_name(db)  # what the pages show: never a directory or a credential
         self._engine: Engine | None = None
         self._lock = threading.Lock()
+        path = sqlite_path(database_url(db))
+        self.change_token = sqlite_token(path) if path is not None else postgres_token(self.engine)
+        self.token_is_query = path is None
 
     def engine(self) -> Engine | None:
         with self._lock:
@@ -82,14 +88,25 @@ class Database:
             self._engine.dispose()
 
 
+class HardenedApp(FastAPI):
+    """FastAPI whose outermost layers add the security headers (see headers.py) and answer repeated
+    requests from the per-process cache while the database is unchanged (see cache.py)."""
+
+    def build_middleware_stack(self):
+        db = self.state.db
+        return SecurityHeaders(ResponseCache(super().build_middleware_stack(), db.change_token, db.token_is_query))
+
+
 def create_app(db: str | None = None) -> FastAPI:
     """The app for the database named by `db` (a path or URL; None: DATABASE_URL/DATABASE_PATH/default)."""
-    app = FastAPI(title="gexhistory", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+    # No Swagger page: FastAPI's loads its scripts from a public CDN (blank offline, and outside the CSP);
+    # the schema itself is served at /api/openapi.json.
+    app = HardenedApp(title="gexhistory", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.db = Database(db)
-    app.state.fill_command = fill_command(db)
+    app.state.fill_command = fill_command(shown_db_arg(db))
     templates = Jinja2Templates(directory=str(WEB / "templates"))
     templates.env.filters.update(fmt.FILTERS)
-    templates.env.globals.update(RANGES=RANGES, FILL_COMMAND=app.state.fill_command, DB_ARG=db_arg(db),
+    templates.env.globals.update(RANGES=RANGES, FILL_COMMAND=app.state.fill_command, DB_ARG=db_arg(shown_db_arg(db)),
                                  sign_class=fmt.sign_class,
                                  url=page_url)
     app.state.templates = templates

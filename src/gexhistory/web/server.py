@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 import uvicorn
@@ -9,12 +10,28 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gexhistory.config import database_url, redact_url
 from gexhistory.errors import BadInput
-from gexhistory.store.readonly import open_readonly, sqlite_path
+from gexhistory.store.readonly import UnreadableWal, open_readonly, sqlite_path
 from gexhistory.web.app import create_app
 from gexhistory.web.views import fill_command
 
+# How the parent hands --db to its worker processes, which build their app with app_from_env().
+DB_ENV = "GEXHISTORY_SERVE_DB"
+# A connection idle after a response is closed after this many seconds (uvicorn's own timer); requests
+# that never finish and responses nobody reads have their deadlines in guard.py.
+KEEP_ALIVE_SECONDS = 5
 
-def serve(db: str | None, host: str = "127.0.0.1", port: int = 8000) -> None:
+
+def default_workers() -> int:
+    """One worker process per core this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def app_from_env():
+    """The app factory each worker process calls (uvicorn needs an import string to start workers)."""
+    return create_app(os.environ.get(DB_ENV) or None)
+
+
+def serve(db: str | None, host: str = "127.0.0.1", port: int = 8000, workers: int | None = None) -> None:
     """Serve the pages for `db` until interrupted. Bad database targets and busy ports are bad input."""
     url = database_url(db)
     path = sqlite_path(url)
@@ -30,18 +47,29 @@ def serve(db: str | None, host: str = "127.0.0.1", port: int = 8000) -> None:
             head = fh.read(16)
         if head and head != b"SQLite format 3\x00":
             raise BadInput(f"{path} is not an SQLite database (corrupt or another kind of file)")
-    if path is None:
-        try:
-            with open_readonly(db).connect():
-                pass
-        except SQLAlchemyError as exc:
-            raise BadInput(f"cannot use database {redact_url(url)}: {str(exc.orig or exc).splitlines()[0]}") from None
+    # Open it as every request will, and read from it: a database the server could not read (an
+    # unreachable server, a WAL file on a read-only mount) fails here with one line, not 500 per request.
+    try:
+        with open_readonly(db).connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+            if path is not None:
+                conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").fetchall()
+    except UnreadableWal as exc:
+        raise BadInput(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise BadInput(f"cannot use database {redact_url(url)}: {str(exc.orig or exc).splitlines()[0]}") from None
     _check_port(host, port)
-    app = create_app(db)
+    workers = workers or default_workers()
+    if db is None:
+        os.environ.pop(DB_ENV, None)
+    else:
+        os.environ[DB_ENV] = db
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
-    print(f"gexhistory: serving {redact_url(url)} at http://{shown}:{port}/gex/history (read-only; Ctrl-C stops)",
-          flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    print(f"gexhistory: serving {redact_url(url)} at http://{shown}:{port}/gex/history with {workers} worker"
+          f"{'s' if workers > 1 else ''} (read-only; Ctrl-C stops)", flush=True)
+    uvicorn.run("gexhistory.web.server:app_from_env", factory=True, host=host, port=port, workers=workers,
+                http="gexhistory.web.guard:GuardedH11Protocol", timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                server_header=False, log_level="warning", access_log=False)
 
 
 def _check_port(host: str, port: int) -> None:

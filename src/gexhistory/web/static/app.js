@@ -1,5 +1,12 @@
 // Draw every figure the server embedded next to its container (data-chart-for), offline.
 (function () {
+  // Behaviour and sizes that would otherwise be inline (onchange="", style=""), which the CSP refuses.
+  document.querySelectorAll("select[data-submit-on-change]").forEach(function (sel) {
+    sel.addEventListener("change", function () { sel.form.submit(); });
+  });
+  document.querySelectorAll("[data-height]").forEach(function (el) {
+    el.style.height = el.getAttribute("data-height") + "px";
+  });
   var config = {displaylogo: false, responsive: true,
                 modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d"]};
   document.querySelectorAll("script[data-chart-for]").forEach(function (node) {

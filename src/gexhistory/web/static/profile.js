@@ -122,11 +122,15 @@
     var rows = d.buckets.map(function (bk) {
       var net = bk.net_gex.reduce(function (s, v) { return s + v; }, 0);
       total += net;
-      return '<tr data-bucket="' + bk.bucket + '"><td><span class="swatch" style="background:' + BUCKET[bk.bucket] + '"></span>' +
+      return '<tr data-bucket="' + bk.bucket + '"><td><span class="swatch" data-color="' + BUCKET[bk.bucket] + '"></span>' +
              bk.bucket + '</td><td class="r mono" data-col="net">' + money(net) + "</td></tr>";
     });
     rows.push('<tr data-bucket="total"><td>all expiries</td><td class="r mono" data-col="net">' + money(total) + "</td></tr>");
     body.innerHTML = rows.join("");
+    // Colours set through the style object: the CSP refuses inline style="" attributes.
+    body.querySelectorAll(".swatch[data-color]").forEach(function (sw) {
+      sw.style.background = sw.getAttribute("data-color");
+    });
   }
 
   function draw(d) {
