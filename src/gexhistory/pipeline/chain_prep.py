@@ -25,7 +25,7 @@ from gexhistory.engine.implied import fill_iv_by_strike, implied_vol, parity_spo
 from gexhistory.engine.params import Conventions
 from gexhistory.errors import BadInput
 from gexhistory.sources.chains import detect, generic
-from gexhistory.sources.chains.common import ChainRows, chain_keys, read_table
+from gexhistory.sources.chains.common import ChainRows, chain_index, read_table
 
 PARITY_KIND = "implied: put-call parity on end-of-day mids"
 
@@ -81,17 +81,18 @@ def _read_oi_file(oi_file: str, underlying: str | None) -> list[ImportedChain]:
 def prepare(rows: ChainRows) -> list[ImportedChain]:
     """A parsed file's contracts -> its chains: spots, IVs, the contracts that count, one record per
     (underlying, as-of date), with the notes saying what was derived and what left out."""
+    codes, chains = chain_index(rows.underlying, rows.as_of)
     spots = dict(rows.quoted_spots or {})
-    if rows.mid is not None and len(spots) < np.unique(chain_keys(rows.underlying, rows.as_of)).size:
+    if rows.mid is not None and len(spots) < len(chains):
         for k, s in parity_spots(rows.underlying, rows.as_of, rows.expiry, rows.strike, rows.is_call,
-                                 rows.mid).items():
+                                 rows.mid, index=(codes, chains)).items():
             spots.setdefault(k, (s, PARITY_KIND))
     notes = list(rows.notes)
     oi = rows.oi
     if rows.derive_iv:
         iv, src = derive_ivs(underlying=rows.underlying, as_of=rows.as_of, expiry=rows.expiry, strike=rows.strike,
                              is_call=rows.is_call, file_iv=rows.file_iv, mid=rows.mid,
-                             spot_by_chain={k: v[0] for k, v in spots.items()})
+                             spot_by_chain={k: v[0] for k, v in spots.items()}, index=(codes, chains))
         keep = (oi > 0) & np.isfinite(iv)
         if rows.zero_oi_note and (oi == 0).any():
             notes.append(f"{int((oi == 0).sum())} contracts with zero OI left out (no gamma)")
@@ -102,70 +103,97 @@ def prepare(rows: ChainRows) -> list[ImportedChain]:
             if n:
                 notes.append(f"{n} IVs {what}")
     else:  # the file's IVs as given
-        iv, src, keep = rows.file_iv, np.full(len(rows), "f", dtype=object), np.ones(len(rows), dtype=bool)
+        iv, src, keep = rows.file_iv, np.full(len(rows), "f"), np.ones(len(rows), dtype=bool)
     pick = (lambda a: a[keep] if a is not None else None)  # noqa: E731
-    chains = build_chains(path=rows.path, fmt=rows.fmt, label=rows.label, underlying=rows.underlying[keep],
-                          as_of=rows.as_of[keep], expiry=rows.expiry[keep], strike=rows.strike[keep],
-                          is_call=rows.is_call[keep], oi=oi[keep], iv=iv[keep], iv_source=src[keep],
-                          lines=rows.lines[keep], gamma=pick(rows.gamma), spot=pick(rows.spot),
-                          spot_kind=rows.spot_kind, group=pick(rows.group), notes=notes)
-    for c in chains:
+    out = build_chains(path=rows.path, fmt=rows.fmt, label=rows.label, underlying=rows.underlying[keep],
+                       as_of=rows.as_of[keep], expiry=rows.expiry[keep], strike=rows.strike[keep],
+                       is_call=rows.is_call[keep], oi=oi[keep], iv=iv[keep], iv_source=src[keep],
+                       lines=rows.lines[keep], gamma=pick(rows.gamma), spot=pick(rows.spot),
+                       spot_kind=rows.spot_kind, group=pick(rows.group), notes=notes,
+                       index=(codes[keep], chains))
+    for c in out:
         s = spots.get(f"{c.chain.underlying}|{c.chain.as_of.isoformat()}")
         if s is not None:
             c.file_spot, c.file_spot_kind = s
-    return chains
+    return out
+
+
+_SOURCE_RANK = {"": 0, "f": 1, "p": 2, "i": 3}  # merged roots: 'i' if any was interpolated, else the largest
 
 
 def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_of: np.ndarray,
                  expiry: np.ndarray, strike: np.ndarray, is_call: np.ndarray, oi: np.ndarray, iv: np.ndarray,
                  iv_source: np.ndarray, lines: np.ndarray, gamma: np.ndarray | None = None,
                  spot: np.ndarray | None = None, spot_kind: str | None = None, group: np.ndarray | None = None,
-                 notes: list[str] | None = None) -> list[ImportedChain]:
+                 notes: list[str] | None = None, index=None) -> list[ImportedChain]:
     """Rows -> one ImportedChain per (underlying, as_of), sorted. The same contract twice is a
     malformed row, except across `group` (e.g. SPX and SPXW roots of one expiration), where OI adds
-    up and IV and gamma are OI-weighted."""
+    up and IV and gamma are OI-weighted. `index`: chain_index of these rows, when the caller has it.
+
+    One sort of all rows by (chain, expiry, strike, right, group, file order) makes every contract's
+    rows adjacent; duplicates, merges and the chains are then runs of that order (no per-row Python)."""
     n = strike.size
-    df = pd.DataFrame({
-        "u": underlying.astype(str), "d": as_of, "e": expiry, "k": strike, "c": is_call, "oi": oi, "iv": iv,
-        "src": iv_source, "line": lines, "g": gamma if gamma is not None else np.full(n, np.nan),
-        "grp": group if group is not None else np.zeros(n, dtype=object),
-        "ec": expiry_close_ts(expiry) if n else np.empty(0),
-    })
-    key = ["u", "d", "e", "k", "c"]
-    dup = df.duplicated(key + ["grp"], keep="first").to_numpy()
+    if n == 0:
+        return []
+    codes, chains = index if index is not None else chain_index(underlying, as_of)
+    days = expiry.astype("datetime64[D]").astype(np.int64)
+    grp = pd.factorize(np.asarray(group, dtype=object))[0] if group is not None else np.zeros(n, np.int64)
+    is_call = np.asarray(is_call, dtype=bool)
+    order = np.lexsort((np.arange(n), grp, is_call, strike, days, codes))
+    c_s, e_s, k_s, call_s, g_s = codes[order], days[order], strike[order], is_call[order], grp[order]
+    same = np.zeros(n, dtype=bool)  # this row's contract is the previous row's
+    same[1:] = (c_s[1:] == c_s[:-1]) & (e_s[1:] == e_s[:-1]) & (k_s[1:] == k_s[:-1]) & (call_s[1:] == call_s[:-1])
+    dup = same.copy()
+    dup[1:] &= g_s[1:] == g_s[:-1]
+    line_s = lines[order]
     if dup.any():
-        firsts = df.groupby(key + ["grp"], sort=False)["line"].transform("min").to_numpy()
-        i = int(np.flatnonzero(dup)[0])
-        raise BadInput(f"{path}:{int(df.loc[i, 'line'])}: duplicate contract (same as line {int(firsts[i])})")
+        runs = np.cumsum(~dup) - 1  # rows of one contract and group
+        first_line = np.minimum.reduceat(line_s, np.flatnonzero(~dup))
+        at = int(np.argmin(np.where(dup, order, n)))  # the earliest row in the file that repeats one before it
+        raise BadInput(f"{path}:{int(line_s[at])}: duplicate contract (same as line {int(first_line[runs[at]])})")
+    ec = expiry_close_ts(expiry)[order]
+    gam = gamma[order] if gamma is not None else np.full(n, np.nan)
+    oi_s, iv_s, src_s = oi[order], iv[order], np.asarray(iv_source)[order]
     merged_note = None
-    if df.duplicated(key, keep=False).any():
-        w = np.where(df["oi"] > 0, df["oi"], 1e-12)
-        df = df.assign(w=w, wiv=w * df["iv"], wg=w * df["g"])
-        before = len(df)
-        df = df.groupby(key, sort=False, as_index=False).agg(
-            oi=("oi", "sum"), w=("w", "sum"), wiv=("wiv", "sum"), wg=("wg", "sum"), src=("src", lambda x: "i" if (x == "i").any() else max(x)),
-            line=("line", "min"), ec=("ec", "first"))
-        df["iv"] = df["wiv"] / df["w"]
-        df["g"] = df["wg"] / df["w"]
-        merged_note = f"{before - len(df)} contracts listed under two roots merged (OI added, IV OI-weighted)"
-    out: list[ImportedChain] = []
+    if same.any():
+        starts = np.flatnonzero(~same)
+        w = np.where(oi_s > 0, oi_s, 1e-12)
+        wsum = np.add.reduceat(w, starts)
+        has_g = np.add.reduceat(np.isfinite(gam).astype(np.int64), starts) > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            iv_m = np.add.reduceat(w * iv_s, starts) / wsum
+            g_m = np.where(has_g, np.add.reduceat(np.nan_to_num(w * gam), starts) / wsum, np.nan)
+        rank = np.zeros(n, dtype=np.int8)
+        for code, r in _SOURCE_RANK.items():
+            rank[src_s == code] = r
+        names = np.array(sorted(_SOURCE_RANK, key=_SOURCE_RANK.get))
+        src_s = names[np.maximum.reduceat(rank, starts)]
+        oi_s, iv_s, gam = np.add.reduceat(oi_s, starts), iv_m, g_m
+        line_s = np.minimum.reduceat(line_s, starts)
+        c_s, e_s, k_s, call_s, ec = c_s[starts], e_s[starts], k_s[starts], call_s[starts], ec[starts]
+        merged_note = f"{n - starts.size} contracts listed under two roots merged (OI added, IV OI-weighted)"
     spot_by = None
     if spot is not None:
-        sdf = pd.DataFrame({"u": underlying.astype(str), "d": as_of, "s": spot})
-        sdf = sdf[np.isfinite(sdf["s"]) & (sdf["s"] > 0)]
-        spot_by = sdf.groupby(["u", "d"])["s"].median().to_dict()
-    for (u, d), g in df.sort_values(["u", "d", "e", "k", "c"]).groupby(["u", "d"], sort=True):
-        e = g["e"].to_numpy().astype("datetime64[D]")
-        gam = g["g"].to_numpy(dtype=float)
+        ok = np.isfinite(spot) & (spot > 0)
+        sc, sv = codes[ok], spot[ok]
+        so = np.argsort(sc, kind="stable")
+        sc, sv = sc[so], sv[so]
+        cut = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]]) if sc.size else np.empty(0, np.intp)
+        spot_by = {int(sc[a]): float(np.median(sv[a:b])) for a, b in zip(cut, np.r_[cut[1:], sc.size])}
+    bounds = np.flatnonzero(np.r_[True, c_s[1:] != c_s[:-1], True])
+    expiry_d = e_s.astype("datetime64[D]")
+    out: list[ImportedChain] = []
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):  # one short iteration per chain
+        code = int(c_s[lo])
+        u, d = chains[code]
+        g = gam[lo:hi]
         chain = OptionChain(
-            underlying=str(u), as_of=pd.Timestamp(d).date(), expiry=e, expiry_close=g["ec"].to_numpy(dtype=float),
-            strike=g["k"].to_numpy(dtype=float), is_call=g["c"].to_numpy(dtype=bool),
-            open_interest=g["oi"].to_numpy(dtype=float), iv=g["iv"].to_numpy(dtype=float), source=label,
-            gamma=gam if np.isfinite(gam).any() else None,
+            underlying=u, as_of=d.astype(dt.date), expiry=expiry_d[lo:hi], expiry_close=ec[lo:hi],
+            strike=k_s[lo:hi].astype(float), is_call=call_s[lo:hi], open_interest=oi_s[lo:hi].astype(float),
+            iv=iv_s[lo:hi].astype(float), source=label, gamma=g if np.isfinite(g).any() else None,
         )
-        s = spot_by.get((u, d)) if spot_by else None
-        item = ImportedChain(chain, fmt, path, label, g["src"].to_numpy(dtype=object),
-                             float(s) if s is not None else None, spot_kind if s is not None else None,
+        s = spot_by.get(code) if spot_by else None
+        item = ImportedChain(chain, fmt, path, label, src_s[lo:hi], s, spot_kind if s is not None else None,
                              list(notes or []))
         if merged_note:
             item.notes.append(merged_note)
@@ -173,44 +201,60 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
     return out
 
 
-def parity_spots(underlying, as_of, expiry, strike, is_call, mid) -> dict[str, float]:
+def parity_spots(underlying, as_of, expiry, strike, is_call, mid, index=None) -> dict[str, float]:
     """Per chain ('UND|date'): the underlying implied by put-call parity from end-of-day mids, on the
-    nearest expiry at least two days out that has call/put pairs."""
+    nearest expiry at least two days out that has call/put pairs (the mean mid where roots repeat one)."""
     conv = Conventions()
+    codes, chains = index if index is not None else chain_index(underlying, as_of)
     t = (expiry_close_ts(expiry) - session_close_ts(as_of)) / SECONDS_PER_YEAR
-    df = pd.DataFrame({"key": chain_keys(underlying, as_of), "e": expiry, "k": strike, "c": is_call, "m": mid, "t": t})
-    df = df[np.isfinite(df["m"]) & (df["m"] > 0) & (df["t"] >= 2 / 365)]
-    wide = df.pivot_table(index=["key", "t", "k"], columns="c", values="m", aggfunc="mean")
+    ok = np.isfinite(mid) & (mid > 0) & (t >= 2 / 365)
+    c, t, k, call, m = codes[ok], t[ok], strike[ok], np.asarray(is_call, dtype=bool)[ok], mid[ok]
+    order = np.lexsort((call, k, t, c))
+    c, t, k, call, m = c[order], t[order], k[order], call[order], m[order]
+    new = np.r_[True, (c[1:] != c[:-1]) | (t[1:] != t[:-1]) | (k[1:] != k[:-1]) | (call[1:] != call[:-1])]
+    starts = np.flatnonzero(new)
+    if starts.size == 0:
+        return {}
+    mean = np.add.reduceat(m, starts) / np.diff(np.r_[starts, m.size])  # one mid per (chain, t, strike, right)
+    c, t, k, call = c[starts], t[starts], k[starts], call[starts]
+    # A put run followed by the call run of the same (chain, t, strike) is a pair.
+    pair = np.flatnonzero(~call[:-1] & call[1:] & (c[:-1] == c[1:]) & (t[:-1] == t[1:]) & (k[:-1] == k[1:]))
+    if pair.size == 0:
+        return {}
+    pc, pt, pk, put_m, call_m = c[pair], t[pair], k[pair], mean[pair], mean[pair + 1]
+    first_t = np.r_[True, pc[1:] != pc[:-1]]  # pairs are sorted by t within a chain: its nearest t first
+    nearest = pt == np.repeat(pt[first_t], np.diff(np.r_[np.flatnonzero(first_t), pc.size]))
+    pc, pt, pk, put_m, call_m = pc[nearest], pt[nearest], pk[nearest], put_m[nearest], call_m[nearest]
+    cut = np.flatnonzero(np.r_[True, pc[1:] != pc[:-1], True])
     out: dict[str, float] = {}
-    if True not in wide.columns or False not in wide.columns:
-        return out
-    wide = wide.dropna().reset_index()
-    for key, g in wide.groupby("key"):
-        first = g[g["t"] == g["t"].min()]
-        s = parity_spot(first[True], first[False], first["k"], first["t"], conv.r, conv.q)
+    for lo, hi in zip(cut[:-1].tolist(), cut[1:].tolist()):  # a few pairs per chain
+        s = parity_spot(call_m[lo:hi], put_m[lo:hi], pk[lo:hi], pt[lo:hi], conv.r, conv.q)
         if s is not None and s > 0:
-            out[str(key)] = s
+            u, d = chains[int(pc[lo])]
+            out[f"{u}|{d}"] = s
     return out
 
 
-def derive_ivs(*, underlying, as_of, expiry, strike, is_call, file_iv, mid=None, spot_by_chain=None):
+def derive_ivs(*, underlying, as_of, expiry, strike, is_call, file_iv, mid=None, spot_by_chain=None, index=None):
     """IV per contract and where it came from: the file's own when positive ('f'); else from the
     option's end-of-day mid price by Black-Scholes at the chain's spot ('p'); else interpolated across
     strikes of the same expiry ('i'); NaN when none of these exists (the caller drops and says so)."""
     conv = Conventions()
+    codes, chains = index if index is not None else chain_index(underlying, as_of)
     iv = np.where(np.isfinite(file_iv) & (file_iv > 0), file_iv, np.nan)
-    src = np.where(np.isfinite(iv), "f", "").astype(object)
+    src = np.where(np.isfinite(iv), "f", "")
     if mid is not None and spot_by_chain:
         need = ~np.isfinite(iv)
         if need.any():
-            keys = chain_keys(underlying[need], as_of[need])
-            s = np.array([spot_by_chain.get(k, np.nan) for k in keys], dtype=float)
+            per_chain = np.array([spot_by_chain.get(f"{u}|{d}", np.nan) for u, d in chains], dtype=float)
+            s = per_chain[codes[need]]
             t = (expiry_close_ts(expiry[need]) - session_close_ts(as_of[need])) / SECONDS_PER_YEAR
             got = implied_vol(mid[need], s, strike[need], t, conv.r, conv.q, is_call[need])
             iv[need] = got
             src[np.flatnonzero(need)[np.isfinite(got)]] = "p"
     before = np.isfinite(iv)
-    iv = fill_iv_by_strike(np.char.add(chain_keys(underlying, as_of), expiry.astype(str)), strike, iv)
+    days = expiry.astype("datetime64[D]").astype(np.int64)
+    iv = fill_iv_by_strike(codes * (1 << 32) + (days - days.min() if days.size else days), strike, iv)
     src[np.isfinite(iv) & ~before] = "i"
     return iv, src
 

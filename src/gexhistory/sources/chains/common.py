@@ -195,7 +195,26 @@ def expiry_check(table: Table, as_of: np.ndarray, expiry: np.ndarray, col: str) 
     table._report(expiry < as_of, col, expiry.astype(str), "is before the chain's date")
 
 
+def chain_index(underlying: np.ndarray, as_of: np.ndarray) -> tuple[np.ndarray, list[tuple[str, np.datetime64]]]:
+    """(codes, chains): per row the index of its (underlying, as-of date) in `chains`, which is sorted.
+    Hashing the few distinct values, not a string per row: files have a million rows and a few
+    thousand chains."""
+    days = np.asarray(as_of).astype("datetime64[D]")
+    u_code, u_names = pd.factorize(np.asarray(underlying, dtype=object))
+    d_code, d_vals = pd.factorize(days.astype(np.int64))
+    pair_code, pairs = pd.factorize(u_code.astype(np.int64) * max(len(d_vals), 1) + d_code)
+    nd = max(len(d_vals), 1)
+    chains = [(str(u_names[p // nd]), np.datetime64(int(d_vals[p % nd]), "D")) for p in pairs.tolist()]
+    order = sorted(range(len(chains)), key=lambda j: chains[j])
+    rank = np.empty(len(chains), dtype=np.int64)
+    rank[order] = np.arange(len(chains))
+    return rank[pair_code], [chains[j] for j in order]
+
+
 def chain_keys(underlying: np.ndarray, as_of: np.ndarray) -> np.ndarray:
-    return np.char.add(np.char.add(underlying.astype(str), "|"), as_of.astype(str))
+    """'UND|YYYY-MM-DD' per row (the keys of ChainRows.quoted_spots)."""
+    codes, chains = chain_index(underlying, as_of)
+    keys = np.array([f"{u}|{d}" for u, d in chains] or [""], dtype=object)
+    return keys[codes] if codes.size else np.empty(0, dtype=object)
 
 
