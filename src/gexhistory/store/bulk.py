@@ -30,6 +30,13 @@ class _InsertPlan:
     def parameters(self, rows: list[dict]) -> list:
         get = itemgetter(*self.keys)
         values = list(map(get, rows)) if len(self.keys) > 1 else [(get(r),) for r in rows]
+        return self._processed(values)
+
+    def column_parameters(self, columns: dict[str, list], lo: int, hi: int) -> list:
+        """Rows lo:hi of `columns` (one list per column), without a dict per row."""
+        return self._processed(list(zip(*(columns[k][lo:hi] for k in self.keys))))
+
+    def _processed(self, values: list) -> list:
         if self.processors:
             columns = list(zip(*values))
             for j, process in self.processors:
@@ -85,3 +92,18 @@ def insert_many(conn: Connection, table: Table, rows: list[dict], *, conflict: t
     plan = _plan(conn.dialect, table, tuple(rows[0]), tuple(conflict), tuple(update))
     conn.exec_driver_sql(plan.sql, plan.parameters(rows))
     return len(rows)
+
+
+COLUMN_BATCH = 50_000  # rows per executemany from columns: the parameter tuples of one batch live at a time
+
+
+def insert_columns(conn: Connection, table: Table, columns: dict[str, list]) -> int:
+    """Insert rows given column-wise (equal-length lists keyed by column), COLUMN_BATCH rows per
+    executemany: a million contracts never become a million dicts, nor all their tuples at once."""
+    n = len(next(iter(columns.values()), []))
+    if n == 0:
+        return 0
+    plan = _plan(conn.dialect, table, tuple(columns), (), ())
+    for lo in range(0, n, COLUMN_BATCH):
+        conn.exec_driver_sql(plan.sql, plan.column_parameters(columns, lo, min(lo + COLUMN_BATCH, n)))
+    return n
