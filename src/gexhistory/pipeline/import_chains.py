@@ -221,7 +221,7 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
                                      "net_gex": close.net_gex, "flip_point": close.flip_point,
                                      "call_wall": close.call_wall, "put_wall": close.put_wall,
                                      "regime": close.regime})
-            report(COMPUTE, len(computed), len(planned))
+                report(COMPUTE, len(computed), len(planned))  # the caller's display throttles its lines
         now = format_ts(dt.datetime.now(ET))
         with engine.begin() as conn:
             for sym in symbols:
@@ -242,7 +242,8 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
                     for name, table in zip(SESSION_TABLE_NAMES, SESSION_TABLES):
                         writes.insert_rows(conn, table, batch[name])
                         batch[name] = []
-                    report(WRITE, k, len(computed))  # committed together, when the last one is written
+                    for j in range(k - (k - 1) % WRITE_BATCH, k + 1):  # committed together, with the last one
+                        report(WRITE, j, len(computed))
     except BaseException as exc:
         writes.finish_run(engine, run_id, "failed", totals, format_ts(dt.datetime.now(ET)),
                           str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
