@@ -33,8 +33,15 @@ class _InsertPlan:
         return self._processed(values)
 
     def column_parameters(self, columns: dict[str, list], lo: int, hi: int) -> list:
-        """Rows lo:hi of `columns` (one list per column), without a dict per row."""
-        return self._processed(list(zip(*(columns[k][lo:hi] for k in self.keys))))
+        """Rows lo:hi of `columns` (one list per column), without a dict per row: each column through
+        its bind processor, then one transposition into rows."""
+        cols = [columns[k][lo:hi] for k in self.keys]
+        for j, process in self.processors:
+            cols[j] = list(map(process, cols[j]))
+        values = list(zip(*cols))
+        if self.names is not None:
+            return [dict(zip(self.names, v)) for v in values]
+        return values
 
     def _processed(self, values: list) -> list:
         if self.processors:

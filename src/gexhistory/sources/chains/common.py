@@ -71,30 +71,81 @@ def norm_header(name: str) -> str:
 
 
 class Table:
-    """A chain file's rows as strings, with the file line of every row and collected row problems."""
+    """A chain file's rows as strings, with the file line of every row and collected row problems.
 
-    def __init__(self, path: str, df):
+    The columns are Arrow string arrays: a million-row file is parsed by vectorised Arrow kernels
+    (trim, cast, hash the few distinct values of a date or a symbol), and Python strings are made
+    only for the columns a parser asks text() of and for the values an error message shows."""
+
+    def __init__(self, path: str, df=None, *, arrow=None, lines: np.ndarray | None = None):
+        import pyarrow as pa  # lazy: only when a chain file is read
+
         self.path = path
-        df.columns = [norm_header(c) for c in df.columns]
-        blank = (df == "").all(axis=1).to_numpy()
-        self.lines = (np.arange(len(df)) + 2)[~blank]  # line 1 is the header
-        self.df = df[~blank].reset_index(drop=True)
+        if arrow is None:  # a pandas DataFrame of strings (the reader's fallback, or a parser's own table)
+            schema = pa.schema([(str(c), pa.string()) for c in df.columns])
+            arrow = pa.Table.from_pandas(df.astype(object), schema=schema, preserve_index=False)
+            lines = np.arange(len(df)) + 2
+        names = [norm_header(str(c)) for c in arrow.column_names]
+        cols = dict(zip(names, arrow.columns))
+        blank = _blank_rows(list(cols.values()), arrow.num_rows)
+        if blank is not None:
+            keep = pa.array(~blank)
+            cols = {k: v.filter(keep) for k, v in cols.items()}
+            lines = lines[~blank]
+        self._cols = cols
+        self.lines = lines  # line 1 is the header
+        self._n = int(lines.size)
         self.problems: list[tuple[int, str]] = []
         self._text: dict[str, np.ndarray] = {}
+        self._trimmed: dict[str, object] = {}
+        self._codes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def columns(self) -> set[str]:
-        return set(self.df.columns)
+        return set(self._cols)
+
+    @property
+    def df(self):
+        """The rows as a pandas DataFrame of strings (for parsers that want one; built on demand)."""
+        return pd.DataFrame({k: v.to_numpy(zero_copy_only=False) for k, v in self._cols.items()})
 
     def __len__(self) -> int:
-        return len(self.df)
+        return self._n
 
     def first(self, *names: str) -> str | None:
         return next((n for n in names if n in self.columns), None)
 
+    def _trim(self, col: str):
+        if col not in self._trimmed:  # stripping is the slow part of parsing: once per column
+            import pyarrow.compute as pc
+
+            self._trimmed[col] = pc.utf8_trim_whitespace(self._cols[col])
+        return self._trimmed[col]
+
+    def distinct(self, col: str) -> tuple[np.ndarray, np.ndarray]:
+        """(values, index): the column's distinct stripped strings and, per row, its value's position."""
+        if col not in self._codes:
+            import pyarrow.compute as pc
+
+            arr = self._trim(col)
+            values = pc.unique(arr)
+            index = pc.index_in(arr, value_set=values).to_numpy(zero_copy_only=False)
+            self._codes[col] = (np.array(values.to_pylist() + [None], dtype=object)[:-1], index.astype(np.intp))
+        return self._codes[col]
+
+    def mapped(self, col: str, fn) -> np.ndarray:
+        """fn of every row's stripped value, calling fn once per distinct value (object array)."""
+        values, index = self.distinct(col)
+        out = np.array([fn(v) for v in values] + [None], dtype=object)[:-1]
+        return out[index]
+
     def text(self, col: str) -> np.ndarray:
-        if col not in self._text:  # stripping is the slow part of parsing: once per column
-            self._text[col] = self.df[col].str.strip().to_numpy(dtype=object)
+        if col not in self._text:
+            arr = self._trim(col)
+            if col in self._codes or self._n < 1000:
+                self._text[col] = self.mapped(col, lambda v: v)
+            else:
+                self._text[col] = arr.to_numpy(zero_copy_only=False).astype(object)
         return self._text[col]
 
     def _report(self, bad: np.ndarray, col: str, values, what: str) -> None:
@@ -103,44 +154,56 @@ class Table:
         if bad.sum() > 3:
             self.problems.append((int(self.lines[np.flatnonzero(bad)[3]]), f"{col}: {int(bad.sum())} bad values"))
 
+    def _flag(self, bad: np.ndarray, col: str, what: str) -> None:
+        """_report with the column's text, made only when some row is bad."""
+        if bad.any():
+            self._report(bad, col, self.text(col), what)
+
     def number(self, col: str, *, required: bool = True, positive: bool = False, nonneg: bool = False) -> np.ndarray:
-        raw = self.text(col)
-        vals = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=float)
-        empty = raw == ""
-        bad = ~np.isfinite(vals) & ~empty
-        self._report(bad, col, raw, "is not a number")
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        arr = self._trim(col)
+        is_empty = pc.equal(arr, "")
+        empty = is_empty.to_numpy(zero_copy_only=False)
+        try:  # Arrow's parse of a decimal number is pandas' (to_numeric), value for value
+            vals = pc.cast(pc.if_else(is_empty, pa.scalar(None, arr.type), arr), pa.float64())
+            vals = vals.to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # some value is not a number: say which
+            vals = pd.to_numeric(pd.Series(self.text(col), dtype=object), errors="coerce").to_numpy(dtype=float)
+        vals = np.asarray(vals, dtype=float)
+        self._flag(~np.isfinite(vals) & ~empty, col, "is not a number")
         if required:
-            self._report(empty, col, raw, "is missing")
+            self._flag(empty, col, "is missing")
         ok = np.isfinite(vals)
         if positive:
-            self._report(ok & (vals <= 0), col, raw, "must be positive")
+            self._flag(ok & (vals <= 0), col, "must be positive")
         elif nonneg:
-            self._report(ok & (vals < 0), col, raw, "must not be negative")
+            self._flag(ok & (vals < 0), col, "must not be negative")
         return vals
 
     def date(self, col: str) -> np.ndarray:
-        """ISO (optionally with a time), MM/DD/YYYY or YYYYMMDD; returns datetime64[D]."""
-        raw = pd.Series(self.text(col)).str.slice(0, 10)
+        """ISO (optionally with a time), MM/DD/YYYY or YYYYMMDD; returns datetime64[D]. Each distinct
+        value is parsed once (a file has a few dates and a million rows)."""
+        values, index = self.distinct(col)
+        raw = pd.Series(values, dtype=object).str.slice(0, 10)
         out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
         for fmt in ("%Y-%m-%d", "%m/%d/%Y", "%Y%m%d"):
             out = out.fillna(pd.to_datetime(raw, format=fmt, errors="coerce"))
-        bad = out.isna().to_numpy()
-        self._report(bad, col, self.text(col), "is not a date (YYYY-MM-DD, MM/DD/YYYY or YYYYMMDD)")
-        return out.to_numpy().astype("datetime64[D]")
+        days = out.to_numpy().astype("datetime64[D]")[index] if values.size else np.empty(0, "datetime64[D]")
+        self._flag(np.isnat(days), col, "is not a date (YYYY-MM-DD, MM/DD/YYYY or YYYYMMDD)")
+        return days
 
     def right(self, col: str) -> np.ndarray:
         """'C'/'P' (also call/put, any case) -> is_call."""
-        raw = self.text(col)
-        up = np.array([str(v).upper() for v in raw], dtype=object)
+        up = self.mapped(col, lambda v: str(v).upper())
         is_call = np.isin(up, ["C", "CALL"])
-        bad = ~is_call & ~np.isin(up, ["P", "PUT"])
-        self._report(bad, col, raw, "is not C or P")
+        self._flag(~is_call & ~np.isin(up, ["P", "PUT"]), col, "is not C or P")
         return is_call
 
     def iv(self, col: str, *, required: bool = True) -> np.ndarray:
         vals = self.number(col, required=required, nonneg=not required, positive=required)
-        self._report(np.isfinite(vals) & (vals > IV_MAX), col, self.text(col),
-                     f"is above {IV_MAX:g}: IVs are decimals (0.25 for 25%)")
+        self._flag(np.isfinite(vals) & (vals > IV_MAX), col, f"is above {IV_MAX:g}: IVs are decimals (0.25 for 25%)")
         return vals
 
     def check(self) -> None:
@@ -154,11 +217,34 @@ class Table:
         raise BadInput(f"{self.path}:{line}: {msg}{tail}")
 
 
+def _blank_rows(cols: list, n: int) -> np.ndarray | None:
+    """Rows whose every field is empty (a line of commas), or None when there is none: only the rows
+    empty in the first column are looked at in the others."""
+    import pyarrow.compute as pc
+
+    if not cols or n == 0:
+        return None
+    blank = pc.equal(cols[0], "").to_numpy(zero_copy_only=False)
+    for c in cols[1:]:
+        if not blank.any():
+            return None
+        rows = np.flatnonzero(blank)
+        blank[rows] = pc.equal(c.take(rows), "").to_numpy(zero_copy_only=False)
+    return blank if blank.any() else None
+
+
 def read_table(path: str) -> Table:
-    """Read a CSV (or a .zip/.gz holding one) as strings; unreadable files are rejected whole."""
+    """Read a CSV (or a .zip/.gz holding one) as strings; unreadable files are rejected whole.
+
+    Arrow's multi-threaded reader takes every file it can read exactly as pandas would; any other
+    (a field count off, a blank line, bytes that are not UTF-8, a quote after a space, a quoted or
+    repeated header name) goes whole to pandas' reader, whose handling and messages are the reference."""
     p = Path(path)
     if not p.is_file():
         raise BadInput(f"{path}: no such file")
+    fast = _read_arrow(p, str(path))
+    if fast is not None:
+        return fast
     try:
         with warnings.catch_warnings():
             # Without an index column pandas only warns when the first row is longer than the header.
@@ -176,6 +262,73 @@ def read_table(path: str) -> Table:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise BadInput(f"{path}: not an option chain file (unreadable as CSV: {reason})") from None
     return Table(str(path), df.fillna(""))
+
+
+def _raw(p: Path):
+    """The file's bytes as a binary stream (a .zip's one member, a .gz decompressed), or None for
+    what the fast reader leaves to pandas."""
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".gz":
+            import gzip
+
+            return gzip.open(p, "rb")
+        if suffix == ".zip":
+            zf = zipfile.ZipFile(p)
+            names = [n for n in zf.namelist() if not n.endswith("/")]
+            return zf.open(names[0]) if len(names) == 1 else None
+        if suffix in {".bz2", ".xz", ".zst", ".tar", ".tgz"}:
+            return None
+        return open(p, "rb")
+    except (zipfile.BadZipFile, OSError):
+        return None
+
+
+def _read_arrow(p: Path, path: str) -> Table | None:
+    """The file as a Table read by Arrow, or None when pandas must read it (read_table)."""
+    import csv
+    import io
+
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    raw = _raw(p)
+    if raw is None:
+        return None
+    try:
+        with raw:
+            data = raw.read()
+    except (OSError, EOFError, zipfile.BadZipFile):
+        return None
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    if b' "' in data or b'\t"' in data:
+        return None  # pandas skips the spaces before a quoted field (skipinitialspace): its reader
+    end = data.find(b"\n", start)
+    first = data[start:end if end >= 0 else len(data)]
+    try:
+        header = next(csv.reader(io.StringIO(first.decode("utf-8")), skipinitialspace=True))
+    except (UnicodeDecodeError, StopIteration, csv.Error):
+        return None
+    if not header or len(set(header)) < len(header) or b'"' in first:
+        return None  # no header, repeated names (pandas renames them) or a quoted header: pandas'
+    invalid = []
+
+    def skip(row) -> str:
+        invalid.append(row)
+        return "skip"
+
+    try:
+        table = pcsv.read_csv(
+            pa.py_buffer(memoryview(data)[start:]),
+            read_options=pcsv.ReadOptions(column_names=header, skip_rows=1),
+            parse_options=pcsv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=skip),
+            convert_options=pcsv.ConvertOptions(column_types={h: pa.string() for h in header},
+                                                strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if invalid or any(not pa.types.is_string(f.type) for f in table.schema):
+        return None
+    return Table(path, arrow=table, lines=np.arange(table.num_rows) + 2)
 
 
 def session_check(table: Table, as_of: np.ndarray, col: str) -> None:
