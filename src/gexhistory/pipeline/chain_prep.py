@@ -84,8 +84,10 @@ def prepare(rows: ChainRows) -> list[ImportedChain]:
     codes, chains = chain_index(rows.underlying, rows.as_of)
     spots = dict(rows.quoted_spots or {})
     if rows.mid is not None and len(spots) < len(chains):
-        for k, s in parity_spots(rows.underlying, rows.as_of, rows.expiry, rows.strike, rows.is_call,
-                                 rows.mid, index=(codes, chains)).items():
+        # Only the chains the file quotes no underlying for (index options): the others keep theirs.
+        need = np.array([f"{u}|{d}" not in spots for u, d in chains])[codes]
+        for k, s in parity_spots(rows.underlying[need], rows.as_of[need], rows.expiry[need], rows.strike[need],
+                                 rows.is_call[need], rows.mid[need], index=(codes[need], chains)).items():
             spots.setdefault(k, (s, PARITY_KIND))
     notes = list(rows.notes)
     oi = rows.oi
@@ -259,10 +261,27 @@ def derive_ivs(*, underlying, as_of, expiry, strike, is_call, file_iv, mid=None,
     return iv, src
 
 
+def _unique_days(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(days, return_inverse=True) for dates, by a table over their span instead of a sort of
+    a million rows (a chain file spans a few years at most)."""
+    d = np.asarray(days).astype("datetime64[D]").astype(np.int64)
+    if d.size == 0:
+        return np.empty(0, "datetime64[D]"), np.empty(0, np.intp)
+    lo, hi = int(d.min()), int(d.max())
+    if hi - lo > 5_000_000:  # an absurd span: the sort is the cheaper way
+        uniq, inv = np.unique(d, return_inverse=True)
+        return uniq.astype("datetime64[D]"), inv
+    present = np.zeros(hi - lo + 1, dtype=bool)
+    present[d - lo] = True
+    uniq = np.flatnonzero(present)
+    slot = np.cumsum(present) - 1
+    return (uniq + lo).astype("datetime64[D]"), slot[d - lo]
+
+
 def expiry_close_ts(expiry: np.ndarray) -> np.ndarray:
     """POSIX seconds of each expiration's close: the last session on or before the date (a Saturday
     expiration of old monthlies trades last on the Friday); 16:00 ET beyond the known calendar."""
-    uniq, inv = np.unique(expiry, return_inverse=True)
+    uniq, inv = _unique_days(expiry)
     closes = np.empty(uniq.size)
     calendar_end = sessions_between(dt.date.today(), dt.date.today() + dt.timedelta(days=800))
     last_known = calendar_end[-1].date if calendar_end else dt.date.today()
@@ -277,5 +296,5 @@ def expiry_close_ts(expiry: np.ndarray) -> np.ndarray:
 
 def session_close_ts(as_of: np.ndarray) -> np.ndarray:
     """POSIX seconds of each as-of session's close (the moment an EOD file's quotes describe)."""
-    uniq, inv = np.unique(as_of, return_inverse=True)
-    return np.array([session_on(d).close.timestamp() for d in uniq.astype(dt.date)])[inv]
+    uniq, inv = _unique_days(as_of)
+    return np.array([session_on(d).close.timestamp() for d in uniq.astype(dt.date)] + [0.0])[inv]

@@ -293,7 +293,7 @@ def _contracts(items) -> dict[str, list]:
         "open_interest": cat(lambda p: p.chain.open_interest).astype(float).tolist(),
         "iv": cat(lambda p: p.chain.iv).astype(float).tolist(),
         "iv_source": cat(lambda p: np.asarray(p.iv_source).astype(str)).tolist(),
-        "gamma": [g if g == g and abs(g) != np.inf else None for g in gamma.tolist()],
+        "gamma": np.where(np.isfinite(gamma), gamma.astype(object), None).tolist(),
     }
 
 
