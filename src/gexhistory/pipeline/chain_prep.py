@@ -57,6 +57,10 @@ def read_chain_file(path: str, *, oi_file: str | None = None, volume_as_oi: bool
                          underlying=underlying)
     else:
         rows = mod.parse(table)  # the other formats carry their own OI: --oi-file does not apply
+    del table  # its columns are parsed into `rows`: free them before the derivations
+    import pyarrow as pa  # lazy: loaded by the reader already
+
+    pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed memory for reuse otherwise
     chains = prepare(rows)
     if not chains:
         raise BadInput(f"{path}: no contract with open interest and an IV")

@@ -276,24 +276,26 @@ def _header(item, now: str) -> dict:
             "contracts": len(c), "notes": json.dumps(item.notes), "imported_at": now}
 
 
-def _contracts(items) -> dict[str, list]:
-    """Every chain's contracts, column by column (store/chains.replace_chains), built from arrays."""
-    n = [len(p.chain) for p in items]
+def _contracts(items) -> dict[str, np.ndarray]:
+    """Every chain's contracts, column by column as arrays (store/chains.replace_chains turns them
+    into Python values a batch at a time)."""
     if not items:
         return {}
+    n = [len(p.chain) for p in items]
     cat = lambda get: np.concatenate([get(p) for p in items])  # noqa: E731
+    per_chain = lambda get: np.repeat(np.array([get(p) for p in items], dtype=object), n)  # noqa: E731
     gamma = cat(lambda p: p.chain.gamma if p.chain.gamma is not None else np.full(len(p.chain), np.nan))
     return {
-        "underlying": np.repeat(np.array([p.chain.underlying for p in items], dtype=object), n).tolist(),
-        "as_of": np.repeat(np.array([p.chain.as_of.isoformat() for p in items], dtype=object), n).tolist(),
-        "expiration": cat(lambda p: p.chain.expiry.astype("datetime64[D]")).astype(str).tolist(),
-        "strike": cat(lambda p: p.chain.strike).astype(float).tolist(),
-        "right": np.where(cat(lambda p: p.chain.is_call), "C", "P").tolist(),
-        "chain_source": np.repeat(np.array([p.label for p in items], dtype=object), n).tolist(),
-        "open_interest": cat(lambda p: p.chain.open_interest).astype(float).tolist(),
-        "iv": cat(lambda p: p.chain.iv).astype(float).tolist(),
-        "iv_source": cat(lambda p: np.asarray(p.iv_source).astype(str)).tolist(),
-        "gamma": np.where(np.isfinite(gamma), gamma.astype(object), None).tolist(),
+        "underlying": per_chain(lambda p: p.chain.underlying),
+        "as_of": per_chain(lambda p: p.chain.as_of.isoformat()),
+        "expiration": cat(lambda p: p.chain.expiry.astype("datetime64[D]")).astype(str),
+        "strike": cat(lambda p: p.chain.strike).astype(float),
+        "right": np.where(cat(lambda p: p.chain.is_call), "C", "P"),
+        "chain_source": per_chain(lambda p: p.label),
+        "open_interest": cat(lambda p: p.chain.open_interest).astype(float),
+        "iv": cat(lambda p: p.chain.iv).astype(float),
+        "iv_source": cat(lambda p: np.asarray(p.iv_source).astype(str)),
+        "gamma": np.where(np.isfinite(gamma), gamma.astype(object), None),
     }
 
 

@@ -35,7 +35,7 @@ class _InsertPlan:
     def column_parameters(self, columns: dict[str, list], lo: int, hi: int) -> list:
         """Rows lo:hi of `columns` (one list per column), without a dict per row: each column through
         its bind processor, then one transposition into rows."""
-        cols = [columns[k][lo:hi] for k in self.keys]
+        cols = [_as_list(columns[k][lo:hi]) for k in self.keys]
         for j, process in self.processors:
             cols[j] = list(map(process, cols[j]))
         values = list(zip(*cols))
@@ -101,12 +101,18 @@ def insert_many(conn: Connection, table: Table, rows: list[dict], *, conflict: t
     return len(rows)
 
 
+def _as_list(values) -> list:
+    """A slice of a column as Python values (a numpy array's through tolist: floats, str, None)."""
+    return values.tolist() if hasattr(values, "tolist") else list(values)
+
+
 COLUMN_BATCH = 50_000  # rows per executemany from columns: the parameter tuples of one batch live at a time
 
 
-def insert_columns(conn: Connection, table: Table, columns: dict[str, list]) -> int:
-    """Insert rows given column-wise (equal-length lists keyed by column), COLUMN_BATCH rows per
-    executemany: a million contracts never become a million dicts, nor all their tuples at once."""
+def insert_columns(conn: Connection, table: Table, columns: dict) -> int:
+    """Insert rows given column-wise (equal-length lists or numpy arrays keyed by column), COLUMN_BATCH
+    rows per executemany: a million contracts never become a million dicts, nor all at once Python
+    values."""
     n = len(next(iter(columns.values()), []))
     if n == 0:
         return 0

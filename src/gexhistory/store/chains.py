@@ -24,8 +24,8 @@ def replace_chain(conn: Connection, header: dict, contracts: list[dict]) -> None
         conn.execute(insert(c), contracts)
 
 
-def replace_chains(conn: Connection, headers: list[dict], contracts: dict[str, list]) -> None:
-    """Store many chains at once: `headers` as replace_chain's, `contracts` column-wise (one list per
+def replace_chains(conn: Connection, headers: list[dict], contracts: dict) -> None:
+    """Store many chains at once: `headers` as replace_chain's, `contracts` column-wise (a list or array per
     column, all chains' contracts). Earlier imports of the same keys are replaced; only keys that are
     stored cost a delete (one query finds them), and the inserts go in a few large batches."""
     h, c = option_chains, option_chain_contracts

@@ -10,6 +10,7 @@ import hashlib
 import re
 import warnings
 import zipfile
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,7 +98,6 @@ class Table:
         self._n = int(lines.size)
         self.problems: list[tuple[int, str]] = []
         self._text: dict[str, np.ndarray] = {}
-        self._trimmed: dict[str, object] = {}
         self._codes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     @property
@@ -116,11 +116,11 @@ class Table:
         return next((n for n in names if n in self.columns), None)
 
     def _trim(self, col: str):
-        if col not in self._trimmed:  # stripping is the slow part of parsing: once per column
-            import pyarrow.compute as pc
+        """The column's values stripped (not kept: a stripped copy of every column would double the
+        table, and number() rarely needs one)."""
+        import pyarrow.compute as pc
 
-            self._trimmed[col] = pc.utf8_trim_whitespace(self._cols[col])
-        return self._trimmed[col]
+        return pc.utf8_trim_whitespace(self._cols[col])
 
     def distinct(self, col: str) -> tuple[np.ndarray, np.ndarray]:
         """(values, index): the column's distinct stripped strings and, per row, its value's position."""
@@ -163,13 +163,20 @@ class Table:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        arr = self._trim(col)
-        is_empty = pc.equal(arr, "")
-        empty = is_empty.to_numpy(zero_copy_only=False)
-        try:  # Arrow's parse of a decimal number is pandas' (to_numeric), value for value
-            vals = pc.cast(pc.if_else(is_empty, pa.scalar(None, arr.type), arr), pa.float64())
-            vals = vals.to_numpy(zero_copy_only=False)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # some value is not a number: say which
+        vals = empty = None
+        for arr in (self._cols[col], None):  # as it is, then stripped: most files have no spaces to strip
+            arr = self._trim(col) if arr is None else arr
+            is_empty = pc.equal(arr, "")
+            empty = is_empty.to_numpy(zero_copy_only=False)
+            try:  # Arrow's parse of a decimal number is pandas' (to_numeric), value for value
+                if empty.any():  # blanks become nulls (NaN) first; that copies the column, so only then
+                    arr = pc.if_else(is_empty, pa.scalar(None, arr.type), arr)
+                vals = pc.cast(arr, pa.float64())
+                vals = vals.to_numpy(zero_copy_only=False)
+                break
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                vals = None
+        if vals is None:  # some value is not a number: pandas' parse, which says which
             vals = pd.to_numeric(pd.Series(self.text(col), dtype=object), errors="coerce").to_numpy(dtype=float)
         vals = np.asarray(vals, dtype=float)
         self._flag(~np.isfinite(vals) & ~empty, col, "is not a number")
@@ -284,8 +291,20 @@ def _raw(p: Path):
         return None
 
 
+def _spaced_quote(raw) -> bool:
+    """Whether a quote follows a space or tab anywhere in the stream (read in 16 MiB pieces)."""
+    tail = b""
+    while piece := raw.read(1 << 24):
+        chunk = tail + piece
+        if b'"' in chunk and (b' "' in chunk or b'\t"' in chunk):  # one memchr when nothing is quoted
+            return True
+        tail = chunk[-1:]
+    return False
+
+
 def _read_arrow(p: Path, path: str) -> Table | None:
-    """The file as a Table read by Arrow, or None when pandas must read it (read_table)."""
+    """The file as a Table read by Arrow, or None when pandas must read it (read_table). The file is
+    streamed twice (a scan for what only pandas reads right, then Arrow's read), never held whole."""
     import csv
     import io
 
@@ -297,16 +316,14 @@ def _read_arrow(p: Path, path: str) -> Table | None:
         return None
     try:
         with raw:
-            data = raw.read()
+            first = raw.readline()
+            if _spaced_quote(io.BytesIO(first)) or _spaced_quote(raw):
+                return None  # pandas skips the spaces before a quoted field (skipinitialspace): its reader
     except (OSError, EOFError, zipfile.BadZipFile):
         return None
-    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
-    if b'"' in data and (b' "' in data or b'\t"' in data):  # one memchr when nothing is quoted
-        return None  # pandas skips the spaces before a quoted field (skipinitialspace): its reader
-    end = data.find(b"\n", start)
-    first = data[start:end if end >= 0 else len(data)]
+    bom = first.startswith(b"\xef\xbb\xbf")
     try:
-        header = next(csv.reader(io.StringIO(first.decode("utf-8")), skipinitialspace=True))
+        header = next(csv.reader(io.StringIO(first[3 if bom else 0:].decode("utf-8")), skipinitialspace=True))
     except (UnicodeDecodeError, StopIteration, csv.Error):
         return None
     if not header or len(set(header)) < len(header) or b'"' in first:
@@ -317,14 +334,15 @@ def _read_arrow(p: Path, path: str) -> Table | None:
         invalid.append(row)
         return "skip"
 
-    try:
-        table = pcsv.read_csv(
-            pa.py_buffer(memoryview(data)[start:]),
-            read_options=pcsv.ReadOptions(column_names=header, skip_rows=1),
-            parse_options=pcsv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=skip),
-            convert_options=pcsv.ConvertOptions(column_types={h: pa.string() for h in header},
-                                                strings_can_be_null=False, quoted_strings_can_be_null=False))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    try:  # a plain or .gz file by its path (Arrow's own reader), a .zip's member as a stream
+        with (_raw(p) if p.suffix.lower() == ".zip" else nullcontext(str(p))) as source:
+            table = pcsv.read_csv(
+                source,
+                read_options=pcsv.ReadOptions(column_names=header, skip_rows=1),
+                parse_options=pcsv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=skip),
+                convert_options=pcsv.ConvertOptions(column_types={h: pa.string() for h in header},
+                                                    strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, EOFError, zipfile.BadZipFile):
         return None
     if invalid or any(not pa.types.is_string(f.type) for f in table.schema):
         return None
