@@ -116,7 +116,27 @@ def insert_columns(conn: Connection, table: Table, columns: dict) -> int:
     n = len(next(iter(columns.values()), []))
     if n == 0:
         return 0
-    plan = _plan(conn.dialect, table, tuple(columns), (), ())
+    plan = _plan(conn.dialect, table, tuple(columns), (), ())  # also checks the column names
+    if conn.dialect.name == "postgresql":
+        return _copy_columns(conn, table, plan, columns, n)
     for lo in range(0, n, COLUMN_BATCH):
         conn.exec_driver_sql(plan.sql, plan.column_parameters(columns, lo, min(lo + COLUMN_BATCH, n)))
+    return n
+
+
+def _copy_columns(conn: Connection, table: Table, plan: _InsertPlan, columns: dict, n: int) -> int:
+    """insert_columns on PostgreSQL: COPY FROM STDIN on the transaction's own connection (several
+    times faster than an executemany of a million rows). Names are composed as identifiers by psycopg;
+    values travel as COPY data, never as SQL text."""
+    from psycopg import sql  # lazy: only the dialect in use
+
+    names = [k for k in plan.keys]
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(k) for k in names))
+    dbapi = conn.connection.driver_connection
+    with dbapi.cursor() as cur, cur.copy(stmt) as copy:
+        for lo in range(0, n, COLUMN_BATCH):
+            hi = min(lo + COLUMN_BATCH, n)
+            for row in zip(*(_as_list(columns[k][lo:hi]) for k in names)):
+                copy.write_row(row)
     return n
