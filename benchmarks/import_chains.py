@@ -1,8 +1,8 @@
 """Chain import speed and memory: `gexhistory import-chains` of one Cboe DataShop 34-column file, beside
 the bare read of the same file with pyarrow.csv.
 
-    python benchmarks/import_chains.py [--rows 1000000] [--underlyings 3000] [--repeat 1] [--out FILE]
-                                       [--seed 7] [--keep]
+    python benchmarks/import_chains.py [--rows 1000000] [--underlyings 3000] [--repeat 1] [--seed 7]
+                                       [--out FILE [--reuse]] [--pg-url postgresql://...]
 
 The file is generated (seeded) in the layout Cboe's "Option EOD Summary" with the 15:45 calculations
 publishes: one session, ~U underlyings of very unequal chain sizes, SPX listed under the roots SPX and
@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,8 @@ def generate(path: Path, rows: int, underlyings: int, seed: int) -> int:
     for _ in range(3):  # SPX's monthlies are listed twice: leave room for them so the file ends at --rows
         n_e = min(max(1, int(pairs[0]) // 40), exps.size)
         pairs[0] = round(target / (1 + monthly[:n_e].mean()))
+    dup_spx = int(monthly[np.arange(pairs[0]) % min(max(1, int(pairs[0]) // 40), exps.size)].sum())
+    pairs[1] += max(0, -(-rows // 2) - int(pairs.sum()) - dup_spx)  # the rounding's shortfall, to SPY
     owner = np.repeat(np.arange(underlyings), pairs)
     i = np.arange(owner.size) - np.repeat(np.cumsum(pairs) - pairs, pairs)  # pair index within its chain
     n_exp = np.minimum(np.maximum(1, pairs // 40), exps.size)
@@ -185,6 +188,22 @@ def measure(args: list[str], cwd: str) -> dict:
     return got
 
 
+@contextmanager
+def _pg_database(admin_url: str):
+    """A fresh PostgreSQL database on the server of `admin_url`, dropped afterwards."""
+    import psycopg
+
+    name = f"gexh_bench_{os.getpid()}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -193,6 +212,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", help="write the generated file here (kept) instead of a temporary directory")
     ap.add_argument("--reuse", action="store_true", help="with --out: use the file already there")
+    ap.add_argument("--pg-url", help="also import into a fresh PostgreSQL database made on this server "
+                                     "(e.g. postgresql://postgres@127.0.0.1:5432/test)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(args.out) if args.out else Path(tmp) / "UnderlyingOptionsEODCalcs_2025-06-02.csv"
@@ -203,16 +224,20 @@ def main() -> None:
             n = sum(1 for _ in fh) - 1
         print(f"file: {path.name}, {n:,} rows, {path.stat().st_size / 2**20:.0f} MiB, {args.underlyings:,} underlyings "
               f"(generated in {time.perf_counter() - t0:.1f} s)")
-        bare, imp = [], []
+        bare, imp, pg = [], [], []
         for k in range(args.repeat):
             bare.append(measure(["-c", _BARE_READ, str(path)], tmp))
             db = Path(tmp) / f"bench{k}.db"
             imp.append(measure(["-m", "gexhistory", "import-chains", str(path), "--db", str(db), "--json"], tmp))
             db.unlink()
+            if args.pg_url:
+                with _pg_database(args.pg_url) as url:
+                    pg.append(measure(["-m", "gexhistory", "import-chains", str(path), "--db", url, "--json"], tmp))
         res = json.loads(min(imp, key=lambda g: g["wall"])["stdout"])
         sessions = len(res["sessions"])
         print(f"{'':<28} {'wall s':>8} {'rows/s':>11} {'peak RSS MiB':>13}")
-        for label, runs in (("pyarrow.csv.read_csv", bare), ("import-chains (SQLite)", imp)):
+        figures = [("pyarrow.csv.read_csv", bare), ("import-chains (SQLite)", imp)]
+        for label, runs in figures + ([("import-chains (PostgreSQL)", pg)] if pg else []):
             best = min(runs, key=lambda g: g["wall"])
             peak = max(g["maxrss_kb"] for g in runs) / 1024
             print(f"{label:<28} {best['wall']:>8.2f} {n / best['wall']:>11,.0f} {peak:>13,.0f}")

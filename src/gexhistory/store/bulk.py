@@ -37,6 +37,8 @@ class _InsertPlan:
         its bind processor, then one transposition into rows."""
         cols = [_as_list(columns[k][lo:hi]) for k in self.keys]
         for j, process in self.processors:
+            if getattr(columns[self.keys[j]], "dtype", None) is not None and columns[self.keys[j]].dtype.kind == "f":
+                continue  # a float array's tolist() is Python floats already: what a Float processor returns
             cols[j] = list(map(process, cols[j]))
         values = list(zip(*cols))
         if self.names is not None:
