@@ -145,7 +145,9 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
     days = expiry.astype("datetime64[D]").astype(np.int64)
     grp = pd.factorize(np.asarray(group, dtype=object))[0] if group is not None else np.zeros(n, np.int64)
     is_call = np.asarray(is_call, dtype=bool)
-    order = np.lexsort((np.arange(n), grp, is_call, strike, days, codes))
+    # (chain, expiry) as one integer key; lexsort is stable, so rows that tie keep their file order.
+    chain_day = codes.astype(np.int64) * (int(days.max() - days.min()) + 1) + (days - days.min())
+    order = np.lexsort((grp, is_call, strike, chain_day))
     c_s, e_s, k_s, call_s, g_s = codes[order], days[order], strike[order], is_call[order], grp[order]
     same = np.zeros(n, dtype=bool)  # this row's contract is the previous row's
     same[1:] = (c_s[1:] == c_s[:-1]) & (e_s[1:] == e_s[:-1]) & (k_s[1:] == k_s[:-1]) & (call_s[1:] == call_s[:-1])
@@ -188,6 +190,8 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
         spot_by = {int(sc[a]): float(np.median(sv[a:b])) for a, b in zip(cut, np.r_[cut[1:], sc.size])}
     bounds = np.flatnonzero(np.r_[True, c_s[1:] != c_s[:-1], True])
     expiry_d = e_s.astype("datetime64[D]")
+    # Each chain's arrays are slices of these (one conversion for the file, not one per chain).
+    k_s, oi_s, iv_s = (np.asarray(a, dtype=float) for a in (k_s, oi_s, iv_s))
     out: list[ImportedChain] = []
     for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):  # one short iteration per chain
         code = int(c_s[lo])
@@ -195,8 +199,8 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
         g = gam[lo:hi]
         chain = OptionChain(
             underlying=u, as_of=d.astype(dt.date), expiry=expiry_d[lo:hi], expiry_close=ec[lo:hi],
-            strike=k_s[lo:hi].astype(float), is_call=call_s[lo:hi], open_interest=oi_s[lo:hi].astype(float),
-            iv=iv_s[lo:hi].astype(float), source=label, gamma=g if np.isfinite(g).any() else None,
+            strike=k_s[lo:hi], is_call=call_s[lo:hi], open_interest=oi_s[lo:hi],
+            iv=iv_s[lo:hi], source=label, gamma=g if np.isfinite(g).any() else None,
         )
         s = spot_by.get(code) if spot_by else None
         item = ImportedChain(chain, fmt, path, label, src_s[lo:hi], s, spot_kind if s is not None else None,

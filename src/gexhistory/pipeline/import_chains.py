@@ -288,7 +288,7 @@ def _contracts(items) -> dict[str, np.ndarray]:
     return {
         "underlying": per_chain(lambda p: p.chain.underlying),
         "as_of": per_chain(lambda p: p.chain.as_of.isoformat()),
-        "expiration": cat(lambda p: p.chain.expiry.astype("datetime64[D]")).astype(str),
+        "expiration": _day_text(cat(lambda p: p.chain.expiry)),
         "strike": cat(lambda p: p.chain.strike).astype(float),
         "right": np.where(cat(lambda p: p.chain.is_call), "C", "P"),
         "chain_source": per_chain(lambda p: p.label),
@@ -297,6 +297,12 @@ def _contracts(items) -> dict[str, np.ndarray]:
         "iv_source": cat(lambda p: np.asarray(p.iv_source).astype(str)),
         "gamma": np.where(np.isfinite(gamma), gamma.astype(object), None),
     }
+
+
+def _day_text(days: np.ndarray) -> np.ndarray:
+    """'YYYY-MM-DD' per date, formatting each distinct date once (a chain has a few dozen)."""
+    uniq, inv = np.unique(days.astype("datetime64[D]").astype(np.int64), return_inverse=True)
+    return uniq.astype("datetime64[D]").astype(str).astype(object)[inv]
 
 
 def _file_summary(items) -> list[dict]:
