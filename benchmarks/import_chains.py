@@ -9,9 +9,10 @@ publishes: one session, ~U underlyings of very unequal chain sizes, SPX listed u
 SPXW with the monthly expirations under both (the overlap that merges contracts), index underlyings
 with zero underlying quotes (spot from put-call parity), ~2% of contracts with IV 0 but a bid/ask (IV
 from the mid) and ~15% with zero OI. Each figure is one process (interpreter start-up included): wall
-seconds, rows per second and its peak resident memory (getrusage(RUSAGE_CHILDREN).ru_maxrss of a
-wrapper that ran it alone). `import-chains` writes into a fresh SQLite database each time. Not a timed
-test: figures on a shared machine move by tens of percent.
+seconds, rows per second, CPU seconds (user + system, all threads) and its peak resident memory
+(getrusage(RUSAGE_CHILDREN) of a wrapper that ran it alone). `import-chains` writes into a fresh
+SQLite database each time (and PostgreSQL with --pg-url). Not a timed test: figures on a shared
+machine move by tens of percent.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ _WRAPPER = """
 import json, resource, subprocess, sys, time
 t0 = time.perf_counter()
 p = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+use = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"rc": p.returncode, "wall": time.perf_counter() - t0, "stdout": p.stdout,
-                  "stderr": p.stderr[-2000:], "maxrss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+                  "stderr": p.stderr[-2000:], "maxrss_kb": use.ru_maxrss, "cpu": use.ru_utime + use.ru_stime}))
 """
 
 _BARE_READ = """
@@ -235,12 +237,13 @@ def main() -> None:
                     pg.append(measure(["-m", "gexhistory", "import-chains", str(path), "--db", url, "--json"], tmp))
         res = json.loads(min(imp, key=lambda g: g["wall"])["stdout"])
         sessions = len(res["sessions"])
-        print(f"{'':<28} {'wall s':>8} {'rows/s':>11} {'peak RSS MiB':>13}")
+        print(f"{'':<28} {'wall s':>8} {'rows/s':>11} {'CPU s':>7} {'peak RSS MiB':>13}")
         figures = [("pyarrow.csv.read_csv", bare), ("import-chains (SQLite)", imp)]
         for label, runs in figures + ([("import-chains (PostgreSQL)", pg)] if pg else []):
             best = min(runs, key=lambda g: g["wall"])
             peak = max(g["maxrss_kb"] for g in runs) / 1024
-            print(f"{label:<28} {best['wall']:>8.2f} {n / best['wall']:>11,.0f} {peak:>13,.0f}")
+            cpu = min(g["cpu"] for g in runs)  # user + system: what load on a shared machine moves least
+            print(f"{label:<28} {best['wall']:>8.2f} {n / best['wall']:>11,.0f} {cpu:>7.2f} {peak:>13,.0f}")
         read_only = min(float(g["stdout"].split()[1]) for g in bare)
         print(f"(read_csv alone, without start-up: {read_only:.2f} s; import wrote {sessions:,} sessions, "
               f"{sum(f['contracts'] for f in res['files']):,} contracts)")
