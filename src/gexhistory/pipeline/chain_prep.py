@@ -27,7 +27,7 @@ from gexhistory.errors import BadInput
 from gexhistory.pipeline.symbols import LISTED, LISTED_RULE
 from gexhistory.sources.chains import detect, generic, quotedata
 from gexhistory.sources.chains.bounds import check_bounds
-from gexhistory.sources.chains.common import ChainRows, chain_keys, read_table
+from gexhistory.sources.chains.common import ChainRows, chain_index, read_table
 from gexhistory.sources.chains.roots import am_settled
 
 PARITY_KIND = "implied: put-call parity on end-of-day mids"
@@ -63,6 +63,10 @@ def read_chain_file(path: str, *, oi_file: str | None = None, volume_as_oi: bool
                          underlying=underlying)
     else:
         rows = mod.parse(table)  # the other formats carry their own OI: --oi-file does not apply
+    del table  # its columns are parsed into `rows`: free them before the derivations
+    import pyarrow as pa  # lazy: loaded by the reader already
+
+    pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed memory for reuse otherwise
     return _chains_of(path, rows)
 
 
@@ -108,10 +112,13 @@ def prepare(rows: ChainRows) -> list[ImportedChain]:
     check_bounds(rows)
     check_underlyings(rows)
     am = am_settled(rows.group) if rows.group is not None else None
+    codes, chains = chain_index(rows.underlying, rows.as_of)
     spots = dict(rows.quoted_spots or {})
-    if rows.mid is not None and len(spots) < np.unique(chain_keys(rows.underlying, rows.as_of)).size:
-        for k, s in parity_spots(rows.underlying, rows.as_of, rows.expiry, rows.strike, rows.is_call,
-                                 rows.mid).items():
+    if rows.mid is not None and len(spots) < len(chains):
+        # Only the chains the file quotes no underlying for (index options): the others keep theirs.
+        need = np.array([f"{u}|{d}" not in spots for u, d in chains])[codes]
+        for k, s in parity_spots(rows.underlying[need], rows.as_of[need], rows.expiry[need], rows.strike[need],
+                                 rows.is_call[need], rows.mid[need], index=(codes[need], chains)).items():
             spots.setdefault(k, (s, PARITY_KIND))
     notes = list(rows.notes)
     oi = rows.oi
@@ -119,7 +126,7 @@ def prepare(rows: ChainRows) -> list[ImportedChain]:
         iv, src = derive_ivs(underlying=rows.underlying, as_of=rows.as_of, expiry=rows.expiry, strike=rows.strike,
                              is_call=rows.is_call, file_iv=rows.file_iv, mid=rows.mid,
                              spot_by_chain={k: v[0] for k, v in spots.items()}, am=am,
-                             interpolate=rows.interpolate_iv)
+                             interpolate=rows.interpolate_iv, index=(codes, chains))
         keep = (oi > 0) & np.isfinite(iv)
         if rows.zero_oi_note and (oi == 0).any():
             notes.append(f"{int((oi == 0).sum())} contracts with zero OI left out (no gamma)")
@@ -130,85 +137,120 @@ def prepare(rows: ChainRows) -> list[ImportedChain]:
             if n:
                 notes.append(f"{n} IVs {what}")
     else:  # the file's IVs as given; a blank or zero one is none: left out and counted, the file kept
-        iv, src = rows.file_iv, np.full(len(rows), "f", dtype=object)
+        iv, src = rows.file_iv, np.full(len(rows), "f")
         keep = np.ones(len(rows), dtype=bool) if rows.keep_without_iv else np.isfinite(iv) & (iv > 0)
         if not keep.all():
             notes.append(f"{int((~keep).sum())} contracts with a blank or zero IV left out")
     pick = (lambda a: a[keep] if a is not None else None)  # noqa: E731
-    chains = build_chains(path=rows.path, fmt=rows.fmt, label=rows.label, underlying=rows.underlying[keep],
-                          as_of=rows.as_of[keep], expiry=rows.expiry[keep], strike=rows.strike[keep],
-                          is_call=rows.is_call[keep], oi=oi[keep], iv=iv[keep], iv_source=src[keep],
-                          lines=rows.lines[keep], gamma=pick(rows.gamma), spot=pick(rows.spot),
-                          spot_kind=rows.spot_kind, group=pick(rows.group), notes=notes, am=pick(am))
-    for c in chains:
+    out = build_chains(path=rows.path, fmt=rows.fmt, label=rows.label, underlying=rows.underlying[keep],
+                       as_of=rows.as_of[keep], expiry=rows.expiry[keep], strike=rows.strike[keep],
+                       is_call=rows.is_call[keep], oi=oi[keep], iv=iv[keep], iv_source=src[keep],
+                       lines=rows.lines[keep], gamma=pick(rows.gamma), spot=pick(rows.spot),
+                       spot_kind=rows.spot_kind, group=pick(rows.group), notes=notes, am=pick(am),
+                       index=(codes[keep], chains))
+    for c in out:
         c.moment = rows.moment
         s = spots.get(f"{c.chain.underlying}|{c.chain.as_of.isoformat()}")
         if s is not None:
             c.file_spot, c.file_spot_kind = s
-    return chains
+    return out
+
+
+_SOURCE_RANK = {"": 0, "f": 1, "p": 2, "i": 3}  # merged roots: 'i' if any was interpolated, else the largest
 
 
 def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_of: np.ndarray,
                  expiry: np.ndarray, strike: np.ndarray, is_call: np.ndarray, oi: np.ndarray, iv: np.ndarray,
                  iv_source: np.ndarray, lines: np.ndarray, gamma: np.ndarray | None = None,
                  spot: np.ndarray | None = None, spot_kind: str | None = None, group: np.ndarray | None = None,
-                 notes: list[str] | None = None, am: np.ndarray | None = None) -> list[ImportedChain]:
+                 notes: list[str] | None = None, am: np.ndarray | None = None,
+                 index=None) -> list[ImportedChain]:
     """Rows -> one ImportedChain per (underlying, as_of), sorted. The same contract twice is a
     malformed row, except across `group` (roots of one expiration settling alike, e.g. SPXW and SPXQ),
     where OI adds up and IV and gamma are OI-weighted. `am`: contracts that expire at the open of their
     expiration session (AM-settled roots): never merged with a PM root's (an SPX monthly and the SPXW
     contract of its third Friday are two contracts), and on that session gone before any snapshot, so
-    left out."""
+    left out. `index`: chain_index of these rows, when the caller has it.
+
+    One sort of all rows by (chain, expiry, AM before PM, strike, right, group, file order) makes every
+    contract's rows adjacent; duplicates, merges and the chains are then runs of that order (no per-row
+    Python)."""
     n = strike.size
     notes = list(notes or [])
+    codes, chains = index if index is not None else chain_index(underlying, as_of)
     if am is not None and (am & (expiry == as_of)).any():
         gone = ~(am & (expiry == as_of))
         notes.append(f"{int((~gone).sum())} AM-settled contracts expired at the session's open left out")
-        underlying, as_of, expiry, strike, is_call, oi, iv, iv_source, lines, am = (
-            a[gone] for a in (underlying, as_of, expiry, strike, is_call, oi, iv, iv_source, lines, am))
+        underlying, as_of, expiry, strike, is_call, oi, iv, iv_source, lines, am, codes = (
+            a[gone] for a in (underlying, as_of, expiry, strike, is_call, oi, iv, iv_source, lines, am, codes))
         gamma, spot, group = (a[gone] if a is not None else None for a in (gamma, spot, group))
         n = strike.size
-    df = pd.DataFrame({
-        "u": underlying.astype(str), "d": as_of, "e": expiry, "k": strike, "c": is_call, "oi": oi, "iv": iv,
-        "src": iv_source, "line": lines, "g": gamma if gamma is not None else np.full(n, np.nan),
-        "grp": group if group is not None else np.zeros(n, dtype=object),
-        "ec": expiry_close_ts(expiry, am) if n else np.empty(0),
-    })
-    key = ["u", "d", "e", "ec", "k", "c"]
-    dup = df.duplicated(key + ["grp"], keep="first").to_numpy()
+    if n == 0:
+        return []
+    days = expiry.astype("datetime64[D]").astype(np.int64)
+    grp = pd.factorize(np.asarray(group, dtype=object))[0] if group is not None else np.zeros(n, np.int64)
+    is_call = np.asarray(is_call, dtype=bool)
+    pm = np.ones(n, dtype=bool) if am is None else ~np.asarray(am, dtype=bool)
+    # (chain, expiry) as one integer key; lexsort is stable, so rows that tie keep their file order.
+    chain_day = codes.astype(np.int64) * (int(days.max() - days.min()) + 1) + (days - days.min())
+    order = np.lexsort((grp, is_call, strike, pm, chain_day))
+    c_s, e_s, k_s, call_s, g_s, pm_s = codes[order], days[order], strike[order], is_call[order], grp[order], pm[order]
+    same = np.zeros(n, dtype=bool)  # this row's contract is the previous row's
+    same[1:] = ((c_s[1:] == c_s[:-1]) & (e_s[1:] == e_s[:-1]) & (pm_s[1:] == pm_s[:-1]) & (k_s[1:] == k_s[:-1])
+                & (call_s[1:] == call_s[:-1]))
+    dup = same.copy()
+    dup[1:] &= g_s[1:] == g_s[:-1]
+    line_s = lines[order]
     if dup.any():
-        firsts = df.groupby(key + ["grp"], sort=False)["line"].transform("min").to_numpy()
-        i = int(np.flatnonzero(dup)[0])
-        raise BadInput(f"{path}:{int(df.loc[i, 'line'])}: duplicate contract (same as line {int(firsts[i])})")
+        runs = np.cumsum(~dup) - 1  # rows of one contract and group
+        first_line = np.minimum.reduceat(line_s, np.flatnonzero(~dup))
+        at = int(np.argmin(np.where(dup, order, n)))  # the earliest row in the file that repeats one before it
+        raise BadInput(f"{path}:{int(line_s[at])}: duplicate contract (same as line {int(first_line[runs[at]])})")
+    ec = expiry_close_ts(expiry, am)[order]
+    gam = gamma[order] if gamma is not None else np.full(n, np.nan)
+    oi_s, iv_s, src_s = oi[order], iv[order], np.asarray(iv_source)[order]
     merged_note = None
-    if df.duplicated(key, keep=False).any():
-        w = np.where(df["oi"] > 0, df["oi"], 1e-12)
-        df = df.assign(w=w, wiv=w * df["iv"], wg=w * df["g"])
-        before = len(df)
-        df = df.groupby(key, sort=False, as_index=False).agg(
-            oi=("oi", "sum"), w=("w", "sum"), wiv=("wiv", "sum"), wg=("wg", "sum"), src=("src", lambda x: "i" if (x == "i").any() else max(x)),
-            line=("line", "min"))
-        df["iv"] = df["wiv"] / df["w"]
-        df["g"] = df["wg"] / df["w"]
-        merged_note = f"{before - len(df)} contracts listed under two roots merged (OI added, IV OI-weighted)"
-    out: list[ImportedChain] = []
+    if same.any():
+        starts = np.flatnonzero(~same)
+        w = np.where(oi_s > 0, oi_s, 1e-12)
+        wsum = np.add.reduceat(w, starts)
+        has_g = np.add.reduceat(np.isfinite(gam).astype(np.int64), starts) > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            iv_m = np.add.reduceat(w * iv_s, starts) / wsum
+            g_m = np.where(has_g, np.add.reduceat(np.nan_to_num(w * gam), starts) / wsum, np.nan)
+        rank = np.zeros(n, dtype=np.int8)
+        for code, r in _SOURCE_RANK.items():
+            rank[src_s == code] = r
+        names = np.array(sorted(_SOURCE_RANK, key=_SOURCE_RANK.get))
+        src_s = names[np.maximum.reduceat(rank, starts)]
+        oi_s, iv_s, gam = np.add.reduceat(oi_s, starts), iv_m, g_m
+        line_s = np.minimum.reduceat(line_s, starts)
+        c_s, e_s, k_s, call_s, ec = c_s[starts], e_s[starts], k_s[starts], call_s[starts], ec[starts]
+        merged_note = f"{n - starts.size} contracts listed under two roots merged (OI added, IV OI-weighted)"
     spot_by = None
     if spot is not None:
-        sdf = pd.DataFrame({"u": underlying.astype(str), "d": as_of, "s": spot})
-        sdf = sdf[np.isfinite(sdf["s"]) & (sdf["s"] > 0)]
-        spot_by = sdf.groupby(["u", "d"])["s"].median().to_dict()
-    for (u, d), g in df.sort_values(key).groupby(["u", "d"], sort=True):
-        e = g["e"].to_numpy().astype("datetime64[D]")
-        gam = g["g"].to_numpy(dtype=float)
+        ok = np.isfinite(spot) & (spot > 0)
+        sc, sv = codes[ok], spot[ok]
+        so = np.argsort(sc, kind="stable")
+        sc, sv = sc[so], sv[so]
+        cut = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]]) if sc.size else np.empty(0, np.intp)
+        spot_by = {int(sc[a]): float(np.median(sv[a:b])) for a, b in zip(cut, np.r_[cut[1:], sc.size])}
+    bounds = np.flatnonzero(np.r_[True, c_s[1:] != c_s[:-1], True])
+    expiry_d = e_s.astype("datetime64[D]")
+    # Each chain's arrays are slices of these (one conversion for the file, not one per chain).
+    k_s, oi_s, iv_s = (np.asarray(a, dtype=float) for a in (k_s, oi_s, iv_s))
+    out: list[ImportedChain] = []
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):  # one short iteration per chain
+        code = int(c_s[lo])
+        u, d = chains[code]
+        g = gam[lo:hi]
         chain = OptionChain(
-            underlying=str(u), as_of=pd.Timestamp(d).date(), expiry=e, expiry_close=g["ec"].to_numpy(dtype=float),
-            strike=g["k"].to_numpy(dtype=float), is_call=g["c"].to_numpy(dtype=bool),
-            open_interest=g["oi"].to_numpy(dtype=float), iv=g["iv"].to_numpy(dtype=float), source=label,
-            gamma=gam if np.isfinite(gam).any() else None,
+            underlying=u, as_of=d.astype(dt.date), expiry=expiry_d[lo:hi], expiry_close=ec[lo:hi],
+            strike=k_s[lo:hi], is_call=call_s[lo:hi], open_interest=oi_s[lo:hi],
+            iv=iv_s[lo:hi], source=label, gamma=g if np.isfinite(g).any() else None,
         )
-        s = spot_by.get((u, d)) if spot_by else None
-        item = ImportedChain(chain, fmt, path, label, g["src"].to_numpy(dtype=object),
-                             float(s) if s is not None else None, spot_kind if s is not None else None,
+        s = spot_by.get(code) if spot_by else None
+        item = ImportedChain(chain, fmt, path, label, src_s[lo:hi], s, spot_kind if s is not None else None,
                              list(notes or []))
         if merged_note:
             item.notes.append(merged_note)
@@ -216,28 +258,42 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
     return out
 
 
-def parity_spots(underlying, as_of, expiry, strike, is_call, mid) -> dict[str, float]:
+def parity_spots(underlying, as_of, expiry, strike, is_call, mid, index=None) -> dict[str, float]:
     """Per chain ('UND|date'): the underlying implied by put-call parity from end-of-day mids, on the
-    nearest expiry at least two days out that has call/put pairs."""
+    nearest expiry at least two days out that has call/put pairs (the mean mid where roots repeat one)."""
     conv = Conventions()
+    codes, chains = index if index is not None else chain_index(underlying, as_of)
     t = (expiry_close_ts(expiry) - session_close_ts(as_of)) / SECONDS_PER_YEAR
-    df = pd.DataFrame({"key": chain_keys(underlying, as_of), "e": expiry, "k": strike, "c": is_call, "m": mid, "t": t})
-    df = df[np.isfinite(df["m"]) & (df["m"] > 0) & (df["t"] >= 2 / 365)]
-    wide = df.pivot_table(index=["key", "t", "k"], columns="c", values="m", aggfunc="mean")
+    ok = np.isfinite(mid) & (mid > 0) & (t >= 2 / 365)
+    c, t, k, call, m = codes[ok], t[ok], strike[ok], np.asarray(is_call, dtype=bool)[ok], mid[ok]
+    order = np.lexsort((call, k, t, c))
+    c, t, k, call, m = c[order], t[order], k[order], call[order], m[order]
+    new = np.r_[True, (c[1:] != c[:-1]) | (t[1:] != t[:-1]) | (k[1:] != k[:-1]) | (call[1:] != call[:-1])]
+    starts = np.flatnonzero(new)
+    if starts.size == 0:
+        return {}
+    mean = np.add.reduceat(m, starts) / np.diff(np.r_[starts, m.size])  # one mid per (chain, t, strike, right)
+    c, t, k, call = c[starts], t[starts], k[starts], call[starts]
+    # A put run followed by the call run of the same (chain, t, strike) is a pair.
+    pair = np.flatnonzero(~call[:-1] & call[1:] & (c[:-1] == c[1:]) & (t[:-1] == t[1:]) & (k[:-1] == k[1:]))
+    if pair.size == 0:
+        return {}
+    pc, pt, pk, put_m, call_m = c[pair], t[pair], k[pair], mean[pair], mean[pair + 1]
+    first_t = np.r_[True, pc[1:] != pc[:-1]]  # pairs are sorted by t within a chain: its nearest t first
+    nearest = pt == np.repeat(pt[first_t], np.diff(np.r_[np.flatnonzero(first_t), pc.size]))
+    pc, pt, pk, put_m, call_m = pc[nearest], pt[nearest], pk[nearest], put_m[nearest], call_m[nearest]
+    cut = np.flatnonzero(np.r_[True, pc[1:] != pc[:-1], True])
     out: dict[str, float] = {}
-    if True not in wide.columns or False not in wide.columns:
-        return out
-    wide = wide.dropna().reset_index()
-    for key, g in wide.groupby("key"):
-        first = g[g["t"] == g["t"].min()]
-        s = parity_spot(first[True], first[False], first["k"], first["t"], conv.r, conv.q)
+    for lo, hi in zip(cut[:-1].tolist(), cut[1:].tolist()):  # a few pairs per chain
+        s = parity_spot(call_m[lo:hi], put_m[lo:hi], pk[lo:hi], pt[lo:hi], conv.r, conv.q)
         if s is not None and s > 0:
-            out[str(key)] = s
+            u, d = chains[int(pc[lo])]
+            out[f"{u}|{d}"] = s
     return out
 
 
 def derive_ivs(*, underlying, as_of, expiry, strike, is_call, file_iv, mid=None, spot_by_chain=None, am=None,
-               interpolate=True):
+               interpolate=True, index=None):
     """IV per contract and where it came from: the file's own when positive ('f'); else from the
     option's end-of-day mid price by Black-Scholes ('p') at its expiry's forward implied by put-call
     parity (options on futures-priced underlyings such as VIX are priced off that forward, not the
@@ -245,15 +301,16 @@ def derive_ivs(*, underlying, as_of, expiry, strike, is_call, file_iv, mid=None,
     interpolated across strikes of the same expiry ('i'); NaN when none of these exists (the caller
     drops and says so)."""
     conv = Conventions()
+    codes, chains = index if index is not None else chain_index(underlying, as_of)
     iv = np.where(np.isfinite(file_iv) & (file_iv > 0), file_iv, np.nan)
-    src = np.where(np.isfinite(iv), "f", "").astype(object)
+    src = np.where(np.isfinite(iv), "f", "")
     if mid is not None and spot_by_chain:
         need = ~np.isfinite(iv)
         if need.any():
-            keys = chain_keys(underlying[need], as_of[need])
-            s = np.array([spot_by_chain.get(k, np.nan) for k in keys], dtype=float)
+            per_chain = np.array([spot_by_chain.get(f"{u}|{d}", np.nan) for u, d in chains], dtype=float)
+            s = per_chain[codes[need]]
             ec = expiry_close_ts(expiry, am)
-            fwd = forward_spots(underlying, as_of, expiry, strike, is_call, mid, ec)[need]
+            fwd = forward_spots(as_of, strike, is_call, mid, ec, codes)[need]
             s = np.where(np.isfinite(fwd), fwd, s)
             t = (ec[need] - session_close_ts(as_of[need])) / SECONDS_PER_YEAR
             got = implied_vol(mid[need], s, strike[need], t, conv.r, conv.q, is_call[need])
@@ -262,18 +319,20 @@ def derive_ivs(*, underlying, as_of, expiry, strike, is_call, file_iv, mid=None,
     before = np.isfinite(iv)
     if not interpolate:
         return iv, src
-    iv = fill_iv_by_strike(np.char.add(chain_keys(underlying, as_of), expiry.astype(str)), strike, iv)
+    days = expiry.astype("datetime64[D]").astype(np.int64)
+    iv = fill_iv_by_strike(codes * (1 << 32) + (days - days.min() if days.size else days), strike, iv)
     src[np.isfinite(iv) & ~before] = "i"
     return iv, src
 
 
-def forward_spots(underlying, as_of, expiry, strike, is_call, mid, expiry_ts) -> np.ndarray:
+def forward_spots(as_of, strike, is_call, mid, expiry_ts, codes) -> np.ndarray:
     """Per contract: the spot that puts its expiry's forward into Black-Scholes, S = F e^{-(r-q)T}, F
     from put-call parity (F = K + e^{rT} (C - P)) as the median over the five call/put pairs nearest
     the money; NaN where the expiry has no pair of positive mids."""
     conv = Conventions()
     t = (expiry_ts - session_close_ts(as_of)) / SECONDS_PER_YEAR
-    key = np.char.add(chain_keys(underlying, as_of), np.char.add("|", expiry_ts.astype(np.int64).astype(str)))
+    ets = expiry_ts.astype(np.int64)
+    key = codes.astype(np.int64) * (1 << 34) + (ets - ets.min() if ets.size else ets)  # (chain, expiry close)
     df = pd.DataFrame({"g": key, "k": strike, "c": is_call, "m": mid, "t": t})
     ok = df[np.isfinite(df["m"]) & (df["m"] > 0) & (df["t"] > 0)]
     wide = ok.pivot_table(index=["g", "k"], columns="c", values="m", aggfunc="mean")
@@ -290,11 +349,28 @@ def forward_spots(underlying, as_of, expiry, strike, is_call, mid, expiry_ts) ->
     return pd.Series(key).map(spot_eq[spot_eq > 0]).to_numpy(dtype=float)
 
 
+def _unique_days(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(days, return_inverse=True) for dates, by a table over their span instead of a sort of
+    a million rows (a chain file spans a few years at most)."""
+    d = np.asarray(days).astype("datetime64[D]").astype(np.int64)
+    if d.size == 0:
+        return np.empty(0, "datetime64[D]"), np.empty(0, np.intp)
+    lo, hi = int(d.min()), int(d.max())
+    if hi - lo > 5_000_000:  # an absurd span: the sort is the cheaper way
+        uniq, inv = np.unique(d, return_inverse=True)
+        return uniq.astype("datetime64[D]"), inv
+    present = np.zeros(hi - lo + 1, dtype=bool)
+    present[d - lo] = True
+    uniq = np.flatnonzero(present)
+    slot = np.cumsum(present) - 1
+    return (uniq + lo).astype("datetime64[D]"), slot[d - lo]
+
+
 def expiry_close_ts(expiry: np.ndarray, am: np.ndarray | None = None) -> np.ndarray:
     """POSIX seconds of each expiration's close: the last session on or before the date (a Saturday
     expiration of old monthlies trades last on the Friday); 16:00 ET beyond the known calendar. Where
     `am` (AM-settled roots), that session's open instead (09:30 ET beyond the calendar)."""
-    uniq, inv = np.unique(expiry, return_inverse=True)
+    uniq, inv = _unique_days(expiry)
     closes = np.empty(uniq.size)
     opens = np.empty(uniq.size)
     calendar_end = sessions_between(dt.date.today(), dt.date.today() + dt.timedelta(days=800))
@@ -313,5 +389,5 @@ def expiry_close_ts(expiry: np.ndarray, am: np.ndarray | None = None) -> np.ndar
 
 def session_close_ts(as_of: np.ndarray) -> np.ndarray:
     """POSIX seconds of each as-of session's close (the moment an EOD file's quotes describe)."""
-    uniq, inv = np.unique(as_of, return_inverse=True)
-    return np.array([session_on(d).close.timestamp() for d in uniq.astype(dt.date)])[inv]
+    uniq, inv = _unique_days(as_of)
+    return np.array([session_on(d).close.timestamp() for d in uniq.astype(dt.date)] + [0.0])[inv]

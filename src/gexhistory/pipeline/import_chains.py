@@ -36,13 +36,17 @@ from gexhistory.engine.summary import CORR_WINDOW, none_if_nan, rolling_price_ge
 from gexhistory.errors import BadInput
 from gexhistory.pipeline import parallel
 from gexhistory.pipeline.compute import session_rows
-from gexhistory.pipeline.outcomes import fill_outcomes, refresh_confidence
+from gexhistory.pipeline.outcomes import settle_symbols
 from gexhistory.pipeline.runs import TABLES, ProgressFn, versions
 from gexhistory.sources.base import MinuteBars
 from gexhistory.store import chains as cs
 from gexhistory.store import writes
 from gexhistory.store.db import init_schema, open_engine
-from gexhistory.store.schema import gamma_daily_summary, gamma_history, gex_history, regime_signals
+from gexhistory.store.schema import SESSION_TABLES
+
+SESSION_TABLE_NAMES = tuple(t.name for t in SESSION_TABLES)  # the four tables a session's rows go to
+COMPUTE_BATCH = 480  # sessions per compute_gex call (it works CHUNK_SESSIONS at a time): progress between calls
+WRITE_BATCH = 1000  # sessions per executemany of each table
 
 
 @dataclass(frozen=True)
@@ -139,10 +143,10 @@ def parse_files(files: list[str], *, oi_file: str | None = None, volume_as_oi: b
     return sorted(last.values(), key=lambda p: (p.chain.underlying, p.chain.as_of))
 
 
-def _spots(conn, item, session):
-    """(times, spots, data_source, spot_source) for one imported chain's session."""
+def _spots(item, session, minutes, daily):
+    """(times, spots, data_source, spot_source) for one imported chain's session, from its stored
+    real minute bars and daily close (cs.minute_bars_of / cs.daily_close_of, None when none)."""
     sym, day = item.chain.underlying, item.chain.as_of
-    minutes = cs.stored_minute_bars(conn, sym, day)
     if minutes is not None:
         bars, src = minutes
         o = np.full((1, 390), np.nan)
@@ -160,7 +164,6 @@ def _spots(conn, item, session):
     implied = item.file_spot_kind is not None and item.file_spot_kind.startswith("implied")
     if item.file_spot is not None and not implied:
         return close_only, [item.file_spot], item.label, f"file: {item.file_spot_kind}"
-    daily = cs.stored_daily_close(conn, sym, day)
     if daily is not None:
         return close_only, [daily[0]], daily[1], f"daily close ({daily[1]})"
     if item.file_spot is not None:
@@ -176,7 +179,10 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
     """Import option-chain files and recompute the GEX of the sessions they cover (module docstring).
     Every file is read (one task per file: `jobs` local processes or a Dask `cluster`) and checked
     before the database is opened; then one transaction stores the chains and replaces the sessions.
-    `progress(label, done, total)` follows the files read, the sessions computed and those written."""
+    `progress(label, done, total)` follows the files read, the sessions computed and those written.
+
+    A file of a whole market holds thousands of chains: the database is asked per batch of symbols,
+    not per chain, and every chain goes through the engine in one compute_gex call."""
     t0 = time.perf_counter()
     conv = conv or Conventions()
     report = progress or (lambda *_: None)
@@ -186,9 +192,17 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
     init_schema(engine)
     symbols = sorted({p.chain.underlying for p in items})
     days = [p.chain.as_of for p in items]
+    keys = {(p.chain.underlying, p.chain.as_of) for p in items}
     with engine.connect() as conn:  # read-only: a session without any price is bad input, found before writing
-        planned = [(p, *_spots(conn, p, session_on(p.chain.as_of))) for p in items]
-        history = {s: cs.summaries_between(conn, s, min(days) - dt.timedelta(days=45), max(days)) for s in symbols}
+        minutes = cs.stored_bars_many(conn, "1m", keys)
+        daily = cs.stored_bars_many(conn, "1d", keys)
+        planned = []
+        for p in items:
+            key = (p.chain.underlying, p.chain.as_of)
+            planned.append((p, *_spots(p, session_on(p.chain.as_of), cs.minute_bars_of(minutes.get(key)),
+                                       cs.daily_close_of(daily.get(key)))))
+        history = cs.summaries_between_many(conn, symbols, min(days) - dt.timedelta(days=45), max(days))
+    del minutes, daily
     params = {"conventions": conv.as_dict(), "files": list(files), "oi_file": oi_file, "volume_as_oi": volume_as_oi}
     run_id = writes.start_run(engine, "import-chains", symbols, min(days), max(days), "chain files", params,
                               versions(), format_ts(dt.datetime.now(ET)))
@@ -196,44 +210,52 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
     try:
         computed, sessions_out = [], []
         report(COMPUTE, 0, len(planned))
-        for k, (item, sess, spots, data_source, spot_source) in enumerate(planned, 1):
-            snaps = compute_gex([item.chain], [spots], [sess.snapshot_times()], conv)[0]
-            sym = item.chain.underlying
-            history[sym][sess.date] = (snaps[-1].spot, snaps[-1].net_gex)
-            corr = _corr(history[sym], sess.date)
-            rows = session_rows(sym, sess, snaps, corr, data_source, item.label)
-            computed.append((sym, sess.date, rows))
-            close = snaps[-1]
-            sessions_out.append({"symbol": sym, "date": sess.date.isoformat(), "snapshots": len(snaps),
-                                 "spot_source": spot_source, "chain_source": item.label, "net_gex": close.net_gex,
-                                 "flip_point": close.flip_point, "call_wall": close.call_wall,
-                                 "put_wall": close.put_wall, "regime": close.regime})
-            report(COMPUTE, k, len(planned))
+        for lo in range(0, len(planned), COMPUTE_BATCH):
+            block = planned[lo:lo + COMPUTE_BATCH]
+            snaps_of = compute_gex([b[0].chain for b in block], [b[2] for b in block],
+                                   [b[1].snapshot_times() for b in block], conv)
+            for (item, sess, spots, data_source, spot_source), snaps in zip(block, snaps_of):
+                sym = item.chain.underlying
+                history[sym][sess.date] = (snaps[-1].spot, snaps[-1].net_gex)
+                corr = _corr(history[sym], sess.date)
+                rows = session_rows(sym, sess, snaps, corr, data_source, item.label)
+                computed.append((sym, sess.date, rows))
+                close = snaps[-1]
+                sessions_out.append({"symbol": sym, "date": sess.date.isoformat(), "snapshots": len(snaps),
+                                     "spot_source": spot_source, "chain_source": item.label,
+                                     "net_gex": close.net_gex, "flip_point": close.flip_point,
+                                     "call_wall": close.call_wall, "put_wall": close.put_wall,
+                                     "regime": close.regime})
+                report(COMPUTE, len(computed), len(planned))  # the caller's display throttles its lines
         now = format_ts(dt.datetime.now(ET))
         with engine.begin() as conn:
             for sym in symbols:
                 writes.lock_symbol(conn, sym)
-            for item in items:
-                cs.replace_chain(conn, _header(item, now), _contracts(item))
+            cs.replace_chains(conn, [_header(item, now) for item in items], _contracts(items))
+            holding = writes.symbols_holding(conn, symbols, min(days), max(days))
+            batch = {name: [] for name in SESSION_TABLE_NAMES}
             for k, (sym, day, rows) in enumerate(computed, 1):
-                removed = writes.delete_sessions(conn, sym, [day])
-                for name, table in (("gex_history", gex_history), ("gamma_history", gamma_history),
-                                    ("gamma_daily_summary", gamma_daily_summary), ("regime_signals", regime_signals)):
+                # Only a symbol with stored rows in the span has anything to remove (a first import has none).
+                removed = writes.delete_sessions(conn, sym, [day]) if sym in holding else dict.fromkeys(batch, 0)
+                for name in SESSION_TABLE_NAMES:
                     for r in rows[name]:
                         r["run_id"] = run_id
-                    writes.insert_rows(conn, table, rows[name])
+                    batch[name] += rows[name]
                     totals[name]["replaced"] += removed[name]
                     totals[name]["inserted"] += max(0, len(rows[name]) - removed[name])
-                report(WRITE, k, len(computed))  # committed together, when the last one is written
+                if k % WRITE_BATCH == 0 or k == len(computed):
+                    for name, table in zip(SESSION_TABLE_NAMES, SESSION_TABLES):
+                        writes.insert_rows(conn, table, batch[name])
+                        batch[name] = []
+                    for j in range(k - (k - 1) % WRITE_BATCH, k + 1):  # committed together, with the last one
+                        report(WRITE, j, len(computed))
     except BaseException as exc:
         writes.finish_run(engine, run_id, "failed", totals, format_ts(dt.datetime.now(ET)),
                           str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         raise
     # Replacing a session removed its signal row (an import computes none), which moves the confidence
     # of its pattern's later signals: settle outcomes and confidence as a backfill does.
-    for sym in symbols:
-        fill_outcomes(engine, sym)
-        refresh_confidence(engine, sym)
+    settle_symbols(engine, symbols)
     writes.finish_run(engine, run_id, "ok", totals, format_ts(dt.datetime.now(ET)))
     engine.dispose()
     res = ImportResult(run_id, _file_summary(items), sessions_out, totals, time.perf_counter() - t0)
@@ -259,32 +281,62 @@ def _header(item, now: str) -> dict:
             "contracts": len(c), "notes": json.dumps(item.notes), "imported_at": now}
 
 
-def _contracts(item) -> list[dict]:
+def _contracts(items) -> dict[str, np.ndarray]:
+    """Every chain's contracts, column by column as arrays (store/chains.replace_chains turns them
+    into Python values a batch at a time).
+
+    The table's key has no root: an AM-settled contract beside a PM one of the same chain, expiration,
+    strike and right (an SPX monthly and the SPXW contract of its third Friday) is stored in the PM
+    one's row, as open_interest_at_open and iv_at_open (stored_chain splits them again)."""
     from gexhistory.pipeline.chain_prep import expiry_close_ts  # lazy: pandas, as parse_files loads it
 
-    c = item.chain
-    gamma = c.gamma if c.gamma is not None else np.full(len(c), np.nan)
-    exp = c.expiry.astype(str)
-    at_open = (c.expiry_close < expiry_close_ts(c.expiry)).tolist()  # AM-settled: timed to the open
-    out = [
-        {"underlying": c.underlying, "as_of": c.as_of.isoformat(), "expiration": exp[i], "strike": float(c.strike[i]),
-         "right": "C" if c.is_call[i] else "P", "chain_source": item.label,
-         "open_interest": float(c.open_interest[i]), "iv": float(c.iv[i]), "iv_source": str(item.iv_source[i]),
-         "gamma": float(gamma[i]) if np.isfinite(gamma[i]) else None, "expires_at_open": at_open[i],
-         "open_interest_at_open": None, "iv_at_open": None}
-        for i in range(len(c))
-    ]
-    # The table's key has no root: an AM contract beside a PM one of the same expiration, strike and
-    # right is stored in the PM one's row (stored_chain splits them again).
-    pm = {(r["expiration"], r["strike"], r["right"]): r for r in out if not r["expires_at_open"]}
-    kept = []
-    for r in out:
-        partner = pm.get((r["expiration"], r["strike"], r["right"])) if r["expires_at_open"] else None
-        if partner is None:
-            kept.append(r)
-        else:
-            partner["open_interest_at_open"], partner["iv_at_open"] = r["open_interest"], r["iv"]
-    return kept
+    if not items:
+        return {}
+    n = [len(p.chain) for p in items]
+    cat = lambda get: np.concatenate([get(p) for p in items])  # noqa: E731
+    per_chain = lambda get: np.repeat(np.array([get(p) for p in items], dtype=object), n)  # noqa: E731
+    gamma = cat(lambda p: p.chain.gamma if p.chain.gamma is not None else np.full(len(p.chain), np.nan))
+    expiry = cat(lambda p: p.chain.expiry).astype("datetime64[D]")
+    strike = cat(lambda p: p.chain.strike).astype(float)
+    is_call = cat(lambda p: p.chain.is_call).astype(bool)
+    oi = cat(lambda p: p.chain.open_interest).astype(float)
+    iv = cat(lambda p: p.chain.iv).astype(float)
+    at_open = cat(lambda p: p.chain.expiry_close) < expiry_close_ts(expiry)  # AM-settled: timed to the open
+    oi_at_open, iv_at_open = np.full(oi.size, np.nan), np.full(oi.size, np.nan)
+    keep = np.ones(oi.size, dtype=bool)
+    if at_open.any():
+        chain = np.repeat(np.arange(len(items)), n)
+        day = expiry.astype(np.int64)
+        order = np.lexsort((at_open, is_call, strike, day, chain))  # a key's PM row just before its AM row
+        a, b = order[:-1], order[1:]
+        pair = ((chain[a] == chain[b]) & (day[a] == day[b]) & (strike[a] == strike[b]) & (is_call[a] == is_call[b])
+                & ~at_open[a] & at_open[b])
+        pm, am = a[pair], b[pair]
+        oi_at_open[pm], iv_at_open[pm] = oi[am], iv[am]
+        keep[am] = False
+    none_if_nan = lambda x: np.where(np.isfinite(x), x.astype(object), None)  # noqa: E731
+    cols = {
+        "underlying": per_chain(lambda p: p.chain.underlying),
+        "as_of": per_chain(lambda p: p.chain.as_of.isoformat()),
+        "expiration": _day_text(expiry),
+        "strike": strike,
+        "right": np.where(is_call, "C", "P"),
+        "chain_source": per_chain(lambda p: p.label),
+        "open_interest": oi,
+        "iv": iv,
+        "iv_source": cat(lambda p: np.asarray(p.iv_source).astype(str)),
+        "gamma": none_if_nan(gamma),
+        "expires_at_open": at_open,
+        "open_interest_at_open": none_if_nan(oi_at_open),
+        "iv_at_open": none_if_nan(iv_at_open),
+    }
+    return {k: v[keep] for k, v in cols.items()} if not keep.all() else cols
+
+
+def _day_text(days: np.ndarray) -> np.ndarray:
+    """'YYYY-MM-DD' per date, formatting each distinct date once (a chain has a few dozen)."""
+    uniq, inv = np.unique(days.astype("datetime64[D]").astype(np.int64), return_inverse=True)
+    return uniq.astype("datetime64[D]").astype(str).astype(object)[inv]
 
 
 def _file_summary(items) -> list[dict]:
@@ -295,13 +347,15 @@ def _file_summary(items) -> list[dict]:
                                              "notes": []})
         f["chains"] += 1
         f["contracts"] += len(p.chain)
-        if p.chain.underlying not in f["underlyings"]:
+        seen = f.setdefault("_seen", set())
+        if p.chain.underlying not in seen:  # a list test per chain is quadratic in a market-wide file
+            seen.add(p.chain.underlying)
             f["underlyings"].append(p.chain.underlying)
         f["dates"].append(p.chain.as_of.isoformat())
         f["notes"].extend(n for n in p.notes if n not in f["notes"])
     for f in by_file.values():
         f["first_date"], f["last_date"] = min(f["dates"]), max(f["dates"])
-        del f["dates"]
+        del f["dates"], f["_seen"]
     return list(by_file.values())
 
 

@@ -41,6 +41,17 @@ def fill_outcomes(engine, symbol: str) -> tuple[int, int]:
     return len(updates), still
 
 
+def settle_symbols(engine, symbols: list[str]) -> None:
+    """fill_outcomes and refresh_confidence for each of `symbols` that has a stored signal (one query
+    finds them): without a signal both have nothing to do, and thousands of symbols would cost
+    thousands of queries for it."""
+    held = store_outcomes.symbols_with_signals(engine, symbols)
+    for sym in symbols:
+        if sym in held:
+            fill_outcomes(engine, sym)
+            refresh_confidence(engine, sym)
+
+
 def refresh_confidence(engine, symbol: str) -> int:
     """Recompute every stored signal's confidence_score (engine/confidence.py: the pattern's hit rate from
     the outcomes known at its close) and write the ones that changed. All of them, every run: an

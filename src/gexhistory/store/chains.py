@@ -7,7 +7,10 @@ import datetime as dt
 import numpy as np
 from sqlalchemy import Connection, and_, delete, insert, select
 
+from gexhistory.store.bulk import insert_columns, insert_many
 from gexhistory.store.schema import gamma_daily_summary, option_chain_contracts, option_chains, price_bars
+
+IN_LIST_MAX = 500  # symbols per IN list: far below SQLite's and PostgreSQL's bind parameter limits
 
 
 def replace_chain(conn: Connection, header: dict, contracts: list[dict]) -> None:
@@ -19,6 +22,26 @@ def replace_chain(conn: Connection, header: dict, contracts: list[dict]) -> None
     conn.execute(insert(h), [header])
     if contracts:
         conn.execute(insert(c), contracts)
+
+
+def replace_chains(conn: Connection, headers: list[dict], contracts: dict) -> None:
+    """Store many chains at once: `headers` as replace_chain's, `contracts` column-wise (a list or array per
+    column, all chains' contracts). Earlier imports of the same keys are replaced; only keys that are
+    stored cost a delete (one query finds them), and the inserts go in a few large batches."""
+    h, c = option_chains, option_chain_contracts
+    wanted = {(r["underlying"], r["as_of"], r["chain_source"]) for r in headers}
+    days = sorted({k[1] for k in wanted})
+    symbols = sorted({k[0] for k in wanted})
+    stored = set()
+    for lo in range(0, len(symbols), IN_LIST_MAX):
+        q = select(h.c.underlying, h.c.as_of, h.c.chain_source).where(
+            h.c.underlying.in_(symbols[lo:lo + IN_LIST_MAX]), h.c.as_of >= days[0], h.c.as_of <= days[-1])
+        stored.update(tuple(r) for r in conn.execute(q))
+    for u, d, src in sorted(stored & wanted):
+        conn.execute(delete(c).where(c.c.underlying == u, c.c.as_of == d, c.c.chain_source == src))
+        conn.execute(delete(h).where(h.c.underlying == u, h.c.as_of == d, h.c.chain_source == src))
+    insert_many(conn, h, headers)
+    insert_columns(conn, c, contracts)
 
 
 # Chains stored by live snapshots (`snapshot --source cboe`): a moment of the session, kept for its
@@ -70,6 +93,41 @@ def _bars(conn: Connection, symbol: str, timeframe: str, day: dt.date):
     return conn.execute(q).all()
 
 
+def stored_bars_many(conn: Connection, timeframe: str, wanted: set[tuple[str, dt.date]]
+                     ) -> dict[tuple[str, dt.date], list[tuple[str, float, float, str]]]:
+    """_bars for many (symbol, day) at once: per pair that has any, its (timestamp, open, close,
+    data_source) rows ordered by data_source and timestamp. One query per IN_LIST_MAX symbols."""
+    if not wanted:
+        return {}
+    t = price_bars
+    symbols = sorted({s for s, _ in wanted})
+    first, last = min(d for _, d in wanted), max(d for _, d in wanted)
+    out: dict[tuple[str, dt.date], list] = {}
+    for lo in range(0, len(symbols), IN_LIST_MAX):
+        q = select(t.c.symbol, t.c.timestamp, t.c.open, t.c.close, t.c.data_source).where(
+            t.c.symbol.in_(symbols[lo:lo + IN_LIST_MAX]), t.c.timeframe == timeframe, t.c.data_source != "synthetic",
+            t.c.timestamp >= f"{first.isoformat()} 00:00:00", t.c.timestamp <= f"{last.isoformat()} 23:59:59",
+        ).order_by(t.c.symbol, t.c.data_source, t.c.timestamp)
+        for sym, ts, o, c, src in conn.execute(q):
+            key = (sym, dt.date.fromisoformat(ts[:10]))
+            if key in wanted:
+                out.setdefault(key, []).append((ts, o, c, src))
+    return out
+
+
+def daily_close_of(rows: list | None) -> tuple[float, str] | None:
+    """stored_daily_close from one pair's stored_bars_many rows."""
+    return (float(rows[0][2]), rows[0][3]) if rows else None
+
+
+def minute_bars_of(rows: list | None) -> tuple[list[tuple[str, float, float]], str] | None:
+    """stored_minute_bars from one pair's stored_bars_many rows."""
+    if not rows:
+        return None
+    src = rows[0][3]
+    return [(ts, o, c) for ts, o, c, s in rows if s == src], src
+
+
 def stored_daily_close(conn: Connection, symbol: str, day: dt.date) -> tuple[float, str] | None:
     """The session's close from stored real (non-synthetic) daily bars, with their data_source."""
     rows = _bars(conn, symbol, "1d", day)
@@ -91,3 +149,17 @@ def summaries_between(conn: Connection, symbol: str, start: dt.date, end: dt.dat
     q = select(t.c.date, t.c.close_price, t.c.close_gex).where(
         and_(t.c.symbol == symbol, t.c.date >= start.isoformat(), t.c.date <= end.isoformat()))
     return {dt.date.fromisoformat(d): (p, g) for d, p, g in conn.execute(q)}
+
+
+def summaries_between_many(conn: Connection, symbols: list[str], start: dt.date, end: dt.date
+                           ) -> dict[str, dict[dt.date, tuple[float, float]]]:
+    """summaries_between for many symbols, one query per IN_LIST_MAX of them (every symbol a key)."""
+    t = gamma_daily_summary
+    out: dict[str, dict[dt.date, tuple[float, float]]] = {s: {} for s in symbols}
+    for lo in range(0, len(symbols), IN_LIST_MAX):
+        q = select(t.c.symbol, t.c.date, t.c.close_price, t.c.close_gex).where(
+            and_(t.c.symbol.in_(symbols[lo:lo + IN_LIST_MAX]), t.c.date >= start.isoformat(),
+                 t.c.date <= end.isoformat()))
+        for s, d, p, g in conn.execute(q):
+            out[s][dt.date.fromisoformat(d)] = (p, g)
+    return out

@@ -22,6 +22,17 @@ def pending_signals(engine: Engine, symbol: str) -> list[dict]:
         return [dict(r._mapping) for r in conn.execute(q)]
 
 
+def symbols_with_signals(engine: Engine, symbols: list[str]) -> set[str]:
+    """Those of `symbols` with at least one stored signal (the others have no outcome or confidence to settle)."""
+    t = regime_signals
+    out: set[str] = set()
+    with engine.connect() as conn:
+        for lo in range(0, len(symbols), 500):  # symbols per IN list, far below the bind parameter limits
+            out.update(s for (s,) in conn.execute(select(t.c.symbol).distinct().where(
+                t.c.symbol.in_(symbols[lo:lo + 500]))))
+    return out
+
+
 def session_closes(engine: Engine, symbol: str, data_source: str, start: dt.date) -> dict[dt.date, float]:
     """close_price of every stored session of `symbol` from `data_source` on or after `start`."""
     t = gamma_daily_summary

@@ -114,6 +114,24 @@ def _on_days(table, symbol: str, days: list[str]):
     return and_(_in_span(table, symbol, days[0], days[-1]), day.in_(days))
 
 
+def symbols_holding(conn: Connection, symbols: list[str], first: dt.date, last: dt.date) -> set[str]:
+    """Those of `symbols` holding session rows (live snapshots aside) between two days: the only ones
+    delete_sessions can remove anything for. One query per table and _IN_LIST_MAX symbols, so a
+    first import of thousands of symbols asks once, not once per symbol."""
+    out: set[str] = set()
+    for table in SESSION_TABLES:
+        t = table.c
+        if table is gamma_daily_summary:
+            span = and_(t.date >= first.isoformat(), t.date <= last.isoformat())
+        else:
+            span = and_(t.timestamp >= f"{first.isoformat()} 00:00:00",
+                        t.timestamp <= f"{last.isoformat()} 23:59:59", t.chain_source != LIVE_CHAIN_SOURCE)
+        for lo in range(0, len(symbols), _IN_LIST_MAX):
+            q = select(t.symbol).distinct().where(t.symbol.in_(symbols[lo:lo + _IN_LIST_MAX]), span)
+            out.update(s for (s,) in conn.execute(q))
+    return out
+
+
 def _tables_holding(conn: Connection, symbol: str, first: str, last: str) -> list:
     """The session tables holding rows of `symbol` (not live snapshots) between two days, in one query."""
     checks = [exists().where(_in_span(t, symbol, first, last)).label(t.name) for t in SESSION_TABLES]

@@ -50,7 +50,7 @@ def parse(table: Table) -> ChainRows:
     calcs = "implied_volatility_1545" in t.columns
     if not calcs and not {"bid_eod", "ask_eod"} <= t.columns:
         raise BadInput(f"{t.path}: Cboe file with neither implied_volatility_1545 nor bid_eod/ask_eod: no IV can be had")
-    und = np.array([u.upper().lstrip("^") for u in t.text("underlying_symbol")], dtype=object)
+    und = t.mapped("underlying_symbol", lambda u: u.upper().lstrip("^"))
     t._report(und == "", "underlying_symbol", und, "is missing")
     as_of = t.date("quote_date")
     expiry = t.date("expiration")

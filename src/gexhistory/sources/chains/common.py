@@ -10,6 +10,7 @@ import hashlib
 import re
 import warnings
 import zipfile
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,31 +76,81 @@ def norm_header(name: str) -> str:
 
 
 class Table:
-    """A chain file's rows as strings, with the file line of every row and collected row problems."""
+    """A chain file's rows as strings, with the file line of every row and collected row problems.
 
-    def __init__(self, path: str, df):
+    The columns are Arrow string arrays: a million-row file is parsed by vectorised Arrow kernels
+    (trim, cast, hash the few distinct values of a date or a symbol), and Python strings are made
+    only for the columns a parser asks text() of and for the values an error message shows."""
+
+    def __init__(self, path: str, df=None, *, arrow=None, lines: np.ndarray | None = None):
+        import pyarrow as pa  # lazy: only when a chain file is read
+
         self.path = path
-        df.columns = [norm_header(c) for c in df.columns]
-        blank = (df == "").all(axis=1).to_numpy()
-        self.lines = (np.arange(len(df)) + 2)[~blank]  # line 1 is the header
-        self.df = df[~blank].reset_index(drop=True)
+        if arrow is None:  # a pandas DataFrame of strings (the reader's fallback, or a parser's own table)
+            schema = pa.schema([(str(c), pa.string()) for c in df.columns])
+            arrow = pa.Table.from_pandas(df.astype(object), schema=schema, preserve_index=False)
+            lines = np.arange(len(df)) + 2
+        names = [norm_header(str(c)) for c in arrow.column_names]
+        cols = dict(zip(names, arrow.columns))
+        blank = _blank_rows(list(cols.values()), arrow.num_rows)
+        if blank is not None:
+            keep = pa.array(~blank)
+            cols = {k: v.filter(keep) for k, v in cols.items()}
+            lines = lines[~blank]
+        self._cols = cols
+        self.lines = lines  # line 1 is the header
+        self._n = int(lines.size)
         self.problems: list[tuple[int, str]] = []
-        self.bad_rows = np.zeros(len(self.df), dtype=bool)  # every malformed row, for the count in the message
+        self.bad_rows = np.zeros(self._n, dtype=bool)  # every malformed row, for the count in the message
         self._text: dict[str, np.ndarray] = {}
+        self._codes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def columns(self) -> set[str]:
-        return set(self.df.columns)
+        return set(self._cols)
+
+    @property
+    def df(self):
+        """The rows as a pandas DataFrame of strings (for parsers that want one; built on demand)."""
+        return pd.DataFrame({k: v.to_numpy(zero_copy_only=False) for k, v in self._cols.items()})
 
     def __len__(self) -> int:
-        return len(self.df)
+        return self._n
 
     def first(self, *names: str) -> str | None:
         return next((n for n in names if n in self.columns), None)
 
+    def _trim(self, col: str):
+        """The column's values stripped (not kept: a stripped copy of every column would double the
+        table, and number() rarely needs one)."""
+        import pyarrow.compute as pc
+
+        return pc.utf8_trim_whitespace(self._cols[col])
+
+    def distinct(self, col: str) -> tuple[np.ndarray, np.ndarray]:
+        """(values, index): the column's distinct stripped strings and, per row, its value's position."""
+        if col not in self._codes:
+            import pyarrow.compute as pc
+
+            arr = self._trim(col)
+            values = pc.unique(arr)
+            index = pc.index_in(arr, value_set=values).to_numpy(zero_copy_only=False)
+            self._codes[col] = (np.array(values.to_pylist() + [None], dtype=object)[:-1], index.astype(np.intp))
+        return self._codes[col]
+
+    def mapped(self, col: str, fn) -> np.ndarray:
+        """fn of every row's stripped value, calling fn once per distinct value (object array)."""
+        values, index = self.distinct(col)
+        out = np.array([fn(v) for v in values] + [None], dtype=object)[:-1]
+        return out[index]
+
     def text(self, col: str) -> np.ndarray:
-        if col not in self._text:  # stripping is the slow part of parsing: once per column
-            self._text[col] = self.df[col].str.strip().to_numpy(dtype=object)
+        if col not in self._text:
+            arr = self._trim(col)
+            if col in self._codes or self._n < 1000:
+                self._text[col] = self.mapped(col, lambda v: v)
+            else:
+                self._text[col] = arr.to_numpy(zero_copy_only=False).astype(object)
         return self._text[col]
 
     def _report(self, bad: np.ndarray, col: str, values, what: str) -> None:
@@ -108,24 +159,46 @@ class Table:
         for i in np.flatnonzero(bad)[:3]:  # str(): a numpy string's repr is "np.str_('...')"
             self.problems.append((int(self.lines[i]), f"{col} {str(values[i])!r} {what}"))
 
+    def _flag(self, bad: np.ndarray, col: str, what: str) -> None:
+        """_report with the column's text, made only when some row is bad."""
+        if bad.any():
+            self._report(bad, col, self.text(col), what)
+
     def number(self, col: str, *, required: bool = True, positive: bool = False, nonneg: bool = False) -> np.ndarray:
-        raw = self.text(col)
-        vals = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=float)
-        empty = raw == ""
-        bad = ~np.isfinite(vals) & ~empty
-        self._report(bad, col, raw, "is not a number")
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        vals = empty = None
+        for arr in (self._cols[col], None):  # as it is, then stripped: most files have no spaces to strip
+            arr = self._trim(col) if arr is None else arr
+            is_empty = pc.equal(arr, "")
+            empty = is_empty.to_numpy(zero_copy_only=False)
+            try:  # Arrow's parse of a decimal number is pandas' (to_numeric), value for value
+                if empty.any():  # blanks become nulls (NaN) first; that copies the column, so only then
+                    arr = pc.if_else(is_empty, pa.scalar(None, arr.type), arr)
+                vals = pc.cast(arr, pa.float64())
+                vals = vals.to_numpy(zero_copy_only=False)
+                break
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                vals = None
+        if vals is None:  # some value is not a number: pandas' parse, which says which
+            vals = pd.to_numeric(pd.Series(self.text(col), dtype=object), errors="coerce").to_numpy(dtype=float)
+        vals = np.asarray(vals, dtype=float)
+        self._flag(~np.isfinite(vals) & ~empty, col, "is not a number")
         if required:
-            self._report(empty, col, raw, "is missing")
+            self._flag(empty, col, "is missing")
         ok = np.isfinite(vals)
         if positive:
-            self._report(ok & (vals <= 0), col, raw, "must be positive")
+            self._flag(ok & (vals <= 0), col, "must be positive")
         elif nonneg:
-            self._report(ok & (vals < 0), col, raw, "must not be negative")
+            self._flag(ok & (vals < 0), col, "must not be negative")
         return vals
 
     def date(self, col: str) -> np.ndarray:
-        """ISO (optionally with a time), MM/DD/YYYY or YYYYMMDD; returns datetime64[D]."""
-        full = pd.Series(self.text(col))
+        """ISO (optionally with a time), MM/DD/YYYY or YYYYMMDD; returns datetime64[D]. Each distinct
+        value is parsed once (a file has a few dates and a million rows)."""
+        values, index = self.distinct(col)
+        full = pd.Series(values, dtype=object)
         raw = full.str.slice(0, 10)
         # Filled as datetime64[D]: pandas may read a far year (9999) at a coarser unit than nanoseconds,
         # and filling a nanosecond series with it overflows.
@@ -135,22 +208,21 @@ class Table:
             out = np.where(np.isnat(out), got, out)
         # Only a time may follow the date: '2026-11-20junk' is not a date with something after it.
         bad = np.isnat(out) | ~full.str.fullmatch(DATE_SHAPE).to_numpy(dtype=bool)
-        self._report(bad, col, self.text(col), "is not a date (YYYY-MM-DD, MM/DD/YYYY or YYYYMMDD)")
-        return out
+        if not values.size:
+            return np.empty(0, "datetime64[D]")
+        self._flag(bad[index], col, "is not a date (YYYY-MM-DD, MM/DD/YYYY or YYYYMMDD)")
+        return out[index]
 
     def right(self, col: str) -> np.ndarray:
         """'C'/'P' (also call/put, any case) -> is_call."""
-        raw = self.text(col)
-        up = np.array([str(v).upper() for v in raw], dtype=object)
+        up = self.mapped(col, lambda v: str(v).upper())
         is_call = np.isin(up, ["C", "CALL"])
-        bad = ~is_call & ~np.isin(up, ["P", "PUT"])
-        self._report(bad, col, raw, "is not C or P")
+        self._flag(~is_call & ~np.isin(up, ["P", "PUT"]), col, "is not C or P")
         return is_call
 
     def iv(self, col: str, *, required: bool = True) -> np.ndarray:
         vals = self.number(col, required=required, nonneg=not required, positive=required)
-        self._report(np.isfinite(vals) & (vals > IV_MAX), col, self.text(col),
-                     f"is above {IV_MAX:g}: IVs are decimals (0.25 for 25%)")
+        self._flag(np.isfinite(vals) & (vals > IV_MAX), col, f"is above {IV_MAX:g}: IVs are decimals (0.25 for 25%)")
         return vals
 
     def check(self) -> None:
@@ -164,11 +236,34 @@ class Table:
         raise BadInput(f"{self.path}:{line}: {msg}{tail}")
 
 
+def _blank_rows(cols: list, n: int) -> np.ndarray | None:
+    """Rows whose every field is empty (a line of commas), or None when there is none: only the rows
+    empty in the first column are looked at in the others."""
+    import pyarrow.compute as pc
+
+    if not cols or n == 0:
+        return None
+    blank = pc.equal(cols[0], "").to_numpy(zero_copy_only=False)
+    for c in cols[1:]:
+        if not blank.any():
+            return None
+        rows = np.flatnonzero(blank)
+        blank[rows] = pc.equal(c.take(rows), "").to_numpy(zero_copy_only=False)
+    return blank if blank.any() else None
+
+
 def read_table(path: str) -> Table:
-    """Read a CSV (or a .zip/.gz holding one) as strings; unreadable files are rejected whole."""
+    """Read a CSV (or a .zip/.gz holding one) as strings; unreadable files are rejected whole.
+
+    Arrow's multi-threaded reader takes every file it can read exactly as pandas would; any other
+    (a field count off, a blank line, bytes that are not UTF-8, a quote after a space, a quoted or
+    repeated header name) goes whole to pandas' reader, whose handling and messages are the reference."""
     p = Path(path)
     if not p.is_file():
         raise BadInput(f"{path}: no such file")
+    fast = _read_arrow(p, str(path))
+    if fast is not None:
+        return fast
     try:
         with warnings.catch_warnings():
             # Without an index column pandas only warns when the first row is longer than the header.
@@ -203,6 +298,84 @@ def vendor_gamma(table: Table, col: str, notes: list[str]) -> np.ndarray:
     return np.where(negative, np.nan, g)
 
 
+def _raw(p: Path):
+    """The file's bytes as a binary stream (a .zip's one member, a .gz decompressed), or None for
+    what the fast reader leaves to pandas."""
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".gz":
+            import gzip
+
+            return gzip.open(p, "rb")
+        if suffix == ".zip":
+            zf = zipfile.ZipFile(p)
+            names = [n for n in zf.namelist() if not n.endswith("/")]
+            return zf.open(names[0]) if len(names) == 1 else None
+        if suffix in {".bz2", ".xz", ".zst", ".tar", ".tgz"}:
+            return None
+        return open(p, "rb")
+    except (zipfile.BadZipFile, OSError):
+        return None
+
+
+def _spaced_quote(raw) -> bool:
+    """Whether a quote follows a space or tab anywhere in the stream (read in 16 MiB pieces)."""
+    tail = b""
+    while piece := raw.read(1 << 24):
+        chunk = tail + piece
+        if b'"' in chunk and (b' "' in chunk or b'\t"' in chunk):  # one memchr when nothing is quoted
+            return True
+        tail = chunk[-1:]
+    return False
+
+
+def _read_arrow(p: Path, path: str) -> Table | None:
+    """The file as a Table read by Arrow, or None when pandas must read it (read_table). The file is
+    streamed twice (a scan for what only pandas reads right, then Arrow's read), never held whole."""
+    import csv
+    import io
+
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    raw = _raw(p)
+    if raw is None:
+        return None
+    try:
+        with raw:
+            first = raw.readline()
+            if _spaced_quote(io.BytesIO(first)) or _spaced_quote(raw):
+                return None  # pandas skips the spaces before a quoted field (skipinitialspace): its reader
+    except (OSError, EOFError, zipfile.BadZipFile):
+        return None
+    bom = first.startswith(b"\xef\xbb\xbf")
+    try:
+        header = next(csv.reader(io.StringIO(first[3 if bom else 0:].decode("utf-8")), skipinitialspace=True))
+    except (UnicodeDecodeError, StopIteration, csv.Error):
+        return None
+    if not header or len(set(header)) < len(header) or b'"' in first:
+        return None  # no header, repeated names (pandas renames them) or a quoted header: pandas'
+    invalid = []
+
+    def skip(row) -> str:
+        invalid.append(row)
+        return "skip"
+
+    try:  # a plain or .gz file by its path (Arrow's own reader), a .zip's member as a stream
+        with (_raw(p) if p.suffix.lower() == ".zip" else nullcontext(str(p))) as source:
+            table = pcsv.read_csv(
+                source,
+                read_options=pcsv.ReadOptions(column_names=header, skip_rows=1),
+                parse_options=pcsv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=skip),
+                convert_options=pcsv.ConvertOptions(column_types={h: pa.string() for h in header},
+                                                    strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, EOFError, zipfile.BadZipFile):
+        return None
+    if invalid or any(not pa.types.is_string(f.type) for f in table.schema):
+        return None
+    return Table(path, arrow=table, lines=np.arange(table.num_rows) + 2)
+
+
 def session_check(table: Table, as_of: np.ndarray, col: str) -> None:
     """Every as-of date must be an NYSE session that has closed."""
     early = as_of < np.datetime64(CALENDAR_START, "D")
@@ -215,16 +388,38 @@ def session_check(table: Table, as_of: np.ndarray, col: str) -> None:
     first, last = days[0].astype(dt.date), days[-1].astype(dt.date)
     known = {np.datetime64(s.date, "D") for s in sessions_between(first, last)}
     bad = ~np.isin(as_of, np.array(sorted(known), dtype="datetime64[D]")) if known else np.ones(as_of.size, bool)
-    table._report(bad, col, as_of.astype(str), "is not an NYSE session")
+    if bad.any():  # the dates as text only for a message: a million of them cost a second
+        table._report(bad, col, as_of.astype(str), "is not an NYSE session")
     done = np.datetime64(last_completed_session().date, "D")
-    table._report(as_of > done, col, as_of.astype(str), "is after the last completed session")
+    if (as_of > done).any():
+        table._report(as_of > done, col, as_of.astype(str), "is after the last completed session")
 
 
 def expiry_check(table: Table, as_of: np.ndarray, expiry: np.ndarray, col: str) -> None:
-    table._report(expiry < as_of, col, expiry.astype(str), "is before the chain's date")
+    if (expiry < as_of).any():
+        table._report(expiry < as_of, col, expiry.astype(str), "is before the chain's date")
+
+
+def chain_index(underlying: np.ndarray, as_of: np.ndarray) -> tuple[np.ndarray, list[tuple[str, np.datetime64]]]:
+    """(codes, chains): per row the index of its (underlying, as-of date) in `chains`, which is sorted.
+    Hashing the few distinct values, not a string per row: files have a million rows and a few
+    thousand chains."""
+    days = np.asarray(as_of).astype("datetime64[D]")
+    u_code, u_names = pd.factorize(np.asarray(underlying, dtype=object))
+    d_code, d_vals = pd.factorize(days.astype(np.int64))
+    pair_code, pairs = pd.factorize(u_code.astype(np.int64) * max(len(d_vals), 1) + d_code)
+    nd = max(len(d_vals), 1)
+    chains = [(str(u_names[p // nd]), np.datetime64(int(d_vals[p % nd]), "D")) for p in pairs.tolist()]
+    order = sorted(range(len(chains)), key=lambda j: chains[j])
+    rank = np.empty(len(chains), dtype=np.int64)
+    rank[order] = np.arange(len(chains))
+    return rank[pair_code], [chains[j] for j in order]
 
 
 def chain_keys(underlying: np.ndarray, as_of: np.ndarray) -> np.ndarray:
-    return np.char.add(np.char.add(underlying.astype(str), "|"), as_of.astype(str))
+    """'UND|YYYY-MM-DD' per row (the keys of ChainRows.quoted_spots)."""
+    codes, chains = chain_index(underlying, as_of)
+    keys = np.array([f"{u}|{d}" for u, d in chains] or [""], dtype=object)
+    return keys[codes] if codes.size else np.empty(0, dtype=object)
 
 

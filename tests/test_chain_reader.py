@@ -1,0 +1,180 @@
+"""The chain-file reader's fast path (Arrow) against its reference (pandas), and a market-wide file:
+whatever Arrow reads must come out as pandas' reading of the same file would, contracts, notes and
+error messages alike; many chains in one file must each match an independent computation."""
+
+from __future__ import annotations
+
+import gzip
+import tempfile
+import zipfile
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gexhistory.errors import BadInput
+from gexhistory.pipeline.chain_prep import read_chain_file
+from gexhistory.pipeline.import_chains import import_chains
+from gexhistory.sources.chains import common
+from helpers import rows
+from test_chain_import import AS_OF, CBOE_26, CBOE_34, EXPIRIES, _net, _price, _t
+
+HEADER = "date,underlying,expiration,strike,right,oi,iv,spot"
+GOOD = [("2025-06-02", "SPY", "2025-06-13", "590", "C", "1000", "0.15", "600"),
+        ("2025-06-02", "SPY", "2025-06-13", "580", "P", "2500", "0.19", "600"),
+        ("2025-06-02", "SPY", "2025-06-20", "620", "C", "1800", "0.14", "600"),
+        ("2025-06-02", "QQQ", "2025-06-20", "520", "P", "900", "0.22", "530")]
+
+
+def _outcome(path: str):
+    """What an import learns from the file: its chains' contracts and notes, or the one error line."""
+    try:
+        return [(c.chain.underlying, c.chain.as_of, c.chain.strike.tolist(), c.chain.is_call.tolist(),
+                 c.chain.open_interest.tolist(), c.chain.iv.tolist(), [str(s) for s in c.iv_source], c.notes,
+                 c.file_spot) for c in read_chain_file(path)]
+    except BadInput as exc:
+        return f"error: {exc}"
+
+
+def _by_pandas(path: str):
+    with mock.patch.object(common, "_read_arrow", lambda *_: None):
+        return _outcome(path)
+
+
+FIELD_EDITS = st.sampled_from(["", " ", "  ", "\t"])
+BAD_VALUES = st.sampled_from(["abc", "", "-5", "X", "13/06/2025", "nan", "+7", "1e3", "19", " 42 "])
+
+
+@st.composite
+def chain_files(draw):
+    """A small generic chain file written the ways real exports differ: padded or quoted fields,
+    CRLF, a byte-order mark, blank lines and comma-only lines, a missing final newline, and now and
+    then a malformed value or a row with a field too many or too few."""
+    lines = [HEADER]
+    for row in draw(st.lists(st.sampled_from(GOOD), min_size=1, max_size=6, unique=True)):
+        fields = list(row)
+        if draw(st.integers(0, 5)) == 0:
+            fields[draw(st.integers(3, 6))] = draw(BAD_VALUES)
+        pad = draw(FIELD_EDITS)
+        quote = draw(st.booleans())
+        fields = [f'"{f}"' if quote else f"{pad}{f}{pad if pad != ' ' else ''}" for f in fields]
+        shape = draw(st.integers(0, 12))
+        if shape == 0:
+            fields = fields[:-1]
+        elif shape == 1:
+            fields.append("x")
+        lines.append(",".join(fields))
+        extra = draw(st.integers(0, 8))
+        if extra == 0:
+            lines.append("")
+        elif extra == 1:
+            lines.append("," * 7)
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    text = newline.join(lines) + (newline if draw(st.booleans()) else "")
+    return ("\ufeff" if draw(st.booleans()) else "") + text
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chain_files())
+def test_arrow_reads_every_file_as_pandas_does(text):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "chain.csv")
+        Path(path).write_bytes(text.encode("utf-8"))
+        assert _outcome(path) == _by_pandas(path)
+
+
+def test_odd_but_valid_files_take_the_fast_path_and_keep_their_line_numbers(tmp_path):
+    body = [",".join(r) for r in GOOD]
+    variants = {
+        "crlf.csv": ("\r\n".join([HEADER, *body]) + "\r\n").encode(),
+        "bom.csv": ("\ufeff" + "\n".join([HEADER, *body])).encode(),
+        "padded.csv": "\n".join([HEADER, *[",".join(f"  {f}\t" for f in r) for r in GOOD]]).encode(),
+        "quoted.csv": "\n".join([HEADER, *[",".join(f'"{f}"' for f in r) for r in GOOD]]).encode(),
+        "blank.csv": "\n".join([HEADER, body[0], "", ",,,,,,,", *body[1:]]).encode(),
+    }
+    for name, data in variants.items():
+        (tmp_path / name).write_bytes(data)
+    with gzip.open(tmp_path / "chain.csv.gz", "wb") as fh:
+        fh.write(variants["crlf.csv"])
+    with zipfile.ZipFile(tmp_path / "chain.zip", "w") as zf:
+        zf.writestr("chain.csv", variants["crlf.csv"])
+    for f in [*variants, "chain.csv.gz", "chain.zip"]:
+        path = str(tmp_path / f)
+        table = common._read_arrow(Path(path), path)
+        assert table is not None, f
+        assert len(table) == 4
+        assert table.lines.tolist() == ([2, 5, 6, 7] if f == "blank.csv" else [2, 3, 4, 5])
+        assert _outcome(path) == _by_pandas(path)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([HEADER, body[0], "", ",,,,,,,", body[1], body[2].replace(",620,", ",6x0,")]) + "\n")
+    assert _outcome(str(bad)) == f"error: {bad}:6: strike '6x0' is not a number"
+
+
+def _cboe34_line(und, root, e, k, right, oi, iv, price, under_bid, under_ask):
+    return (f"{und},{AS_OF},{root},{e},{k},{right},0,0,0,0,5,1,0,1,0,0,0,0,0,{iv},0.5,0.001,0,0,0,10,"
+            f"{price * 0.98:.12g},10,{price * 1.02:.12g},{under_bid},{under_ask},0,{oi},")
+
+
+def test_many_underlyings_in_one_file_each_match_independent_computation(db_url, tmp_path):
+    """60 stock chains (more than one engine chunk) with their own spots, some IVs zero (derived from
+    the mid), plus an index listed under two PM-settled roots (SPXW and SPXPM, as 2011-2017 files had
+    them; an AM-settled SPX contract is another contract) whose spot comes from put-call parity."""
+    lines, expected = [], {}
+    for u in range(60):
+        sym, spot = "S" + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[u // 26] + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[u % 26], 50.0 + 10 * u
+        contracts = []
+        for e in EXPIRIES[:2]:
+            for j in range(-2, 3):
+                k = spot * (1 + 0.05 * j)
+                for right in ("C", "P"):
+                    iv = round(0.2 + 0.1 * abs(j) / 2 + 0.002 * u, 6)
+                    oi = 100 + 37 * u + 11 * j + (5 if right == "C" else 0)
+                    contracts.append((e, k, right, oi, iv))
+                    zero_iv = (u + j) % 7 == 0  # Cboe's 0: the IV comes from the mid instead
+                    lines.append(_cboe34_line(sym, sym, e, f"{k:.3f}", right, oi, 0 if zero_iv else iv,
+                                              _price(spot, k, _t(e), iv, right == "C"), spot - 0.01, spot + 0.01))
+        expected[sym] = (spot, contracts)
+    index = []
+    for e in EXPIRIES[:2]:
+        for k in (5900.0, 6000.0, 6100.0):
+            for right in ("C", "P"):
+                oi = 1000 + int(k) % 700 + (300 if right == "C" else 0)
+                index.append((e, k, right, oi, 0.18))
+                for root, share in (("SPXPM", 0.4), ("SPXW", 0.6)):  # two PM-settled roots: one contract
+                    lines.append(_cboe34_line("^SPX", root, e, k, right, oi * share, 0.18,
+                                              _price(6000.0, k, _t(e), 0.18, right == "C"), 0, 0))
+    path = tmp_path / "UnderlyingOptionsEODCalcs_2025-06-02.csv"
+    path.write_text(CBOE_34 + "\n" + "\n".join(lines) + "\n")
+    res = import_chains([str(path)], db=db_url)
+    assert len(res.sessions) == 61 and res.files[0]["chains"] == 61
+    got = dict(rows(db_url, "SELECT symbol, net_gex FROM gex_history"))
+    spots = dict(rows(db_url, "SELECT symbol, spot_price FROM gex_history"))
+    for sym, (spot, contracts) in expected.items():
+        assert spots[sym] == pytest.approx(spot, abs=1e-9)
+        assert got[sym] == pytest.approx(_net(contracts, spot), rel=1e-5), sym
+    assert spots["SPX"] == pytest.approx(6000.0, rel=1e-9)
+    assert got["SPX"] == pytest.approx(_net(index, spots["SPX"]), rel=1e-6)
+    n_stored = rows(db_url, "SELECT COUNT(*) FROM option_chain_contracts")[0][0]
+    assert n_stored == sum(len(c) for _, c in expected.values()) + len(index)
+
+
+def test_roots_merged_without_vendor_gamma_store_no_gamma(db_url, tmp_path):
+    """A 26-column file has no gamma: merging two PM-settled roots (SPXW, SPXPM) must not invent one (it
+    stored 0 before)."""
+    lines = []
+    for k in (5900.0, 6000.0, 6100.0):
+        for right in ("C", "P"):
+            p = _price(6000.0, k, _t(EXPIRIES[2]), 0.2, right == "C")
+            for root in ("SPXPM", "SPXW"):
+                lines.append(f"^SPX,{AS_OF},{root},{EXPIRIES[2]},{k},{right},0,0,0,0,5,1,0,1,0,0,0,10,"
+                             f"{p * 0.99:.12g},10,{p * 1.01:.12g},0,0,0,500,")
+    path = tmp_path / "UnderlyingOptionsEODQuotes_2025-06-02.csv"
+    path.write_text(CBOE_26 + "\n" + "\n".join(lines) + "\n")
+    import_chains([str(path)], db=db_url)
+    stored = rows(db_url, "SELECT open_interest, gamma FROM option_chain_contracts")
+    assert len(stored) == 6 and {s[0] for s in stored} == {1000.0}
+    assert {s[1] for s in stored} == {None}
+    assert np.isfinite(rows(db_url, "SELECT net_gex FROM gex_history")[0][0])
