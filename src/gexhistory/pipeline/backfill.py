@@ -10,7 +10,7 @@
 3. compute and write each symbol's sessions (pipeline/sessions.py): here, or as tasks on an executor
    (pipeline/parallel.py): one task per symbol with --jobs N or --cluster, and a long synthetic
    window cut in two so both cores work;
-4. fill the outcomes of signals whose horizon has passed, and record how the run ended.
+4. settle the signals' outcomes and confidence from the stored closes, and record how the run ended.
 
 A crash loses at most the open batch: a session's rows in every table are committed together, so a
 rerun resumes exactly where the last commit ended.
@@ -29,7 +29,7 @@ from gexhistory.config import database_url
 from gexhistory.errors import BadInput
 from gexhistory.pipeline import parallel
 from gexhistory.pipeline import symbols as guard
-from gexhistory.pipeline.outcomes import fill_outcomes, refresh_confidence
+from gexhistory.pipeline.outcomes import settle_signals
 from gexhistory.pipeline.runs import (
     BackfillOptions,
     BackfillResult,
@@ -95,10 +95,9 @@ def run_backfill(opts: BackfillOptions, progress: ProgressFn | None = None,
                     notice(note)
         result.symbols = _run_symbols(engine, source, window, opts, run_id, cluster, progress)
         for symbol in opts.symbols:
-            filled, pending = fill_outcomes(engine, symbol)
+            filled, pending = settle_signals(engine, symbol)
             result.outcomes_filled += filled
             result.outcomes_pending += pending
-            refresh_confidence(engine, symbol)
     except BaseException as exc:
         result.elapsed = time.perf_counter() - t0
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"

@@ -36,7 +36,7 @@ from gexhistory.engine.summary import CORR_WINDOW, none_if_nan, rolling_price_ge
 from gexhistory.errors import BadInput
 from gexhistory.pipeline import parallel
 from gexhistory.pipeline.compute import session_rows
-from gexhistory.pipeline.outcomes import fill_outcomes, refresh_confidence
+from gexhistory.pipeline.outcomes import settle_signals
 from gexhistory.pipeline.runs import TABLES, ProgressFn, versions
 from gexhistory.sources.base import MinuteBars
 from gexhistory.store import chains as cs
@@ -227,8 +227,7 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
     # Replacing a session removed its signal row (an import computes none), which moves the confidence
     # of its pattern's later signals: settle outcomes and confidence as a backfill does.
     for sym in symbols:
-        fill_outcomes(engine, sym)
-        refresh_confidence(engine, sym)
+        settle_signals(engine, sym)
     writes.finish_run(engine, run_id, "ok", totals, format_ts(dt.datetime.now(ET)))
     engine.dispose()
     res = ImportResult(run_id, _file_summary(items), sessions_out, totals, time.perf_counter() - t0)
