@@ -10,6 +10,15 @@ from pathlib import Path
 from gexhistory.errors import BadInput
 
 DEFAULT_DB_FILE = "gex_copilot.db"
+
+# What any market's numbers stay within. The dearest listed share has traded near $750,000 and the
+# largest daily volumes and open interests are below 1e10: a value past these bounds is a typo, a unit
+# error or a broken feed, and stored it would overflow GEX (price squared times open interest) to inf.
+PRICE_MAX = 1e7
+PRICE_MIN = 1e-4  # the smallest tick sub-penny shares trade at; below it spot squared underflows GEX to 0
+COUNT_MAX = 1e12
+RATE_MAX = 1e6  # requests per minute: more is no limit at all, which the provider would answer with 429s
+SEED_MAX = 2**64  # the synthetic market's seed: a non-negative 64-bit number
 SYMBOL_RE = re.compile(r"^(I:)?[A-Z][A-Z0-9.\-]{0,9}$")
 
 
@@ -34,6 +43,16 @@ def env_float(name: str, default: float, lo: float, hi: float) -> float:
     if not (lo <= value <= hi) or math.isnan(value):
         raise BadInput(f"{name} must be between {lo:g} and {hi:g}, got {raw}")
     return value
+
+
+def plausible_price(value: float) -> bool:
+    """A finite price of a traded instrument: PRICE_MIN <= value < PRICE_MAX."""
+    return math.isfinite(value) and PRICE_MIN <= value < PRICE_MAX
+
+
+def plausible_count(value: float) -> bool:
+    """A finite volume or open interest: 0 <= value < COUNT_MAX."""
+    return math.isfinite(value) and 0 <= value < COUNT_MAX
 
 
 def database_url(db: str | None = None) -> str:

@@ -55,3 +55,9 @@ class DatabaseError(WorkFailed):
 
 class WorkerDied(WorkFailed):
     """A worker process or cluster task ended without reporting (killed, out of memory, lost node)."""
+
+
+class NonFiniteValue(WorkFailed):
+    """A value about to be stored is NaN or infinite: refused at the store boundary, so the transaction
+    it belonged to writes nothing. Inputs are checked for plausible ranges before any work, so this
+    means a computation overflowed: report it (exit 1)."""

@@ -81,6 +81,7 @@ def run_backfill(opts: BackfillOptions, progress: ProgressFn | None = None,
     source = _Source(opts)
     if source.is_synthetic:  # a typo would become invented prices: refused before the database is touched
         guard.refuse_unlisted(opts.symbols, opts.db)
+    source.check_covers(opts)  # a bars file that cannot price the window changes nothing, not even the run log
     engine = open_engine(opts.db)
     init_schema(engine)
     run_id = writes.start_run(engine, "backfill", opts.symbols, opts.start, opts.end, source.name,
@@ -148,6 +149,14 @@ class _Source:
             self.name, self.is_synthetic = source_label(kind, opts.bars), kind == "synthetic"
         if self._source is not None:
             self.name, self.is_synthetic = self._source.name, self._source.is_synthetic
+
+    def check_covers(self, opts: BackfillOptions) -> None:
+        if self._source is None or not opts.symbols:  # the synthetic market prices any window
+            return
+        from gexhistory.pipeline.compute import bars_start  # lazy: numpy, which a file source loads anyway
+
+        for symbol in opts.symbols:
+            self._source.check_covers(symbol, bars_start(opts.start), opts.start, opts.end)
 
     def open(self) -> PriceSource:
         if self._source is None:

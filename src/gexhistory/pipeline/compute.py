@@ -44,8 +44,7 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
     the chunk or thread it lands in."""
     first, last = todo[0].date, todo[-1].date
     context = sessions_before(first, max(CORR_WINDOW + 1, SCALE_WINDOW))
-    bars_from = warmup_start(context[0].date if context else first)
-    bars = source.daily_bars(symbol, bars_from, last)
+    bars = source.daily_bars(symbol, bars_start(first), last)
     _require_bars(bars, todo)
     idx = bars.index_of()
     minutes_with_warmup, minutes = fetch_minutes(source, symbol, todo)
@@ -135,6 +134,13 @@ def _priced_snapshots(label: str, symbol: str, todo: list[Session], minutes) -> 
             raise WorkFailed(f"{label}: no price for {symbol} on {s.date}")
         out[s.date] = ([t for t, k in zip(times[j], ok) if k], spots[j, :len(times[j])][ok])
     return out
+
+
+def bars_start(first: dt.date) -> dt.date:
+    """The first day whose daily bars the computation of sessions from `first` on reads: the context
+    sessions before it (correlation, signal scale) and the chain model's warm-up before those."""
+    context = sessions_before(first, max(CORR_WINDOW + 1, SCALE_WINDOW))
+    return warmup_start(context[0].date if context else first)
 
 
 def _require_bars(bars: DailyBars, todo: list[Session]) -> None:

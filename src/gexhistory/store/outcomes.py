@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
 from gexhistory.calendar import sessions_between
 from gexhistory.engine.outcomes import Outcome, outcomes_for
+from gexhistory.store.bulk import refuse_non_finite
 from gexhistory.store.schema import gamma_daily_summary, regime_signals
 
 OUTCOME_COLUMNS = ("price_change_1d", "price_change_5d", "price_change_10d", "signal_correct")
@@ -53,6 +54,7 @@ def update_outcomes(conn: Connection, rows: list[dict]) -> int:
     if not rows:
         return 0
     t = regime_signals
+    refuse_non_finite(t, [{c: r[c] for c in OUTCOME_COLUMNS} for r in rows])
     stmt = update(t).where(t.c.id == bindparam("sig_id")).values(
         **{c: bindparam(f"v_{c}") for c in OUTCOME_COLUMNS})
     params = [{"sig_id": r["id"], **{f"v_{c}": r[c] for c in OUTCOME_COLUMNS}} for r in rows]
@@ -83,6 +85,7 @@ def update_confidence(conn: Connection, rows: list[dict]) -> int:
     if not rows:
         return 0
     t = regime_signals
+    refuse_non_finite(t, rows)
     stmt = update(t).where(t.c.id == bindparam("sig_id")).values(confidence_score=bindparam("v_conf"))
     conn.execute(stmt, [{"sig_id": r["id"], "v_conf": r["confidence_score"]} for r in rows])
     return len(rows)
