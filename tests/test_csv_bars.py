@@ -198,3 +198,40 @@ def test_date_close_file_without_volume(tmp_path):
     assert len(got) == len(sessions_between(dt.date.fromisoformat(WINDOW[0]), dt.date.fromisoformat(WINDOW[1])))
     assert all(spot == expected(dt.date.fromisoformat(d))[3] and net is not None for d, spot, net in got)
     assert rows(db, "SELECT COUNT(*) FROM price_bars WHERE volume IS NULL AND close_only = 1")[0][0] > 0
+
+
+# (case, how the bars file is spoiled, the words of the one error line): each found before the run is recorded.
+BAD_FOR_THE_WINDOW = [
+    ("starts after the window", dict(start=dt.date(2025, 6, 30)), "has no row for SPY on 2025-06-23"),
+    ("a hole in the window", dict(skip={dt.date(2025, 7, 10)}), "has no row for SPY on 2025-07-10"),
+    ("ends before the window ends", dict(end=dt.date(2025, 7, 15)), "has no row for SPY on 2025-07-16"),
+    ("another symbol only", {}, "has no rows for SPY"),
+    ("a huge price", dict(extra=("2025-08-01,1,1e9,1,1,1",)), "high '1e9' must be a price"),
+    ("an infinite volume", dict(extra=("2025-08-01,1,1,1,1,inf",)), "volume 'inf' must be a number"),
+    ("a date past year 9999", dict(extra=("10000-01-03,1,1,1,1,1",)), "date '10000-01-03' is not YYYY-MM-DD"),
+]
+
+
+@pytest.mark.parametrize("case, spoil, needle", BAD_FOR_THE_WINDOW, ids=[c[0] for c in BAD_FOR_THE_WINDOW])
+def test_a_bad_bars_file_changes_nothing(tmp_path, db_url, case, spoil, needle):
+    """Exit 2 with one line, and the database as it was: on SQLite the file's bytes (sha256), on
+    PostgreSQL every table's content and the run log (backfill_runs gets no row)."""
+    from dbcheck import content_digest, file_sha256, runs
+
+    good = write(tmp_path / "good.csv")
+    assert run_cli(["backfill", "--source", "csv", "--bars", str(good), "--start", WINDOW[0], "--end", WINDOW[0],
+                    "--db", db_url, "--quiet"], tmp_path).returncode == 0
+    if case == "another symbol only":
+        bad = tmp_path / "bad.csv"
+        bad.write_text("symbol,date,close\n" + "".join(f"QQQ,{s.date},{400 + i}\n" for i, s in
+                                                       enumerate(sessions_between(START, END))))
+    else:
+        bad = write(tmp_path / "bad.csv", **spoil)
+    sqlite = not db_url.startswith("postgresql")
+    before = (file_sha256(db_url) if sqlite else None, content_digest(db_url), runs(db_url))
+    out = run_cli(["backfill", "--source", "csv", "--bars", str(bad), "--start", WINDOW[0], "--end", WINDOW[1],
+                   "--db", db_url, "--force"], tmp_path)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: bars file bad.csv"), out.stderr
+    assert needle in lines[0], lines
+    assert (file_sha256(db_url) if sqlite else None, content_digest(db_url), runs(db_url)) == before
