@@ -9,6 +9,7 @@ long window of a source that is pure computation, across processes (backfill.spl
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections import deque
 from typing import Callable
 
@@ -105,7 +106,12 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
             lo, block, block_chains, wanted, future = pending.popleft()
             yield from finish(lo, block, block_chains, wanted, future.result())
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        # Normally the consumer closes this generator (write_sessions does, when a write fails). Left to
+        # the garbage collector it may be finalised in any thread, one of this pool's own included (seen
+        # when the database died during a --jobs 2 run), and a thread cannot join itself: there, the
+        # pool is told to stop without waiting; its threads end with the chunks they are computing.
+        own_thread = threading.current_thread().name.startswith(parallel.ENGINE_THREAD_PREFIX)
+        pool.shutdown(wait=not own_thread, cancel_futures=True)
 
 
 def _price_gex_corr(close: np.ndarray, close_gex: np.ndarray, lo: int, n: int) -> list[float | None]:
