@@ -35,7 +35,9 @@ class BadFile(BadInput):
 
 class BadDatabase(BadInput):
     """The database target cannot be used as given: a corrupt, read-only or non-database file, a
-    directory, an unsupported URL."""
+    directory, an unsupported URL, an empty target, a URL naming no database, credentials or a
+    database name the server refuses. (A server that cannot be reached, or a lock another writer
+    holds, is `DatabaseError`: a retry may succeed.)"""
 
 
 class WorkFailed(GexHistoryError):
