@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import REPO, rows, run_cli
 
@@ -414,3 +416,31 @@ def test_a_password_with_at_signs_reaches_the_server_whole(pg_database_url, tmp_
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(f"initialised postgresql+psycopg://{real.username}:***@{real.host}")
     assert "ss:w" not in out.stdout + out.stderr
+
+
+_PASSWORDS = st.text(st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters="?"), min_size=1,
+                     max_size=24)
+
+
+@settings(max_examples=300, deadline=None)
+@given(user=st.from_regex(r"[a-z][a-z0-9_]{0,11}", fullmatch=True), password=_PASSWORDS)
+def test_any_password_is_hidden_whole_and_reaches_the_driver_whole(user, password):
+    """For any printable password ('?' starts the query in every URL parser): the message shows
+    user:***@host, and SQLAlchemy reads back exactly the user and password given (so the host is right)."""
+    from sqlalchemy.engine import make_url
+
+    from gexhistory.config import database_url, redact_url
+
+    raw = f"postgresql://{user}:{password}@db.example:5432/gex"
+    assert redact_url(raw) == f"postgresql://{user}:***@db.example:5432/gex"
+    url = make_url(database_url(raw))
+    assert (url.username, url.password, url.host, url.port, url.database) == (user, _unquoted(password),
+                                                                              "db.example", 5432, "gex")
+    assert redact_url(database_url(raw)) == f"postgresql+psycopg://{user}:***@db.example:5432/gex"
+
+
+def _unquoted(password: str) -> str:
+    """What a password means: a user who percent-encoded it (as URLs require) meant the decoded text."""
+    from urllib.parse import unquote
+
+    return unquote(password)
