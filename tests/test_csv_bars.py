@@ -202,13 +202,13 @@ def test_date_close_file_without_volume(tmp_path):
 
 # (case, how the bars file is spoiled, the words of the one error line): each found before the run is recorded.
 BAD_FOR_THE_WINDOW = [
-    ("starts after the window", dict(start=dt.date(2025, 6, 30)), "has no row for SPY on 2025-06-23"),
-    ("a hole in the window", dict(skip={dt.date(2025, 7, 10)}), "has no row for SPY on 2025-07-10"),
-    ("ends before the window ends", dict(end=dt.date(2025, 7, 15)), "has no row for SPY on 2025-07-16"),
+    ("starts after the window", {"start": dt.date(2025, 6, 30)}, "has no row for SPY on 2025-06-23"),
+    ("a hole in the window", {"skip": {dt.date(2025, 7, 10)}}, "has no row for SPY on 2025-07-10"),
+    ("ends before the window ends", {"end": dt.date(2025, 7, 15)}, "has no row for SPY on 2025-07-16"),
     ("another symbol only", {}, "has no rows for SPY"),
-    ("a huge price", dict(extra=("2025-08-01,1,1e9,1,1,1",)), "high '1e9' must be a price"),
-    ("an infinite volume", dict(extra=("2025-08-01,1,1,1,1,inf",)), "volume 'inf' must be a number"),
-    ("a date past year 9999", dict(extra=("10000-01-03,1,1,1,1,1",)), "date '10000-01-03' is not YYYY-MM-DD"),
+    ("a huge price", {"extra": ("2025-08-01,1,1e9,1,1,1",)}, "high '1e9' must be a price"),
+    ("an infinite volume", {"extra": ("2025-08-01,1,1,1,1,inf",)}, "volume 'inf' must be a number"),
+    ("a date past year 9999", {"extra": ("10000-01-03,1,1,1,1,1",)}, "date '10000-01-03' is not YYYY-MM-DD"),
 ]
 
 

@@ -20,10 +20,9 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import REPO, rows, run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from helpers import REPO, rows, run_cli
 
 NOISE = ("Traceback", "error ignored", "probably means", "cannot join current thread", "Pipeline")
 
@@ -59,7 +58,7 @@ def _crash(tmp_path: Path, raise_expr: str, env: dict) -> subprocess.CompletedPr
     full = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATABASE_PATH")}
     full.update(PYTHONPATH=str(REPO / "src"), **env)
     return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=full, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, check=False)
 
 
 @pytest.mark.parametrize("case, raise_expr, says", BUGS, ids=[b[0] for b in BUGS])
@@ -340,9 +339,8 @@ class _Proxy:
 @pytest.mark.postgres
 @pytest.mark.parametrize("symbols, jobs", [("SPY", "1"), ("SPY,QQQ", "2")], ids=["one symbol", "two symbols, --jobs 2"])
 def test_postgresql_lost_mid_run_is_exit_1_without_noise(pg_database_url, tmp_path, symbols, jobs):
-    from sqlalchemy.engine import make_url
-
     from conftest import _reset_pg
+    from sqlalchemy.engine import make_url
 
     _reset_pg(pg_database_url)
     real = make_url(pg_database_url)

@@ -14,12 +14,12 @@ import subprocess
 import sys
 
 import pytest
-
 from dbcheck import content_digest, session_problems
+from helpers import REPO, engine_for, rows, run_cli
+
 from gexhistory.pipeline.backfill import BackfillOptions, run_backfill
 from gexhistory.store import status as st
 from gexhistory.store.db import open_engine
-from helpers import REPO, engine_for, rows, run_cli
 
 BASE = ("2024-03-01", "2024-07-31")
 A = ("2024-04-01", "2024-06-28")
@@ -58,8 +58,9 @@ CORRUPTIONS = [
      "price_change_10d"),
     ("verdict flipped", "UPDATE regime_signals SET signal_correct = 1 - signal_correct WHERE timestamp = :ts",
      "signal_correct"),
-    ("a later close replaced", "UPDATE gamma_daily_summary SET close_price = close_price * 1.1 "
-     "WHERE date = (SELECT MIN(date) FROM gamma_daily_summary WHERE date > substr(:ts, 1, 10))", "price_change_1d"),
+    ("a later close replaced", ("UPDATE gamma_daily_summary SET close_price = close_price * 1.1 "
+                                "WHERE date = (SELECT MIN(date) FROM gamma_daily_summary WHERE date > substr(:ts, 1, 10))"),
+     "price_change_1d"),
 ]
 
 

@@ -333,6 +333,6 @@ def _stale_outcomes(f: Facts) -> list[str]:
     if not stale:
         return []
     r, key, want = stale[0]
-    return [f"{plural(len(stale), 'signal')} whose outcome disagrees with the stored closes: "
-            f"{_dates_text([s['timestamp'] for s, _, _ in stale])}; the first has {key}={r[key]} where the closes "
-            f"give {want} (any backfill of {f.symbol} recomputes them)"]
+    return [(f"{plural(len(stale), 'signal')} whose outcome disagrees with the stored closes: "
+             f"{_dates_text([s['timestamp'] for s, _, _ in stale])}; the first has {key}={r[key]} where the closes "
+             f"give {want} (any backfill of {f.symbol} recomputes them)")]
