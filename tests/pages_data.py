@@ -60,5 +60,5 @@ def build(db: str) -> None:
     engine = open_engine(db)
     with engine.begin() as conn:
         writes.insert_rows(conn, regime_signals, out)
-    refresh_confidence(engine, SYMBOL)
+        refresh_confidence(conn, SYMBOL)
     engine.dispose()

@@ -108,8 +108,12 @@ def test_backfill_result_matches_the_stored_rows(stored_db):
     ({"symbols": "SPY,$X"}, "malformed symbol '$X'"),
     ({"symbols": []}, "no symbol given"),
     ({"source": "bogus"}, "unknown source 'bogus'"),
-    ({"rate": 0}, "rate must be a positive number of requests per minute, got 0"),
+    ({"rate": 0}, "rate must be a number of requests per minute above 0 and at most 1e+06, got 0"),
+    ({"rate": float("inf")}, "rate must be a number of requests per minute above 0 and at most 1e+06, got inf"),
+    ({"rate": float("nan")}, "rate must be a number of requests per minute above 0 and at most 1e+06, got nan"),
     ({"seed": "42"}, "seed must be a whole number"),
+    ({"seed": -1}, "seed must be a whole number from 0 to 2**64-1, got -1"),
+    ({"seed": 2**64}, "seed must be a whole number from 0 to 2**64-1, got 18446744073709551616"),
     ({"batch_sessions": 0}, "batch_sessions must be between 1 and 100000"),
 ])
 def test_backfill_bad_arguments_are_bad_input_and_write_nothing(tmp_path, kwargs, message):

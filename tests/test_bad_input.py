@@ -65,7 +65,14 @@ CASES = [
     Case("option-unknown", ["backfill", "--frobnicate"], 2, "No such option '--frobnicate'"),
     Case("command-unknown", ["frobnicate"], 2, "No such command 'frobnicate'", db_arg=False),
     Case("seed-not-a-number", ["backfill", "--seed", "abc"], 2, "'abc' is not a valid integer"),
-    Case("rate-negative", ["backfill", "--rate", "-1"], 2, "--rate must be a positive number"),
+    Case("rate-negative", ["backfill", "--rate", "-1"], 2, "--rate must be a number of requests per minute above 0"),
+    Case("rate-infinite", ["backfill", "--rate", "inf"], 2, "at most 1e+06, got inf"),
+    Case("rate-nan", ["backfill", "--rate", "nan"], 2, "at most 1e+06, got nan"),
+    Case("seed-negative", ["backfill", "--seed", "-1", "--source", "synthetic"], 2,
+         "--seed must be a whole number from 0 to 2**64-1, got -1"),
+    Case("seed-too-big", ["backfill", "--seed", str(2**64), "--source", "synthetic"], 2, "--seed must be a whole"),
+    Case("snapshot-rate-infinite", ["snapshot", "--rate", "inf", "--anytime"], 2, "--rate must be a number",
+         env={"POLYGON_API_KEY": "pk_test_abcdef"}),
     Case("rate-not-a-number", ["backfill", "--rate", "fast"], 2, "'fast' is not a valid float"),
     Case("jobs-zero", ["backfill", "--symbols", "SPY,QQQ", "--jobs", "0"], 2, "--jobs must be between"),
     Case("jobs-not-a-number", ["backfill", "--jobs", "two"], 2, "'two' is not a valid integer"),
@@ -79,6 +86,11 @@ CASES = [
          "GEXHISTORY_PROCESSES must be a whole number", env={"GEXHISTORY_PROCESSES": "two"}),
     Case("max-pages-env-text", ["backfill", "--days", "5", "--source", "synthetic"], 2,
          "GEXHISTORY_SQLITE_MAX_PAGES must be a positive number", env={"GEXHISTORY_SQLITE_MAX_PAGES": "lots"}),
+    Case("busy-env-text", ["backfill", "--days", "5", "--source", "synthetic"], 2,
+         "GEXHISTORY_SQLITE_BUSY_SECONDS='soon' is not a number", env={"GEXHISTORY_SQLITE_BUSY_SECONDS": "soon"}),
+    Case("db-empty", ["backfill", "--days", "5", "--db", ""], 2, "--db is empty", db_arg=False),
+    Case("db-url-without-database", ["backfill", "--days", "5", "--db", "postgresql://gex:hunter2@localhost"], 2,
+         "names no database", db_arg=False),
     Case("db-is-directory", ["backfill", "--days", "5", "--db", "adir"], 2, "is a directory", setup="dir", db_arg=False),
     Case("db-folder-missing", ["backfill", "--days", "5", "--db", "nowhere/x.db"], 2, "folder", db_arg=False),
     Case("db-not-sqlite", ["backfill", "--days", "5", "--source", "synthetic"], 2, "is not an SQLite database",
@@ -88,7 +100,7 @@ CASES = [
     Case("db-read-only", ["backfill", "--days", "5", "--source", "synthetic"], 2, "is read-only", setup="readonly"),
     Case("database-url-scheme", ["backfill", "--days", "5"], 2, "unsupported database URL scheme",
          env={"DATABASE_URL": "mysql://user@localhost/gex"}, db_arg=False),
-    Case("database-url-unreachable", ["backfill", "--days", "5", "--source", "synthetic"], 2, "Connection refused",
+    Case("database-url-unreachable", ["backfill", "--days", "5", "--source", "synthetic"], 1, "Connection refused",
          env={"DATABASE_URL": "postgresql://gex:hunter2@127.0.0.1:{port}/gex"}, db_arg=False),
     Case("dotenv-url-scheme", ["backfill", "--days", "5"], 2, "unsupported database URL scheme",
          setup="dotenv", db_arg=False),
@@ -105,7 +117,15 @@ CASES = [
     Case("bars-duplicate-day", CSV_RUN, 2, "a second row for", setup="bars-duplicate"),
     Case("bars-no-close-column", CSV_RUN, 2, "must name date and close", setup="bars-no-close"),
     Case("bars-file-missing", CSV_RUN, 2, "does not exist"),
-    Case("bars-negative-price", CSV_RUN, 2, "must be a positive number", setup="bars-negative"),
+    Case("bars-negative-price", CSV_RUN, 2, "line 4: close '-603' must be a price", setup="bars-negative"),
+    Case("bars-huge-price", CSV_RUN, 2, "line 4: high '1e308' must be a price", setup="bars-huge"),
+    Case("bars-infinite-close", CSV_RUN, 2, "line 4: close 'inf' must be a price", setup="bars-inf"),
+    Case("bars-huge-volume", CSV_RUN, 2, "line 4: volume '1e15' must be a number", setup="bars-volume"),
+    Case("bars-year-9999", CSV_RUN, 2, "line 4: 9999-12-31 is not an NYSE session", setup="bars-year-9999"),
+    Case("bars-start-late", CSV_RUN, 2, "has no row for SPY on 2024-12-02", setup="bars-late"),
+    Case("bars-hole", CSV_RUN, 2, "has no row for SPY on 2024-12-04", setup="bars-hole"),
+    Case("bars-ends-early", CSV_RUN, 2, "has no row for SPY on 2024-12-04", setup="bars-short"),
+    Case("bars-other-symbol", CSV_RUN, 2, "has no rows for SPY", setup="bars-qqq"),
     Case("polygon-without-key", ["backfill", "--days", "5", "--source", "polygon"], 2, "POLYGON_API_KEY"),
     Case("api-key-unsendable", ["backfill", "--days", "5", "--source", "polygon"], 2, "API key",
          env={"POLYGON_API_KEY": "abc\u00e9 def"}),
@@ -163,9 +183,22 @@ def _prepare(case: Case, folder: Path, valid: Path) -> Path:
                "bars-incoherent": "2024-12-04,602,601,600,604,1000000",
                "bars-weekend": "2024-12-07,602,605,600,603,1000000",
                "bars-duplicate": "2024-12-03,601,604,599,602,1000000",
-               "bars-negative": "2024-12-04,602,605,600,-603,1000000"}
+               "bars-negative": "2024-12-04,602,605,600,-603,1000000",
+               "bars-huge": "2024-12-04,602,1e308,600,603,1000000",
+               "bars-inf": "2024-12-04,602,605,600,inf,1000000",
+               "bars-volume": "2024-12-04,602,605,600,603,1e15",
+               "bars-year-9999": "9999-12-31,602,605,600,603,1000000"}
         if case.setup == "bars-no-close":
             good = ["date,open,high,low,price", "2024-12-02,600,603,598,601"]
+        # Rows that are each fine but do not cover the window (2024-12-02..06): found before the run is recorded.
+        rest = ["2024-12-04,602,605,600,603,1000000", "2024-12-05,603,606,601,604,1000000",
+                "2024-12-06,604,607,602,605,1000000"]
+        if case.setup == "bars-late":
+            good = [good[0], good[2], *rest]
+        elif case.setup == "bars-hole":
+            good = [*good, *rest[1:]]
+        elif case.setup == "bars-qqq":
+            good = ["symbol," + good[0], *("QQQ," + r for r in good[1:] + rest)]
         (folder / "bars.csv").write_text("\n".join(good + ([bad[case.setup]] if case.setup in bad else [])) + "\n")
     elif case.setup == "dotenv":
         (folder / ".env").write_text("DATABASE_URL=ftp://example.invalid/gex\n")

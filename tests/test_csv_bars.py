@@ -105,7 +105,19 @@ def test_symbol_column_selects_rows(tmp_path):
     ("holiday", "date,close\n2025-07-04,500\n", "2025-07-04 is not an NYSE session"),
     ("duplicate", "date,close\n2025-06-02,500\n2025-06-02,501\n", "line 3: a second row for 2025-06-02"),
     ("incoherent", "date,open,high,low,close\n2025-06-02,10,11,9,12\n", "line 2: incoherent bar"),
-    ("negative", "date,close\n2025-06-02,-5\n", "must be a positive number"),
+    ("negative", "date,close\n2025-06-02,-5\n", "line 2: close '-5' must be a price from 0.0001 to below 1e+07"),
+    ("zero price", "date,close\n2025-06-02,0\n", "line 2: close '0' must be a price"),
+    ("tiny price", "date,close\n2025-06-02,1e-300\n", "line 2: close '1e-300' must be a price"),
+    ("huge close", "date,close\n2025-06-02,1e308\n", "line 2: close '1e308' must be a price"),
+    ("price at the bound", "date,close\n2025-06-02,10000000\n", "line 2: close '10000000' must be a price"),
+    ("infinite open", "date,open,high,low,close\n2025-06-02,inf,inf,9,10\n", "line 2: open 'inf' must be a price"),
+    ("nan high", "date,open,high,low,close\n2025-06-02,10,nan,9,10\n", "line 2: high 'nan' must be a price"),
+    ("huge volume", "date,close,volume\n2025-06-02,500,1e12\n", "line 2: volume '1e12' must be a number from 0"),
+    ("negative volume", "date,close,volume\n2025-06-02,500,-1\n", "line 2: volume '-1' must be a number"),
+    ("nan volume", "date,close,volume\n2025-06-02,500,NaN\n", "line 2: volume 'NaN' must be a number"),
+    ("year 0", "date,close\n0000-06-02,500\n", "line 2: date '0000-06-02' is not YYYY-MM-DD"),
+    ("year 10000", "date,close\n10000-06-02,500\n", "line 2: date '10000-06-02' is not YYYY-MM-DD"),
+    ("year 9999", "date,close\n9999-12-31,500\n", "line 2: 9999-12-31 is not an NYSE session"),
     ("partial ohlc", "date,open,close\n2025-06-02,10,11\n", "open, high and low together"),
     ("short row", "date,open,high,low,close\n2025-06-02,10,11\n", "line 2: no close value"),
     ("empty", "", "is empty"),
@@ -186,3 +198,40 @@ def test_date_close_file_without_volume(tmp_path):
     assert len(got) == len(sessions_between(dt.date.fromisoformat(WINDOW[0]), dt.date.fromisoformat(WINDOW[1])))
     assert all(spot == expected(dt.date.fromisoformat(d))[3] and net is not None for d, spot, net in got)
     assert rows(db, "SELECT COUNT(*) FROM price_bars WHERE volume IS NULL AND close_only = 1")[0][0] > 0
+
+
+# (case, how the bars file is spoiled, the words of the one error line): each found before the run is recorded.
+BAD_FOR_THE_WINDOW = [
+    ("starts after the window", {"start": dt.date(2025, 6, 30)}, "has no row for SPY on 2025-06-23"),
+    ("a hole in the window", {"skip": {dt.date(2025, 7, 10)}}, "has no row for SPY on 2025-07-10"),
+    ("ends before the window ends", {"end": dt.date(2025, 7, 15)}, "has no row for SPY on 2025-07-16"),
+    ("another symbol only", {}, "has no rows for SPY"),
+    ("a huge price", {"extra": ("2025-08-01,1,1e9,1,1,1",)}, "high '1e9' must be a price"),
+    ("an infinite volume", {"extra": ("2025-08-01,1,1,1,1,inf",)}, "volume 'inf' must be a number"),
+    ("a date past year 9999", {"extra": ("10000-01-03,1,1,1,1,1",)}, "date '10000-01-03' is not YYYY-MM-DD"),
+]
+
+
+@pytest.mark.parametrize("case, spoil, needle", BAD_FOR_THE_WINDOW, ids=[c[0] for c in BAD_FOR_THE_WINDOW])
+def test_a_bad_bars_file_changes_nothing(tmp_path, db_url, case, spoil, needle):
+    """Exit 2 with one line, and the database as it was: on SQLite the file's bytes (sha256), on
+    PostgreSQL every table's content and the run log (backfill_runs gets no row)."""
+    from dbcheck import content_digest, file_sha256, runs
+
+    good = write(tmp_path / "good.csv")
+    assert run_cli(["backfill", "--source", "csv", "--bars", str(good), "--start", WINDOW[0], "--end", WINDOW[0],
+                    "--db", db_url, "--quiet"], tmp_path).returncode == 0
+    if case == "another symbol only":
+        bad = tmp_path / "bad.csv"
+        bad.write_text("symbol,date,close\n" + "".join(f"QQQ,{s.date},{400 + i}\n" for i, s in
+                                                       enumerate(sessions_between(START, END))))
+    else:
+        bad = write(tmp_path / "bad.csv", **spoil)
+    sqlite = not db_url.startswith("postgresql")
+    before = (file_sha256(db_url) if sqlite else None, content_digest(db_url), runs(db_url))
+    out = run_cli(["backfill", "--source", "csv", "--bars", str(bad), "--start", WINDOW[0], "--end", WINDOW[1],
+                   "--db", db_url, "--force"], tmp_path)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: bars file bad.csv"), out.stderr
+    assert needle in lines[0], lines
+    assert (file_sha256(db_url) if sqlite else None, content_digest(db_url), runs(db_url)) == before

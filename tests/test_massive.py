@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from werkzeug import Response
 
 import fake_massive as fm
 from gexhistory.calendar import sessions_between
@@ -259,6 +260,43 @@ def test_hole_in_daily_bars_names_the_date(server, fake):
     src, _ = make_source(server)
     with pytest.raises(WorkFailed, match="no daily bar for SPY on 2025-06-11"):
         src.daily_bars("SPY", dt.date(2025, 6, 2), dt.date(2025, 6, 30))
+
+
+# (case, the field spoiled in the 2025-06-11 bar, its value as raw JSON text) for provider answers out of any
+# market's range: one line naming the path, the field and the bar, never a stored inf.
+IMPLAUSIBLE = [
+    ("huge close", "c", "1e308"),
+    ("close below a hundredth of a cent", "c", "1e-300"),
+    ("JSON Infinity open", "o", "Infinity"),
+    ("JSON NaN high", "h", "NaN"),
+    ("negative low", "l", "-5"),
+    ("huge volume", "v", "1e15"),
+    ("negative volume", "v", "-1"),
+    ("vwap infinite", "vw", "Infinity"),
+    ("time past 2100", "t", "5000000000000"),
+]
+
+
+@pytest.mark.parametrize("case, field, raw", IMPLAUSIBLE, ids=[c[0] for c in IMPLAUSIBLE])
+def test_implausible_bars_are_refused(server, fake, case, field, raw):
+    target = fm.daily_bar(sessions_between(dt.date(2025, 6, 11), dt.date(2025, 6, 11))[0])["t"]
+
+    def spoiled(info):
+        resp = fake._aggs(fm.PATH_RE.match(info["path"]), _req(info))
+        body = json.loads(resp.get_data())
+        for r in body["results"]:
+            if r["t"] == target:
+                r[field] = "@@"
+        text = json.dumps(body).replace('"@@"', raw)  # NaN and Infinity as Python's json writes and reads them
+        return Response(text, 200, content_type="application/json")
+
+    fake.fail(None, spoiled)
+    src, _ = make_source(server)
+    with pytest.raises(WorkFailed) as err:
+        src.daily_bars("SPY", dt.date(2025, 6, 2), dt.date(2025, 6, 30))
+    msg = str(err.value)
+    assert msg.startswith("massive: /v2/aggs/ticker/SPY/range/1/day/") and "\n" not in msg
+    assert f"implausible bar: {field}=" in msg and "in bar 8 " in msg, msg
 
 
 def test_delayed_status_is_data(server, fake):

@@ -273,7 +273,6 @@ def test_am_settled_monthlies_are_gone_from_their_expiration_day(db_url, tmp_pat
     date remain (minute bars stored, so the import writes the day's four snapshots)."""
     from test_chain_import import _store_bars
 
-    session = dt.date(2022, 6, 17)
     start = dt.datetime(2022, 6, 17, 9, 30)
     bars = [((start + dt.timedelta(minutes=m)).strftime("%Y-%m-%d %H:%M:%S"), 3700.0, 3700.0) for m in range(390)]
     _store_bars(db_url, "1m", bars)

@@ -169,3 +169,37 @@ def test_market_hours():
     assert not market_open_at(dt.datetime(2025, 6, 14, 12, 0, tzinfo=ET))  # Saturday
     assert not market_open_at(dt.datetime(2025, 7, 4, 12, 0, tzinfo=ET))  # Independence Day
     assert not market_open_at(dt.datetime(2025, 7, 3, 13, 30, tzinfo=ET))  # early close at 13:00
+
+
+def _spoil(path: tuple[str, ...], value):
+    def apply(c: dict) -> None:
+        node = c
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = value
+    return apply
+
+
+# (case, what is spoiled in the chain's third contract, the words of the one-line error)
+IMPLAUSIBLE_CHAIN = [
+    ("huge open interest", _spoil(("open_interest",), 1e15), "implausible open_interest 1e+15 (contract 3"),
+    ("negative open interest", _spoil(("open_interest",), -5), "implausible open_interest -5 (contract 3"),
+    ("huge strike", _spoil(("details", "strike_price"), 1e300), "implausible strike_price 1e+300 (contract 3"),
+    ("zero strike", _spoil(("details", "strike_price"), 0), "implausible strike_price 0 (contract 3"),
+    ("expiry in 9999", _spoil(("details", "expiration_date"), "9999-12-17"),
+     "implausible expiration_date 9999-12-17 (contract 3"),
+    ("absurd IV", _spoil(("implied_volatility",), 1e6), "implausible implied_volatility 1e+06 (contract 3"),
+    ("huge underlying price", _spoil(("underlying_asset", "price"), 1e20), "implausible underlying price 1e+20"),
+]
+
+
+@pytest.mark.parametrize("case, spoil, words", IMPLAUSIBLE_CHAIN, ids=[c[0] for c in IMPLAUSIBLE_CHAIN])
+def test_an_implausible_chain_is_refused_whole(case, spoil, words):
+    from gexhistory.errors import WorkFailed
+    from gexhistory.sources.massive_chain import chain_from_results
+
+    results = _chain()
+    spoil(results[2])
+    with pytest.raises(WorkFailed) as err:
+        chain_from_results("SPY", results, NOW.date())
+    assert str(err.value).startswith("massive: the SPY chain snapshot has an ") and words in str(err.value)

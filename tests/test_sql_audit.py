@@ -20,7 +20,8 @@ SQL_WORDS = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|ALTER|CREATE|DROP|PRAG
 
 # (file relative to src/gexhistory, text on the flagged line) -> why it is safe
 ALLOWED = {
-    ("store/db.py", "PRAGMA busy_timeout={SQLITE_BUSY_MS}"): "a module constant int; PRAGMA takes no bind parameters",
+    ("store/db.py", "PRAGMA busy_timeout={busy_ms:d}"):
+        "an int computed from GEXHISTORY_SQLITE_BUSY_SECONDS, parsed and range-checked; PRAGMA takes no bind parameters",
     ("store/db.py", "PRAGMA max_page_count={max_pages:d}"):
         "an int parsed and range-checked from GEXHISTORY_SQLITE_MAX_PAGES; PRAGMA takes no bind parameters",
     ("store/db.py", "ALTER TABLE {table.name} ADD COLUMN"):

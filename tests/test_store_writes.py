@@ -46,7 +46,7 @@ def _odd_rows() -> list[dict]:
     return [
         {**base, "timestamp": "2025-03-03 09:30:00", "net_gex": np.float64(1.5e9), "flip_point": None,
          "call_wall": 600, "put_wall": np.float32(590.5), "spot_price": np.int64(595), "flip_found": np.bool_(True),
-         "regime": "POSITIVE", "call_gex": float("inf"), "put_gex": -0.0},
+         "regime": "POSITIVE", "call_gex": 1e300, "put_gex": -0.0},
         {**base, "timestamp": "2025-03-03 12:30:00", "net_gex": -2.25, "flip_point": 601.125, "call_wall": None,
          "put_wall": None, "spot_price": 599.0, "flip_found": False, "regime": None, "call_gex": 1, "put_gex": None},
         {**base, "timestamp": "2025-03-03 16:00:00", "net_gex": None, "flip_point": None, "call_wall": None,
@@ -88,7 +88,63 @@ def test_odd_values_are_coerced_like_sqlalchemy(engine):
     assert new == ref
     first = dict(zip([c.name for c in gex_history.columns if c.name not in ("id", "symbol")], new[0]))
     assert first["spot_price"] == 595.0 and first["put_wall"] == 590.5 and first["flip_found"] is True
-    assert first["flip_point"] is None and first["call_gex"] == float("inf")
+    assert first["flip_point"] is None and first["call_gex"] == 1e300
+
+
+# (case, table, column, the value) for the store's refusal of values that are not finite
+NON_FINITE = [
+    ("inf net GEX", gex_history, "net_gex", float("inf")),
+    ("-inf call GEX", gex_history, "call_gex", float("-inf")),
+    ("NaN spot", gex_history, "spot_price", float("nan")),
+    ("numpy NaN flip", gex_history, "flip_point", np.float64("nan")),
+    ("float32 inf wall", gex_history, "put_wall", np.float32("inf")),
+    ("inf gamma spot", gamma_history, "spot_price", float("inf")),
+    ("NaN summary close", gamma_daily_summary, "close_price", float("nan")),
+    ("inf signal price", regime_signals, "spy_price", float("inf")),
+]
+
+
+def _one_row(table, column, value, day="2025-03-03") -> dict:
+    prov = {"symbol": "BAD", "data_source": "test", "chain_source": "test"}
+    if table is gamma_daily_summary:
+        return {**prov, "date": day, column: value}
+    row = {**prov, "timestamp": f"{day} 09:30:00", column: value}
+    if table is gamma_history:
+        row["date"] = day
+    if table is regime_signals:
+        row["primary_regime_type"] = "X"
+    return row
+
+
+@pytest.mark.parametrize("case, table, column, value", NON_FINITE, ids=[c[0] for c in NON_FINITE])
+def test_a_non_finite_value_is_never_stored(engine, case, table, column, value):
+    """The store's boundary refuses NaN and infinities with a typed error naming table, column and row;
+    the transaction writes nothing (the finite rows before it included)."""
+    from gexhistory.errors import NonFiniteValue, WorkFailed
+
+    rows = [_one_row(table, column, 1.0, "2025-03-03"), _one_row(table, column, value, "2025-03-04")]
+    with pytest.raises(NonFiniteValue) as err:
+        with engine.begin() as conn:
+            writes.insert_rows(conn, table, rows)
+    assert isinstance(err.value, WorkFailed) and err.value.exit_code == 1
+    assert f"in {table.name}.{column} (row 2 of 2)" in str(err.value)
+    with engine.connect() as conn:
+        assert conn.execute(select(table.c.id).where(table.c.symbol == "BAD")).all() == []
+
+
+def test_non_finite_outcomes_are_refused_too(engine):
+    from gexhistory.errors import NonFiniteValue
+    from gexhistory.store.outcomes import update_outcomes
+
+    with engine.begin() as conn:
+        writes.insert_rows(conn, regime_signals, [_one_row(regime_signals, "spy_price", 500.0)])
+    with engine.connect() as conn:
+        (sig_id,) = conn.execute(select(regime_signals.c.id)).one()
+    bad = {"id": sig_id, "price_change_1d": 1.0, "price_change_5d": float("nan"), "price_change_10d": None,
+           "signal_correct": None}
+    with pytest.raises(NonFiniteValue, match="regime_signals.price_change_5d"):
+        with engine.begin() as conn:
+            update_outcomes(conn, [bad])
 
 
 def test_a_column_the_table_lacks_is_an_error_not_dropped(engine):

@@ -35,7 +35,9 @@ class BadFile(BadInput):
 
 class BadDatabase(BadInput):
     """The database target cannot be used as given: a corrupt, read-only or non-database file, a
-    directory, an unsupported URL."""
+    directory, an unsupported URL, an empty target, a URL naming no database, credentials or a
+    database name the server refuses. (A server that cannot be reached, or a lock another writer
+    holds, is `DatabaseError`: a retry may succeed.)"""
 
 
 class WorkFailed(GexHistoryError):
@@ -55,3 +57,9 @@ class DatabaseError(WorkFailed):
 
 class WorkerDied(WorkFailed):
     """A worker process or cluster task ended without reporting (killed, out of memory, lost node)."""
+
+
+class NonFiniteValue(WorkFailed):
+    """A value about to be stored is NaN or infinite: refused at the store boundary, so the transaction
+    it belonged to writes nothing. Inputs are checked for plausible ranges before any work, so this
+    means a computation overflowed: report it (exit 1)."""

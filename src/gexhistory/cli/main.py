@@ -42,7 +42,8 @@ class _Group(click.Group):
         except GexHistoryError as exc:
             _fail(str(exc), exc.exit_code)
         except Exception as exc:  # noqa: BLE001
-            _fail_unexpected(exc)
+            argv = kwargs.get("args") if kwargs.get("args") is not None else (args[0] if args else None)
+            _fail_unexpected(exc, list(sys.argv[1:] if argv is None else argv))
         except KeyboardInterrupt as exc:
             _interrupted(exc)
         if isinstance(rv, int) and rv:
@@ -56,17 +57,22 @@ def _interrupted(exc: KeyboardInterrupt) -> None:
     _fail("interrupted", 130)
 
 
-def _fail_unexpected(exc: Exception) -> None:
-    """Database and OS errors met during work: one line, no traceback; anything else is a bug: re-raise."""
+def _fail_unexpected(exc: Exception, argv: list[str]) -> None:
+    """Database and OS errors met during work: one line, no traceback. Anything else is a bug: one line
+    naming it and a log file holding its traceback (cli/crash.py), exit 1."""
     sa_exc = sys.modules.get("sqlalchemy.exc")
-    if sa_exc is not None and isinstance(exc, sa_exc.SQLAlchemyError):
+    psycopg = sys.modules.get("psycopg")
+    if (sa_exc is not None and isinstance(exc, sa_exc.SQLAlchemyError)) or (
+            psycopg is not None and isinstance(exc, psycopg.Error)):
         from gexhistory.store.db import user_error  # lazy: SQLAlchemy is loaded already if it failed
 
         err = user_error(exc)
         _fail(str(err), err.exit_code)
     if isinstance(exc, OSError):
         _fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), 1)
-    raise exc
+    from gexhistory.cli.crash import internal_error_line  # lazy: only a bug reaches here
+
+    _fail(internal_error_line(exc, argv), 1)
 
 
 db_option = click.option("--db", default=None, metavar="URL-or-path",

@@ -50,3 +50,38 @@ def outcome(base: float, later_sessions: list[dt.date], closes: dict[dt.date, fl
         c = closes.get(later_sessions[h - 1]) if len(later_sessions) >= h else None
         changes.append(None if c is None or not base else (c / base - 1.0) * 100.0)
     return Outcome(*changes, signal_correct(trade_direction, changes[1]))
+
+
+def outcomes_for(signals: list[dict], closes: dict[str, dict[dt.date, float]],
+                 cal: list[dt.date]) -> list[Outcome]:
+    """The outcome each signal should hold given the stored closes.
+
+    `signals`: dicts with 'timestamp' ('YYYY-MM-DD ...'), 'spy_price', 'trade_direction' and
+    'data_source'; `closes`: per data_source, the stored session closes by date; `cal`: the NYSE
+    sessions in order from the first signal's to at least max(HORIZONS) past the last one's. The
+    horizons count sessions, not stored rows, so a missing session leaves its horizon NULL rather
+    than taking the next stored one.
+    """
+    days = [dt.date.fromisoformat(s["timestamp"][:10]) for s in signals]
+    pos = {d: i for i, d in enumerate(cal)}
+    out = []
+    for s, day in zip(signals, days):
+        i = pos.get(day)
+        later = cal[i + 1:i + 1 + max(HORIZONS)] if i is not None else []
+        out.append(outcome(s["spy_price"], later, closes.get(s["data_source"], {}), s["trade_direction"]))
+    return out
+
+
+def differing(stored: dict, expected: Outcome, known_only: bool = False) -> list[str]:
+    """The outcome columns of a stored row that do not hold `expected` (floats to 1e-9 relative: a
+    database may round the last bit of a double it was given). `known_only`: judge only the columns
+    whose expected value is known."""
+    out = []
+    for key, want in expected.as_dict().items():
+        have = stored[key]
+        if want is None:
+            if have is not None and not known_only:
+                out.append(key)
+        elif have is None or abs(float(have) - float(want)) > 1e-9 * max(1.0, abs(float(want))):
+            out.append(key)
+    return out

@@ -10,7 +10,7 @@
 3. compute and write each symbol's sessions (pipeline/sessions.py): here, or as tasks on an executor
    (pipeline/parallel.py): one task per symbol with --jobs N or --cluster, and a long synthetic
    window cut in two so both cores work;
-4. fill the outcomes of signals whose horizon has passed, and record how the run ended.
+4. settle the signals' outcomes and confidence from the stored closes, and record how the run ended.
 
 A crash loses at most the open batch: a session's rows in every table are committed together, so a
 rerun resumes exactly where the last commit ended.
@@ -29,7 +29,7 @@ from gexhistory.config import database_url
 from gexhistory.errors import BadInput
 from gexhistory.pipeline import parallel
 from gexhistory.pipeline import symbols as guard
-from gexhistory.pipeline.outcomes import fill_outcomes, refresh_confidence
+from gexhistory.pipeline.outcomes import settle_signals
 from gexhistory.pipeline.runs import (
     BackfillOptions,
     BackfillResult,
@@ -81,6 +81,7 @@ def run_backfill(opts: BackfillOptions, progress: ProgressFn | None = None,
     source = _Source(opts)
     if source.is_synthetic:  # a typo would become invented prices: refused before the database is touched
         guard.refuse_unlisted(opts.symbols, opts.db)
+    source.check_covers(opts)  # a bars file that cannot price the window changes nothing, not even the run log
     engine = open_engine(opts.db)
     init_schema(engine)
     run_id = writes.start_run(engine, "backfill", opts.symbols, opts.start, opts.end, source.name,
@@ -95,10 +96,9 @@ def run_backfill(opts: BackfillOptions, progress: ProgressFn | None = None,
                     notice(note)
         result.symbols = _run_symbols(engine, source, window, opts, run_id, cluster, progress)
         for symbol in opts.symbols:
-            filled, pending = fill_outcomes(engine, symbol)
+            filled, pending = settle_signals(engine, symbol)
             result.outcomes_filled += filled
             result.outcomes_pending += pending
-            refresh_confidence(engine, symbol)
     except BaseException as exc:
         result.elapsed = time.perf_counter() - t0
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -149,6 +149,14 @@ class _Source:
             self.name, self.is_synthetic = source_label(kind, opts.bars), kind == "synthetic"
         if self._source is not None:
             self.name, self.is_synthetic = self._source.name, self._source.is_synthetic
+
+    def check_covers(self, opts: BackfillOptions) -> None:
+        if self._source is None or not opts.symbols:  # the synthetic market prices any window
+            return
+        from gexhistory.pipeline.compute import bars_start  # lazy: numpy, which a file source loads anyway
+
+        for symbol in opts.symbols:
+            self._source.check_covers(symbol, bars_start(opts.start), opts.start, opts.end)
 
     def open(self) -> PriceSource:
         if self._source is None:

@@ -9,6 +9,7 @@ long window of a source that is pure computation, across processes (backfill.spl
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections import deque
 from typing import Callable
 
@@ -44,8 +45,7 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
     the chunk or thread it lands in."""
     first, last = todo[0].date, todo[-1].date
     context = sessions_before(first, max(CORR_WINDOW + 1, SCALE_WINDOW))
-    bars_from = warmup_start(context[0].date if context else first)
-    bars = source.daily_bars(symbol, bars_from, last)
+    bars = source.daily_bars(symbol, bars_start(first), last)
     _require_bars(bars, todo)
     idx = bars.index_of()
     minutes_with_warmup, minutes = fetch_minutes(source, symbol, todo)
@@ -106,7 +106,12 @@ def compute_sessions(source: PriceSource, symbol: str, todo: list[Session], conv
             lo, block, block_chains, wanted, future = pending.popleft()
             yield from finish(lo, block, block_chains, wanted, future.result())
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        # Normally the consumer closes this generator (write_sessions does, when a write fails). Left to
+        # the garbage collector it may be finalised in any thread, one of this pool's own included (seen
+        # when the database died during a --jobs 2 run), and a thread cannot join itself: there, the
+        # pool is told to stop without waiting; its threads end with the chunks they are computing.
+        own_thread = threading.current_thread().name.startswith(parallel.ENGINE_THREAD_PREFIX)
+        pool.shutdown(wait=not own_thread, cancel_futures=True)
 
 
 def _price_gex_corr(close: np.ndarray, close_gex: np.ndarray, lo: int, n: int) -> list[float | None]:
@@ -135,6 +140,13 @@ def _priced_snapshots(label: str, symbol: str, todo: list[Session], minutes) -> 
             raise WorkFailed(f"{label}: no price for {symbol} on {s.date}")
         out[s.date] = ([t for t, k in zip(times[j], ok) if k], spots[j, :len(times[j])][ok])
     return out
+
+
+def bars_start(first: dt.date) -> dt.date:
+    """The first day whose daily bars the computation of sessions from `first` on reads: the context
+    sessions before it (correlation, signal scale) and the chain model's warm-up before those."""
+    context = sessions_before(first, max(CORR_WINDOW + 1, SCALE_WINDOW))
+    return warmup_start(context[0].date if context else first)
 
 
 def _require_bars(bars: DailyBars, todo: list[Session]) -> None:

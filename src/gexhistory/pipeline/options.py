@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from gexhistory.calendar import last_completed_session, window_for_days
-from gexhistory.config import parse_symbols
+from gexhistory.config import RATE_MAX, SEED_MAX, parse_symbols
 from gexhistory.errors import BadInput
 from gexhistory.pipeline.runs import BackfillOptions
 
@@ -69,6 +69,13 @@ def resolve_window(days: int | None, start: str | dt.date | None, end: str | dt.
     return d_start, d_end
 
 
+def check_rate(rate: float | None, flag: str = "--") -> None:
+    """A provider request rate: None (the configured one) or a number of requests per minute in (0, RATE_MAX]."""
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= RATE_MAX):
+        raise BadInput(f"{flag}rate must be a number of requests per minute above 0 and at most {RATE_MAX:g}, "
+                       f"got {rate}")
+
+
 def backfill_options(symbols: str | Sequence[str], *, days: int | None = None, start: str | dt.date | None = None,
                      end: str | dt.date | None = None, source: str = "auto", seed: int = 42, force: bool = False,
                      db: str | None = None, bars: str | None = None, rate: float | None = None, jobs: int = 1,
@@ -78,10 +85,9 @@ def backfill_options(symbols: str | Sequence[str], *, days: int | None = None, s
     `more` passes the options only Python callers give (conventions, model, source_factory) unchanged.
     """
     names = symbol_list(symbols)
-    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0):
-        raise BadInput(f"{flag}rate must be a positive number of requests per minute, got {rate}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise BadInput(f"{flag}seed must be a whole number, got {seed!r}")
+    check_rate(rate, flag)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_MAX:
+        raise BadInput(f"{flag}seed must be a whole number from 0 to 2**64-1, got {seed!r}")
     if isinstance(batch_sessions, bool) or not isinstance(batch_sessions, int) or not 1 <= batch_sessions <= 100_000:
         name = "--batch-sessions" if flag else "batch_sessions"  # the option's and the argument's spelling
         raise BadInput(f"{name} must be between 1 and 100000, got {batch_sessions!r}")

@@ -131,9 +131,12 @@ def cluster_address(cluster: str | None) -> str | None:
     return address
 
 
+ENGINE_THREAD_PREFIX = "gex-engine"
+
+
 def threads(n: int) -> Executor:
     """`n` threads of this process (numpy releases the GIL in its loops)."""
-    return ThreadPoolExecutor(n, thread_name_prefix="gex-engine")
+    return ThreadPoolExecutor(n, thread_name_prefix=ENGINE_THREAD_PREFIX)
 
 
 def _init_local(progress_queue, parent_pid: int) -> None:

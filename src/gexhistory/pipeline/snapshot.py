@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from gexhistory.calendar import ET, TZ_NAME, format_ts, session_on
 from gexhistory.engine.exposure import GEX_UNIT, Conventions, GexSnapshot, compute_gex_one
 from gexhistory.errors import BadInput
+from gexhistory.pipeline.options import check_rate
 from gexhistory.pipeline.runs import failure_message
 from gexhistory.sources.massive_chain import CHAIN_SOURCE, DATA_SOURCE, chain_client, chain_from_results, fetch_chain
 from gexhistory.store import writes
@@ -95,6 +96,7 @@ def run_snapshot(symbols: list[str], db: str | None = None, *, now: dt.datetime 
                  anytime: bool = False, rate: float | None = None) -> tuple[list[SnapshotResult], list[tuple[str, str]]]:
     """Take one snapshot per symbol now. Returns (results, [(symbol, why it failed)]); outside market
     hours nothing is taken unless `anytime`."""
+    check_rate(rate)
     client = chain_client(rate)
     now = (now or dt.datetime.now(ET)).astimezone(ET)
     if not anytime and not market_open_at(now):

@@ -134,7 +134,8 @@ class PriceSource:
     (the OpenBB fetcher pattern: each source fills the same hooks; callers never probe with getattr).
 
     Required: `name` (the data_source label written on every row), `daily_bars`, `minute_bars`.
-    Optional, with their defaults here: `is_synthetic`, `cache_bars`, `vix_label`, `notes`, `vix_bars`.
+    Optional, with their defaults here: `is_synthetic`, `cache_bars`, `vix_label`, `notes`, `vix_bars`,
+    `check_covers`.
     Subclasses call `super().__init__()`.
     """
 
@@ -158,3 +159,8 @@ class PriceSource:
     def vix_bars(self, start: dt.date, end: dt.date) -> DailyBars | None:
         """Daily I:VIX bars where the source has them, else None (callers then use a labelled proxy)."""
         return None
+
+    def check_covers(self, symbol: str, bars_from: dt.date, start: dt.date, end: dt.date) -> None:
+        """Raise BadInput when the user's own data cannot price every session of [start, end] (bars
+        from `bars_from` on are read). Called before anything is written, so only a source whose data
+        is the user's input and free to read (a file) checks here; a provider is asked while working."""

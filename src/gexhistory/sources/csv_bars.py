@@ -3,7 +3,7 @@
 Header required, names case-insensitive, any order: `date` (YYYY-MM-DD) and `close` always;
 `open,high,low` together or not at all (a file without them is close-only and flagged); `volume`
 optional; `symbol` (or `ticker`) optional, and needed when one file holds several symbols. Every
-row is checked (numbers, positive prices, low <= open/close <= high, NYSE session dates, no
+row is checked (numbers, prices from 1e-4 to below 1e7, volumes from 0 to below 1e12, low <= open/close <= high, NYSE session dates, no
 duplicates): a bad row is bad input (exit 2) naming its line, and nothing is written. Rows are
 labelled `csv:<file name>`. The file is daily only: sessions are priced at the open (09:30) and
 the close, never at invented intraday times.
@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import math
 from pathlib import Path
 
 import numpy as np
 
 from gexhistory.calendar import CALENDAR_START, Session, sessions_between
+from gexhistory.config import COUNT_MAX, PRICE_MAX, PRICE_MIN, plausible_count, plausible_price
 from gexhistory.errors import BadFile
 from gexhistory.sources import labels
 from gexhistory.sources.base import MINUTES_PER_SESSION, DailyBars, MinuteBars, PriceSource
@@ -117,8 +117,10 @@ class CsvBars(PriceSource):
                 value = float(raw)
             except ValueError:
                 raise BadFile(f"{where}: {name} {raw!r} is not a number") from None
-            if not math.isfinite(value) or value < 0 or (value == 0 and name != "volume"):
-                raise BadFile(f"{where}: {name} {raw!r} must be a positive number")
+            if name == "volume" and not plausible_count(value):
+                raise BadFile(f"{where}: volume {raw!r} must be a number from 0 to below {COUNT_MAX:g}")
+            if name != "volume" and not plausible_price(value):
+                raise BadFile(f"{where}: {name} {raw!r} must be a price from {PRICE_MIN:g} to below {PRICE_MAX:g}")
             return value
 
         close = number("close")
@@ -163,6 +165,15 @@ class CsvBars(PriceSource):
                               "is computed (open and intraday prices are unknown)")
         return DailyBars(symbol, days, a[:, 0], a[:, 1], a[:, 2], a[:, 3], a[:, 4], self.name,
                          close_only=self.close_only)
+
+    def check_covers(self, symbol: str, bars_from: dt.date, start: dt.date, end: dt.date) -> None:
+        noted = len(self.notes)
+        bars = self.daily_bars(symbol, bars_from, end)  # no row, or a hole after the first one: BadFile
+        del self.notes[noted:]  # what daily_bars notes is said when the run reads the bars
+        window = sessions_between(start, end)
+        if window and bars.dates[0] > window[0].date:
+            raise BadFile(f"bars file {self.path.name} has no row for {symbol} on {window[0].date}: its first "
+                          f"row for {symbol} in the window is {bars.dates[0]}")
 
     def minute_bars(self, symbol: str, sessions: list[Session]) -> MinuteBars:
         # Daily only: no minute is known. The pipeline prices the open and the close from the daily bars.

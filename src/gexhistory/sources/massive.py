@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 
 from gexhistory.calendar import ET, Session, sessions_between
-from gexhistory.config import env_float
+from gexhistory.config import COUNT_MAX, PRICE_MAX, PRICE_MIN, env_float
 from gexhistory.errors import BadInput, ProviderError
 from gexhistory.sources import labels
 from gexhistory.sources.base import (
@@ -297,7 +297,33 @@ def _bar_arrays(results: list[dict], path: str, fields: tuple[str, ...]) -> dict
         out[f] = np.array([_optional_number(r.get(f)) for r in results], dtype=float)
     if not np.isfinite(out["t"]).all() or (np.isfinite(out["c"]) & (out["c"] > 0)).sum() != len(results):
         raise ProviderError(f"massive: {path} returned a malformed bar (bad time or close)")
+    _check_plausible(out, path, fields)
     return out
+
+
+# Bar times from 1970 to 2100 in ms: anything else is not a bar of this provider's history.
+T_MAX_MS = 4_102_444_800_000
+
+
+def _check_plausible(cols: dict[str, np.ndarray], path: str, fields: tuple[str, ...]) -> None:
+    """Every bar's time, prices and volume within any market's range (config.PRICE_MIN..PRICE_MAX,
+    0..COUNT_MAX), whole columns at once; the first bar outside is named. NaN (JSON's NaN is accepted
+    by the parser) is bad in a required field and unknown in an optional one (vw, n)."""
+    t = cols["t"]
+    bad = {"t": ~((t >= 0) & (t < T_MAX_MS))}
+    for f, lo, hi in (("o", PRICE_MIN, PRICE_MAX), ("h", PRICE_MIN, PRICE_MAX), ("l", PRICE_MIN, PRICE_MAX),
+                      ("c", PRICE_MIN, PRICE_MAX), ("vw", PRICE_MIN, PRICE_MAX), ("v", 0, COUNT_MAX),
+                      ("n", 0, COUNT_MAX)):
+        if f in cols:
+            x = cols[f]
+            outside = ~((x >= lo) & (x < hi))
+            bad[f] = outside if f in fields else outside & ~np.isnan(x)
+    for f, mask in bad.items():
+        if mask.any():
+            i = int(np.argmax(mask))
+            raise ProviderError(f"massive: {path} returned an implausible bar: {f}={cols[f][i]!r} in bar {i + 1} "
+                                f"(prices must be from {PRICE_MIN:g} to below {PRICE_MAX:g}, volumes from 0 to below "
+                                f"{COUNT_MAX:g})")
 
 
 def _optional_number(value) -> float:

@@ -14,6 +14,7 @@ import datetime as dt
 import numpy as np
 
 from gexhistory.calendar import session_on, sessions_before
+from gexhistory.config import COUNT_MAX, PRICE_MAX, PRICE_MIN
 from gexhistory.engine.chain import OptionChain
 from gexhistory.errors import BadInput, WorkFailed
 from gexhistory.sources.massive import MassiveSource
@@ -73,6 +74,7 @@ def chain_from_results(symbol: str, results: list[dict], as_of: dt.date) -> tupl
         if price is not None:
             prices.append(_num(price, np.nan))
     prices = [p for p in prices if np.isfinite(p) and p > 0]
+    _check_plausible(symbol, results, as_of, expiries, strikes, ois, ivs, prices)
     if not results:
         raise WorkFailed(f"massive: the option chain snapshot of {symbol} is empty (no listed options, or an unknown ticker)")
     if not prices:
@@ -91,6 +93,38 @@ def chain_from_results(symbol: str, results: list[dict], as_of: dt.date) -> tupl
         iv=iv[ok], source=CHAIN_SOURCE, gamma=np.array(gammas, dtype=float)[ok],
     )
     return chain, float(prices[0]), int((~ok).sum())
+
+
+# Implied volatility as a fraction: 50 is 5,000% a year, past anything quoted even for a day-old meme option.
+IV_MAX = 50.0
+EXPIRY_YEARS_MAX = 20  # listed options (LEAPS) expire within three years: 20 years off either way is a broken record
+
+
+def _check_plausible(symbol: str, results: list[dict], as_of: dt.date, expiries: list[dt.date],
+                     strikes: list[float], ois: list[float], ivs: list[float], prices: list[float]) -> None:
+    """Every contract's numbers within any market's range, else the snapshot is refused whole (a
+    broken answer, not a market): strikes and the underlying's price from PRICE_MIN to below
+    PRICE_MAX, open interest from 0 to below COUNT_MAX, IV below IV_MAX, expiry within
+    EXPIRY_YEARS_MAX years either side of the snapshot. The first contract outside is named."""
+    span = dt.timedelta(days=366 * EXPIRY_YEARS_MAX)
+    k = np.array(strikes, dtype=float)
+    oi = np.array(ois, dtype=float)
+    iv = np.array(ivs, dtype=float)
+    exp = np.array(expiries, dtype="datetime64[D]")
+    checks = (("strike_price", k, ~((k >= PRICE_MIN) & (k < PRICE_MAX))),
+              ("open_interest", oi, ~((oi >= 0) & (oi < COUNT_MAX))),
+              ("implied_volatility", iv, iv >= IV_MAX),
+              ("expiration_date", exp, (exp < np.datetime64(as_of - span)) | (exp > np.datetime64(as_of + span))))
+    for name, values, bad in checks:
+        if bad.any():
+            i = int(np.argmax(bad))
+            ticker = str(((results[i].get("details") or {}).get("ticker")) or "?")[:40]
+            shown = values[i] if name == "expiration_date" else f"{float(values[i]):g}"
+            raise WorkFailed(f"massive: the {symbol} chain snapshot has an implausible {name} {shown} "
+                             f"(contract {i + 1}, {ticker})")
+    for p in prices:
+        if not PRICE_MIN <= p < PRICE_MAX:
+            raise WorkFailed(f"massive: the {symbol} chain snapshot has an implausible underlying price {p:g}")
 
 
 def _num(value, default: float) -> float:

@@ -6,6 +6,10 @@ INSERT, compiled once per (dialect, table, columns) for executemany, and the row
 cursor through `Connection.exec_driver_sql` (events, error wrapping and the transaction stay
 SQLAlchemy's) after the columns' bind processors (SQLite's float coercion, strict booleans) have been
 applied column by column. Values are bound parameters; no value ever enters the SQL text.
+
+It is also the store's one door for bulk rows, so it refuses NaN and infinities in float columns
+(`NonFiniteValue`): SQLite would store NaN as NULL and PostgreSQL as 'NaN', an inf breaks every
+average read back, and CHECK constraints cannot be added to existing tables without rebuilding them.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Callable
 
-from sqlalchemy import Connection, Table, insert
+from sqlalchemy import Connection, Float, Table, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import CompileError
+
+from gexhistory.errors import NonFiniteValue
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,8 @@ class _InsertPlan:
     keys: tuple[str, ...]  # row keys in the order the statement takes its parameters
     names: tuple[str, ...] | None  # parameter names when the driver takes a mapping per row (psycopg)
     processors: tuple[tuple[int, Callable], ...]  # (position in keys, bind processor)
+    table: str = ""
+    floats: tuple[int, ...] = ()  # positions in keys of the table's float columns
 
     def parameters(self, rows: list[dict]) -> list:
         get = itemgetter(*self.keys)
@@ -34,7 +42,8 @@ class _InsertPlan:
 
     def column_parameters(self, columns: dict[str, list], lo: int, hi: int) -> list:
         """Rows lo:hi of `columns` (one list per column), without a dict per row: each column through
-        its bind processor, then one transposition into rows."""
+        its bind processor, then one transposition into rows (insert_columns has refused non-finite
+        floats already)."""
         cols = [_as_list(columns[k][lo:hi]) for k in self.keys]
         for j, process in self.processors:
             if getattr(columns[self.keys[j]], "dtype", None) is not None and columns[self.keys[j]].dtype.kind == "f":
@@ -46,11 +55,14 @@ class _InsertPlan:
         return values
 
     def _processed(self, values: list) -> list:
-        if self.processors:
+        if self.processors or self.floats:
             columns = list(zip(*values))
-            for j, process in self.processors:
-                columns[j] = tuple(map(process, columns[j]))
-            values = list(zip(*columns))
+            for j in self.floats:
+                _refuse_non_finite(self.table, self.keys[j], columns[j])
+            if self.processors:
+                for j, process in self.processors:
+                    columns[j] = tuple(map(process, columns[j]))
+                values = list(zip(*columns))
         if self.names is not None:
             return [dict(zip(self.names, v)) for v in values]
         return values
@@ -74,7 +86,43 @@ def _plan(dialect: Dialect, table: Table, keys: tuple[str, ...], conflict: tuple
         process = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
             processors.append((j, process))
-    return _InsertPlan(str(compiled), order, names, tuple(processors))
+    floats = tuple(j for j, key in enumerate(order) if isinstance(table.c[key].type, Float))
+    return _InsertPlan(str(compiled), order, names, tuple(processors), table.name, floats)
+
+
+def refuse_non_finite(table: Table, rows: list[dict]) -> None:
+    """The same refusal for rows written another way (a keyed update, a chain's contracts): every
+    float column of `table` among the rows' keys."""
+    if not rows:
+        return
+    for key in rows[0]:
+        if key in table.c and isinstance(table.c[key].type, Float):
+            _refuse_non_finite(table.name, key, tuple(r.get(key) for r in rows))
+
+
+def _refuse_column(table: str, column: str, values) -> None:
+    """_refuse_non_finite for a whole column given as a numpy array or a list: a float array is checked
+    in one vectorised pass (a million contracts), and only a bad one is looked at value by value."""
+    import numpy as np  # lazy: as below
+
+    if getattr(values, "dtype", None) is not None and values.dtype.kind == "f":
+        if np.isfinite(values).all():
+            return
+    _refuse_non_finite(table, column, tuple(_as_list(values)))
+
+
+def _refuse_non_finite(table: str, column: str, values: tuple) -> None:
+    """Raise NonFiniteValue when `values` (one column; None is NULL) holds a NaN or an infinity. The
+    whole column at once in numpy: None becomes NaN there, so NaNs beyond the Nones are real ones."""
+    import numpy as np  # lazy: rows to write exist only after a computation, which loaded numpy
+
+    x = np.array(values, dtype=float)
+    bad = ~np.isfinite(x)
+    if not bad.any() or (bad.sum() == values.count(None) and not np.isinf(x).any()):
+        return
+    i = next(k for k, v in enumerate(values) if v is not None and not np.isfinite(float(v)))
+    raise NonFiniteValue(f"refused to store {values[i]!r} in {table}.{column} (row {i + 1} of {len(values)}): "
+                         "a computed value is not finite; nothing of this batch was written")
 
 
 def _statement(dialect: Dialect, table: Table, conflict: tuple[str, ...], update: tuple[str, ...]):
@@ -119,6 +167,8 @@ def insert_columns(conn: Connection, table: Table, columns: dict) -> int:
     if n == 0:
         return 0
     plan = _plan(conn.dialect, table, tuple(columns), (), ())  # also checks the column names
+    for j in plan.floats:
+        _refuse_column(table.name, plan.keys[j], columns[plan.keys[j]])
     if conn.dialect.name == "postgresql":
         return _copy_columns(conn, table, plan, columns, n)
     for lo in range(0, n, COLUMN_BATCH):

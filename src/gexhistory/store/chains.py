@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 from sqlalchemy import Connection, and_, delete, insert, select
 
-from gexhistory.store.bulk import insert_columns, insert_many
+from gexhistory.store.bulk import insert_columns, insert_many, refuse_non_finite
 from gexhistory.store.schema import gamma_daily_summary, option_chain_contracts, option_chains, price_bars
 
 IN_LIST_MAX = 500  # symbols per IN list: far below SQLite's and PostgreSQL's bind parameter limits
@@ -16,6 +16,8 @@ IN_LIST_MAX = 500  # symbols per IN list: far below SQLite's and PostgreSQL's bi
 def replace_chain(conn: Connection, header: dict, contracts: list[dict]) -> None:
     """Store one chain (header + contracts); an earlier import of the same key is replaced."""
     h, c = option_chains, option_chain_contracts
+    refuse_non_finite(h, [header])
+    refuse_non_finite(c, contracts)
     key = (header["underlying"], header["as_of"], header["chain_source"])
     conn.execute(delete(c).where(c.c.underlying == key[0], c.c.as_of == key[1], c.c.chain_source == key[2]))
     conn.execute(delete(h).where(h.c.underlying == key[0], h.c.as_of == key[1], h.c.chain_source == key[2]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import time
@@ -10,11 +11,13 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import DatabaseError as DriverDatabaseError, OperationalError
 
-from gexhistory.config import database_url, redact_url
+from gexhistory.config import database_url, env_float, redact_url
 from gexhistory.errors import BadDatabase, BadInput, DatabaseError
 from gexhistory.store.schema import metadata
 
-SQLITE_BUSY_MS = 30_000
+SQLITE_BUSY_MS = 30_000  # default wait for another writer's lock; GEXHISTORY_SQLITE_BUSY_SECONDS changes it
+BUSY_ENV = "GEXHISTORY_SQLITE_BUSY_SECONDS"
+PG_CONNECT_TIMEOUT_S = 15
 SCHEMA_LOCK_KEY = 0x6765_7868  # 'gexh': the advisory lock schema changes queue on (PostgreSQL)
 
 
@@ -42,9 +45,24 @@ def _check_sqlite_target(path: Path, must_exist: bool) -> None:
             raise BadDatabase(f"cannot create database {path}: folder {parent} is not writable")
 
 
+# Loggers that report, as warnings, errors met while cleaning up after the error that matters (psycopg:
+# "error ignored terminating <psycopg.Pipeline [BAD]>" with libpq's second line; SQLAlchemy's pool: a
+# failed rollback on a dead connection, with its traceback). With no handler of their own Python's
+# last-resort handler prints them under the one error line; the error raised says what happened.
+_CLEAN_UP_LOGGERS = ("psycopg", "sqlalchemy.pool")
+
+
+def _quiet_clean_up_logs() -> None:
+    for name in _CLEAN_UP_LOGGERS:
+        log = logging.getLogger(name)
+        if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
+            log.addHandler(logging.NullHandler())  # still propagates to handlers an embedding program set up
+
+
 def open_engine(db: str | None = None, *, must_exist: bool = False, write: bool = True) -> Engine:
     """An Engine for --db / DATABASE_URL / DATABASE_PATH / ./gex_copilot.db; bad targets raise BadDatabase."""
     url = database_url(db)
+    _quiet_clean_up_logs()
     if url.startswith("sqlite:///"):
         path = _sqlite_path(url)
         _check_sqlite_target(path, must_exist)
@@ -52,17 +70,18 @@ def open_engine(db: str | None = None, *, must_exist: bool = False, write: bool 
         if write and path.exists() and (not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222):
             raise BadDatabase(f"database file {path} is read-only")
         max_pages = _max_pages()
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
+        busy_ms = busy_timeout_ms()
+        engine = create_engine(url, connect_args={"timeout": busy_ms / 1000})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # noqa: ANN001
             cur = dbapi_conn.cursor()
-            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+            cur.execute(f"PRAGMA busy_timeout={busy_ms:d}")  # an int we computed: no user text in SQL
             cur.execute("PRAGMA foreign_keys=ON")
             if max_pages:
                 cur.execute(f"PRAGMA max_page_count={max_pages:d}")  # an int we parsed: no user text in SQL
             if write:
-                _wal(cur)
+                _wal(cur, busy_ms)
                 cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
@@ -80,22 +99,49 @@ def open_engine(db: str | None = None, *, must_exist: bool = False, write: bool 
             dbapi_conn.isolation_level = None
 
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        # A server that takes the connection and never answers (a hung host, a half-dead proxy) would
+        # otherwise hold the run forever; a URL's own connect_timeout wins.
+        args = {} if "connect_timeout=" in url else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+        engine = create_engine(url, pool_pre_ping=True, connect_args=args)
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except DriverDatabaseError as exc:
-        raise BadDatabase(f"cannot use database {redact_url(url)}: {_first_line(exc)}") from None
-    except OperationalError as exc:  # pragma: no cover - OperationalError is a DriverDatabaseError, caught above
-        raise DatabaseError(f"cannot reach database {redact_url(url)}: {_first_line(exc)}") from None
+        engine.dispose()
+        raise open_error(exc, f"database {redact_url(url)}") from None
     return engine
 
 
-def _wal(cur) -> None:
+# What the user must change (exit 2) when a database refuses a connection, as opposed to a server
+# down, unreachable or restarting, a lock held by another writer, too many clients: a retry may do (exit 1).
+_USER_FAULTS = ("password authentication failed", "no password supplied", "does not exist", "role ",
+                "permission denied", "not a database", "malformed", "readonly", "read-only", "unable to open",
+                "invalid", "unsupported")
+
+
+def open_error(exc: BaseException, what: str) -> BadDatabase | DatabaseError:
+    """A failure to open or initialise `what`, classified by the exit code rule: BadDatabase (2) for
+    what the user gave (credentials, a database name, a file that is not a database), DatabaseError
+    (1) for what may succeed on retry (an unreachable server, a lock another writer holds)."""
+    msg = _first_line(exc)
+    low = msg.lower()
+    if "locked" in low or "busy" in low:
+        return DatabaseError(f"cannot use {what}: {msg} (another process is writing; retry when it is done)")
+    if isinstance(exc, OperationalError) and not any(k in low for k in _USER_FAULTS):
+        return DatabaseError(f"cannot reach {what}: {msg}")
+    return BadDatabase(f"cannot use {what}: {msg}")
+
+
+def busy_timeout_ms() -> int:
+    """How long an SQLite writer waits for another's lock before giving up (exit 1: a retry may do)."""
+    return int(env_float(BUSY_ENV, SQLITE_BUSY_MS / 1000, 0, 86_400) * 1000)
+
+
+def _wal(cur, busy_ms: int) -> None:
     """Switch a new file to WAL. The switch needs the file to itself for a moment and SQLite answers
     SQLITE_BUSY at once, without its busy handler, when another process has it open (two first runs
     started together): wait and retry within the busy timeout, as every other statement does."""
-    deadline = time.monotonic() + SQLITE_BUSY_MS / 1000
+    deadline = time.monotonic() + busy_ms / 1000
     while True:
         try:
             if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
@@ -192,7 +238,7 @@ def init_schema(engine: Engine) -> list[str]:
                 for index in table.indexes:
                     index.create(conn, checkfirst=True)
     except DriverDatabaseError as exc:
-        raise BadDatabase(f"cannot initialise database: {_first_line(exc)}") from None
+        raise open_error(exc, "the database to initialise it") from None
     return created
 
 

@@ -1,57 +1,74 @@
-"""SQL for signal outcomes: the signals still waiting for a horizon, the closes that resolve them, and
-the keyed updates. Every statement parameterised."""
+"""SQL for signal outcomes: the signals and the closes that settle them, and the keyed updates. Every
+statement parameterised. The reads and writes take the caller's connection, so that settling a
+symbol's signals is one transaction under its lock (pipeline/outcomes.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
+from gexhistory.calendar import sessions_between
+from gexhistory.engine.outcomes import Outcome, outcomes_for
+from gexhistory.store.bulk import refuse_non_finite
 from gexhistory.store.schema import gamma_daily_summary, regime_signals
 
 OUTCOME_COLUMNS = ("price_change_1d", "price_change_5d", "price_change_10d", "signal_correct")
+# Calendar days past the last signal that hold its 10 later sessions, whatever the holidays.
+HORIZON_DAYS = 40
 
 
-def pending_signals(engine: Engine, symbol: str) -> list[dict]:
-    """Signals of `symbol` with an outcome not known yet (the 10-session change is the last one known)."""
+def expected_outcomes(conn: Connection, symbol: str) -> tuple[list[dict], list[Outcome]]:
+    """(every stored signal of `symbol`, the outcome it should hold from the stored closes), oldest
+    first: what the backfill writes and what `status --check` compares with (stale_outcome)."""
+    sigs = signal_outcomes(conn, symbol)
+    if not sigs:
+        return [], []
+    first = dt.date.fromisoformat(sigs[0]["timestamp"][:10])
+    last = dt.date.fromisoformat(sigs[-1]["timestamp"][:10])
+    cal = [s.date for s in sessions_between(first, last + dt.timedelta(days=HORIZON_DAYS))]
+    return sigs, outcomes_for(sigs, session_closes(conn, symbol, first), cal)
+
+
+def signal_outcomes(conn: Connection, symbol: str) -> list[dict]:
+    """Every signal of `symbol` with what its outcome depends on and the outcome stored, oldest first."""
     t = regime_signals
     q = select(t.c.id, t.c.timestamp, t.c.spy_price, t.c.trade_direction, t.c.data_source,
-               *[t.c[c] for c in OUTCOME_COLUMNS]).where(
-        t.c.symbol == symbol, t.c.price_change_10d.is_(None)).order_by(t.c.timestamp)
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q)]
+               *[t.c[c] for c in OUTCOME_COLUMNS]).where(t.c.symbol == symbol).order_by(t.c.timestamp, t.c.id)
+    return _dicts(conn.execute(q))
 
 
-def symbols_with_signals(engine: Engine, symbols: list[str]) -> set[str]:
+def symbols_with_signals(conn: Connection, symbols: list[str]) -> set[str]:
     """Those of `symbols` with at least one stored signal (the others have no outcome or confidence to settle)."""
     t = regime_signals
     out: set[str] = set()
-    with engine.connect() as conn:
-        for lo in range(0, len(symbols), 500):  # symbols per IN list, far below the bind parameter limits
-            out.update(s for (s,) in conn.execute(select(t.c.symbol).distinct().where(
-                t.c.symbol.in_(symbols[lo:lo + 500]))))
+    for lo in range(0, len(symbols), 500):  # symbols per IN list, far below the bind parameter limits
+        out.update(s for (s,) in conn.execute(select(t.c.symbol).distinct().where(
+            t.c.symbol.in_(symbols[lo:lo + 500]))))
     return out
 
 
-def session_closes(engine: Engine, symbol: str, data_source: str, start: dt.date) -> dict[dt.date, float]:
-    """close_price of every stored session of `symbol` from `data_source` on or after `start`."""
+def session_closes(conn: Connection, symbol: str, start: dt.date) -> dict[str, dict[dt.date, float]]:
+    """Per data_source, close_price of every stored session of `symbol` on or after `start`."""
     t = gamma_daily_summary
-    q = select(t.c.date, t.c.close_price).where(
-        t.c.symbol == symbol, t.c.data_source == data_source, t.c.date >= start.isoformat())
-    with engine.connect() as conn:
-        return {dt.date.fromisoformat(d): float(c) for d, c in conn.execute(q) if c is not None}
+    q = select(t.c.data_source, t.c.date, t.c.close_price).where(t.c.symbol == symbol, t.c.date >= start.isoformat())
+    out: dict[str, dict[dt.date, float]] = {}
+    for src, d, c in conn.execute(q).all():
+        if c is not None:
+            out.setdefault(src, {})[dt.date.fromisoformat(d)] = float(c)
+    return out
 
 
-def update_outcomes(engine: Engine, rows: list[dict]) -> int:
-    """rows: {'id', price_change_1d, price_change_5d, price_change_10d, signal_correct}; one transaction."""
+def update_outcomes(conn: Connection, rows: list[dict]) -> int:
+    """rows: {'id', price_change_1d, price_change_5d, price_change_10d, signal_correct}."""
     if not rows:
         return 0
     t = regime_signals
+    refuse_non_finite(t, [{c: r[c] for c in OUTCOME_COLUMNS} for r in rows])
     stmt = update(t).where(t.c.id == bindparam("sig_id")).values(
         **{c: bindparam(f"v_{c}") for c in OUTCOME_COLUMNS})
     params = [{"sig_id": r["id"], **{f"v_{c}": r[c] for c in OUTCOME_COLUMNS}} for r in rows]
-    with engine.begin() as conn:
-        conn.execute(stmt, params)
+    conn.execute(stmt, params)
     return len(rows)
 
 
@@ -64,22 +81,28 @@ def signal_counts(engine: Engine, symbol: str) -> dict[str, int]:
         return {k: int(n) for k, n in conn.execute(q)}
 
 
-def signals_for_confidence(engine: Engine, symbol: str) -> list[dict]:
+def signals_for_confidence(conn: Connection, symbol: str) -> list[dict]:
     """Every signal of `symbol` with what its confidence depends on, oldest first."""
     t = regime_signals
     q = (select(t.c.id, t.c.timestamp, t.c.primary_regime_type, t.c.trade_direction, t.c.data_source,
                 t.c.signal_correct, t.c.confidence_score)
          .where(t.c.symbol == symbol).order_by(t.c.timestamp, t.c.id))
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q)]
+    return _dicts(conn.execute(q))
 
 
-def update_confidence(engine: Engine, rows: list[dict]) -> int:
-    """rows: {'id', 'confidence_score'}; one transaction."""
+def _dicts(result) -> list[dict]:
+    """Rows as dicts, fetched at once: every run reads all of a symbol's signals, a no-op rerun included,
+    and row-by-row fetching with a mapping per row cost it twice as much."""
+    keys = list(result.keys())
+    return [dict(zip(keys, r)) for r in result.all()]
+
+
+def update_confidence(conn: Connection, rows: list[dict]) -> int:
+    """rows: {'id', 'confidence_score'}."""
     if not rows:
         return 0
     t = regime_signals
+    refuse_non_finite(t, rows)
     stmt = update(t).where(t.c.id == bindparam("sig_id")).values(confidence_score=bindparam("v_conf"))
-    with engine.begin() as conn:
-        conn.execute(stmt, [{"sig_id": r["id"], "v_conf": r["confidence_score"]} for r in rows])
+    conn.execute(stmt, [{"sig_id": r["id"], "v_conf": r["confidence_score"]} for r in rows])
     return len(rows)

@@ -22,7 +22,8 @@ import numpy as np
 from sqlalchemy import Engine, func, inspect, select, union
 
 from gexhistory.calendar import sessions_between
-from gexhistory.store.outcomes import signal_counts
+from gexhistory.engine.outcomes import differing
+from gexhistory.store.outcomes import expected_outcomes, signal_counts
 from gexhistory.store.schema import (
     gamma_daily_summary,
     gamma_history,
@@ -334,3 +335,21 @@ def _mixed_sources(f: Facts) -> list[str]:
         return []
     others = ", ".join(f"{s} ({n:,})" for s, n in sorted(mix.items()) if s != "synthetic")
     return [f"{plural(mix['synthetic'], 'synthetic snapshot')} mixed with real ones from {others}"]
+
+
+@problem_kind("stale_outcome", "signals whose outcome (price_change_1d/5d/10d, signal_correct) disagrees with the "
+                               "stored closes of the sessions after them (any backfill of the symbol recomputes them)")
+def _stale_outcomes(f: Facts) -> list[str]:
+    sigs, expected = expected_outcomes(f.conn, f.symbol)
+    stale = []
+    for r, o in zip(sigs, expected):
+        # A horizon whose session is not stored is the `gap` kind's to report, not a disagreement.
+        wrong = differing(r, o, known_only=True)
+        if wrong and r["timestamp"][:10] <= f.last:
+            stale.append((r, wrong[0], o.as_dict()[wrong[0]]))
+    if not stale:
+        return []
+    r, key, want = stale[0]
+    return [(f"{plural(len(stale), 'signal')} whose outcome disagrees with the stored closes: "
+             f"{_dates_text([s['timestamp'] for s, _, _ in stale])}; the first has {key}={r[key]} where the closes "
+             f"give {want} (any backfill of {f.symbol} recomputes them)")]
