@@ -76,9 +76,10 @@ class ChainBook:
         vg = np.full(k.size, np.nan)
         if vendor:
             for i, c in enumerate(chains):
-                if c.gamma is not None:
-                    own[cstart[i]:cstart[i + 1]] = True
-                    vg[cstart[i]:cstart[i + 1]] = c.gamma
+                if c.gamma is not None:  # a contract the file gives no gamma for takes Black-Scholes'
+                    g = np.asarray(c.gamma, dtype=float)
+                    own[cstart[i]:cstart[i + 1]] = np.isfinite(g)
+                    vg[cstart[i]:cstart[i + 1]] = g
         order = _canonical_order(seg, e, k, iv)
         if order is not None:
             k, e, iv, day, call, oi, own, vg = (a[order] for a in (k, e, iv, day, call, oi, own, vg))
