@@ -34,9 +34,11 @@ def _bs_price(s, k, t, iv, right):
     return call if right == "C" else call - s * math.exp(-Q * t) + k * math.exp(-R * t)
 
 
-def _years(expiry: str) -> float:
-    close = dt.datetime.combine(dt.date.fromisoformat(expiry), dt.time(16), tzinfo=ET)
-    return (close - AT).total_seconds() / (365 * 86400)
+def _years(expiry: str, at_open: bool = False) -> float:
+    """Years from the quotes to the expiration: its 16:00 close, or its 09:30 open for an AM-settled
+    root (the standard SPX monthly settles on the opening prints)."""
+    end = dt.datetime.combine(dt.date.fromisoformat(expiry), dt.time(9, 30) if at_open else dt.time(16), tzinfo=ET)
+    return (end - AT).total_seconds() / (365 * 86400)
 
 
 def _contract(root, expiry, right, strike, oi, iv, **extra) -> dict:
@@ -92,7 +94,7 @@ def expected(options: list[dict]):
         if not root.isalpha() or not c["open_interest"]:
             continue
         expiry = f"20{ymd[:2]}-{ymd[2:4]}-{ymd[4:]}"
-        strike, t = int(k) / 1000, _years(expiry)
+        strike, t = int(k) / 1000, _years(expiry, at_open=root == "SPX")
         iv = c["iv"]
         if not iv:
             if not c["bid"] > 0:
@@ -158,19 +160,21 @@ def test_cboe_snapshot_matches_independent_computation(cboe, db_url):
     assert rows(db_url, "SELECT COUNT(*), MIN(chain_source) FROM gamma_history WHERE symbol = 'SPX'") == [
         (1, "cboe_delayed")]
 
-    # The whole chain is stored: SPX and SPXW of 2025-06-20 are one contract each, OI added.
+    # The whole chain is stored: SPX (AM-settled) and SPXW of 2025-06-20 are two contracts, the SPX one
+    # kept in the SPXW one's row (the table's key has no root).
     header = rows(db_url, "SELECT as_of, chain_source, format, file_spot, contracts, notes FROM option_chains")
     assert len(header) == 1 and header[0][:4] == ("2025-06-10", "cboe_delayed", "cboe_delayed_json", SPOT)
     notes = json.loads(header[0][5])
     for note in ("1 contract without an OSI option symbol left out", "1 contract of adjusted roots",
-                 "1 contract without open interest left out", "1 contract without an IV", "1 IV from the bid/ask mid",
-                 "34 contracts listed under two roots merged"):
+                 "1 contract without open interest left out", "1 contract without an IV", "1 IV from the bid/ask mid"):
         assert any(n.startswith(note) for n in notes), (note, notes)
+    assert not any("merged" in n for n in notes)
     n_strikes = len(range(5800, 6225, 25))
-    assert header[0][4] == 4 * 2 * n_strikes - 1  # four expiries, calls and puts, one left out for want of an IV
-    merged = rows(db_url, "SELECT open_interest FROM option_chain_contracts WHERE expiration = '2025-06-20' "
-                          "AND strike = 5900 AND \"right\" = 'P'")
-    assert merged == [(2 * (900 + 4000 + 37 * 4),)]
+    # five (root, expiry) pairs, calls and puts, one left out for want of an IV
+    assert header[0][4] == 5 * 2 * n_strikes - 1
+    june = rows(db_url, "SELECT open_interest, expires_at_open, open_interest_at_open FROM option_chain_contracts "
+                        "WHERE expiration = '2025-06-20' AND strike = 5900 AND \"right\" = 'P'")
+    assert [(oi, bool(am), oi_am) for oi, am, oi_am in june] == [(900 + 4000 + 37 * 4, False, 900 + 4000 + 37 * 4)]
     assert rows(db_url, "SELECT COUNT(*) FROM option_chain_contracts WHERE iv_source = 'p'") == [(1,)]
     assert res.used == header[0][4] and res.contracts == len(spx_options()) and res.no_iv == 1
 
@@ -187,7 +191,7 @@ def test_cboe_snapshot_matches_independent_computation(cboe, db_url):
     again, _ = run_cboe_snapshot(["SPX"], db_url)
     assert again[0].replaced == 2
     for table, n in (("gex_history", 1), ("gamma_history", 1), ("option_chains", 1),
-                     ("option_chain_contracts", header[0][4])):
+                     ("option_chain_contracts", header[0][4] - 2 * n_strikes)):
         assert rows(db_url, f"SELECT COUNT(*) FROM {table}") == [(n,)]
 
 
@@ -368,8 +372,9 @@ def test_snapshot_time_is_the_last_session_moment_at_or_before_the_quotes():
 
 
 def test_roots_merge_into_one_contract_per_strike():
-    """Property: after the merge each (expiry, strike, right) appears once, OI is the sum over roots,
-    and the IV lies between its roots' IVs."""
+    """Property: after the merge each (expiry, settlement, strike, right) appears once: roots that
+    settle alike (SPXW, SPXPM: at the close) merge, OI the sum over them and the IV between theirs,
+    while the AM-settled SPX monthly stays a contract of its own, timed to the open."""
     import numpy as np
     from hypothesis import given, settings
     from hypothesis import strategies as st
@@ -380,7 +385,7 @@ def test_roots_merge_into_one_contract_per_strike():
     from gexhistory.sources.cboe_delayed import CboeQuotes
 
     session = session_on(dt.date(2025, 6, 10))
-    contract = st.tuples(st.sampled_from(["SPX", "SPXW"]), st.sampled_from(["2025-06-20", "2025-07-18"]),
+    contract = st.tuples(st.sampled_from(["SPX", "SPXW", "SPXPM"]), st.sampled_from(["2025-06-20", "2025-07-18"]),
                          st.sampled_from([5900.0, 6000.0, 6100.0]), st.booleans(), st.integers(0, 5000),
                          st.floats(0.05, 1.5))
 
@@ -394,10 +399,14 @@ def test_roots_merge_into_one_contract_per_strike():
                        np.full(n, 1.0), np.full(n, 1.2), np.full(n, np.nan))
         chain, _src, _notes, no_iv = build_chain(q, session, AT, Conventions())
         assert no_iv == 0
-        keys = list(zip(chain.expiry.astype(str), chain.strike, chain.is_call))
+        closes = {e: dt.datetime.combine(dt.date.fromisoformat(e), dt.time(16), tzinfo=ET).timestamp()
+                  for e in ("2025-06-20", "2025-07-18")}
+        keys = list(zip(chain.expiry.astype(str), chain.expiry_close, chain.strike, chain.is_call))
         assert len(keys) == len(set(keys))
-        for (e, k, c), got_oi, got_iv in zip(keys, chain.open_interest, chain.iv):
-            mine = [(o, v) for _r, e2, k2, c2, o, v in contracts if (e2, k2, c2) == (e, k, c)]
+        for (e, close, k, c), got_oi, got_iv in zip(keys, chain.open_interest, chain.iv):
+            am = close < closes[e]
+            assert close == closes[e] - (6.5 * 3600 if am else 0)  # an AM contract ends at the open
+            mine = [(o, v) for r, e2, k2, c2, o, v in contracts if (e2, k2, c2) == (e, k, c) and (r == "SPX") == am]
             assert got_oi == sum(o for o, _ in mine)
             assert min(v for _, v in mine) - 1e-12 <= got_iv <= max(v for _, v in mine) + 1e-12
 

@@ -7,8 +7,10 @@
   the bid/ask mid by Black-Scholes at the quoted price and the snapshot's time ('p'); a contract with
   neither is left out and counted, as are contracts without open interest, adjusted contracts (a root
   with a digit, e.g. SPY1: a non-standard deliverable, not 100 shares) and already expired ones. Roots
-  of one underlying are one chain (SPX and SPXW -> SPX): a contract listed under two roots (the third
-  Friday's SPX and SPXW) is one, OI added and IV OI-weighted, as chain imports merge them.
+  of one underlying are one chain (SPX and SPXW -> SPX). AM-settled roots (sources/chains/roots.py:
+  the standard SPX monthly) expire at the open of their expiration session, so on that day they are
+  gone and before it they are timed to the open; an SPX monthly and the SPXW contract of its date are
+  two contracts, and roots that settle alike merge (OI added, IV OI-weighted), as chain imports do.
 - Stored: the chain in option_chains/option_chain_contracts (chain_source 'cboe_delayed', as_of the
   session: one chain per session, the latest snapshot's), and the snapshot's gex_history and
   gamma_history rows under its minute (data_source 'cboe'). The same quotes again (same timestamp)
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,9 +31,11 @@ from gexhistory.engine.exposure import Conventions, compute_gex_one
 from gexhistory.engine.greeks import SECONDS_PER_YEAR
 from gexhistory.engine.implied import implied_vol
 from gexhistory.errors import BadInput, ProviderError
+from gexhistory.pipeline.import_chains import contract_columns
 from gexhistory.pipeline.runs import failure_message
 from gexhistory.pipeline.snapshot import SnapshotResult, snapshot_rows
 from gexhistory.sources.cboe_delayed import CHAIN_SOURCE, DATA_SOURCE, FORMAT, CboeClient, CboeQuotes, stored_symbol
+from gexhistory.sources.chains.roots import am_settled
 from gexhistory.store import chains as cs
 from gexhistory.store import writes
 from gexhistory.store.db import init_schema, open_engine
@@ -63,10 +68,11 @@ def build_chain(q: CboeQuotes, session: Session, at: dt.datetime,
 
     notes = []
     adjusted = pd.Series(q.root, dtype=object).str.contains(r"\d", regex=True).to_numpy(dtype=bool)
-    expired = q.expiry < np.datetime64(session.date, "D")
+    am = am_settled(q.root)  # SPX monthlies and the like: gone at the open of their expiration session
+    expired = (q.expiry < np.datetime64(session.date, "D")) | (am & (q.expiry == np.datetime64(session.date, "D")))
     no_oi = ~np.isfinite(q.oi) | (q.oi < 0)
     base = ~adjusted & ~expired & ~no_oi
-    close = expiry_close_ts(q.expiry) if q.expiry.size else np.empty(0)
+    close = expiry_close_ts(q.expiry, am) if q.expiry.size else np.empty(0)
     t = (close - at.timestamp()) / SECONDS_PER_YEAR
     iv = np.where(q.iv <= IV_MAX, q.iv, np.nan)
     src = np.where(np.isfinite(iv), "f", "").astype(object)
@@ -94,12 +100,13 @@ def build_chain(q: CboeQuotes, session: Session, at: dt.datetime,
 
 
 def _merge_roots(q: CboeQuotes, keep, iv, src, close, session: Session, notes: list[str]):
-    """One contract per (expiry, strike, right): OI added, IV and gamma OI-weighted across roots."""
+    """One contract per (expiry, settlement, strike, right): OI added, IV and gamma OI-weighted across
+    roots that settle alike (an AM-settled SPX monthly and the SPXW contract of its date are two)."""
     e, k, c = q.expiry[keep], q.strike[keep], q.is_call[keep]
     oi, v, g, s, ec = q.oi[keep], iv[keep], q.gamma[keep], src[keep], close[keep]
-    order = np.lexsort((c, k, e))
+    order = np.lexsort((c, k, ec, e))  # the import's order: an AM contract before the PM one of its expiry
     e, k, c, oi, v, g, s, ec = (a[order] for a in (e, k, c, oi, v, g, s, ec))
-    first = np.r_[True, (e[1:] != e[:-1]) | (k[1:] != k[:-1]) | (c[1:] != c[:-1])]
+    first = np.r_[True, (e[1:] != e[:-1]) | (ec[1:] != ec[:-1]) | (k[1:] != k[:-1]) | (c[1:] != c[:-1])]
     group = np.cumsum(first) - 1
     n = int(group[-1]) + 1
     w = np.where(oi > 0, oi, 1e-12)  # zero-OI twins still average to their IVs
@@ -130,20 +137,20 @@ def take_cboe_snapshot(engine, q: CboeQuotes, conv: Conventions | None = None):
               "imported_at": format_ts(dt.datetime.now(ET))}
     with engine.begin() as conn:
         writes.lock_symbol(conn, q.symbol)
-        cs.replace_chain(conn, header, _contract_rows(chain, iv_source))
+        cs.replace_chains(conn, [header], contract_columns([_Stored(chain, CHAIN_SOURCE, iv_source)]))
         replaced = writes.replace_at_timestamp(conn, q.symbol, format_ts(at), rows)
     return SnapshotResult(q.symbol, format_ts(at), q.listed, len(chain), no_iv, g, replaced, notes,
                           data_source=DATA_SOURCE, chain_source=CHAIN_SOURCE, quotes_at=format_ts(q.timestamp))
 
 
-def _contract_rows(chain: OptionChain, iv_source: np.ndarray) -> list[dict]:
-    gamma = chain.gamma if chain.gamma is not None else np.full(len(chain), np.nan)
-    day = chain.as_of.isoformat()
-    cols = zip(chain.expiry.astype(str).tolist(), chain.strike.tolist(), chain.is_call.tolist(),
-               chain.open_interest.tolist(), chain.iv.tolist(), iv_source.tolist(), gamma.tolist())
-    return [{"underlying": chain.underlying, "as_of": day, "expiration": e, "strike": k, "right": "C" if c else "P",
-             "chain_source": CHAIN_SOURCE, "open_interest": oi, "iv": v, "iv_source": s,
-             "gamma": gm if gm == gm else None} for e, k, c, oi, v, s, gm in cols]
+@dataclass
+class _Stored:
+    """A snapshot's chain as import_chains.contract_columns takes it (AM-settled contracts beside a PM
+    one of the same strike are stored in its row, as imports store them)."""
+
+    chain: OptionChain
+    label: str
+    iv_source: np.ndarray
 
 
 def run_cboe_snapshot(symbols: list[str], db: str | None) -> tuple[list[SnapshotResult], list[tuple[str, str]]]:

@@ -231,7 +231,7 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
         with engine.begin() as conn:
             for sym in symbols:
                 writes.lock_symbol(conn, sym)
-            cs.replace_chains(conn, [_header(item, now) for item in items], _contracts(items))
+            cs.replace_chains(conn, [_header(item, now) for item in items], contract_columns(items))
             holding = writes.symbols_holding(conn, symbols, min(days), max(days))
             batch = {name: [] for name in SESSION_TABLE_NAMES}
             for k, (sym, day, rows) in enumerate(computed, 1):
@@ -281,9 +281,10 @@ def _header(item, now: str) -> dict:
             "contracts": len(c), "notes": json.dumps(item.notes), "imported_at": now}
 
 
-def _contracts(items) -> dict[str, np.ndarray]:
+def contract_columns(items) -> dict[str, np.ndarray]:
     """Every chain's contracts, column by column as arrays (store/chains.replace_chains turns them
-    into Python values a batch at a time).
+    into Python values a batch at a time). `items`: records with .chain, .label and .iv_source (an
+    ImportedChain; a live snapshot's chain too).
 
     The table's key has no root: an AM-settled contract beside a PM one of the same chain, expiration,
     strike and right (an SPX monthly and the SPXW contract of its third Friday) is stored in the PM
