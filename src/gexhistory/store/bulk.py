@@ -46,8 +46,8 @@ class _InsertPlan:
         floats already)."""
         cols = [_as_list(columns[k][lo:hi]) for k in self.keys]
         for j, process in self.processors:
-            if getattr(columns[self.keys[j]], "dtype", None) is not None and columns[self.keys[j]].dtype.kind == "f":
-                continue  # a float array's tolist() is Python floats already: what a Float processor returns
+            if getattr(columns[self.keys[j]], "dtype", None) is not None and columns[self.keys[j]].dtype.kind in "fb":
+                continue  # a float or bool array's tolist() is Python floats or bools: what the processor returns
             cols[j] = list(map(process, cols[j]))
         values = list(zip(*cols))
         if self.names is not None:
