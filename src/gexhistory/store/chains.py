@@ -5,29 +5,16 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
-from sqlalchemy import Connection, and_, delete, insert, select
+from sqlalchemy import Connection, and_, delete, select
 
-from gexhistory.store.bulk import insert_columns, insert_many, refuse_non_finite
+from gexhistory.store.bulk import insert_columns, insert_many
 from gexhistory.store.schema import gamma_daily_summary, option_chain_contracts, option_chains, price_bars
 
 IN_LIST_MAX = 500  # symbols per IN list: far below SQLite's and PostgreSQL's bind parameter limits
 
 
-def replace_chain(conn: Connection, header: dict, contracts: list[dict]) -> None:
-    """Store one chain (header + contracts); an earlier import of the same key is replaced."""
-    h, c = option_chains, option_chain_contracts
-    refuse_non_finite(h, [header])
-    refuse_non_finite(c, contracts)
-    key = (header["underlying"], header["as_of"], header["chain_source"])
-    conn.execute(delete(c).where(c.c.underlying == key[0], c.c.as_of == key[1], c.c.chain_source == key[2]))
-    conn.execute(delete(h).where(h.c.underlying == key[0], h.c.as_of == key[1], h.c.chain_source == key[2]))
-    conn.execute(insert(h), [header])
-    if contracts:
-        conn.execute(insert(c), contracts)
-
-
 def replace_chains(conn: Connection, headers: list[dict], contracts: dict) -> None:
-    """Store many chains at once: `headers` as replace_chain's, `contracts` column-wise (a list or array per
+    """Store many chains at once: `headers` one dict per chain (option_chains' columns), `contracts` column-wise (a list or array per
     column, all chains' contracts). Earlier imports of the same keys are replaced; only keys that are
     stored cost a delete (one query finds them), and the inserts go in a few large batches."""
     h, c = option_chains, option_chain_contracts
@@ -86,19 +73,10 @@ def chain_contracts(conn: Connection, underlying: str, as_of: dt.date, chain_sou
     }
 
 
-def _bars(conn: Connection, symbol: str, timeframe: str, day: dt.date):
-    t = price_bars
-    q = select(t.c.timestamp, t.c.open, t.c.close, t.c.data_source).where(
-        t.c.symbol == symbol, t.c.timeframe == timeframe, t.c.data_source != "synthetic",
-        t.c.timestamp >= f"{day.isoformat()} 00:00:00", t.c.timestamp <= f"{day.isoformat()} 23:59:59",
-    ).order_by(t.c.data_source, t.c.timestamp)
-    return conn.execute(q).all()
-
-
 def stored_bars_many(conn: Connection, timeframe: str, wanted: set[tuple[str, dt.date]]
                      ) -> dict[tuple[str, dt.date], list[tuple[str, float, float, str]]]:
-    """_bars for many (symbol, day) at once: per pair that has any, its (timestamp, open, close,
-    data_source) rows ordered by data_source and timestamp. One query per IN_LIST_MAX symbols."""
+    """Stored real (non-synthetic) bars of `timeframe` for many (symbol, day) at once: per pair that has
+    any, its (timestamp, open, close, data_source) rows ordered by data_source and timestamp. One query per IN_LIST_MAX symbols."""
     if not wanted:
         return {}
     t = price_bars
@@ -118,44 +96,22 @@ def stored_bars_many(conn: Connection, timeframe: str, wanted: set[tuple[str, dt
 
 
 def daily_close_of(rows: list | None) -> tuple[float, str] | None:
-    """stored_daily_close from one pair's stored_bars_many rows."""
+    """The session's close and its data_source from one pair's stored_bars_many daily rows."""
     return (float(rows[0][2]), rows[0][3]) if rows else None
 
 
 def minute_bars_of(rows: list | None) -> tuple[list[tuple[str, float, float]], str] | None:
-    """stored_minute_bars from one pair's stored_bars_many rows."""
+    """(timestamp, open, close) of one pair's stored_bars_many minute rows, of one data_source."""
     if not rows:
         return None
     src = rows[0][3]
     return [(ts, o, c) for ts, o, c, s in rows if s == src], src
-
-
-def stored_daily_close(conn: Connection, symbol: str, day: dt.date) -> tuple[float, str] | None:
-    """The session's close from stored real (non-synthetic) daily bars, with their data_source."""
-    rows = _bars(conn, symbol, "1d", day)
-    return (float(rows[0][2]), rows[0][3]) if rows else None
-
-
-def stored_minute_bars(conn: Connection, symbol: str, day: dt.date) -> tuple[list[tuple[str, float, float]], str] | None:
-    """(timestamp, open, close) of the session's stored real minute bars, of one data_source."""
-    rows = _bars(conn, symbol, "1m", day)
-    if not rows:
-        return None
-    src = rows[0][3]
-    return [(ts, o, c) for ts, o, c, s in rows if s == src], src
-
-
-def summaries_between(conn: Connection, symbol: str, start: dt.date, end: dt.date) -> dict[dt.date, tuple[float, float]]:
-    """date -> (close_price, close_gex) of the stored daily summaries in [start, end]."""
-    t = gamma_daily_summary
-    q = select(t.c.date, t.c.close_price, t.c.close_gex).where(
-        and_(t.c.symbol == symbol, t.c.date >= start.isoformat(), t.c.date <= end.isoformat()))
-    return {dt.date.fromisoformat(d): (p, g) for d, p, g in conn.execute(q)}
 
 
 def summaries_between_many(conn: Connection, symbols: list[str], start: dt.date, end: dt.date
                            ) -> dict[str, dict[dt.date, tuple[float, float]]]:
-    """summaries_between for many symbols, one query per IN_LIST_MAX of them (every symbol a key)."""
+    """Per symbol: date -> (close_price, close_gex) of its stored daily summaries in [start, end]; one
+    query per IN_LIST_MAX symbols (every symbol a key)."""
     t = gamma_daily_summary
     out: dict[str, dict[dt.date, tuple[float, float]]] = {s: {} for s in symbols}
     for lo in range(0, len(symbols), IN_LIST_MAX):
