@@ -237,8 +237,8 @@ def test_psychology_page(page, server):
     box = page.locator("#chart-winrate").bounding_box()
     labels = page.evaluate("[...document.querySelectorAll('#chart-winrate .xtick text')]"
                            ".map(t => { const r = t.getBoundingClientRect(); return [r.top, r.bottom, r.left, r.right]; })")
-    assert labels and all(box["y"] <= t and b <= box["y"] + box["height"] and box["x"] <= l and r <= box["x"] + box["width"]
-                          for t, b, l, r in labels)
+    assert labels and all(box["y"] <= t and b <= box["y"] + box["height"] and box["x"] <= left and r <= box["x"] + box["width"]
+                          for t, b, left, r in labels)
     # Calibration table: the 'no confidence' row counts the resolved signals without one.
     unrated = rows(db, "SELECT COUNT(*) FROM regime_signals WHERE symbol='SPY' AND signal_correct IS NOT NULL "
                        "AND confidence_score IS NULL")[0][0]
