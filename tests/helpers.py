@@ -45,3 +45,30 @@ def table_digest(db: str, table: str, symbol: str, exclude=("id", "run_id", "cre
     cols = [c.name for c in metadata.tables[table].columns if c.name not in exclude]
     order = "date" if table == "gamma_daily_summary" else "timestamp"
     return rows(db, f"SELECT {', '.join(cols)} FROM {table} WHERE symbol = :s ORDER BY {order}", s=symbol)
+
+
+def contract_rows(db: str, sql: str, **params) -> list[tuple]:
+    """`sql` run on the contracts as a user exports them (`gx.export("option_chain_contracts", ...)`:
+    a row per contract, though the database keeps a packed row per chain), loaded into an in-memory
+    SQLite table of the same name; dates as 'YYYY-MM-DD' text, as they are in the export's CSV."""
+    import sqlite3
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    import gexhistory as gx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "contracts.parquet"
+        gx.export("option_chain_contracts", out, db=db)
+        table = pq.read_table(out)
+    cols = {name: table.column(name).to_pylist() for name in table.column_names}
+    for name in ("as_of", "expiration"):
+        cols[name] = [d.isoformat() for d in cols[name]]
+    mem = sqlite3.connect(":memory:")
+    names = list(cols)
+    mem.execute(f"CREATE TABLE option_chain_contracts ({', '.join(repr(n) for n in names)})")
+    mem.executemany(f"INSERT INTO option_chain_contracts VALUES ({', '.join('?' * len(names))})", zip(*cols.values()))
+    out_rows = [tuple(r) for r in mem.execute(sql, params)]
+    mem.close()
+    return out_rows

@@ -13,7 +13,7 @@ import pytest
 from scipy.optimize import brentq
 
 from gexhistory.calendar import ET
-from helpers import rows, run_cli
+from helpers import contract_rows, rows, run_cli
 
 SPOT = 6010.25
 STAMP = "2025-06-10 11:07:42"  # a Tuesday, mid-session
@@ -172,10 +172,10 @@ def test_cboe_snapshot_matches_independent_computation(cboe, db_url):
     n_strikes = len(range(5800, 6225, 25))
     # five (root, expiry) pairs, calls and puts, one left out for want of an IV
     assert header[0][4] == 5 * 2 * n_strikes - 1
-    june = rows(db_url, "SELECT open_interest, expires_at_open, open_interest_at_open FROM option_chain_contracts "
+    june = contract_rows(db_url, "SELECT open_interest, expires_at_open, open_interest_at_open FROM option_chain_contracts "
                         "WHERE expiration = '2025-06-20' AND strike = 5900 AND \"right\" = 'P'")
     assert [(oi, bool(am), oi_am) for oi, am, oi_am in june] == [(900 + 4000 + 37 * 4, False, 900 + 4000 + 37 * 4)]
-    assert rows(db_url, "SELECT COUNT(*) FROM option_chain_contracts WHERE iv_source = 'p'") == [(1,)]
+    assert contract_rows(db_url, "SELECT COUNT(*) FROM option_chain_contracts WHERE iv_source = 'p'") == [(1,)]
     assert res.used == header[0][4] and res.contracts == len(spx_options()) and res.no_iv == 1
 
     # The profile page rebuilds the snapshot from the stored chain: the same figures.
@@ -190,9 +190,9 @@ def test_cboe_snapshot_matches_independent_computation(cboe, db_url):
     # The same quotes again: their rows replaced, nothing duplicated.
     again, _ = run_cboe_snapshot(["SPX"], db_url)
     assert again[0].replaced == 2
-    for table, n in (("gex_history", 1), ("gamma_history", 1), ("option_chains", 1),
-                     ("option_chain_contracts", header[0][4] - 2 * n_strikes)):
+    for table, n in (("gex_history", 1), ("gamma_history", 1), ("option_chains", 1)):
         assert rows(db_url, f"SELECT COUNT(*) FROM {table}") == [(n,)]
+    assert contract_rows(db_url, "SELECT COUNT(*) FROM option_chain_contracts") == [(header[0][4] - 2 * n_strikes,)]
 
 
 @pytest.mark.parametrize("stamp, expected_ts", [

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from gexhistory.pipeline.import_chains import import_chains
-from helpers import rows, run_cli, table_digest
+from helpers import contract_rows, rows, run_cli, table_digest
 
 NY = ZoneInfo("America/New_York")
 R, Q = 0.04, 0.013  # the engine's documented default conventions
@@ -100,7 +100,7 @@ def test_generic_few_hundred_contracts_match_independent_computation(db_url, tmp
     assert chain_source == data_source == "generic:spy_chain.csv"
     summary = rows(db_url, "SELECT close_gex, close_flip, snapshots_count, chain_source FROM gamma_daily_summary")
     assert summary[0][0] == pytest.approx(net, rel=1e-6) and summary[0][2] == 1
-    stored = rows(db_url, "SELECT COUNT(*), SUM(open_interest) FROM option_chain_contracts WHERE underlying='SPY'")
+    stored = contract_rows(db_url, "SELECT COUNT(*), SUM(open_interest) FROM option_chain_contracts WHERE underlying='SPY'")
     assert stored[0] == (492, sum(c[3] for c in contracts))
 
 
@@ -125,7 +125,7 @@ def test_cli_import_then_reimport_is_idempotent(db_url, tmp_path):
     again = import_chains([path], db=db_url)
     assert again.totals["gex_history"] == {"inserted": 0, "replaced": 1}
     assert _digests(db_url) == before
-    assert rows(db_url, "SELECT COUNT(*) FROM option_chain_contracts")[0][0] == 4
+    assert contract_rows(db_url, "SELECT COUNT(*) FROM option_chain_contracts")[0][0] == 4
     assert rows(db_url, "SELECT COUNT(*) FROM option_chains")[0][0] == 1
 
 
@@ -327,7 +327,7 @@ def _vendor_contracts():
 
 
 def _stored(db, source_like):
-    return rows(db, "SELECT expiration, strike, \"right\", open_interest, iv, iv_source FROM option_chain_contracts "
+    return contract_rows(db, "SELECT expiration, strike, \"right\", open_interest, iv, iv_source FROM option_chain_contracts "
                     "WHERE chain_source LIKE :s ORDER BY expiration, strike, \"right\"", s=source_like)
 
 
@@ -404,7 +404,7 @@ def test_orats_strikes_both_spellings(db_url, tmp_path, spelling):
     smv = [(e, k, r, oi, calls[(e, k)][1]) for e, k, r, oi, _ in contracts]
     got = rows(db_url, "SELECT net_gex, chain_source FROM gex_history")[0]
     assert got[0] == pytest.approx(_net(smv, SPOT), rel=1e-6) and got[1] == f"orats:orats_{spelling}.csv"
-    assert rows(db_url, "SELECT COUNT(*) FROM option_chain_contracts WHERE gamma = 0.01")[0][0] == len(contracts)
+    assert contract_rows(db_url, "SELECT COUNT(*) FROM option_chain_contracts WHERE gamma = 0.01")[0][0] == len(contracts)
 
 
 def _optionsdx_file(tmp_path, contracts, name="spy_eod_202506.txt"):

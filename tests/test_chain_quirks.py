@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from helpers import rows, run_cli
+from helpers import contract_rows, run_cli
 
 NY = ZoneInfo("America/New_York")
 R, Q = 0.04, 0.013
@@ -176,7 +176,7 @@ def test_vendor_gamma_quirks(db_url, tmp_path, gamma, stored):
     path = tmp_path / "orats.csv"
     path.write_text("\n".join(lines) + "\n")
     res = import_chains([str(path)], db=db_url)
-    got = rows(db_url, "SELECT gamma FROM option_chain_contracts WHERE strike = 560")
+    got = contract_rows(db_url, "SELECT gamma FROM option_chain_contracts WHERE strike = 560")
     assert [g[0] for g in got] == [stored, stored]
     assert any("negative vendor gammas" in n for n in res.files[0]["notes"]) == (gamma == "-0.3")
     vendor = import_chains([str(path)], db=db_url, conv=Conventions(gamma_source="vendor"))
@@ -266,6 +266,6 @@ def test_vix_26_and_34_column_files_agree(tmp_path):
     assert a.sessions[0]["symbol"] == "VIX" and gb != 0
     assert abs(ga - gb) <= 0.25 * abs(gb)
     assert ga == pytest.approx(gb, rel=0.01)  # the IVs recovered, to the quotes' rounding
-    ivs = rows(str(tmp_path / "a.db"), "SELECT iv FROM option_chain_contracts ORDER BY expiration, strike, \"right\"")
-    want = rows(str(tmp_path / "b.db"), "SELECT iv FROM option_chain_contracts ORDER BY expiration, strike, \"right\"")
+    ivs = contract_rows(str(tmp_path / "a.db"), "SELECT iv FROM option_chain_contracts ORDER BY expiration, strike, \"right\"")
+    want = contract_rows(str(tmp_path / "b.db"), "SELECT iv FROM option_chain_contracts ORDER BY expiration, strike, \"right\"")
     assert np.allclose([v[0] for v in ivs], [v[0] for v in want], rtol=1e-3)

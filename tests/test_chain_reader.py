@@ -19,7 +19,7 @@ from gexhistory.errors import BadInput
 from gexhistory.pipeline.chain_prep import read_chain_file
 from gexhistory.pipeline.import_chains import import_chains
 from gexhistory.sources.chains import common
-from helpers import rows
+from helpers import contract_rows, rows
 from test_chain_import import AS_OF, CBOE_26, CBOE_34, EXPIRIES, _net, _price, _t
 
 HEADER = "date,underlying,expiration,strike,right,oi,iv,spot"
@@ -157,7 +157,7 @@ def test_many_underlyings_in_one_file_each_match_independent_computation(db_url,
         assert got[sym] == pytest.approx(_net(contracts, spot), rel=1e-5), sym
     assert spots["SPX"] == pytest.approx(6000.0, rel=1e-9)
     assert got["SPX"] == pytest.approx(_net(index, spots["SPX"]), rel=1e-6)
-    n_stored = rows(db_url, "SELECT COUNT(*) FROM option_chain_contracts")[0][0]
+    n_stored = contract_rows(db_url, "SELECT COUNT(*) FROM option_chain_contracts")[0][0]
     assert n_stored == sum(len(c) for _, c in expected.values()) + len(index)
 
 
@@ -174,7 +174,7 @@ def test_roots_merged_without_vendor_gamma_store_no_gamma(db_url, tmp_path):
     path = tmp_path / "UnderlyingOptionsEODQuotes_2025-06-02.csv"
     path.write_text(CBOE_26 + "\n" + "\n".join(lines) + "\n")
     import_chains([str(path)], db=db_url)
-    stored = rows(db_url, "SELECT open_interest, gamma FROM option_chain_contracts")
+    stored = contract_rows(db_url, "SELECT open_interest, gamma FROM option_chain_contracts")
     assert len(stored) == 6 and {s[0] for s in stored} == {1000.0}
     assert {s[1] for s in stored} == {None}
     assert np.isfinite(rows(db_url, "SELECT net_gex FROM gex_history")[0][0])

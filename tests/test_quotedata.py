@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from helpers import rows, run_cli
+from helpers import contract_rows, rows, run_cli
 
 NY = ZoneInfo("America/New_York")
 R, Q = 0.04, 0.013  # docs/computation.md: the engine's default r and q
@@ -148,7 +148,7 @@ def test_split_spx_files_import_as_one_chain_matching_an_independent_computation
     assert got[0][2] == pytest.approx(flip, rel=1e-6)
     assert got[0][3:5] == (call_wall, put_wall)
     assert got[0][5] == "cboe_quotedata:spx_quotedata_near.csv+spx_quotedata_far.csv"
-    stored = rows(db_url, "SELECT COUNT(*), SUM(open_interest) + SUM(COALESCE(open_interest_at_open, 0)), "
+    stored = contract_rows(db_url, "SELECT COUNT(*), SUM(open_interest) + SUM(COALESCE(open_interest_at_open, 0)), "
                           "COUNT(open_interest_at_open) FROM option_chain_contracts")
     keys = {(c["exp"], c["k"], c["right"]) for c in expected}
     assert stored[0][0] == len(keys) and stored[0][1] == pytest.approx(sum(c["oi"] for c in expected))
@@ -296,7 +296,7 @@ def test_am_settled_monthlies_are_gone_from_their_expiration_day(db_url, tmp_pat
         calls += math.exp(-Q * t) * norm.pdf(d1) / (3700 * 0.2 * math.sqrt(t)) * 700 * 100 * 3700**2 * 0.01
     assert [g[0] for g in got] == ["09:30", "12:30", "15:00", "16:00"]
     assert got[1][1] == pytest.approx(calls, rel=1e-9)
-    assert rows(db_url, "SELECT SUM(open_interest) FROM option_chain_contracts")[0][0] == 6 * 700
+    assert contract_rows(db_url, "SELECT SUM(open_interest) FROM option_chain_contracts")[0][0] == 6 * 700
 
 
 def _store_bars_symbol(db_url):
@@ -334,7 +334,7 @@ def test_am_settled_expiry_is_stored_and_reused_at_the_open(db_url, tmp_path):
     closing = dt.datetime(2022, 6, 24, 16, tzinfo=NY).timestamp()
     assert sorted(set(imported.expiry_close.tolist())) == [opening, closing]
     import_chains([path], db=db_url)
-    assert rows(db_url, "SELECT expiration, expires_at_open FROM option_chain_contracts WHERE \"right\" = 'C' "
+    assert contract_rows(db_url, "SELECT expiration, expires_at_open FROM option_chain_contracts WHERE \"right\" = 'C' "
                         "ORDER BY expiration, strike") == [("2022-06-17", True)] * 2 + [("2022-06-24", False)] * 2
     engine = open_engine(db_url)
     again = chain_lookup(engine, "SPX", dt.date(2022, 6, 1), dt.date(2022, 6, 30))(dt.date(2022, 6, 10))
@@ -410,7 +410,7 @@ def test_monthly_beside_weekly_is_two_contracts_stored_and_reused(db_url, tmp_pa
     assert sorted(zip(imported.expiry_close, imported.open_interest, imported.iv)) == [
         (opening, 5000.0, 0.25), (opening, 5000.0, 0.25), (closing, 700.0, 0.2), (closing, 700.0, 0.2)]
     res = import_chains([path], db=db_url)
-    assert rows(db_url, "SELECT \"right\", open_interest, iv, open_interest_at_open, iv_at_open FROM "
+    assert contract_rows(db_url, "SELECT \"right\", open_interest, iv, open_interest_at_open, iv_at_open FROM "
                         "option_chain_contracts ORDER BY \"right\"") == [("C", 700.0, 0.2, 5000.0, 0.25),
                                                                        ("P", 700.0, 0.2, 5000.0, 0.25)]
     engine = open_engine(db_url)

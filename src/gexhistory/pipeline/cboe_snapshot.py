@@ -137,7 +137,7 @@ def take_cboe_snapshot(engine, q: CboeQuotes, conv: Conventions | None = None):
               "imported_at": format_ts(dt.datetime.now(ET))}
     with engine.begin() as conn:
         writes.lock_symbol(conn, q.symbol)
-        cs.replace_chains(conn, [header], contract_columns([_Stored(chain, CHAIN_SOURCE, iv_source)]))
+        cs.replace_chains(conn, [header], *contract_columns([_Stored(chain, CHAIN_SOURCE, iv_source)]))
         replaced = writes.replace_at_timestamp(conn, q.symbol, format_ts(at), rows)
     return SnapshotResult(q.symbol, format_ts(at), q.listed, len(chain), no_iv, g, replaced, notes,
                           data_source=DATA_SOURCE, chain_source=CHAIN_SOURCE, quotes_at=format_ts(q.timestamp))

@@ -146,9 +146,10 @@ def export_table(table: str, out: str | os.PathLike, *, fmt: str | None = None, 
                 raise BadInput(f"no stored history for {', '.join(unknown)}: "
                                + (f"the database holds {', '.join(held)}" if held else "the database is empty"))
         query = frames.export_select(table, list(symbols) if symbols else None, start, end)
-        with closing(frames.stream(engine, query, chunk)) as chunks:  # a failed write ends the read too
+        packed = frames.EXPORTABLE[table].packed
+        with closing(frames.stream(engine, query, chunk, packed=packed)) as chunks:  # a failed write ends the read too
             if progress is not None:
-                chunks = _reported(chunks, table, frames.count_rows(engine, query), progress)
+                chunks = _reported(chunks, table, frames.count_rows(engine, query, packed=packed), progress)
             rows = _write_atomically(path, lambda tmp: _WRITERS[fmt](tmp, cols, chunks, row_group_rows))
     except SQLAlchemyError as exc:
         raise user_error(exc) from None

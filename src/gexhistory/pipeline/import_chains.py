@@ -231,7 +231,7 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
         with engine.begin() as conn:
             for sym in symbols:
                 writes.lock_symbol(conn, sym)
-            cs.replace_chains(conn, [_header(item, now) for item in items], contract_columns(items))
+            cs.replace_chains(conn, [_header(item, now) for item in items], *contract_columns(items))
             holding = writes.symbols_holding(conn, symbols, min(days), max(days))
             batch = {name: [] for name in SESSION_TABLE_NAMES}
             for k, (sym, day, rows) in enumerate(computed, 1):
@@ -281,21 +281,21 @@ def _header(item, now: str) -> dict:
             "contracts": len(c), "notes": json.dumps(item.notes), "imported_at": now}
 
 
-def contract_columns(items) -> dict[str, np.ndarray]:
-    """Every chain's contracts, column by column as arrays (store/chains.replace_chains turns them
-    into Python values a batch at a time). `items`: records with .chain, .label and .iv_source (an
-    ImportedChain; a live snapshot's chain too).
+def contract_columns(items) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Every chain's contracts as store/chains.replace_chains takes them: the index in `items` of each
+    contract's chain, and the contracts column by column (packed.pack_chains' columns). `items`:
+    records with .chain, .label and .iv_source (an ImportedChain; a live snapshot's chain too).
 
-    The table's key has no root: an AM-settled contract beside a PM one of the same chain, expiration,
-    strike and right (an SPX monthly and the SPXW contract of its third Friday) is stored in the PM
-    one's row, as open_interest_at_open and iv_at_open (stored_chain splits them again)."""
+    A stored chain's key has no root: an AM-settled contract beside a PM one of the same chain,
+    expiration, strike and right (an SPX monthly and the SPXW contract of its third Friday) is stored
+    with the PM one, as open_interest_at_open and iv_at_open (stored_chain splits them again)."""
     from gexhistory.pipeline.chain_prep import expiry_close_ts  # lazy: pandas, as parse_files loads it
 
-    if not items:
-        return {}
     n = [len(p.chain) for p in items]
+    chain = np.repeat(np.arange(len(items)), n)
+    if not items:
+        return chain, {}
     cat = lambda get: np.concatenate([get(p) for p in items])  # noqa: E731
-    per_chain = lambda get: np.repeat(np.array([get(p) for p in items], dtype=object), n)  # noqa: E731
     gamma = cat(lambda p: p.chain.gamma if p.chain.gamma is not None else np.full(len(p.chain), np.nan))
     expiry = cat(lambda p: p.chain.expiry).astype("datetime64[D]")
     strike = cat(lambda p: p.chain.strike).astype(float)
@@ -306,7 +306,6 @@ def contract_columns(items) -> dict[str, np.ndarray]:
     oi_at_open, iv_at_open = np.full(oi.size, np.nan), np.full(oi.size, np.nan)
     keep = np.ones(oi.size, dtype=bool)
     if at_open.any():
-        chain = np.repeat(np.arange(len(items)), n)
         day = expiry.astype(np.int64)
         order = np.lexsort((at_open, is_call, strike, day, chain))  # a key's PM row just before its AM row
         a, b = order[:-1], order[1:]
@@ -315,29 +314,12 @@ def contract_columns(items) -> dict[str, np.ndarray]:
         pm, am = a[pair], b[pair]
         oi_at_open[pm], iv_at_open[pm] = oi[am], iv[am]
         keep[am] = False
-    none_if_nan = lambda x: np.where(np.isfinite(x), x.astype(object), None)  # noqa: E731
-    cols = {
-        "underlying": per_chain(lambda p: p.chain.underlying),
-        "as_of": per_chain(lambda p: p.chain.as_of.isoformat()),
-        "expiration": _day_text(expiry),
-        "strike": strike,
-        "right": np.where(is_call, "C", "P"),
-        "chain_source": per_chain(lambda p: p.label),
-        "open_interest": oi,
-        "iv": iv,
-        "iv_source": cat(lambda p: np.asarray(p.iv_source).astype(str)),
-        "gamma": none_if_nan(gamma),
-        "expires_at_open": at_open,
-        "open_interest_at_open": none_if_nan(oi_at_open),
-        "iv_at_open": none_if_nan(iv_at_open),
-    }
-    return {k: v[keep] for k, v in cols.items()} if not keep.all() else cols
-
-
-def _day_text(days: np.ndarray) -> np.ndarray:
-    """'YYYY-MM-DD' per date, formatting each distinct date once (a chain has a few dozen)."""
-    uniq, inv = np.unique(days.astype("datetime64[D]").astype(np.int64), return_inverse=True)
-    return uniq.astype("datetime64[D]").astype(str).astype(object)[inv]
+    cols = {"expiration": expiry, "strike": strike, "is_call": is_call, "open_interest": oi, "iv": iv,
+            "iv_source": cat(lambda p: np.asarray(p.iv_source).astype(str)), "gamma": gamma,
+            "expires_at_open": at_open, "open_interest_at_open": oi_at_open, "iv_at_open": iv_at_open}
+    if keep.all():
+        return chain, cols
+    return chain[keep], {k: v[keep] for k, v in cols.items()}
 
 
 def _file_summary(items) -> list[dict]:

@@ -40,20 +40,6 @@ class _InsertPlan:
         values = list(map(get, rows)) if len(self.keys) > 1 else [(get(r),) for r in rows]
         return self._processed(values)
 
-    def column_parameters(self, columns: dict[str, list], lo: int, hi: int) -> list:
-        """Rows lo:hi of `columns` (one list per column), without a dict per row: each column through
-        its bind processor, then one transposition into rows (insert_columns has refused non-finite
-        floats already)."""
-        cols = [_as_list(columns[k][lo:hi]) for k in self.keys]
-        for j, process in self.processors:
-            if getattr(columns[self.keys[j]], "dtype", None) is not None and columns[self.keys[j]].dtype.kind in "fb":
-                continue  # a float or bool array's tolist() is Python floats or bools: what the processor returns
-            cols[j] = list(map(process, cols[j]))
-        values = list(zip(*cols))
-        if self.names is not None:
-            return [dict(zip(self.names, v)) for v in values]
-        return values
-
     def _processed(self, values: list) -> list:
         if self.processors or self.floats:
             columns = list(zip(*values))
@@ -100,17 +86,6 @@ def refuse_non_finite(table: Table, rows: list[dict]) -> None:
             _refuse_non_finite(table.name, key, tuple(r.get(key) for r in rows))
 
 
-def _refuse_column(table: str, column: str, values) -> None:
-    """_refuse_non_finite for a whole column given as a numpy array or a list: a float array is checked
-    in one vectorised pass (a million contracts), and only a bad one is looked at value by value."""
-    import numpy as np  # lazy: as below
-
-    if getattr(values, "dtype", None) is not None and values.dtype.kind == "f":
-        if np.isfinite(values).all():
-            return
-    _refuse_non_finite(table, column, tuple(_as_list(values)))
-
-
 def _refuse_non_finite(table: str, column: str, values: tuple) -> None:
     """Raise NonFiniteValue when `values` (one column; None is NULL) holds a NaN or an infinity. The
     whole column at once in numpy: None becomes NaN there, so NaNs beyond the Nones are real ones."""
@@ -150,45 +125,3 @@ def insert_many(conn: Connection, table: Table, rows: list[dict], *, conflict: t
     conn.exec_driver_sql(plan.sql, plan.parameters(rows))
     return len(rows)
 
-
-def _as_list(values) -> list:
-    """A slice of a column as Python values (a numpy array's through tolist: floats, str, None)."""
-    return values.tolist() if hasattr(values, "tolist") else list(values)
-
-
-COLUMN_BATCH = 50_000  # rows per executemany from columns: the parameter tuples of one batch live at a time
-
-
-def insert_columns(conn: Connection, table: Table, columns: dict) -> int:
-    """Insert rows given column-wise (equal-length lists or numpy arrays keyed by column), COLUMN_BATCH
-    rows per executemany: a million contracts never become a million dicts, nor all at once Python
-    values."""
-    n = len(next(iter(columns.values()), []))
-    if n == 0:
-        return 0
-    plan = _plan(conn.dialect, table, tuple(columns), (), ())  # also checks the column names
-    for j in plan.floats:
-        _refuse_column(table.name, plan.keys[j], columns[plan.keys[j]])
-    if conn.dialect.name == "postgresql":
-        return _copy_columns(conn, table, plan, columns, n)
-    for lo in range(0, n, COLUMN_BATCH):
-        conn.exec_driver_sql(plan.sql, plan.column_parameters(columns, lo, min(lo + COLUMN_BATCH, n)))
-    return n
-
-
-def _copy_columns(conn: Connection, table: Table, plan: _InsertPlan, columns: dict, n: int) -> int:
-    """insert_columns on PostgreSQL: COPY FROM STDIN on the transaction's own connection (several
-    times faster than an executemany of a million rows). Names are composed as identifiers by psycopg;
-    values travel as COPY data, never as SQL text."""
-    from psycopg import sql  # lazy: only the dialect in use
-
-    names = [k for k in plan.keys]
-    stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(k) for k in names))
-    dbapi = conn.connection.driver_connection
-    with dbapi.cursor() as cur, cur.copy(stmt) as copy:
-        for lo in range(0, n, COLUMN_BATCH):
-            hi = min(lo + COLUMN_BATCH, n)
-            for row in zip(*(_as_list(columns[k][lo:hi]) for k in names)):
-                copy.write_row(row)
-    return n

@@ -7,17 +7,20 @@ import datetime as dt
 import numpy as np
 from sqlalchemy import Connection, and_, delete, select
 
-from gexhistory.store.bulk import insert_columns, insert_many
+from gexhistory.store.bulk import insert_many
+from gexhistory.store.packed import pack_chains, unpack
 from gexhistory.store.schema import gamma_daily_summary, option_chain_contracts, option_chains, price_bars
 
 IN_LIST_MAX = 500  # symbols per IN list: far below SQLite's and PostgreSQL's bind parameter limits
 
 
-def replace_chains(conn: Connection, headers: list[dict], contracts: dict) -> None:
-    """Store many chains at once: `headers` one dict per chain (option_chains' columns), `contracts` column-wise (a list or array per
-    column, all chains' contracts). Earlier imports of the same keys are replaced; only keys that are
-    stored cost a delete (one query finds them), and the inserts go in a few large batches."""
+def replace_chains(conn: Connection, headers: list[dict], chain: np.ndarray, contracts: dict[str, np.ndarray]) -> None:
+    """Store many chains at once: `headers` one dict per chain (option_chains' columns), `contracts`
+    column-wise for all chains (packed.pack_chains' columns), `chain[i]` the index in `headers` of
+    contract i's chain. Earlier imports of the same keys are replaced; only keys that are stored cost a
+    delete (one query finds them). Every chain's contracts become one row (store/packed.py)."""
     h, c = option_chains, option_chain_contracts
+    packed = pack_chains(chain, contracts, len(headers))  # refuses bad values before anything is deleted
     wanted = {(r["underlying"], r["as_of"], r["chain_source"]) for r in headers}
     days = sorted({k[1] for k in wanted})
     symbols = sorted({k[0] for k in wanted})
@@ -30,7 +33,8 @@ def replace_chains(conn: Connection, headers: list[dict], contracts: dict) -> No
         conn.execute(delete(c).where(c.c.underlying == u, c.c.as_of == d, c.c.chain_source == src))
         conn.execute(delete(h).where(h.c.underlying == u, h.c.as_of == d, h.c.chain_source == src))
     insert_many(conn, h, headers)
-    insert_columns(conn, c, contracts)
+    insert_many(conn, c, [{"underlying": r["underlying"], "as_of": r["as_of"], "chain_source": r["chain_source"],
+                           "contract_count": n, "contracts": blob} for r, (n, blob) in zip(headers, packed)])
 
 
 # Chains stored by live snapshots (`snapshot --source cboe`): a moment of the session, kept for its
@@ -51,26 +55,11 @@ def latest_chains(conn: Connection, underlying: str, start: dt.date, end: dt.dat
 
 
 def chain_contracts(conn: Connection, underlying: str, as_of: dt.date, chain_source: str) -> dict[str, np.ndarray]:
+    """One stored chain's contracts as packed.unpack gives them (empty arrays when none is stored)."""
     c = option_chain_contracts
-    q = select(c.c.expiration, c.c.strike, c.c.right, c.c.open_interest, c.c.iv, c.c.iv_source, c.c.gamma,
-               c.c.expires_at_open, c.c.open_interest_at_open, c.c.iv_at_open).where(
-        c.c.underlying == underlying, c.c.as_of == as_of.isoformat(), c.c.chain_source == chain_source
-    ).order_by(c.c.expiration, c.c.strike, c.c.right)
-    rows = conn.execute(q).all()
-    cols = list(zip(*rows)) if rows else [[] for _ in range(10)]
-    nan_if_none = lambda col: np.array([np.nan if v is None else v for v in col], dtype=float)  # noqa: E731
-    return {
-        "expiration": np.array(cols[0], dtype="datetime64[D]"),
-        "strike": np.array(cols[1], dtype=float),
-        "is_call": np.array([r == "C" for r in cols[2]], dtype=bool),
-        "open_interest": np.array(cols[3], dtype=float),
-        "iv": np.array(cols[4], dtype=float),
-        "iv_source": np.array(cols[5], dtype=object),
-        "gamma": nan_if_none(cols[6]),
-        "at_open": np.array([bool(a) for a in cols[7]], dtype=bool),  # NULL (imported before the column): close
-        "oi_at_open": nan_if_none(cols[8]),  # NaN: no AM-settled contract beside this one
-        "iv_at_open": nan_if_none(cols[9]),
-    }
+    blob = conn.execute(select(c.c.contracts).where(
+        c.c.underlying == underlying, c.c.as_of == as_of.isoformat(), c.c.chain_source == chain_source)).scalar()
+    return unpack(blob)
 
 
 def stored_bars_many(conn: Connection, timeframe: str, wanted: set[tuple[str, dt.date]]
@@ -121,3 +110,57 @@ def summaries_between_many(conn: Connection, symbols: list[str], start: dt.date,
         for s, d, p, g in conn.execute(q):
             out[s][dt.date.fromisoformat(d)] = (p, g)
     return out
+
+
+# ---- databases written before contracts were packed ------------------------------------------------
+
+# Fixed statements (no value in them): the old table's columns in the order _repack reads them.
+_READ_ROWS = ('SELECT underlying, as_of, chain_source, expiration, strike, "right", open_interest, iv, iv_source, '
+              "gamma, expires_at_open, open_interest_at_open, iv_at_open FROM option_chain_contracts_rows "
+              "ORDER BY underlying, as_of, chain_source")
+REPACK_BATCH = 200_000  # contracts read before the complete chains among them are packed and written
+
+
+def repack_row_contracts(conn: Connection) -> int:
+    """Move a database's option_chain_contracts from one row per contract (as earlier versions wrote it) to
+    one packed row per chain, inside the caller's transaction: the old table is renamed, read in key
+    order and dropped. Returns how many chains were moved."""
+    conn.exec_driver_sql("ALTER TABLE option_chain_contracts RENAME TO option_chain_contracts_rows")
+    if conn.dialect.name == "postgresql":  # the primary key's name would clash with the new table's
+        conn.exec_driver_sql("ALTER TABLE option_chain_contracts_rows RENAME CONSTRAINT option_chain_contracts_pkey "
+                             "TO option_chain_contracts_rows_pkey")
+    option_chain_contracts.create(conn)
+    result = conn.exec_driver_sql(_READ_ROWS)
+    moved, pending = 0, []
+    while batch := result.fetchmany(REPACK_BATCH):
+        pending += batch
+        cut = len(pending)  # the last chain read may go on in the next batch: it waits
+        while cut > 0 and tuple(pending[cut - 1][:3]) == tuple(pending[-1][:3]):
+            cut -= 1
+        moved += _repack(conn, pending[:cut])
+        pending = pending[cut:]
+    moved += _repack(conn, pending)
+    conn.exec_driver_sql("DROP TABLE option_chain_contracts_rows")
+    return moved
+
+
+def _repack(conn: Connection, rows: list) -> int:
+    if not rows:
+        return 0
+    cols = list(zip(*rows))
+    keys = list(zip(cols[0], cols[1], cols[2]))
+    new = np.array([True] + [keys[i] != keys[i - 1] for i in range(1, len(keys))])
+    chain, first = np.cumsum(new) - 1, np.flatnonzero(new)
+    nan_if_none = lambda col: np.array([np.nan if v is None else v for v in col], dtype=float)  # noqa: E731
+    contracts = {
+        "expiration": np.array(cols[3], dtype="datetime64[D]"), "strike": np.array(cols[4], dtype=float),
+        "is_call": np.array(cols[5]) == "C", "open_interest": np.array(cols[6], dtype=float),
+        "iv": np.array(cols[7], dtype=float), "iv_source": np.array(cols[8], dtype=str),
+        "gamma": nan_if_none(cols[9]), "expires_at_open": np.array([bool(v) for v in cols[10]]),
+        "open_interest_at_open": nan_if_none(cols[11]), "iv_at_open": nan_if_none(cols[12]),
+    }
+    packed = pack_chains(chain, contracts, len(first))
+    insert_many(conn, option_chain_contracts, [
+        {"underlying": keys[i][0], "as_of": keys[i][1], "chain_source": keys[i][2], "contract_count": n,
+         "contracts": blob} for i, (n, blob) in zip(first, packed)])
+    return len(first)

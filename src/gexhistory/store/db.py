@@ -223,6 +223,12 @@ def init_schema(engine: Engine) -> list[str]:
             # Inspect through the same connection: a second one would wait on our own write lock.
             insp = inspect(conn)
             existing = set(insp.get_table_names())
+            if "option_chain_contracts" in existing and "strike" in {
+                    c["name"] for c in insp.get_columns("option_chain_contracts")}:
+                from gexhistory.store.chains import repack_row_contracts  # lazy: numpy and pyarrow, once per old database
+
+                moved = repack_row_contracts(conn)
+                created.append(f"option_chain_contracts (packed, {moved} chains moved)")
             for table in metadata.sorted_tables:
                 if table.name not in existing:
                     table.create(conn)

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gexhistory.config import database_url, redact_url
 from gexhistory.errors import BadDatabase, BadInput
+from gexhistory.store.packed import rows_of
 from gexhistory.store.queries import has_tables, symbols as stored_symbols
 from gexhistory.store.readonly import open_readonly, sqlite_path
 from gexhistory.store.schema import (DAY, TS, backfill_runs, gamma_daily_summary, gamma_history, gex_history,
@@ -160,6 +161,7 @@ class Exportable:
     symbol_col: str | None  # the column a symbol filter applies to (backfill_runs lists them in `symbols`)
     time_col: str  # the column a date window applies to
     order: tuple[str, ...]  # the table's key: rows leave in this order, along its index
+    packed: bool = False  # one stored row per chain, exported as a row per contract (store/packed.py)
 
 
 EXPORTABLE = {
@@ -170,17 +172,25 @@ EXPORTABLE = {
         Exportable(regime_signals, "symbol", "timestamp", ("symbol", "timestamp", "primary_regime_type")),
         Exportable(price_bars, "symbol", "timestamp", ("symbol", "timeframe", "timestamp", "data_source")),
         Exportable(option_chains, "underlying", "as_of", ("underlying", "as_of", "chain_source")),
-        Exportable(option_chain_contracts, "underlying", "as_of",
-                   ("underlying", "as_of", "expiration", "strike", "right", "chain_source")),
+        Exportable(option_chain_contracts, "underlying", "as_of", ("underlying", "as_of", "chain_source"), packed=True),
         Exportable(backfill_runs, None, "started_at", ("id",)),
     )
 }
 assert set(EXPORTABLE) == set(metadata.tables), "every table is exportable"
 
 
+# An exported contract: its chain's key, then the packed stream's columns (store/packed.py), in the
+# order the table had when it held a row per contract.
+CONTRACT_EXPORT = [Col("underlying", "str"), Col("as_of", "date"), Col("expiration", "date"), Col("strike", "float"),
+                   Col("right", "str"), Col("chain_source", "str"), Col("open_interest", "float"), Col("iv", "float"),
+                   Col("iv_source", "str"), Col("gamma", "float"), Col("expires_at_open", "bool"),
+                   Col("open_interest_at_open", "float"), Col("iv_at_open", "float")]
+PACKED_READ_ROWS = 64  # chains read at a time from an export's cursor (one may hold 30,000 contracts)
+
+
 def export_columns(name: str) -> list[Col]:
-    """Every column of table `name`, in schema order."""
-    return _cols(EXPORTABLE[name].table.columns)
+    """Every column of table `name` as exported, in schema order (a contract's for option_chain_contracts)."""
+    return list(CONTRACT_EXPORT) if EXPORTABLE[name].packed else _cols(EXPORTABLE[name].table.columns)
 
 
 def _symbol_filter(e: Exportable, symbols: list[str]):
@@ -205,7 +215,8 @@ def export_select(name: str, symbols: list[str] | None, start: dt.date | None, e
     where = _within(time_col, lo, hi)
     if symbols is not None:
         where.append(_symbol_filter(e, symbols))
-    return select(*t.columns).where(*where).order_by(*[t.c[k] for k in e.order])
+    columns = [t.c.underlying, t.c.as_of, t.c.chain_source, t.c.contract_count, t.c.contracts] if e.packed else t.columns
+    return select(*columns).where(*where).order_by(*[t.c[k] for k in e.order])
 
 
 def symbols_without_rows(engine: Engine, name: str, symbols: list[str]) -> list[str]:
@@ -231,16 +242,32 @@ def table_symbols(engine: Engine, name: str) -> list[str]:
         return [r[0] for r in conn.execute(select(col).distinct().order_by(col))]
 
 
-def count_rows(engine: Engine, stmt) -> int:
-    """How many rows `stmt` selects (what a progress display needs to show a total)."""
+def count_rows(engine: Engine, stmt, *, packed: bool = False) -> int:
+    """How many rows `stmt` selects (what a progress display needs to show a total); `packed`: stmt is
+    export_select of option_chain_contracts, whose rows to count are the contracts its chains hold."""
+    sub = stmt.order_by(None).subquery()
+    total = func.coalesce(func.sum(sub.c.contract_count), 0) if packed else func.count()
     with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(stmt.order_by(None).subquery())).scalar_one())
+        return int(conn.execute(select(total).select_from(sub)).scalar_one())
 
 
-def stream(engine: Engine, stmt, chunk_rows: int) -> Iterator[Sequence[Row]]:
+def stream(engine: Engine, stmt, chunk_rows: int, *, packed: bool = False) -> Iterator[Sequence[Row]]:
     """The rows of `stmt` (tuple-like Rows), `chunk_rows` at a time, never all in memory: a server-side
     cursor on PostgreSQL, SQLite's cursor stepping through the result. One read transaction for the
-    whole stream, so every chunk comes from the same snapshot of the database."""
+    whole stream, so every chunk comes from the same snapshot of the database. `packed`: stmt is
+    export_select of option_chain_contracts, and the rows are its chains' contracts (CONTRACT_EXPORT)."""
     with engine.connect() as conn:
-        result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
-        yield from result.partitions(chunk_rows)
+        per_read = PACKED_READ_ROWS if packed else chunk_rows
+        result = conn.execution_options(stream_results=True, yield_per=per_read).execute(stmt)
+        if not packed:
+            yield from result.partitions(chunk_rows)
+            return
+        pending: list[tuple] = []
+        for chains in result.partitions(per_read):
+            for u, as_of, src, _n, blob in chains:
+                pending += [(u, as_of, c[0], c[1], c[2], src, *c[3:]) for c in rows_of(blob)]
+            while len(pending) >= chunk_rows:
+                yield pending[:chunk_rows]
+                pending = pending[chunk_rows:]
+        if pending:
+            yield pending

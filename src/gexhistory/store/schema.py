@@ -12,6 +12,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -257,17 +258,8 @@ option_chain_contracts = Table(
     metadata,
     Column("underlying", String(16), primary_key=True),
     Column("as_of", DAY, primary_key=True),
-    Column("expiration", DAY, primary_key=True),
-    Column("strike", Float, primary_key=True),
-    Column("right", String(1), primary_key=True),  # 'C' or 'P'
     Column("chain_source", String(64), primary_key=True),
-    Column("open_interest", Float, nullable=False),
-    Column("iv", Float, nullable=False),
-    Column("iv_source", String(1), nullable=False),  # f = file, p = from the option's price, i = interpolated
-    Column("gamma", Float),  # the vendor's gamma when the file has one
-    Column("expires_at_open", Boolean),  # an AM-settled root's: expires at its expiration session's open
-    # An AM-settled contract listed beside a PM one of the same expiration, strike and right (an SPX
-    # monthly beside the SPXW contract of its third Friday): its OI and IV, expiring at the open.
-    Column("open_interest_at_open", Float),
-    Column("iv_at_open", Float),
+    Column("contract_count", Integer, nullable=False),
+    # The chain's contracts, one Arrow IPC stream (store/packed.py: its columns, and why not one row each).
+    Column("contracts", LargeBinary, nullable=False),
 )

@@ -1,0 +1,139 @@
+"""An option chain's contracts stored as one value: an Arrow IPC stream per chain.
+
+Why not a row per contract: a market-wide end-of-day file holds about 1.5 million contracts a day. As
+rows they cost ~5 us each to insert through Python's sqlite3 (more than half of a 1M-row import) and
+~350 bytes each on disk with the key's index, so a year of such files would need over 100 GB. One
+stream per chain costs microseconds per chain, a few bytes per contract (zstd for the large ones), and
+any Arrow reader opens it (`pyarrow.ipc.open_stream(blob).read_all()`; `gexhistory export
+option_chain_contracts` writes the contracts as rows).
+
+The stream's columns are those of CONTRACT_SCHEMA, sorted by (expiration, strike, right) with calls
+first, one contract per key.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from gexhistory.errors import NonFiniteValue
+
+CONTRACT_SCHEMA = pa.schema([
+    pa.field("expiration", pa.date32(), nullable=False),
+    pa.field("strike", pa.float64(), nullable=False),
+    pa.field("right", pa.utf8(), nullable=False),  # 'C' or 'P'
+    pa.field("open_interest", pa.float64(), nullable=False),
+    pa.field("iv", pa.float64(), nullable=False),
+    pa.field("iv_source", pa.utf8(), nullable=False),  # f = file, p = from the option's price, i = interpolated
+    pa.field("gamma", pa.float64()),  # the vendor's, when the file has one
+    pa.field("expires_at_open", pa.bool_(), nullable=False),  # an AM-settled root's contract
+    # An AM-settled contract beside this PM one (same expiration, strike and right): its OI and IV.
+    pa.field("open_interest_at_open", pa.float64()),
+    pa.field("iv_at_open", pa.float64()),
+])
+CONTRACT_COLUMNS = tuple(CONTRACT_SCHEMA.names)
+
+# Below this many contracts a chain's stream is left uncompressed: zstd's per-buffer cost would exceed
+# what it saves on a few hundred numbers.
+COMPRESS_FROM = 1_000
+_PLAIN = ipc.IpcWriteOptions()
+_ZSTD = ipc.IpcWriteOptions(compression="zstd")
+
+TABLE = "option_chain_contracts"
+
+
+def pack_chains(chain: np.ndarray, columns: dict[str, np.ndarray], n_chains: int) -> list[tuple[int, bytes]]:
+    """One (contract count, stream) per chain 0..n_chains-1. `chain[i]`: the chain of contract i;
+    `columns`: expiration (datetime64[D]), strike, is_call, open_interest, iv, iv_source ('f'/'p'/'i'),
+    gamma, expires_at_open, open_interest_at_open, iv_at_open, one array each with NaN for none.
+
+    Refuses (NonFiniteValue) a NaN or infinite strike, OI or IV and an infinite optional value, and
+    (ValueError) two contracts of one chain with the same key; nothing is packed then."""
+    chain = np.asarray(chain, dtype=np.int64)
+    expiry = np.asarray(columns["expiration"]).astype("datetime64[D]")
+    strike = np.asarray(columns["strike"], dtype=float)
+    is_call = np.asarray(columns["is_call"], dtype=bool)
+    _refuse(expiry, strike, columns)
+    day = expiry.astype(np.int64)
+    order = np.lexsort((~is_call, strike, day, chain))
+    c, d, k, r = chain[order], day[order], strike[order], is_call[order]
+    same = (c[1:] == c[:-1]) & (d[1:] == d[:-1]) & (k[1:] == k[:-1]) & (r[1:] == r[:-1])
+    if same.any():
+        i = order[1:][same][0]
+        raise ValueError(f"two contracts with one key in a chain: {expiry[i]} {strike[i]:g} "
+                         f"{'C' if is_call[i] else 'P'}")
+    table = pa.table([
+        pa.array(d.astype(np.int32), pa.int32()).cast(pa.date32()),
+        pa.array(k),
+        pa.array(np.where(r, "C", "P")),
+        pa.array(np.asarray(columns["open_interest"], dtype=float)[order]),
+        pa.array(np.asarray(columns["iv"], dtype=float)[order]),
+        pa.array(np.asarray(columns["iv_source"]).astype(str)[order]),
+        pa.array(np.asarray(columns["gamma"], dtype=float)[order], from_pandas=True),
+        pa.array(np.asarray(columns["expires_at_open"], dtype=bool)[order]),
+        pa.array(np.asarray(columns["open_interest_at_open"], dtype=float)[order], from_pandas=True),
+        pa.array(np.asarray(columns["iv_at_open"], dtype=float)[order], from_pandas=True),
+    ], schema=CONTRACT_SCHEMA)
+    counts = np.bincount(c, minlength=n_chains)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return [(int(n), _stream(table.slice(int(s), int(n)), n)) for s, n in zip(starts, counts)]
+
+
+def _stream(table: pa.Table, n: int) -> bytes:
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, CONTRACT_SCHEMA, options=_ZSTD if n >= COMPRESS_FROM else _PLAIN) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _refuse(expiry: np.ndarray, strike: np.ndarray, columns: dict) -> None:
+    if np.isnat(expiry).any():
+        raise NonFiniteValue(f"refused to store a contract without an expiration in {TABLE}; nothing was written")
+    for name, values in (("strike", strike), ("open_interest", columns["open_interest"]), ("iv", columns["iv"])):
+        x = np.asarray(values, dtype=float)
+        if not np.isfinite(x).all():
+            i = int(np.flatnonzero(~np.isfinite(x))[0])
+            raise NonFiniteValue(f"refused to store {x[i]!r} in {TABLE}.{name} (contract {i + 1} of {x.size}): "
+                                 "a computed value is not finite; nothing of this batch was written")
+    for name in ("gamma", "open_interest_at_open", "iv_at_open"):
+        x = np.asarray(columns[name], dtype=float)
+        if np.isinf(x).any():
+            i = int(np.flatnonzero(np.isinf(x))[0])
+            raise NonFiniteValue(f"refused to store {x[i]!r} in {TABLE}.{name} (contract {i + 1} of {x.size}): "
+                                 "a computed value is not finite; nothing of this batch was written")
+
+
+def read_stream(blob: bytes) -> pa.Table:
+    """A stored chain's contracts as an Arrow table (CONTRACT_SCHEMA)."""
+    return ipc.open_stream(pa.py_buffer(blob)).read_all()
+
+
+def unpack(blob: bytes | None) -> dict[str, np.ndarray]:
+    """A stored chain's contracts as the arrays the engine takes: expiration (datetime64[D]), strike,
+    is_call, open_interest, iv, iv_source (object), gamma, at_open, oi_at_open, iv_at_open (NaN for
+    none), in stored order; no contract for None (no chain stored)."""
+    t = CONTRACT_SCHEMA.empty_table() if blob is None else read_stream(blob)
+    f = lambda name: t.column(name).to_numpy(zero_copy_only=False)  # noqa: E731
+    nan_for_null = lambda name: t.column(name).cast(pa.float64()).fill_null(np.nan).to_numpy()  # noqa: E731
+    return {
+        "expiration": f("expiration").astype("datetime64[D]"),
+        "strike": f("strike").astype(float),
+        "is_call": f("right").astype(str) == "C",
+        "open_interest": f("open_interest").astype(float),
+        "iv": f("iv").astype(float),
+        "iv_source": f("iv_source").astype(object),
+        "gamma": nan_for_null("gamma"),
+        "at_open": f("expires_at_open").astype(bool),
+        "oi_at_open": nan_for_null("open_interest_at_open"),
+        "iv_at_open": nan_for_null("iv_at_open"),
+    }
+
+
+def rows_of(blob: bytes) -> list[tuple]:
+    """A stored chain's contracts as row tuples of CONTRACT_COLUMNS' values (dates 'YYYY-MM-DD', None
+    for a null), for an export."""
+    t = read_stream(blob)
+    cols = [t.column(n).cast(pa.utf8()).to_pylist() if n == "expiration" else t.column(n).to_pylist()
+            for n in CONTRACT_COLUMNS]
+    return list(zip(*cols))

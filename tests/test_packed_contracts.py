@@ -1,0 +1,134 @@
+"""Contracts stored one packed row per chain (store/packed.py): what goes in comes out, any Arrow reader
+opens it, bad values are refused before anything is written, and a database written with a row per
+contract (by an earlier version) is converted by `gexhistory init` without losing a contract."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pytest
+from hypothesis import given, settings, strategies as st
+from sqlalchemy import text
+
+from gexhistory.errors import NonFiniteValue
+from gexhistory.store.packed import CONTRACT_COLUMNS, COMPRESS_FROM, pack_chains, rows_of, unpack
+from helpers import contract_rows, engine_for, rows, run_cli
+
+
+def _columns(expiry, strike, is_call, oi=None, iv=None, gamma=None):
+    n = len(strike)
+    nan = np.full(n, np.nan)
+    return {"expiration": np.array(expiry, dtype="datetime64[D]"), "strike": np.array(strike, dtype=float),
+            "is_call": np.array(is_call, dtype=bool),
+            "open_interest": np.arange(1.0, n + 1) if oi is None else np.array(oi, dtype=float),
+            "iv": np.full(n, 0.2) if iv is None else np.array(iv, dtype=float),
+            "iv_source": np.array(["f"] * n), "gamma": nan if gamma is None else np.array(gamma, dtype=float),
+            "expires_at_open": np.zeros(n, dtype=bool), "open_interest_at_open": nan, "iv_at_open": nan}
+
+
+def test_a_chain_comes_back_sorted_and_opens_in_any_arrow_reader():
+    cols = _columns(["2025-07-18", "2025-06-20", "2025-06-20", "2025-06-20"], [100, 105, 100, 100],
+                    [True, False, False, True], oi=[10, 20, 30, 40], gamma=[np.nan, 0.01, np.nan, 0.02])
+    [(n, blob)] = pack_chains(np.zeros(4, dtype=int), cols, 1)
+    assert n == 4
+    table = ipc.open_stream(pa.py_buffer(blob)).read_all()  # what docs/tables.md tells a user to call
+    assert table.column_names == list(CONTRACT_COLUMNS)
+    # Sorted by expiration, strike, right (calls first), by hand:
+    assert table.column("expiration").to_pylist() == [dt.date(2025, 6, 20)] * 3 + [dt.date(2025, 7, 18)]
+    assert table.column("strike").to_pylist() == [100.0, 100.0, 105.0, 100.0]
+    assert table.column("right").to_pylist() == ["C", "P", "P", "C"]
+    assert table.column("open_interest").to_pylist() == [40.0, 30.0, 20.0, 10.0]
+    assert table.column("gamma").to_pylist() == [0.02, None, 0.01, None]  # NaN (no vendor gamma) is null
+    assert rows_of(blob)[0] == ("2025-06-20", 100.0, "C", 40.0, 0.2, "f", 0.02, False, None, None)
+    back = unpack(blob)
+    assert back["is_call"].tolist() == [True, False, False, True]
+    assert np.isnan(back["gamma"][1]) and back["gamma"][0] == 0.02
+
+
+def test_large_chains_are_compressed_small_ones_are_not():
+    n = COMPRESS_FROM
+    cols = _columns(["2025-06-20"] * n, np.arange(n) * 1.0, np.ones(n, bool))
+    chain = np.zeros(n, dtype=int)
+    chain[: n // 2] = 1  # chain 1 gets half: below the threshold
+    [(big_n, big), (small_n, small)] = [pack_chains(chain * 0, cols, 1)[0], pack_chains(chain, cols, 2)[1]]
+    assert (big_n, small_n) == (n, n // 2)
+    assert len(big) < n * 8  # zstd: well under one float per contract for a regular strike grid
+    assert len(small) > (n // 2) * 8 * 3  # plain: at least the strike, OI and IV columns as they are
+
+
+@pytest.mark.parametrize("field", ["strike", "open_interest", "iv"])
+def test_a_non_finite_required_value_is_refused(field):
+    cols = _columns(["2025-06-20"] * 2, [100, 105], [True, True])
+    cols[field] = cols[field].copy()
+    cols[field][1] = np.nan
+    with pytest.raises(NonFiniteValue, match=f"option_chain_contracts.{field}"):
+        pack_chains(np.zeros(2, dtype=int), cols, 1)
+
+
+def test_two_contracts_with_one_key_are_refused():
+    cols = _columns(["2025-06-20"] * 2, [100, 100], [True, True])
+    with pytest.raises(ValueError, match="two contracts with one key"):
+        pack_chains(np.zeros(2, dtype=int), cols, 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 40), st.integers(1, 400), st.booleans(),
+                          st.floats(0, 1e6, allow_nan=False)), min_size=1, max_size=80,
+                unique_by=lambda t: t[:4]))
+def test_every_contract_comes_back_in_its_chain(contracts):
+    chain = np.array([c[0] for c in contracts])
+    expiry = np.datetime64("2025-06-20") + np.array([c[1] for c in contracts])
+    cols = _columns(expiry, [c[2] / 4 for c in contracts], [c[3] for c in contracts], oi=[c[4] for c in contracts])
+    packed = pack_chains(chain, cols, 4)
+    assert [n for n, _ in packed] == np.bincount(chain, minlength=4).tolist()
+    for k, (_n, blob) in enumerate(packed):
+        want = sorted((str(expiry[i]), cols["strike"][i], "P" if not cols["is_call"][i] else "C",
+                       cols["open_interest"][i]) for i in np.flatnonzero(chain == k))
+        got = [r[:4] for r in rows_of(blob)]
+        assert got == want  # each chain's own contracts, in key order ('C' sorts before 'P')
+
+
+# ---- a database written with a row per contract -----------------------------------------------------
+
+_OLD_DDL = """CREATE TABLE option_chain_contracts (
+    underlying VARCHAR(16) NOT NULL, as_of VARCHAR(10) NOT NULL, expiration VARCHAR(10) NOT NULL,
+    strike FLOAT NOT NULL, "right" VARCHAR(1) NOT NULL, chain_source VARCHAR(64) NOT NULL,
+    open_interest FLOAT NOT NULL, iv FLOAT NOT NULL, iv_source VARCHAR(1) NOT NULL, gamma FLOAT,
+    expires_at_open BOOLEAN, open_interest_at_open FLOAT, iv_at_open FLOAT,
+    PRIMARY KEY (underlying, as_of, expiration, strike, "right", chain_source))"""
+_OLD_ROWS = [  # (underlying, as_of, expiration, strike, right, chain_source, oi, iv, iv_source, gamma, at_open, oi_am, iv_am)
+    ("SPX", "2025-06-02", "2025-06-20", 5900.0, "C", "cboe_datashop:a.csv", 1000.0, 0.15, "f", None, False, 700.0, 0.16),
+    ("SPX", "2025-06-02", "2025-06-20", 5900.0, "P", "cboe_datashop:a.csv", 1200.0, 0.17, "p", None, False, None, None),
+    ("SPX", "2025-06-02", "2025-06-06", 5950.0, "C", "cboe_datashop:a.csv", 300.0, 0.12, "f", None, None, None, None),
+    ("SPY", "2025-06-02", "2025-06-06", 590.0, "P", "orats:b.csv", 50.0, 0.2, "i", 0.031, False, None, None),
+    ("SPY", "2025-06-03", "2025-06-06", 590.0, "C", "orats:b.csv", 60.0, 0.21, "f", 0.029, False, None, None),
+]
+
+
+def test_init_converts_a_row_per_contract_table_without_losing_a_contract(db_url, tmp_path):
+    eng = engine_for(db_url)
+    with eng.begin() as conn:
+        conn.execute(text(_OLD_DDL))
+        conn.execute(text("INSERT INTO option_chain_contracts VALUES (:u, :a, :e, :k, :r, :s, :oi, :iv, :ivs, :g, "
+                          ":ao, :oio, :ivo)"),
+                     [dict(zip(("u", "a", "e", "k", "r", "s", "oi", "iv", "ivs", "g", "ao", "oio", "ivo"), r))
+                      for r in _OLD_ROWS])
+    eng.dispose()
+    done = run_cli(["init", "--db", db_url], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert rows(db_url, "SELECT underlying, as_of, chain_source, contract_count FROM option_chain_contracts "
+                        "ORDER BY underlying, as_of") == [("SPX", "2025-06-02", "cboe_datashop:a.csv", 3),
+                                                          ("SPY", "2025-06-02", "orats:b.csv", 1),
+                                                          ("SPY", "2025-06-03", "orats:b.csv", 1)]
+    got = contract_rows(db_url, "SELECT underlying, as_of, expiration, strike, \"right\", chain_source, open_interest, "
+                                "iv, iv_source, gamma, expires_at_open, open_interest_at_open, iv_at_open "
+                                "FROM option_chain_contracts")
+    # A NULL expires_at_open (rows imported before that column) is a PM contract: false.
+    want = [r[:10] + (bool(r[10]),) + r[11:] for r in _OLD_ROWS]
+    assert sorted(got) == sorted(want)
+    again = run_cli(["init", "--db", db_url], tmp_path)  # nothing left to convert
+    assert again.returncode == 0, again.stderr
+    assert rows(db_url, "SELECT COUNT(*) FROM option_chain_contracts") == [(3,)]
