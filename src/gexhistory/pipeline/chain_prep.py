@@ -310,8 +310,13 @@ def derive_ivs(*, underlying, as_of, expiry, strike, is_call, file_iv, mid=None,
             per_chain = np.array([spot_by_chain.get(f"{u}|{d}", np.nan) for u, d in chains], dtype=float)
             s = per_chain[codes[need]]
             ec = expiry_close_ts(expiry, am)
-            fwd = forward_spots(as_of, strike, is_call, mid, ec, codes)[need]
-            s = np.where(np.isfinite(fwd), fwd, s)
+            # Forwards only of the (chain, expiry) groups that hold a contract to price: usually a few
+            # per cent of a file's contracts need an IV from their mid.
+            group = codes.astype(np.int64) * (1 << 34) + (ec.astype(np.int64) - int(ec.min()))
+            sel = np.isin(group, np.unique(group[need]))
+            fwd = np.full(group.size, np.nan)
+            fwd[sel] = forward_spots(as_of[sel], strike[sel], is_call[sel], mid[sel], ec[sel], codes[sel])
+            s = np.where(np.isfinite(fwd[need]), fwd[need], s)
             t = (ec[need] - session_close_ts(as_of[need])) / SECONDS_PER_YEAR
             got = implied_vol(mid[need], s, strike[need], t, conv.r, conv.q, is_call[need])
             iv[need] = got
