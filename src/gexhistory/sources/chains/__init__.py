@@ -10,7 +10,7 @@ from gexhistory.errors import BadInput
 from gexhistory.sources.chains import cboe, generic, optionsdx, orats
 from gexhistory.sources.chains.common import ChainRows, Table, read_table
 
-__all__ = ["ChainRows", "Table", "detect", "read_table", "FORMATS"]
+__all__ = ["ChainRows", "Table", "columns_read", "detect", "read_table", "FORMATS"]
 
 
 MODULES = (cboe, orats, optionsdx, generic)  # tried in this order: the generic CSV's columns are the loosest
@@ -24,3 +24,13 @@ def detect(table: Table):
             return mod
     raise BadInput(f"{table.path}: not an option chain file (header matches none of: {FORMATS}; "
                    f"the generic CSV needs date, underlying, expiration, strike, right, oi, iv)")
+
+
+def columns_read(header: set[str]) -> set[str] | None:
+    """The columns the parser of the format `header` matches reads, where its module lists them
+    (READS); None (read every column) otherwise."""
+    for mod in MODULES:
+        if mod.matches(header):
+            reads = getattr(mod, "READS", None)
+            return None if reads is None else reads & header
+    return None

@@ -31,6 +31,9 @@ from gexhistory.sources.chains.common import (ChainRows, Table, chain_keys, expi
 
 FORMAT = "cboe_datashop"
 REQUIRED = {"underlying_symbol", "quote_date", "root", "expiration", "strike", "option_type", "open_interest"}
+# Every column parse() reads: the reader converts only these (read_table's keep).
+READS = REQUIRED | {"bid_eod", "ask_eod", "underlying_bid_eod", "underlying_ask_eod", "implied_volatility_1545",
+                    "gamma_1545"}
 
 
 def matches(columns: set[str]) -> bool:
