@@ -269,3 +269,53 @@ def test_vix_26_and_34_column_files_agree(tmp_path):
     ivs = contract_rows(str(tmp_path / "a.db"), "SELECT iv FROM option_chain_contracts ORDER BY expiration, strike, \"right\"")
     want = contract_rows(str(tmp_path / "b.db"), "SELECT iv FROM option_chain_contracts ORDER BY expiration, strike, \"right\"")
     assert np.allclose([v[0] for v in ivs], [v[0] for v in want], rtol=1e-3)
+
+
+def _forward_by_hand(rows, r, q, t):
+    """The parity spot of one expiry from its quotes [(strike, is_call, mid)], written from the
+    definition one pair at a time: mean mid per strike and side, the five pairs of smallest |C - P|
+    (ties by strike), F = K + e^{rT} (C - P), their median, S = F e^{-(r-q)T}."""
+    sides: dict[tuple[float, bool], list[float]] = {}
+    for k, call, m in rows:
+        if m == m and m > 0:
+            sides.setdefault((k, call), []).append(m)
+    pairs = []
+    for k in sorted({k for k, _ in sides}):
+        if (k, True) in sides and (k, False) in sides:
+            c = sum(sides[(k, True)]) / len(sides[(k, True)])
+            p = sum(sides[(k, False)]) / len(sides[(k, False)])
+            pairs.append((abs(c - p), k, c - p))
+    if not pairs:
+        return math.nan
+    near = sorted(pairs, key=lambda x: x[0])[:5]  # sorted() is stable: ties stay in strike order
+    fwds = sorted(k + math.exp(r * t) * d for _, k, d in near)
+    n = len(fwds)
+    return (fwds[(n - 1) // 2] + fwds[n // 2]) / 2 * math.exp(-(r - q) * t)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_parity_forwards_match_a_pair_by_pair_computation(seed):
+    from gexhistory.engine.params import Conventions
+    from gexhistory.pipeline.chain_prep import expiry_close_ts, forward_spots, session_close_ts
+
+    rng = np.random.default_rng(seed)
+    n = 3000
+    codes = rng.integers(0, 6, n)
+    as_of = np.full(n, np.datetime64("2025-06-02"), dtype="datetime64[D]")
+    expiry = np.datetime64("2025-06-06") + rng.integers(0, 5, n).astype("timedelta64[D]") * 7
+    strike = np.round(rng.uniform(90, 110, n))  # about 20 strikes: sides quoted twice (two roots) happen
+    is_call = rng.random(n) < 0.5
+    mid = np.abs(np.where(is_call, 100.5 - strike, strike - 100.5)) + rng.random(n) * 4
+    mid[rng.random(n) < 0.15] = np.nan  # no quote
+    mid[rng.random(n) < 0.05] = 0.0  # a zero bid and ask
+    ec = expiry_close_ts(expiry)
+    got = forward_spots(as_of, strike, is_call, mid, ec, codes)
+    conv = Conventions()
+    t_all = (ec - session_close_ts(as_of)) / (365.0 * 86400)
+    for code in range(6):
+        for e in np.unique(expiry):
+            sel = (codes == code) & (expiry == e)
+            if not sel.any():
+                continue
+            want = _forward_by_hand(list(zip(strike[sel], is_call[sel], mid[sel])), conv.r, conv.q, t_all[sel][0])
+            np.testing.assert_allclose(got[sel], want, rtol=1e-12)

@@ -25,7 +25,7 @@ from gexhistory.engine.implied import fill_iv_by_strike, implied_vol, parity_spo
 from gexhistory.engine.params import Conventions
 from gexhistory.errors import BadInput
 from gexhistory.pipeline.symbols import LISTED, LISTED_RULE
-from gexhistory.sources.chains import detect, generic, quotedata
+from gexhistory.sources.chains import columns_read, detect, generic, quotedata
 from gexhistory.sources.chains.bounds import check_bounds
 from gexhistory.sources.chains.common import ChainRows, chain_index, read_table
 from gexhistory.sources.chains.roots import am_settled
@@ -53,7 +53,7 @@ def read_chain_file(path: str, *, oi_file: str | None = None, volume_as_oi: bool
     """The chains of one file (BadInput naming file:line for anything malformed)."""
     if quotedata.sniff(path):  # its header is not on the first line: it has a reader of its own
         return _chains_of(path, quotedata.parse(path, underlying=underlying))
-    table = read_table(path)
+    table = read_table(path, keep=columns_read)
     if len(table) == 0:
         raise BadInput(f"{path}: no contracts (a header and no rows)")
     mod = detect(table)
@@ -333,25 +333,57 @@ def derive_ivs(*, underlying, as_of, expiry, strike, is_call, file_iv, mid=None,
 def forward_spots(as_of, strike, is_call, mid, expiry_ts, codes) -> np.ndarray:
     """Per contract: the spot that puts its expiry's forward into Black-Scholes, S = F e^{-(r-q)T}, F
     from put-call parity (F = K + e^{rT} (C - P)) as the median over the five call/put pairs nearest
-    the money; NaN where the expiry has no pair of positive mids."""
+    the money (smallest |C - P|); NaN where the expiry has no pair of positive mids. A strike quoted
+    twice on one side (two roots that settle alike) counts at its mean mid. By sorts, no per-group
+    Python: a market-wide file has tens of thousands of expiries."""
     conv = Conventions()
     t = (expiry_ts - session_close_ts(as_of)) / SECONDS_PER_YEAR
     ets = expiry_ts.astype(np.int64)
     key = codes.astype(np.int64) * (1 << 34) + (ets - ets.min() if ets.size else ets)  # (chain, expiry close)
-    df = pd.DataFrame({"g": key, "k": strike, "c": is_call, "m": mid, "t": t})
-    ok = df[np.isfinite(df["m"]) & (df["m"] > 0) & (df["t"] > 0)]
-    wide = ok.pivot_table(index=["g", "k"], columns="c", values="m", aggfunc="mean")
-    if True not in wide.columns or False not in wide.columns:
-        return np.full(key.size, np.nan)
-    wide = wide.dropna().reset_index()
-    wide["t"] = wide["g"].map(ok.groupby("g")["t"].first())
-    wide["gap"] = (wide[True] - wide[False]).abs()
-    wide = wide.sort_values(["g", "gap"], kind="stable")
-    near = wide[wide.groupby("g").cumcount() < 5]
-    fwd = (near["k"] + np.exp(conv.r * near["t"]) * (near[True] - near[False])).groupby(near["g"]).median()
-    t_g = near.groupby("g")["t"].first()
-    spot_eq = fwd * np.exp(-(conv.r - conv.q) * t_g)
-    return pd.Series(key).map(spot_eq[spot_eq > 0]).to_numpy(dtype=float)
+    out = np.full(key.size, np.nan)
+    ok = np.flatnonzero(np.isfinite(mid) & (mid > 0) & (t > 0))
+    if ok.size == 0:
+        return out
+    # Mean mid per (expiry, strike, side), sorted so that a strike's put precedes its call.
+    g, k, c = key[ok], strike[ok], is_call[ok]
+    order = np.lexsort((c, k, g))
+    g, k, c, m, tt = g[order], k[order], c[order], mid[ok][order], t[ok][order]
+    first = np.ones(g.size, dtype=bool)
+    first[1:] = (g[1:] != g[:-1]) | (k[1:] != k[:-1]) | (c[1:] != c[:-1])
+    start = np.flatnonzero(first)
+    m = np.add.reduceat(m, start) / np.diff(np.append(start, g.size))
+    g, k, c, tt = g[start], k[start], c[start], tt[start]
+    # Pairs: a put row followed by the call row of the same expiry and strike.
+    pair = (~c[:-1]) & c[1:] & (g[:-1] == g[1:]) & (k[:-1] == k[1:])
+    if not pair.any():
+        return out
+    put_i = np.flatnonzero(pair)
+    pg, pk, pt = g[put_i], k[put_i], tt[put_i]
+    diff = m[put_i + 1] - m[put_i]  # C - P
+    # The five pairs of each expiry nearest the money, then the median of their forwards.
+    near = np.lexsort((np.abs(diff), pg))
+    pg, pk, pt, diff = pg[near], pk[near], pt[near], diff[near]
+    new = np.ones(pg.size, dtype=bool)
+    new[1:] = pg[1:] != pg[:-1]
+    begin = np.flatnonzero(new)
+    rank = np.arange(pg.size) - np.repeat(begin, np.diff(np.append(begin, pg.size)))
+    keep = rank < 5
+    pg, fwd, pt = pg[keep], (pk + np.exp(conv.r * pt) * diff)[keep], pt[keep]
+    by = np.lexsort((fwd, pg))
+    pg, fwd, pt = pg[by], fwd[by], pt[by]
+    new = np.ones(pg.size, dtype=bool)
+    new[1:] = pg[1:] != pg[:-1]
+    begin = np.flatnonzero(new)
+    n = np.diff(np.append(begin, pg.size))
+    median = (fwd[begin + (n - 1) // 2] + fwd[begin + n // 2]) / 2
+    spot_eq = median * np.exp(-(conv.r - conv.q) * pt[begin])
+    groups = pg[begin]
+    good = spot_eq > 0
+    groups, spot_eq = groups[good], spot_eq[good]
+    pos = np.searchsorted(groups, key)
+    found = (pos < groups.size) & (groups[np.minimum(pos, groups.size - 1)] == key)
+    out[found] = spot_eq[pos[found]]
+    return out
 
 
 def _unique_days(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
