@@ -114,6 +114,24 @@ def _digests(db):
     return {t: table_digest(db, t, "SPY") for t in ("gex_history", "gamma_history", "gamma_daily_summary")}
 
 
+def test_cli_output_of_a_market_wide_file_stays_short(tmp_path):
+    """45 underlyings in one file: the file line names the first 12 and counts the rest, 40 session
+    lines then one that counts the others; --json still lists every session."""
+    names = [f"U{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(45)]
+    lines = [f"{AS_OF},{u},{EXPIRIES[1]},{k},{r},1000,0.2,100" for u in names for k, r in ((100, "C"), (95, "P"))]
+    path = _write(tmp_path / "market.csv", "date,underlying,expiration,strike,right,oi,iv,spot", lines)
+    db = str(tmp_path / "m.db")
+    out = run_cli(["import-chains", path, "--db", db], tmp_path)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout.splitlines()
+    assert f"{','.join(names[:12])} and 33 more 2025-06-02..2025-06-02" in text[0]
+    sessions = [ln for ln in text if ln.startswith("  U") and ": 1 snapshot" in ln]
+    assert [ln.split()[0] for ln in sessions] == names[:40]
+    assert "  ... and 5 more sessions (--json lists every one)" in text
+    again = run_cli(["import-chains", path, "--db", db, "--json"], tmp_path)
+    assert [s["symbol"] for s in json.loads(again.stdout)["sessions"]] == names
+
+
 def test_cli_import_then_reimport_is_idempotent(db_url, tmp_path):
     path, _ = _small(tmp_path)
     first = run_cli(["import-chains", path, "--db", db_url, "--json"], tmp_path)

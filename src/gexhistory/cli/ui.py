@@ -225,17 +225,27 @@ def _year_table(rows: list[dict], fmt, first: str = "year") -> None:
                    f"{fmt(r['baseline_drawdown_60d_spearman']):>10}")
 
 
+LISTED_UNDERLYINGS = 12  # a market-wide file has thousands: the first ones, then how many more
+LISTED_SESSIONS = 40  # session lines printed; --json holds every one
+
+
 def print_chain_import(result) -> None:
-    """What an import-chains run read and wrote, one line per file and per session."""
+    """What an import-chains run read and wrote, one line per file and per session (up to
+    LISTED_SESSIONS of them: a file of a whole market covers thousands)."""
     for f in result.files:
+        names = f["underlyings"]
+        shown = ",".join(names[:LISTED_UNDERLYINGS]) + (
+            f" and {len(names) - LISTED_UNDERLYINGS:,} more" if len(names) > LISTED_UNDERLYINGS else "")
         print(f"{f['file']}: {f['format']}, {plural(f['chains'], 'chain')}, {plural(f['contracts'], 'contract')}, "
-              f"{','.join(f['underlyings'])} {f['first_date']}..{f['last_date']}, chain_source={f['chain_source']}")
+              f"{shown} {f['first_date']}..{f['last_date']}, chain_source={f['chain_source']}")
         for note in f["notes"]:
             print(f"  note: {note}")
-    for s in result.sessions:
+    for s in result.sessions[:LISTED_SESSIONS]:
         flip = f"{s['flip_point']:.2f}" if s["flip_point"] is not None else "none"
         print(f"  {s['symbol']} {s['date']}: {plural(s['snapshots'], 'snapshot')}, spot from {s['spot_source']}, "
               f"net GEX {s['net_gex']:,.0f} ({s['regime']}), flip {flip}")
+    if len(result.sessions) > LISTED_SESSIONS:
+        print(f"  ... and {plural(len(result.sessions) - LISTED_SESSIONS, 'more session')} (--json lists every one)")
     t = result.totals
     print("rows: " + ", ".join(f"{name} +{c['inserted']} ~{c['replaced']} replaced" for name, c in t.items()))
     for note in result.notes:
