@@ -36,16 +36,16 @@ def test_a_chain_comes_back_sorted_and_opens_in_any_arrow_reader():
     assert n == 4
     table = ipc.open_stream(pa.py_buffer(blob)).read_all()  # what docs/tables.md tells a user to call
     assert table.column_names == list(CONTRACT_COLUMNS)
-    # Sorted by expiration, strike, right (calls first), by hand:
+    # Sorted by expiration, strike, right (puts first), by hand:
     assert table.column("expiration").to_pylist() == [dt.date(2025, 6, 20)] * 3 + [dt.date(2025, 7, 18)]
     assert table.column("strike").to_pylist() == [100.0, 100.0, 105.0, 100.0]
-    assert table.column("right").to_pylist() == ["C", "P", "P", "C"]
-    assert table.column("open_interest").to_pylist() == [40.0, 30.0, 20.0, 10.0]
-    assert table.column("gamma").to_pylist() == [0.02, None, 0.01, None]  # NaN (no vendor gamma) is null
-    assert rows_of(blob)[0] == ("2025-06-20", 100.0, "C", 40.0, 0.2, "f", 0.02, False, None, None)
+    assert table.column("right").to_pylist() == ["P", "C", "P", "C"]
+    assert table.column("open_interest").to_pylist() == [30.0, 40.0, 20.0, 10.0]
+    assert table.column("gamma").to_pylist() == [None, 0.02, 0.01, None]  # NaN (no vendor gamma) is null
+    assert rows_of(blob)[1] == ("2025-06-20", 100.0, "C", 40.0, 0.2, "f", 0.02, False, None, None)
     back = unpack(blob)
-    assert back["is_call"].tolist() == [True, False, False, True]
-    assert np.isnan(back["gamma"][1]) and back["gamma"][0] == 0.02
+    assert back["is_call"].tolist() == [False, True, False, True]
+    assert np.isnan(back["gamma"][0]) and back["gamma"][1] == 0.02
 
 
 def test_large_chains_are_compressed_small_ones_are_not():
@@ -85,10 +85,14 @@ def test_every_contract_comes_back_in_its_chain(contracts):
     packed = pack_chains(chain, cols, 4)
     assert [n for n, _ in packed] == np.bincount(chain, minlength=4).tolist()
     for k, (_n, blob) in enumerate(packed):
-        want = sorted((str(expiry[i]), cols["strike"][i], "P" if not cols["is_call"][i] else "C",
-                       cols["open_interest"][i]) for i in np.flatnonzero(chain == k))
-        got = [r[:4] for r in rows_of(blob)]
-        assert got == want  # each chain's own contracts, in key order ('C' sorts before 'P')
+        want = sorted((str(expiry[i]), cols["strike"][i], "C" if cols["is_call"][i] else "A",
+                       cols["open_interest"][i]) for i in np.flatnonzero(chain == k))  # 'A' sorts puts first
+        got = [(e, s, "C" if r == "C" else "A", oi) for e, s, r, oi in (r[:4] for r in rows_of(blob))]
+        assert got == want  # each chain's own contracts, in key order
+    # Given already in key order (as the importer builds chains), the same streams.
+    by_key = sorted(range(len(contracts)), key=lambda i: (chain[i], expiry[i], cols["strike"][i], cols["is_call"][i]))
+    again = pack_chains(chain[by_key], {k: v[by_key] for k, v in cols.items()}, 4)
+    assert again == packed
 
 
 # ---- a database written with a row per contract -----------------------------------------------------

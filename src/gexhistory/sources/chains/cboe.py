@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from gexhistory.errors import BadInput
-from gexhistory.sources.chains.common import (ChainRows, Table, chain_keys, expiry_check, make_label, session_check,
+from gexhistory.sources.chains.common import (ChainRows, Table, chain_index, expiry_check, make_label, session_check,
                                               vendor_gamma)
 
 FORMAT = "cboe_datashop"
@@ -73,8 +73,10 @@ def parse(table: Table) -> ChainRows:
     spots: dict[str, tuple[float, str]] = {}
     if umid is not None:
         ok = np.isfinite(umid)
-        for k, v in pd.Series(umid[ok]).groupby(chain_keys(und, as_of)[ok]).median().items():
-            spots[str(k)] = (float(v), "underlying_bid/ask_eod mid")
+        codes, chains = chain_index(und, as_of)
+        for code, v in pd.Series(umid[ok]).groupby(codes[ok]).median().items():
+            u, d = chains[int(code)]
+            spots[f"{u}|{d}"] = (float(v), "underlying_bid/ask_eod mid")
     return ChainRows(t.path, FORMAT, make_label(FORMAT, t.path), und, as_of, expiry, strike, is_call, oi, t.lines,
                      file_iv, gamma=gamma, mid=mid,
                      quoted_spots=spots, group=t.text("root"), notes=notes,

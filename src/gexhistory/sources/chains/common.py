@@ -217,11 +217,13 @@ class Table:
         return out[index]
 
     def right(self, col: str) -> np.ndarray:
-        """'C'/'P' (also call/put, any case) -> is_call."""
-        up = self.mapped(col, lambda v: str(v).upper())
-        is_call = np.isin(up, ["C", "CALL"])
-        self._flag(~is_call & ~np.isin(up, ["P", "PUT"]), col, "is not C or P")
-        return is_call
+        """'C'/'P' (also call/put, any case) -> is_call. Decided once per distinct value."""
+        values, index = self.distinct(col)
+        up = [str(v).upper() for v in values]
+        call = np.array([u in ("C", "CALL") for u in up] + [False])[:-1]
+        bad = np.array([u not in ("C", "CALL", "P", "PUT") for u in up] + [False])[:-1]
+        self._flag(bad[index], col, "is not C or P")
+        return call[index]
 
     def iv(self, col: str, *, required: bool = True) -> np.ndarray:
         vals = self.number(col, required=required, nonneg=not required, positive=required)
@@ -422,12 +424,3 @@ def chain_index(underlying: np.ndarray, as_of: np.ndarray) -> tuple[np.ndarray, 
     rank = np.empty(len(chains), dtype=np.int64)
     rank[order] = np.arange(len(chains))
     return rank[pair_code], [chains[j] for j in order]
-
-
-def chain_keys(underlying: np.ndarray, as_of: np.ndarray) -> np.ndarray:
-    """'UND|YYYY-MM-DD' per row (the keys of ChainRows.quoted_spots)."""
-    codes, chains = chain_index(underlying, as_of)
-    keys = np.array([f"{u}|{d}" for u, d in chains] or [""], dtype=object)
-    return keys[codes] if codes.size else np.empty(0, dtype=object)
-
-
