@@ -83,10 +83,12 @@ def _chains_of(path: str, rows: ChainRows) -> list[ImportedChain]:
 
 def check_underlyings(rows: ChainRows) -> None:
     """A file's underlyings follow the symbol rules of backfill (pipeline/symbols.py): BadInput naming
-    the first line of a name that cannot be a listed ticker."""
-    names, first = np.unique(rows.underlying.astype(str), return_index=True)
+    the first line of the first name in the file that cannot be a listed ticker."""
+    codes, names = pd.factorize(np.asarray(rows.underlying, dtype=object), use_na_sentinel=False)  # by hash
+    seen = np.maximum.accumulate(codes) if codes.size else codes
+    first = np.flatnonzero(np.r_[True, codes[1:] > seen[:-1]]) if codes.size else codes  # names in file order
     for name, i in zip(names.tolist(), first.tolist()):
-        if not LISTED.match(name):
+        if not isinstance(name, str) or not LISTED.match(name):
             raise BadInput(f"{rows.path}:{int(rows.lines[i])}: underlying {name!r} does not look like a listed "
                            f"ticker ({LISTED_RULE})")
 
