@@ -64,7 +64,7 @@ def build_chain(q: CboeQuotes, session: Session, at: dt.datetime,
     how many contracts were left out for want of an IV."""
     import pandas as pd  # lazy: the snapshot alone needs it
 
-    from gexhistory.pipeline.chain_prep import expiry_close_ts  # lazy: pandas; the same closes imports use
+    from gexhistory.pipeline.chain_prep import build_chains, expiry_close_ts  # lazy: pandas, as imports load it
 
     notes = []
     adjusted = pd.Series(q.root, dtype=object).str.contains(r"\d", regex=True).to_numpy(dtype=bool)
@@ -96,32 +96,15 @@ def build_chain(q: CboeQuotes, session: Session, at: dt.datetime,
         notes.append(f"{plural(derived, 'IV')} from the bid/ask mid (Cboe quoted none)")
     if not keep.any():
         raise ProviderError(f"cboe: no {q.symbol} contract has open interest and an IV ({'; '.join(notes)})")
-    return (*_merge_roots(q, keep, iv, src, close, session, notes), no_iv)
-
-
-def _merge_roots(q: CboeQuotes, keep, iv, src, close, session: Session, notes: list[str]):
-    """One contract per (expiry, settlement, strike, right): OI added, IV and gamma OI-weighted across
-    roots that settle alike (an AM-settled SPX monthly and the SPXW contract of its date are two)."""
-    e, k, c = q.expiry[keep], q.strike[keep], q.is_call[keep]
-    oi, v, g, s, ec = q.oi[keep], iv[keep], q.gamma[keep], src[keep], close[keep]
-    order = np.lexsort((c, k, ec, e))  # the import's order: an AM contract before the PM one of its expiry
-    e, k, c, oi, v, g, s, ec = (a[order] for a in (e, k, c, oi, v, g, s, ec))
-    first = np.r_[True, (e[1:] != e[:-1]) | (ec[1:] != ec[:-1]) | (k[1:] != k[:-1]) | (c[1:] != c[:-1])]
-    group = np.cumsum(first) - 1
-    n = int(group[-1]) + 1
-    w = np.where(oi > 0, oi, 1e-12)  # zero-OI twins still average to their IVs
-    wsum = np.bincount(group, w, n)
-    merged_iv = np.bincount(group, w * v, n) / wsum
-    has_g = np.isfinite(g)
-    g_w = np.bincount(group, np.where(has_g, w, 0.0), n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        merged_g = np.where(g_w > 0, np.bincount(group, np.where(has_g, w * g, 0.0), n) / g_w, np.nan)
-    derived = np.bincount(group, (s == "p").astype(float), n) > 0
-    if n < e.size:
-        notes.append(f"{plural(e.size - n, 'contract')} listed under two roots merged (OI added, IV OI-weighted)")
-    chain = OptionChain(q.symbol, session.date, e[first], ec[first], k[first], c[first], np.bincount(group, oi, n),
-                        merged_iv, CHAIN_SOURCE, gamma=merged_g if np.isfinite(merged_g).any() else None)
-    return chain, np.where(derived, "p", "f").astype(object), notes
+    try:  # roots merged and AM-settled contracts kept apart exactly as a chain import does
+        [item] = build_chains(path=q.url, fmt=FORMAT, label=CHAIN_SOURCE, underlying=np.full(int(keep.sum()), q.symbol),
+                              as_of=np.full(int(keep.sum()), np.datetime64(session.date, "D")),
+                              expiry=q.expiry[keep], strike=q.strike[keep], is_call=q.is_call[keep], oi=q.oi[keep],
+                              iv=iv[keep], iv_source=src[keep].astype(str), lines=np.flatnonzero(keep) + 1,
+                              gamma=q.gamma[keep], group=q.root[keep], notes=notes, am=am[keep])
+    except BadInput as exc:  # the same option twice in one answer: Cboe's fault, not the user's
+        raise ProviderError(f"cboe: {q.symbol}: {exc}") from None
+    return item.chain, np.asarray(item.iv_source).astype(object), item.notes, no_iv
 
 
 def take_cboe_snapshot(engine, q: CboeQuotes, conv: Conventions | None = None):
