@@ -49,14 +49,14 @@ def test_a_chain_comes_back_sorted_and_opens_in_any_arrow_reader():
 
 
 def test_large_chains_are_compressed_small_ones_are_not():
-    n = COMPRESS_FROM
+    big_n, small_n = 4 * COMPRESS_FROM, COMPRESS_FROM - 1
+    n = big_n + small_n
     cols = _columns(["2025-06-20"] * n, np.arange(n) * 1.0, np.ones(n, bool))
-    chain = np.zeros(n, dtype=int)
-    chain[: n // 2] = 1  # chain 1 gets half: below the threshold
-    [(big_n, big), (small_n, small)] = [pack_chains(chain * 0, cols, 1)[0], pack_chains(chain, cols, 2)[1]]
-    assert (big_n, small_n) == (n, n // 2)
-    assert len(big) < n * 8  # zstd: well under one float per contract for a regular strike grid
-    assert len(small) > (n // 2) * 8 * 3  # plain: at least the strike, OI and IV columns as they are
+    chain = np.r_[np.zeros(big_n, int), np.ones(small_n, int)]
+    (got_big, big), (got_small, small) = pack_chains(chain, cols, 2)
+    assert (got_big, got_small) == (big_n, small_n)
+    assert len(big) < big_n * 8  # zstd: under one float per contract for a regular strike grid
+    assert len(small) > small_n * 8 * 3  # plain: at least the strike, OI and IV columns as they are
 
 
 @pytest.mark.parametrize("field", ["strike", "open_interest", "iv"])
