@@ -56,6 +56,7 @@ check "0 1" status-check status --check --db "$DB"
 check "0" status status --json --db "$DB"
 check "0" schedule schedule --project-dir "$WORK"
 check "0" export export --table gex_history --out "$WORK/gex.parquet" --db "$DB"
+check "0" export-contracts export --table option_chain_contracts --out "$WORK/contracts.csv" --db "$DB"
 
 # The keyless snapshot, against Cboe's JSON shape served from 127.0.0.1 (one contract with IV 0).
 mkdir -p "$WORK/www/api/global/delayed_quotes/options"
