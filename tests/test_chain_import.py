@@ -397,6 +397,26 @@ def test_cboe_34_columns_index_roots_merged_spot_by_parity(db_url, tmp_path):
     assert spot[1] == pytest.approx(_net(contracts, spot[0]), rel=1e-6)
 
 
+def test_index_spot_by_parity_times_an_am_settled_expiry_to_its_open(db_url, tmp_path):
+    """The nearest expiry of an index file is the AM-settled SPX monthly: its quotes, priced to the open
+    of its expiration day, give the spot only when parity takes T to that open (to the close it is off
+    by about K r 6.5 h, 3e-5 of the spot)."""
+    monthly, weekly = dt.date(2025, 6, 20), dt.date(2025, 6, 27)
+    close = dt.datetime.combine(AS_OF, dt.time(16), tzinfo=NY)
+    t_open = (dt.datetime.combine(monthly, dt.time(9, 30), tzinfo=NY) - close).total_seconds() / (365 * 86400)
+    lines = []
+    for root, e, t in (("SPX", monthly, t_open), ("SPXW", weekly, _t(weekly))):
+        for k in (585.0, 595.0, 600.0, 605.0, 615.0):
+            for r in ("C", "P"):
+                p = _price(SPOT, k, t, 0.2, r == "C")
+                lines.append(f"^SPX,{AS_OF},{root},{e},{k},{r},0,0,0,0,5,1,0,1,0,0,0,0,0,0.2,0.5,0.001,0,0,0,10,"
+                             f"{p * 0.99:.12g},10,{p * 1.01:.12g},0,0,0,1000,")
+    path = _write(tmp_path / "UnderlyingOptionsEODCalcs_2025-06-02.csv", CBOE_34, lines)
+    res = import_chains([path], db=db_url)
+    assert res.sessions[0]["spot_source"] == "file: implied: put-call parity on end-of-day mids"
+    assert rows(db_url, "SELECT spot_price FROM gex_history WHERE symbol='SPX'")[0][0] == pytest.approx(SPOT, rel=1e-9)
+
+
 @pytest.mark.parametrize("spelling", ["api", "smv"])
 def test_orats_strikes_both_spellings(db_url, tmp_path, spelling):
     contracts = _vendor_contracts()

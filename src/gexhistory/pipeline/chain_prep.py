@@ -120,7 +120,8 @@ def prepare(rows: ChainRows) -> list[ImportedChain]:
         # Only the chains the file quotes no underlying for (index options): the others keep theirs.
         need = np.array([f"{u}|{d}" not in spots for u, d in chains])[codes]
         for k, s in parity_spots(rows.underlying[need], rows.as_of[need], rows.expiry[need], rows.strike[need],
-                                 rows.is_call[need], rows.mid[need], index=(codes[need], chains)).items():
+                                 rows.is_call[need], rows.mid[need], index=(codes[need], chains),
+                                 am=am[need] if am is not None else None).items():
             spots.setdefault(k, (s, PARITY_KIND))
     notes = list(rows.notes)
     oi = rows.oi
@@ -260,12 +261,14 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
     return out
 
 
-def parity_spots(underlying, as_of, expiry, strike, is_call, mid, index=None) -> dict[str, float]:
+def parity_spots(underlying, as_of, expiry, strike, is_call, mid, index=None, am=None) -> dict[str, float]:
     """Per chain ('UND|date'): the underlying implied by put-call parity from end-of-day mids, on the
-    nearest expiry at least two days out that has call/put pairs (the mean mid where roots repeat one)."""
+    nearest expiry at least two days out that has call/put pairs (the mean mid where roots repeat one).
+    `am`: AM-settled contracts, timed to their expiration session's open (and so never paired or
+    averaged with the PM contracts of the same date)."""
     conv = Conventions()
     codes, chains = index if index is not None else chain_index(underlying, as_of)
-    t = (expiry_close_ts(expiry) - session_close_ts(as_of)) / SECONDS_PER_YEAR
+    t = (expiry_close_ts(expiry, am) - session_close_ts(as_of)) / SECONDS_PER_YEAR
     ok = np.isfinite(mid) & (mid > 0) & (t >= 2 / 365)
     c, t, k, call, m = codes[ok], t[ok], strike[ok], np.asarray(is_call, dtype=bool)[ok], mid[ok]
     order = np.lexsort((call, k, t, c))
