@@ -27,6 +27,26 @@ slowly than the volume). A joint fit with them was not attempted. A sign weight 
 0.25 in the objective raised the in-sample sign agreement from 0.943 to 0.956 at a Spearman of 0.866
 instead of 0.871, but lowered 2022's from 0.896 to 0.841; it was not adopted.
 
+Tried on 2026-12-05 and not adopted. The rule was: a change is kept only if, under the six-fold
+cross-validation, no fold's Spearman falls by more than 0.01 and neither pooled sign agreement nor pooled
+negative recall falls.
+- Implied vol with a longer memory (20-day realised blended with 40- or 60-day): in-sample Spearman
+  0.861-0.872 against 0.871, and 2021 worse.
+- Open interest that closes faster in an expiry's last sessions: in-sample 2021 fell to 0.56-0.59.
+- Standard monthlies expiring on the Saturday after the third Friday before 2015-02 (the OCC/Cboe
+  calendar of the time; the reference GEX stays up on monthly-expiry Fridays until January 2015 and drops
+  on them from 2015-02-20): in sample, without a refit, Spearman 0.871 -> 0.880, 2013 0.726 -> 0.801 and
+  2014 0.782 -> 0.849. Cross-validated with a refit: pooled 0.850, but fold 2017-2018 fell from 0.872 to
+  0.855, sign agreement from 0.937 to 0.927 and recall from 0.88 to 0.79.
+- The same plus expiries out to 120 days instead of 60 (the reference counts every SPX expiry). Pooled
+  out-of-fold Spearman 0.859, sign 0.950, negative precision/recall 0.715/0.855. By fold: 0.910, 0.818,
+  0.904, 0.887, 0.828, 0.826; 2013 0.804, 2014 0.860, 2021 0.547. No fold fell, but recall did. The
+  window of 120 days was chosen by an in-sample scan, and it changes Conventions.dte_window, so every
+  stored GEX would move.
+- All expiries, to 370 days, on folds 2019-2020 and 2021-2022 only: 0.814 and 0.849, recall 0.72.
+In every variant the fitted parameters move by about +-0.02 of Spearman between folds (they are loosely
+identified), and nothing lifted 2021 above about 0.67, even fitted in sample.
+
 No peeking: the reference GEX of a session outside the fitted ones is never read. The model runs over
 the file's whole price series (a session's chain depends only on the prices up to it), and only the
 fitted sessions enter the objective and the level. With --until the series is cut at that date, and
