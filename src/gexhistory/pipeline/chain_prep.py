@@ -270,20 +270,10 @@ def parity_spots(underlying, as_of, expiry, strike, is_call, mid, index=None, am
     codes, chains = index if index is not None else chain_index(underlying, as_of)
     t = (expiry_close_ts(expiry, am) - session_close_ts(as_of)) / SECONDS_PER_YEAR
     ok = np.isfinite(mid) & (mid > 0) & (t >= 2 / 365)
-    c, t, k, call, m = codes[ok], t[ok], strike[ok], np.asarray(is_call, dtype=bool)[ok], mid[ok]
-    order = np.lexsort((call, k, t, c))
-    c, t, k, call, m = c[order], t[order], k[order], call[order], m[order]
-    new = np.r_[True, (c[1:] != c[:-1]) | (t[1:] != t[:-1]) | (k[1:] != k[:-1]) | (call[1:] != call[:-1])]
-    starts = np.flatnonzero(new)
-    if starts.size == 0:
+    (pc, pt), pk, call_m, put_m = _call_put_pairs((codes[ok], t[ok]), strike[ok], np.asarray(is_call, bool)[ok],
+                                                  mid[ok])
+    if pc.size == 0:
         return {}
-    mean = np.add.reduceat(m, starts) / np.diff(np.r_[starts, m.size])  # one mid per (chain, t, strike, right)
-    c, t, k, call = c[starts], t[starts], k[starts], call[starts]
-    # A put run followed by the call run of the same (chain, t, strike) is a pair.
-    pair = np.flatnonzero(~call[:-1] & call[1:] & (c[:-1] == c[1:]) & (t[:-1] == t[1:]) & (k[:-1] == k[1:]))
-    if pair.size == 0:
-        return {}
-    pc, pt, pk, put_m, call_m = c[pair], t[pair], k[pair], mean[pair], mean[pair + 1]
     first_t = np.r_[True, pc[1:] != pc[:-1]]  # pairs are sorted by t within a chain: its nearest t first
     nearest = pt == np.repeat(pt[first_t], np.diff(np.r_[np.flatnonzero(first_t), pc.size]))
     pc, pt, pk, put_m, call_m = pc[nearest], pt[nearest], pk[nearest], put_m[nearest], call_m[nearest]
@@ -315,13 +305,9 @@ def derive_ivs(*, underlying, as_of, expiry, strike, is_call, file_iv, mid=None,
             per_chain = np.array([spot_by_chain.get(f"{u}|{d}", np.nan) for u, d in chains], dtype=float)
             s = per_chain[codes[need]]
             ec = expiry_close_ts(expiry, am)
-            # Forwards only of the (chain, expiry) groups that hold a contract to price: usually a few
-            # per cent of a file's contracts need an IV from their mid.
-            group = codes.astype(np.int64) * (1 << 34) + (ec.astype(np.int64) - int(ec.min()))
-            sel = np.isin(group, np.unique(group[need]))
-            fwd = np.full(group.size, np.nan)
-            fwd[sel] = forward_spots(as_of[sel], strike[sel], is_call[sel], mid[sel], ec[sel], codes[sel])
-            s = np.where(np.isfinite(fwd[need]), fwd[need], s)
+            # Usually a few per cent of a file's contracts need an IV from their mid: only their expiries.
+            fwd = forward_spots(as_of, strike, is_call, mid, ec, codes, wanted=need)[need]
+            s = np.where(np.isfinite(fwd), fwd, s)
             t = (ec[need] - session_close_ts(as_of[need])) / SECONDS_PER_YEAR
             got = implied_vol(mid[need], s, strike[need], t, conv.r, conv.q, is_call[need])
             iv[need] = got
@@ -335,36 +321,26 @@ def derive_ivs(*, underlying, as_of, expiry, strike, is_call, file_iv, mid=None,
     return iv, src
 
 
-def forward_spots(as_of, strike, is_call, mid, expiry_ts, codes) -> np.ndarray:
+def forward_spots(as_of, strike, is_call, mid, expiry_ts, codes, wanted=None) -> np.ndarray:
     """Per contract: the spot that puts its expiry's forward into Black-Scholes, S = F e^{-(r-q)T}, F
     from put-call parity (F = K + e^{rT} (C - P)) as the median over the five call/put pairs nearest
     the money (smallest |C - P|); NaN where the expiry has no pair of positive mids. A strike quoted
-    twice on one side (two roots that settle alike) counts at its mean mid. By sorts, no per-group
+    twice on one side (two roots that settle alike) counts at its mean mid. `wanted`: the contracts
+    whose value is needed (only their expiries are computed; NaN elsewhere). By sorts, no per-group
     Python: a market-wide file has tens of thousands of expiries."""
     conv = Conventions()
     t = (expiry_ts - session_close_ts(as_of)) / SECONDS_PER_YEAR
     ets = expiry_ts.astype(np.int64)
     key = codes.astype(np.int64) * (1 << 34) + (ets - ets.min() if ets.size else ets)  # (chain, expiry close)
     out = np.full(key.size, np.nan)
-    ok = np.flatnonzero(np.isfinite(mid) & (mid > 0) & (t > 0))
-    if ok.size == 0:
+    usable = np.isfinite(mid) & (mid > 0) & (t > 0)
+    if wanted is not None:
+        usable &= np.isin(key, np.unique(key[wanted]))
+    ok = np.flatnonzero(usable)
+    (pg, pt), pk, call_m, put_m = _call_put_pairs((key[ok], t[ok]), strike[ok], is_call[ok], mid[ok])
+    if pg.size == 0:
         return out
-    # Mean mid per (expiry, strike, side), sorted so that a strike's put precedes its call.
-    g, k, c = key[ok], strike[ok], is_call[ok]
-    order = np.lexsort((c, k, g))
-    g, k, c, m, tt = g[order], k[order], c[order], mid[ok][order], t[ok][order]
-    first = np.ones(g.size, dtype=bool)
-    first[1:] = (g[1:] != g[:-1]) | (k[1:] != k[:-1]) | (c[1:] != c[:-1])
-    start = np.flatnonzero(first)
-    m = np.add.reduceat(m, start) / np.diff(np.append(start, g.size))
-    g, k, c, tt = g[start], k[start], c[start], tt[start]
-    # Pairs: a put row followed by the call row of the same expiry and strike.
-    pair = (~c[:-1]) & c[1:] & (g[:-1] == g[1:]) & (k[:-1] == k[1:])
-    if not pair.any():
-        return out
-    put_i = np.flatnonzero(pair)
-    pg, pk, pt = g[put_i], k[put_i], tt[put_i]
-    diff = m[put_i + 1] - m[put_i]  # C - P
+    diff = call_m - put_m
     # The five pairs of each expiry nearest the money, then the median of their forwards.
     near = np.lexsort((np.abs(diff), pg))
     pg, pk, pt, diff = pg[near], pk[near], pt[near], diff[near]
@@ -389,6 +365,29 @@ def forward_spots(as_of, strike, is_call, mid, expiry_ts, codes) -> np.ndarray:
     found = (pos < groups.size) & (groups[np.minimum(pos, groups.size - 1)] == key)
     out[found] = spot_eq[pos[found]]
     return out
+
+
+def _call_put_pairs(keys: tuple[np.ndarray, ...], strike, is_call, mid):
+    """The call/put pairs among quotes grouped by `keys` (arrays of equal length; a pair is a call and
+    a put of one key and strike), with a side quoted twice (two roots that settle alike) at its mean
+    mid: (each key array per pair, strike, call mid, put mid), sorted by the keys, then strike."""
+    if strike.size == 0:
+        return [a[:0] for a in keys], strike[:0], mid[:0], mid[:0]
+    order = np.lexsort((is_call, strike, *keys[::-1]))
+    ks, k, c, m = [a[order] for a in keys], strike[order], is_call[order], mid[order]
+    start = np.flatnonzero(~np.r_[False, _next_equal(*ks, k, c)])  # one run per (keys, strike, side)
+    mean = np.add.reduceat(m, start) / np.diff(np.append(start, m.size))
+    ks, k, c = [a[start] for a in ks], k[start], c[start]
+    put_i = np.flatnonzero(~c[:-1] & c[1:] & _next_equal(*ks, k))  # a put run, then the call run of its strike
+    return [a[put_i] for a in ks], k[put_i], mean[put_i + 1], mean[put_i]
+
+
+def _next_equal(*arrays: np.ndarray) -> np.ndarray:
+    """Per position but the last: whether the next one holds the same value in every array."""
+    same = np.ones(max(arrays[0].size - 1, 0), dtype=bool)
+    for a in arrays:
+        same &= a[1:] == a[:-1]
+    return same
 
 
 def _unique_days(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
