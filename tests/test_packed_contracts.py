@@ -123,6 +123,7 @@ def test_init_converts_a_row_per_contract_table_without_losing_a_contract(db_url
     eng.dispose()
     done = run_cli(["init", "--db", db_url], tmp_path)
     assert done.returncode == 0, done.stderr
+    assert "option_chain_contracts (packed, 3 chains moved)" in done.stdout
     assert rows(db_url, "SELECT underlying, as_of, chain_source, contract_count FROM option_chain_contracts "
                         "ORDER BY underlying, as_of") == [("SPX", "2025-06-02", "cboe_datashop:a.csv", 3),
                                                           ("SPY", "2025-06-02", "orats:b.csv", 1),

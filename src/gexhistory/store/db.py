@@ -13,6 +13,7 @@ from sqlalchemy.exc import DatabaseError as DriverDatabaseError, OperationalErro
 
 from gexhistory.config import database_url, env_float, redact_url
 from gexhistory.errors import BadDatabase, BadInput, DatabaseError
+from gexhistory.words import plural
 from gexhistory.store.schema import metadata
 
 SQLITE_BUSY_MS = 30_000  # default wait for another writer's lock; GEXHISTORY_SQLITE_BUSY_SECONDS changes it
@@ -228,7 +229,7 @@ def init_schema(engine: Engine) -> list[str]:
                 from gexhistory.store.chains import repack_row_contracts  # lazy: numpy and pyarrow, once per old database
 
                 moved = repack_row_contracts(conn)
-                created.append(f"option_chain_contracts (packed, {moved} chains moved)")
+                created.append(f"option_chain_contracts (packed, {plural(moved, 'chain')} moved)")
             for table in metadata.sorted_tables:
                 if table.name not in existing:
                     table.create(conn)
