@@ -124,7 +124,7 @@ def test_a_cluster_with_sqlite_is_bad_input(tmp_path):
 def test_an_unreachable_scheduler_is_one_line_and_exit_1(pg_database_url, tmp_path):
     pytest.importorskip("distributed")
     out = run_cli(["backfill", "--days", "7", "--source", "synthetic", "--cluster", "tcp://127.0.0.1:9",
-                   "--db", pg_database_url], tmp_path)
+                   "--db", pg_database_url], tmp_path, env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"})
     assert out.returncode == 1, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot reach the Dask scheduler at tcp://127.0.0.1:9")

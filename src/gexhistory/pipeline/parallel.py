@@ -114,8 +114,10 @@ def cluster_pool(address: str) -> Pool:
         from distributed import Client  # lazy: an optional extra, gexhistory[cluster]
     except ImportError:
         raise BadInput("--cluster needs Dask distributed: pip install 'gexhistory[cluster]'") from None
+    # Dask's own variable for the connect timeout, when set; else 10 s (Dask's default is 30 s).
+    timeout = os.environ.get("DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT", "").strip() or "10s"
     try:
-        client = Client(address, timeout="10s", set_as_default=False)
+        client = Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         raise WorkFailed(f"cannot reach the Dask scheduler at {address}: {str(exc).splitlines()[0]}") from None
     return Pool(client.get_executor(pure=False), "cluster", client=client)
