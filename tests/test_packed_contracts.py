@@ -137,3 +137,63 @@ def test_init_converts_a_row_per_contract_table_without_losing_a_contract(db_url
     again = run_cli(["init", "--db", db_url], tmp_path)  # nothing left to convert
     assert again.returncode == 0, again.stderr
     assert rows(db_url, "SELECT COUNT(*) FROM option_chain_contracts") == [(3,)]
+
+
+def _old_database(db_url, other_tables: bool = False) -> None:
+    """A database as an earlier version left it: option_chain_contracts with a row per contract."""
+    from gexhistory.store.schema import metadata
+
+    eng = engine_for(db_url)
+    with eng.begin() as conn:
+        if other_tables:
+            metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t.name != "option_chain_contracts"])
+        conn.execute(text(_OLD_DDL))
+        conn.execute(text("INSERT INTO option_chain_contracts VALUES (:u, :a, :e, :k, :r, :s, :oi, :iv, :ivs, :g, "
+                          ":ao, :oio, :ivo)"),
+                     [dict(zip(("u", "a", "e", "k", "r", "s", "oi", "iv", "ivs", "g", "ao", "oio", "ivo"), r))
+                      for r in _OLD_ROWS])
+    eng.dispose()
+
+
+def test_a_read_only_server_reads_an_unconverted_database_as_init_would_leave_it(db_url, tmp_path):
+    """`serve` never writes, so it may meet an earlier version's row-per-contract table: a stored chain
+    reads the same before and after `init` converts it, in the packed order (puts before calls)."""
+    from gexhistory.store.chains import chain_contracts
+    from gexhistory.store.readonly import open_readonly
+
+    _old_database(db_url)
+    key = ("SPX", dt.date(2025, 6, 2), "cboe_datashop:a.csv")
+
+    def read():
+        eng = open_readonly(db_url)
+        try:
+            with eng.connect() as conn:
+                return chain_contracts(conn, *key)
+        finally:
+            eng.dispose()
+
+    before = read()
+    # By hand from _OLD_ROWS: 06-06 5950 C, then 06-20 5900 P and C; a NULL expires_at_open is false.
+    assert before["expiration"].astype(str).tolist() == ["2025-06-06", "2025-06-20", "2025-06-20"]
+    assert before["strike"].tolist() == [5950.0, 5900.0, 5900.0]
+    assert before["is_call"].tolist() == [True, False, True]
+    assert before["open_interest"].tolist() == [300.0, 1200.0, 1000.0]
+    assert before["iv_source"].tolist() == ["f", "p", "f"]
+    assert before["at_open"].tolist() == [False, False, False]
+    np.testing.assert_array_equal(before["oi_at_open"], [np.nan, np.nan, 700.0])
+    assert run_cli(["init", "--db", db_url], tmp_path).returncode == 0
+    after = read()
+    assert set(after) == set(before)
+    for name in before:
+        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+
+
+def test_export_of_an_unconverted_table_says_to_run_init(db_url, tmp_path):
+    _old_database(db_url, other_tables=True)
+    out = run_cli(["export", "--table", "option_chain_contracts", "--out", str(tmp_path / "c.csv"), "--db", db_url],
+                  tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "error: option_chain_contracts is stored as an earlier gexhistory wrote it (a row per contract): run "
+        "`gexhistory init` on this database once to convert it, then export"]
+    assert not (tmp_path / "c.csv").exists()

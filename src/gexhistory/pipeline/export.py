@@ -29,10 +29,11 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from sqlalchemy.exc import SQLAlchemyError
 
-from gexhistory.errors import BadInput, WorkFailed
+from gexhistory.errors import BadDatabase, BadInput, WorkFailed
 from gexhistory.pipeline import columnar
 from gexhistory.pipeline.runs import ProgressFn
 from gexhistory.store import frames
+from gexhistory.store.chains import contracts_packed
 from gexhistory.store.db import user_error
 
 FORMATS = ("parquet", "csv")
@@ -138,6 +139,9 @@ def export_table(table: str, out: str | os.PathLike, *, fmt: str | None = None, 
     chunk = chunk_rows or max(1_000, CHUNK_VALUES // len(cols))
     engine = frames.open_reader(db)
     try:
+        if frames.EXPORTABLE[table].packed and not contracts_packed(engine):  # export reads, never converts
+            raise BadDatabase(f"{table} is stored as an earlier gexhistory wrote it (a row per contract): run "
+                              "`gexhistory init` on this database once to convert it, then export")
         if symbols:  # a typo is bad input; a known symbol with no rows in this table exports none
             absent = frames.symbols_without_rows(engine, table, list(symbols))
             unknown = frames.symbols_without_rows(engine, "gex_history", absent) if absent else []

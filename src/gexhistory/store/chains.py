@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
-from sqlalchemy import Connection, and_, delete, select
+from sqlalchemy import Connection, and_, delete, inspect, select, text
 
 from gexhistory.store.bulk import insert_many
 from gexhistory.store.packed import pack_chains, unpack
@@ -57,6 +57,8 @@ def latest_chains(conn: Connection, underlying: str, start: dt.date, end: dt.dat
 def chain_contracts(conn: Connection, underlying: str, as_of: dt.date, chain_source: str) -> dict[str, np.ndarray]:
     """One stored chain's contracts as packed.unpack gives them (empty arrays when none is stored)."""
     c = option_chain_contracts
+    if not contracts_packed(conn):  # an earlier version's database that no write command has converted yet (read-only serve)
+        return _row_contracts(conn, underlying, as_of, chain_source)
     blob = conn.execute(select(c.c.contracts).where(
         c.c.underlying == underlying, c.c.as_of == as_of.isoformat(), c.c.chain_source == chain_source)).scalar()
     return unpack(blob)
@@ -118,6 +120,10 @@ def summaries_between_many(conn: Connection, symbols: list[str], start: dt.date,
 _READ_ROWS = ('SELECT underlying, as_of, chain_source, expiration, strike, "right", open_interest, iv, iv_source, '
               "gamma, expires_at_open, open_interest_at_open, iv_at_open FROM option_chain_contracts_rows "
               "ORDER BY underlying, as_of, chain_source")
+_READ_CHAIN_ROWS = text(
+    'SELECT expiration, strike, "right", open_interest, iv, iv_source, gamma, expires_at_open, open_interest_at_open, '
+    'iv_at_open FROM option_chain_contracts WHERE underlying = :u AND as_of = :a AND chain_source = :s '
+    'ORDER BY expiration, strike, "right" DESC')  # packed order: puts ('P') before calls
 REPACK_BATCH = 200_000  # contracts read before the complete chains among them are packed and written
 
 
@@ -164,3 +170,23 @@ def _repack(conn: Connection, rows: list) -> int:
         {"underlying": keys[i][0], "as_of": keys[i][1], "chain_source": keys[i][2], "contract_count": n,
          "contracts": blob} for i, (n, blob) in zip(first, packed)])
     return len(first)
+
+
+def contracts_packed(bind) -> bool:
+    """Whether option_chain_contracts holds one packed row per chain, not a row per contract as earlier
+    versions wrote it (asked each time: `init` may convert the database while a read-only server runs)."""
+    return "contracts" in {col["name"] for col in inspect(bind).get_columns(option_chain_contracts.name)}
+
+
+def _row_contracts(conn: Connection, underlying: str, as_of: dt.date, chain_source: str) -> dict[str, np.ndarray]:
+    """chain_contracts of a table with a row per contract, read without converting it."""
+    got = conn.execute(_READ_CHAIN_ROWS, {"u": underlying, "a": as_of.isoformat(), "s": chain_source}).all()
+    cols = list(zip(*got)) if got else [()] * 10
+    nan_if_none = lambda col: np.array([np.nan if v is None else v for v in col], dtype=float)  # noqa: E731
+    return {
+        "expiration": np.array(cols[0], dtype="datetime64[D]"), "strike": np.array(cols[1], dtype=float),
+        "is_call": np.array(cols[2], dtype=object) == "C", "open_interest": np.array(cols[3], dtype=float),
+        "iv": np.array(cols[4], dtype=float), "iv_source": np.array(cols[5], dtype=object),
+        "gamma": nan_if_none(cols[6]), "at_open": np.array([bool(v) for v in cols[7]], dtype=bool),
+        "oi_at_open": nan_if_none(cols[8]), "iv_at_open": nan_if_none(cols[9]),
+    }
