@@ -114,7 +114,7 @@ def prepare(rows: ChainRows) -> list[ImportedChain]:
     check_bounds(rows)
     check_underlyings(rows)
     am = am_settled(rows.group) if rows.group is not None else None
-    codes, chains = chain_index(rows.underlying, rows.as_of)
+    codes, chains = rows.index if rows.index is not None else chain_index(rows.underlying, rows.as_of)
     spots = dict(rows.quoted_spots or {})
     if rows.mid is not None and len(spots) < len(chains):
         # Only the chains the file quotes no underlying for (index options): the others keep theirs.

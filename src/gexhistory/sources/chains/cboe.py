@@ -71,13 +71,14 @@ def parse(table: Table) -> ChainRows:
     t.check()
 
     spots: dict[str, tuple[float, str]] = {}
+    index = chain_index(und, as_of)
     if umid is not None:
         ok = np.isfinite(umid)
-        codes, chains = chain_index(und, as_of)
+        codes, chains = index
         for code, v in pd.Series(umid[ok]).groupby(codes[ok]).median().items():
             u, d = chains[int(code)]
             spots[f"{u}|{d}"] = (float(v), "underlying_bid/ask_eod mid")
     return ChainRows(t.path, FORMAT, make_label(FORMAT, t.path), und, as_of, expiry, strike, is_call, oi, t.lines,
                      file_iv, gamma=gamma, mid=mid,
-                     quoted_spots=spots, group=t.text("root"), notes=notes,
+                     quoted_spots=spots, group=t.text("root"), notes=notes, index=index,
                      no_iv_note="contracts with OI but no IV obtainable left out")

@@ -55,6 +55,7 @@ class ChainRows:
     keep_without_iv: bool = False  # with derive_iv False: keep contracts without an IV (an OI-only file)
     interpolate_iv: bool = True  # False: a contract with neither IV nor price is left out, not interpolated
     moment: dt.datetime | None = None  # when the file's quotes were taken, where it says (quotedata)
+    index: tuple | None = None  # chain_index(underlying, as_of), when the parser computed it already
 
     def __len__(self) -> int:
         return int(self.strike.size)
