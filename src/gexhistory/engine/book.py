@@ -119,12 +119,16 @@ class ChainBook:
 
 
 def _canonical_order(seg, e, k, iv) -> np.ndarray | None:
-    """None when every chain is already ordered by (expiry, strike, IV); else the sorting permutation."""
+    """None when every chain is already in an order that keeps each position's contracts together (by
+    expiry, then strike, then IV, or with at most two contracts per expiry and strike: a call and a
+    put, as imported chains come); else the sorting permutation by (expiry, strike, IV)."""
     if seg.size < 2:
         return None
     same = seg[1:] == seg[:-1]
+    same_ek = same & (e[1:] == e[:-1]) & (k[1:] == k[:-1])
     ok = (e[1:] > e[:-1]) | ((e[1:] == e[:-1]) & ((k[1:] > k[:-1]) | ((k[1:] == k[:-1]) & (iv[1:] >= iv[:-1]))))
-    if np.all(ok | ~same):
+    pairs_only = not (same_ek[1:] & same_ek[:-1]).any()  # no expiry and strike held three times
+    if np.all(ok | ~same) or (pairs_only and np.all(ok | same_ek | ~same)):
         return None
     return np.lexsort((iv, k, e, seg))
 

@@ -80,7 +80,7 @@ def implied_vol(price, spot, strike, t, r: float, q: float, is_call, lo: float =
         high = p > price[todo]
         a[todo] = np.where(high, a[todo], v)
         b[todo] = np.where(high, v, b[todo])
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # vega 0: bisect instead
             step = v - (p - price[todo]) / vega
         inside = np.isfinite(step) & (step > a[todo]) & (step < b[todo])
         new = np.where(inside, step, 0.5 * (a[todo] + b[todo]))
