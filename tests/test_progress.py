@@ -72,7 +72,7 @@ def test_validate_lines_follow_the_sessions_modelled(tmp_path):
     steps = _progress(out.stderr)
     modelled = [s for s in steps if s[0] == "validate SPX"]
     assert {s[2] for s in modelled} == {len(days)} and modelled[0][3] == "sessions"
-    # The first session only seeds the model; then chunks of 48 sessions (engine/exposure.CHUNK_SESSIONS).
+    # The first session only seeds the model; then chunks of 48 sessions (pipeline/validate.MODEL_CHUNK).
     assert [s[1] for s in modelled] == [49, 97, 145, 150]
     # Then the cross-validation's folds (engine/folds.py), each reported as it ends; none covers 2023-2024.
     folds = len(fold_params())

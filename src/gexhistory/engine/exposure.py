@@ -101,7 +101,10 @@ class _Snaps:
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
-CHUNK_SESSIONS = 48  # sessions per pass: enough to amortise numpy's per-call cost, few enough for cache
+# Sessions per pass: as many as hold about CHUNK_PAIRS (contract, snapshot) pairs, enough to amortise
+# numpy's per-call cost and few enough for the cache (a backfill's modelled sessions: ~48 per pass; a
+# market-wide chain file's: hundreds of small chains per pass, a large one alone).
+CHUNK_PAIRS = 120_000
 
 
 def compute_gex(chains: Sequence[OptionChain], spots: Sequence, times: Sequence[Sequence[dt.datetime]],
@@ -127,8 +130,8 @@ def compute_gex(chains: Sequence[OptionChain], spots: Sequence, times: Sequence[
     list of list of GexSnapshot
         Per session, one snapshot per time, in the order given.
 
-    Sessions go through the engine CHUNK_SESSIONS at a time; a session's numbers are the same whatever
-    other sessions share its call or its chunk.
+    Sessions go through the engine about CHUNK_PAIRS (contract, snapshot) pairs at a time; a session's
+    numbers are the same whatever other sessions share its call or its chunk.
     """
     conv = conv or Conventions()
     n = len(chains)
@@ -136,8 +139,11 @@ def compute_gex(chains: Sequence[OptionChain], spots: Sequence, times: Sequence[
         raise ValueError(f"compute_gex: {n} chains, {len(spots)} spot lists and {len(times)} time lists")
     flags = np.broadcast_to(np.asarray(with_flip, dtype=bool), (n,))
     out: list[list[GexSnapshot]] = []
-    for lo in range(0, n, CHUNK_SESSIONS):
-        hi = min(lo + CHUNK_SESSIONS, n)
+    pairs = np.cumsum([len(c) * max(1, len(ts)) for c, ts in zip(chains, times)])
+    lo = 0
+    while lo < n:
+        done = pairs[lo - 1] if lo else 0
+        hi = max(lo + 1, int(np.searchsorted(pairs, done + CHUNK_PAIRS, side="right")))
         book = ChainBook.of(list(chains[lo:hi]), vendor=conv.gamma_source == "vendor")
         snaps = _Snaps.of(spots[lo:hi], times[lo:hi])
         flat = _exposures(book, snaps, conv, flags[lo:hi]).snapshots(conv)
@@ -145,6 +151,7 @@ def compute_gex(chains: Sequence[OptionChain], spots: Sequence, times: Sequence[
         for ts in times[lo:hi]:
             out.append(flat[j:j + len(ts)])
             j += len(ts)
+        lo = hi
     return out
 
 

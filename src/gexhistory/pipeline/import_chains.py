@@ -45,7 +45,7 @@ from gexhistory.store.db import init_schema, open_engine
 from gexhistory.store.schema import SESSION_TABLES
 
 SESSION_TABLE_NAMES = tuple(t.name for t in SESSION_TABLES)  # the four tables a session's rows go to
-COMPUTE_BATCH = 480  # sessions per compute_gex call (it works CHUNK_SESSIONS at a time): progress between calls
+COMPUTE_BATCH = 480  # sessions per compute_gex call (it works CHUNK_PAIRS at a time): progress between calls
 WRITE_BATCH = 1000  # sessions per executemany of each table
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from gexhistory.calendar import sessions_between
 from gexhistory.engine.chain_model import CALIBRATED_UNTIL, ModelParams, warmup_start
-from gexhistory.engine.exposure import CHUNK_SESSIONS, Conventions, compute_gex
+from gexhistory.engine.exposure import Conventions, compute_gex
 from gexhistory.engine.folds import CROSSVALIDATION_COMMAND, fold_params
 from gexhistory.engine.validation import WARMUP_SESSIONS, drawdown_feature, spearman
 from gexhistory.engine.yearly import metrics, years_of
@@ -39,6 +39,8 @@ from gexhistory.words import plural
 
 CROSS_VALIDATION = "cross-validation"  # the progress label of the folds' runs
 PARTS = ("in_sample", "held_out", "out_of_fold")  # the order of a year's entries in by_year
+
+MODEL_CHUNK = 48  # sessions modelled and computed per step (progress is reported between steps)
 
 
 def modelled_close_gex(symbol: str, dates: list[dt.date], close: np.ndarray, params=None, conv=None,
@@ -57,8 +59,8 @@ def modelled_close_gex(symbol: str, dates: list[dt.date], close: np.ndarray, par
         raise BadInput(f"{missing[0]} is not an NYSE session ({plural(len(missing), 'such date')})")
     model = chain_model(symbol, dates, close, None, params)
     out = np.full(len(dates), np.nan)
-    for lo in range(1, len(dates), CHUNK_SESSIONS):
-        idx = range(lo, min(lo + CHUNK_SESSIONS, len(dates)))
+    for lo in range(1, len(dates), MODEL_CHUNK):
+        idx = range(lo, min(lo + MODEL_CHUNK, len(dates)))
         snaps = compute_gex(model.chains_for(idx), [[close[i]] for i in idx], [[by_date[dates[i]].close] for i in idx],
                             conv, with_flip=False)
         out[lo:lo + len(idx)] = [s[0].net_gex for s in snaps]
