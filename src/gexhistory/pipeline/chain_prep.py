@@ -270,7 +270,7 @@ def parity_spots(underlying, as_of, expiry, strike, is_call, mid, index=None, am
     codes, chains = index if index is not None else chain_index(underlying, as_of)
     t = (expiry_close_ts(expiry, am) - session_close_ts(as_of)) / SECONDS_PER_YEAR
     ok = np.isfinite(mid) & (mid > 0) & (t >= 2 / 365)
-    (pc, pt), pk, call_m, put_m = _call_put_pairs((codes[ok], t[ok]), strike[ok], np.asarray(is_call, bool)[ok],
+    (pc, pt), pk, call_m, put_m, _ = _call_put_pairs((codes[ok], t[ok]), strike[ok], np.asarray(is_call, bool)[ok],
                                                   mid[ok])
     if pc.size == 0:
         return {}
@@ -334,10 +334,11 @@ def forward_spots(as_of, strike, is_call, mid, expiry_ts, codes, wanted=None) ->
     key = codes.astype(np.int64) * (1 << 34) + (ets - ets.min() if ets.size else ets)  # (chain, expiry close)
     out = np.full(key.size, np.nan)
     usable = np.isfinite(mid) & (mid > 0) & (t > 0)
-    if wanted is not None:
-        usable &= np.isin(key, np.unique(key[wanted]))
+    if wanted is not None:  # by hash: a sort of a million keys would cost more than it saves
+        usable &= pd.Index(np.unique(key[wanted])).get_indexer(key) >= 0
     ok = np.flatnonzero(usable)
-    (pg, pt), pk, call_m, put_m = _call_put_pairs((key[ok], t[ok]), strike[ok], is_call[ok], mid[ok])
+    # The key holds the expiry's close, so it determines t: t is carried, not sorted on.
+    (pg,), pk, call_m, put_m, (pt,) = _call_put_pairs((key[ok],), strike[ok], is_call[ok], mid[ok], carry=(t[ok],))
     if pg.size == 0:
         return out
     diff = call_m - put_m
@@ -367,19 +368,21 @@ def forward_spots(as_of, strike, is_call, mid, expiry_ts, codes, wanted=None) ->
     return out
 
 
-def _call_put_pairs(keys: tuple[np.ndarray, ...], strike, is_call, mid):
+def _call_put_pairs(keys: tuple[np.ndarray, ...], strike, is_call, mid, carry: tuple[np.ndarray, ...] = ()):
     """The call/put pairs among quotes grouped by `keys` (arrays of equal length; a pair is a call and
     a put of one key and strike), with a side quoted twice (two roots that settle alike) at its mean
-    mid: (each key array per pair, strike, call mid, put mid), sorted by the keys, then strike."""
+    mid: (each key array per pair, strike, call mid, put mid, each `carry` array per pair), sorted by the
+    keys, then strike. `carry`: arrays that the keys determine (not sorted on, only gathered)."""
     if strike.size == 0:
-        return [a[:0] for a in keys], strike[:0], mid[:0], mid[:0]
+        return [a[:0] for a in keys], strike[:0], mid[:0], mid[:0], [a[:0] for a in carry]
     order = np.lexsort((is_call, strike, *keys[::-1]))
     ks, k, c, m = [a[order] for a in keys], strike[order], is_call[order], mid[order]
     start = np.flatnonzero(~np.r_[False, _next_equal(*ks, k, c)])  # one run per (keys, strike, side)
     mean = np.add.reduceat(m, start) / np.diff(np.append(start, m.size))
     ks, k, c = [a[start] for a in ks], k[start], c[start]
     put_i = np.flatnonzero(~c[:-1] & c[1:] & _next_equal(*ks, k))  # a put run, then the call run of its strike
-    return [a[put_i] for a in ks], k[put_i], mean[put_i + 1], mean[put_i]
+    rows = order[start[put_i]]
+    return [a[put_i] for a in ks], k[put_i], mean[put_i + 1], mean[put_i], [a[rows] for a in carry]
 
 
 def _next_equal(*arrays: np.ndarray) -> np.ndarray:
