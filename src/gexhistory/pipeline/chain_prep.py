@@ -84,6 +84,14 @@ def _chains_of(path: str, rows: ChainRows) -> list[ImportedChain]:
 def check_underlyings(rows: ChainRows) -> None:
     """A file's underlyings follow the symbol rules of backfill (pipeline/symbols.py): BadInput naming
     the first line of the first name in the file that cannot be a listed ticker."""
+    if rows.index is not None:  # coded already: each distinct name checked once
+        codes, chains = rows.index
+        bad_chain = np.array([not isinstance(u, str) or not LISTED.match(u) for u, _ in chains] + [False])[:-1]
+        if codes.size and bad_chain.any():
+            i = int(np.flatnonzero(bad_chain[codes])[0])
+            raise BadInput(f"{rows.path}:{int(rows.lines[i])}: underlying {chains[codes[i]][0]!r} does not look like "
+                           f"a listed ticker ({LISTED_RULE})")
+        return
     codes, names = pd.factorize(np.asarray(rows.underlying, dtype=object), use_na_sentinel=False)  # by hash
     seen = np.maximum.accumulate(codes) if codes.size else codes
     first = np.flatnonzero(np.r_[True, codes[1:] > seen[:-1]]) if codes.size else codes  # names in file order
@@ -113,7 +121,12 @@ def prepare(rows: ChainRows) -> list[ImportedChain]:
     (underlying, as-of date), with the notes saying what was derived and what left out."""
     check_bounds(rows)
     check_underlyings(rows)
-    am = am_settled(rows.group) if rows.group is not None else None
+    if rows.group is None:
+        am = None
+    elif rows.group_names is not None:  # coded roots: each distinct one decided once
+        am = am_settled(rows.group_names)[rows.group] if rows.group.size else np.zeros(0, dtype=bool)
+    else:
+        am = am_settled(rows.group)
     codes, chains = rows.index if rows.index is not None else chain_index(rows.underlying, rows.as_of)
     spots = dict(rows.quoted_spots or {})
     if rows.mid is not None and len(spots) < len(chains):
@@ -191,7 +204,12 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
     if n == 0:
         return []
     days = expiry.astype("datetime64[D]").astype(np.int64)
-    grp = pd.factorize(np.asarray(group, dtype=object))[0] if group is not None else np.zeros(n, np.int64)
+    if group is None:
+        grp = np.zeros(n, np.int64)
+    elif np.asarray(group).dtype.kind in "iu":  # coded roots (ChainRows.group_names)
+        grp = np.asarray(group, dtype=np.int64)
+    else:
+        grp = pd.factorize(np.asarray(group, dtype=object))[0]
     is_call = np.asarray(is_call, dtype=bool)
     pm = np.ones(n, dtype=bool) if am is None else ~np.asarray(am, dtype=bool)
     # (chain, expiry) as one integer key; lexsort is stable, so rows that tie keep their file order.
@@ -326,7 +344,7 @@ def forward_spots(as_of, strike, is_call, mid, expiry_ts, codes, wanted=None) ->
     from put-call parity (F = K + e^{rT} (C - P)) as the median over the five call/put pairs nearest
     the money (smallest |C - P|); NaN where the expiry has no pair of positive mids. A strike quoted
     twice on one side (two roots that settle alike) counts at its mean mid. `wanted`: the contracts
-    whose value is needed (only their expiries are computed; NaN elsewhere). By sorts, no per-group
+    whose value is needed (expiries on other days than theirs are skipped: NaN there). By sorts, no per-group
     Python: a market-wide file has tens of thousands of expiries."""
     conv = Conventions()
     t = (expiry_ts - session_close_ts(as_of)) / SECONDS_PER_YEAR
@@ -334,8 +352,8 @@ def forward_spots(as_of, strike, is_call, mid, expiry_ts, codes, wanted=None) ->
     key = codes.astype(np.int64) * (1 << 34) + (ets - ets.min() if ets.size else ets)  # (chain, expiry close)
     out = np.full(key.size, np.nan)
     usable = np.isfinite(mid) & (mid > 0) & (t > 0)
-    if wanted is not None:  # by hash: a sort of a million keys would cost more than it saves
-        usable &= pd.Index(np.unique(key[wanted])).get_indexer(key) >= 0
+    if wanted is not None:
+        usable &= _in_wanted_expiries(codes, ets, wanted)
     ok = np.flatnonzero(usable)
     # The key holds the expiry's close, so it determines t: t is carried, not sorted on.
     (pg,), pk, call_m, put_m, (pt,) = _call_put_pairs((key[ok],), strike[ok], is_call[ok], mid[ok], carry=(t[ok],))
@@ -366,6 +384,21 @@ def forward_spots(as_of, strike, is_call, mid, expiry_ts, codes, wanted=None) ->
     found = (pos < groups.size) & (groups[np.minimum(pos, groups.size - 1)] == key)
     out[found] = spot_eq[pos[found]]
     return out
+
+
+def _in_wanted_expiries(codes: np.ndarray, ets: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Per contract: whether a wanted contract shares its chain and expiration day. By a table over
+    (chain, day) instead of a sort of a million keys; a sort only for absurd spans."""
+    if not wanted.any():
+        return np.zeros(codes.size, dtype=bool)
+    day = ets.astype(np.int64) // 86_400  # AM and PM expiries of one date share it: a superset, harmless
+    lo, span = int(day.min()), int(day.max() - day.min()) + 1
+    cell = codes.astype(np.int64) * span + (day - lo)
+    if (int(codes.max()) + 1) * span > 20_000_000:
+        return np.isin(cell, np.unique(cell[wanted]))
+    table = np.zeros((int(codes.max()) + 1) * span, dtype=bool)
+    table[cell[wanted]] = True
+    return table[cell]
 
 
 def _call_put_pairs(keys: tuple[np.ndarray, ...], strike, is_call, mid, carry: tuple[np.ndarray, ...] = ()):

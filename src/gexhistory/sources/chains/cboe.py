@@ -23,11 +23,10 @@ Interpretation:
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from gexhistory.errors import BadInput
-from gexhistory.sources.chains.common import (ChainRows, Table, chain_index, expiry_check, make_label, session_check,
-                                              vendor_gamma)
+from gexhistory.sources.chains.common import (ChainRows, Table, coded_chain_index, expiry_check, make_label,
+                                              session_check, vendor_gamma)
 
 FORMAT = "cboe_datashop"
 REQUIRED = {"underlying_symbol", "quote_date", "root", "expiration", "strike", "option_type", "open_interest"}
@@ -53,7 +52,7 @@ def parse(table: Table) -> ChainRows:
     calcs = "implied_volatility_1545" in t.columns
     if not calcs and not {"bid_eod", "ask_eod"} <= t.columns:
         raise BadInput(f"{t.path}: Cboe file with neither implied_volatility_1545 nor bid_eod/ask_eod: no IV can be had")
-    und = t.mapped("underlying_symbol", lambda u: u.upper().lstrip("^"))
+    und = t.mapped("underlying_symbol", _underlying)
     t._report(und == "", "underlying_symbol", und, "is missing")
     as_of = t.date("quote_date")
     expiry = t.date("expiration")
@@ -71,14 +70,40 @@ def parse(table: Table) -> ChainRows:
     t.check()
 
     spots: dict[str, tuple[float, str]] = {}
-    index = chain_index(und, as_of)
+    # Rows coded by the reader's distinct values: no Python string per row, no pandas.
+    u_values, u_index = t.distinct("underlying_symbol")
+    index = coded_chain_index(u_index, np.array([_underlying(u) for u in u_values], dtype=object), as_of)
     if umid is not None:
-        ok = np.isfinite(umid)
         codes, chains = index
-        for code, v in pd.Series(umid[ok]).groupby(codes[ok]).median().items():
-            u, d = chains[int(code)]
-            spots[f"{u}|{d}"] = (float(v), "underlying_bid/ask_eod mid")
+        for code, v in _medians(codes, umid, len(chains)).items():
+            u, d = chains[code]
+            spots[f"{u}|{d}"] = (v, "underlying_bid/ask_eod mid")
+    roots, root_index = t.distinct("root")
     return ChainRows(t.path, FORMAT, make_label(FORMAT, t.path), und, as_of, expiry, strike, is_call, oi, t.lines,
-                     file_iv, gamma=gamma, mid=mid,
-                     quoted_spots=spots, group=t.text("root"), notes=notes, index=index,
+                     file_iv, gamma=gamma, mid=mid, quoted_spots=spots, group=root_index,
+                     group_names=np.asarray(roots, dtype=object), notes=notes, index=index,
                      no_iv_note="contracts with OI but no IV obtainable left out")
+
+
+def _underlying(symbol: str) -> str:
+    return symbol.upper().lstrip("^")  # Cboe writes indices as ^SPX
+
+
+def _medians(codes: np.ndarray, values: np.ndarray, n: int) -> dict[int, float]:
+    """Per code with a finite value: the median of its values. A chain's rows usually repeat one
+    underlying quote, so only codes whose values differ are sorted."""
+    ok = np.isfinite(values)
+    c, v = codes[ok], values[ok]
+    lo, hi = np.full(n, np.inf), np.full(n, -np.inf)
+    np.minimum.at(lo, c, v)
+    np.maximum.at(hi, c, v)
+    out = {int(k): float(lo[k]) for k in np.flatnonzero(lo == hi)}
+    varied = (lo < hi)[c]
+    if varied.any():
+        cv, vv = c[varied], v[varied]
+        order = np.lexsort((vv, cv))
+        cv, vv = cv[order], vv[order]
+        cut = np.flatnonzero(np.r_[True, cv[1:] != cv[:-1], True])
+        for a, b in zip(cut[:-1].tolist(), cut[1:].tolist()):
+            out[int(cv[a])] = float(np.median(vv[a:b]))
+    return dict(sorted(out.items()))

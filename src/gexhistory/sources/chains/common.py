@@ -48,6 +48,7 @@ class ChainRows:
     spot: np.ndarray | None = None  # per contract: the file's underlying price column
     spot_kind: str | None = None
     group: np.ndarray | None = None  # roots of one expiration (SPX, SPXW): rows to merge, not duplicates
+    group_names: np.ndarray | None = None  # when given, `group` holds codes: the roots are group_names[group]
     notes: list[str] = field(default_factory=list)
     derive_iv: bool = True  # False: the file's IVs as given, every contract kept (generic files)
     zero_oi_note: bool = True  # say how many contracts were left out for zero OI
@@ -202,19 +203,10 @@ class Table:
         """ISO (optionally with a time), MM/DD/YYYY or YYYYMMDD; returns datetime64[D]. Each distinct
         value is parsed once (a file has a few dates and a million rows)."""
         values, index = self.distinct(col)
-        full = pd.Series(values, dtype=object)
-        raw = full.str.slice(0, 10)
-        # Filled as datetime64[D]: pandas may read a far year (9999) at a coarser unit than nanoseconds,
-        # and filling a nanosecond series with it overflows.
-        out = np.full(len(raw), np.datetime64("NaT"), dtype="datetime64[D]")
-        for fmt in ("%Y-%m-%d", "%m/%d/%Y", "%Y%m%d"):
-            got = pd.to_datetime(raw, format=fmt, errors="coerce").to_numpy().astype("datetime64[D]")
-            out = np.where(np.isnat(out), got, out)
-        # Only a time may follow the date: '2026-11-20junk' is not a date with something after it.
-        bad = np.isnat(out) | ~full.str.fullmatch(DATE_SHAPE).to_numpy(dtype=bool)
+        out = np.array([_parse_date(v) for v in values] + [None], dtype="datetime64[D]")[:-1]
         if not values.size:
             return np.empty(0, "datetime64[D]")
-        self._flag(bad[index], col, "is not a date (YYYY-MM-DD, MM/DD/YYYY or YYYYMMDD)")
+        self._flag(np.isnat(out)[index], col, "is not a date (YYYY-MM-DD, MM/DD/YYYY or YYYYMMDD)")
         return out[index]
 
     def right(self, col: str) -> np.ndarray:
@@ -240,6 +232,23 @@ class Table:
         more = max(int(self.bad_rows.sum()), len({ln for ln, _ in self.problems})) - 1
         tail = f" ({more:,} more malformed rows)" if more > 0 else ""
         raise BadInput(f"{self.path}:{line}: {msg}{tail}")
+
+
+_DATE_RE = re.compile(DATE_SHAPE)
+
+
+def _parse_date(value) -> np.datetime64:
+    """One text date (DATE_SHAPE: only a time may follow it, '2026-11-20junk' is not a date) -> NaT
+    when it is none."""
+    if not isinstance(value, str) or not _DATE_RE.fullmatch(value):
+        return np.datetime64("NaT")
+    head = value[:10]
+    for fmt in ("%Y-%m-%d", "%m/%d/%Y", "%Y%m%d"):
+        try:
+            return np.datetime64(dt.datetime.strptime(head, fmt).date(), "D")
+        except ValueError:
+            continue
+    return np.datetime64("NaT")
 
 
 def _blank_rows(cols: list, n: int) -> np.ndarray | None:
@@ -415,13 +424,31 @@ def chain_index(underlying: np.ndarray, as_of: np.ndarray) -> tuple[np.ndarray, 
     """(codes, chains): per row the index of its (underlying, as-of date) in `chains`, which is sorted.
     Hashing the few distinct values, not a string per row: files have a million rows and a few
     thousand chains."""
-    days = np.asarray(as_of).astype("datetime64[D]")
     u_code, u_names = pd.factorize(np.asarray(underlying, dtype=object))
-    d_code, d_vals = pd.factorize(days.astype(np.int64))
-    pair_code, pairs = pd.factorize(u_code.astype(np.int64) * max(len(d_vals), 1) + d_code)
-    nd = max(len(d_vals), 1)
-    chains = [(str(u_names[p // nd]), np.datetime64(int(d_vals[p % nd]), "D")) for p in pairs.tolist()]
-    order = sorted(range(len(chains)), key=lambda j: chains[j])
-    rank = np.empty(len(chains), dtype=np.int64)
-    rank[order] = np.arange(len(chains))
-    return rank[pair_code], [chains[j] for j in order]
+    return coded_chain_index(u_code, np.asarray(u_names, dtype=object), as_of)
+
+
+def coded_chain_index(u_code: np.ndarray, u_names: np.ndarray, as_of: np.ndarray
+                      ) -> tuple[np.ndarray, list[tuple[str, np.datetime64]]]:
+    """chain_index of rows whose underlying is u_names[u_code] (u_names may repeat a name: a reader's
+    distinct raw values, cased or stripped alike). By tables over the few names and days, no sort of
+    the rows."""
+    names, remap = np.unique(np.asarray(u_names, dtype=object).astype(str), return_inverse=True)
+    u = remap.reshape(-1)[u_code] if u_code.size else np.zeros(0, np.intp)
+    days = np.asarray(as_of).astype("datetime64[D]").astype(np.int64)
+    if days.size == 0:
+        return np.zeros(0, np.int64), []
+    lo = int(days.min())
+    n_days = int(days.max()) - lo + 1
+    if names.size * n_days > 50_000_000:  # absurd spans: a sort of the pair keys instead of a table
+        key = u.astype(np.int64) * n_days + (days - lo)
+        pairs, codes = np.unique(key, return_inverse=True)
+    else:
+        key = u.astype(np.int64) * n_days + (days - lo)
+        present = np.zeros(names.size * n_days, dtype=bool)
+        present[key] = True
+        pairs = np.flatnonzero(present)
+        codes = (np.cumsum(present) - 1)[key]
+    # pairs ascend by (name, day) and names are sorted: the chains come out sorted, codes index them.
+    chains = [(str(names[p // n_days]), np.datetime64(int(p % n_days) + lo, "D")) for p in pairs.tolist()]
+    return codes.astype(np.int64), chains
