@@ -93,6 +93,9 @@ def test_every_contract_comes_back_in_its_chain(contracts):
     by_key = sorted(range(len(contracts)), key=lambda i: (chain[i], expiry[i], cols["strike"][i], cols["is_call"][i]))
     again = pack_chains(chain[by_key], {k: v[by_key] for k, v in cols.items()}, 4)
     assert again == packed
+    # Chains one after another, each in the given order (only the chains out of order are sorted): the same.
+    by_chain = np.argsort(chain, kind="stable")
+    assert pack_chains(chain[by_chain], {k: v[by_chain] for k, v in cols.items()}, 4) == packed
 
 
 # ---- a database written with a row per contract -----------------------------------------------------

@@ -86,15 +86,25 @@ IV_SOURCES = ("f", "p", "i")
 
 def _key_order(chain, day, strike, is_call) -> np.ndarray:
     """The permutation that sorts contracts by (chain, expiration, strike, right with puts first);
-    the identity, found in one pass, when they come sorted (as the importer builds them)."""
-    if chain.size > 1:
-        a, b = slice(None, -1), slice(1, None)
-        later = ((chain[b] > chain[a]) | (chain[b] == chain[a]) & (
-            (day[b] > day[a]) | (day[b] == day[a]) & (
-                (strike[b] > strike[a]) | (strike[b] == strike[a]) & (is_call[b] >= is_call[a]))))
-        if not later.all():
-            return np.lexsort((is_call, strike, day, chain))
-    return np.arange(chain.size)
+    found in one pass when they come sorted (as the importer builds them), and when only some chains
+    are out of order (an SPX monthly left alone among SPXW contracts), only those chains are sorted."""
+    n = chain.size
+    if n < 2:
+        return np.arange(n)
+    a, b = slice(None, -1), slice(1, None)
+    later = ((chain[b] > chain[a]) | (chain[b] == chain[a]) & (
+        (day[b] > day[a]) | (day[b] == day[a]) & (
+            (strike[b] > strike[a]) | (strike[b] == strike[a]) & (is_call[b] >= is_call[a]))))
+    if later.all():
+        return np.arange(n)
+    if (chain[b] < chain[a]).any():  # chains not contiguous: the whole sort
+        return np.lexsort((is_call, strike, day, chain))
+    unsorted = np.zeros(int(chain.max()) + 1, dtype=bool)
+    unsorted[chain[1:][~later]] = True
+    rows = np.flatnonzero(unsorted[chain])
+    order = np.arange(n)
+    order[rows] = rows[np.lexsort((is_call[rows], strike[rows], day[rows], chain[rows]))]
+    return order
 
 
 def _iv_source_codes(src: np.ndarray) -> np.ndarray:
