@@ -70,7 +70,7 @@ def parse(table: Table) -> ChainRows:
     t.check()
 
     spots: dict[str, tuple[float, str]] = {}
-    # Rows coded by the reader's distinct values: no Python string per row, no pandas.
+    # Rows coded by the reader's distinct values (a few thousand), not by a string per row.
     u_values, u_index = t.distinct("underlying_symbol")
     index = coded_chain_index(u_index, np.array([_underlying(u) for u in u_values], dtype=object), as_of)
     if umid is not None:
