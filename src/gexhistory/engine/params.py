@@ -59,8 +59,12 @@ class ModelParams:
     (2022-12-31; log: benchmarks/results/calibration_2011_2022.log); flow_scale [level] was then set
     from the same sessions. benchmarks/crossvalidate_chain_model.py refits them with two years held out
     at a time and scores the held-out years (benchmarks/results/crossvalidation.log). The others are
-    set from market facts, not fitted. What each fitted value says about dealer positioning, and why
-    it is plausible (the era each one belongs to is in chain_model.py's module docstring):
+    set from market facts, not fitted. The expiry calendar is not a parameter but a market fact, in
+    chain_model.py: among its eras, standard monthlies expiring before 2015-02-20 live to the Saturday
+    after the third Friday (OCC's expiration date until it moved standard expirations to the Friday
+    with the February 2015 expiry), so they still count at that Friday's close. What each fitted value
+    says about dealer positioning, and why it is plausible (the era each one belongs to is in
+    chain_model.py's module docstring):
     """
 
     step_fraction: float = 0.0085  # strike step ~0.85% of spot: SPX 25-pt at 2000-3000, SPY $1-2.5
