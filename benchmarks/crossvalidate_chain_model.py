@@ -13,7 +13,8 @@ folds: the six two-year spans 2011-2012 ... 2021-2022, so each year is held out 
 Printed (and written to --log and --json): per fold, the held-out Spearman, sign agreement and
 negative-GEX precision/recall, with the same for each calendar year of the fold, and the level ratio
 median |model| / median |reference|; then every year out of fold, the pooled out-of-fold figures,
-and the 60-day drawdown baseline on the same sessions. About 2-3 minutes per fold on one idle core.
+and the 60-day drawdown baseline on the same sessions. About 3 minutes per fold on one core (1,162 s for
+the six at nice -n 19 on a shared machine).
 """
 
 from __future__ import annotations

@@ -48,13 +48,13 @@ def import_chain(db: str, folder: Path, day: dt.date, symbol: str = "SPY") -> tu
 
 def per_strike(contracts: list[tuple], spot: float, at: dt.datetime) -> dict[float, tuple[float, float]]:
     """{strike: (call GEX, put GEX)} at spot and `at`, from the Black-Scholes gamma written here with
-    scipy (puts negative; contracts past the 60-day window left out as the engine does)."""
+    scipy (puts negative; contracts past the 120-day window left out as the engine does)."""
     from scipy.stats import norm
 
     out: dict[float, list[float]] = {}
     for e, k, r, oi, iv in contracts:
         t = (dt.datetime.combine(e, dt.time(16), tzinfo=NY) - at).total_seconds() / (365 * 86400)
-        if t <= 0 or t > 61 / 365:
+        if t <= 0 or t > 121 / 365:
             continue
         d1 = (math.log(spot / k) + (R - Q + iv * iv / 2) * t) / (iv * math.sqrt(t))
         g = math.exp(-Q * t) * norm.pdf(d1) / (spot * iv * math.sqrt(t)) * oi * 100 * spot * spot * 0.01

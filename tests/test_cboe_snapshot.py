@@ -56,11 +56,11 @@ def _contract(root, expiry, right, strike, oi, iv, **extra) -> dict:
 
 def spx_options() -> list[dict]:
     """Weeklies (SPXW), the June monthly under both roots (SPX and SPXW on 2025-06-20, same IVs), a
-    September expiry beyond the 60-day window, and the quirks: an IV of 0 with a bid/ask (derived from
+    December expiry beyond the 120-day window, and the quirks: an IV of 0 with a bid/ask (derived from
     the mid), one with no bid (left out), an adjusted root (left out), a null OI, a non-OSI symbol."""
     out = []
     for expiry, roots in (("2025-06-13", ("SPXW",)), ("2025-06-20", ("SPX", "SPXW")), ("2025-07-18", ("SPXW",)),
-                          ("2025-09-19", ("SPX",))):
+                          ("2025-12-19", ("SPX",))):
         for i, strike in enumerate(range(5800, 6225, 25)):
             iv = 0.14 + 0.0002 * (SPOT - strike) + 0.01 * (expiry > "2025-06-30")
             put_oi = 900 + 4000 * (strike < 5950) + 37 * i
@@ -87,7 +87,7 @@ def payload(options=None, **data) -> dict:
 
 def expected(options: list[dict]):
     """(net GEX, flip, call wall, put wall, contracts kept) written out from the quotes: IV quoted, else
-    from the mid by Brent's method; contracts within 0 < T <= 61/365 years; textbook gamma."""
+    from the mid by Brent's method; contracts within 0 < T <= 121/365 years; textbook gamma."""
     kept = []
     for c in options:
         root, ymd, right, k = c["option"][:-15], c["option"][-15:-9], c["option"][-9], c["option"][-8:]
@@ -101,7 +101,7 @@ def expected(options: list[dict]):
                 continue
             mid = (c["bid"] + c["ask"]) / 2
             iv = brentq(lambda v: _bs_price(SPOT, strike, t, v, right) - mid, 0.01, 5.0, xtol=1e-14)
-        if 0 < t <= 61 / 365:
+        if 0 < t <= 121 / 365:
             kept.append((strike, t, iv, c["open_interest"], 1 if right == "C" else -1))
 
     def net(s):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -141,6 +142,25 @@ def test_holiday_moves_expiries():
     ex18 = {e.date: e.kind for e in list_expiries("SPY", sessions_between(dt.date(2018, 1, 1), dt.date(2018, 12, 31)))}
     for wednesday in (dt.date(2018, 7, 4), dt.date(2018, 12, 5)):  # Independence Day; national mourning
         assert wednesday not in ex18 and ex18[wednesday - dt.timedelta(days=1)] == "daily"
+
+
+def test_monthlies_expire_on_the_saturday_until_january_2015():
+    """OCC's calendar: a standard monthly's expiration date was the Saturday after the third Friday until
+    the February 2015 expiry (2015-02-20), the first on its Friday. The moments are written out by hand."""
+    def at(*ymd: int) -> float:  # 16:00 New York time on that day
+        return dt.datetime(*ymd, 16, 0, tzinfo=ZoneInfo("America/New_York")).timestamp()
+
+    for sym in ("SPX", "SPY"):
+        ex = {e.date: e for e in list_expiries(sym, sessions_between(dt.date(2014, 1, 1), dt.date(2015, 3, 31)))}
+        assert ex[dt.date(2014, 12, 19)].kind == "monthly" and ex[dt.date(2014, 12, 19)].close_ts == at(2014, 12, 20)
+        assert ex[dt.date(2015, 1, 16)].close_ts == at(2015, 1, 17)  # the last Saturday one
+        assert ex[dt.date(2015, 2, 20)].kind == "monthly" and ex[dt.date(2015, 2, 20)].close_ts == at(2015, 2, 20)
+        assert ex[dt.date(2015, 3, 20)].close_ts == at(2015, 3, 20)
+        # Good Friday 2014-04-18 was the third Friday: last session Thursday, still the Saturday's expiry
+        assert ex[dt.date(2014, 4, 17)].kind == "monthly" and ex[dt.date(2014, 4, 17)].close_ts == at(2014, 4, 19)
+        # weeklies and quarterlies expired on their session then as now
+        assert ex[dt.date(2014, 12, 12)].kind == "weekly" and ex[dt.date(2014, 12, 12)].close_ts == at(2014, 12, 12)
+        assert ex[dt.date(2014, 12, 31)].kind == "quarterly" and ex[dt.date(2014, 12, 31)].close_ts == at(2014, 12, 31)
 
 
 def test_quarterlies_on_the_last_session_of_the_quarter():

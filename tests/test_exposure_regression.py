@@ -213,6 +213,10 @@ def assert_same(snap, ref):
 
 # ---------------------------------------------------------------- hand-built chains
 DAY = dt.date(2024, 3, 14)  # a Thursday: 0DTE, Friday weekly, next week, monthlies, one past 61 days
+# The chains here place expiries around a 60-day window (64 and 98 days out, far_only at 70 and 120, the
+# random chains at 61 and 62 days), so they are computed at that window, not the default (120 days since
+# issue 19), which would count every one of them and test no edge of the window.
+WINDOW = 60
 TIMES = [dt.datetime.combine(DAY, dt.time(h, m), tzinfo=ET) for h, m in ((9, 30), (12, 30), (15, 0), (16, 0))]
 
 
@@ -273,7 +277,7 @@ SPOTS = [500.0, 497.3, 503.1, 501.2]
 @pytest.mark.parametrize("name", sorted(CHAINS))
 def test_session_matches_reference(name):
     chain = make_chain(**CHAINS[name])
-    conv = Conventions()
+    conv = Conventions(dte_window=WINDOW)
     snaps = compute_session(chain, SPOTS, TIMES, conv)
     refs = ref_session(chain, SPOTS, TIMES, conv)
     assert len(snaps) == 4
@@ -287,7 +291,7 @@ def test_batch_of_different_chains_matches_reference_session_by_session():
     spots = [[s * (1 + 0.01 * i) for s in SPOTS] for i in range(len(names))]
     times = [TIMES[: 1 + i % 4] for i in range(len(names))]  # sessions may have fewer snapshots
     spots = [sp[: len(ts)] for sp, ts in zip(spots, times)]
-    conv = Conventions()
+    conv = Conventions(dte_window=WINDOW)
     got = compute_gex(chains, spots, times, conv)
     assert [len(g) for g in got] == [len(ts) for ts in times]
     for chain, sp, ts, snaps in zip(chains, spots, times, got):
@@ -298,7 +302,7 @@ def test_batch_of_different_chains_matches_reference_session_by_session():
 
 def test_single_snapshot_api_and_flip_list_match_reference():
     chain = make_chain()
-    conv = Conventions()
+    conv = Conventions(dte_window=WINDOW)
     refs = ref_session(chain, SPOTS, TIMES, conv)
     flips = [s.flip_point for s in compute_session(chain, SPOTS, TIMES, conv)]
     assert all(close(f, r["flip_point"], 1e-7) for f, r in zip(flips, refs))
@@ -307,13 +311,14 @@ def test_single_snapshot_api_and_flip_list_match_reference():
 
 
 def test_flip_is_found_and_the_profile_crosses_there():
-    snaps = compute_session(make_chain(), SPOTS, TIMES, Conventions())
+    snaps = compute_session(make_chain(), SPOTS, TIMES, Conventions(dte_window=WINDOW))
     assert all(s.flip_found for s in snaps)  # guards the reference comparison against an all-None pass
 
 
 def test_vendor_gamma_and_other_conventions():
     chain = make_chain(vendor=True)
-    for conv in (Conventions(gamma_source="vendor"), Conventions(r=0.0, q=0.0, dte_window=30, flip_search=0.1)):
+    for conv in (Conventions(gamma_source="vendor", dte_window=WINDOW),
+                 Conventions(r=0.0, q=0.0, dte_window=30, flip_search=0.1)):
         for snap, ref in zip(compute_session(chain, SPOTS, TIMES, conv), ref_session(chain, SPOTS, TIMES, conv)):
             assert_same(snap, ref)
 
@@ -330,7 +335,7 @@ def test_random_chains_match_reference(contracts, spots):
     exp = [DAY + dt.timedelta(days=d) for d in exp]
     chain = OptionChain("TEST", DAY, np.array(exp, dtype="datetime64[D]"), np.array([_close_ts(d) for d in exp]),
                         np.array(k, dtype=float), np.array(call), np.array(oi, dtype=float), np.array(iv), "test")
-    conv = Conventions()
+    conv = Conventions(dte_window=WINDOW)
     for snap, ref in zip(compute_session(chain, spots, TIMES, conv), ref_session(chain, spots, TIMES, conv)):
         assert_same(snap, ref)
 

@@ -43,18 +43,18 @@ def _probe(tmp_path) -> str:
 def test_parameters_keep_their_old_names_and_values():
     assert exposure.Conventions is params.Conventions and chain_model.ModelParams is params.ModelParams
     assert (exposure.FLIP_SEARCH, exposure.NEUTRAL_BAND) == (params.FLIP_SEARCH, params.NEUTRAL_BAND) == (0.20, 0.05)
-    # As recorded in backfill_runs.parameters before they moved.
+    # As recorded in backfill_runs.parameters before they moved (the window 120 days since issue 19; 60 before).
     assert params.Conventions().as_dict() == {
-        "r": 0.04, "q": 0.013, "dte_window": 60, "time_convention": "calendar_seconds_to_expiry_close_over_365d",
+        "r": 0.04, "q": 0.013, "dte_window": 120, "time_convention": "calendar_seconds_to_expiry_close_over_365d",
         "gamma_source": "black_scholes", "flip_search": 0.2, "neutral_band": 0.05}
     # As fitted on 2011-2022 by benchmarks/calibrate_chain_model.py (calibration_2011_2022.log).
     assert params.ModelParams().as_dict() == {
-        "step_fraction": 0.0085, "oi_turnover": 0.0127, "activity_elasticity": 0.8931, "dte_decay_days": 80.0614,
-        "dte_decay_days_midweek": 44.0014, "monthly_weight": 4.4489, "put_call_volume": 0.8,
-        "put_call_vol_elasticity": 0.1829, "call_center_sd": 0.9509, "put_center_sd": -1.6555,
-        "call_width_sd": 0.8816, "put_width_sd": 0.8026, "round_strike_boost": 1.6, "iv_premium": 1.4124,
-        "iv_long_run": 0.18, "iv_term_days": 60.0, "skew_slope": -0.292, "skew_curve": 0.02,
-        "flow_scale": 0.0897, "dte_window": 60}
+        "step_fraction": 0.0085, "oi_turnover": 0.0246, "activity_elasticity": 0.8887, "dte_decay_days": 119.3182,
+        "dte_decay_days_midweek": 58.3986, "monthly_weight": 4.7542, "put_call_volume": 0.7767,
+        "put_call_vol_elasticity": 0.1632, "call_center_sd": 0.9474, "put_center_sd": -1.6067,
+        "call_width_sd": 1.0776, "put_width_sd": 0.7332, "round_strike_boost": 1.6, "iv_premium": 1.4783,
+        "iv_long_run": 0.18, "iv_term_days": 60.0, "skew_slope": -0.3452, "skew_curve": 0.02,
+        "flow_scale": 0.1132, "dte_window": 120}
 
 
 def test_noop_rerun_records_the_same_run_without_the_engine(tmp_path):

@@ -14,7 +14,7 @@ from helpers import rows, run_cli
 
 NOW = dt.datetime(2025, 6, 10, 11, 7, 42, tzinfo=ET)
 SPOT = 600.12
-EXPIRIES = ["2025-06-13", "2025-06-20", "2025-07-18", "2025-09-19"]  # the last is beyond the 60-day window
+EXPIRIES = ["2025-06-13", "2025-06-20", "2025-07-18", "2025-12-19"]  # the last is beyond the 120-day window
 KEY = "testkey_abc123"
 
 
@@ -50,7 +50,7 @@ def _chain() -> list[dict]:
     return out
 
 
-def _expected_net_gex(contracts: list[dict], at: dt.datetime, r=0.04, q=0.013, window_days=60) -> float:
+def _expected_net_gex(contracts: list[dict], at: dt.datetime, r=0.04, q=0.013, window_days=120) -> float:
     """Black-Scholes gamma x OI x 100 x S^2 x 1%, calls +, puts -, written out independently."""
     total = 0.0
     for c in contracts:

@@ -25,7 +25,12 @@ the calendar):
   Tuesdays in April and Thursdays in May 2022; the model switches at 2022-05-11). SPX standard
   monthlies are AM-settled (they stop at the open of the third Friday): the model treats them, like
   every expiry, as live until that day's close (at Thursday's close it gives them 24 hours, not
-  17.5, so slightly less gamma, and it keeps them in that Friday's intraday snapshots);
+  17.5, so slightly less gamma, and it keeps them in that Friday's intraday snapshots). Before
+  2015-02-20 every product's standard monthlies expired on the Saturday after the third Friday (the
+  OCC calendar of the time; OCC moved standard expirations to the Friday from the February 2015
+  expiry on): the model keeps them live to the Saturday, so they still count at the third Friday's
+  close (expiry_moments; the published GEX stays up on those Fridays until January 2015 and drops on
+  them from 2015-02-20);
 - the short-dated share of the flow: the DTE e-folding of new contracts is shorter once the product
   has mid-week expiries (dte_decay_days_midweek, fitted), and from May 2022 the daily expiries take
   their share (KIND_WEIGHT['daily']); same-day (0DTE) volume, about half of SPX volume by 2023,
@@ -84,6 +89,12 @@ PRODUCT_CONTRACTS = {"SPX": 900_000.0, "I:SPX": 900_000.0, "SPY": 2_500_000.0, "
                      "IWM": 800_000.0, "DIA": 60_000.0}
 DEFAULT_CONTRACTS = 150_000.0
 CALIBRATED_UNTIL = dt.date(2022, 12, 31)  # ModelParams were fitted on the reference up to this date
+# Until OCC moved standard expirations to the Friday (from the February 2015 expiry, 2015-02-20, on),
+# a standard monthly's expiration date was the Saturday after its third Friday: trading ended on the
+# Friday (SPX's AM-settled ones at Thursday's close), but the contracts still existed, and counted, until
+# the Saturday. The reference GEX shows it: it stays up on monthly-expiry Fridays until January 2015 and
+# drops on them from 2015-02-20. The first monthly that expires on its Friday:
+FRIDAY_MONTHLIES_FROM = dt.date(2015, 2, 20)
 
 LISTING_DAYS = {"monthly": 370, "quarterly": 370, "weekly": 36, "daily": 15}
 # SPX Weeklys: listed 8 days ahead (Thursday for the next week's Friday) until Cboe began, in May 2012,
@@ -128,9 +139,22 @@ def list_expiries(symbol: str, sessions: list[Session]) -> list[_Expiry]:
     days = _days([s.date for s in sessions])
     kind = expiry_kinds(symbol, days)
     ahead = listing_days(symbol, days, kind)
-    return [_Expiry(sessions[k].date, sessions[k].close.timestamp(), KINDS[kind[k]],
+    ends = expiry_moments(days, kind, np.array([s.close.timestamp() for s in sessions]))
+    return [_Expiry(sessions[k].date, float(ends[k]), KINDS[kind[k]],
                     sessions[k].date - dt.timedelta(days=int(ahead[k])))
             for k in np.flatnonzero(kind >= 0).tolist()]
+
+
+def expiry_moments(days: np.ndarray, kind: np.ndarray, closes: np.ndarray) -> np.ndarray:
+    """POSIX seconds at which each expiry (its last session `days`, kind from expiry_kinds, that
+    session's close `closes`) stops counting: the session's close, except a standard monthly before
+    FRIDAY_MONTHLIES_FROM, which lives to the same time on the Saturday after (two days after a
+    Thursday that a Good Friday moved it to). Its date stays the last session, as the rest of the
+    engine recognises monthlies by it (structure.is_monthly_expiry)."""
+    weekday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    saturday = (kind == KINDS.index("monthly")) & (days < np.datetime64(FRIDAY_MONTHLIES_FROM, "D"))
+    # Saturdays after a third Friday are never DST switch days (Sundays), so a day is 86,400 s
+    return closes + np.where(saturday, (5 - weekday) * 86_400.0, 0.0)
 
 
 def listing_days(symbol: str, days: np.ndarray, kind: np.ndarray) -> np.ndarray:
@@ -232,7 +256,7 @@ class ChainModel:
         kind = kind[at]
         self._day = _days(self.dates)
         self._exp_dates = days[at]  # ascending
-        self._exp_close = np.array([sessions[k].close.timestamp() for k in at.tolist()])
+        self._exp_close = expiry_moments(self._exp_dates, kind, np.array([sessions[k].close.timestamp() for k in at.tolist()]))
         self._kind_w = kind_weights(p)[kind]
         # each expiry is listed and unexpired on sessions first..last of the path (none if first > last)
         listed = self._exp_dates - listing_days(symbol, self._exp_dates, kind).astype("timedelta64[D]")

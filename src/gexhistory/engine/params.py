@@ -35,7 +35,11 @@ class Conventions:
 
     r: float = 0.04
     q: float = 0.013
-    dte_window: int = 60  # contracts expiring within this many calendar days count
+    # Contracts expiring within this many calendar days count. The published GEX (SqueezeMetrics) counts
+    # every SPX expiry; 120 days takes in the next four monthlies and the nearest quarterly, where nearly
+    # all the gamma near spot sits (a contract's gamma falls as 1/sqrt(T)), and it is what the modelled
+    # chain holds (ModelParams.dte_window): one window for modelled and imported chains alike.
+    dte_window: int = 120
     time_convention: str = "calendar_seconds_to_expiry_close_over_365d"
     gamma_source: str = "black_scholes"  # or 'vendor' to use a file's own gamma
     flip_search: float = FLIP_SEARCH
@@ -55,53 +59,61 @@ class ModelParams:
     (2022-12-31; log: benchmarks/results/calibration_2011_2022.log); flow_scale [level] was then set
     from the same sessions. benchmarks/crossvalidate_chain_model.py refits them with two years held out
     at a time and scores the held-out years (benchmarks/results/crossvalidation.log). The others are
-    set from market facts, not fitted. What each fitted value says about dealer positioning, and why
-    it is plausible (the era each one belongs to is in chain_model.py's module docstring):
+    set from market facts, not fitted. The expiry calendar is not a parameter but a market fact, in
+    chain_model.py: among its eras, standard monthlies expiring before 2015-02-20 live to the Saturday
+    after the third Friday (OCC's expiration date until it moved standard expirations to the Friday
+    with the February 2015 expiry), so they still count at that Friday's close. What each fitted value
+    says about dealer positioning, and why it is plausible (the era each one belongs to is in
+    chain_model.py's module docstring):
     """
 
     step_fraction: float = 0.0085  # strike step ~0.85% of spot: SPX 25-pt at 2000-3000, SPY $1-2.5
-    # [fitted] 1.3% of OI closes each session: index option positions are held for months (SPX OI,
-    # 15-21 million contracts in 2013-2018 per Cboe, is ~15 sessions of volume); OI therefore
-    # remembers where the price was while each expiry was listed.
-    oi_turnover: float = 0.0127
+    # [fitted] 2.5% of OI closes each session (an e-folding of ~41 sessions): index option positions
+    # are held for weeks to months (SPX OI, 15-21 million contracts in 2013-2018 per Cboe, is ~15
+    # sessions of volume); OI therefore remembers where the price was while each expiry was listed.
+    oi_turnover: float = 0.0246
     # [fitted] option volume ~ (realised vol / 18%) ** 0.89: about proportional to turbulence.
-    activity_elasticity: float = 0.8931
-    # [fitted] new contracts spread over the listed expiries with an e-folding of ~80 days of DTE
-    # until the product had mid-week expiries (SPX: March 2016), ~44 days since: the share of
+    activity_elasticity: float = 0.8887
+    # [fitted] new contracts spread over the listed expiries with an e-folding of ~119 days of DTE
+    # until the product had mid-week expiries (SPX: March 2016), ~58 days since: the share of
     # short-dated flow grew once there were three, then five expiries a week.
-    dte_decay_days: float = 80.0614
-    dte_decay_days_midweek: float = 44.0014
+    dte_decay_days: float = 119.3182
+    dte_decay_days_midweek: float = 58.3986
     # [fitted] a standard monthly (third Friday, where SPX's institutional hedges and overwrites sit)
-    # draws 4.4 times a weekly's share of the flow; quarterlies 2.6 and dailies 0.7 (KIND_WEIGHT).
-    monthly_weight: float = 4.4489
-    # [fitted] dealer-facing put flow per call contract, 0.8 in a calm market (realised vol at the
-    # long-run 18%) and rising with volatility as (rv / 18%) ** 0.18 (0.91 at 36%): customers buy
+    # draws 4.8 times a weekly's share of the flow; quarterlies 2.6 and dailies 0.7 (KIND_WEIGHT).
+    monthly_weight: float = 4.7542
+    # [fitted] dealer-facing put flow per call contract, 0.78 in a calm market (realised vol at the
+    # long-run 18%) and rising with volatility as (rv / 18%) ** 0.16 (0.87 at 36%): customers buy
     # more protection in turbulent markets. Gross SPX put/call volume is ~1.5-2, but customers also
     # sell puts (put-writes, collars' short legs), so the net that dealers are short is smaller.
-    put_call_volume: float = 0.8
-    put_call_vol_elasticity: float = 0.1829
-    # [fitted] calls are written ~0.95 sigma*sqrt(T) above spot (overwriting), puts bought ~1.66
-    # below (tail protection), each over ~0.8-0.9 sigma: OI builds where the price traded.
-    call_center_sd: float = 0.9509
-    put_center_sd: float = -1.6555
-    call_width_sd: float = 0.8816
-    put_width_sd: float = 0.8026
+    put_call_volume: float = 0.7767
+    put_call_vol_elasticity: float = 0.1632
+    # [fitted] calls are written ~0.95 sigma*sqrt(T) above spot (overwriting), puts bought ~1.61
+    # below (tail protection), over ~1.1 and ~0.7 sigma: OI builds where the price traded.
+    call_center_sd: float = 0.9474
+    put_center_sd: float = -1.6067
+    call_width_sd: float = 1.0776
+    put_width_sd: float = 0.7332
     round_strike_boost: float = 1.6  # multiples of twice the step (SPX 50s, SPY 5s) draw 1.6x the OI
-    # [fitted] ATM implied vol = 1.41 x 20-session realised vol: index implied vol usually exceeds
-    # realised by about a third (the variance risk premium), more after a quiet month.
-    iv_premium: float = 1.4124
+    # [fitted] ATM implied vol = 1.48 x 20-session realised vol: index implied vol usually exceeds
+    # realised by a third to a half (the variance risk premium), more after a quiet month.
+    iv_premium: float = 1.4783
     iv_long_run: float = 0.18  # long-run S&P implied vol level the term structure reverts to
     iv_term_days: float = 60.0  # half-way to the long-run level by ~40 days
-    # [fitted] IV rises by 29% of ATM vol per standardised unit of moneyness below spot (the steep
+    # [fitted] IV rises by 35% of ATM vol per standardised unit of moneyness below spot (the steep
     # S&P put skew), plus a small smile curvature.
-    skew_slope: float = -0.292
+    skew_slope: float = -0.3452
     skew_curve: float = 0.02
     # [level] every product's contract count (chain_model.PRODUCT_CONTRACTS, an order of magnitude
     # of its volume) is multiplied by this, set so that the modelled SPX GEX has the reference's
     # median |GEX| over 2011-2022. GEX is proportional to OI, so it moves no rank and no sign; see
     # benchmarks/results/LEVEL.md for why this is a scale and not a unit convention.
-    flow_scale: float = 0.0897
-    dte_window: int = 60  # the chain holds expiries up to 60 calendar days (as Conventions.dte_window)
+    flow_scale: float = 0.1132
+    # The chain holds expiries up to 120 calendar days, the window the GEX counts (Conventions.dte_window).
+    # The published GEX counts every expiry; 120 came from an in-sample scan (60 before), and at the
+    # same parameters it raised 2011-2022's sign agreement from 0.942 to 0.950 and negative precision
+    # from 0.67 to 0.71 (benchmarks/calibrate_chain_model.py).
+    dte_window: int = 120
 
     def as_dict(self) -> dict:
         return asdict(self)
