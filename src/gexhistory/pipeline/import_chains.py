@@ -307,7 +307,11 @@ def contract_columns(items) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     keep = np.ones(oi.size, dtype=bool)
     if at_open.any():
         day = expiry.astype(np.int64)
-        order = np.lexsort((at_open, is_call, strike, day, chain))  # a key's PM row just before its AM row
+        # Only chains holding an AM contract (SPX, NDX, ...) can pair: a key's PM row just before its AM row.
+        has_am = np.zeros(len(items), dtype=bool)
+        has_am[chain[at_open]] = True
+        rows = np.flatnonzero(has_am[chain])
+        order = rows[np.lexsort((at_open[rows], is_call[rows], strike[rows], day[rows], chain[rows]))]
         a, b = order[:-1], order[1:]
         pair = ((chain[a] == chain[b]) & (day[a] == day[b]) & (strike[a] == strike[b]) & (is_call[a] == is_call[b])
                 & ~at_open[a] & at_open[b])
