@@ -348,23 +348,48 @@ def _spaced_quote(raw) -> bool:
 
 def _read_arrow(p: Path, path: str, keep=None) -> Table | None:
     """The file as a Table read by Arrow, or None when pandas must read it (read_table). The file is
-    streamed twice (a scan for what only pandas reads right, then Arrow's read), never held whole."""
+    streamed twice at once, never held whole: a scan for what only pandas reads right (in a thread)
+    beside Arrow's read, whose result is dropped when the scan finds such a thing."""
+    import io
+    import threading
+
+    raw = _raw(p)
+    if raw is None:
+        return None
+    try:
+        first = raw.readline()
+    except (OSError, EOFError, zipfile.BadZipFile):
+        raw.close()
+        return None
+    if _spaced_quote(io.BytesIO(first)):
+        raw.close()
+        return None  # pandas skips the spaces before a quoted field (skipinitialspace): its reader
+    found: list[bool] = []
+
+    def scan() -> None:
+        try:
+            with raw:
+                found.append(_spaced_quote(raw))
+        except (OSError, EOFError, zipfile.BadZipFile):
+            found.append(True)  # unreadable on the way: pandas' reader says why
+
+    scanner = threading.Thread(target=scan, name="gexhistory-csv-scan", daemon=True)
+    scanner.start()
+    try:
+        table = _arrow_table(p, path, keep, first)
+    finally:
+        scanner.join()
+    return table if found == [False] else None  # the scan's verdict overrides Arrow's table
+
+
+def _arrow_table(p: Path, path: str, keep, first: bytes) -> Table | None:
+    """Arrow's read of the file whose first line is `first`, or None where pandas must read it."""
     import csv
     import io
 
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    raw = _raw(p)
-    if raw is None:
-        return None
-    try:
-        with raw:
-            first = raw.readline()
-            if _spaced_quote(io.BytesIO(first)) or _spaced_quote(raw):
-                return None  # pandas skips the spaces before a quoted field (skipinitialspace): its reader
-    except (OSError, EOFError, zipfile.BadZipFile):
-        return None
     bom = first.startswith(b"\xef\xbb\xbf")
     try:
         header = next(csv.reader(io.StringIO(first[3 if bom else 0:].decode("utf-8")), skipinitialspace=True))
