@@ -115,15 +115,24 @@ _OLD_ROWS = [  # (underlying, as_of, expiration, strike, right, chain_source, oi
 ]
 
 
-def test_init_converts_a_row_per_contract_table_without_losing_a_contract(db_url, tmp_path):
+def _old_database(db_url, other_tables: bool = False) -> None:
+    """A database as an earlier version left it: option_chain_contracts with a row per contract."""
+    from gexhistory.store.schema import metadata
+
     eng = engine_for(db_url)
     with eng.begin() as conn:
+        if other_tables:
+            metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t.name != "option_chain_contracts"])
         conn.execute(text(_OLD_DDL))
         conn.execute(text("INSERT INTO option_chain_contracts VALUES (:u, :a, :e, :k, :r, :s, :oi, :iv, :ivs, :g, "
                           ":ao, :oio, :ivo)"),
                      [dict(zip(("u", "a", "e", "k", "r", "s", "oi", "iv", "ivs", "g", "ao", "oio", "ivo"), r))
                       for r in _OLD_ROWS])
     eng.dispose()
+
+
+def test_init_converts_a_row_per_contract_table_without_losing_a_contract(db_url, tmp_path):
+    _old_database(db_url)
     done = run_cli(["init", "--db", db_url], tmp_path)
     assert done.returncode == 0, done.stderr
     assert "option_chain_contracts (packed, 3 chains moved)" in done.stdout
@@ -140,22 +149,6 @@ def test_init_converts_a_row_per_contract_table_without_losing_a_contract(db_url
     again = run_cli(["init", "--db", db_url], tmp_path)  # nothing left to convert
     assert again.returncode == 0, again.stderr
     assert rows(db_url, "SELECT COUNT(*) FROM option_chain_contracts") == [(3,)]
-
-
-def _old_database(db_url, other_tables: bool = False) -> None:
-    """A database as an earlier version left it: option_chain_contracts with a row per contract."""
-    from gexhistory.store.schema import metadata
-
-    eng = engine_for(db_url)
-    with eng.begin() as conn:
-        if other_tables:
-            metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t.name != "option_chain_contracts"])
-        conn.execute(text(_OLD_DDL))
-        conn.execute(text("INSERT INTO option_chain_contracts VALUES (:u, :a, :e, :k, :r, :s, :oi, :iv, :ivs, :g, "
-                          ":ao, :oio, :ivo)"),
-                     [dict(zip(("u", "a", "e", "k", "r", "s", "oi", "iv", "ivs", "g", "ao", "oio", "ivo"), r))
-                      for r in _OLD_ROWS])
-    eng.dispose()
 
 
 def test_a_read_only_server_reads_an_unconverted_database_as_init_would_leave_it(db_url, tmp_path):
