@@ -193,3 +193,26 @@ def test_export_of_an_unconverted_table_says_to_run_init(db_url, tmp_path):
         "error: option_chain_contracts is stored as an earlier gexhistory wrote it (a row per contract): run "
         "`gexhistory init` on this database once to convert it, then export"]
     assert not (tmp_path / "c.csv").exists()
+
+
+@pytest.mark.postgres
+def test_postgresql_stores_the_streams_without_compressing_them_again(pg_database_url, tmp_path):
+    """Packed streams are zstd-compressed already where it pays: PostgreSQL's own pglz on every value
+    would only slow imports. A new database gets EXTERNAL storage, an existing one on its next init."""
+    def storage():
+        return rows(pg_database_url, "SELECT attstorage FROM pg_attribute WHERE attrelid = "
+                                     "'option_chain_contracts'::regclass AND attname = 'contracts'")[0][0]
+
+    assert run_cli(["init", "--db", pg_database_url], tmp_path).returncode == 0
+    assert storage() == "e"
+    eng = engine_for(pg_database_url)
+    with eng.begin() as conn:  # as a database made by an earlier version has it
+        conn.execute(text("ALTER TABLE option_chain_contracts ALTER COLUMN contracts SET STORAGE EXTENDED"))
+    eng.dispose()
+    assert storage() == "x"
+    again = run_cli(["init", "--db", pg_database_url], tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "option_chain_contracts.contracts (storage external)" in again.stdout
+    assert storage() == "e"
+    third = run_cli(["init", "--db", pg_database_url], tmp_path)  # nothing left to change
+    assert "storage" not in third.stdout

@@ -26,6 +26,8 @@ ALLOWED = {
         "an int parsed and range-checked from GEXHISTORY_SQLITE_MAX_PAGES; PRAGMA takes no bind parameters",
     ("store/db.py", "ALTER TABLE {table.name} ADD COLUMN"):
         "table, column and type names come from the schema metadata, never from input; DDL takes no parameters",
+    ("store/db.py", "ALTER TABLE {t} ALTER COLUMN \"{c}\" SET STORAGE {storage}"):
+        "table, column and storage come from schema.PG_STORAGE, never from input; DDL takes no parameters",
 }
 
 

@@ -229,8 +229,7 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
                 report(COMPUTE, len(computed), len(planned))  # the caller's display throttles its lines
         now = format_ts(dt.datetime.now(ET))
         with engine.begin() as conn:
-            for sym in symbols:
-                writes.lock_symbol(conn, sym)
+            writes.lock_symbols(conn, symbols)
             cs.replace_chains(conn, [_header(item, now) for item in items], *contract_columns(items))
             holding = writes.symbols_holding(conn, symbols, min(days), max(days))
             batch = {name: [] for name in SESSION_TABLE_NAMES}

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DatabaseError as DriverDatabaseError, OperationalErro
 from gexhistory.config import database_url, env_float, redact_url
 from gexhistory.errors import BadDatabase, BadInput, DatabaseError
 from gexhistory.words import plural
-from gexhistory.store.schema import metadata
+from gexhistory.store.schema import PG_STORAGE, metadata
 
 SQLITE_BUSY_MS = 30_000  # default wait for another writer's lock; GEXHISTORY_SQLITE_BUSY_SECONDS changes it
 BUSY_ENV = "GEXHISTORY_SQLITE_BUSY_SECONDS"
@@ -198,6 +198,16 @@ _SQLITE_INDEXES = "SELECT name FROM sqlite_master WHERE type = 'index'"
 _PG_COLUMNS = ("SELECT table_name, column_name FROM information_schema.columns "
                "WHERE table_schema = current_schema()")
 _PG_INDEXES = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+# attstorage: 'p' plain, 'e' external, 'm' main, 'x' extended
+_PG_STORAGE = ("SELECT c.relname, a.attname, a.attstorage FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+               "WHERE c.relnamespace = current_schema()::regnamespace AND a.attnum > 0 AND NOT a.attisdropped")
+_STORAGE_CODE = {"PLAIN": "p", "EXTERNAL": "e", "MAIN": "m", "EXTENDED": "x"}
+
+
+def _pg_storage_to_set(conn) -> list[tuple[str, str, str]]:
+    """(table, column, storage) of PG_STORAGE that the database does not have yet."""
+    have = {(t, c): k for t, c, k in conn.execute(text(_PG_STORAGE))}
+    return [(t, c, want) for (t, c), want in PG_STORAGE.items() if have.get((t, c)) != _STORAGE_CODE[want]]
 
 
 def schema_is_current(engine: Engine) -> bool:
@@ -207,6 +217,8 @@ def schema_is_current(engine: Engine) -> bool:
     with engine.connect() as conn:
         have = {(t, c) for t, c in conn.execute(text(cols))}
         indexes = {name for (name,) in conn.execute(text(idx))}
+        if pg and _pg_storage_to_set(conn):
+            return False
     return all((t.name, c.name) in have for t in metadata.sorted_tables for c in t.columns) and all(
         i.name in indexes for t in metadata.sorted_tables for i in t.indexes)
 
@@ -244,6 +256,11 @@ def init_schema(engine: Engine) -> list[str]:
             for table in metadata.sorted_tables:
                 for index in table.indexes:
                     index.create(conn, checkfirst=True)
+            if conn.dialect.name == "postgresql":
+                for t, c, storage in _pg_storage_to_set(conn):  # names from schema.PG_STORAGE, not from input
+                    conn.exec_driver_sql(f'ALTER TABLE {t} ALTER COLUMN "{c}" SET STORAGE {storage}')
+                    if t in existing:  # a new table's storage is part of its creation, not news
+                        created.append(f"{t}.{c} (storage {storage.lower()})")
     except DriverDatabaseError as exc:
         raise open_error(exc, "the database to initialise it") from None
     return created
