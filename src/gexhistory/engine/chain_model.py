@@ -256,7 +256,8 @@ class ChainModel:
         kind = kind[at]
         self._day = _days(self.dates)
         self._exp_dates = days[at]  # ascending
-        self._exp_close = expiry_moments(self._exp_dates, kind, np.array([sessions[k].close.timestamp() for k in at.tolist()]))
+        closes = np.array([sessions[k].close.timestamp() for k in at.tolist()])
+        self._exp_close = expiry_moments(self._exp_dates, kind, closes)
         self._kind_w = kind_weights(p)[kind]
         # each expiry is listed and unexpired on sessions first..last of the path (none if first > last)
         listed = self._exp_dates - listing_days(symbol, self._exp_dates, kind).astype("timedelta64[D]")

@@ -27,7 +27,7 @@ from gexhistory.errors import BadInput
 from gexhistory.pipeline.symbols import LISTED, LISTED_RULE
 from gexhistory.sources.chains import columns_read, detect, generic, quotedata
 from gexhistory.sources.chains.bounds import check_bounds
-from gexhistory.sources.chains.common import ChainRows, chain_index, read_table
+from gexhistory.sources.chains.common import ChainRows, chain_index, dense_codes, read_table
 from gexhistory.sources.chains.roots import am_settled
 
 PARITY_KIND = "implied: put-call parity on end-of-day mids"
@@ -427,20 +427,9 @@ def _next_equal(*arrays: np.ndarray) -> np.ndarray:
 
 
 def _unique_days(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """np.unique(days, return_inverse=True) for dates, by a table over their span instead of a sort of
-    a million rows (a chain file spans a few years at most)."""
-    d = np.asarray(days).astype("datetime64[D]").astype(np.int64)
-    if d.size == 0:
-        return np.empty(0, "datetime64[D]"), np.empty(0, np.intp)
-    lo, hi = int(d.min()), int(d.max())
-    if hi - lo > 5_000_000:  # an absurd span: the sort is the cheaper way
-        uniq, inv = np.unique(d, return_inverse=True)
-        return uniq.astype("datetime64[D]"), inv
-    present = np.zeros(hi - lo + 1, dtype=bool)
-    present[d - lo] = True
-    uniq = np.flatnonzero(present)
-    slot = np.cumsum(present) - 1
-    return (uniq + lo).astype("datetime64[D]"), slot[d - lo]
+    """np.unique(days, return_inverse=True) for dates, without a sort of a million rows."""
+    uniq, inv = dense_codes(np.asarray(days).astype("datetime64[D]").astype(np.int64))
+    return uniq.astype("datetime64[D]"), inv
 
 
 def expiry_close_ts(expiry: np.ndarray, am: np.ndarray | None = None) -> np.ndarray:

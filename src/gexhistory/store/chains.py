@@ -57,7 +57,7 @@ def latest_chains(conn: Connection, underlying: str, start: dt.date, end: dt.dat
 def chain_contracts(conn: Connection, underlying: str, as_of: dt.date, chain_source: str) -> dict[str, np.ndarray]:
     """One stored chain's contracts as packed.unpack gives them (empty arrays when none is stored)."""
     c = option_chain_contracts
-    if not contracts_packed(conn):  # an earlier version's database that no write command has converted yet (read-only serve)
+    if not contracts_packed(conn):  # an earlier version's database no write command converted yet (read-only serve)
         return _row_contracts(conn, underlying, as_of, chain_source)
     blob = conn.execute(select(c.c.contracts).where(
         c.c.underlying == underlying, c.c.as_of == as_of.isoformat(), c.c.chain_source == chain_source)).scalar()
@@ -174,8 +174,13 @@ def _repack(conn: Connection, rows: list) -> int:
 
 def contracts_packed(bind) -> bool:
     """Whether option_chain_contracts holds one packed row per chain, not a row per contract as earlier
-    versions wrote it (asked each time: `init` may convert the database while a read-only server runs)."""
-    return "contracts" in {col["name"] for col in inspect(bind).get_columns(option_chain_contracts.name)}
+    versions wrote it. A yes is kept with a Connection's database connection (a packed table stays
+    packed); a no is asked again, as `init` may convert the database while a read-only server runs."""
+    info = bind.info if isinstance(bind, Connection) else {}
+    if not info.get("gexhistory_contracts_packed"):
+        info["gexhistory_contracts_packed"] = "contracts" in {
+            col["name"] for col in inspect(bind).get_columns(option_chain_contracts.name)}
+    return info["gexhistory_contracts_packed"]
 
 
 def _row_contracts(conn: Connection, underlying: str, as_of: dt.date, chain_source: str) -> dict[str, np.ndarray]:

@@ -4,8 +4,9 @@ Why not a row per contract: a market-wide end-of-day file holds about 1.5 millio
 rows they cost ~5 us each to insert through Python's sqlite3 (more than half of a 1M-row import) and
 ~160 bytes each on disk with the key's index (a year of such files: ~60 GB). One stream per chain costs
 microseconds per chain, ~30 bytes per contract on the benchmark file (benchmarks/import_chains.py;
-zstd for all but the smallest chains), and any Arrow reader opens it (`pyarrow.ipc.open_stream(blob).read_all()`; `gexhistory export
-option_chain_contracts` writes the contracts as rows).
+zstd for all but the smallest chains), and any Arrow reader opens it
+(`pyarrow.ipc.open_stream(blob).read_all()`; `gexhistory export option_chain_contracts` writes the
+contracts as rows).
 
 The stream's columns are those of CONTRACT_SCHEMA, sorted by (expiration, strike, right) with puts
 first (the order the engine builds chains in), one contract per key.

@@ -28,8 +28,7 @@ from gexhistory.store.schema import (
 
 def lock_symbol(conn: Connection, symbol: str) -> None:
     """Serialise writers of one symbol. SQLite's BEGIN IMMEDIATE already does; PostgreSQL needs a lock."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(symbol.encode()),))
+    lock_symbols(conn, [symbol])
 
 
 def lock_symbols(conn: Connection, symbols) -> None:

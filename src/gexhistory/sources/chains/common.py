@@ -465,15 +465,24 @@ def coded_chain_index(u_code: np.ndarray, u_names: np.ndarray, as_of: np.ndarray
         return np.zeros(0, np.int64), []
     lo = int(days.min())
     n_days = int(days.max()) - lo + 1
-    if names.size * n_days > 50_000_000:  # absurd spans: a sort of the pair keys instead of a table
-        key = u.astype(np.int64) * n_days + (days - lo)
-        pairs, codes = np.unique(key, return_inverse=True)
-    else:
-        key = u.astype(np.int64) * n_days + (days - lo)
-        present = np.zeros(names.size * n_days, dtype=bool)
-        present[key] = True
-        pairs = np.flatnonzero(present)
-        codes = (np.cumsum(present) - 1)[key]
+    pairs, codes = dense_codes(u.astype(np.int64) * n_days + (days - lo))
     # pairs ascend by (name, day) and names are sorted: the chains come out sorted, codes index them.
     chains = [(str(names[p // n_days]), np.datetime64(int(p % n_days) + lo, "D")) for p in pairs.tolist()]
     return codes.astype(np.int64), chains
+
+
+DENSE_SPAN_MAX = 50_000_000  # beyond this span of values a sort is cheaper than a table over it
+
+
+def dense_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(values, return_inverse=True) for integers in a bounded span (dates, codes x days), by
+    a table over the span instead of a sort of a million rows."""
+    v = np.asarray(values, dtype=np.int64)
+    if v.size == 0:
+        return v, np.empty(0, np.intp)
+    lo, hi = int(v.min()), int(v.max())
+    if hi - lo >= DENSE_SPAN_MAX:
+        return np.unique(v, return_inverse=True)
+    present = np.zeros(hi - lo + 1, dtype=bool)
+    present[v - lo] = True
+    return np.flatnonzero(present) + lo, (np.cumsum(present) - 1)[v - lo]
