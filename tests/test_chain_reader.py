@@ -86,6 +86,62 @@ def test_arrow_reads_every_file_as_pandas_does(text):
         assert _outcome(path) == _by_pandas(path)
 
 
+# DataShop rows (34 columns): the reader converts their numbers and codes their symbols and dates itself.
+DATASHOP_GOOD = [("SPY", "SPY", "2025-06-13", "590", "C", "1000", "0.15", "12.4", "599.9", "600.1"),
+                 ("SPY", "SPY", "2025-06-13", "580", "P", "2500", "0", "3.1", "599.9", "600.1"),
+                 ("SPY", "SPY", "2025-06-20", "620", "C", "1800", "0.14", "1.2", "599.9", "600.1"),
+                 ("^SPX", "SPXW", "2025-06-20", "5900", "P", "700", "0.2", "41.5", "0", "0"),
+                 ("^SPX", "SPXW", "2025-06-20", "5900", "C", "650", "0.17", "98.5", "0", "0")]
+DATASHOP_BAD = st.sampled_from(["abc", "", "-5", "nan", "inf", "-inf", "1e3", " 42 ", "0x10", "1,5", "NaN"])
+
+
+@st.composite
+def datashop_files(draw):
+    """A small Cboe DataShop file with padded or quoted fields, blanks, stray NaN/inf text, malformed
+    values in the columns the reader converts (numbers) or codes (symbols, dates, rights), blank and
+    comma-only lines."""
+    lines = [CBOE_34]
+    for row in draw(st.lists(st.sampled_from(DATASHOP_GOOD), min_size=1, max_size=5, unique=True)):
+        und, root, e, k, right, oi, iv, price, ub, ua = row
+        fields = _cboe34_line(und, root, e, k, right, oi, iv, float(price), ub, ua).split(",")
+        if draw(st.integers(0, 3)) == 0:  # strike, OI, IV, bid, underlying bid, symbol, date, right
+            at = draw(st.sampled_from([4, 32, 19, 26, 29, 0, 1, 5]))
+            fields[at] = draw(DATASHOP_BAD if at in (4, 32, 19, 26, 29) else st.sampled_from(["", " SPY", "X", "2025-13-01"]))
+        pad = draw(st.sampled_from(["", " "]))
+        quote = draw(st.booleans())
+        fields = [f'"{f}"' if quote else f"{pad}{f}{pad}" for f in fields]
+        lines.append(",".join(fields))
+        if draw(st.integers(0, 6)) == 0:
+            lines.append(draw(st.sampled_from(["", "," * (len(fields) - 1)])))
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(datashop_files())
+def test_datashop_numbers_and_codes_read_by_arrow_come_out_as_pandas_text_does(text):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "datashop.csv")
+        Path(path).write_text(text)
+        assert _outcome(path) == _by_pandas(path)
+
+
+def test_a_clean_datashop_file_is_read_with_its_numbers_converted_and_a_bad_value_still_named(tmp_path):
+    body = [_cboe34_line(*r[:7], float(r[7]), *r[8:]) for r in DATASHOP_GOOD]
+    path = tmp_path / "datashop.csv"
+    path.write_text("\n".join([CBOE_34, body[0], "", *body[1:]]) + "\n")
+    from gexhistory.sources.chains import columns_read
+
+    table = common.read_table(str(path), keep=columns_read)
+    kinds = {name: str(col.type) for name, col in table._cols.items()}
+    assert kinds["strike"] == kinds["open_interest"] == "double"
+    assert kinds["underlying_symbol"].startswith("dictionary") and kinds["quote_date"].startswith("dictionary")
+    assert table.lines.tolist() == [2, 4, 5, 6, 7]
+    assert table.distinct("underlying_symbol")[0].tolist() == ["SPY", "^SPX"]
+    # A negative OI is a number: read as one, and the message still shows it as the file wrote it.
+    path.write_text("\n".join([CBOE_34, body[0], "", body[1].replace(",2500,", ",-25.50,"), *body[2:]]) + "\n")
+    assert _outcome(str(path)) == f"error: {path}:4: open_interest '-25.50' must not be negative"
+
+
 def test_odd_but_valid_files_take_the_fast_path_and_keep_their_line_numbers(tmp_path):
     body = [",".join(r) for r in GOOD]
     variants = {

@@ -26,11 +26,16 @@ def detect(table: Table):
                    f"the generic CSV needs date, underlying, expiration, strike, right, oi, iv)")
 
 
-def columns_read(header: set[str]) -> set[str] | None:
+def columns_read(header: set[str]) -> dict[str, str] | None:
     """The columns the parser of the format `header` matches reads, where its module lists them
-    (READS); None (read every column) otherwise."""
+    (READS), each with how the reader may convert it: "number" (the module's NUMBERS), "code" (CODES:
+    few distinct values, such as symbols and dates) or "text"; None (read every column as text)
+    otherwise."""
     for mod in MODULES:
         if mod.matches(header):
             reads = getattr(mod, "READS", None)
-            return None if reads is None else reads & header
+            if reads is None:
+                return None
+            numbers, codes = getattr(mod, "NUMBERS", set()), getattr(mod, "CODES", set())
+            return {c: "number" if c in numbers else "code" if c in codes else "text" for c in reads & header}
     return None

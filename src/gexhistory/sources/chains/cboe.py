@@ -33,6 +33,9 @@ REQUIRED = {"underlying_symbol", "quote_date", "root", "expiration", "strike", "
 # Every column parse() reads: the reader converts only these (read_table's keep).
 READS = REQUIRED | {"bid_eod", "ask_eod", "underlying_bid_eod", "underlying_ask_eod", "implied_volatility_1545",
                     "gamma_1545"}
+NUMBERS = {"strike", "open_interest", "bid_eod", "ask_eod", "underlying_bid_eod", "underlying_ask_eod",
+           "implied_volatility_1545", "gamma_1545"}  # read as numbers by the reader
+CODES = {"underlying_symbol", "quote_date", "root", "expiration", "option_type"}  # coded by their few values
 
 
 def matches(columns: set[str]) -> bool:

@@ -85,7 +85,7 @@ class Table:
     only for the columns a parser asks text() of and for the values an error message shows."""
 
     def __init__(self, path: str, df=None, *, arrow=None, lines: np.ndarray | None = None,
-                 header: list[str] | None = None):
+                 header: list[str] | None = None, text_of=None):
         import pyarrow as pa  # lazy: only when a chain file is read
 
         self.path = path
@@ -96,11 +96,15 @@ class Table:
         names = [norm_header(str(c)) for c in arrow.column_names]
         cols = dict(zip(names, arrow.columns))
         blank = _blank_rows(list(cols.values()), arrow.num_rows)
+        self._kept = None
         if blank is not None:
-            keep = pa.array(~blank)
-            cols = {k: v.filter(keep) for k, v in cols.items()}
+            self._kept = pa.array(~blank)
+            cols = {k: v.filter(self._kept) for k, v in cols.items()}
             lines = lines[~blank]
         self._cols = cols
+        # A column the reader converted to numbers has no text left: text_of(name) reads its text again
+        # from the file (for a message naming a value, the only use).
+        self._text_of = text_of
         # The file's whole header: the reader may have kept only the columns its format reads.
         self._header = {norm_header(str(c)) for c in header} if header is not None else set(cols)
         self.lines = lines  # line 1 is the header
@@ -117,7 +121,7 @@ class Table:
     @property
     def df(self):
         """The rows as a pandas DataFrame of strings (for parsers that want one; built on demand)."""
-        return pd.DataFrame({k: v.to_numpy(zero_copy_only=False) for k, v in self._cols.items()})
+        return pd.DataFrame({k: self._raw_text(k).to_numpy(zero_copy_only=False) for k in self._cols})
 
     def __len__(self) -> int:
         return self._n
@@ -130,17 +134,33 @@ class Table:
         table, and number() rarely needs one)."""
         import pyarrow.compute as pc
 
-        return pc.utf8_trim_whitespace(self._cols[col])
+        return pc.utf8_trim_whitespace(self._raw_text(col))
+
+    def _raw_text(self, col: str):
+        """The column as the file's strings, read again for a column the reader converted."""
+        import pyarrow as pa
+
+        arr = self._cols[col]
+        if pa.types.is_string(arr.type):
+            return arr
+        if pa.types.is_dictionary(arr.type):
+            return arr.cast(pa.string())
+        again = self._text_of(col)
+        return again.filter(self._kept) if self._kept is not None else again
 
     def distinct(self, col: str) -> tuple[np.ndarray, np.ndarray]:
         """(values, index): the column's distinct stripped strings and, per row, its value's position."""
         if col not in self._codes:
+            import pyarrow as pa
             import pyarrow.compute as pc
 
-            arr = self._trim(col)
-            values = pc.unique(arr)
-            index = pc.index_in(arr, value_set=values).to_numpy(zero_copy_only=False)
-            self._codes[col] = (np.array(values.to_pylist() + [None], dtype=object)[:-1], index.astype(np.intp))
+            if pa.types.is_dictionary(self._cols[col].type):  # coded by the reader: its few values stripped
+                self._codes[col] = _decoded(self._cols[col])
+            else:
+                arr = self._trim(col)
+                values = pc.unique(arr)
+                index = pc.index_in(arr, value_set=values).to_numpy(zero_copy_only=False)
+                self._codes[col] = (np.array(values.to_pylist() + [None], dtype=object)[:-1], index.astype(np.intp))
         return self._codes[col]
 
     def mapped(self, col: str, fn) -> np.ndarray:
@@ -151,11 +171,10 @@ class Table:
 
     def text(self, col: str) -> np.ndarray:
         if col not in self._text:
-            arr = self._trim(col)
             if col in self._codes or self._n < 1000:
                 self._text[col] = self.mapped(col, lambda v: v)
             else:
-                self._text[col] = arr.to_numpy(zero_copy_only=False).astype(object)
+                self._text[col] = self._trim(col).to_numpy(zero_copy_only=False).astype(object)
         return self._text[col]
 
     def _report(self, bad: np.ndarray, col: str, values, what: str) -> None:
@@ -174,7 +193,10 @@ class Table:
         import pyarrow.compute as pc
 
         vals = empty = None
-        for arr in (self._cols[col], None):  # as it is, then stripped: most files have no spaces to strip
+        if pa.types.is_floating(self._cols[col].type):  # read as numbers (blank: null, NaN here)
+            empty = self._cols[col].is_null().to_numpy(zero_copy_only=False)
+            vals = self._cols[col].to_numpy(zero_copy_only=False)
+        for arr in (self._cols[col], None) if vals is None else ():  # as it is, then stripped (rarely needed)
             arr = self._trim(col) if arr is None else arr
             is_empty = pc.equal(arr, "")
             empty = is_empty.to_numpy(zero_copy_only=False)
@@ -254,17 +276,49 @@ def _parse_date(value) -> np.datetime64:
 def _blank_rows(cols: list, n: int) -> np.ndarray | None:
     """Rows whose every field is empty (a line of commas), or None when there is none: only the rows
     empty in the first column are looked at in the others."""
-    import pyarrow.compute as pc
-
     if not cols or n == 0:
         return None
-    blank = pc.equal(cols[0], "").to_numpy(zero_copy_only=False)
+    blank = _empty(cols[0])
     for c in cols[1:]:
         if not blank.any():
             return None
         rows = np.flatnonzero(blank)
-        blank[rows] = pc.equal(c.take(rows), "").to_numpy(zero_copy_only=False)
+        blank[rows] = _empty(c.take(rows))
     return blank if blank.any() else None
+
+
+def _empty(col) -> np.ndarray:
+    """Per value of a column as read: whether its field was empty (a converted column's null)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_floating(col.type):
+        return col.is_null().to_numpy(zero_copy_only=False)
+    if pa.types.is_dictionary(col.type):
+        parts = [pc.equal(c.dictionary, "").to_numpy(zero_copy_only=False)[c.indices.to_numpy(zero_copy_only=False)]
+                 for c in col.chunks]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+    return pc.equal(col, "").to_numpy(zero_copy_only=False)
+
+
+def _decoded(col) -> tuple[np.ndarray, np.ndarray]:
+    """Table.distinct of a column the reader coded (Arrow dictionary chunks): the distinct stripped
+    values and each row's position among them, from the dictionary's few values, not the rows."""
+    import pyarrow.compute as pc
+
+    col = col.unify_dictionaries()
+    chunks = [c for c in col.chunks if len(c)]
+    if not chunks:
+        return np.empty(0, dtype=object), np.empty(0, np.intp)
+    raw = pc.utf8_trim_whitespace(chunks[0].dictionary).to_pylist()
+    first: dict[str, int] = {}  # two raw values may strip alike (' SPX' and 'SPX'): one value then
+    remap = np.array([first.setdefault(v, len(first)) for v in raw] + [0], dtype=np.intp)[:-1]
+    index = remap[np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in chunks])]
+    values = np.array(list(first) + [None], dtype=object)[:-1]
+    used = np.bincount(index, minlength=values.size) > 0
+    if not used.all():  # values of blank lines only are no values of the table's rows
+        values, index = values[used], (np.cumsum(used) - 1)[index]
+    return values, index
 
 
 def read_table(path: str, keep=None) -> Table:
@@ -400,25 +454,52 @@ def _arrow_table(p: Path, path: str, keep, first: bytes) -> Table | None:
     wanted = keep({norm_header(h) for h in header}) if keep is not None else None
     # A row blank in every kept column is then taken for a blank line: a chain row has its key there.
     include = [h for h in header if norm_header(h) in wanted] if wanted is not None else None
-    invalid = []
+    kinds = {h: wanted[norm_header(h)] for h in include} if isinstance(wanted, dict) else {}
 
-    def skip(row) -> str:
-        invalid.append(row)
-        return "skip"
+    def read(types: dict, columns: list[str] | None):
+        invalid = []
 
-    try:  # a plain or .gz file by its path (Arrow's own reader), a .zip's member as a stream
-        with (_raw(p) if p.suffix.lower() == ".zip" else nullcontext(str(p))) as source:
-            table = pcsv.read_csv(
-                source,
-                read_options=pcsv.ReadOptions(column_names=header, skip_rows=1),
-                parse_options=pcsv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=skip),
-                convert_options=pcsv.ConvertOptions(column_types={h: pa.string() for h in header}, include_columns=include,
-                                                    strings_can_be_null=False, quoted_strings_can_be_null=False))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, EOFError, zipfile.BadZipFile):
-        return None
-    if invalid or any(not pa.types.is_string(f.type) for f in table.schema):
+        def skip(row) -> str:
+            invalid.append(row)
+            return "skip"
+
+        try:  # a plain or .gz file by its path (Arrow's own reader), a .zip's member as a stream
+            with (_raw(p) if p.suffix.lower() == ".zip" else nullcontext(str(p))) as source:
+                table = pcsv.read_csv(
+                    source,
+                    read_options=pcsv.ReadOptions(column_names=header, skip_rows=1),
+                    parse_options=pcsv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=skip),
+                    convert_options=pcsv.ConvertOptions(
+                        column_types={h: types.get(h, pa.string()) for h in header}, include_columns=columns,
+                        null_values=[""], strings_can_be_null=False, quoted_strings_can_be_null=False))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, EOFError, zipfile.BadZipFile):
+            return None
+        if invalid or any(f.type != types.get(f.name, pa.string()) for f in table.schema):
+            return None
+        return table
+
+    # Columns a parser reads as numbers are converted by the reader (Arrow's parse of a number is the
+    # same whether it converts a field or a string: pinned by a test), and its symbols and dates coded
+    # by their few distinct values. A column that does not convert, or holds a NaN or an infinity,
+    # sends the whole file to the all-text read below, whose messages name the value as written.
+    typed = {h: pa.float64() if k == "number" else pa.dictionary(pa.int32(), pa.string())
+             for h, k in kinds.items() if k in ("number", "code")}
+    if typed:
+        table = read(typed, include)
+        if table is not None and all(_all_finite(table.column(h)) for h, t in typed.items() if t == pa.float64()):
+            return Table(path, arrow=table, lines=np.arange(table.num_rows) + 2, header=header,
+                         text_of=lambda name: read({}, [h for h in header if norm_header(h) == name]).column(0))
+    table = read({}, include)
+    if table is None:
         return None
     return Table(path, arrow=table, lines=np.arange(table.num_rows) + 2, header=header)
+
+
+def _all_finite(col) -> bool:
+    """Whether every value of a float column read from text is finite or null (blank)."""
+    import pyarrow.compute as pc
+
+    return bool(pc.all(pc.is_finite(col)).as_py() is not False)
 
 
 def session_check(table: Table, as_of: np.ndarray, col: str) -> None:
