@@ -38,10 +38,12 @@ from gexhistory.pipeline import parallel
 from gexhistory.pipeline.compute import session_rows
 from gexhistory.pipeline.outcomes import settle_symbols
 from gexhistory.pipeline.runs import TABLES, ProgressFn, versions
+from gexhistory.runtime import engine_threads
 from gexhistory.sources.base import MinuteBars
 from gexhistory.store import chains as cs
 from gexhistory.store import writes
 from gexhistory.store.db import init_schema, open_engine
+from gexhistory.store.packed import pack_chains
 from gexhistory.store.schema import SESSION_TABLES
 
 SESSION_TABLE_NAMES = tuple(t.name for t in SESSION_TABLES)  # the four tables a session's rows go to
@@ -186,23 +188,33 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
     t0 = time.perf_counter()
     conv = conv or Conventions()
     report = progress or (lambda *_: None)
+    threads = engine_threads()  # a bad GEXHISTORY_ENGINE_THREADS is bad input before any file is read
     items = parse_files(files, oi_file=oi_file, volume_as_oi=volume_as_oi, underlying=underlying, jobs=jobs,
                         cluster=cluster, progress=progress)
-    engine = open_engine(db)
-    init_schema(engine)
-    symbols = sorted({p.chain.underlying for p in items})
-    days = [p.chain.as_of for p in items]
-    keys = {(p.chain.underlying, p.chain.as_of) for p in items}
-    with engine.connect() as conn:  # read-only: a session without any price is bad input, found before writing
-        minutes = cs.stored_bars_many(conn, "1m", keys)
-        daily = cs.stored_bars_many(conn, "1d", keys)
-        planned = []
-        for p in items:
-            key = (p.chain.underlying, p.chain.as_of)
-            planned.append((p, *_spots(p, session_on(p.chain.as_of), cs.minute_bars_of(minutes.get(key)),
-                                       cs.daily_close_of(daily.get(key)))))
-        history = cs.summaries_between_many(conn, symbols, min(days) - dt.timedelta(days=45), max(days))
-    del minutes, daily
+    # The chains are packed for storage (Arrow streams, zstd: C++ that releases the GIL) on an engine
+    # thread while this one plans and computes the sessions.
+    pool = parallel.threads(1) if threads > 1 else None
+    packing = pool.submit(_packed, items) if pool is not None else None
+    try:
+        engine = open_engine(db)
+        init_schema(engine)
+        symbols = sorted({p.chain.underlying for p in items})
+        days = [p.chain.as_of for p in items]
+        keys = {(p.chain.underlying, p.chain.as_of) for p in items}
+        with engine.connect() as conn:  # read-only: a session without any price is bad input, found before writing
+            minutes = cs.stored_bars_many(conn, "1m", keys)
+            daily = cs.stored_bars_many(conn, "1d", keys)
+            planned = []
+            for p in items:
+                key = (p.chain.underlying, p.chain.as_of)
+                planned.append((p, *_spots(p, session_on(p.chain.as_of), cs.minute_bars_of(minutes.get(key)),
+                                           cs.daily_close_of(daily.get(key)))))
+            history = cs.summaries_between_many(conn, symbols, min(days) - dt.timedelta(days=45), max(days))
+        del minutes, daily
+    except BaseException:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        raise
     params = {"conventions": conv.as_dict(), "files": list(files), "oi_file": oi_file, "volume_as_oi": volume_as_oi}
     run_id = writes.start_run(engine, "import-chains", symbols, min(days), max(days), "chain files", params,
                               versions(), format_ts(dt.datetime.now(ET)))
@@ -230,7 +242,8 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
         now = format_ts(dt.datetime.now(ET))
         with engine.begin() as conn:
             writes.lock_symbols(conn, symbols)
-            cs.replace_chains(conn, [_header(item, now) for item in items], *contract_columns(items))
+            cs.replace_packed_chains(conn, [_header(item, now) for item in items],
+                                     packing.result() if packing is not None else _packed(items))
             holding = writes.symbols_holding(conn, symbols, min(days), max(days))
             batch = {name: [] for name in SESSION_TABLE_NAMES}
             for k, (sym, day, rows) in enumerate(computed, 1):
@@ -252,6 +265,9 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
         writes.finish_run(engine, run_id, "failed", totals, format_ts(dt.datetime.now(ET)),
                           str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     # Replacing a session removed its signal row (an import computes none), which moves the confidence
     # of its pattern's later signals: settle outcomes and confidence as a backfill does.
     settle_symbols(engine, symbols)
@@ -278,6 +294,11 @@ def _header(item, now: str) -> dict:
     return {"underlying": c.underlying, "as_of": c.as_of.isoformat(), "chain_source": item.label, "format": item.fmt,
             "file": str(item.file), "file_spot": item.file_spot, "file_spot_kind": item.file_spot_kind,
             "contracts": len(c), "notes": json.dumps(item.notes), "imported_at": now}
+
+
+def _packed(items) -> list[tuple[int, bytes]]:
+    """Every chain's contracts packed for storage (store/chains.replace_packed_chains)."""
+    return pack_chains(*contract_columns(items), len(items))
 
 
 def contract_columns(items) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -19,8 +19,14 @@ def replace_chains(conn: Connection, headers: list[dict], chain: np.ndarray, con
     column-wise for all chains (packed.pack_chains' columns), `chain[i]` the index in `headers` of
     contract i's chain. Earlier imports of the same keys are replaced; only keys that are stored cost a
     delete (one query finds them). Every chain's contracts become one row (store/packed.py)."""
+    # pack_chains refuses bad values before anything is deleted
+    replace_packed_chains(conn, headers, pack_chains(chain, contracts, len(headers)))
+
+
+def replace_packed_chains(conn: Connection, headers: list[dict], packed: list[tuple[int, bytes]]) -> None:
+    """replace_chains of chains packed already (packed.pack_chains' output, one per header), so that a
+    caller can pack them while it computes something else."""
     h, c = option_chains, option_chain_contracts
-    packed = pack_chains(chain, contracts, len(headers))  # refuses bad values before anything is deleted
     wanted = {(r["underlying"], r["as_of"], r["chain_source"]) for r in headers}
     days = sorted({k[1] for k in wanted})
     symbols = sorted({k[0] for k in wanted})
