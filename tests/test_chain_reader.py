@@ -234,3 +234,33 @@ def test_roots_merged_without_vendor_gamma_store_no_gamma(db_url, tmp_path):
     assert len(stored) == 6 and {s[0] for s in stored} == {1000.0}
     assert {s[1] for s in stored} == {None}
     assert np.isfinite(rows(db_url, "SELECT net_gex FROM gex_history")[0][0])
+
+
+PANDAS_PROBE = """import sys
+from gexhistory.cli import main
+try:
+    main(args=sys.argv[1:], prog_name="gexhistory")
+finally:
+    print("PANDAS", "pandas" in sys.modules, file=sys.stderr)
+"""
+
+
+def test_a_datashop_import_runs_without_loading_pandas(tmp_path):
+    """pandas is a sixth of a second of start-up: a DataShop file, the market-wide format, imports without
+    it (the reader converts its columns; columnar.py moves them between Arrow and numpy). A file only
+    pandas reads right still loads it."""
+    from helpers import REPO, run_cli
+
+    probe = tmp_path / "probe.py"
+    probe.write_text(PANDAS_PROBE)
+    sample = str(REPO / "tests" / "data" / "chains" / "cboe_datashop_34.csv")
+    done = run_cli(["import-chains", sample, "--db", "p.db"], tmp_path, script=str(probe))
+    assert done.returncode == 0, done.stderr
+    assert "SPY 2025-06-02: 1 snapshot" in done.stdout
+    assert done.stderr.splitlines()[-1] == "PANDAS False"
+    spaced = tmp_path / "spaced.csv"  # a quote after a space: pandas' reader (skipinitialspace) takes the file
+    text = Path(sample).read_text().splitlines()
+    spaced.write_text("\n".join([text[0], *(line.replace(",SPY,", ', "SPY",', 1) for line in text[1:])]) + "\n")
+    done = run_cli(["import-chains", str(spaced), "--db", "p.db"], tmp_path, script=str(probe))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-1] == "PANDAS True"

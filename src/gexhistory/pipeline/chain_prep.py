@@ -16,7 +16,6 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
 from gexhistory.calendar import ET, session_on, sessions_between
 from gexhistory.engine.chain import OptionChain
@@ -92,6 +91,8 @@ def check_underlyings(rows: ChainRows) -> None:
             raise BadInput(f"{rows.path}:{int(rows.lines[i])}: underlying {chains[codes[i]][0]!r} does not look like "
                            f"a listed ticker ({LISTED_RULE})")
         return
+    import pandas as pd  # lazy: its import is a sixth of a second of start-up
+
     codes, names = pd.factorize(np.asarray(rows.underlying, dtype=object), use_na_sentinel=False)  # by hash
     seen = np.maximum.accumulate(codes) if codes.size else codes
     first = np.flatnonzero(np.r_[True, codes[1:] > seen[:-1]]) if codes.size else codes  # names in file order
@@ -209,6 +210,8 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
     elif np.asarray(group).dtype.kind in "iu":  # coded roots (ChainRows.group_names)
         grp = np.asarray(group, dtype=np.int64)
     else:
+        import pandas as pd  # lazy: roots given as text (a parser that does not code them)
+
         grp = pd.factorize(np.asarray(group, dtype=object))[0]
     is_call = np.asarray(is_call, dtype=bool)
     pm = np.ones(n, dtype=bool) if am is None else ~np.asarray(am, dtype=bool)

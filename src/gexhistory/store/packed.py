@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from gexhistory.columnar import strings, to_arrow
 from gexhistory.errors import NonFiniteValue
 
 CONTRACT_SCHEMA = pa.schema([
@@ -65,17 +66,19 @@ def pack_chains(chain: np.ndarray, columns: dict[str, np.ndarray], n_chains: int
         i = order[1:][same][0]
         raise ValueError(f"two contracts with one key in a chain: {expiry[i]} {strike[i]:g} "
                          f"{'C' if is_call[i] else 'P'}")
+    # Arrays over the numpy memory (columnar: pa.array would import pandas), NaN as null where optional.
+    optional = lambda name: to_arrow(x := np.asarray(columns[name], dtype=float)[order], np.isnan(x))  # noqa: E731
     table = pa.table([
-        pa.array(d.astype(np.int32), pa.int32()).cast(pa.date32()),
-        pa.array(k),
+        to_arrow(d.astype(np.int32), type=pa.date32()),
+        to_arrow(k),
         _letters(r.astype(np.int8), ("P", "C")),
-        pa.array(np.asarray(columns["open_interest"], dtype=float)[order]),
-        pa.array(np.asarray(columns["iv"], dtype=float)[order]),
+        to_arrow(np.asarray(columns["open_interest"], dtype=float)[order]),
+        to_arrow(np.asarray(columns["iv"], dtype=float)[order]),
         _letters(_iv_source_codes(np.asarray(columns["iv_source"]))[order], IV_SOURCES),
-        pa.array(np.asarray(columns["gamma"], dtype=float)[order], from_pandas=True),
-        pa.array(np.asarray(columns["expires_at_open"], dtype=bool)[order]),
-        pa.array(np.asarray(columns["open_interest_at_open"], dtype=float)[order], from_pandas=True),
-        pa.array(np.asarray(columns["iv_at_open"], dtype=float)[order], from_pandas=True),
+        optional("gamma"),
+        to_arrow(np.asarray(columns["expires_at_open"], dtype=bool)[order]),
+        optional("open_interest_at_open"),
+        optional("iv_at_open"),
     ], schema=CONTRACT_SCHEMA)
     counts = np.bincount(c, minlength=n_chains)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -119,7 +122,7 @@ def _iv_source_codes(src: np.ndarray) -> np.ndarray:
 
 def _letters(codes: np.ndarray, letters: tuple[str, ...]) -> pa.Array:
     """Strings from small integer codes, decoded by Arrow (a million Python-free, unlike from numpy text)."""
-    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8()), pa.array(letters)).cast(pa.utf8())
+    return pa.DictionaryArray.from_arrays(to_arrow(codes.astype(np.int8)), strings(letters)).cast(pa.utf8())
 
 
 def _stream(table: pa.Table, n: int) -> bytes:

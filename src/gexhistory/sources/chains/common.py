@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from gexhistory.calendar import CALENDAR_START, last_completed_session, sessions_between
+from gexhistory.columnar import strings, to_arrow, to_numpy
 from gexhistory.errors import BadInput
 
 LABEL_MAX = 64  # chain_source column width
@@ -98,7 +98,7 @@ class Table:
         blank = _blank_rows(list(cols.values()), arrow.num_rows)
         self._kept = None
         if blank is not None:
-            self._kept = pa.array(~blank)
+            self._kept = to_arrow(~blank)
             cols = {k: v.filter(self._kept) for k, v in cols.items()}
             lines = lines[~blank]
         self._cols = cols
@@ -121,6 +121,8 @@ class Table:
     @property
     def df(self):
         """The rows as a pandas DataFrame of strings (for parsers that want one; built on demand)."""
+        import pandas as pd  # lazy: its import is a sixth of a second of start-up
+
         return pd.DataFrame({k: self._raw_text(k).to_numpy(zero_copy_only=False) for k in self._cols})
 
     def __len__(self) -> int:
@@ -159,7 +161,7 @@ class Table:
             else:
                 arr = self._trim(col)
                 values = pc.unique(arr)
-                index = pc.index_in(arr, value_set=values).to_numpy(zero_copy_only=False)
+                index = to_numpy(pc.index_in(arr, value_set=values))
                 self._codes[col] = (np.array(values.to_pylist() + [None], dtype=object)[:-1], index.astype(np.intp))
         return self._codes[col]
 
@@ -194,21 +196,23 @@ class Table:
 
         vals = empty = None
         if pa.types.is_floating(self._cols[col].type):  # read as numbers (blank: null, NaN here)
-            empty = self._cols[col].is_null().to_numpy(zero_copy_only=False)
-            vals = self._cols[col].to_numpy(zero_copy_only=False)
+            empty = to_numpy(self._cols[col].is_null())
+            vals = to_numpy(self._cols[col])
         for arr in (self._cols[col], None) if vals is None else ():  # as it is, then stripped (rarely needed)
             arr = self._trim(col) if arr is None else arr
-            is_empty = pc.equal(arr, "")
-            empty = is_empty.to_numpy(zero_copy_only=False)
+            is_empty = pc.equal(arr, strings([""])[0])
+            empty = to_numpy(is_empty)
             try:  # Arrow's parse of a decimal number is pandas' (to_numeric), value for value
                 if empty.any():  # blanks become nulls (NaN) first; that copies the column, so only then
                     arr = pc.if_else(is_empty, pa.scalar(None, arr.type), arr)
                 vals = pc.cast(arr, pa.float64())
-                vals = vals.to_numpy(zero_copy_only=False)
+                vals = to_numpy(vals)
                 break
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 vals = None
         if vals is None:  # some value is not a number: pandas' parse, which says which
+            import pandas as pd  # lazy: its import is a sixth of a second of start-up
+
             vals = pd.to_numeric(pd.Series(self.text(col), dtype=object), errors="coerce").to_numpy(dtype=float)
         vals = np.asarray(vals, dtype=float)
         self._flag(~np.isfinite(vals) & ~empty, col, "is not a number")
@@ -292,13 +296,13 @@ def _empty(col) -> np.ndarray:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    blank = strings([""])[0]  # an Arrow scalar: a Python "" would be converted through pandas' shim
     if pa.types.is_floating(col.type):
-        return col.is_null().to_numpy(zero_copy_only=False)
+        return to_numpy(col.is_null())
     if pa.types.is_dictionary(col.type):
-        parts = [pc.equal(c.dictionary, "").to_numpy(zero_copy_only=False)[c.indices.to_numpy(zero_copy_only=False)]
-                 for c in col.chunks]
+        parts = [to_numpy(pc.equal(c.dictionary, blank))[to_numpy(c.indices)] for c in col.chunks]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
-    return pc.equal(col, "").to_numpy(zero_copy_only=False)
+    return to_numpy(pc.equal(col, blank))
 
 
 def _decoded(col) -> tuple[np.ndarray, np.ndarray]:
@@ -313,7 +317,7 @@ def _decoded(col) -> tuple[np.ndarray, np.ndarray]:
     raw = pc.utf8_trim_whitespace(chunks[0].dictionary).to_pylist()
     first: dict[str, int] = {}  # two raw values may strip alike (' SPX' and 'SPX'): one value then
     remap = np.array([first.setdefault(v, len(first)) for v in raw] + [0], dtype=np.intp)[:-1]
-    index = remap[np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in chunks])]
+    index = remap[np.concatenate([to_numpy(c.indices) for c in chunks])]
     values = np.array(list(first) + [None], dtype=object)[:-1]
     used = np.bincount(index, minlength=values.size) > 0
     if not used.all():  # values of blank lines only are no values of the table's rows
@@ -335,6 +339,8 @@ def read_table(path: str, keep=None) -> Table:
     fast = _read_arrow(p, str(path), keep)
     if fast is not None:
         return fast
+    import pandas as pd  # lazy: its import is a sixth of a second of start-up
+
     try:
         with warnings.catch_warnings():
             # Without an index column pandas only warns when the first row is longer than the header.
@@ -530,6 +536,8 @@ def chain_index(underlying: np.ndarray, as_of: np.ndarray) -> tuple[np.ndarray, 
     """(codes, chains): per row the index of its (underlying, as-of date) in `chains`, which is sorted.
     Hashing the few distinct values, not a string per row: files have a million rows and a few
     thousand chains."""
+    import pandas as pd  # lazy: its import is a sixth of a second of start-up
+
     u_code, u_names = pd.factorize(np.asarray(underlying, dtype=object))
     return coded_chain_index(u_code, np.asarray(u_names, dtype=object), as_of)
 

@@ -22,7 +22,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from gexhistory.engine.chain import OptionChain
 from gexhistory.errors import BadInput
@@ -38,6 +37,8 @@ def matches(columns: set[str]) -> bool:
 
 def _oi_map(oi_file: str, oi_chains: list[OptionChain], underlying: str | None):
     """(underlying, a table of (date, expiry, strike, is_call) -> oi) from the chains of an OI file."""
+    import pandas as pd  # lazy: its import is a sixth of a second of start-up
+
     chains = oi_chains
     unds = {c.underlying for c in chains}
     if underlying:
@@ -54,6 +55,8 @@ def _oi_map(oi_file: str, oi_chains: list[OptionChain], underlying: str | None):
 def parse(table: Table, *, oi_file: str | None = None, oi_chains: list[OptionChain] | None = None,
           volume_as_oi: bool = False, underlying: str | None = None) -> ChainRows:
     """`oi_chains`: the chains read from `oi_file` (any other format), whose OI is merged in."""
+    import pandas as pd  # lazy: its import is a sixth of a second of start-up
+
     t = table
     if not oi_file and not volume_as_oi:
         raise BadInput(f"{t.path}: OptionsDX files carry no open interest: give --oi-file FILE, or "

@@ -31,7 +31,6 @@ import warnings
 from datetime import timedelta, timezone
 
 import numpy as np
-import pandas as pd
 
 from gexhistory.calendar import CALENDAR_START, ET, last_completed_session
 from gexhistory.errors import BadInput
@@ -131,6 +130,8 @@ def session_for(moment: dt.datetime) -> dt.date:
 
 
 def _table(path: str, h: int) -> Table:
+    import pandas as pd  # lazy: its import is a sixth of a second of start-up
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
@@ -152,6 +153,8 @@ def _table(path: str, h: int) -> Table:
 
 
 def _expirations(t: Table) -> np.ndarray:
+    import pandas as pd  # lazy: its import is a sixth of a second of start-up
+
     raw = t.text("expiration date")
     got = pd.to_datetime(pd.Series(raw), format="%a %b %d %Y", errors="coerce")
     t._report(got.isna().to_numpy(), "Expiration Date", raw, "is not a date like 'Fri Jun 10 2022'")
@@ -161,6 +164,8 @@ def _expirations(t: Table) -> np.ndarray:
 def _roots(t: Table, col: str, label: str) -> tuple[np.ndarray, np.ndarray]:
     """(root, is the symbol blank) per row; a symbol that is not root + yymmdd + C/P + strike x 1000 (8
     digits) is malformed. Sliced, not matched with a regular expression: several times faster."""
+    import pandas as pd  # lazy: its import is a sixth of a second of start-up
+
     raw = pd.Series(t.text(col))
     root, tail = raw.str[:-15], raw.str[-15:]
     ok = ((raw.str.len() > 15) & root.str.isalnum() & root.str[:1].str.isalpha() & (root.str.len() <= 7)
