@@ -48,6 +48,7 @@ from gexhistory.store.schema import SESSION_TABLES
 
 SESSION_TABLE_NAMES = tuple(t.name for t in SESSION_TABLES)  # the four tables a session's rows go to
 COMPUTE_BATCH = 480  # sessions per compute_gex call (it works CHUNK_PAIRS at a time): progress between calls
+PACK_PARTS = 6  # chains packed in this many parts, which the engine thread and this one share
 WRITE_BATCH = 1000  # sessions per executemany of each table
 
 
@@ -191,10 +192,12 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
     threads = engine_threads()  # a bad GEXHISTORY_ENGINE_THREADS is bad input before any file is read
     items = parse_files(files, oi_file=oi_file, volume_as_oi=volume_as_oi, underlying=underlying, jobs=jobs,
                         cluster=cluster, progress=progress)
-    # The chains are packed for storage (Arrow streams, zstd: C++ that releases the GIL) on an engine
-    # thread while this one plans and computes the sessions.
+    # The chains are packed for storage (Arrow streams, zstd: C++ that releases the GIL) in parts, on an
+    # engine thread while this one plans and computes the sessions; this one then packs the parts the
+    # engine thread has not begun.
     pool = parallel.threads(1) if threads > 1 else None
-    packing = pool.submit(_packed, items) if pool is not None else None
+    parts = _parts(items, PACK_PARTS if pool is not None else 1)
+    packing = [pool.submit(_packed, part) for part in parts] if pool is not None else None
     try:
         engine = open_engine(db)
         init_schema(engine)
@@ -243,7 +246,7 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
         with engine.begin() as conn:
             writes.lock_symbols(conn, symbols)
             cs.replace_packed_chains(conn, [_header(item, now) for item in items],
-                                     packing.result() if packing is not None else _packed(items))
+                                     _gather(parts, packing))
             holding = writes.symbols_holding(conn, symbols, min(days), max(days))
             batch = {name: [] for name in SESSION_TABLE_NAMES}
             for k, (sym, day, rows) in enumerate(computed, 1):
@@ -299,6 +302,28 @@ def _header(item, now: str) -> dict:
 def _packed(items) -> list[tuple[int, bytes]]:
     """Every chain's contracts packed for storage (store/chains.replace_packed_chains)."""
     return pack_chains(*contract_columns(items), len(items))
+
+
+def _parts(items: list, n: int) -> list[list]:
+    """`items` cut into at most n runs of about equal contract counts, in order."""
+    sizes = np.cumsum([len(p.chain) for p in items])
+    if n <= 1 or not items:
+        return [items]
+    cuts = np.searchsorted(sizes, sizes[-1] * np.arange(1, n) / n)
+    bounds = sorted({0, *cuts.tolist(), len(items)})
+    return [items[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def _gather(parts: list[list], futures) -> list[tuple[int, bytes]]:
+    """The packed parts, in order: a part the engine thread has not begun is packed here (taken from
+    the end, while that thread works from the start)."""
+    if futures is None:
+        return [x for part in parts for x in _packed(part)]
+    done: list = [None] * len(parts)
+    for k in reversed(range(len(parts))):
+        if futures[k].cancel():
+            done[k] = _packed(parts[k])
+    return [x for k, f in enumerate(futures) for x in (done[k] if done[k] is not None else f.result())]
 
 
 def contract_columns(items) -> tuple[np.ndarray, dict[str, np.ndarray]]:
