@@ -4,6 +4,7 @@ error messages alike; many chains in one file must each match an independent com
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import tempfile
 import zipfile
@@ -15,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gexhistory.calendar import ET
 from gexhistory.errors import BadInput
 from gexhistory.pipeline.chain_prep import read_chain_file
 from gexhistory.pipeline.import_chains import import_chains
@@ -264,3 +266,40 @@ def test_a_datashop_import_runs_without_loading_pandas(tmp_path):
     done = run_cli(["import-chains", str(spaced), "--db", "p.db"], tmp_path, script=str(probe))
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines()[-1] == "PANDAS True"
+
+
+ROOT_ROWS = [  # (expiration, strike, right, oi, iv, root): 06-20 is a third Friday (SPX's AM monthly)
+    ("2025-06-20", "5900", "C", "1000", "0.15", "SPX"), ("2025-06-20", "5900", "C", "700", "0.16", "SPXW"),
+    ("2025-06-20", "6000", "P", "400", "0.14", "spx"), ("2025-06-20", "6000", "P", "300", "0.13", "SPXW"),
+    ("2025-06-27", "5950", "P", "900", "0.17", "SPXW"), ("2025-06-27", "5950", "P", "100", "0.19", "SPXQ"),
+    ("2025-06-27", "6050", "C", "800", "0.12", "SPXW")]
+
+
+@pytest.mark.parametrize("day", ["2025-06-18", "2025-06-20"])
+def test_a_generic_file_with_roots_settles_and_merges_them_as_a_cboe_file_does(tmp_path, day):
+    """The generic CSV's optional root column: SPX contracts (AM-settled) stay apart from SPXW's of the same
+    date and strike, expire at the open and are gone on their expiration day; SPXW and SPXQ merge. The same
+    contracts in a Cboe DataShop file give the same chain."""
+    generic = tmp_path / "generic.csv"
+    generic.write_text("date,underlying,expiration,strike,right,oi,iv,spot,root\n" + "".join(
+        f"{day},SPX,{e},{k},{r},{oi},{iv},5950,{root}\n" for e, k, r, oi, iv, root in ROOT_ROWS))
+    datashop = tmp_path / "datashop.csv"
+    datashop.write_text(CBOE_34 + "\n" + "".join(
+        _cboe34_line("^SPX", root.upper(), e, k, r, oi, iv, 10.0, 5949.9, 5950.1).replace(str(AS_OF), day) + "\n"
+        for e, k, r, oi, iv, root in ROOT_ROWS))
+    (g,), (d,) = read_chain_file(str(generic)), read_chain_file(str(datashop))
+    for a in ("expiry", "expiry_close", "strike", "is_call", "open_interest", "iv"):
+        assert np.array_equal(getattr(g.chain, a), getattr(d.chain, a)), a
+    open_0620 = dt.datetime(2025, 6, 20, 9, 30, tzinfo=ET).timestamp()
+    close_0620 = dt.datetime(2025, 6, 20, 16, 0, tzinfo=ET).timestamp()
+    # By hand: SPXQ's 100 puts merge into SPXW's 900 (IV weighted by OI: 0.9 x 0.17 + 0.1 x 0.19).
+    merged = (g.chain.expiry == np.datetime64("2025-06-27")) & ~g.chain.is_call
+    assert g.chain.open_interest[merged].tolist() == [1000.0]
+    assert g.chain.iv[merged][0] == pytest.approx(0.172)
+    june_20 = g.chain.expiry == np.datetime64("2025-06-20")
+    if day == "2025-06-18":  # both roots' contracts, SPX's ending at the open
+        assert sorted(zip(g.chain.open_interest[june_20].tolist(), g.chain.expiry_close[june_20].tolist())) == [
+            (300.0, close_0620), (400.0, open_0620), (700.0, close_0620), (1000.0, open_0620)]
+    else:  # on their expiration day the AM contracts are gone before any snapshot
+        assert sorted(g.chain.open_interest[june_20].tolist()) == [300.0, 700.0]
+        assert "2 AM-settled contracts expired at the session's open left out" in g.notes
