@@ -303,3 +303,41 @@ def test_a_generic_file_with_roots_settles_and_merges_them_as_a_cboe_file_does(t
     else:  # on their expiration day the AM contracts are gone before any snapshot
         assert sorted(g.chain.open_interest[june_20].tolist()) == [300.0, 700.0]
         assert "2 AM-settled contracts expired at the session's open left out" in g.notes
+
+
+def test_chains_prepared_on_two_threads_come_out_as_on_one(tmp_path, monkeypatch):
+    """A large file is prepared in parts of whole chains on the engine threads: the chains, their IVs
+    (file, mid, interpolated), the notes counted over the whole file and the first duplicate's line
+    must be what one thread gives."""
+    from gexhistory.pipeline import chain_prep
+
+    lines = []
+    for u in range(30):
+        sym, spot = "T" + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[u % 26] + "XY"[u // 26], 40.0 + 7 * u
+        roots = (sym, sym + "1") if u % 5 == 0 else (sym,)  # two roots that settle alike: merged
+        for e in EXPIRIES[:3]:
+            for j in range(-3, 4):
+                k = spot * (1 + 0.04 * j)
+                for right in ("C", "P"):
+                    iv = round(0.25 + 0.05 * abs(j), 4)
+                    for root in roots:
+                        oi = 0 if (u + j) % 9 == 0 else 50 + 3 * u + j
+                        file_iv = 0 if (u + j + len(root)) % 4 == 0 else iv  # Cboe's 0: from the mid
+                        price = _price(spot, k, _t(e), iv, right == "C") if (u + j) % 11 else 0.0  # no quote
+                        lines.append(_cboe34_line(sym, root, e, f"{k:.3f}", right, oi, file_iv, price,
+                                                  spot - 0.01, spot + 0.01))
+    path = tmp_path / "many.csv"
+    path.write_text(CBOE_34 + "\n" + "\n".join(lines) + "\n")
+    monkeypatch.setattr(chain_prep, "SPLIT_FROM", 0)
+    monkeypatch.setenv("GEXHISTORY_ENGINE_THREADS", "1")
+    one = _outcome(str(path))
+    assert isinstance(one, list) and len(one) == 30
+    assert any("merged" in n for n in one[0][-2]) and any("interpolated" in n or "mid" in n for n in one[0][-2])
+    monkeypatch.setenv("GEXHISTORY_ENGINE_THREADS", "2")
+    assert _outcome(str(path)) == one
+    # The same contract twice in a late chain and in an early one: the earlier line is named either way.
+    dup = lines + [lines[-3], lines[40]]
+    path.write_text(CBOE_34 + "\n" + "\n".join(dup) + "\n")
+    two = _outcome(str(path))
+    monkeypatch.setenv("GEXHISTORY_ENGINE_THREADS", "1")
+    assert two == _outcome(str(path)) == f"error: {path}:{len(lines) + 2}: duplicate contract (same as line {len(lines) - 1})"

@@ -23,7 +23,9 @@ from gexhistory.engine.greeks import SECONDS_PER_YEAR
 from gexhistory.engine.implied import fill_iv_by_strike, implied_vol, parity_spot
 from gexhistory.engine.params import Conventions
 from gexhistory.errors import BadInput
+from gexhistory.pipeline import parallel
 from gexhistory.pipeline.symbols import LISTED, LISTED_RULE
+from gexhistory.runtime import engine_threads
 from gexhistory.sources.chains import columns_read, detect, generic, quotedata
 from gexhistory.sources.chains.bounds import check_bounds
 from gexhistory.sources.chains.common import ChainRows, chain_index, dense_codes, read_table
@@ -139,11 +141,12 @@ def prepare(rows: ChainRows) -> list[ImportedChain]:
             spots.setdefault(k, (s, PARITY_KIND))
     notes = list(rows.notes)
     oi = rows.oi
+    threads = engine_threads() if len(rows) >= SPLIT_FROM else 1
     if rows.derive_iv:
-        iv, src = derive_ivs(underlying=rows.underlying, as_of=rows.as_of, expiry=rows.expiry, strike=rows.strike,
-                             is_call=rows.is_call, file_iv=rows.file_iv, mid=rows.mid,
-                             spot_by_chain={k: v[0] for k, v in spots.items()}, am=am,
-                             interpolate=rows.interpolate_iv, index=(codes, chains))
+        iv, src = _in_parts(codes, len(chains), threads, _derive_part, dict(
+            underlying=rows.underlying, as_of=rows.as_of, expiry=rows.expiry, strike=rows.strike,
+            is_call=rows.is_call, file_iv=rows.file_iv, mid=rows.mid, am=am, codes=codes),
+            spot_by_chain={k: v[0] for k, v in spots.items()}, interpolate=rows.interpolate_iv, chains=chains)
         keep = (oi > 0) & np.isfinite(iv)
         if rows.zero_oi_note and (oi == 0).any():
             notes.append(f"{int((oi == 0).sum())} contracts with zero OI left out (no gamma)")
@@ -164,7 +167,7 @@ def prepare(rows: ChainRows) -> list[ImportedChain]:
                        is_call=rows.is_call[keep], oi=oi[keep], iv=iv[keep], iv_source=src[keep],
                        lines=rows.lines[keep], gamma=pick(rows.gamma), spot=pick(rows.spot),
                        spot_kind=rows.spot_kind, group=pick(rows.group), notes=notes, am=pick(am),
-                       index=(codes[keep], chains))
+                       index=(codes[keep], chains), threads=threads)
     for c in out:
         c.moment = rows.moment
         s = spots.get(f"{c.chain.underlying}|{c.chain.as_of.isoformat()}")
@@ -181,13 +184,14 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
                  iv_source: np.ndarray, lines: np.ndarray, gamma: np.ndarray | None = None,
                  spot: np.ndarray | None = None, spot_kind: str | None = None, group: np.ndarray | None = None,
                  notes: list[str] | None = None, am: np.ndarray | None = None,
-                 index=None) -> list[ImportedChain]:
+                 index=None, threads: int = 1) -> list[ImportedChain]:
     """Rows -> one ImportedChain per (underlying, as_of), sorted. The same contract twice is a
     malformed row, except across `group` (roots of one expiration settling alike, e.g. SPXW and SPXQ),
     where OI adds up and IV and gamma are OI-weighted. `am`: contracts that expire at the open of their
     expiration session (AM-settled roots): never merged with a PM root's (an SPX monthly and the SPXW
     contract of its third Friday are two contracts), and on that session gone before any snapshot, so
-    left out. `index`: chain_index of these rows, when the caller has it.
+    left out. `index`: chain_index of these rows, when the caller has it. `threads` > 1: the chains are
+    built in that many parts of whole chains at once (numpy releases the GIL in its sorts and gathers).
 
     One sort of all rows by (chain, expiry, AM before PM, strike, right, group, file order) makes every
     contract's rows adjacent; duplicates, merges and the chains are then runs of that order (no per-row
@@ -204,6 +208,25 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
         n = strike.size
     if n == 0:
         return []
+    cols = dict(underlying=underlying, as_of=as_of, expiry=expiry, strike=strike, is_call=is_call, oi=oi, iv=iv,
+                iv_source=np.asarray(iv_source), lines=lines, gamma=gamma, spot=spot, group=group, am=am, codes=codes)
+    try:
+        made = _in_parts(codes, len(chains), threads, _assemble, cols, path=path, fmt=fmt, label=label,
+                         spot_kind=spot_kind, chains=chains)
+    except BadInput:  # a duplicate in some part: the whole file again, for the first one in the file
+        made = _assemble(**cols, path=path, fmt=fmt, label=label, spot_kind=spot_kind, chains=chains)
+    out, merged = made
+    merged_note = f"{merged} contracts listed under two roots merged (OI added, IV OI-weighted)" if merged else None
+    for item in out:
+        item.notes = list(notes) + ([merged_note] if merged_note else [])
+    return out
+
+
+def _assemble(*, path, fmt, label, underlying, as_of, expiry, strike, is_call, oi, iv, iv_source, lines, gamma, spot,
+              group, am, codes, spot_kind, chains) -> tuple[list[ImportedChain], int]:
+    """build_chains' work on rows of whole chains: (the chains, with the notes left to the caller;
+    how many rows merged into another root's contract)."""
+    n = strike.size
     days = expiry.astype("datetime64[D]").astype(np.int64)
     if group is None:
         grp = np.zeros(n, np.int64)
@@ -233,7 +256,7 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
     ec = expiry_close_ts(expiry, am)[order]
     gam = gamma[order] if gamma is not None else np.full(n, np.nan)
     oi_s, iv_s, src_s = oi[order], iv[order], np.asarray(iv_source)[order]
-    merged_note = None
+    merged = 0
     if same.any():
         starts = np.flatnonzero(~same)
         w = np.where(oi_s > 0, oi_s, 1e-12)
@@ -250,7 +273,7 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
         oi_s, iv_s, gam = np.add.reduceat(oi_s, starts), iv_m, g_m
         line_s = np.minimum.reduceat(line_s, starts)
         c_s, e_s, k_s, call_s, ec = c_s[starts], e_s[starts], k_s[starts], call_s[starts], ec[starts]
-        merged_note = f"{n - starts.size} contracts listed under two roots merged (OI added, IV OI-weighted)"
+        merged = n - starts.size
     spot_by = None
     if spot is not None:
         ok = np.isfinite(spot) & (spot > 0)
@@ -274,12 +297,52 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
             iv=iv_s[lo:hi], source=label, gamma=g if np.isfinite(g).any() else None,
         )
         s = spot_by.get(code) if spot_by else None
-        item = ImportedChain(chain, fmt, path, label, src_s[lo:hi], s, spot_kind if s is not None else None,
-                             list(notes or []))
-        if merged_note:
-            item.notes.append(merged_note)
-        out.append(item)
-    return out
+        out.append(ImportedChain(chain, fmt, path, label, src_s[lo:hi], s, spot_kind if s is not None else None))
+    return out, merged
+
+
+SPLIT_FROM = 100_000  # contracts: a smaller file is prepared on one thread (the split would cost more)
+
+
+def _chain_parts(codes: np.ndarray, n_chains: int, n: int) -> list[np.ndarray]:
+    """Row masks of up to `n` runs of whole chains (consecutive codes) with about equal row counts."""
+    if n <= 1 or n_chains < 2:
+        return [np.ones(codes.size, dtype=bool)]
+    cum = np.cumsum(np.bincount(codes, minlength=n_chains))
+    last = np.unique(np.r_[np.searchsorted(cum, cum[-1] * np.arange(1, n) / n), n_chains - 1])  # each part's last code
+    first = np.r_[0, last[:-1] + 1]
+    return [(codes >= a) & (codes <= b) for a, b in zip(first.tolist(), last.tolist()) if a <= b]
+
+
+def _in_parts(codes: np.ndarray, n_chains: int, threads: int, fn, arrays: dict, **fixed):
+    """fn(**arrays cut to each part's rows, **fixed) over parts of whole chains, on `threads` engine
+    threads (parallel.threads), joined: arrays of per-row results put back in row order, lists
+    concatenated in part order (the chains' order), counts added."""
+    parts = _chain_parts(codes, n_chains, threads)
+    cut = lambda rows: {k: (v[rows] if isinstance(v, np.ndarray) else v) for k, v in arrays.items()}  # noqa: E731
+    if len(parts) == 1:
+        return fn(**arrays, **fixed)
+    pool = parallel.threads(len(parts))
+    try:
+        results = list(pool.map(lambda rows: fn(**cut(rows), **fixed), parts))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    joined = []
+    for k, first in enumerate(results[0]):
+        if isinstance(first, np.ndarray):
+            whole = np.empty(codes.size, dtype=np.result_type(*(r[k] for r in results)))
+            for rows, r in zip(parts, results):
+                whole[rows] = r[k]
+            joined.append(whole)
+        elif isinstance(first, list):
+            joined.append([x for r in results for x in r[k]])
+        else:
+            joined.append(sum(r[k] for r in results))
+    return tuple(joined)
+
+
+def _derive_part(*, codes, chains, **kw):
+    return derive_ivs(**kw, index=(codes, chains))
 
 
 def parity_spots(underlying, as_of, expiry, strike, is_call, mid, index=None, am=None) -> dict[str, float]:
