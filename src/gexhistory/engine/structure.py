@@ -47,6 +47,7 @@ import numpy as np
 
 from gexhistory.engine.chain import OptionChain
 from gexhistory.engine.greeks import SECONDS_PER_YEAR, bs_gamma, dollar_gamma_per_pct
+from gexhistory.engine.params import Conventions
 
 SIGNIFICANT_QUANTILE = 80.0  # a significant wall is in the top 20% of its side by |gamma|
 SOON_DTE = 5  # "expiring within 5 days"
@@ -164,10 +165,12 @@ class SignalStructures:
                                parts[None]["net_this_week"])
 
 
-def signal_structures(chains: list[OptionChain], spots, closes: list[dt.datetime], dte_window: int = 60,
-                      r: float = 0.04, q: float = 0.013) -> SignalStructures:
+def signal_structures(chains: list[OptionChain], spots, closes: list[dt.datetime],
+                      dte_window: int = Conventions.dte_window, r: float = Conventions.r,
+                      q: float = Conventions.q) -> SignalStructures:
     """The SignalStructure of chains[j] at spots[j] and closes[j] (its close snapshot) for every j, the
-    contracts live within `dte_window` days counting, gamma at rates r and q; one pass per chunk."""
+    contracts live within `dte_window` days counting, gamma at rates r and q (by default the stored GEX's
+    Conventions); one pass per chunk."""
     n = len(chains)
     spots = np.asarray(spots, dtype=float).reshape(n)
     out = SignalStructures(n)
