@@ -37,7 +37,7 @@ class GammaStructure:
         return self.put.sum(axis=0)
 
 
-def gamma_structure(chain: OptionChain, spot: float, at: dt.datetime, dte_window: int = 60,
+def gamma_structure(chain: OptionChain, spot: float, at: dt.datetime, dte_window: int = 120,
                     r: float = 0.04, q: float = 0.013) -> GammaStructure:
     t = (chain.expiry_close - at.timestamp()) / SECONDS_PER_YEAR
     keep = (t > 0) & (t <= (dte_window + 1) / 365.0) & (chain.open_interest > 0)
@@ -136,7 +136,7 @@ def week_end(day: dt.date) -> dt.date:
     return day + dt.timedelta(days=4 - day.weekday())
 
 
-def signal_structure(chain: OptionChain, spot: float, at: dt.datetime, dte_window: int = 60,
+def signal_structure(chain: OptionChain, spot: float, at: dt.datetime, dte_window: int = 120,
                      r: float = 0.04, q: float = 0.013) -> SignalStructure:
     """One session, through the functions above."""
     gs = gamma_structure(chain, spot, at, dte_window, r, q)
