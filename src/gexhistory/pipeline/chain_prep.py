@@ -308,10 +308,8 @@ def _chain_parts(codes: np.ndarray, n_chains: int, n: int) -> list[np.ndarray]:
     """Row masks of up to `n` runs of whole chains (consecutive codes) with about equal row counts."""
     if n <= 1 or n_chains < 2:
         return [np.ones(codes.size, dtype=bool)]
-    cum = np.cumsum(np.bincount(codes, minlength=n_chains))
-    last = np.unique(np.r_[np.searchsorted(cum, cum[-1] * np.arange(1, n) / n), n_chains - 1])  # each part's last code
-    first = np.r_[0, last[:-1] + 1]
-    return [(codes >= a) & (codes <= b) for a, b in zip(first.tolist(), last.tolist()) if a <= b]
+    runs = parallel.even_runs(np.bincount(codes, minlength=n_chains).tolist(), n)
+    return [(codes >= a) & (codes < b) for a, b in runs]
 
 
 def _in_parts(codes: np.ndarray, n_chains: int, threads: int, fn, arrays: dict, **fixed):

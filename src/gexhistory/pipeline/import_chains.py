@@ -306,12 +306,7 @@ def _packed(items) -> list[tuple[int, bytes]]:
 
 def _parts(items: list, n: int) -> list[list]:
     """`items` cut into at most n runs of about equal contract counts, in order."""
-    sizes = np.cumsum([len(p.chain) for p in items])
-    if n <= 1 or not items:
-        return [items]
-    cuts = np.searchsorted(sizes, sizes[-1] * np.arange(1, n) / n)
-    bounds = sorted({0, *cuts.tolist(), len(items)})
-    return [items[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    return [items[a:b] for a, b in parallel.even_runs([len(p.chain) for p in items], n)]
 
 
 def _gather(parts: list[list], futures) -> list[tuple[int, bytes]]:

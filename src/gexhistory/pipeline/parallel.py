@@ -19,6 +19,8 @@ executors stand behind the same interface:
 from __future__ import annotations
 
 import ctypes
+from bisect import bisect_left
+from itertools import accumulate
 import multiprocessing as mp
 import os
 import queue as queue_mod
@@ -139,6 +141,17 @@ ENGINE_THREAD_PREFIX = "gex-engine"
 def threads(n: int) -> Executor:
     """`n` threads of this process (numpy releases the GIL in its loops)."""
     return ThreadPoolExecutor(n, thread_name_prefix=ENGINE_THREAD_PREFIX)
+
+
+def even_runs(sizes, n: int) -> list[tuple[int, int]]:
+    """Index ranges [a, b) cutting `sizes` (work per item, in order) into at most `n` consecutive runs of
+    about equal total work: one task per engine thread."""
+    cum = list(accumulate(int(x) for x in sizes))
+    if n <= 1 or len(cum) < 2:
+        return [(0, len(cum))]
+    cuts = {min(bisect_left(cum, cum[-1] * k / n) + 1, len(cum)) for k in range(1, n)}  # after the item reaching k/n
+    bounds = sorted({0, len(cum), *cuts})
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _init_local(progress_queue, parent_pid: int) -> None:
