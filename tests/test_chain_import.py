@@ -268,7 +268,7 @@ def test_backfill_keeps_imported_sessions_and_compute_uses_the_chain(db_url, tmp
     from gexhistory.pipeline.backfill import BackfillOptions, run_backfill
     from gexhistory.pipeline.compute import compute_sessions
     from gexhistory.calendar import sessions_between
-    from gexhistory.pipeline.import_chains import chain_lookup
+    from gexhistory.pipeline.chain_store import chain_lookup
     from gexhistory.engine.chain_model import ModelParams
     from gexhistory.engine.exposure import Conventions
     from gexhistory.sources.synthetic import SyntheticMarket

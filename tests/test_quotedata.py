@@ -323,7 +323,8 @@ def test_am_settled_expiry_closes_at_the_open():
 def test_am_settled_expiry_is_stored_and_reused_at_the_open(db_url, tmp_path):
     """A monthly listed only under the SPX root: imported timed to the open of its third Friday, and a
     later backfill's chain (rebuilt from the store) times it the same."""
-    from gexhistory.pipeline.import_chains import chain_lookup, import_chains, parse_files
+    from gexhistory.pipeline.chain_store import chain_lookup
+    from gexhistory.pipeline.import_chains import import_chains, parse_files
     from gexhistory.store.db import open_engine
 
     body = [_row("Fri Jun 17 2022", "SPX", k) for k in (3850.0, 3900.0)]
@@ -399,7 +400,8 @@ def test_date_line_moment_and_session(moment, spelling):
 def test_monthly_beside_weekly_is_two_contracts_stored_and_reused(db_url, tmp_path):
     """An SPX monthly and the SPXW contract of the same date: the first expires at the open, the second
     at the close; stored in one row of the contracts table, rebuilt as the two."""
-    from gexhistory.pipeline.import_chains import chain_lookup, import_chains, parse_files
+    from gexhistory.pipeline.chain_store import chain_lookup
+    from gexhistory.pipeline.import_chains import import_chains, parse_files
     from gexhistory.store.db import open_engine
 
     body = [_row("Fri Jun 17 2022", "SPX", 3900.0, oi=5000, iv="0.25"), _row("Fri Jun 17 2022", "SPXW", 3900.0, oi=700)]

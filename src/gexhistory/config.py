@@ -21,6 +21,9 @@ COUNT_MAX = 1e12
 RATE_MAX = 1e6  # requests per minute: more is no limit at all, which the provider would answer with 429s
 SEED_MAX = 2**64  # the synthetic market's seed: a non-negative 64-bit number
 SYMBOL_RE = re.compile(r"^(I:)?[A-Z][A-Z0-9.\-]{0,9}$")
+# What a listed ticker looks like (the synthetic market and chain files are held to it; pipeline/symbols.py)
+LISTED = re.compile(r"^(I:[A-Z]{1,7}|[A-Z]{1,5}([.\-][A-Z]{1,2})?)$")
+LISTED_RULE = "1-5 letters, optionally a class suffix such as BRK.B; indices as I:SPX"
 
 
 def load_dotenv_file() -> None:

@@ -24,7 +24,7 @@ from gexhistory.engine.implied import fill_iv_by_strike, implied_vol, parity_spo
 from gexhistory.engine.params import Conventions
 from gexhistory.errors import BadInput
 from gexhistory.pipeline import parallel
-from gexhistory.pipeline.symbols import LISTED, LISTED_RULE
+from gexhistory.config import LISTED, LISTED_RULE
 from gexhistory.runtime import engine_threads
 from gexhistory.sources.chains import columns_read, detect, generic, quotedata
 from gexhistory.sources.chains.bounds import check_bounds

@@ -15,52 +15,24 @@ when it has one, else the stored real daily close, else the underlying the file 
 parity or the quoted underlying mid). Rows priced from the file carry data_source = the file's label;
 rows priced from stored bars carry the bars' data_source.
 
-A later backfill reuses the stored chains (`chain_lookup`), so `backfill --force` recomputes those
+A later backfill reuses the stored chains (`chain_store.chain_lookup`), so `backfill --force` recomputes those
 sessions from the imported chain, never silently from the modelled one.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
-from sqlalchemy import inspect
-
-from gexhistory.calendar import ET, format_ts, session_on, sessions_before
-from gexhistory.engine.chain import OptionChain
-from gexhistory.engine.exposure import Conventions, compute_gex
-from gexhistory.engine.summary import CORR_WINDOW, none_if_nan, rolling_price_gex_corr
+from gexhistory.config import LISTED, LISTED_RULE
+from gexhistory.engine.params import Conventions
 from gexhistory.errors import BadInput
 from gexhistory.pipeline import parallel
-from gexhistory.pipeline.compute import session_rows
-from gexhistory.pipeline.outcomes import settle_symbols
-from gexhistory.pipeline.runs import TABLES, ProgressFn, versions
-from gexhistory.runtime import engine_threads
-from gexhistory.sources.base import MinuteBars
-from gexhistory.store import chains as cs
-from gexhistory.store import writes
-from gexhistory.store.db import init_schema, open_engine
-from gexhistory.store.packed import pack_chains
-from gexhistory.store.schema import SESSION_TABLES
+from gexhistory.runtime import engine_threads, preload
 
-SESSION_TABLE_NAMES = tuple(t.name for t in SESSION_TABLES)  # the four tables a session's rows go to
-COMPUTE_BATCH = 480  # sessions per compute_gex call (it works CHUNK_PAIRS at a time): progress between calls
-PACK_PARTS = 6  # chains packed in this many parts, which the engine thread and this one share
-WRITE_BATCH = 1000  # sessions per executemany of each table
-
-
-@dataclass(frozen=True)
-class _CloseOnly:
-    """A session seen only at its close: the one snapshot whose price an EOD chain file knows."""
-
-    date: dt.date
-    close: dt.datetime
-
-    def snapshot_times(self) -> list[dt.datetime]:
-        return [self.close]
+if TYPE_CHECKING:
+    from gexhistory.pipeline.runs import ProgressFn
 
 
 @dataclass
@@ -96,7 +68,8 @@ class ImportResult:
                 "elapsed_seconds": round(self.elapsed, 3), "notes": self.notes}
 
 
-READ, COMPUTE, WRITE = "reading chain files", "computing sessions", "writing sessions"  # progress labels
+
+READ = "reading chain files"  # progress label
 
 
 def parse_files(files: list[str], *, oi_file: str | None = None, volume_as_oi: bool = False,
@@ -106,9 +79,8 @@ def parse_files(files: list[str], *, oi_file: str | None = None, volume_as_oi: b
     given. With `jobs` > 1 the files are read by that many local worker processes, with `cluster` (a
     Dask scheduler address) by the cluster's workers, which must see the files at the same paths.
     `progress(READ, files read, files)` follows them."""
-    from gexhistory.pipeline.chain_prep import read_chain_file  # lazy: pandas, only when files are read
+    from gexhistory.pipeline.chain_prep import read_chain_file  # lazy: pyarrow, only when files are read
     from gexhistory.pipeline.chain_union import union_split_files
-    from gexhistory.pipeline.symbols import LISTED, LISTED_RULE
 
     if not files:
         raise BadInput("give at least one chain file")
@@ -146,35 +118,6 @@ def parse_files(files: list[str], *, oi_file: str | None = None, volume_as_oi: b
     return sorted(last.values(), key=lambda p: (p.chain.underlying, p.chain.as_of))
 
 
-def _spots(item, session, minutes, daily):
-    """(times, spots, data_source, spot_source) for one imported chain's session, from its stored
-    real minute bars and daily close (cs.minute_bars_of / cs.daily_close_of, None when none)."""
-    sym, day = item.chain.underlying, item.chain.as_of
-    if minutes is not None:
-        bars, src = minutes
-        o = np.full((1, 390), np.nan)
-        c = np.full((1, 390), np.nan)
-        for ts, op, cl in bars:
-            t = dt.datetime.fromisoformat(ts).replace(tzinfo=session.open.tzinfo)
-            m = int((t - session.open).total_seconds() // 60)
-            if 0 <= m < 390:
-                o[0, m], c[0, m] = op if op is not None else np.nan, cl
-        times = session.snapshot_times()
-        spots = MinuteBars(sym, [session], o, c, np.zeros_like(c), src).spots_at([times])[0]
-        if np.isfinite(spots).all():
-            return session, spots, src, f"minute bars ({src})"
-    close_only = _CloseOnly(session.date, session.close)
-    implied = item.file_spot_kind is not None and item.file_spot_kind.startswith("implied")
-    if item.file_spot is not None and not implied:
-        return close_only, [item.file_spot], item.label, f"file: {item.file_spot_kind}"
-    if daily is not None:
-        return close_only, [daily[0]], daily[1], f"daily close ({daily[1]})"
-    if item.file_spot is not None:
-        return close_only, [item.file_spot], item.label, f"file: {item.file_spot_kind}"
-    raise BadInput(f"{item.file}: no underlying price for {sym} on {day}: the file has none and no real bars "
-                   f"are stored; add a spot column or backfill real bars first")
-
-
 def import_chains(files: list[str], *, db: str | None = None, oi_file: str | None = None,
                   volume_as_oi: bool = False, underlying: str | None = None,
                   conv: Conventions | None = None, jobs: int = 1, cluster: str | None = None,
@@ -182,188 +125,27 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
     """Import option-chain files and recompute the GEX of the sessions they cover (module docstring).
     Every file is read (one task per file: `jobs` local processes or a Dask `cluster`) and checked
     before the database is opened; then one transaction stores the chains and replaces the sessions.
-    `progress(label, done, total)` follows the files read, the sessions computed and those written.
-
-    A file of a whole market holds thousands of chains: the database is asked per batch of symbols,
-    not per chain, and every chain goes through the engine in one compute_gex call."""
+    `progress(label, done, total)` follows the files read, the sessions computed and those written."""
     t0 = time.perf_counter()
     conv = conv or Conventions()
-    report = progress or (lambda *_: None)
     threads = engine_threads()  # a bad GEXHISTORY_ENGINE_THREADS is bad input before any file is read
-    items = parse_files(files, oi_file=oi_file, volume_as_oi=volume_as_oi, underlying=underlying, jobs=jobs,
-                        cluster=cluster, progress=progress)
-    # The chains are packed for storage (Arrow streams, zstd: C++ that releases the GIL) in parts, on an
-    # engine thread while this one plans and computes the sessions; this one then packs the parts the
-    # engine thread has not begun.
-    pool = parallel.threads(1) if threads > 1 else None
-    parts = _parts(items, PACK_PARTS if pool is not None else 1)
-    packing = [pool.submit(_packed, part) for part in parts] if pool is not None else None
+    # SQLAlchemy and the store load on a thread while the files are read (Arrow's C++ leaves the GIL).
+    storing = preload("gexhistory.pipeline.chain_store")
     try:
-        engine = open_engine(db)
-        init_schema(engine)
-        symbols = sorted({p.chain.underlying for p in items})
-        days = [p.chain.as_of for p in items]
-        keys = {(p.chain.underlying, p.chain.as_of) for p in items}
-        with engine.connect() as conn:  # read-only: a session without any price is bad input, found before writing
-            minutes = cs.stored_bars_many(conn, "1m", keys)
-            daily = cs.stored_bars_many(conn, "1d", keys)
-            planned = []
-            for p in items:
-                key = (p.chain.underlying, p.chain.as_of)
-                planned.append((p, *_spots(p, session_on(p.chain.as_of), cs.minute_bars_of(minutes.get(key)),
-                                           cs.daily_close_of(daily.get(key)))))
-            history = cs.summaries_between_many(conn, symbols, min(days) - dt.timedelta(days=45), max(days))
-        del minutes, daily
+        items = parse_files(files, oi_file=oi_file, volume_as_oi=volume_as_oi, underlying=underlying, jobs=jobs,
+                            cluster=cluster, progress=progress)
     except BaseException:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        storing(quiet=True)  # an import left running would race the interpreter's exit; the file's error is the news
         raise
+    store_sessions = storing().store_sessions
     params = {"conventions": conv.as_dict(), "files": list(files), "oi_file": oi_file, "volume_as_oi": volume_as_oi}
-    run_id = writes.start_run(engine, "import-chains", symbols, min(days), max(days), "chain files", params,
-                              versions(), format_ts(dt.datetime.now(ET)))
-    totals = {t: {"inserted": 0, "replaced": 0} for t in TABLES}
-    try:
-        computed, sessions_out = [], []
-        report(COMPUTE, 0, len(planned))
-        for lo in range(0, len(planned), COMPUTE_BATCH):
-            block = planned[lo:lo + COMPUTE_BATCH]
-            snaps_of = compute_gex([b[0].chain for b in block], [b[2] for b in block],
-                                   [b[1].snapshot_times() for b in block], conv)
-            for (item, sess, spots, data_source, spot_source), snaps in zip(block, snaps_of):
-                sym = item.chain.underlying
-                history[sym][sess.date] = (snaps[-1].spot, snaps[-1].net_gex)
-                corr = _corr(history[sym], sess.date)
-                rows = session_rows(sym, sess, snaps, corr, data_source, item.label)
-                computed.append((sym, sess.date, rows))
-                close = snaps[-1]
-                sessions_out.append({"symbol": sym, "date": sess.date.isoformat(), "snapshots": len(snaps),
-                                     "spot_source": spot_source, "chain_source": item.label,
-                                     "net_gex": close.net_gex, "flip_point": close.flip_point,
-                                     "call_wall": close.call_wall, "put_wall": close.put_wall,
-                                     "regime": close.regime})
-                report(COMPUTE, len(computed), len(planned))  # the caller's display throttles its lines
-        now = format_ts(dt.datetime.now(ET))
-        with engine.begin() as conn:
-            writes.lock_symbols(conn, symbols)
-            cs.replace_packed_chains(conn, [_header(item, now) for item in items],
-                                     _gather(parts, packing))
-            holding = writes.symbols_holding(conn, symbols, min(days), max(days))
-            batch = {name: [] for name in SESSION_TABLE_NAMES}
-            for k, (sym, day, rows) in enumerate(computed, 1):
-                # Only a symbol with stored rows in the span has anything to remove (a first import has none).
-                removed = writes.delete_sessions(conn, sym, [day]) if sym in holding else dict.fromkeys(batch, 0)
-                for name in SESSION_TABLE_NAMES:
-                    for r in rows[name]:
-                        r["run_id"] = run_id
-                    batch[name] += rows[name]
-                    totals[name]["replaced"] += removed[name]
-                    totals[name]["inserted"] += max(0, len(rows[name]) - removed[name])
-                if k % WRITE_BATCH == 0 or k == len(computed):
-                    for name, table in zip(SESSION_TABLE_NAMES, SESSION_TABLES):
-                        writes.insert_rows(conn, table, batch[name])
-                        batch[name] = []
-                    for j in range(k - (k - 1) % WRITE_BATCH, k + 1):  # committed together, with the last one
-                        report(WRITE, j, len(computed))
-    except BaseException as exc:
-        writes.finish_run(engine, run_id, "failed", totals, format_ts(dt.datetime.now(ET)),
-                          str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        raise
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-    # Replacing a session removed its signal row (an import computes none), which moves the confidence
-    # of its pattern's later signals: settle outcomes and confidence as a backfill does.
-    settle_symbols(engine, symbols)
-    writes.finish_run(engine, run_id, "ok", totals, format_ts(dt.datetime.now(ET)))
-    engine.dispose()
+    run_id, sessions_out, totals = store_sessions(items, db=db, conv=conv, threads=threads, params=params,
+                                                  progress=progress)
     res = ImportResult(run_id, _file_summary(items), sessions_out, totals, time.perf_counter() - t0)
     if any(s["snapshots"] == 1 for s in sessions_out):
         res.notes.append("sessions without stored minute bars got only their end-of-day snapshot (the only "
                          "one whose price the file knows)")
     return res
-
-
-def _corr(history: dict[dt.date, tuple[float, float]], day: dt.date) -> float | None:
-    span = [s.date for s in sessions_before(day, CORR_WINDOW)] + [day]
-    if len(span) < CORR_WINDOW + 1 or any(d not in history for d in span):
-        return None
-    prices = np.array([history[d][0] for d in span], dtype=float)
-    gex = np.array([history[d][1] for d in span], dtype=float)
-    return none_if_nan(rolling_price_gex_corr(prices, gex)[-1])
-
-
-def _header(item, now: str) -> dict:
-    c = item.chain
-    return {"underlying": c.underlying, "as_of": c.as_of.isoformat(), "chain_source": item.label, "format": item.fmt,
-            "file": str(item.file), "file_spot": item.file_spot, "file_spot_kind": item.file_spot_kind,
-            "contracts": len(c), "notes": json.dumps(item.notes), "imported_at": now}
-
-
-def _packed(items) -> list[tuple[int, bytes]]:
-    """Every chain's contracts packed for storage (store/chains.replace_packed_chains)."""
-    return pack_chains(*contract_columns(items), len(items))
-
-
-def _parts(items: list, n: int) -> list[list]:
-    """`items` cut into at most n runs of about equal contract counts, in order."""
-    return [items[a:b] for a, b in parallel.even_runs([len(p.chain) for p in items], n)]
-
-
-def _gather(parts: list[list], futures) -> list[tuple[int, bytes]]:
-    """The packed parts, in order: a part the engine thread has not begun is packed here (taken from
-    the end, while that thread works from the start)."""
-    if futures is None:
-        return [x for part in parts for x in _packed(part)]
-    done: list = [None] * len(parts)
-    for k in reversed(range(len(parts))):
-        if futures[k].cancel():
-            done[k] = _packed(parts[k])
-    return [x for k, f in enumerate(futures) for x in (done[k] if done[k] is not None else f.result())]
-
-
-def contract_columns(items) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Every chain's contracts as store/chains.replace_chains takes them: the index in `items` of each
-    contract's chain, and the contracts column by column (packed.pack_chains' columns). `items`:
-    records with .chain, .label and .iv_source (an ImportedChain; a live snapshot's chain too).
-
-    A stored chain's key has no root: an AM-settled contract beside a PM one of the same chain,
-    expiration, strike and right (an SPX monthly and the SPXW contract of its third Friday) is stored
-    with the PM one, as open_interest_at_open and iv_at_open (stored_chain splits them again)."""
-    from gexhistory.pipeline.chain_prep import expiry_close_ts  # lazy: pandas, as parse_files loads it
-
-    n = [len(p.chain) for p in items]
-    chain = np.repeat(np.arange(len(items)), n)
-    if not items:
-        return chain, {}
-    cat = lambda get: np.concatenate([get(p) for p in items])  # noqa: E731
-    gamma = cat(lambda p: p.chain.gamma if p.chain.gamma is not None else np.full(len(p.chain), np.nan))
-    expiry = cat(lambda p: p.chain.expiry).astype("datetime64[D]")
-    strike = cat(lambda p: p.chain.strike).astype(float)
-    is_call = cat(lambda p: p.chain.is_call).astype(bool)
-    oi = cat(lambda p: p.chain.open_interest).astype(float)
-    iv = cat(lambda p: p.chain.iv).astype(float)
-    at_open = cat(lambda p: p.chain.expiry_close) < expiry_close_ts(expiry)  # AM-settled: timed to the open
-    oi_at_open, iv_at_open = np.full(oi.size, np.nan), np.full(oi.size, np.nan)
-    keep = np.ones(oi.size, dtype=bool)
-    if at_open.any():
-        day = expiry.astype(np.int64)
-        # Only chains holding an AM contract (SPX, NDX, ...) can pair: a key's PM row just before its AM row.
-        has_am = np.zeros(len(items), dtype=bool)
-        has_am[chain[at_open]] = True
-        rows = np.flatnonzero(has_am[chain])
-        order = rows[np.lexsort((at_open[rows], is_call[rows], strike[rows], day[rows], chain[rows]))]
-        a, b = order[:-1], order[1:]
-        pair = ((chain[a] == chain[b]) & (day[a] == day[b]) & (strike[a] == strike[b]) & (is_call[a] == is_call[b])
-                & ~at_open[a] & at_open[b])
-        pm, am = a[pair], b[pair]
-        oi_at_open[pm], iv_at_open[pm] = oi[am], iv[am]
-        keep[am] = False
-    cols = {"expiration": expiry, "strike": strike, "is_call": is_call, "open_interest": oi, "iv": iv,
-            "iv_source": cat(lambda p: np.asarray(p.iv_source).astype(str)), "gamma": gamma,
-            "expires_at_open": at_open, "open_interest_at_open": oi_at_open, "iv_at_open": iv_at_open}
-    if keep.all():
-        return chain, cols
-    return chain[keep], {k: v[keep] for k, v in cols.items()}
 
 
 def _file_summary(items) -> list[dict]:
@@ -385,40 +167,3 @@ def _file_summary(items) -> list[dict]:
         del f["dates"], f["_seen"]
     return list(by_file.values())
 
-
-def stored_chain(conn, header: dict) -> OptionChain:
-    """An imported chain as stored, rebuilt into the record the engine takes."""
-    from gexhistory.pipeline.chain_prep import expiry_close_ts  # lazy: a backfill loads pandas only for such a chain
-
-    day = dt.date.fromisoformat(header["as_of"])
-    a = cs.chain_contracts(conn, header["underlying"], day, header["chain_source"])
-    beside = np.isfinite(a["oi_at_open"])  # AM contracts stored in a PM contract's row
-    two = lambda col, extra: np.concatenate([a[col], extra])  # noqa: E731
-    expiry = two("expiration", a["expiration"][beside])
-    at_open = two("at_open", np.ones(int(beside.sum()), dtype=bool))
-    close = expiry_close_ts(expiry, at_open)
-    strike, is_call = two("strike", a["strike"][beside]), two("is_call", a["is_call"][beside])
-    oi, iv = two("open_interest", a["oi_at_open"][beside]), two("iv", a["iv_at_open"][beside])
-    gamma = two("gamma", np.full(int(beside.sum()), np.nan))
-    order = np.lexsort((is_call, strike, close, expiry))  # build_chains' order
-    return OptionChain(header["underlying"], day, expiry[order], close[order], strike[order], is_call[order],
-                       oi[order], iv[order], header["chain_source"],
-                       gamma=gamma[order] if np.isfinite(gamma).any() else None)
-
-
-def chain_lookup(engine, symbol: str, start: dt.date, end: dt.date):
-    """A function date -> the stored imported chain for `symbol` on that date, or None. Only dates
-    that have one touch the database again."""
-    with engine.connect() as conn:
-        has_table = "option_chains" in inspect(conn).get_table_names()
-        headers = cs.latest_chains(conn, symbol, start, end) if has_table else {}
-
-    def lookup(day: dt.date) -> OptionChain | None:
-        h = headers.get(day)
-        if h is None:
-            return None
-        with engine.connect() as conn:
-            return stored_chain(conn, h)
-
-    lookup.dates = headers  # type: ignore[attr-defined]
-    return lookup

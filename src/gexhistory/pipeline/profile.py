@@ -26,7 +26,7 @@ from gexhistory.engine.params import Conventions, ModelParams
 from gexhistory.engine.profile import BUCKETS, GexProfile, gex_profile
 from gexhistory.errors import BadInput, WorkFailed
 from gexhistory.pipeline.chain_prep import expiry_close_ts
-from gexhistory.pipeline.import_chains import stored_chain
+from gexhistory.pipeline.chain_store import stored_chain
 from gexhistory.pipeline.model_chains import chain_model
 from gexhistory.pipeline.runs import is_synthetic_label
 from gexhistory.sources.synthetic import SyntheticMarket

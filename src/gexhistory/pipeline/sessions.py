@@ -68,7 +68,7 @@ def write_sessions(engine, source: PriceSource, symbol: str, todo: list[Session]
     # lazy: numpy and the engine, imported only when there is something to compute (a no-op rerun never is)
     from gexhistory.pipeline.bar_cache import BarCache
     from gexhistory.pipeline.compute import compute_sessions
-    from gexhistory.pipeline.import_chains import chain_lookup
+    from gexhistory.pipeline.chain_store import chain_lookup
 
     if not todo:
         return

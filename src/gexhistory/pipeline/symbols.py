@@ -12,15 +12,13 @@ the synthetic source, then:
 from __future__ import annotations
 
 import difflib
-import re
 
+from gexhistory.config import LISTED, LISTED_RULE
 from gexhistory.errors import BadInput
 from gexhistory.store import writes
 from gexhistory.store.queries import symbols as stored_symbols
 from gexhistory.store.readonly import open_readonly
 
-LISTED = re.compile(r"^(I:[A-Z]{1,7}|[A-Z]{1,5}([.\-][A-Z]{1,2})?)$")
-LISTED_RULE = "1-5 letters, optionally a class suffix such as BRK.B; indices as I:SPX"
 
 
 def close_names(symbol: str, candidates) -> list[str]:
