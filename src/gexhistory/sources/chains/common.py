@@ -232,7 +232,8 @@ class Table:
         out = np.array([_parse_date(v) for v in values] + [None], dtype="datetime64[D]")[:-1]
         if not values.size:
             return np.empty(0, "datetime64[D]")
-        self._flag(np.isnat(out)[index], col, "is not a date (YYYY-MM-DD, MM/DD/YYYY or YYYYMMDD)")
+        if np.isnat(out).any():
+            self._flag(np.isnat(out)[index], col, "is not a date (YYYY-MM-DD, MM/DD/YYYY or YYYYMMDD)")
         return out[index]
 
     def right(self, col: str) -> np.ndarray:
@@ -317,7 +318,9 @@ def _decoded(col) -> tuple[np.ndarray, np.ndarray]:
     raw = pc.utf8_trim_whitespace(chunks[0].dictionary).to_pylist()
     first: dict[str, int] = {}  # two raw values may strip alike (' SPX' and 'SPX'): one value then
     remap = np.array([first.setdefault(v, len(first)) for v in raw] + [0], dtype=np.intp)[:-1]
-    index = remap[np.concatenate([to_numpy(c.indices) for c in chunks])]
+    index = np.concatenate([to_numpy(c.indices) for c in chunks], dtype=np.intp)
+    if len(first) < remap.size:  # else the remap is the identity: a gather of a million rows saved
+        index = remap[index]
     values = np.array(list(first) + [None], dtype=object)[:-1]
     used = np.bincount(index, minlength=values.size) > 0
     if not used.all():  # values of blank lines only are no values of the table's rows
@@ -516,16 +519,17 @@ def session_check(table: Table, as_of: np.ndarray, col: str) -> None:
     if early.any():
         table._report(early, col, as_of.astype(str), f"is before the NYSE calendar's start {CALENDAR_START}")
         return
-    days = np.unique(as_of)
-    if days.size == 0:
+    if as_of.size == 0:
         return
+    days, at = dense_codes(as_of.astype("datetime64[D]").astype(np.int64))  # a file has a few dates
+    days = days.astype("datetime64[D]")
     first, last = days[0].astype(dt.date), days[-1].astype(dt.date)
     known = {np.datetime64(s.date, "D") for s in sessions_between(first, last)}
-    bad = ~np.isin(as_of, np.array(sorted(known), dtype="datetime64[D]")) if known else np.ones(as_of.size, bool)
-    if bad.any():  # the dates as text only for a message: a million of them cost a second
-        table._report(bad, col, as_of.astype(str), "is not an NYSE session")
+    not_session = np.array([d not in known for d in days] + [False])[:-1]
+    if not_session.any():  # the dates as text only for a message: a million of them cost a second
+        table._report(not_session[at], col, as_of.astype(str), "is not an NYSE session")
     done = np.datetime64(last_completed_session().date, "D")
-    if (as_of > done).any():
+    if days[-1] > done:
         table._report(as_of > done, col, as_of.astype(str), "is after the last completed session")
 
 
