@@ -100,9 +100,11 @@ def _tune_allocator() -> None:
 
 def preload(module: str):
     """Start importing `module` on a background thread; returns a function that waits for it and
-    returns the module (raising what the import raised; with quiet=True, None instead). A command whose first step is C++ that
-    releases the GIL (reading a file with Arrow) loads what its later steps need meanwhile: on a
-    chain import, SQLAlchemy and the store are a fifth of a second of one core."""
+    returns the module, raising what the import raised (with quiet=True: None instead).
+
+    A command whose first step is C++ that releases the GIL (reading a file with Arrow) loads what its
+    later steps need meanwhile: on a chain import, SQLAlchemy and the store are a fifth of a second of
+    one core. Never fork while it runs (a child would inherit the import locks the thread holds)."""
     import importlib
     import threading
 

@@ -129,15 +129,20 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
     t0 = time.perf_counter()
     conv = conv or Conventions()
     threads = engine_threads()  # a bad GEXHISTORY_ENGINE_THREADS is bad input before any file is read
-    # SQLAlchemy and the store load on a thread while the files are read (Arrow's C++ leaves the GIL).
-    storing = preload("gexhistory.pipeline.chain_store")
+    # SQLAlchemy and the store load on a thread while this one reads the files (Arrow's C++ leaves the
+    # GIL). Not when worker processes read them: a worker forked while that thread held an import lock
+    # would wait for it forever.
+    storing = preload("gexhistory.pipeline.chain_store") if jobs == 1 or len(files) < 2 else None
     try:
         items = parse_files(files, oi_file=oi_file, volume_as_oi=volume_as_oi, underlying=underlying, jobs=jobs,
                             cluster=cluster, progress=progress)
     except BaseException:
-        storing(quiet=True)  # an import left running would race the interpreter's exit; the file's error is the news
+        if storing is not None:
+            storing(quiet=True)  # an import left running would race the interpreter's exit; the file's error is the news
         raise
-    store_sessions = storing().store_sessions
+    if storing is not None:
+        storing()
+    from gexhistory.pipeline.chain_store import store_sessions  # loaded already when preloaded
     params = {"conventions": conv.as_dict(), "files": list(files), "oi_file": oi_file, "volume_as_oi": volume_as_oi}
     run_id, sessions_out, totals = store_sessions(items, db=db, conv=conv, threads=threads, params=params,
                                                   progress=progress)
