@@ -240,7 +240,6 @@ def validate(reference: str, calibrate_until: str | None, as_json: bool) -> None
     The reference is a CSV with columns date, a close column and gex, such as the DIX.csv that
     SqueezeMetrics publishes (docs/validate.md says where to download it and how to read the output).
     """
-    from gexhistory.cli.ui import print_validation  # lazy: only this command loads it
     from gexhistory.pipeline.validate import validate as run_validation  # lazy: only this command loads it
     from gexhistory.sources.reference import read_reference  # lazy: only this command loads it
 
@@ -252,6 +251,8 @@ def validate(reference: str, calibrate_until: str | None, as_json: bool) -> None
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
+        from gexhistory.cli.ui import print_validation  # lazy: rich, only for a terminal's tables
+
         print_validation(result)
 
 
@@ -280,7 +281,6 @@ def serve(host: str, port: int, workers: int | None, db: str | None) -> None:
 @db_option
 def import_chains(files, oi_file, volume_as_oi, underlying, as_json, jobs, cluster, db) -> None:
     """Import real option-chain files and recompute the GEX of the sessions they cover."""
-    from gexhistory.cli.ui import print_chain_import  # lazy: only this command loads it
     from gexhistory.pipeline.import_chains import import_chains as run_import  # lazy: only this command loads it
 
     files_read = {"reading chain files": ("file", "files")}
@@ -290,6 +290,8 @@ def import_chains(files, oi_file, volume_as_oi, underlying, as_json, jobs, clust
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:
+        from gexhistory.cli.ui import print_chain_import  # lazy: rich, only for a terminal's tables
+
         print_chain_import(result)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from typing import TYPE_CHECKING, Callable
 
 from gexhistory.engine.params import Conventions, ModelParams
@@ -222,6 +221,8 @@ class BackfillResult:
 def versions() -> dict:
     """The versions of what computes and stores the rows, read from their installed metadata (cheaper
     than importing numpy when a rerun has nothing to compute)."""
+    from importlib.metadata import version  # lazy: a sixtieth of a second of every command's start-up
+
     return {"gexhistory": __version__, "numpy": version("numpy"), "sqlalchemy": version("sqlalchemy")}
 
 
