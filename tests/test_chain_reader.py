@@ -171,6 +171,30 @@ def test_odd_but_valid_files_take_the_fast_path_and_keep_their_line_numbers(tmp_
     assert _outcome(str(bad)) == f"error: {bad}:6: strike '6x0' is not a number"
 
 
+
+@pytest.mark.parametrize("at", [0, (1 << 24) - 2, (1 << 24) - 1, 1 << 24, (1 << 24) + 5])
+def test_a_quote_after_a_space_is_found_in_a_mapped_file_wherever_it_sits(tmp_path, at):
+    """The scan that sends such a file to pandas (a quote after a space or tab): searched in 16 MiB
+    pieces of the mapped file, so a pair across two pieces must be found too, as by the stream's scan."""
+    size = (1 << 24) + 64
+    for pair in (b' "', b'\t"'):
+        data = bytearray(b"x" * size)
+        data[at:at + 2] = pair
+        f = tmp_path / "spaced.csv"
+        f.write_bytes(bytes(data))
+        with open(f, "rb") as raw:
+            assert common._spaced_quote_mapped(raw) is True
+        with open(f, "rb") as raw:
+            assert common._spaced_quote(raw) is True
+    data = bytearray(b"x" * size)
+    data[at] = ord('"')  # a quote, but after no space: Arrow reads it as pandas does
+    f.write_bytes(bytes(data))
+    with open(f, "rb") as raw:
+        assert common._spaced_quote_mapped(raw) is False
+    f.write_bytes(b"")
+    with open(f, "rb") as raw:
+        assert common._spaced_quote_mapped(raw) is False
+
 def _cboe34_line(und, root, e, k, right, oi, iv, price, under_bid, under_ask):
     return (f"{und},{AS_OF},{root},{e},{k},{right},0,0,0,0,5,1,0,1,0,0,0,0,0,{iv},0.5,0.001,0,0,0,10,"
             f"{price * 0.98:.12g},10,{price * 1.02:.12g},{under_bid},{under_ask},0,{oi},")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
 import warnings
 import zipfile
@@ -411,6 +412,23 @@ def _spaced_quote(raw) -> bool:
     return False
 
 
+def _spaced_quote_mapped(raw) -> bool:
+    """_spaced_quote of a plain file, searched where the system maps it: no copy of its bytes (a
+    fourth of the stream's CPU time on a 166 MB file), 16 MiB at a time so that other threads get
+    the GIL between the pieces."""
+    import mmap
+
+    size = os.fstat(raw.fileno()).st_size
+    if size == 0:
+        return False
+    step = 1 << 24
+    with mmap.mmap(raw.fileno(), size, access=mmap.ACCESS_READ) as mm:
+        if not any(mm.find(b'"', a, a + step) >= 0 for a in range(0, size, step)):
+            return False  # nothing quoted: the usual case, decided by a memchr of the file
+        return any(mm.find(b' "', a, a + step + 1) >= 0 or mm.find(b'\t"', a, a + step + 1) >= 0
+                   for a in range(0, size, step))
+
+
 def _read_arrow(p: Path, path: str, keep=None) -> Table | None:
     """The file as a Table read by Arrow, or None when pandas must read it (read_table). The file is
     streamed twice at once, never held whole: a scan for what only pandas reads right (in a thread)
@@ -434,7 +452,8 @@ def _read_arrow(p: Path, path: str, keep=None) -> Table | None:
     def scan() -> None:
         try:
             with raw:
-                found.append(_spaced_quote(raw))
+                plain = isinstance(raw, io.BufferedReader)  # not a .gz or a .zip's member: mapped
+                found.append(_spaced_quote_mapped(raw) if plain else _spaced_quote(raw))
         except (OSError, EOFError, zipfile.BadZipFile):
             found.append(True)  # unreadable on the way: pandas' reader says why
 
