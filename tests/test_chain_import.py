@@ -556,3 +556,25 @@ def test_real_price_backfill_force_recomputes_from_the_imported_chain(db_url, tm
     assert got[0][1] == pytest.approx(_net(contracts, closes[AS_OF]), rel=1e-6)
     others = rows(db_url, "SELECT DISTINCT chain_source FROM gex_history WHERE timestamp NOT LIKE '2025-06-02%'")
     assert others == [("modelled",)]
+
+
+def test_an_import_leaves_its_rows_in_the_database_file_itself_when_it_exits(tmp_path):
+    """The write-ahead log is copied into the database file on a thread after the commit (a large
+    import's checkpoint is I/O the command need not wait for); the process still waits for it, so
+    when it exits the log is gone and a reader that ignores logs finds every row in the file."""
+    import sqlite3
+
+    data = Path(__file__).parent / "data" / "chains"
+    db = tmp_path / "x.db"
+    out = run_cli(["import-chains", str(data / "cboe_datashop_34.csv"), str(data / "generic.csv"), "--db", str(db)],
+                  tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert not Path(f"{db}-wal").exists()
+    frozen = sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True)  # reads the file alone, never a log
+    try:
+        # Both files hold SPY on 2025-06-02: the later one's chain is the session's.
+        assert frozen.execute("SELECT COUNT(*) FROM gex_history").fetchone()[0] == 1
+        assert frozen.execute("SELECT format FROM option_chains").fetchall() == [("generic",)]
+        assert frozen.execute("SELECT status FROM backfill_runs").fetchall() == [("ok",)]
+    finally:
+        frozen.close()

@@ -29,7 +29,7 @@ from gexhistory.pipeline.runs import TABLES, ProgressFn, versions
 from gexhistory.sources.base import MinuteBars
 from gexhistory.store import chains as cs
 from gexhistory.store import writes
-from gexhistory.store.db import init_schema, open_engine
+from gexhistory.store.db import checkpoint_in_background, init_schema, open_engine
 from gexhistory.store.packed import pack_chains
 from gexhistory.store.schema import SESSION_TABLES
 
@@ -97,7 +97,7 @@ def store_sessions(items: list, *, db: str | None, conv: Conventions, threads: i
     parts = _parts(items, PACK_PARTS if pool is not None else 1)
     packing = [pool.submit(_packed, part) for part in parts] if pool is not None else None
     try:
-        engine = open_engine(db)
+        engine = open_engine(db, deferred_checkpoint=True)  # checkpointed on a thread after the commit
         init_schema(engine)
         symbols = sorted({p.chain.underlying for p in items})
         days = [p.chain.as_of for p in items]
@@ -172,6 +172,7 @@ def store_sessions(items: list, *, db: str | None, conv: Conventions, threads: i
     # of its pattern's later signals: settle outcomes and confidence as a backfill does.
     settle_symbols(engine, symbols)
     writes.finish_run(engine, run_id, "ok", totals, format_ts(dt.datetime.now(ET)))
+    checkpoint_in_background(engine)
     engine.dispose()
     return run_id, sessions_out, totals
 

@@ -60,8 +60,10 @@ def _quiet_clean_up_logs() -> None:
             log.addHandler(logging.NullHandler())  # still propagates to handlers an embedding program set up
 
 
-def open_engine(db: str | None = None, *, must_exist: bool = False, write: bool = True) -> Engine:
-    """An Engine for --db / DATABASE_URL / DATABASE_PATH / ./gex_copilot.db; bad targets raise BadDatabase."""
+def open_engine(db: str | None = None, *, must_exist: bool = False, write: bool = True,
+                deferred_checkpoint: bool = False) -> Engine:
+    """An Engine for --db / DATABASE_URL / DATABASE_PATH / ./gex_copilot.db; bad targets raise BadDatabase.
+    `deferred_checkpoint` (SQLite): commits leave the write-ahead log to checkpoint_in_background."""
     url = database_url(db)
     _quiet_clean_up_logs()
     if url.startswith("sqlite:///"):
@@ -84,6 +86,8 @@ def open_engine(db: str | None = None, *, must_exist: bool = False, write: bool 
             if write:
                 _wal(cur, busy_ms)
                 cur.execute("PRAGMA synchronous=NORMAL")
+            if deferred_checkpoint:
+                cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -111,6 +115,34 @@ def open_engine(db: str | None = None, *, must_exist: bool = False, write: bool 
         engine.dispose()
         raise open_error(exc, f"database {redact_url(url)}") from None
     return engine
+
+
+def checkpoint_in_background(engine: Engine) -> None:
+    """SQLite: copy the write-ahead log into the database file on a thread of its own, for an engine
+    opened with deferred_checkpoint, before it is disposed. After a large commit (a market-wide chain
+    import writes ~28 MB) the copy and its two fsyncs take a tenth of a second or more, which the
+    caller need not wait for: its rows are committed already, and a reader finds them in the log.
+    The interpreter waits for the thread at exit; should the checkpoint fail, the next connection
+    does it (SQLite's own recovery)."""
+    url = engine.url.render_as_string(hide_password=False)
+    if not url.startswith("sqlite:///"):
+        return
+    import threading
+
+    path = str(_sqlite_path(url))
+    # Opened here, before the caller disposes of its engine: its connections' closes then leave the
+    # checkpoint to this one (the last connection to close a database checkpoints it).
+    conn = sqlite3.connect(path, timeout=busy_timeout_ms() / 1000, isolation_level=None, check_same_thread=False)
+
+    def checkpoint() -> None:
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            logging.getLogger(__name__).debug("background checkpoint of %s failed", path, exc_info=True)
+        finally:
+            conn.close()  # the last connection to close checkpoints what is left and removes the log
+
+    threading.Thread(target=checkpoint, name="gexhistory-checkpoint").start()
 
 
 # What the user must change (exit 2) when a database refuses a connection, as opposed to a server
