@@ -124,21 +124,23 @@ def checkpoint_in_background(engine: Engine) -> None:
     caller need not wait for: its rows are committed already, and a reader finds them in the log.
     The interpreter waits for the thread at exit; should the checkpoint fail, the next connection
     does it (SQLite's own recovery)."""
-    url = engine.url.render_as_string(hide_password=False)
-    if not url.startswith("sqlite:///"):
+    if engine.dialect.name != "sqlite" or not engine.url.database or engine.url.database == ":memory:":
         return
     import threading
 
-    path = str(_sqlite_path(url))
-    # Opened here, before the caller disposes of its engine: its connections' closes then leave the
-    # checkpoint to this one (the last connection to close a database checkpoints it).
-    conn = sqlite3.connect(path, timeout=busy_timeout_ms() / 1000, isolation_level=None, check_same_thread=False)
+    # A connection of the engine's own (its file, its busy timeout), taken out of its pool before the
+    # caller disposes of it: the pool's closes then leave the checkpoint to this one (the last
+    # connection to close a database checkpoints it).
+    pooled = engine.raw_connection()
+    conn = pooled.driver_connection
+    pooled.detach()
 
     def checkpoint() -> None:
         try:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error:
-            logging.getLogger(__name__).debug("background checkpoint of %s failed", path, exc_info=True)
+            logging.getLogger(__name__).debug("background checkpoint of %s failed", engine.url.database,
+                                              exc_info=True)
         finally:
             conn.close()  # the last connection to close checkpoints what is left and removes the log
 
