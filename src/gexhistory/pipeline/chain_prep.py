@@ -161,13 +161,11 @@ def prepare(rows: ChainRows) -> list[ImportedChain]:
         keep = np.ones(len(rows), dtype=bool) if rows.keep_without_iv else np.isfinite(iv) & (iv > 0)
         if not keep.all():
             notes.append(f"{int((~keep).sum())} contracts with a blank or zero IV left out")
-    pick = (lambda a: a[keep] if a is not None else None)  # noqa: E731
-    out = build_chains(path=rows.path, fmt=rows.fmt, label=rows.label, underlying=rows.underlying[keep],
-                       as_of=rows.as_of[keep], expiry=rows.expiry[keep], strike=rows.strike[keep],
-                       is_call=rows.is_call[keep], oi=oi[keep], iv=iv[keep], iv_source=src[keep],
-                       lines=rows.lines[keep], gamma=pick(rows.gamma), spot=pick(rows.spot),
-                       spot_kind=rows.spot_kind, group=pick(rows.group), notes=notes, am=pick(am),
-                       index=(codes[keep], chains), threads=threads)
+    # The rows kept are taken part by part as the chains are built, not gathered whole first.
+    out = build_chains(path=rows.path, fmt=rows.fmt, label=rows.label, underlying=rows.underlying,
+                       as_of=rows.as_of, expiry=rows.expiry, strike=rows.strike, is_call=rows.is_call, oi=oi, iv=iv,
+                       iv_source=src, lines=rows.lines, gamma=rows.gamma, spot=rows.spot, spot_kind=rows.spot_kind,
+                       group=rows.group, notes=notes, am=am, index=(codes, chains), threads=threads, rows=keep)
     for c in out:
         c.moment = rows.moment
         s = spots.get(f"{c.chain.underlying}|{c.chain.as_of.isoformat()}")
@@ -184,7 +182,7 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
                  iv_source: np.ndarray, lines: np.ndarray, gamma: np.ndarray | None = None,
                  spot: np.ndarray | None = None, spot_kind: str | None = None, group: np.ndarray | None = None,
                  notes: list[str] | None = None, am: np.ndarray | None = None,
-                 index=None, threads: int = 1) -> list[ImportedChain]:
+                 index=None, threads: int = 1, rows: np.ndarray | None = None) -> list[ImportedChain]:
     """Rows -> one ImportedChain per (underlying, as_of), sorted. The same contract twice is a
     malformed row, except across `group` (roots of one expiration settling alike, e.g. SPXW and SPXQ),
     where OI adds up and IV and gamma are OI-weighted. `am`: contracts that expire at the open of their
@@ -192,29 +190,27 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
     contract of its third Friday are two contracts), and on that session gone before any snapshot, so
     left out. `index`: chain_index of these rows, when the caller has it. `threads` > 1: the chains are
     built in that many parts of whole chains at once (numpy releases the GIL in its sorts and gathers).
+    `rows`: a mask of the rows to build from (None: all), taken as each part is cut.
 
     One sort of all rows by (chain, expiry, AM before PM, strike, right, group, file order) makes every
     contract's rows adjacent; duplicates, merges and the chains are then runs of that order (no per-row
     Python)."""
-    n = strike.size
     notes = list(notes or [])
     codes, chains = index if index is not None else chain_index(underlying, as_of)
-    if am is not None and (am & (expiry == as_of)).any():
-        gone = ~(am & (expiry == as_of))
-        notes.append(f"{int((~gone).sum())} AM-settled contracts expired at the session's open left out")
-        underlying, as_of, expiry, strike, is_call, oi, iv, iv_source, lines, am, codes = (
-            a[gone] for a in (underlying, as_of, expiry, strike, is_call, oi, iv, iv_source, lines, am, codes))
-        gamma, spot, group = (a[gone] if a is not None else None for a in (gamma, spot, group))
-        n = strike.size
-    if n == 0:
+    use = np.ones(strike.size, dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
+    if am is not None and (am & (expiry == as_of) & use).any():
+        gone = am & (expiry == as_of) & use
+        notes.append(f"{int(gone.sum())} AM-settled contracts expired at the session's open left out")
+        use = use & ~gone
+    if not use.any():
         return []
     cols = dict(underlying=underlying, as_of=as_of, expiry=expiry, strike=strike, is_call=is_call, oi=oi, iv=iv,
                 iv_source=np.asarray(iv_source), lines=lines, gamma=gamma, spot=spot, group=group, am=am, codes=codes)
+    fixed = dict(path=path, fmt=fmt, label=label, spot_kind=spot_kind, chains=chains)
     try:
-        made = _in_parts(codes, len(chains), threads, _assemble, cols, path=path, fmt=fmt, label=label,
-                         spot_kind=spot_kind, chains=chains)
+        made = _in_parts(codes, len(chains), threads, _assemble, cols, only=None if use.all() else use, **fixed)
     except BadInput:  # a duplicate in some part: the whole file again, for the first one in the file
-        made = _assemble(**cols, path=path, fmt=fmt, label=label, spot_kind=spot_kind, chains=chains)
+        made = _assemble(**{k: (v[use] if isinstance(v, np.ndarray) else v) for k, v in cols.items()}, **fixed)
     out, merged = made
     merged_note = f"{merged} contracts listed under two roots merged (OI added, IV OI-weighted)" if merged else None
     for item in out:
@@ -312,26 +308,30 @@ def _chain_parts(codes: np.ndarray, n_chains: int, n: int) -> list[np.ndarray]:
     return [(codes >= a) & (codes < b) for a, b in runs]
 
 
-def _in_parts(codes: np.ndarray, n_chains: int, threads: int, fn, arrays: dict, **fixed):
+def _in_parts(codes: np.ndarray, n_chains: int, threads: int, fn, arrays: dict, only: np.ndarray | None = None,
+              **fixed):
     """fn(**arrays cut to each part's rows, **fixed) over parts of whole chains, on `threads` engine
     threads (parallel.threads), joined: arrays of per-row results put back in row order, lists
-    concatenated in part order (the chains' order), counts added."""
+    concatenated in part order (the chains' order), counts added. `only`: a mask of the rows to use
+    (None: all); per-row results then come back for those rows alone."""
     parts = _chain_parts(codes, n_chains, threads)
-    cut = lambda rows: {k: (v[rows] if isinstance(v, np.ndarray) else v) for k, v in arrays.items()}  # noqa: E731
+    if only is not None:
+        parts = [p & only for p in parts]
+    cut = lambda mask: {k: (v[mask] if isinstance(v, np.ndarray) else v) for k, v in arrays.items()}  # noqa: E731
     if len(parts) == 1:
-        return fn(**arrays, **fixed)
+        return fn(**(arrays if only is None else cut(parts[0])), **fixed)
     pool = parallel.threads(len(parts))
     try:
-        results = list(pool.map(lambda rows: fn(**cut(rows), **fixed), parts))
+        results = list(pool.map(lambda mask: fn(**cut(mask), **fixed), parts))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     joined = []
     for k, first in enumerate(results[0]):
         if isinstance(first, np.ndarray):
             whole = np.empty(codes.size, dtype=np.result_type(*(r[k] for r in results)))
-            for rows, r in zip(parts, results):
-                whole[rows] = r[k]
-            joined.append(whole)
+            for mask, r in zip(parts, results):
+                whole[mask] = r[k]
+            joined.append(whole if only is None else whole[only])
         elif isinstance(first, list):
             joined.append([x for r in results for x in r[k]])
         else:
