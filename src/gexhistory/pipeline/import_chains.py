@@ -15,8 +15,8 @@ when it has one, else the stored real daily close, else the underlying the file 
 parity or the quoted underlying mid). Rows priced from the file carry data_source = the file's label;
 rows priced from stored bars carry the bars' data_source.
 
-A later backfill reuses the stored chains (`chain_store.chain_lookup`), so `backfill --force` recomputes those
-sessions from the imported chain, never silently from the modelled one.
+A later backfill reuses the stored chains (`chain_store.chain_lookup`), so `backfill --force`
+recomputes those sessions from the imported chain, never silently from the modelled one.
 """
 
 from __future__ import annotations
@@ -66,7 +66,6 @@ class ImportResult:
         """JSON-ready summary (the CLI's ``--json``)."""
         return {"run_id": self.run_id, "files": self.files, "sessions": self.sessions, "totals": self.totals,
                 "elapsed_seconds": round(self.elapsed, 3), "notes": self.notes}
-
 
 
 READ = "reading chain files"  # progress label
