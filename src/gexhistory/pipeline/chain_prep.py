@@ -144,7 +144,7 @@ def prepare(rows: ChainRows) -> list[ImportedChain]:
     threads = engine_threads() if len(rows) >= SPLIT_FROM else 1
     if rows.derive_iv:
         iv, src = _in_parts(codes, len(chains), threads, _derive_part, dict(
-            underlying=rows.underlying, as_of=rows.as_of, expiry=rows.expiry, strike=rows.strike,
+            as_of=rows.as_of, expiry=rows.expiry, strike=rows.strike,
             is_call=rows.is_call, file_iv=rows.file_iv, mid=rows.mid, am=am, codes=codes),
             spot_by_chain={k: v[0] for k, v in spots.items()}, interpolate=rows.interpolate_iv, chains=chains)
         keep = (oi > 0) & np.isfinite(iv)
@@ -204,8 +204,9 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
         use = use & ~gone
     if not use.any():
         return []
-    cols = dict(underlying=underlying, as_of=as_of, expiry=expiry, strike=strike, is_call=is_call, oi=oi, iv=iv,
-                iv_source=np.asarray(iv_source), lines=lines, gamma=gamma, spot=spot, group=group, am=am, codes=codes)
+    # Not the underlying and date per row (a million Python strings to cut): chains[code] holds them.
+    cols = dict(expiry=expiry, strike=strike, is_call=is_call, oi=oi, iv=iv, iv_source=np.asarray(iv_source),
+                lines=lines, gamma=gamma, spot=spot, group=group, am=am, codes=codes)
     fixed = dict(path=path, fmt=fmt, label=label, spot_kind=spot_kind, chains=chains)
     try:
         made = _in_parts(codes, len(chains), threads, _assemble, cols, only=None if use.all() else use, **fixed)
@@ -218,10 +219,10 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
     return out
 
 
-def _assemble(*, path, fmt, label, underlying, as_of, expiry, strike, is_call, oi, iv, iv_source, lines, gamma, spot,
-              group, am, codes, spot_kind, chains) -> tuple[list[ImportedChain], int]:
+def _assemble(*, path, fmt, label, expiry, strike, is_call, oi, iv, iv_source, lines, gamma, spot, group, am, codes,
+              spot_kind, chains) -> tuple[list[ImportedChain], int]:
     """build_chains' work on rows of whole chains: (the chains, with the notes left to the caller;
-    how many rows merged into another root's contract)."""
+    how many rows merged into another root's contract). A chain's underlying and date are chains[code]."""
     n = strike.size
     days = expiry.astype("datetime64[D]").astype(np.int64)
     if group is None:
@@ -340,7 +341,7 @@ def _in_parts(codes: np.ndarray, n_chains: int, threads: int, fn, arrays: dict, 
 
 
 def _derive_part(*, codes, chains, **kw):
-    return derive_ivs(**kw, index=(codes, chains))
+    return derive_ivs(**kw, underlying=None, index=(codes, chains))  # the index holds the underlyings
 
 
 def parity_spots(underlying, as_of, expiry, strike, is_call, mid, index=None, am=None) -> dict[str, float]:
