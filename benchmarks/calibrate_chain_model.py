@@ -55,7 +55,8 @@ and neither pooled sign agreement nor pooled negative recall falls.
 In every variant the fitted parameters move by about +-0.02 of Spearman between folds (they are loosely
 identified), and nothing lifted 2021 above about 0.67, even fitted in sample.
 
-Tried on 2026-12-06 for issue 19 (2021 out of fold 0.547) and not adopted. The rule: pooled out-of-fold
+Tried on 2026-12-06 for issue 19 (2021 out of fold 0.547) and not adopted but for the edges extended
+when the index trades through them (d = 0 below, adopted). The rule: pooled out-of-fold
 Spearman and sign agreement do not fall, negative precision >= 0.70 at recall >= 0.80 pooled, no fold's
 Spearman down by more than 0.01, and 2021 out of fold up.
 Diagnosis (the defaults, in sample, 2021 at 0.587): the published GEX of 2021 is the least persistent of
@@ -96,6 +97,34 @@ over 2011-2022 at the default parameters without a refit unless said (the defaul
   In the long rally of 2013 the piles, 11-19% above spot (2013-11-22), seem to stand in for call open
   interest above spot that the model without them lacks: the edge piles are an artefact, but removing
   them first needs that open interest modelled some other way.
+- Edges extended as the index moves (branch i19b, ModelParams.strikes_added_within there): Cboe lists
+  strikes past an expiry's highest (lowest) one as the index nears it ("new series are generally added
+  when the underlying trades through the highest or lowest strike price available", its index option
+  specifications). An edge counts as extended from the first close within d (in log) of it, or past it,
+  and stays so; from then the Gaussian's mass past it is left out as above (it lands on added strikes the
+  fixed grid does not hold), before that it is piled as now (traders take the farthest strike listed).
+  In sample, no refit, d = 0 / 0.05 / 0.08 / 0.10 / 0.12 / 0.15: 0.894 / 0.954 / 0.635, 0.898 / 0.954 /
+  0.663, 0.902 / 0.955 / 0.699, 0.904 / 0.954 / 0.714, 0.906 / 0.954 / 0.733, 0.905 / 0.953 / 0.748;
+  2013 0.855 up to d = 0.10 (0.852 at 0.12, 0.826 at 0.15), precision/recall 0.73/0.88 at 0.10. The same
+  test on the current close only (an edge extended while the close is within d, not for good) gave
+  about the same (d = 0.09: 0.902 / 0.955 / 0.706; 0.12: 0.905 / 0.954 / 0.732). d = 0.10, refitted (650 s): 0.899 / 0.950 / 0.703,
+  2013 0.847, 2011's sign agreement 0.709 (0.773 now); the search ended below the defaults with d = 0.10
+  unfitted (objective 1.1251 against 1.1304). Cross-validated (3,257 s): pooled 0.879 / 0.944,
+  precision/recall 0.68/0.88; folds 0.914 0.826 0.896 0.903 0.859 0.874; 2021 0.678, 2013 0.835, 2022
+  0.908; mean of the per-year Spearmans 0.869. Refused: every fold's Spearman but 2015-2016's (-0.008)
+  rose and 2013 rose too, but the pooled sign agreement fell (2014 0.956 -> 0.937, 2015-2016 0.972 ->
+  0.952-0.956) and precision fell under 0.70. The 10% was picked by that in-sample scan.
+- The same with d = 0, an edge extended from the first close past it, as the specifications say (not
+  scanned): no refit 0.894 / 0.954 / 0.635, 2013 0.855, precision/recall 0.73/0.87. Refitted (295 s):
+  0.889 / 0.952 / 0.680, 2013 0.804 (the fit is loosely identified: the defaults with d = 0 unfitted
+  score higher on the objective, 1.1221 against 1.1182). Cross-validated (2,795 s): pooled 0.864 /
+  0.951, precision/recall 0.73/0.84; folds 0.912 0.817 0.898 0.887 0.826 0.847 (largest fall 2015-2016,
+  -0.006); 2021 0.600, 2013 0.804, 2022 0.905; mean of the per-year Spearmans 0.856. It passes the rule
+  (pooled Spearman 0.8594 -> 0.8639, sign agreement 0.9496 -> 0.9510, precision 0.73 at recall 0.84,
+  no fold down by more than 0.01, 2021 up). ADOPTED on 2026-12-06 (ModelParams.strikes_added_within =
+  0, set from the specifications, not fitted; the defaults, engine/folds.py and benchmarks/results
+  are that refit and that cross-validation). Pooled recall fell from 0.855 to 0.842, which the rule
+  allows (>= 0.80). The gain is small next to d = 0.10's, and 2021 stays the weakest year.
 - The third-Friday expiries of March, June, September and December at 1.3 or 1.6 times a monthly's
   weight: 0.884 / 0.953 / 0.576 and 0.881 / 0.954 / 0.558.
 - A larger short-dated share, dte_decay_days_midweek 10-45 instead of 58: 2021 up to 0.661 (at 10 and

@@ -68,9 +68,14 @@ CORRUPTIONS = [
 def test_a_hand_corrupted_outcome_is_reported_and_a_rerun_repairs_it(db_url, tmp_path, what, sql, column):
     run_backfill(_opts(db_url, A))
     assert _stale(db_url) == []
-    # A signal in the middle of the window: every horizon is stored.
-    (ts,) = rows(db_url, "SELECT timestamp FROM regime_signals WHERE timestamp >= '2024-05-01' "
-                         "AND price_change_10d IS NOT NULL ORDER BY timestamp")[0]
+    # A signal whose every horizon is stored, with no other signal in the 16 calendar days before it
+    # (the first one qualifies), so that the close after it is in no other signal's 10-session horizon:
+    # replacing that close makes exactly this one signal stale.
+    stamps = [t for (t,) in rows(db_url, "SELECT timestamp FROM regime_signals ORDER BY timestamp")]
+    with_10d = {t for (t,) in rows(db_url, "SELECT timestamp FROM regime_signals WHERE price_change_10d IS NOT NULL")}
+    day = [dt.date.fromisoformat(str(t)[:10]) for t in stamps]
+    ts = next(t for k, t in enumerate(stamps) if t in with_10d
+              and (k == 0 or (day[k] - day[k - 1]).days > 16))
     _exec(db_url, sql, ts=ts)
     found = _stale(db_url)
     assert len(found) == 1 and found[0].startswith("1 signal whose outcome disagrees"), found

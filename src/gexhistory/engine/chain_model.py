@@ -5,7 +5,14 @@ Deterministic given the daily price path. What it models:
   Wednesday and finally every-day expirations for the index products), each listed a fixed time
   before expiry;
 - strikes on a round grid chosen from the price at listing (the step near 0.85% of spot, snapped to
-  1/2.5/5/10/25/50/100...), +-50% around the listing price;
+  1/2.5/5/10/25/50/100...), +-50% around the listing price, extended as the index moves: Cboe lists
+  new strikes past an expiry's highest (lowest) one as the index nears it ("new series are generally
+  added when the underlying trades through the highest or lowest strike price available", its index
+  option specifications). Until the close has come within ModelParams.strikes_added_within of an
+  edge, the new contracts a session's Gaussian would put past it go to the listed strikes (the
+  weights are normalised over the grid, so a Gaussian centred past the edge piles them on its last
+  strikes: traders take the farthest strike listed); from then on they go to strikes the fixed grid
+  does not hold, and are left out of the chain (_beyond: their weight in closed form);
 - open interest that accumulates while an expiry is listed, from each session's option volume,
   where the price is that day: calls above spot (customers overwrite, dealers are long them), puts
   below (customers buy protection, dealers are short them), more on round strikes, decaying as
@@ -51,6 +58,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -269,6 +277,7 @@ class ChainModel:
         self._last = np.searchsorted(self._day, self._exp_dates, side="right") - 1
         n_k = int(2 * STRIKE_SPAN / p.step_fraction) + 3
         self._strikes, self._log_k, self._boost = _strike_grids(self.close, self._first, p, n_k)
+        self._edges = _grid_edges(self._strikes)
         self._next = None  # lowest chain index servable without restarting the state (None: no state)
         self._ahead: dict[int, OptionChain] = {}  # chains chain_for computed ahead of being asked
 
@@ -354,10 +363,15 @@ class ChainModel:
         self._pair_i, self._pair_e, self._pair_lane = i, e, lane[e]
         # curvature in base 2: the weights are exp2((log k - centre)^2 * curvature); exp2 is ~7% cheaper
         # than exp, and the 1.7e7 weights of a 10-year SPY run are most of the model's cost
-        self._pair_side = [(self._log_close[i] + center * sd, -0.5 * np.log2(np.e) / (width * sd + 0.005) ** 2,
-                            flow[i] * share)
-                           for center, width, flow in ((p.call_center_sd, p.call_width_sd, self._call_flow),
-                                                       (p.put_center_sd, p.put_width_sd, self._put_flow))]
+        # Past an edge that has been extended (_extended), a Gaussian's new contracts go to strikes the
+        # grid does not hold: their weight (_beyond) joins the sum the grid's weights are divided by.
+        extended = _extended(self._log_close[i], e, self._edges, p.strikes_added_within)
+        self._pair_side = []
+        for center, width, flow in ((p.call_center_sd, p.call_width_sd, self._call_flow),
+                                    (p.put_center_sd, p.put_width_sd, self._put_flow)):
+            c, s = self._log_close[i] + center * sd, width * sd + 0.005
+            self._pair_side.append((c, -0.5 * np.log2(np.e) / s ** 2, flow[i] * share,
+                                    _beyond(self._edges[e], c, s, extended, p.round_strike_boost)))
         self._pair_from = start  # the pairs of session t are [_pair_at[t - start], _pair_at[t - start + 1])
         self._pair_at = np.searchsorted(i, np.arange(start, len(self.dates) + 1))
 
@@ -391,13 +405,15 @@ class ChainModel:
         np.take(self._log_k, e, axis=0, out=log_k, mode="clip")  # e is in range; "raise" would buffer
         np.take(self._boost, e, axis=0, out=boost, mode="clip")
         pair_add = self._pair_add[:e.size]
-        for side, (center, curvature, contracts) in enumerate(self._pair_side):
+        for side, (center, curvature, contracts, beyond) in enumerate(self._pair_side):
             np.subtract(log_k, center[p0:p1, None], out=w)
             w *= w
             w *= curvature[p0:p1, None]
             np.exp2(w, out=w)
             w *= boost
-            np.multiply(w, (contracts[p0:p1] / np.maximum(w.sum(axis=1), 1e-12))[:, None], out=pair_add[:, :, side])
+            total = w.sum(axis=1)
+            total += beyond[p0:p1]
+            np.multiply(w, (contracts[p0:p1] / np.maximum(total, 1e-12))[:, None], out=pair_add[:, :, side])
         # Cells of lanes that hold no live expiry keep stale values: such a lane is never shown and
         # is emptied before its next expiry's first step, so it need not be cleared here.
         add = self._add
@@ -486,6 +502,54 @@ def _strike_grids(close: np.ndarray, first: np.ndarray, p: ModelParams, n_k: int
     valid = np.isfinite(strikes)
     boost[~valid] = 0.0
     return strikes, np.log(np.where(valid, strikes, 1.0)), boost
+
+
+def _grid_edges(strikes: np.ndarray) -> np.ndarray:
+    """Per expiry: the logs of its lowest and highest strikes and its step (NaN where it has no grid)."""
+    out = np.full((strikes.shape[0], 3), np.nan)
+    has = np.isfinite(strikes).any(axis=1)
+    k = strikes[has]
+    out[has, 0], out[has, 1] = np.log(np.nanmin(k, axis=1)), np.log(np.nanmax(k, axis=1))
+    out[has, 2] = np.nanmin(np.diff(k, axis=1), axis=1)
+    return out
+
+
+def _extended(log_close: np.ndarray, e: np.ndarray, edges: np.ndarray, within: float) -> np.ndarray:
+    """Per (session, expiry) pair, ordered by session (log_close: the session's, e: the expiry's
+    index): [low edge extended, high edge extended], shape (2, pairs). An edge is extended from the
+    first session on which the close came within `within` (in log) of it, or past it, and stays so
+    (strikes once listed stay listed); never when `within` is negative. Every pair of an expiry
+    from its first live session on is present (_pairs' order), so its first crossing is among them."""
+    out = np.zeros((2, e.size), dtype=bool)
+    if within < 0 or not e.size:
+        return out
+    near = np.stack([log_close < edges[e, 0] + within, log_close > edges[e, 1] - within])
+    order = np.argsort(e, kind="stable")  # by expiry, then session
+    starts = np.flatnonzero(np.r_[True, e[order][1:] != e[order][:-1]])
+    for side in range(2):
+        seen = np.cumsum(near[side, order])  # crossings so far, in integers: exact whatever the run
+        before = np.repeat(seen[starts] - near[side, order][starts], np.diff(np.r_[starts, e.size]))
+        out[side, order] = seen - before > 0
+    return out
+
+
+def _beyond(edges: np.ndarray, c: np.ndarray, s: np.ndarray, extended: np.ndarray, boost: float) -> np.ndarray:
+    """The weight that strikes past each extended edge would take from Gaussians in log-strike (centres
+    c, sds s) over the grids of `edges` (_grid_edges rows): in _weigh's units (a strike's Gaussian
+    value times its boost), the sum over strikes a step apart is the integral of g(log K) dK / step
+    at the mean boost, (1 + boost) / 2 (round strikes are every other one). In closed form:
+    sqrt(2 pi) s exp(c + s^2 / 2) times the normal tail past (log K_edge - c - s^2) / s, with
+    K_edge half a step past the edge strike."""
+    lo, hi, step = np.exp(edges[:, 0]), np.exp(edges[:, 1]), edges[:, 2]
+    scale = (1.0 + boost) / 2 / step * math.sqrt(2 * math.pi) * s * np.exp(c + s * s / 2)
+    root2s = s * math.sqrt(2)
+    up = np.where(extended[1], _erfc((np.log(hi + step / 2) - c - s * s) / root2s) / 2, 0.0)
+    down = np.where(extended[0], _erfc((c + s * s - np.log(np.maximum(lo - step / 2, step / 2))) / root2s) / 2, 0.0)
+    return np.nan_to_num(scale * (up + down))
+
+
+# numpy has no erfc, and scipy is not a run-time dependency; math.erfc per element (a few 10^4 pairs)
+_erfc = np.vectorize(math.erfc, otypes=[float])
 
 
 def _lanes(first: np.ndarray, last: np.ndarray, tracked: np.ndarray) -> tuple[np.ndarray, int, dict]:

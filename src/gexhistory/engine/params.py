@@ -68,52 +68,62 @@ class ModelParams:
     """
 
     step_fraction: float = 0.0085  # strike step ~0.85% of spot: SPX 25-pt at 2000-3000, SPY $1-2.5
-    # [fitted] 2.5% of OI closes each session (an e-folding of ~41 sessions): index option positions
+    # [fitted] 1.2% of OI closes each session (an e-folding of ~83 sessions): index option positions
     # are held for weeks to months (SPX OI, 15-21 million contracts in 2013-2018 per Cboe, is ~15
     # sessions of volume); OI therefore remembers where the price was while each expiry was listed.
-    oi_turnover: float = 0.0246
-    # [fitted] option volume ~ (realised vol / 18%) ** 0.89: about proportional to turbulence.
-    activity_elasticity: float = 0.8887
-    # [fitted] new contracts spread over the listed expiries with an e-folding of ~119 days of DTE
-    # until the product had mid-week expiries (SPX: March 2016), ~58 days since: the share of
+    oi_turnover: float = 0.012
+    # [fitted] option volume ~ (realised vol / 18%) ** 0.83: about proportional to turbulence.
+    activity_elasticity: float = 0.8295
+    # [fitted] new contracts spread over the listed expiries with an e-folding of ~80 days of DTE
+    # until the product had mid-week expiries (SPX: March 2016), ~51 days since: the share of
     # short-dated flow grew once there were three, then five expiries a week.
-    dte_decay_days: float = 119.3182
-    dte_decay_days_midweek: float = 58.3986
+    dte_decay_days: float = 80.31
+    dte_decay_days_midweek: float = 50.5319
     # [fitted] a standard monthly (third Friday, where SPX's institutional hedges and overwrites sit)
-    # draws 4.8 times a weekly's share of the flow; quarterlies 2.6 and dailies 0.7 (KIND_WEIGHT).
-    monthly_weight: float = 4.7542
-    # [fitted] dealer-facing put flow per call contract, 0.78 in a calm market (realised vol at the
-    # long-run 18%) and rising with volatility as (rv / 18%) ** 0.16 (0.87 at 36%): customers buy
+    # draws 4.4 times a weekly's share of the flow; quarterlies 2.6 and dailies 0.7 (KIND_WEIGHT).
+    monthly_weight: float = 4.3548
+    # [fitted] dealer-facing put flow per call contract, 0.81 in a calm market (realised vol at the
+    # long-run 18%) and rising with volatility as (rv / 18%) ** 0.17 (0.91 at 36%): customers buy
     # more protection in turbulent markets. Gross SPX put/call volume is ~1.5-2, but customers also
     # sell puts (put-writes, collars' short legs), so the net that dealers are short is smaller.
-    put_call_volume: float = 0.7767
-    put_call_vol_elasticity: float = 0.1632
-    # [fitted] calls are written ~0.95 sigma*sqrt(T) above spot (overwriting), puts bought ~1.61
-    # below (tail protection), over ~1.1 and ~0.7 sigma: OI builds where the price traded.
-    call_center_sd: float = 0.9474
-    put_center_sd: float = -1.6067
-    call_width_sd: float = 1.0776
-    put_width_sd: float = 0.7332
+    put_call_volume: float = 0.8058
+    put_call_vol_elasticity: float = 0.1663
+    # [fitted] calls are written ~1.07 sigma*sqrt(T) above spot (overwriting), puts bought ~2.12
+    # below (tail protection), over ~0.67 and ~0.71 sigma: OI builds where the price traded.
+    call_center_sd: float = 1.0732
+    put_center_sd: float = -2.1206
+    call_width_sd: float = 0.6667
+    put_width_sd: float = 0.7065
     round_strike_boost: float = 1.6  # multiples of twice the step (SPX 50s, SPY 5s) draw 1.6x the OI
-    # [fitted] ATM implied vol = 1.48 x 20-session realised vol: index implied vol usually exceeds
+    # [fitted] ATM implied vol = 1.35 x 20-session realised vol: index implied vol usually exceeds
     # realised by a third to a half (the variance risk premium), more after a quiet month.
-    iv_premium: float = 1.4783
+    iv_premium: float = 1.3453
     iv_long_run: float = 0.18  # long-run S&P implied vol level the term structure reverts to
     iv_term_days: float = 60.0  # half-way to the long-run level by ~40 days
-    # [fitted] IV rises by 35% of ATM vol per standardised unit of moneyness below spot (the steep
+    # [fitted] IV rises by 33% of ATM vol per standardised unit of moneyness below spot (the steep
     # S&P put skew), plus a small smile curvature.
-    skew_slope: float = -0.3452
+    skew_slope: float = -0.3334
     skew_curve: float = 0.02
     # [level] every product's contract count (chain_model.PRODUCT_CONTRACTS, an order of magnitude
     # of its volume) is multiplied by this, set so that the modelled SPX GEX has the reference's
     # median |GEX| over 2011-2022. GEX is proportional to OI, so it moves no rank and no sign; see
     # benchmarks/results/LEVEL.md for why this is a scale and not a unit convention.
-    flow_scale: float = 0.1132
+    flow_scale: float = 0.0594
     # The chain holds expiries up to 120 calendar days, the window the GEX counts (Conventions.dte_window).
     # The published GEX counts every expiry; 120 came from an in-sample scan (60 before), and at the
     # same parameters it raised 2011-2022's sign agreement from 0.942 to 0.950 and negative precision
     # from 0.67 to 0.71 (benchmarks/calibrate_chain_model.py).
     dte_window: int = 120
+    # An expiry's strike grid is drawn at listing (+-50% of the listing price, chain_model); Cboe adds
+    # strikes past its highest (lowest) one when the index trades through it ("new series are generally
+    # added when the underlying trades through the highest or lowest strike price available", its index
+    # option specifications). From the first close at or past an edge (within this distance in log of
+    # it; 0: at or past it), the new contracts past that edge land on such added strikes, which the
+    # modelled grid does not hold: they are left out of the chain instead of being piled on the edge
+    # strikes (before that, flow beyond the edge goes to the farthest listed strike). Negative: never
+    # (the model before issue 19's branch i19b). Set from the specifications, not fitted (0.10, picked
+    # by an in-sample scan, failed the cross-validation: benchmarks/calibrate_chain_model.py).
+    strikes_added_within: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
