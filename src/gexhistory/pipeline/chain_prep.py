@@ -28,7 +28,7 @@ from gexhistory.config import LISTED, LISTED_RULE
 from gexhistory.runtime import engine_threads
 from gexhistory.sources.chains import columns_read, detect, generic, quotedata
 from gexhistory.sources.chains.bounds import check_bounds
-from gexhistory.sources.chains.common import ChainRows, chain_index, dense_codes, read_table
+from gexhistory.sources.chains.common import ChainRows, chain_index, read_table, unique_days
 from gexhistory.sources.chains.roots import am_settled
 
 PARITY_KIND = "implied: put-call parity on end-of-day mids"
@@ -198,8 +198,8 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
     notes = list(notes or [])
     codes, chains = index if index is not None else chain_index(underlying, as_of)
     use = np.ones(strike.size, dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
-    if am is not None and (am & (expiry == as_of) & use).any():
-        gone = am & (expiry == as_of) & use
+    gone = am & (expiry == as_of) & use if am is not None else None
+    if gone is not None and gone.any():
         notes.append(f"{int(gone.sum())} AM-settled contracts expired at the session's open left out")
         use = use & ~gone
     if not use.any():
@@ -491,17 +491,11 @@ def _next_equal(*arrays: np.ndarray) -> np.ndarray:
     return same
 
 
-def _unique_days(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """np.unique(days, return_inverse=True) for dates, without a sort of a million rows."""
-    uniq, inv = dense_codes(np.asarray(days).astype("datetime64[D]").astype(np.int64))
-    return uniq.astype("datetime64[D]"), inv
-
-
 def expiry_close_ts(expiry: np.ndarray, am: np.ndarray | None = None) -> np.ndarray:
     """POSIX seconds of each expiration's close: the last session on or before the date (a Saturday
     expiration of old monthlies trades last on the Friday); 16:00 ET beyond the known calendar. Where
     `am` (AM-settled roots), that session's open instead (09:30 ET beyond the calendar)."""
-    uniq, inv = _unique_days(expiry)
+    uniq, inv = unique_days(expiry)
     closes = np.empty(uniq.size)
     opens = np.empty(uniq.size)
     calendar_end = sessions_between(dt.date.today(), dt.date.today() + dt.timedelta(days=800))
@@ -520,5 +514,5 @@ def expiry_close_ts(expiry: np.ndarray, am: np.ndarray | None = None) -> np.ndar
 
 def session_close_ts(as_of: np.ndarray) -> np.ndarray:
     """POSIX seconds of each as-of session's close (the moment an EOD file's quotes describe)."""
-    uniq, inv = _unique_days(as_of)
+    uniq, inv = unique_days(as_of)
     return np.array([session_on(d).close.timestamp() for d in uniq.astype(dt.date)] + [0.0])[inv]

@@ -540,8 +540,7 @@ def session_check(table: Table, as_of: np.ndarray, col: str) -> None:
         return
     if as_of.size == 0:
         return
-    days, at = dense_codes(as_of.astype("datetime64[D]").astype(np.int64))  # a file has a few dates
-    days = days.astype("datetime64[D]")
+    days, at = unique_days(as_of)  # a file has a few dates
     first, last = days[0].astype(dt.date), days[-1].astype(dt.date)
     known = {np.datetime64(s.date, "D") for s in sessions_between(first, last)}
     not_session = np.array([d not in known for d in days] + [False])[:-1]
@@ -600,3 +599,9 @@ def dense_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     present = np.zeros(hi - lo + 1, dtype=bool)
     present[v - lo] = True
     return np.flatnonzero(present) + lo, (np.cumsum(present) - 1)[v - lo]
+
+
+def unique_days(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(days, return_inverse=True) for dates, without a sort of a million rows (dense_codes)."""
+    uniq, inv = dense_codes(np.asarray(days).astype("datetime64[D]").astype(np.int64))
+    return uniq.astype("datetime64[D]"), inv
