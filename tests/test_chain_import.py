@@ -204,6 +204,18 @@ def test_not_a_chain_file_is_rejected_whole(tmp_path, content):
     assert not db.exists()
 
 
+@pytest.mark.parametrize("name", ["chain.csv.gz", "chain.csv.bz2", "chain.csv.xz", "chain.zip"])
+def test_a_file_that_is_not_what_its_suffix_says_is_rejected_whole(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"date,underlying,expiration,strike,right,oi,iv\n")  # plain text under a compressed name
+    db = tmp_path / "x.db"
+    res = run_cli(["import-chains", str(path), "--db", str(db)], tmp_path)
+    assert res.returncode == 2, res.stderr
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {path}: not an option chain file (unreadable as CSV: "), err
+    assert not db.exists()
+
+
 def test_missing_file_and_no_spot(db_url, tmp_path):
     res = run_cli(["import-chains", str(tmp_path / "nope.csv"), "--db", db_url], tmp_path)
     assert res.returncode == 2 and "no such file" in res.stderr

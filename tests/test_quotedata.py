@@ -424,3 +424,48 @@ def test_monthly_beside_weekly_is_two_contracts_stored_and_reused(db_url, tmp_pa
 
     at = dt.datetime(2022, 6, 10, 16, tzinfo=NY)
     assert compute_gex_one(again, 3900.86, at).net_gex == res.sessions[0]["net_gex"]
+
+
+def _compressed(src: str, dest: Path) -> Path:
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    data = Path(src).read_bytes()
+    if dest.suffix == ".zip":
+        with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr(Path(src).name, data)
+    else:
+        dest.write_bytes({".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress}[dest.suffix](data))
+    return dest
+
+
+@pytest.mark.parametrize("name", ["nvda_quotedata.csv.gz", "nvda_quotedata.csv.bz2", "nvda_quotedata.csv.xz",
+                                  "nvda_quotedata.zip"])
+def test_a_compressed_download_imports_as_the_plain_one(tmp_path, name):
+    """Years of daily downloads are kept compressed: each compression pandas reads by its suffix is
+    detected as quotedata and gives the plain file's session, values and notes."""
+    packed = _compressed(NVDA, tmp_path / name)
+    plain = run_cli(["import-chains", NVDA, "--db", str(tmp_path / "plain.db"), "--json"], tmp_path)
+    res = run_cli(["import-chains", str(packed), "--db", str(tmp_path / "packed.db"), "--json"], tmp_path)
+    assert plain.returncode == 0 and res.returncode == 0, res.stderr
+    a, b = json.loads(plain.stdout), json.loads(res.stdout)
+    assert b["files"][0]["format"] == "cboe_quotedata" and b["files"][0]["contracts"] == a["files"][0]["contracts"]
+    assert b["files"][0]["notes"] == a["files"][0]["notes"]
+    keep = ("symbol", "date", "net_gex", "flip_point", "call_wall", "put_wall")
+    assert [{k: s[k] for k in keep} for s in b["sessions"]] == [{k: s[k] for k in keep} for s in a["sessions"]]
+    assert b["sessions"][0]["date"] == "2024-01-05"
+
+
+def test_a_truncated_compressed_download_is_one_line_and_nothing_written(tmp_path):
+    import gzip
+
+    whole = gzip.compress(Path(NVDA).read_bytes())
+    cut = tmp_path / "nvda_quotedata.csv.gz"
+    cut.write_bytes(whole[: len(whole) * 2 // 3])  # the preamble survives, the end of the stream does not
+    res = run_cli(["import-chains", str(cut), "--db", str(tmp_path / "gex.db")], tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [
+        f"error: {cut}: unreadable quotedata file (Compressed file ended before the end-of-stream marker was reached)"]
+    assert not (tmp_path / "gex.db").exists()

@@ -359,8 +359,7 @@ def read_table(path: str, keep=None) -> Table:
         m = re.search(r"line (\d+)", str(exc))
         where = f"{path}:{m.group(1)}" if m else str(path)
         raise BadInput(f"{where}: wrong number of fields for the header") from None
-    except (pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError, EOFError,
-            zipfile.BadZipFile) as exc:
+    except (pd.errors.EmptyDataError, *unreadable_errors()) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise BadInput(f"{path}: not an option chain file (unreadable as CSV: {reason})") from None
     return Table(str(path), df.fillna(""))
@@ -398,6 +397,41 @@ def _raw(p: Path):
             return None
         return open(p, "rb")
     except (zipfile.BadZipFile, OSError):
+        return None
+
+
+def unreadable_errors() -> tuple[type[BaseException], ...]:
+    """What reading a damaged or mislabelled file raises (pandas' reader or ours): a truncated .gz is an
+    EOFError, a bad .xz an lzma.LZMAError, which is neither an OSError nor a ValueError."""
+    import lzma
+
+    return (OSError, EOFError, ValueError, zipfile.BadZipFile, lzma.LZMAError)
+
+
+def head_lines(path: str, n: int) -> list[str] | None:
+    """The first n lines of a chain file as text (a BOM dropped, line ends kept), through the same
+    decompression pandas applies by suffix (.gz, .bz2, .xz, a .zip's one member); None when the file
+    cannot be opened or decompressed so."""
+    import io
+
+    p = Path(path)
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".bz2":
+            import bz2
+
+            raw = bz2.open(p, "rb")
+        elif suffix == ".xz":
+            import lzma
+
+            raw = lzma.open(p, "rb")
+        else:
+            raw = _raw(p)
+        if raw is None:
+            return None
+        with io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="") as f:
+            return [f.readline() for _ in range(n)]
+    except unreadable_errors():
         return None
 
 

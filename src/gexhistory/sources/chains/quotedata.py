@@ -34,7 +34,8 @@ import numpy as np
 
 from gexhistory.calendar import CALENDAR_START, ET, last_completed_session
 from gexhistory.errors import BadInput
-from gexhistory.sources.chains.common import ChainRows, Table, expiry_check, make_label, vendor_gamma
+from gexhistory.sources.chains.common import (ChainRows, Table, expiry_check, head_lines, make_label,
+                                              unreadable_errors, vendor_gamma)
 from gexhistory.sources.chains.roots import underlying_of
 
 FORMAT = "cboe_quotedata"
@@ -57,10 +58,8 @@ _DATE_LINE = [
 
 
 def _preamble(path: str) -> list[list[str]] | None:
-    try:
-        with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
-            head = [f.readline() for _ in range(PREAMBLE_LINES)]
-    except OSError:
+    head = head_lines(path, PREAMBLE_LINES)  # a .gz, .bz2, .xz or one-member .zip too, as pandas reads them
+    if head is None:
         return None
     return [next(csv.reader([line]), []) if line.strip() else [] for line in head]
 
@@ -143,7 +142,7 @@ def _table(path: str, h: int) -> Table:
         m = re.search(r"line (\d+)", str(exc))
         where = f"{path}:{m.group(1)}" if m else path  # pandas counts the skipped lines too
         raise BadInput(f"{where}: wrong number of fields for the 22-column quotedata header") from None
-    except (pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as exc:
+    except (pd.errors.EmptyDataError, *unreadable_errors()) as exc:
         raise BadInput(f"{path}: unreadable quotedata file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
     t = Table(path, df.fillna(""))
     t.lines = t.lines + h  # Table numbers rows from a header on line 1; ours is on line h + 1
