@@ -244,6 +244,17 @@ def test_date_line_without_its_quotes(tmp_path):
     assert parse_files([str(path)])[0].chain.as_of == dt.date(2024, 1, 5)
 
 
+@pytest.mark.parametrize("last", ['"Last: 3,900.86"', "Last: 3,900.86"])  # quoted, or unquoted by a spreadsheet
+def test_last_with_a_thousands_separator(tmp_path, last):
+    from gexhistory.pipeline.import_chains import parse_files
+
+    text = Path(NEAR).read_text()
+    assert "Last: 3900.8601" in text
+    path = tmp_path / "spx_quotedata.csv"
+    path.write_text(text.replace("Last: 3900.8601", last))
+    assert parse_files([str(path)])[0].file_spot == 3900.86
+
+
 @pytest.mark.parametrize("date_line", ["June 31, 2022, 8:47 PM EDT", "June 11, 2022", "June 11, 2022, 13:47 PM EDT",
                                        "June 11, 2022, 8:47 PM XYZ", "Smarch 11, 2022, 8:47 PM EDT"])
 def test_unreadable_date_lines(date_line):

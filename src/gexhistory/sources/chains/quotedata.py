@@ -190,7 +190,7 @@ def parse(path: str, *, underlying: str | None = None) -> ChainRows:
     if last is None:
         raise BadInput(f"{path}: no 'Last:' field before the header: the underlying's price is unknown")
     try:
-        spot = float(last[1].replace(",", ""))
+        spot = float(re.sub(r"[,\s]", "", last[1]))  # "3,900.86", or "3, 900.86" from a field split at its comma
     except ValueError:
         spot = float("nan")
     if not (np.isfinite(spot) and 0 < spot <= SPOT_MAX):
