@@ -244,6 +244,18 @@ def test_date_line_without_its_quotes(tmp_path):
     assert parse_files([str(path)])[0].chain.as_of == dt.date(2024, 1, 5)
 
 
+def test_a_comma_ending_every_line(tmp_path):
+    """Saved again by a tool that ends each line with a comma: an empty 23rd field everywhere."""
+    from gexhistory.pipeline.import_chains import parse_files
+
+    lines = Path(NVDA).read_text().splitlines()
+    path = tmp_path / "nvda_quotedata.csv"
+    path.write_text("\n".join(line + "," if line else line for line in lines) + "\n")
+    got, plain = parse_files([str(path)])[0].chain, parse_files([NVDA])[0].chain
+    assert len(got) == len(plain) == 86 and got.open_interest.sum() == plain.open_interest.sum()
+    assert np.array_equal(got.iv, plain.iv)
+
+
 @pytest.mark.parametrize("last", ['"Last: 3,900.86"', "Last: 3,900.86"])  # quoted, or unquoted by a spreadsheet
 def test_last_with_a_thousands_separator(tmp_path, last):
     from gexhistory.pipeline.import_chains import parse_files

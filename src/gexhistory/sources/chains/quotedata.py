@@ -66,7 +66,10 @@ def _preamble(path: str) -> list[list[str]] | None:
 
 def _header_index(lines: list[list[str]]) -> int | None:
     for i, fields in enumerate(lines):
-        if [f.strip() for f in fields] == HEADER:
+        names = [f.strip() for f in fields]
+        while names and not names[-1]:  # a file saved again with a comma ending each line
+            names.pop()
+        if names == HEADER:
             return i
     return None
 
