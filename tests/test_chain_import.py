@@ -375,7 +375,7 @@ def test_cboe_26_columns_iv_from_prices(db_url, tmp_path):
     res = import_chains([path], db=db_url)
     assert res.files[0]["format"] == "cboe_datashop"
     assert res.files[0]["chain_source"] == "cboe_datashop:UnderlyingOptionsEODQuotes_2025-06-02.csv"
-    assert "1 contracts with zero OI left out (no gamma)" in res.files[0]["notes"]
+    assert "1 contract with zero OI left out (no gamma)" in res.files[0]["notes"]
     assert res.sessions[0]["spot_source"] == "file: underlying_bid/ask_eod mid"
     stored = _stored(db_url, "cboe_datashop:%")
     assert len(stored) == len(contracts) and {s[5] for s in stored} == {"p"}
@@ -482,7 +482,7 @@ def test_optionsdx_with_oi_file_and_with_volume_proxy(db_url, tmp_path):
     oi_file = _write(tmp_path / "oi.csv", "date,underlying,expiration,strike,right,oi", oi_lines)
     res = import_chains([path], db=db_url, oi_file=oi_file)
     assert res.files[0]["chain_source"] == "optionsdx:spy_eod_202506.txt+oi"
-    assert "1 contracts absent from the OI file oi.csv: no OI" in res.files[0]["notes"]
+    assert "1 contract absent from the OI file oi.csv: no OI" in res.files[0]["notes"]
     got = rows(db_url, "SELECT net_gex, spot_price, chain_source, data_source FROM gex_history")[0]
     assert got[0] == pytest.approx(_net(contracts[:-1], SPOT), rel=1e-6)
     assert got[1:] == (SPOT, "optionsdx:spy_eod_202506.txt+oi", "optionsdx:spy_eod_202506.txt+oi")

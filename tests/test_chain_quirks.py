@@ -178,7 +178,7 @@ def test_vendor_gamma_quirks(db_url, tmp_path, gamma, stored):
     res = import_chains([str(path)], db=db_url)
     got = contract_rows(db_url, "SELECT gamma FROM option_chain_contracts WHERE strike = 560")
     assert [g[0] for g in got] == [stored, stored]
-    assert any("negative vendor gammas" in n for n in res.files[0]["notes"]) == (gamma == "-0.3")
+    assert any("negative vendor gamma" in n for n in res.files[0]["notes"]) == (gamma == "-0.3")
     vendor = import_chains([str(path)], db=db_url, conv=Conventions(gamma_source="vendor"))
     if stored is not None:  # the vendor's gammas: GEX = gamma x OI x 100 x S^2 x 0.01, puts negative
         want = (stored * (10 - 1500) + 0.0125 * (900 - 800)) * 100 * 600**2 * 0.01

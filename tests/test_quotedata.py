@@ -203,8 +203,8 @@ def test_stock_file_with_blank_and_zero_ivs(db_url, tmp_path):
     assert got[1] == pytest.approx(net, rel=1e-6) and got[2] == pytest.approx(flip, rel=1e-6)
     assert got[3:] == (call_wall, put_wall)
     notes = out["files"][0]["notes"]
-    assert "1 contracts with zero OI left out (no gamma)" in notes
-    assert "1 contracts with OI, IV 0 or blank and no bid/ask left out" in notes
+    assert "1 contract with zero OI left out (no gamma)" in notes
+    assert "1 contract with OI, IV 0 or blank and no bid/ask left out" in notes
     assert "3 IVs from end-of-day mid prices" in notes
 
 

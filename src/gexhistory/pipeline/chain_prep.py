@@ -30,6 +30,7 @@ from gexhistory.sources.chains import columns_read, detect, generic, quotedata
 from gexhistory.sources.chains.bounds import check_bounds
 from gexhistory.sources.chains.common import ChainRows, chain_index, read_table, unique_days
 from gexhistory.sources.chains.roots import am_settled
+from gexhistory.words import plural
 
 PARITY_KIND = "implied: put-call parity on end-of-day mids"
 
@@ -149,18 +150,18 @@ def prepare(rows: ChainRows) -> list[ImportedChain]:
             spot_by_chain={k: v[0] for k, v in spots.items()}, interpolate=rows.interpolate_iv, chains=chains)
         keep = (oi > 0) & np.isfinite(iv)
         if rows.zero_oi_note and (oi == 0).any():
-            notes.append(f"{int((oi == 0).sum())} contracts with zero OI left out (no gamma)")
+            notes.append(f"{plural(int((oi == 0).sum()), 'contract')} with zero OI left out (no gamma)")
         if ((oi > 0) & ~np.isfinite(iv)).any():
-            notes.append(f"{int(((oi > 0) & ~np.isfinite(iv)).sum())} {rows.no_iv_note}")
+            notes.append(f"{plural(int(((oi > 0) & ~np.isfinite(iv)).sum()), 'contract')} {rows.no_iv_note}")
         for code, what in (("p", "from end-of-day mid prices"), ("i", "interpolated across strikes")):
             n = int((keep & (src == code)).sum())
             if n:
-                notes.append(f"{n} IVs {what}")
+                notes.append(f"{plural(n, 'IV')} {what}")
     else:  # the file's IVs as given; a blank or zero one is none: left out and counted, the file kept
         iv, src = rows.file_iv, np.full(len(rows), "f")
         keep = np.ones(len(rows), dtype=bool) if rows.keep_without_iv else np.isfinite(iv) & (iv > 0)
         if not keep.all():
-            notes.append(f"{int((~keep).sum())} contracts with a blank or zero IV left out")
+            notes.append(f"{plural(int((~keep).sum()), 'contract')} with a blank or zero IV left out")
     # The rows kept are taken part by part as the chains are built, not gathered whole first.
     out = build_chains(path=rows.path, fmt=rows.fmt, label=rows.label, underlying=rows.underlying,
                        as_of=rows.as_of, expiry=rows.expiry, strike=rows.strike, is_call=rows.is_call, oi=oi, iv=iv,
@@ -213,7 +214,7 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
     except BadInput:  # a duplicate in some part: the whole file again, for the first one in the file
         made = _assemble(**{k: (v[use] if isinstance(v, np.ndarray) else v) for k, v in cols.items()}, **fixed)
     out, merged = made
-    merged_note = f"{merged} contracts listed under two roots merged (OI added, IV OI-weighted)" if merged else None
+    merged_note = f"{plural(merged, 'contract')} listed under two roots merged (OI added, IV OI-weighted)" if merged else None
     for item in out:
         item.notes = list(notes) + ([merged_note] if merged_note else [])
     return out

@@ -13,6 +13,7 @@ from gexhistory.engine.chain import OptionChain
 from gexhistory.pipeline.chain_prep import ImportedChain
 from gexhistory.sources.chains import quotedata
 from gexhistory.sources.chains.common import make_label
+from gexhistory.words import plural
 
 SPLIT_FORMATS = {quotedata.FORMAT}
 
@@ -54,7 +55,7 @@ def _union(parts: list[ImportedChain]) -> ImportedChain:
     latest = max(parts, key=lambda p: (p.moment is not None, p.moment or 0))
     notes = [f"one chain from {len(parts)} files: {', '.join(names)}"]
     if twice:
-        notes.append(f"{twice} contracts listed in more than one file counted once (the later file's)")
+        notes.append(f"{plural(twice, 'contract')} listed in more than one file counted once (the later file's)")
     spots = {p.file_spot for p in parts}
     if len(spots) > 1:
         notes.append(f"the files' underlying prices differ ({', '.join(f'{s:g}' for s in sorted(spots))}): "

@@ -85,7 +85,7 @@ def parse(table: Table) -> ChainRows:
     return ChainRows(t.path, FORMAT, make_label(FORMAT, t.path), und, as_of, expiry, strike, is_call, oi, t.lines,
                      file_iv, gamma=gamma, mid=mid, quoted_spots=spots, group=root_index,
                      group_names=np.asarray(roots, dtype=object), notes=notes, index=index,
-                     no_iv_note="contracts with OI but no IV obtainable left out")
+                     no_iv_note="with OI but no IV obtainable left out")
 
 
 def _underlying(symbol: str) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 from gexhistory.calendar import CALENDAR_START, last_completed_session, sessions_between
 from gexhistory.columnar import strings, to_arrow, to_numpy
 from gexhistory.errors import BadInput
+from gexhistory.words import plural
 
 LABEL_MAX = 64  # chain_source column width
 DATE_SHAPE = r"\d{4}-\d{2}-\d{2}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?|\d{1,2}/\d{1,2}/\d{4}|\d{8}"
@@ -53,7 +54,7 @@ class ChainRows:
     notes: list[str] = field(default_factory=list)
     derive_iv: bool = True  # False: the file's IVs as given, every contract kept (generic files)
     zero_oi_note: bool = True  # say how many contracts were left out for zero OI
-    no_iv_note: str = "contracts with OI but no IV left out"
+    no_iv_note: str = "with OI but no IV left out"  # after "N contract(s)"
     keep_without_iv: bool = False  # with derive_iv False: keep contracts without an IV (an OI-only file)
     interpolate_iv: bool = True  # False: a contract with neither IV nor price is left out, not interpolated
     moment: dt.datetime | None = None  # when the file's quotes were taken, where it says (quotedata)
@@ -376,7 +377,7 @@ def vendor_gamma(table: Table, col: str, notes: list[str]) -> np.ndarray:
     g = np.where(np.abs(g) < GAMMA_ROUNDING, 0.0, g)
     negative = np.isfinite(g) & (g < 0)
     if negative.any():
-        notes.append(f"{int(negative.sum())} negative vendor gammas ({col}) ignored")
+        notes.append(f"{plural(int(negative.sum()), 'negative vendor gamma')} ({col}) ignored")
     return np.where(negative, np.nan, g)
 
 

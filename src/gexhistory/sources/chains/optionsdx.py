@@ -26,6 +26,7 @@ import numpy as np
 from gexhistory.engine.chain import OptionChain
 from gexhistory.errors import BadInput
 from gexhistory.sources.chains.common import ChainRows, Table, expiry_check, make_label, session_check, vendor_gamma
+from gexhistory.words import plural
 
 FORMAT = "optionsdx"
 REQUIRED = {"quote_date", "underlying_last", "expire_date", "strike", "c_iv", "p_iv"}
@@ -105,7 +106,7 @@ def parse(table: Table, *, oi_file: str | None = None, oi_chains: list[OptionCha
             raise BadInput(f"{oi_file}: none of its contracts match {t.path} (dates, expirations, strikes)")
         missing = int((~np.isfinite(oi)).sum())
         if missing:
-            notes.append(f"{missing} contracts absent from the OI file {Path(oi_file).name}: no OI")
+            notes.append(f"{plural(missing, 'contract')} absent from the OI file {Path(oi_file).name}: no OI")
         notes.append(f"OI from {Path(oi_file).name}")
         oi = np.nan_to_num(oi)
     else:

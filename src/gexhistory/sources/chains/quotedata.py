@@ -37,6 +37,7 @@ from gexhistory.errors import BadInput
 from gexhistory.sources.chains.common import (ChainRows, Table, expiry_check, head_lines, make_label,
                                               unreadable_errors, vendor_gamma)
 from gexhistory.sources.chains.roots import underlying_of
+from gexhistory.words import plural
 
 FORMAT = "cboe_quotedata"
 HEADER = ("Expiration Date,Calls,Last Sale,Net,Bid,Ask,Volume,IV,Delta,Gamma,Open Interest,Strike,"
@@ -246,7 +247,8 @@ def parse(path: str, *, underlying: str | None = None) -> ChainRows:
     no_iv = ~(np.concatenate([iv["call"], iv["put"]]) > 0) & ~np.isfinite(np.concatenate([mid["call"], mid["put"]]))
     expired = listed & no_iv & (two(expiry) == two(as_of))
     if expired.any():
-        notes.append(f"{int(expired.sum())} contracts of the session's own expiration quoted as expired left out")
+        notes.append(f"{plural(int(expired.sum()), 'contract')} of the session's own expiration quoted as expired "
+                     "left out")
     keep = listed & ~expired
     pick = lambda a: a[keep]  # noqa: E731
     label = make_label(FORMAT, path)
@@ -255,5 +257,5 @@ def parse(path: str, *, underlying: str | None = None) -> ChainRows:
                      pick(two(t.lines)), pick(np.concatenate([iv["call"], iv["put"]])), gamma=pick(gamma),
                      mid=pick(np.concatenate([mid["call"], mid["put"]])),
                      quoted_spots={f"{und}|{day.isoformat()}": (spot, "Last:")}, group=pick(roots), notes=notes,
-                     no_iv_note="contracts with OI, IV 0 or blank and no bid/ask left out",
+                     no_iv_note="with OI, IV 0 or blank and no bid/ask left out",
                      interpolate_iv=False, moment=moment)
