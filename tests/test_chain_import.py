@@ -216,6 +216,41 @@ def test_a_file_that_is_not_what_its_suffix_says_is_rejected_whole(tmp_path, nam
     assert not db.exists()
 
 
+def _finder_zip(src: Path, dest: Path) -> Path:
+    """A .zip as macOS's Finder makes it: the file, and its resource fork under __MACOSX/."""
+    import zipfile
+
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(src.name, src.read_bytes())
+        z.writestr(f"__MACOSX/._{src.name}", b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+    return dest
+
+
+@pytest.mark.parametrize("sample", ["cboe_datashop_26.csv", "spaced_quotes.csv"])
+def test_a_zip_made_by_macos_finder_imports_as_its_file(tmp_path, sample):
+    """Finder's Compress adds __MACOSX/._<name> beside the file; pandas refuses such a .zip ("Multiple
+    files found"). spaced_quotes.csv (a quote after a space) takes pandas' reader, the DataShop file
+    Arrow's."""
+    if sample == "spaced_quotes.csv":
+        src = Path(_small(tmp_path, name=sample)[0])
+        lines = src.read_text().splitlines()
+        assert ",SPY," in lines[1]
+        src.write_text("\n".join([lines[0], lines[1].replace(",SPY,", ', "SPY",', 1), *lines[2:]]) + "\n")
+    else:
+        src = Path(__file__).parent / "data" / "chains" / sample
+    packed = _finder_zip(src, tmp_path / (src.stem + ".zip"))
+    outs = []
+    for f, db in ((src, "plain.db"), (packed, "zipped.db")):
+        res = run_cli(["import-chains", str(f), "--db", str(tmp_path / db), "--json"], tmp_path)
+        assert res.returncode == 0, res.stderr
+        outs.append(json.loads(res.stdout))
+    plain, zipped = outs
+    assert zipped["files"][0]["format"] == plain["files"][0]["format"]
+    assert zipped["files"][0]["contracts"] == plain["files"][0]["contracts"] > 0
+    keep = ("symbol", "date", "net_gex", "flip_point", "call_wall", "put_wall")
+    assert [{k: s[k] for k in keep} for s in zipped["sessions"]] == [{k: s[k] for k in keep} for s in plain["sessions"]]
+
+
 def test_missing_file_and_no_spot(db_url, tmp_path):
     res = run_cli(["import-chains", str(tmp_path / "nope.csv"), "--db", db_url], tmp_path)
     assert res.returncode == 2 and "no such file" in res.stderr

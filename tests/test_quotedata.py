@@ -459,13 +459,15 @@ def _compressed(src: str, dest: Path) -> Path:
     if dest.suffix == ".zip":
         with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as z:
             z.writestr(Path(src).name, data)
+            if "finder" in dest.name:  # as macOS's Finder makes it: a resource fork beside the file
+                z.writestr(f"__MACOSX/._{Path(src).name}", b"\x00\x05\x16\x07Mac OS X")
     else:
         dest.write_bytes({".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress}[dest.suffix](data))
     return dest
 
 
 @pytest.mark.parametrize("name", ["nvda_quotedata.csv.gz", "nvda_quotedata.csv.bz2", "nvda_quotedata.csv.xz",
-                                  "nvda_quotedata.zip"])
+                                  "nvda_quotedata.zip", "nvda_quotedata_finder.zip"])
 def test_a_compressed_download_imports_as_the_plain_one(tmp_path, name):
     """Years of daily downloads are kept compressed: each compression pandas reads by its suffix is
     detected as quotedata and gives the plain file's session, values and notes."""

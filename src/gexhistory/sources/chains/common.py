@@ -352,8 +352,9 @@ def read_table(path: str, keep=None) -> Table:
         with warnings.catch_warnings():
             # Without an index column pandas only warns when the first row is longer than the header.
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            df = pd.read_csv(p, dtype=str, keep_default_na=False, skip_blank_lines=False, index_col=False,
-                             skipinitialspace=True, compression="infer", encoding="utf-8-sig")
+            with pandas_source(str(p)) as source:
+                df = pd.read_csv(source, dtype=str, keep_default_na=False, skip_blank_lines=False, index_col=False,
+                                 skipinitialspace=True, compression="infer", encoding="utf-8-sig")
     except pd.errors.ParserWarning:
         raise BadInput(f"{path}:2: wrong number of fields for the header") from None
     except pd.errors.ParserError as exc:
@@ -381,6 +382,25 @@ def vendor_gamma(table: Table, col: str, notes: list[str]) -> np.ndarray:
     return np.where(negative, np.nan, g)
 
 
+def zip_member(zf: zipfile.ZipFile) -> str | None:
+    """The one data file of a .zip, or None when it holds another number of them. Folders and what
+    macOS's Finder adds to every archive it makes (a __MACOSX/ folder of ._ resource files) are not
+    data files."""
+    names = [n for n in zf.namelist() if not n.endswith("/") and not n.startswith("__MACOSX/")
+             and not n.rsplit("/", 1)[-1].startswith("._")]
+    return names[0] if len(names) == 1 else None
+
+
+def pandas_source(path: str):
+    """A context giving what pandas' reader is handed for a chain file: its path (pandas decompresses
+    by suffix), or a .zip's one data file as a stream, since pandas refuses a .zip that holds anything
+    else, such as Finder's __MACOSX/ entries. A .zip without exactly one data file is given by its path,
+    so that pandas' message names what it holds."""
+    p = Path(path)
+    raw = _raw(p) if p.suffix.lower() == ".zip" else None
+    return raw if raw is not None else nullcontext(str(p))
+
+
 def _raw(p: Path):
     """The file's bytes as a binary stream (a .zip's one member, a .gz decompressed), or None for
     what the fast reader leaves to pandas."""
@@ -392,8 +412,8 @@ def _raw(p: Path):
             return gzip.open(p, "rb")
         if suffix == ".zip":
             zf = zipfile.ZipFile(p)
-            names = [n for n in zf.namelist() if not n.endswith("/")]
-            return zf.open(names[0]) if len(names) == 1 else None
+            name = zip_member(zf)
+            return zf.open(name) if name is not None else None
         if suffix in {".bz2", ".xz", ".zst", ".tar", ".tgz"}:
             return None
         return open(p, "rb")

@@ -35,7 +35,7 @@ import numpy as np
 from gexhistory.calendar import CALENDAR_START, ET, last_completed_session
 from gexhistory.errors import BadInput
 from gexhistory.sources.chains.common import (ChainRows, Table, expiry_check, head_lines, make_label,
-                                              unreadable_errors, vendor_gamma)
+                                              pandas_source, unreadable_errors, vendor_gamma)
 from gexhistory.sources.chains.roots import underlying_of
 from gexhistory.words import plural
 
@@ -139,9 +139,10 @@ def _table(path: str, h: int) -> Table:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
             # One spare column: a row with a field too many fills it (and is reported with its line).
-            df = pd.read_csv(path, header=None, skiprows=h + 1, names=[*COLUMNS, "extra"], dtype=str,
-                             keep_default_na=False, skip_blank_lines=False, index_col=False, skipinitialspace=True,
-                             encoding="utf-8-sig")
+            with pandas_source(path) as source:
+                df = pd.read_csv(source, header=None, skiprows=h + 1, names=[*COLUMNS, "extra"], dtype=str,
+                                 keep_default_na=False, skip_blank_lines=False, index_col=False,
+                                 skipinitialspace=True, encoding="utf-8-sig")
     except (pd.errors.ParserWarning, pd.errors.ParserError) as exc:
         m = re.search(r"line (\d+)", str(exc))
         where = f"{path}:{m.group(1)}" if m else path  # pandas counts the skipped lines too
