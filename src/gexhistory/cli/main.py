@@ -280,7 +280,12 @@ def serve(host: str, port: int, workers: int | None, db: str | None) -> None:
               help="Read the files as tasks on this Dask scheduler (its workers must see the same paths).")
 @db_option
 def import_chains(files, oi_file, volume_as_oi, underlying, as_json, jobs, cluster, db) -> None:
-    """Import real option-chain files and recompute the GEX of the sessions they cover."""
+    """Import real option-chain files and recompute the GEX of the sessions they cover.
+
+    Each file's format is found from its content: Cboe delayed-quotes downloads, Cboe DataShop EOD
+    summaries, ORATS strikes, OptionsDX EOD files, generic long CSV. A file may be compressed
+    (.gz, .bz2, .xz, or a .zip holding it). All files are checked before anything is written.
+    """
     from gexhistory.pipeline.import_chains import import_chains as run_import  # lazy: only this command loads it
 
     files_read = {"reading chain files": ("file", "files")}
