@@ -226,6 +226,14 @@ def test_underlying_option_overrides_the_roots(tmp_path):
     ("November 25, 2022, 1:05 PM EST", "2022-11-25"),  # the day after Thanksgiving closes at 1 PM
     ("November 25, 2022, 12:55 PM EST", "2022-11-23"),  # ... and Thanksgiving is no session
     ("April 18, 2022 at 9:00 AM EDT", "2022-04-14"),  # Monday after Good Friday
+    # Readers outside the US: their browser's zone, often a 24-hour clock or an offset from GMT
+    ("June 13, 2022, 10:05 PM CEST", "2022-06-13"),  # 16:05 in New York
+    ("13 June 2022, 21:05 BST", "2022-06-13"),
+    ("13 June 2022, 20:55 BST", "2022-06-10"),  # 15:55 in New York: the close has not come
+    ("June 13, 2022, 10:05 PM GMT+2", "2022-06-13"),
+    ("June 14, 2022, 5:05 AM GMT+9", "2022-06-13"),  # already the next day in Tokyo
+    ("June 13, 2022, 9:35 PM GMT+05:30", "2022-06-10"),  # 12:05 in New York
+    ("June 13, 2022, 4:05 p.m. EDT", "2022-06-13"),
 ])
 def test_session_is_the_last_one_closed_at_the_date_line(date_line, session):
     from gexhistory.sources.chains.quotedata import read_moment, session_for
@@ -268,7 +276,9 @@ def test_last_with_a_thousands_separator(tmp_path, last):
 
 
 @pytest.mark.parametrize("date_line", ["June 31, 2022, 8:47 PM EDT", "June 11, 2022", "June 11, 2022, 13:47 PM EDT",
-                                       "June 11, 2022, 8:47 PM XYZ", "Smarch 11, 2022, 8:47 PM EDT"])
+                                       "June 11, 2022, 8:47 PM XYZ", "Smarch 11, 2022, 8:47 PM EDT",
+                                       "11 June 2022, 24:47 BST", "June 11, 2022, 8:47 PM IST",  # IST: three zones
+                                       "June 11, 2022, 8:47 PM GMT+15", "11 June 2022, 20:47"])
 def test_unreadable_date_lines(date_line):
     from gexhistory.sources.chains.quotedata import read_moment
 

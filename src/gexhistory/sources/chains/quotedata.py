@@ -48,10 +48,16 @@ COLUMNS = ["expiration date", *(f"call {c}" for c in SIDE), "strike", *(f"put {c
 PREAMBLE_LINES = 8  # the header is found within the first lines or the file is not this format
 SPOT_MAX = 1e6
 
-# Cboe writes the zone of the reader's browser; these are the abbreviations it can print.
+# Cboe writes the moment in the zone of the reader's browser, as the browser's locale prints it: US
+# readers get an abbreviation with a 12-hour clock, others often a 24-hour clock and an abbreviation or
+# an offset ("GMT+2", "UTC+05:30"). Abbreviations that name more than one zone (IST, CST outside the US
+# sense) are taken in their US sense or refused.
 ZONES = {"EDT": -4, "EST": -5, "ET": None, "CDT": -5, "CST": -6, "MDT": -6, "MST": -7, "PDT": -7, "PST": -8,
-         "UTC": 0, "GMT": 0}
-_CLOCK = r"(?P<h>\d{1,2}):(?P<m>\d{2})\s*(?P<ampm>[AaPp][Mm])\s+(?P<tz>[A-Za-z]{2,4})"
+         "AKDT": -8, "AKST": -9, "HST": -10, "UTC": 0, "GMT": 0, "WET": 0, "WEST": 1, "BST": 1, "CET": 1,
+         "CEST": 2, "EET": 2, "EEST": 3, "MSK": 3, "HKT": 8, "SGT": 8, "AWST": 8, "JST": 9, "KST": 9,
+         "ACST": 9.5, "ACDT": 10.5, "AEST": 10, "AEDT": 11, "NZST": 12, "NZDT": 13}
+_CLOCK = (r"(?P<h>\d{1,2}):(?P<m>\d{2})(?:\s*(?P<ampm>[AaPp]\.?[Mm]\.?))?\s+"
+          r"(?P<tz>(?:GMT|UTC)\s*[+\-\u2212]\s*\d{1,2}(?::?\d{2})?|[A-Za-z]{2,5})")
 _DATE_LINE = [
     re.compile(r"^(?P<mon>[A-Za-z]+)\.?\s+(?P<day>\d{1,2}),\s*(?P<year>\d{4})\s*(?:,|\bat\b)\s*" + _CLOCK + r"$"),
     re.compile(r"^(?P<day>\d{1,2})\s+(?P<mon>[A-Za-z]+)\.?,?\s+(?P<year>\d{4})\s*(?:,|\bat\b)\s*" + _CLOCK + r"$"),
@@ -111,20 +117,39 @@ def read_moment(text: str) -> dt.datetime | None:
         m = pattern.match(text.strip())
         if not m:
             continue
-        tz = m["tz"].upper()
-        if tz not in ZONES:
+        zone = _zone(m["tz"])
+        if zone is None:
             return None
         try:
             day = dt.datetime.strptime(f"{m['mon'][:3].title()} {m['day']} {m['year']}", "%b %d %Y")
         except ValueError:
             return None
         hour, minute = int(m["h"]), int(m["m"])
-        if not (1 <= hour <= 12 and minute < 60):
+        if minute >= 60:
             return None
-        hour = hour % 12 + (12 if m["ampm"].upper() == "PM" else 0)
-        zone = ET if ZONES[tz] is None else timezone(timedelta(hours=ZONES[tz]))
+        if m["ampm"]:
+            if not 1 <= hour <= 12:
+                return None
+            hour = hour % 12 + (12 if m["ampm"][0].upper() == "P" else 0)
+        elif hour > 23:
+            return None
         return day.replace(hour=hour, minute=minute, tzinfo=zone)
     return None
+
+
+def _zone(text: str) -> dt.tzinfo | None:
+    """'EDT' -> UTC-4, 'ET' -> New York's zone, 'GMT+2' / 'UTC+05:30' -> that offset; None if unknown."""
+    m = re.fullmatch(r"(?:GMT|UTC)\s*([+\-\u2212])\s*(\d{1,2})(?::?(\d{2}))?", text.strip())
+    if m:
+        hours, minutes = int(m[2]), int(m[3] or 0)
+        if hours > 14 or minutes >= 60:
+            return None
+        sign = 1 if m[1] == "+" else -1
+        return timezone(sign * timedelta(hours=hours, minutes=minutes))
+    tz = text.upper()
+    if tz not in ZONES:
+        return None
+    return ET if ZONES[tz] is None else timezone(timedelta(hours=ZONES[tz]))
 
 
 def session_for(moment: dt.datetime) -> dt.date:
