@@ -1,6 +1,7 @@
 """Calibrate the chain model's free parameters on the reference GEX series (SqueezeMetrics, SPX).
 
     python benchmarks/calibrate_chain_model.py [--reference FILE] [--until 2022-12-31] [--json OUT]
+                                               [--sign-weight 0.25]
 
 The ModelParams defaults are the result of this command on 2011-05..2022-12 (log:
 benchmarks/results/calibration_2011_2022.log). benchmarks/crossvalidate_chain_model.py runs the same
@@ -15,7 +16,8 @@ parameters added later) whatever the data:
   on the fitted sessions (GEX is proportional to open interest, so this moves no rank and no sign).
 Objective: 0.5 x Spearman over all fitted sessions + 0.5 x the mean of the per-calendar-year
 Spearmans + 0.25 x sign agreement (ranks within each year matter as much as across years; a model
-that is negative on the wrong days is useless to the regime tables). Every trial is printed.
+that is negative on the wrong days is useless to the regime tables). Every trial is printed. The sign
+agreement's weight is --sign-weight (SIGN_WEIGHT, 0.25, the weight of every fit behind the defaults).
 
 Tried and left out of the model, because they lowered the Spearman over 2011-2022 in
 one-at-a-time runs (with the 2011-2014 parameters, and the overwriting again with the 2011-2022
@@ -193,6 +195,7 @@ SPACE_1 = {
 SPACE_2 = {**SPACE_1, "oi_turnover": (0.002, 0.10), "dte_decay_days": (5.0, 150.0),
            "dte_decay_days_midweek": (5.0, 150.0), "monthly_weight": (0.5, 12.0), "put_call_volume": (0.4, 2.5)}
 STAGES = ((SPACE_1, 60, 1, 7), (SPACE_2, 160, 2, 11))  # space, trials, refinement rounds, seed
+SIGN_WEIGHT = 0.25  # the objective's weight on sign agreement (the Spearman terms weigh 0.5 each)
 
 
 def truncate(ref: Reference, until: dt.date) -> Reference:
@@ -208,8 +211,9 @@ def usable(ref: Reference) -> np.ndarray:
 class Fit:
     """The objective on the sessions `mask` of `ref` (the only reference GEX values it reads)."""
 
-    def __init__(self, ref: Reference, mask: np.ndarray):
+    def __init__(self, ref: Reference, mask: np.ndarray, sign_weight: float = SIGN_WEIGHT):
         self.ref, self.mask = ref, np.asarray(mask, dtype=bool)
+        self.sign_weight = float(sign_weight)
         self.gex = ref.gex[self.mask]  # nothing else of the reference GEX is kept
         self.years = years_of(ref.dates)[self.mask]
         self.runs = 0
@@ -225,7 +229,7 @@ class Fit:
         yearly = [r for r in yearly if np.isfinite(r)]
         rho = m["spearman"] if m["spearman"] is not None else -1.0
         m["mean_year_spearman"] = float(np.mean(yearly)) if yearly else -1.0
-        return 0.5 * rho + 0.5 * m["mean_year_spearman"] + 0.25 * m["sign_agreement"], m
+        return 0.5 * rho + 0.5 * m["mean_year_spearman"] + self.sign_weight * m["sign_agreement"], m
 
     def level(self, params: ModelParams) -> ModelParams:
         """params with flow_scale set so the fitted sessions' median |GEX| matches the reference's."""
@@ -297,14 +301,17 @@ def main() -> None:
     ap.add_argument("--reference", default=str(DEFAULT_REFERENCE))
     ap.add_argument("--until", default="2022-12-31")
     ap.add_argument("--json", help="write the parameters found and the per-year figures here")
+    ap.add_argument("--sign-weight", type=float, default=SIGN_WEIGHT,
+                    help=f"the objective's weight on sign agreement (default {SIGN_WEIGHT})")
     args = ap.parse_args()
     until = dt.date.fromisoformat(args.until)
     full = read_reference(args.reference)
     ins = truncate(full, until)
     print(f"calibrating on {ins.dates[0]}..{ins.dates[-1]} ({len(ins.dates)} sessions, first {WARMUP_SESSIONS} "
-          f"warm-up); sessions after it, unseen: {len(full.dates) - len(ins.dates)}", flush=True)
+          f"warm-up); sessions after it, unseen: {len(full.dates) - len(ins.dates)}; "
+          f"objective sign weight {args.sign_weight:g}", flush=True)
     t0 = time.perf_counter()
-    fit = Fit(ins, usable(ins))
+    fit = Fit(ins, usable(ins), args.sign_weight)
     best = calibrate(fit, lambda line: print(line, flush=True))
     print(f"\nsearch took {time.perf_counter() - t0:.0f}s ({fit.runs} model runs)")
     model = modelled_close_gex("SPX", full.dates, full.close, best)
@@ -317,7 +324,8 @@ def main() -> None:
         m = compare(model[after], full.gex[after])
         print(f"after --until (not used above): n={m['n']} spearman={m['spearman']:.4f} sign={m['sign_agreement']:.3f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"until": args.until, "params": best.as_dict(),
+        Path(args.json).write_text(json.dumps({"until": args.until, "sign_weight": args.sign_weight,
+                                               "params": best.as_dict(),
                                                "by_year": years}, indent=1))
 
 
