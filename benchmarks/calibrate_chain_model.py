@@ -319,6 +319,11 @@ def main() -> None:
     years = by_year(full.dates, model, full.gex, ok)
     print("per calendar year (in sample up to --until):")
     print("\n".join(year_lines(years)))
+    before = np.array([d <= until for d in full.dates]) & ok
+    m = compare(model[before], full.gex[before])
+    p, r = m["negative_precision"], m["negative_recall"]
+    print(f"in sample, pooled: n={m['n']} spearman={m['spearman']:.4f} sign={m['sign_agreement']:.4f} "
+          f"neg precision={'-' if p is None else f'{p:.3f}'} recall={'-' if r is None else f'{r:.3f}'}")
     after = np.array([d > until for d in full.dates]) & ok
     if after.any():
         m = compare(model[after], full.gex[after])
