@@ -3,11 +3,13 @@
     python benchmarks/crossvalidate_chain_model.py [--reference FILE] [--folds 2011-2012,2013-2014,...]
                                                    [--log benchmarks/results/crossvalidation.log]
                                                    [--json benchmarks/results/crossvalidation.json]
+                                                   [--sign-weight 0.25]
 
 Each fold holds out a span of calendar years: the parameters are fitted, exactly as
 benchmarks/calibrate_chain_model.py fits the defaults (both stages from V1, then the level), on every
 other usable session of the file, and then scored on the held-out years only. The held-out GEX is
-never read by the fit (calibrate_chain_model.Fit keeps only the fitted sessions' values). Default
+never read by the fit (calibrate_chain_model.Fit keeps only the fitted sessions' values); --sign-weight
+is the objective's weight on sign agreement, as in calibrate_chain_model.py (default 0.25). Default
 folds: the six two-year spans 2011-2012 ... 2021-2022, so each year is held out once.
 
 Printed (and written to --log and --json): per fold, the held-out Spearman, sign agreement and
@@ -31,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "src"))
 
-from calibrate_chain_model import DEFAULT_REFERENCE, Fit, calibrate, usable, year_lines  # noqa: E402
+from calibrate_chain_model import DEFAULT_REFERENCE, SIGN_WEIGHT, Fit, calibrate, usable, year_lines  # noqa: E402
 from gexhistory.engine.validation import drawdown_feature, spearman  # noqa: E402
 from gexhistory.engine.yearly import by_year, metrics, years_of  # noqa: E402
 from gexhistory.pipeline.validate import modelled_close_gex  # noqa: E402
@@ -62,6 +64,8 @@ def main() -> None:
     ap.add_argument("--folds", default=FOLDS, help="comma-separated held-out year spans, e.g. 2019-2020,2021")
     ap.add_argument("--log", default=str(REPO / "benchmarks/results/crossvalidation.log"))
     ap.add_argument("--json", default=str(REPO / "benchmarks/results/crossvalidation.json"))
+    ap.add_argument("--sign-weight", type=float, default=SIGN_WEIGHT,
+                    help=f"the objective's weight on sign agreement (default {SIGN_WEIGHT})")
     args = ap.parse_args()
     ref = read_reference(args.reference)
     folds = parse_folds(args.folds)
@@ -79,13 +83,13 @@ def main() -> None:
                 summary.append(line)
 
         log(f"reference {ref.path}: {ref.dates[0]}..{ref.dates[-1]}, {len(ref.dates)} sessions "
-            f"(first {int((~ok).sum())} warm-up); folds {args.folds}")
+            f"(first {int((~ok).sum())} warm-up); folds {args.folds}; objective sign weight {args.sign_weight:g}")
         oof = np.full(len(ref.dates), np.nan)  # out-of-fold modelled GEX
-        out = {"reference": ref.path, "folds": []}
+        out = {"reference": ref.path, "sign_weight": args.sign_weight, "folds": []}
         t_all = time.perf_counter()
         for a, b in folds:
             held = ok & (years >= a) & (years <= b)
-            fit = Fit(ref, ok & ~held)
+            fit = Fit(ref, ok & ~held, args.sign_weight)
             log(f"\n######## fold: hold out {a}-{b} ({int(held.sum())} sessions), fit on the other "
                 f"{int(fit.mask.sum())}")
             t0 = time.perf_counter()
