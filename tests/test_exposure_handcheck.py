@@ -151,13 +151,13 @@ def test_iv_fill_interpolates_within_an_expiry_only():
 @given(x=st.one_of(st.floats(-40, 40), st.sampled_from([0.0, -0.0, 9.19, -9.19, 1e-300, -1e-300])))
 def test_the_normal_cdf_matches_the_standard_librarys_erfc(x):
     """No scipy at run time: the CDF behind IVs from prices, against math.erfc (absolute 1e-14)."""
-    from gexhistory.engine.implied import _norm_cdf
+    from gexhistory.engine.implied import norm_cdf
 
-    assert abs(float(_norm_cdf(np.array([x]))[0]) - 0.5 * math.erfc(-x / math.sqrt(2))) < 1e-14
+    assert abs(float(norm_cdf(np.array([x]))[0]) - 0.5 * math.erfc(-x / math.sqrt(2))) < 1e-14
 
 
 def test_the_normal_cdf_keeps_nan_and_the_infinities():
-    from gexhistory.engine.implied import _norm_cdf
+    from gexhistory.engine.implied import norm_cdf
 
-    got = _norm_cdf(np.array([np.nan, np.inf, -np.inf]))
+    got = norm_cdf(np.array([np.nan, np.inf, -np.inf]))
     assert np.isnan(got[0]) and got[1] == 1.0 and got[2] == 0.0

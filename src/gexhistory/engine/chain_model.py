@@ -67,6 +67,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from gexhistory.engine.chain import OptionChain
+from gexhistory.engine.implied import norm_cdf
 from gexhistory.engine.params import ModelParams
 
 if TYPE_CHECKING:
@@ -542,14 +543,9 @@ def _beyond(edges: np.ndarray, c: np.ndarray, s: np.ndarray, extended: np.ndarra
     K_edge half a step past the edge strike."""
     lo, hi, step = np.exp(edges[:, 0]), np.exp(edges[:, 1]), edges[:, 2]
     scale = (1.0 + boost) / 2 / step * math.sqrt(2 * math.pi) * s * np.exp(c + s * s / 2)
-    root2s = s * math.sqrt(2)
-    up = np.where(extended[1], _erfc((np.log(hi + step / 2) - c - s * s) / root2s) / 2, 0.0)
-    down = np.where(extended[0], _erfc((c + s * s - np.log(np.maximum(lo - step / 2, step / 2))) / root2s) / 2, 0.0)
+    up = np.where(extended[1], norm_cdf((c + s * s - np.log(hi + step / 2)) / s), 0.0)
+    down = np.where(extended[0], norm_cdf((np.log(np.maximum(lo - step / 2, step / 2)) - c - s * s) / s), 0.0)
     return np.nan_to_num(scale * (up + down))
-
-
-# numpy has no erfc, and scipy is not a run-time dependency; math.erfc per element (a few 10^4 pairs)
-_erfc = np.vectorize(math.erfc, otypes=[float])
 
 
 def _lanes(first: np.ndarray, last: np.ndarray, tracked: np.ndarray) -> tuple[np.ndarray, int, dict]:

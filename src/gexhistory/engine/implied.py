@@ -28,7 +28,7 @@ def _erfcx_coefficients() -> np.ndarray:
     return chebyshev.chebinterpolate(erfcx, 40)
 
 
-def _norm_cdf(x):
+def norm_cdf(x):
     """The standard normal CDF, element-wise (absolute error below 1e-14; NaN stays NaN)."""
     from numpy.polynomial import chebyshev
 
@@ -51,7 +51,7 @@ def _price_and_vega(spot, strike, t, iv, r: float, q: float, is_call) -> tuple[n
     d1 = (np.log(spot / strike) + (r - q + 0.5 * iv * iv) * t) / vst
     d2 = d1 - vst
     fwd_s, disc_k = spot * np.exp(-q * t), strike * np.exp(-r * t)
-    call = fwd_s * _norm_cdf(d1) - disc_k * _norm_cdf(d2)
+    call = fwd_s * norm_cdf(d1) - disc_k * norm_cdf(d2)
     vega = fwd_s * np.exp(-0.5 * d1 * d1) / math.sqrt(2 * math.pi) * sqrt_t  # the same for a put
     return np.where(is_call, call, call - fwd_s + disc_k), vega  # put by put-call parity
 
