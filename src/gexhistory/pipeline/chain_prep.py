@@ -201,7 +201,7 @@ def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_
     use = np.ones(strike.size, dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
     gone = am & (expiry == as_of) & use if am is not None else None
     if gone is not None and gone.any():
-        notes.append(f"{int(gone.sum())} AM-settled contracts expired at the session's open left out")
+        notes.append(f"{plural(int(gone.sum()), 'AM-settled contract')} expired at the session's open left out")
         use = use & ~gone
     if not use.any():
         return []
