@@ -49,14 +49,40 @@ def test_a_chain_comes_back_sorted_and_opens_in_any_arrow_reader():
 
 
 def test_large_chains_are_compressed_small_ones_are_not():
-    big_n, small_n = 4 * COMPRESS_FROM, COMPRESS_FROM - 1
+    big_n, small_n = 40 * COMPRESS_FROM, COMPRESS_FROM - 1
     n = big_n + small_n
     cols = _columns(["2025-06-20"] * n, np.arange(n) * 1.0, np.ones(n, bool))
     chain = np.r_[np.zeros(big_n, int), np.ones(small_n, int)]
     (got_big, big), (got_small, small) = pack_chains(chain, cols, 2)
     assert (got_big, got_small) == (big_n, small_n)
-    assert len(big) < big_n * 8  # zstd: under one float per contract for a regular strike grid
+    plain = pa.BufferOutputStream()
+    with ipc.new_stream(plain, pa.schema(ipc.open_stream(big).schema)) as writer:
+        writer.write_table(ipc.open_stream(big).read_all())
+    assert len(big) < len(plain.getvalue()) / 2  # LZ4 on a regular strike grid: less than half the plain stream
+    assert ipc.open_stream(pa.py_buffer(big)).read_all().num_rows == big_n
     assert len(small) > small_n * 8 * 3  # plain: at least the strike, OI and IV columns as they are
+
+
+def test_each_chain_is_the_stream_a_writer_of_its_own_would_write():
+    """Chains are packed by one writer and cut apart: each must be byte for byte the stream Arrow's
+    writer makes for that chain alone, and an empty chain an empty stream."""
+    sizes = [3, 0, COMPRESS_FROM + 7, 1, 2 * COMPRESS_FROM]
+    chain = np.repeat(np.arange(len(sizes)), sizes)
+    n = chain.size
+    cols = _columns(["2025-06-20"] * n, np.arange(n) * 2.5, np.arange(n) % 2 == 0, gamma=np.where(
+        np.arange(n) % 3 == 0, np.nan, 0.01))
+    packed = pack_chains(chain, cols, len(sizes))
+    assert [k for k, _ in packed] == sizes
+    for (k, blob), lo in zip(packed, np.r_[0, np.cumsum(sizes)[:-1]]):
+        table = ipc.open_stream(pa.py_buffer(blob)).read_all()
+        assert table.num_rows == k
+        sink = pa.BufferOutputStream()
+        options = ipc.IpcWriteOptions(compression="lz4" if k >= COMPRESS_FROM else None, use_threads=False)
+        with ipc.new_stream(sink, table.schema, options=options) as writer:
+            if k:
+                writer.write_table(table)
+        assert blob == sink.getvalue().to_pybytes()
+        assert table.column("strike").to_pylist() == (np.arange(lo, lo + k) * 2.5).tolist()
 
 
 @pytest.mark.parametrize("field", ["strike", "open_interest", "iv"])
@@ -197,7 +223,7 @@ def test_export_of_an_unconverted_table_says_to_run_init(db_url, tmp_path):
 
 @pytest.mark.postgres
 def test_postgresql_stores_the_streams_without_compressing_them_again(pg_database_url, tmp_path):
-    """Packed streams are zstd-compressed already where it pays: PostgreSQL's own pglz on every value
+    """Packed streams are LZ4-compressed already where it pays: PostgreSQL's own pglz on every value
     would only slow imports. A new database gets EXTERNAL storage, an existing one on its next init."""
     def storage():
         return rows(pg_database_url, "SELECT attstorage FROM pg_attribute WHERE attrelid = "

@@ -90,7 +90,7 @@ def store_sessions(items: list, *, db: str | None, conv: Conventions, threads: i
     A file of a whole market holds thousands of chains: the database is asked per batch of symbols,
     not per chain, and every chain goes through the engine in one compute_gex call per batch."""
     report = progress or (lambda *_: None)
-    # The chains are packed for storage (Arrow streams, zstd: C++ that releases the GIL) in parts, on an
+    # The chains are packed for storage (Arrow streams, LZ4: C++ that releases the GIL) in parts, on an
     # engine thread while this one plans and computes the sessions; this one then packs the parts the
     # engine thread has not begun.
     pool = parallel.threads(1) if threads > 1 else None

@@ -3,8 +3,8 @@
 Why not a row per contract: a market-wide end-of-day file holds about 1.5 million contracts a day. As
 rows they cost ~5 us each to insert through Python's sqlite3 (more than half of a 1M-row import) and
 ~160 bytes each on disk with the key's index (a year of such files: ~60 GB). One stream per chain costs
-microseconds per chain, ~30 bytes per contract on the benchmark file (benchmarks/import_chains.py;
-zstd for all but the smallest chains), and any Arrow reader opens it
+microseconds per chain, ~27 bytes per contract on the benchmark file (benchmarks/import_chains.py;
+LZ4 for all but the smallest chains), and any Arrow reader opens it
 (`pyarrow.ipc.open_stream(blob).read_all()`; `gexhistory export option_chain_contracts` writes the
 contracts as rows).
 
@@ -36,15 +36,29 @@ CONTRACT_SCHEMA = pa.schema([
 ])
 CONTRACT_COLUMNS = tuple(CONTRACT_SCHEMA.names)
 
-# Below this many contracts a chain's stream is left uncompressed: zstd's per-buffer cost would exceed
-# what it saves on a few numbers. Measured on the 1M-row benchmark file (packing all 3,000 chains, one
-# thread, 2026-12-06): 22.5 MiB in 0.38 s from 200, 30.9 MiB in 0.25 s from 1,000, 52.7 MiB in 0.19 s
-# uncompressed; 14 MiB compressing every chain (~0.3 s more). The import packs on an engine thread while
-# it computes, so the disk saved costs less time than that.
-COMPRESS_FROM = 200
+# Below this many contracts a chain's stream is left uncompressed: the codec's per-buffer cost would
+# exceed what it saves on a few numbers. Measured on the 1M-row benchmark file (packing all 3,000
+# chains, one thread, 2026-12-06): LZ4 (frame) from 50 contracts, 21.7 MiB in 0.20 s; zstd (level 1)
+# from 200, 22.5 MiB in 0.37 s (zstd's cost here is per buffer, not per byte: level -5 was no faster);
+# LZ4 from 200, 27.9 MiB in 0.17 s; uncompressed, 52.7 MiB in 0.13 s. Reading every chain back took
+# 0.15 s with LZ4 against 0.26 s with zstd. Streams stored by earlier versions (zstd) read as before:
+# a stream names its codec.
+COMPRESS_FROM = 50
 _PLAIN = ipc.IpcWriteOptions()
 # One thread per stream: a chain's buffers are small, and the import packs on an engine thread already.
-_ZSTD = ipc.IpcWriteOptions(compression="zstd", use_threads=False)
+_LZ4 = ipc.IpcWriteOptions(compression="lz4", use_threads=False)
+_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # the IPC stream's end: a continuation marker and a zero length
+
+
+def _schema_message() -> bytes:
+    """The stream's first message, CONTRACT_SCHEMA, as every chain's stream begins."""
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, CONTRACT_SCHEMA):
+        pass
+    return sink.getvalue().to_pybytes()[:-len(_EOS)]
+
+
+_SCHEMA_MESSAGE = _schema_message()
 
 TABLE = "option_chain_contracts"
 
@@ -85,7 +99,11 @@ def pack_chains(chain: np.ndarray, columns: dict[str, np.ndarray], n_chains: int
     ], schema=CONTRACT_SCHEMA)
     counts = np.bincount(c, minlength=n_chains)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    return [(int(n), _stream(table.slice(int(s), int(n)), n)) for s, n in zip(starts, counts)]
+    out: list = [None] * n_chains
+    for options, chosen in ((_PLAIN, counts < COMPRESS_FROM), (_LZ4, counts >= COMPRESS_FROM)):
+        for j, blob in zip(np.flatnonzero(chosen).tolist(), _streams(table, starts[chosen], counts[chosen], options)):
+            out[j] = (int(counts[j]), blob)
+    return out
 
 
 IV_SOURCES = ("f", "p", "i")
@@ -128,11 +146,23 @@ def _letters(codes: np.ndarray, letters: tuple[str, ...]) -> pa.Array:
     return pa.DictionaryArray.from_arrays(to_arrow(codes.astype(np.int8)), strings(letters)).cast(pa.utf8())
 
 
-def _stream(table: pa.Table, n: int) -> bytes:
+def _streams(table: pa.Table, starts: np.ndarray, counts: np.ndarray, options) -> list[bytes]:
+    """One IPC stream per slice of `table` (one chain each): written by one writer as one stream, then
+    cut at each batch's end, each batch between the schema message and the end marker (an empty chain:
+    no batch, as its own writer writes none). The same bytes
+    as a writer per chain (a batch message does not depend on the batches before it in a stream
+    without dictionaries), without a writer's set-up per chain, a third of the packing time."""
+    if not len(counts):
+        return []
     sink = pa.BufferOutputStream()
-    with ipc.new_stream(sink, CONTRACT_SCHEMA, options=_ZSTD if n >= COMPRESS_FROM else _PLAIN) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    ends = []
+    with ipc.new_stream(sink, CONTRACT_SCHEMA, options=options) as writer:
+        for s, n in zip(starts.tolist(), counts.tolist()):
+            writer.write_table(table.slice(s, n))
+            ends.append(max(sink.tell(), len(_SCHEMA_MESSAGE)))  # the schema goes out with the first batch
+    whole = sink.getvalue().to_pybytes()
+    begins = [len(_SCHEMA_MESSAGE)] + ends[:-1]
+    return [b"".join((_SCHEMA_MESSAGE, whole[a:b], _EOS)) for a, b in zip(begins, ends)]
 
 
 def _refuse(expiry: np.ndarray, strike: np.ndarray, columns: dict) -> None:

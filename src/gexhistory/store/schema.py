@@ -264,6 +264,6 @@ option_chain_contracts = Table(
     Column("contracts", LargeBinary, nullable=False),
 )
 # PostgreSQL's column storage where its default (EXTENDED: pglz on every value over ~2 kB) costs more than
-# it saves: packed streams are zstd-compressed already from COMPRESS_FROM contracts, and pglz on the small
+# it saves: packed streams are LZ4-compressed already from COMPRESS_FROM contracts, and pglz on the small
 # ones tripled the insert time of a market-wide import (0.11 -> 0.45 s for 3,000 chains) to halve 23 MiB.
 PG_STORAGE = {("option_chain_contracts", "contracts"): "EXTERNAL"}
