@@ -31,7 +31,7 @@ from gexhistory.engine.exposure import Conventions, compute_gex_one
 from gexhistory.engine.greeks import SECONDS_PER_YEAR
 from gexhistory.engine.implied import implied_vol
 from gexhistory.errors import BadInput, ProviderError
-from gexhistory.pipeline.chain_store import contract_columns
+from gexhistory.pipeline.chain_pack import contract_columns
 from gexhistory.pipeline.runs import failure_message
 from gexhistory.pipeline.snapshot import SnapshotResult, snapshot_rows
 from gexhistory.sources.cboe_delayed import CHAIN_SOURCE, DATA_SOURCE, FORMAT, CboeClient, CboeQuotes, stored_symbol
@@ -128,7 +128,7 @@ def take_cboe_snapshot(engine, q: CboeQuotes, conv: Conventions | None = None):
 
 @dataclass
 class _Stored:
-    """A snapshot's chain as chain_store.contract_columns takes it (AM-settled contracts beside a PM
+    """A snapshot's chain as chain_pack.contract_columns takes it (AM-settled contracts beside a PM
     one of the same strike are stored in its row, as imports store them)."""
 
     chain: OptionChain

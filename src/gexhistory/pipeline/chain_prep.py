@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -499,18 +500,30 @@ def expiry_close_ts(expiry: np.ndarray, am: np.ndarray | None = None) -> np.ndar
     uniq, inv = unique_days(expiry)
     closes = np.empty(uniq.size)
     opens = np.empty(uniq.size)
-    calendar_end = sessions_between(dt.date.today(), dt.date.today() + dt.timedelta(days=800))
-    last_known = calendar_end[-1].date if calendar_end else dt.date.today()
+    today = dt.date.today()
     for j, d in enumerate(uniq.astype(dt.date)):
-        found = sessions_between(d - dt.timedelta(days=7), d) if d <= last_known else []
-        if found:  # the session on the date, or the one before a weekend/holiday expiration
-            closes[j], opens[j] = found[-1].close.timestamp(), found[-1].open.timestamp()
-        else:
-            closes[j] = dt.datetime.combine(d, dt.time(16, 0), tzinfo=ET).timestamp()
-            opens[j] = dt.datetime.combine(d, dt.time(9, 30), tzinfo=ET).timestamp()
+        closes[j], opens[j] = _expiry_session(d, today)
     if am is None:
         return closes[inv]
     return np.where(am, opens[inv], closes[inv])
+
+
+@lru_cache(maxsize=1 << 16)
+def _expiry_session(day: dt.date, today: dt.date) -> tuple[float, float]:
+    """(close, open) POSIX seconds of the session an expiration on `day` trades last in, as
+    expiry_close_ts says; kept per day, since a backfill or a spilled import asks chain by chain."""
+    found = sessions_between(day - dt.timedelta(days=7), day) if day <= _calendar_end(today) else []
+    if found:  # the session on the date, or the one before a weekend/holiday expiration
+        return found[-1].close.timestamp(), found[-1].open.timestamp()
+    return (dt.datetime.combine(day, dt.time(16, 0), tzinfo=ET).timestamp(),
+            dt.datetime.combine(day, dt.time(9, 30), tzinfo=ET).timestamp())
+
+
+@lru_cache(maxsize=4)
+def _calendar_end(today: dt.date) -> dt.date:
+    """The last day the session calendar knows."""
+    known = sessions_between(today, today + dt.timedelta(days=800))
+    return known[-1].date if known else today
 
 
 def session_close_ts(as_of: np.ndarray) -> np.ndarray:

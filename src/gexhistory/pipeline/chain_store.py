@@ -23,6 +23,8 @@ from gexhistory.engine.exposure import Conventions, compute_gex
 from gexhistory.engine.summary import CORR_WINDOW, none_if_nan, rolling_price_gex_corr
 from gexhistory.errors import BadInput
 from gexhistory.pipeline import parallel
+from gexhistory.pipeline.chain_pack import chain_from_stored, contract_columns
+from gexhistory.pipeline.chain_spill import SpilledChain, load_many
 from gexhistory.pipeline.compute import session_rows
 from gexhistory.pipeline.outcomes import settle_symbols
 from gexhistory.pipeline.runs import TABLES, ProgressFn, versions
@@ -93,8 +95,10 @@ def store_sessions(items: list, *, db: str | None, conv: Conventions, threads: i
     # The chains are packed for storage (Arrow streams, LZ4: C++ that releases the GIL) in parts, on an
     # engine thread while this one plans and computes the sessions; this one then packs the parts the
     # engine thread has not begun.
-    pool = parallel.threads(1) if threads > 1 else None
-    parts = _parts(items, PACK_PARTS if pool is not None else 1)
+    # Spilled chains (chain_spill) are packed already, and written a batch at a time.
+    spilled = any(isinstance(p, SpilledChain) for p in items)
+    pool = parallel.threads(1) if threads > 1 and not spilled else None
+    parts = _parts(items, PACK_PARTS if pool is not None else 1) if not spilled else []
     packing = [pool.submit(_packed, part) for part in parts] if pool is not None else None
     try:
         engine = open_engine(db, deferred_checkpoint=True)  # checkpointed on a thread after the commit
@@ -120,46 +124,24 @@ def store_sessions(items: list, *, db: str | None, conv: Conventions, threads: i
                               versions(), format_ts(dt.datetime.now(ET)))
     totals = {t: {"inserted": 0, "replaced": 0} for t in TABLES}
     try:
-        computed, sessions_out = [], []
-        report(COMPUTE, 0, len(planned))
-        for lo in range(0, len(planned), COMPUTE_BATCH):
-            block = planned[lo:lo + COMPUTE_BATCH]
-            snaps_of = compute_gex([b[0].chain for b in block], [b[2] for b in block],
-                                   [b[1].snapshot_times() for b in block], conv)
-            for (item, sess, spots, data_source, spot_source), snaps in zip(block, snaps_of):
-                sym = item.chain.underlying
-                history[sym][sess.date] = (snaps[-1].spot, snaps[-1].net_gex)
-                corr = _corr(history[sym], sess.date)
-                rows = session_rows(sym, sess, snaps, corr, data_source, item.label)
-                computed.append((sym, sess.date, rows))
-                close = snaps[-1]
-                sessions_out.append({"symbol": sym, "date": sess.date.isoformat(), "snapshots": len(snaps),
-                                     "spot_source": spot_source, "chain_source": item.label,
-                                     "net_gex": close.net_gex, "flip_point": close.flip_point,
-                                     "call_wall": close.call_wall, "put_wall": close.put_wall,
-                                     "regime": close.regime})
-                report(COMPUTE, len(computed), len(planned))  # the caller's display throttles its lines
-        now = format_ts(dt.datetime.now(ET))
-        with engine.begin() as conn:
-            writes.lock_symbols(conn, symbols)
-            cs.replace_packed_chains(conn, [_header(item, now) for item in items],
-                                     _gather(parts, packing))
-            holding = writes.symbols_holding(conn, symbols, min(days), max(days))
-            batch = {name: [] for name in SESSION_TABLE_NAMES}
-            for k, (sym, day, rows) in enumerate(computed, 1):
-                # Only a symbol with stored rows in the span has anything to remove (a first import has none).
-                removed = writes.delete_sessions(conn, sym, [day]) if sym in holding else dict.fromkeys(batch, 0)
-                for name in SESSION_TABLE_NAMES:
-                    for r in rows[name]:
-                        r["run_id"] = run_id
-                    batch[name] += rows[name]
-                    totals[name]["replaced"] += removed[name]
-                    totals[name]["inserted"] += max(0, len(rows[name]) - removed[name])
-                if k % WRITE_BATCH == 0 or k == len(computed):
-                    for name, table in zip(SESSION_TABLE_NAMES, SESSION_TABLES):
-                        writes.insert_rows(conn, table, batch[name])
-                        batch[name] = []
-                    for j in range(k - (k - 1) % WRITE_BATCH, k + 1):  # committed together, with the last one
+        if spilled:
+            sessions_out = _store_in_batches(engine, planned, symbols, min(days), max(days), history, conv,
+                                             run_id, totals, report)
+        else:
+            sessions_out, computed = [], []
+            report(COMPUTE, 0, len(planned))
+            for lo in range(0, len(planned), COMPUTE_BATCH):
+                computed += _compute(planned[lo:lo + COMPUTE_BATCH], [b[0] for b in planned[lo:lo + COMPUTE_BATCH]],
+                                     conv, history, sessions_out, lambda k: report(COMPUTE, k, len(planned)))
+            now = format_ts(dt.datetime.now(ET))
+            with engine.begin() as conn:
+                writes.lock_symbols(conn, symbols)
+                cs.replace_packed_chains(conn, [_header(item, now) for item in items], _gather(parts, packing))
+                holding = writes.symbols_holding(conn, symbols, min(days), max(days))
+                for lo in range(0, len(computed), WRITE_BATCH):
+                    _write(conn, computed[lo:lo + WRITE_BATCH], holding, run_id, totals)
+                    hi = min(lo + WRITE_BATCH, len(computed))
+                    for j in range(lo + 1, hi + 1):  # committed together, with the last one
                         report(WRITE, j, len(computed))
     except BaseException as exc:
         writes.finish_run(engine, run_id, "failed", totals, format_ts(dt.datetime.now(ET)),
@@ -175,6 +157,72 @@ def store_sessions(items: list, *, db: str | None, conv: Conventions, threads: i
     checkpoint_in_background(engine)
     engine.dispose()
     return run_id, sessions_out, totals
+
+
+def _compute(block: list, chained: list, conv: Conventions, history: dict, sessions_out: list,
+             done) -> list[tuple]:
+    """The sessions of `block` (planned entries: item, session, spots, data_source, spot_source), whose
+    items' chains are `chained` (the items themselves, or spilled ones loaded back), through the engine
+    in one compute_gex call: (symbol, date, the four tables' rows) each, in order; the summary of each
+    goes to `sessions_out`, its close to `history` (for the later sessions' price/GEX correlation);
+    `done(sessions computed in all)` after each (the caller's display throttles its lines)."""
+    snaps_of = compute_gex([c.chain for c in chained], [b[2] for b in block], [b[1].snapshot_times() for b in block],
+                           conv)
+    computed = []
+    for (item, sess, spots, data_source, spot_source), snaps in zip(block, snaps_of):
+        sym = item.chain.underlying
+        history[sym][sess.date] = (snaps[-1].spot, snaps[-1].net_gex)
+        corr = _corr(history[sym], sess.date)
+        computed.append((sym, sess.date, session_rows(sym, sess, snaps, corr, data_source, item.label)))
+        close = snaps[-1]
+        sessions_out.append({"symbol": sym, "date": sess.date.isoformat(), "snapshots": len(snaps),
+                             "spot_source": spot_source, "chain_source": item.label,
+                             "net_gex": close.net_gex, "flip_point": close.flip_point,
+                             "call_wall": close.call_wall, "put_wall": close.put_wall, "regime": close.regime})
+        done(len(sessions_out))
+    return computed
+
+
+def _write(conn, computed: list[tuple], holding: set[str], run_id: int, totals: dict) -> None:
+    """Replace the stored rows of the `computed` sessions (one executemany per table), counting in `totals`."""
+    batch = {name: [] for name in SESSION_TABLE_NAMES}
+    for sym, day, rows in computed:
+        # Only a symbol with stored rows in the span has anything to remove (a first import has none).
+        removed = writes.delete_sessions(conn, sym, [day]) if sym in holding else dict.fromkeys(batch, 0)
+        for name in SESSION_TABLE_NAMES:
+            for r in rows[name]:
+                r["run_id"] = run_id
+            batch[name] += rows[name]
+            totals[name]["replaced"] += removed[name]
+            totals[name]["inserted"] += max(0, len(rows[name]) - removed[name])
+    for name, table in zip(SESSION_TABLE_NAMES, SESSION_TABLES):
+        writes.insert_rows(conn, table, batch[name])
+
+
+def _store_in_batches(engine, planned: list, symbols: list[str], first: dt.date, last: dt.date, history: dict,
+                      conv: Conventions, run_id: int, totals: dict, report) -> list[dict]:
+    """store_sessions for an import whose chains were spilled (chain_spill): the one transaction is
+    open while the sessions are computed, COMPUTE_BATCH chains at a time loaded back, computed, and
+    written with their chains, so that memory holds one batch, not the import."""
+    sessions_out: list[dict] = []
+    now = format_ts(dt.datetime.now(ET))
+    report(COMPUTE, 0, len(planned))
+    with engine.begin() as conn:
+        writes.lock_symbols(conn, symbols)
+        holding = writes.symbols_holding(conn, symbols, first, last)
+        for lo in range(0, len(planned), COMPUTE_BATCH):
+            block = planned[lo:lo + COMPUTE_BATCH]
+            items = [b[0] for b in block]
+            packed = [p.packed() if isinstance(p, SpilledChain) else _packed([p])[0] for p in items]
+            back = iter(load_many([p for p in items if isinstance(p, SpilledChain)],
+                                  [b for p, (_, b) in zip(items, packed) if isinstance(p, SpilledChain)]))
+            computed = _compute(block, [next(back) if isinstance(p, SpilledChain) else p for p in items], conv,
+                                history, sessions_out, lambda k: report(COMPUTE, k, len(planned)))
+            cs.replace_packed_chains(conn, [_header(p, now) for p in items], packed)
+            _write(conn, computed, holding, run_id, totals)
+            for j in range(lo + 1, lo + len(block) + 1):  # committed together, with the last one
+                report(WRITE, j, len(planned))
+    return sessions_out
 
 
 def _corr(history: dict[dt.date, tuple[float, float]], day: dt.date) -> float | None:
@@ -215,68 +263,11 @@ def _gather(parts: list[list], futures) -> list[tuple[int, bytes]]:
     return [x for k, f in enumerate(futures) for x in (done[k] if done[k] is not None else f.result())]
 
 
-def contract_columns(items) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Every chain's contracts as store/chains.replace_chains takes them: the index in `items` of each
-    contract's chain, and the contracts column by column (packed.pack_chains' columns). `items`:
-    records with .chain, .label and .iv_source (an ImportedChain; a live snapshot's chain too).
-
-    A stored chain's key has no root: an AM-settled contract beside a PM one of the same chain,
-    expiration, strike and right (an SPX monthly and the SPXW contract of its third Friday) is stored
-    with the PM one, as open_interest_at_open and iv_at_open (stored_chain splits them again)."""
-    from gexhistory.pipeline.chain_prep import expiry_close_ts  # lazy: pandas, as parse_files loads it
-
-    n = [len(p.chain) for p in items]
-    chain = np.repeat(np.arange(len(items)), n)
-    if not items:
-        return chain, {}
-    cat = lambda get: np.concatenate([get(p) for p in items])  # noqa: E731
-    gamma = cat(lambda p: p.chain.gamma if p.chain.gamma is not None else np.full(len(p.chain), np.nan))
-    expiry = cat(lambda p: p.chain.expiry).astype("datetime64[D]")
-    strike = cat(lambda p: p.chain.strike).astype(float)
-    is_call = cat(lambda p: p.chain.is_call).astype(bool)
-    oi = cat(lambda p: p.chain.open_interest).astype(float)
-    iv = cat(lambda p: p.chain.iv).astype(float)
-    at_open = cat(lambda p: p.chain.expiry_close) < expiry_close_ts(expiry)  # AM-settled: timed to the open
-    oi_at_open, iv_at_open = np.full(oi.size, np.nan), np.full(oi.size, np.nan)
-    keep = np.ones(oi.size, dtype=bool)
-    if at_open.any():
-        day = expiry.astype(np.int64)
-        # Only chains holding an AM contract (SPX, NDX, ...) can pair: a key's PM row just before its AM row.
-        has_am = np.zeros(len(items), dtype=bool)
-        has_am[chain[at_open]] = True
-        rows = np.flatnonzero(has_am[chain])
-        order = rows[np.lexsort((at_open[rows], is_call[rows], strike[rows], day[rows], chain[rows]))]
-        a, b = order[:-1], order[1:]
-        pair = ((chain[a] == chain[b]) & (day[a] == day[b]) & (strike[a] == strike[b]) & (is_call[a] == is_call[b])
-                & ~at_open[a] & at_open[b])
-        pm, am = a[pair], b[pair]
-        oi_at_open[pm], iv_at_open[pm] = oi[am], iv[am]
-        keep[am] = False
-    cols = {"expiration": expiry, "strike": strike, "is_call": is_call, "open_interest": oi, "iv": iv,
-            "iv_source": cat(lambda p: np.asarray(p.iv_source).astype(str)), "gamma": gamma,
-            "expires_at_open": at_open, "open_interest_at_open": oi_at_open, "iv_at_open": iv_at_open}
-    if keep.all():
-        return chain, cols
-    return chain[keep], {k: v[keep] for k, v in cols.items()}
-
 def stored_chain(conn, header: dict) -> OptionChain:
     """An imported chain as stored, rebuilt into the record the engine takes."""
-    from gexhistory.pipeline.chain_prep import expiry_close_ts  # lazy: a backfill loads pandas only for such a chain
-
     day = dt.date.fromisoformat(header["as_of"])
     a = cs.chain_contracts(conn, header["underlying"], day, header["chain_source"])
-    beside = np.isfinite(a["oi_at_open"])  # AM contracts stored in a PM contract's row
-    two = lambda col, extra: np.concatenate([a[col], extra])  # noqa: E731
-    expiry = two("expiration", a["expiration"][beside])
-    at_open = two("at_open", np.ones(int(beside.sum()), dtype=bool))
-    close = expiry_close_ts(expiry, at_open)
-    strike, is_call = two("strike", a["strike"][beside]), two("is_call", a["is_call"][beside])
-    oi, iv = two("open_interest", a["oi_at_open"][beside]), two("iv", a["iv_at_open"][beside])
-    gamma = two("gamma", np.full(int(beside.sum()), np.nan))
-    order = np.lexsort((is_call, strike, close, expiry))  # build_chains' order
-    return OptionChain(header["underlying"], day, expiry[order], close[order], strike[order], is_call[order],
-                       oi[order], iv[order], header["chain_source"],
-                       gamma=gamma[order] if np.isfinite(gamma).any() else None)
+    return chain_from_stored(header["underlying"], day, header["chain_source"], a)
 
 
 def chain_lookup(engine, symbol: str, start: dt.date, end: dt.date):

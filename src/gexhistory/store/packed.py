@@ -191,7 +191,31 @@ def unpack(blob: bytes | None) -> dict[str, np.ndarray]:
     """A stored chain's contracts as the arrays the engine takes: expiration (datetime64[D]), strike,
     is_call, open_interest, iv, iv_source (object), gamma, at_open, oi_at_open, iv_at_open (NaN for
     none), in stored order; no contract for None (no chain stored)."""
-    t = CONTRACT_SCHEMA.empty_table() if blob is None else read_stream(blob)
+    return _arrays(CONTRACT_SCHEMA.empty_table() if blob is None else read_stream(blob))
+
+
+def unpack_many(blobs: list[bytes]) -> list[dict[str, np.ndarray]]:
+    """unpack of each blob, converted to numpy together (a column per batch, not per chain: a few
+    hundred contracts a chain make the conversions' fixed cost most of the work)."""
+    if not blobs:
+        return []
+    head, tail = len(_SCHEMA_MESSAGE), len(_EOS)
+    if all(b.startswith(_SCHEMA_MESSAGE) and b.endswith(_EOS) for b in blobs):
+        # Streams this version wrote (_streams): their record batches, one after another behind one
+        # schema, are one stream, read at once.
+        table = read_stream(b"".join([_SCHEMA_MESSAGE, *(b[head:len(b) - tail] for b in blobs), _EOS]))
+        sizes = [len(c) for c in table.column(0).chunks]
+        if len(sizes) != len(blobs):  # an empty chain has no batch: count each stream's rows instead
+            sizes = [read_stream(b).num_rows for b in blobs]
+    else:
+        tables = [read_stream(b) for b in blobs]
+        table, sizes = pa.concat_tables(tables), [t.num_rows for t in tables]
+    whole = _arrays(table)
+    ends = np.cumsum(sizes)
+    return [{k: v[a:b] for k, v in whole.items()} for a, b in zip(np.r_[0, ends[:-1]].tolist(), ends.tolist())]
+
+
+def _arrays(t: pa.Table) -> dict[str, np.ndarray]:
     f = lambda name: t.column(name).to_numpy(zero_copy_only=False)  # noqa: E731
     nan_for_null = lambda name: t.column(name).cast(pa.float64()).fill_null(np.nan).to_numpy()  # noqa: E731
     return {

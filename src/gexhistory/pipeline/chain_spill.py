@@ -1,0 +1,135 @@
+"""Parsed chains held on disk instead of in memory: what lets one import take a year of market-wide files.
+
+`import-chains` checks every file before it writes anything, so it holds every file's chains until its
+one transaction. As arrays they cost about 125 MiB per file of a million contracts. Past a budget of
+held contracts (`hold_contracts()`, GEXHISTORY_IMPORT_HOLD_CONTRACTS), the chains parsed so far, and
+every later file's, are packed in their stored form (store/packed.py, ~22 bytes a contract) into a
+temporary file, and only a light record of each (SpilledChain) stays in memory. chain_store then
+computes and writes them a batch at a time inside the same one transaction, loading each batch back;
+the packed form is what it stores anyway, so nothing is packed twice.
+
+Quotedata files are not spilled before chain_union has united the pieces of each chain (one
+underlying each: small files); the chains it makes are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+from gexhistory.errors import BadInput
+from gexhistory.pipeline.chain_pack import chain_from_stored, contract_columns
+from gexhistory.pipeline.chain_prep import ImportedChain
+
+HOLD_ENV = "GEXHISTORY_IMPORT_HOLD_CONTRACTS"
+# About 300 MiB of chains as arrays: with the file being parsed (~470 MiB at its peak for a million
+# rows), an import of any number of market-wide files stays under 1 GiB.
+HOLD_CONTRACTS = 2_000_000
+
+
+def hold_contracts() -> int:
+    """Contracts an import holds in memory before it spills them: GEXHISTORY_IMPORT_HOLD_CONTRACTS,
+    else HOLD_CONTRACTS (BadInput for a value that is not a whole number of at least 0)."""
+    raw = os.environ.get(HOLD_ENV)
+    if not raw:
+        return HOLD_CONTRACTS
+    try:
+        n = int(raw.replace(",", "").replace("_", ""))
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise BadInput(f"{HOLD_ENV} must be a whole number of contracts (0 or more), got {raw!r}")
+    return n
+
+
+@dataclass(frozen=True)
+class ChainKey:
+    """What a spilled chain keeps of its OptionChain: its key and size."""
+
+    underlying: str
+    as_of: dt.date
+    contracts: int
+
+    def __len__(self) -> int:
+        return self.contracts
+
+
+@dataclass
+class SpilledChain:
+    """An ImportedChain whose contracts wait in a ChainSpill: the same attributes but the arrays
+    (`chain` holds only the key and size); `load()` gives the ImportedChain back, `packed()` its
+    contracts as stored."""
+
+    chain: ChainKey
+    fmt: str
+    file: str
+    label: str
+    spill: ChainSpill
+    offset: int
+    size: int
+    stored: int  # contracts in the stored stream (an AM contract beside its PM one shares a row)
+    file_spot: float | None = None
+    file_spot_kind: str | None = None
+    notes: list[str] = field(default_factory=list)
+    moment: dt.datetime | None = None
+
+    def packed(self) -> tuple[int, bytes]:
+        """(contract count, stream), as packed.pack_chains gives each chain."""
+        return self.stored, self.spill.read(self.offset, self.size)
+
+    def load(self) -> ImportedChain:
+        """The chain as parsed, for the engine. Its iv_source is not kept: the stored stream has it."""
+        return load_many([self])[0]
+
+
+def load_many(spilled: list[SpilledChain], blobs: list[bytes] | None = None) -> list[ImportedChain]:
+    """SpilledChain.load of each, the streams converted together (packed.unpack_many); `blobs`: their
+    streams, when the caller has read them already."""
+    from gexhistory.store.packed import unpack_many  # lazy: pyarrow, loaded by the parse already
+
+    out = []
+    blobs = [p.packed()[1] for p in spilled] if blobs is None else blobs
+    for p, a in zip(spilled, unpack_many(blobs)):
+        c = chain_from_stored(p.chain.underlying, p.chain.as_of, p.label, a)
+        out.append(ImportedChain(c, p.fmt, p.file, p.label, None, p.file_spot, p.file_spot_kind, list(p.notes),
+                                 p.moment))
+    return out
+
+
+class ChainSpill:
+    """A temporary file of packed chains (deleted when closed, or when the process ends)."""
+
+    def __init__(self) -> None:
+        self._file = None
+        self._end = 0
+
+    def put(self, items: list[ImportedChain]) -> list[SpilledChain]:
+        """Pack `items` into the file; their light records, in the same order."""
+        from gexhistory.store.packed import pack_chains  # lazy: pyarrow, loaded by the parse already
+
+        out = []
+        try:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="gexhistory-chains-")
+            self._file.seek(self._end)
+            for p, (n, blob) in zip(items, pack_chains(*contract_columns(items), len(items))):
+                self._file.write(blob)
+                out.append(SpilledChain(ChainKey(p.chain.underlying, p.chain.as_of, len(p.chain)), p.fmt, p.file,
+                                        p.label, self, self._end, len(blob), n, p.file_spot, p.file_spot_kind,
+                                        p.notes, p.moment))
+                self._end += len(blob)
+            self._file.flush()
+        except OSError as exc:  # a full disk, most likely: nothing is written to the database yet
+            raise BadInput(f"could not keep the parsed chains in a temporary file in {tempfile.gettempdir()} "
+                           f"({exc.strerror or exc}): free space there, or point TMPDIR elsewhere") from None
+        return out
+
+    def read(self, offset: int, size: int) -> bytes:
+        self._file.seek(offset)
+        return self._file.read(size)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
