@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from itertools import groupby
 from typing import TYPE_CHECKING
 
 from gexhistory.config import LISTED, LISTED_RULE
@@ -80,7 +79,7 @@ def parse_files(files: list[str], *, oi_file: str | None = None, volume_as_oi: b
     Dask scheduler address) by the cluster's workers, which must see the files at the same paths.
     `progress(READ, files read, files)` follows them."""
     from gexhistory.pipeline.chain_prep import read_chain_file  # lazy: pyarrow, only when files are read
-    from gexhistory.pipeline.chain_spill import hold_contracts
+    from gexhistory.pipeline.chain_spill import HeldChains, hold_contracts
     from gexhistory.pipeline.chain_union import union_split_files
 
     if not files:
@@ -95,7 +94,7 @@ def parse_files(files: list[str], *, oi_file: str | None = None, volume_as_oi: b
     options = {"oi_file": oi_file, "volume_as_oi": volume_as_oi, "underlying": underlying}
     report = progress or (lambda *_: None)
     report(READ, 0, len(files))
-    holding = _Holding(hold_contracts())
+    holding = HeldChains(hold_contracts())
     try:
         if address or (jobs > 1 and len(files) > 1):
             pool = parallel.cluster_pool(address) if address else parallel.local_pool(min(jobs, len(files)))
@@ -115,55 +114,13 @@ def parse_files(files: list[str], *, oi_file: str | None = None, volume_as_oi: b
         parsed = holding.items
         if (oi_file or volume_as_oi) and not any(p.fmt == "optionsdx" for p in parsed):
             raise BadInput("--oi-file and --volume-as-oi apply to OptionsDX files, and none was given")
-        parsed = holding.united(union_split_files(parsed))  # quotedata pieces of one chain become that chain
+        parsed = holding.united(union_split_files)  # quotedata pieces of one chain become that chain
     except BaseException:
-        holding.spill.close()
+        holding.close()
         raise
     # The same underlying and date twice in one import: the later file wins, as it would in two imports.
     last = {(p.chain.underlying, p.chain.as_of): p for p in parsed}
     return sorted(last.values(), key=lambda p: (p.chain.underlying, p.chain.as_of))
-
-
-class _Holding:
-    """The chains parsed so far: in memory up to `limit` contracts, past it in a ChainSpill (chain_spill
-    module docstring), quotedata pieces excepted until they are united."""
-
-    def __init__(self, limit: int) -> None:
-        from gexhistory.pipeline.chain_spill import ChainSpill
-
-        self.limit, self.items, self.held = limit, [], 0
-        self.spill = ChainSpill()
-        self.spilling = False
-
-    def add(self, items: list) -> None:
-        from gexhistory.pipeline.chain_union import SPLIT_FORMATS
-
-        self.items += items
-        self.held += sum(len(p.chain) for p in items if p.fmt not in SPLIT_FORMATS)
-        if self.held > self.limit:
-            self.spilling = True
-        if self.spilling:
-            self._spill()
-
-    def united(self, items: list) -> list:
-        """The items after chain_union, the chains it made spilled too when spilling."""
-        self.items = items
-        if self.spilling:
-            self._spill(united=True)
-        return self.items
-
-    def _spill(self, united: bool = False) -> None:
-        from gexhistory.pipeline.chain_spill import SpilledChain
-        from gexhistory.pipeline.chain_union import SPLIT_FORMATS
-
-        movable = lambda p: not isinstance(p, SpilledChain) and (united or p.fmt not in SPLIT_FORMATS)  # noqa: E731
-        move = [p for p in self.items if movable(p)]
-        moved = []
-        for _, chains in groupby(move, key=lambda p: p.file):  # a file at a time: packing copies its columns
-            moved += self.spill.put(list(chains))
-        back = iter(moved)
-        self.items = [next(back) if movable(p) else p for p in self.items]
-        self.held = 0
 
 
 def import_chains(files: list[str], *, db: str | None = None, oi_file: str | None = None,
