@@ -24,7 +24,6 @@ from gexhistory.engine.summary import CORR_WINDOW, none_if_nan, rolling_price_ge
 from gexhistory.errors import BadInput
 from gexhistory.pipeline import parallel
 from gexhistory.pipeline.chain_pack import chain_from_stored, contract_columns
-from gexhistory.pipeline.chain_spill import SpilledChain, load_many
 from gexhistory.pipeline.compute import session_rows
 from gexhistory.pipeline.outcomes import settle_symbols
 from gexhistory.pipeline.runs import TABLES, ProgressFn, versions
@@ -91,6 +90,8 @@ def store_sessions(items: list, *, db: str | None, conv: Conventions, threads: i
 
     A file of a whole market holds thousands of chains: the database is asked per batch of symbols,
     not per chain, and every chain goes through the engine in one compute_gex call per batch."""
+    from gexhistory.pipeline.chain_spill import SpilledChain  # lazy: the parser's modules, loaded by an import only
+
     report = progress or (lambda *_: None)
     # The chains are packed for storage (Arrow streams, LZ4: C++ that releases the GIL) in parts, on an
     # engine thread while this one plans and computes the sessions; this one then packs the parts the
@@ -204,6 +205,8 @@ def _store_in_batches(engine, planned: list, symbols: list[str], first: dt.date,
     """store_sessions for an import whose chains were spilled (chain_spill): the one transaction is
     open while the sessions are computed, COMPUTE_BATCH chains at a time loaded back, computed, and
     written with their chains, so that memory holds one batch, not the import."""
+    from gexhistory.pipeline.chain_spill import SpilledChain, load_many
+
     sessions_out: list[dict] = []
     now = format_ts(dt.datetime.now(ET))
     report(COMPUTE, 0, len(planned))
