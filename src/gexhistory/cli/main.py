@@ -284,7 +284,9 @@ def import_chains(files, oi_file, volume_as_oi, underlying, as_json, jobs, clust
 
     Each file's format is found from its content: Cboe delayed-quotes downloads, Cboe DataShop EOD
     summaries, ORATS strikes, OptionsDX EOD files, generic long CSV. A file may be compressed
-    (.gz, .bz2, .xz, or a .zip holding it). All files are checked before anything is written.
+    (.gz, .bz2, .xz, or a .zip holding it). All files are checked before anything is written;
+    past 2,000,000 contracts (GEXHISTORY_IMPORT_HOLD_CONTRACTS) the chains read wait in a
+    temporary file (TMPDIR) instead of memory, so a year of files can be one command.
     """
     from gexhistory.pipeline.import_chains import import_chains as run_import  # lazy: only this command loads it
 
