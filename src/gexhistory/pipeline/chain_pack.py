@@ -57,16 +57,21 @@ def contract_columns(items) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     return chain[keep], {k: v[keep] for k, v in cols.items()}
 
 
-def chain_from_stored(underlying: str, day: dt.date, source: str, a: dict[str, np.ndarray]) -> OptionChain:
+def chain_from_stored(underlying: str, day: dt.date, source: str, a: dict[str, np.ndarray],
+                      closes: tuple[np.ndarray, np.ndarray] | None = None) -> OptionChain:
     """The OptionChain of stored contracts `a` (packed.unpack's arrays): the AM-settled contracts stored
-    beside PM ones split out again, each expiry's close from the calendar, in build_chains' order."""
+    beside PM ones split out again, each expiry's close from the calendar, in build_chains' order.
+    `closes`: per row of `a`, the close of its contract and the open of its expiration session
+    (expiry_close_ts), when the caller has them for many chains at once."""
     from gexhistory.pipeline.chain_prep import expiry_close_ts  # lazy: a backfill loads pandas only for such a chain
 
     beside = np.isfinite(a["oi_at_open"])  # AM contracts stored in a PM contract's row
     two = lambda col, extra: np.concatenate([a[col], extra])  # noqa: E731
     expiry = two("expiration", a["expiration"][beside])
-    at_open = two("at_open", np.ones(int(beside.sum()), dtype=bool))
-    close = expiry_close_ts(expiry, at_open)
+    if closes is None:
+        close = expiry_close_ts(expiry, two("at_open", np.ones(int(beside.sum()), dtype=bool)))
+    else:
+        close = np.concatenate([closes[0], closes[1][beside]])
     strike, is_call = two("strike", a["strike"][beside]), two("is_call", a["is_call"][beside])
     oi, iv = two("open_interest", a["oi_at_open"][beside]), two("iv", a["iv_at_open"][beside])
     gamma = two("gamma", np.full(int(beside.sum()), np.nan))

@@ -87,14 +87,24 @@ class SpilledChain:
 
 
 def load_many(spilled: list[SpilledChain], blobs: list[bytes] | None = None) -> list[ImportedChain]:
-    """SpilledChain.load of each, the streams converted together (packed.unpack_many); `blobs`: their
-    streams, when the caller has read them already."""
+    """SpilledChain.load of each, the streams converted together (packed.unpack_many) and every
+    expiry's close found once for the batch; `blobs`: their streams, when the caller has read them."""
+    import numpy as np
+
+    from gexhistory.pipeline.chain_prep import expiry_close_ts
     from gexhistory.store.packed import unpack_many  # lazy: pyarrow, loaded by the parse already
 
-    out = []
     blobs = [p.packed()[1] for p in spilled] if blobs is None else blobs
-    for p, a in zip(spilled, unpack_many(blobs, iv_source=False)):
-        c = chain_from_stored(p.chain.underlying, p.chain.as_of, p.label, a)
+    arrays = unpack_many(blobs, iv_source=False)
+    if not arrays:
+        return []
+    expiry = np.concatenate([a["expiration"] for a in arrays])
+    close = expiry_close_ts(expiry, np.concatenate([a["at_open"] for a in arrays]))
+    at_open = expiry_close_ts(expiry, np.ones(expiry.size, dtype=bool))
+    ends = np.cumsum([len(a["expiration"]) for a in arrays])
+    out = []
+    for p, a, lo, hi in zip(spilled, arrays, np.r_[0, ends[:-1]].tolist(), ends.tolist()):
+        c = chain_from_stored(p.chain.underlying, p.chain.as_of, p.label, a, (close[lo:hi], at_open[lo:hi]))
         out.append(ImportedChain(c, p.fmt, p.file, p.label, None, p.file_spot, p.file_spot_kind, list(p.notes),
                                  p.moment))
     return out

@@ -127,7 +127,7 @@ def store_sessions(items: list, *, db: str | None, conv: Conventions, threads: i
     try:
         if spilled:
             sessions_out = _store_in_batches(engine, planned, symbols, min(days), max(days), history, conv,
-                                             run_id, totals, report)
+                                             run_id, totals, report, threads)
         else:
             sessions_out, computed = [], []
             report(COMPUTE, 0, len(planned))
@@ -201,31 +201,58 @@ def _write(conn, computed: list[tuple], holding: set[str], run_id: int, totals: 
 
 
 def _store_in_batches(engine, planned: list, symbols: list[str], first: dt.date, last: dt.date, history: dict,
-                      conv: Conventions, run_id: int, totals: dict, report) -> list[dict]:
+                      conv: Conventions, run_id: int, totals: dict, report, threads: int) -> list[dict]:
     """store_sessions for an import whose chains were spilled (chain_spill): the one transaction is
     open while the sessions are computed, COMPUTE_BATCH chains at a time loaded back, computed, and
-    written with their chains, so that memory holds one batch, not the import."""
-    from gexhistory.pipeline.chain_spill import SpilledChain, load_many
-
+    written with their chains, so that memory holds one batch, not the import. With engine `threads`
+    > 1 the next batch is loaded on a thread while this one is computed and written."""
     sessions_out: list[dict] = []
     now = format_ts(dt.datetime.now(ET))
+    blocks = [planned[lo:lo + COMPUTE_BATCH] for lo in range(0, len(planned), COMPUTE_BATCH)]
+    pool = parallel.threads(1) if threads > 1 else None
+    load = (lambda b: pool.submit(_loaded, b)) if pool is not None else (lambda b: _Done(_loaded(b)))
     report(COMPUTE, 0, len(planned))
-    with engine.begin() as conn:
-        writes.lock_symbols(conn, symbols)
-        holding = writes.symbols_holding(conn, symbols, first, last)
-        for lo in range(0, len(planned), COMPUTE_BATCH):
-            block = planned[lo:lo + COMPUTE_BATCH]
-            items = [b[0] for b in block]
-            packed = [p.packed() if isinstance(p, SpilledChain) else _packed([p])[0] for p in items]
-            back = iter(load_many([p for p in items if isinstance(p, SpilledChain)],
-                                  [b for p, (_, b) in zip(items, packed) if isinstance(p, SpilledChain)]))
-            computed = _compute(block, [next(back) if isinstance(p, SpilledChain) else p for p in items], conv,
-                                history, sessions_out, lambda k: report(COMPUTE, k, len(planned)))
-            cs.replace_packed_chains(conn, [_header(p, now) for p in items], packed)
-            _write(conn, computed, holding, run_id, totals)
-            for j in range(lo + 1, lo + len(block) + 1):  # committed together, with the last one
-                report(WRITE, j, len(planned))
+    try:
+        with engine.begin() as conn:
+            writes.lock_symbols(conn, symbols)
+            holding = writes.symbols_holding(conn, symbols, first, last)
+            coming = load(blocks[0])
+            for k, block in enumerate(blocks):
+                packed, chained = coming.result()
+                if k + 1 < len(blocks):
+                    coming = load(blocks[k + 1])
+                items = [b[0] for b in block]
+                computed = _compute(block, chained, conv, history, sessions_out,
+                                    lambda n: report(COMPUTE, n, len(planned)))
+                cs.replace_packed_chains(conn, [_header(p, now) for p in items], packed)
+                _write(conn, computed, holding, run_id, totals)
+                for j in range(len(sessions_out) - len(block) + 1, len(sessions_out) + 1):  # committed with the last
+                    report(WRITE, j, len(planned))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return sessions_out
+
+
+class _Done:
+    """A result already computed, answering like the future of one."""
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+def _loaded(block: list) -> tuple[list[tuple[int, bytes]], list]:
+    """A batch's chains as stored (spilled ones read back, others packed) and as the engine takes them."""
+    from gexhistory.pipeline.chain_spill import SpilledChain, load_many
+
+    items = [b[0] for b in block]
+    packed = [p.packed() if isinstance(p, SpilledChain) else _packed([p])[0] for p in items]
+    back = iter(load_many([p for p in items if isinstance(p, SpilledChain)],
+                          [b for p, (_, b) in zip(items, packed) if isinstance(p, SpilledChain)]))
+    return packed, [next(back) if isinstance(p, SpilledChain) else p for p in items]
 
 
 def _corr(history: dict[dt.date, tuple[float, float]], day: dt.date) -> float | None:

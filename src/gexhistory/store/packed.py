@@ -211,7 +211,7 @@ def unpack_many(blobs: list[bytes], iv_source: bool = True) -> list[dict[str, np
     else:
         tables = [read_stream(b) for b in blobs]
         table, sizes = pa.concat_tables(tables), [t.num_rows for t in tables]
-    whole = _arrays(table, iv_source)
+    whole = _arrays(table.combine_chunks(), iv_source)  # one chunk: a column per batch converts at once
     ends = np.cumsum(sizes)
     return [{k: v[a:b] for k, v in whole.items()} for a, b in zip(np.r_[0, ends[:-1]].tolist(), ends.tolist())]
 
@@ -222,7 +222,9 @@ def _arrays(t: pa.Table, iv_source: bool = True) -> dict[str, np.ndarray]:
     f = lambda name: t.column(name).to_numpy(zero_copy_only=False)  # noqa: E731
     nan_for_null = lambda name: t.column(name).cast(pa.float64()).fill_null(np.nan).to_numpy()  # noqa: E731
     out = {
-        "expiration": f("expiration").astype("datetime64[D]"),
+        # Days since the epoch, as numpy counts them: date32's own conversion goes through a Python
+        # date per value (0.25 s for 134,000 contracts).
+        "expiration": t.column("expiration").cast(pa.int32()).to_numpy(zero_copy_only=False).astype("datetime64[D]"),
         "strike": f("strike").astype(float),
         # Decided by Arrow: a million Python strings compared one by one cost a third of a batch's load.
         "is_call": pc.equal(t.column("right"), strings(("C",))[0]).to_numpy(zero_copy_only=False).astype(bool),
