@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 from sqlalchemy import text
 
 from gexhistory.errors import NonFiniteValue
-from gexhistory.store.packed import CONTRACT_COLUMNS, COMPRESS_FROM, pack_chains, rows_of, unpack
+from gexhistory.store.packed import CONTRACT_COLUMNS, COMPRESS_FROM, pack_chains, rows_of, unpack, unpack_many
 from helpers import contract_rows, engine_for, rows, run_cli
 
 
@@ -115,6 +115,14 @@ def test_every_contract_comes_back_in_its_chain(contracts):
                        cols["open_interest"][i]) for i in np.flatnonzero(chain == k))  # 'A' sorts puts first
         got = [(e, s, "C" if r == "C" else "A", oi) for e, s, r, oi in (r[:4] for r in rows_of(blob))]
         assert got == want  # each chain's own contracts, in key order
+        back = unpack(blob)  # the engine's arrays: the same contracts as Arrow's own rows
+        assert [(str(e), k, bool(c)) for e, k, c in zip(back["expiration"], back["strike"], back["is_call"])] == [
+            (e, k, r == "C") for e, k, r in (r[:3] for r in rows_of(blob))]
+    # Many streams read together give each stream's arrays.
+    for one, many in zip([unpack(b) for _, b in packed], unpack_many([b for _, b in packed])):
+        assert one.keys() == many.keys()
+        for name in one:
+            np.testing.assert_array_equal(one[name], many[name])
     # Given already in key order (as the importer builds chains), the same streams.
     by_key = sorted(range(len(contracts)), key=lambda i: (chain[i], expiry[i], cols["strike"][i], cols["is_call"][i]))
     again = pack_chains(chain[by_key], {k: v[by_key] for k, v in cols.items()}, 4)
