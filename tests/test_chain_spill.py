@@ -129,3 +129,31 @@ def test_the_budget_takes_separators(tmp_path):
     out = _import([path], str(tmp_path / "g.db"), tmp_path, env={"GEXHISTORY_IMPORT_HOLD_CONTRACTS": "2,000,000"})
     assert len(out["sessions"]) == len(UNDERLYINGS)
     assert dt.date.fromisoformat(out["sessions"][0]["date"]) == dt.date(2025, 6, 2)
+
+
+def test_a_full_disk_while_spilling_is_one_line_and_nothing_is_written(tmp_path, monkeypatch):
+    """The temporary file cannot grow (ENOSPC): bad input naming the folder, before the database is opened."""
+    import errno
+    import tempfile
+
+    from gexhistory.errors import BadInput
+    from gexhistory.pipeline.import_chains import import_chains
+
+    class Full:
+        def seek(self, *_):
+            return 0
+
+        def write(self, _):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", lambda **_: Full())
+    monkeypatch.setenv("GEXHISTORY_IMPORT_HOLD_CONTRACTS", "0")
+    db = tmp_path / "g.db"
+    with pytest.raises(BadInput) as err:
+        import_chains(_files(tmp_path)[:2], db=str(db))
+    assert str(err.value) == (f"could not keep the parsed chains in a temporary file in {tempfile.gettempdir()} "
+                              "(No space left on device): free space there, or point TMPDIR elsewhere")
+    assert not db.exists()

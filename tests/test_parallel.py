@@ -163,7 +163,8 @@ def test_the_first_bad_file_in_order_is_reported_by_workers_too(tmp_path):
 
 
 @pytest.mark.postgres
-def test_chain_files_read_on_a_dask_cluster(pg_database_url, tmp_path, monkeypatch):
+@pytest.mark.parametrize("hold", [None, "0"], ids=["held", "spilled"])
+def test_chain_files_read_on_a_dask_cluster(pg_database_url, tmp_path, monkeypatch, hold):
     distributed = pytest.importorskip("distributed")
     from conftest import _reset_pg
 
@@ -175,6 +176,6 @@ def test_chain_files_read_on_a_dask_cluster(pg_database_url, tmp_path, monkeypat
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   silence_logs=logging.ERROR) as cluster:
         out = run_cli(["import-chains", *files, "--cluster", cluster.scheduler_address, "--db", pg_database_url],
-                      tmp_path)
+                      tmp_path, env={"GEXHISTORY_IMPORT_HOLD_CONTRACTS": hold} if hold else None)
     assert out.returncode == 0, out.stderr
     assert content_digest(pg_database_url) == content_digest(serial)
