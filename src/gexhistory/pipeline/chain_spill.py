@@ -1,9 +1,9 @@
 """Parsed chains held on disk instead of in memory: what lets one import take a year of market-wide files.
 
 `import-chains` checks every file before it writes anything, so it holds every file's chains until its
-one transaction. As arrays they cost about 125 MiB per file of a million contracts. Past a budget of
+one transaction. As arrays they cost about 125 MiB per market-wide file of a million rows. Past a budget of
 held contracts (`hold_contracts()`, GEXHISTORY_IMPORT_HOLD_CONTRACTS), the chains parsed so far, and
-every later file's, are packed in their stored form (store/packed.py, ~22 bytes a contract) into a
+every later file's, are packed in their stored form (store/packed.py, ~27 bytes a contract) into a
 temporary file, and only a light record of each (SpilledChain) stays in memory. chain_store then
 computes and writes them a batch at a time inside the same one transaction, loading each batch back;
 the packed form is what it stores anyway, so nothing is packed twice.
