@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from functools import lru_cache
 from dataclasses import dataclass
 
 import numpy as np
@@ -256,12 +257,19 @@ def _loaded(block: list) -> tuple[list[tuple[int, bytes]], list]:
 
 
 def _corr(history: dict[dt.date, tuple[float, float]], day: dt.date) -> float | None:
-    span = [s.date for s in sessions_before(day, CORR_WINDOW)] + [day]
+    span = _corr_span(day)
     if len(span) < CORR_WINDOW + 1 or any(d not in history for d in span):
         return None
     prices = np.array([history[d][0] for d in span], dtype=float)
     gex = np.array([history[d][1] for d in span], dtype=float)
     return none_if_nan(rolling_price_gex_corr(prices, gex)[-1])
+
+
+@lru_cache(maxsize=4096)
+def _corr_span(day: dt.date) -> tuple[dt.date, ...]:
+    """The sessions of the price/GEX correlation ending on `day`: a market-wide file's thousands of
+    sessions share one day."""
+    return (*(s.date for s in sessions_before(day, CORR_WINDOW)), day)
 
 
 def _header(item, now: str) -> dict:
