@@ -46,7 +46,7 @@ def hold_contracts() -> int:
     return n
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ChainKey:
     """What a spilled chain keeps of its OptionChain: its key and size."""
 
@@ -58,7 +58,7 @@ class ChainKey:
         return self.contracts
 
 
-@dataclass
+@dataclass(slots=True)
 class SpilledChain:
     """An ImportedChain whose contracts wait in a ChainSpill: the same attributes but the arrays
     (`chain` holds only the key and size); `load()` gives the ImportedChain back, `packed()` its
@@ -122,6 +122,7 @@ class ChainSpill:
         from gexhistory.store.packed import pack_chains  # lazy: pyarrow, loaded by the parse already
 
         out = []
+        shared: dict[tuple, list[str]] = {}  # a file's chains mostly carry the same notes: one list for them
         try:
             if self._file is None:
                 self._file = tempfile.TemporaryFile(prefix="gexhistory-chains-")
@@ -130,7 +131,7 @@ class ChainSpill:
                 self._file.write(blob)
                 out.append(SpilledChain(ChainKey(p.chain.underlying, p.chain.as_of, len(p.chain)), p.fmt, p.file,
                                         p.label, self, self._end, len(blob), n, p.file_spot, p.file_spot_kind,
-                                        p.notes, p.moment))
+                                        shared.setdefault(tuple(p.notes), p.notes), p.moment))
                 self._end += len(blob)
             self._file.flush()
         except OSError as exc:  # a full disk, most likely: nothing is written to the database yet

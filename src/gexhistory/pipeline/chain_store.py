@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from functools import lru_cache
 from dataclasses import dataclass
 
@@ -42,7 +43,7 @@ WRITE_BATCH = 1000  # sessions per executemany of each table
 COMPUTE, WRITE = "computing sessions", "writing sessions"  # progress labels
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _CloseOnly:
     """A session seen only at its close: the one snapshot whose price an EOD chain file knows."""
 
@@ -69,15 +70,15 @@ def _spots(item, session, minutes, daily):
         times = session.snapshot_times()
         spots = MinuteBars(sym, [session], o, c, np.zeros_like(c), src).spots_at([times])[0]
         if np.isfinite(spots).all():
-            return session, spots, src, f"minute bars ({src})"
+            return session, spots, src, sys.intern(f"minute bars ({src})")
     close_only = _CloseOnly(session.date, session.close)
     implied = item.file_spot_kind is not None and item.file_spot_kind.startswith("implied")
     if item.file_spot is not None and not implied:
-        return close_only, [item.file_spot], item.label, f"file: {item.file_spot_kind}"
+        return close_only, [item.file_spot], item.label, sys.intern(f"file: {item.file_spot_kind}")
     if daily is not None:
-        return close_only, [daily[0]], daily[1], f"daily close ({daily[1]})"
+        return close_only, [daily[0]], daily[1], sys.intern(f"daily close ({daily[1]})")
     if item.file_spot is not None:
-        return close_only, [item.file_spot], item.label, f"file: {item.file_spot_kind}"
+        return close_only, [item.file_spot], item.label, sys.intern(f"file: {item.file_spot_kind}")
     raise BadInput(f"{item.file}: no underlying price for {sym} on {day}: the file has none and no real bars "
                    f"are stored; add a spot column or backfill real bars first")
 
@@ -222,6 +223,8 @@ def _store_in_batches(engine, planned: list, symbols: list[str], first: dt.date,
                 packed, chained = coming.result()
                 if k + 1 < len(blocks):
                     coming = load(blocks[k + 1])
+                blocks[k] = None  # a batch done is let go: what memory keeps is the sessions' summaries
+                planned[k * COMPUTE_BATCH:(k + 1) * COMPUTE_BATCH] = [None] * len(block)
                 items = [b[0] for b in block]
                 computed = _compute(block, chained, conv, history, sessions_out,
                                     lambda n: report(COMPUTE, n, len(planned)))
