@@ -57,3 +57,19 @@ def test_nulls_without_a_value_to_stand_for_them_are_refused():
 def test_strings_are_utf8():
     assert strings(["P", "C", "", "é"]).to_pylist() == ["P", "C", "", "é"]
     assert strings([]).to_pylist() == []
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.integers(-5, 40), max_size=60), st.integers(0, 2))
+def test_dense_codes_and_unique_days_are_numpys_unique(values, spread):
+    """The chain reader's codes by a table over the span (sources/chains/common.py) equal np.unique's,
+    with every value of the span present (a one-day file's names) or gaps in it."""
+    from gexhistory.sources.chains.common import dense_codes, unique_days
+
+    v = np.array(values, dtype=np.int64) * (spread + 1)
+    got, at = dense_codes(v)
+    want, inverse = np.unique(v, return_inverse=True)
+    assert got.tolist() == want.tolist() and at.tolist() == inverse.reshape(-1).tolist()
+    days = np.datetime64("2025-06-02") + v
+    got_days, at_days = unique_days(days)
+    assert got_days.tolist() == np.unique(days).tolist() and at_days.tolist() == at.tolist()

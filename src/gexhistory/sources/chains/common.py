@@ -159,7 +159,7 @@ class Table:
             import pyarrow.compute as pc
 
             if pa.types.is_dictionary(self._cols[col].type):  # coded by the reader: its few values stripped
-                self._codes[col] = _decoded(self._cols[col])
+                self._codes[col] = _decoded(self._cols[col], filtered=self._kept is not None)
             else:
                 arr = self._trim(col)
                 values = pc.unique(arr)
@@ -308,9 +308,12 @@ def _empty(col) -> np.ndarray:
     return to_numpy(pc.equal(col, blank))
 
 
-def _decoded(col) -> tuple[np.ndarray, np.ndarray]:
+def _decoded(col, filtered: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Table.distinct of a column the reader coded (Arrow dictionary chunks): the distinct stripped
-    values and each row's position among them, from the dictionary's few values, not the rows."""
+    values and each row's position among them, from the dictionary's few values, not the rows.
+    `filtered`: rows were left out after the read (blank lines), whose values may be in no row left;
+    otherwise every value of a chunk's dictionary is one of its rows' (Arrow codes a block's values
+    as it reads them), and the count of each value's rows is not needed."""
     import pyarrow.compute as pc
 
     col = col.unify_dictionaries()
@@ -324,6 +327,8 @@ def _decoded(col) -> tuple[np.ndarray, np.ndarray]:
     if len(first) < remap.size:  # else the remap is the identity: a gather of a million rows saved
         index = remap[index]
     values = np.array(list(first) + [None], dtype=object)[:-1]
+    if not filtered:
+        return values, index
     used = np.bincount(index, minlength=values.size) > 0
     if not used.all():  # values of blank lines only are no values of the table's rows
         values, index = values[used], (np.cumsum(used) - 1)[index]
@@ -652,8 +657,11 @@ def dense_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if hi - lo >= DENSE_SPAN_MAX:
         return np.unique(v, return_inverse=True)
     present = np.zeros(hi - lo + 1, dtype=bool)
-    present[v - lo] = True
-    return np.flatnonzero(present) + lo, (np.cumsum(present) - 1)[v - lo]
+    at = v - lo
+    present[at] = True
+    if present.all():  # every value of the span occurs (a file of one day: the names' codes): no gather
+        return np.arange(lo, hi + 1, dtype=np.int64), at
+    return np.flatnonzero(present) + lo, (np.cumsum(present) - 1)[at]
 
 
 def unique_days(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
