@@ -181,12 +181,15 @@ def import_chains(files: str | os.PathLike | Sequence[str | os.PathLike], db: Db
     """Import real option-chain files and recompute the GEX of the sessions they cover (``import-chains``).
 
     Every file is parsed and checked before anything is written; the chains and the recomputed rows
-    are then stored in one transaction.
+    are then stored in one transaction. Past 2,000,000 contracts (``GEXHISTORY_IMPORT_HOLD_CONTRACTS``)
+    the parsed chains wait packed in a temporary file (``TMPDIR``) instead of memory and are stored a
+    batch at a time, in the same transaction and with the same result.
 
     Parameters
     ----------
     files : str, path-like or sequence of them
-        Cboe DataShop, ORATS, OptionsDX or generic long CSV files (format detected from the header).
+        Cboe delayed-quotes downloads, Cboe DataShop, ORATS, OptionsDX or generic long CSV files, plain
+        or compressed (format detected from the content).
     db : str or path-like, optional
         Database file or ``postgresql://`` URL (default as for :func:`backfill`).
     oi_file : str or path-like, optional
