@@ -2,7 +2,12 @@
 the bare read of the same file with pyarrow.csv.
 
     python benchmarks/import_chains.py [--rows 1000000] [--underlyings 3000] [--repeat 1] [--seed 7]
-                                       [--out FILE [--reuse]] [--pg-url postgresql://...]
+                                       [--out FILE [--reuse]] [--pg-url postgresql://...] [--files N]
+
+With --files N (N > 1) it generates N such files for N consecutive sessions (seeds seed..seed+N-1) and
+imports them in one command twice: with the default budget of held contracts, past which the chains
+wait in a temporary file (pipeline/chain_spill.py), and with every chain held in memory
+(GEXHISTORY_IMPORT_HOLD_CONTRACTS set past the total), printing each one's time and peak memory.
 
 The file is generated (seeded) in the layout Cboe's "Option EOD Summary" with the 15:45 calculations
 publishes: one session, ~U underlyings of very unequal chain sizes, SPX listed under the roots SPX and
@@ -75,9 +80,9 @@ def _names(n: int) -> list[str]:
     return out[:n]
 
 
-def _expirations() -> np.ndarray:
-    """Fridays after AS_OF for a year (weeklies), as datetime64[D]; the third Fridays are monthlies."""
-    first = AS_OF + dt.timedelta(days=(4 - AS_OF.weekday()) % 7)
+def _expirations(as_of: dt.date = AS_OF) -> np.ndarray:
+    """Fridays after `as_of` for a year (weeklies), as datetime64[D]; the third Fridays are monthlies."""
+    first = as_of + dt.timedelta(days=(4 - as_of.weekday()) % 7)
     days = [first + dt.timedelta(weeks=w) for w in range(52)]
     days = [d if d != dt.date(2025, 7, 4) else dt.date(2025, 7, 3) for d in days]  # Independence Day
     return np.array(days, dtype="datetime64[D]")
@@ -89,8 +94,8 @@ def _norm_cdf(x):
     return ndtr(x)
 
 
-def generate(path: Path, rows: int, underlyings: int, seed: int) -> int:
-    """Write the benchmark file; returns its number of contract rows."""
+def generate(path: Path, rows: int, underlyings: int, seed: int, as_of: dt.date = AS_OF) -> int:
+    """Write the benchmark file of the session `as_of`; returns its number of contract rows."""
     import pyarrow as pa
     import pyarrow.csv as pc
 
@@ -101,7 +106,7 @@ def generate(path: Path, rows: int, underlyings: int, seed: int) -> int:
     weight[0] *= 3  # SPX
     spare = max(0, rows // 2 - 2 * underlyings)  # every chain has at least two strikes' call and put
     pairs = 2 + np.floor(weight / weight.sum() * spare).astype(np.int64)
-    exps = _expirations()
+    exps = _expirations(as_of)
     monthly = np.array([15 <= d.day <= 21 for d in exps.astype(dt.date)])
     target = pairs[0]
     for _ in range(3):  # SPX's monthlies are listed twice: leave room for them so the file ends at --rows
@@ -140,7 +145,7 @@ def generate(path: Path, rows: int, underlyings: int, seed: int) -> int:
     owner, und, root, expiry, strike = rep(owner), rep(und), rep(root), rep(expiry), rep(strike)
     is_call = np.tile([True, False], owner.size)[:n]
     s = spot_u[owner]
-    t = ((expiry - np.datetime64(AS_OF, "D")).astype(float) + 0.25) / 365.0
+    t = ((expiry - np.datetime64(as_of, "D")).astype(float) + 0.25) / 365.0
     m = np.log(strike / s)
     iv = np.clip(0.18 + rng.normal(0, 0.03, underlyings)[owner] - 0.35 * m + 0.6 * m * m, 0.05, 3.0)
     r, q = 0.04, 0.013
@@ -160,7 +165,7 @@ def generate(path: Path, rows: int, underlyings: int, seed: int) -> int:
     zeros = np.zeros(n)
     vol = rng.integers(0, 500, n)
     cols = {
-        "underlying_symbol": und, "quote_date": np.full(n, np.datetime64(AS_OF, "D")), "root": root,
+        "underlying_symbol": und, "quote_date": np.full(n, np.datetime64(as_of, "D")), "root": root,
         "expiration": expiry, "strike": np.round(strike, 3), "option_type": np.where(is_call, "C", "P"),
         "open": price, "high": price, "low": price, "close": price, "trade_volume": vol,
         "bid_size_1545": vol, "bid_1545": bid, "ask_size_1545": vol, "ask_1545": ask,
@@ -178,8 +183,8 @@ def generate(path: Path, rows: int, underlyings: int, seed: int) -> int:
     return n
 
 
-def measure(args: list[str], cwd: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+def measure(args: list[str], cwd: str, extra_env: dict | None = None) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), **(extra_env or {})}
     for var in ("POLYGON_API_KEY", "MASSIVE_API_KEY", "DATABASE_URL", "DATABASE_PATH"):
         env.pop(var, None)
     out = subprocess.run([sys.executable, "-c", _WRAPPER, sys.executable, *args], cwd=cwd, env=env,
@@ -216,7 +221,12 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="with --out: use the file already there")
     ap.add_argument("--pg-url", help="also import into a fresh PostgreSQL database made on this server "
                                      "(e.g. postgresql://postgres@127.0.0.1:5432/test)")
+    ap.add_argument("--files", type=int, default=1, help="N > 1: N files of consecutive sessions in one import, "
+                                                         "spilled past the default budget and held in memory")
     args = ap.parse_args()
+    if args.files > 1:
+        many_files(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(args.out) if args.out else Path(tmp) / "UnderlyingOptionsEODCalcs_2025-06-02.csv"
         t0 = time.perf_counter()
@@ -247,6 +257,42 @@ def main() -> None:
         read_only = min(float(g["stdout"].split()[1]) for g in bare)
         print(f"(read_csv alone, without start-up: {read_only:.2f} s; import wrote {sessions:,} sessions, "
               f"{sum(f['contracts'] for f in res['files']):,} contracts)")
+
+
+def many_files(args) -> None:
+    """--files N: one import of N market-wide files, spilled (the default budget) and held in memory."""
+    from gexhistory.calendar import sessions_between
+
+    days = [s.date for s in sessions_between(AS_OF, AS_OF + dt.timedelta(days=4 * args.files))][:args.files]
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(args.out) if args.out else Path(tmp) / "UnderlyingOptionsEODCalcs.csv"
+        paths = [base.with_name(f"{base.stem}_{d.isoformat()}{base.suffix}") for d in days]
+        base.parent.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        for k, (path, day) in enumerate(zip(paths, days)):
+            if not (args.reuse and path.is_file()):
+                generate(path, args.rows, args.underlyings, args.seed + k, day)
+        print(f"{len(paths)} files of {args.rows:,} rows, {args.underlyings:,} underlyings, {days[0]}..{days[-1]} "
+              f"(generated in {time.perf_counter() - t0:.1f} s)")
+        print(f"{'':<44} {'wall s':>8} {'CPU s':>7} {'peak RSS MiB':>13}")
+        held_all = str(10 * args.rows * args.files)
+        contracts = 0
+        for label, env in (("import-chains, default budget", {}),
+                           ("import-chains, every chain held in memory", {"GEXHISTORY_IMPORT_HOLD_CONTRACTS": held_all})):
+            runs = []
+            for k in range(args.repeat):
+                db = Path(tmp) / f"many{k}.db"
+                runs.append(measure(["-m", "gexhistory", "import-chains", *map(str, paths), "--db", str(db), "--json"],
+                                    tmp, env))
+                db.unlink()
+            best = min(runs, key=lambda g: g["wall"])
+            contracts = sum(f["contracts"] for f in json.loads(best["stdout"])["files"])
+            print(f"{label:<44} {best['wall']:>8.2f} {min(g['cpu'] for g in runs):>7.2f} "
+                  f"{max(g['maxrss_kb'] for g in runs) / 1024:>13,.0f}")
+        from gexhistory.pipeline.chain_spill import HOLD_CONTRACTS
+
+        print(f"({contracts:,} contracts kept in all: the default budget of {HOLD_CONTRACTS:,} "
+              f"{'was passed, so the import spilled' if contracts > HOLD_CONTRACTS else 'was not passed'})")
 
 
 if __name__ == "__main__":

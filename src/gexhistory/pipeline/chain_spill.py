@@ -27,7 +27,8 @@ from gexhistory.pipeline.chain_union import SPLIT_FORMATS
 
 HOLD_ENV = "GEXHISTORY_IMPORT_HOLD_CONTRACTS"
 # About 300 MiB of chains as arrays: with the file being parsed (~470 MiB at its peak for a million
-# rows), an import of any number of market-wide files stays under 1 GiB.
+# rows), an import of ten market-wide files peaked at 1.0 GiB against 1.7 GiB held in memory
+# (benchmarks/import_chains.py --files 10); what grows past that is ~0.5 KB a session.
 HOLD_CONTRACTS = 2_000_000
 
 
