@@ -20,9 +20,11 @@ import tempfile
 from dataclasses import dataclass, field
 from itertools import groupby
 
+import numpy as np
+
 from gexhistory.errors import BadInput
 from gexhistory.pipeline.chain_pack import chain_from_stored, contract_columns
-from gexhistory.pipeline.chain_prep import ImportedChain
+from gexhistory.pipeline.chain_prep import ImportedChain, expiry_close_ts
 from gexhistory.pipeline.chain_union import SPLIT_FORMATS
 
 HOLD_ENV = "GEXHISTORY_IMPORT_HOLD_CONTRACTS"
@@ -62,8 +64,8 @@ class ChainKey:
 @dataclass(slots=True)
 class SpilledChain:
     """An ImportedChain whose contracts wait in a ChainSpill: the same attributes but the arrays
-    (`chain` holds only the key and size); `load()` gives the ImportedChain back, `packed()` its
-    contracts as stored."""
+    (`chain` holds only the key and size); `packed()` gives its contracts as stored, load_many the
+    ImportedChain back."""
 
     chain: ChainKey
     fmt: str
@@ -82,20 +84,13 @@ class SpilledChain:
         """(contract count, stream), as packed.pack_chains gives each chain."""
         return self.stored, self.spill.read(self.offset, self.size)
 
-    def load(self) -> ImportedChain:
-        """The chain as parsed, for the engine. Its iv_source is not kept: the stored stream has it."""
-        return load_many([self])[0]
 
-
-def load_many(spilled: list[SpilledChain], blobs: list[bytes] | None = None) -> list[ImportedChain]:
-    """SpilledChain.load of each, the streams converted together (packed.unpack_many) and every
-    expiry's close found once for the batch; `blobs`: their streams, when the caller has read them."""
-    import numpy as np
-
-    from gexhistory.pipeline.chain_prep import expiry_close_ts
+def load_many(spilled: list[SpilledChain], blobs: list[bytes]) -> list[ImportedChain]:
+    """Each spilled chain as it was parsed (but its iv_source, which the stored stream keeps), from its
+    stream in `blobs` (SpilledChain.packed), the streams converted together (packed.unpack_many) and
+    every expiry's close found once for the batch."""
     from gexhistory.store.packed import unpack_many  # lazy: pyarrow, loaded by the parse already
 
-    blobs = [p.packed()[1] for p in spilled] if blobs is None else blobs
     arrays = unpack_many(blobs, iv_source=False)
     if not arrays:
         return []

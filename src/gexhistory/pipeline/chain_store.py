@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from concurrent.futures import Future
 from functools import lru_cache
 from dataclasses import dataclass
 
@@ -134,8 +135,9 @@ def store_sessions(items: list, *, db: str | None, conv: Conventions, threads: i
             sessions_out, computed = [], []
             report(COMPUTE, 0, len(planned))
             for lo in range(0, len(planned), COMPUTE_BATCH):
-                computed += _compute(planned[lo:lo + COMPUTE_BATCH], [b[0] for b in planned[lo:lo + COMPUTE_BATCH]],
-                                     conv, history, sessions_out, lambda k: report(COMPUTE, k, len(planned)))
+                block = planned[lo:lo + COMPUTE_BATCH]
+                computed += _compute(block, [b[0] for b in block], conv, history, sessions_out,
+                                     lambda k: report(COMPUTE, k, len(planned)))
             now = format_ts(dt.datetime.now(ET))
             with engine.begin() as conn:
                 writes.lock_symbols(conn, symbols)
@@ -212,7 +214,7 @@ def _store_in_batches(engine, planned: list, symbols: list[str], first: dt.date,
     now = format_ts(dt.datetime.now(ET))
     blocks = [planned[lo:lo + COMPUTE_BATCH] for lo in range(0, len(planned), COMPUTE_BATCH)]
     pool = parallel.threads(1) if threads > 1 else None
-    load = (lambda b: pool.submit(_loaded, b)) if pool is not None else (lambda b: _Done(_loaded(b)))
+    load = (lambda b: pool.submit(_loaded, b)) if pool is not None else (lambda b: _done(_loaded(b)))
     report(COMPUTE, 0, len(planned))
     try:
         with engine.begin() as conn:
@@ -238,25 +240,21 @@ def _store_in_batches(engine, planned: list, symbols: list[str], first: dt.date,
     return sessions_out
 
 
-class _Done:
-    """A result already computed, answering like the future of one."""
-
-    def __init__(self, value) -> None:
-        self.value = value
-
-    def result(self):
-        return self.value
+def _done(value) -> Future:
+    """A future already holding `value` (the batch loaded on this thread, without engine threads)."""
+    f: Future = Future()
+    f.set_result(value)
+    return f
 
 
 def _loaded(block: list) -> tuple[list[tuple[int, bytes]], list]:
-    """A batch's chains as stored (spilled ones read back, others packed) and as the engine takes them."""
-    from gexhistory.pipeline.chain_spill import SpilledChain, load_many
+    """A batch's chains as stored (read back from the spill) and as the engine takes them. Every chain
+    of a spilled import is spilled (chain_spill.HeldChains spills what chain_union made too)."""
+    from gexhistory.pipeline.chain_spill import load_many
 
     items = [b[0] for b in block]
-    packed = [p.packed() if isinstance(p, SpilledChain) else _packed([p])[0] for p in items]
-    back = iter(load_many([p for p in items if isinstance(p, SpilledChain)],
-                          [b for p, (_, b) in zip(items, packed) if isinstance(p, SpilledChain)]))
-    return packed, [next(back) if isinstance(p, SpilledChain) else p for p in items]
+    packed = [p.packed() for p in items]
+    return packed, load_many(items, [blob for _, blob in packed])
 
 
 def _corr(history: dict[dt.date, tuple[float, float]], day: dt.date) -> float | None:
