@@ -146,9 +146,9 @@ def test_chunks_are_written_one_after_another(db, tmp_path):
     assert pq.read_table(chunked.path).equals(pq.read_table(whole.path))
 
 
+# SQLite's cursor steps through the result by nature: only PostgreSQL's cursor is the question here.
+@pytest.mark.parametrize("stored_db", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 def test_postgres_rows_come_from_a_server_side_cursor(db):
-    if not db.startswith("postgresql"):
-        pytest.skip("SQLite's cursor steps through the result by nature")
     engine = frames.open_reader(db)
     chunks = frames.stream(engine, frames.export_select("gamma_history", None, None, None), 50)
     try:
