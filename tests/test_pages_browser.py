@@ -203,7 +203,7 @@ def test_gamma_page(page, server):
     for url, chart in (("/gamma?symbol=SPY&start=2024-12-02&end=2024-12-03", "chart-gamma"),
                        ("/gex/history?symbol=SPY&start=2024-12-02&end=2024-12-03", "chart-gex")):
         page.goto(base + url)
-        page.wait_for_function(f"document.getElementById('{chart}').getAttribute('data-rendered') === '1'")
+        page.wait_for_function(f"document.getElementById('{chart}')?.getAttribute('data-rendered') === '1'")
         ticks = _tick_labels(page, chart)
         assert len(ticks) == len(set(ticks)) > 2, (url, ticks)
 
@@ -246,7 +246,7 @@ def test_psychology_page(page, server):
     assert row.locator('[data-col="n"]').inner_text() == fmt.integer(unrated)
     page.click('[data-testid="window-picker"] >> text=20')
     page.wait_for_url("**window=20**")
-    page.wait_for_function("document.getElementById('chart-winrate').getAttribute('data-rendered') === '1'")
+    page.wait_for_function("document.getElementById('chart-winrate')?.getAttribute('data-rendered') === '1'")
     name = page.evaluate("document.getElementById('chart-winrate').data.find(t => t.name.startsWith('Win rate')).name")
     assert name == "Win rate, last 20 signals"
 

@@ -79,7 +79,7 @@ def _closes(db) -> list[tuple]:
 
 
 def _at(page, ts: str) -> None:
-    page.wait_for_function(f"document.body.getAttribute('data-profile-at') === '{ts}'", timeout=20000)
+    page.wait_for_function(f"document.body?.getAttribute('data-profile-at') === '{ts}'", timeout=20000)
 
 
 def _cards_match(page, row) -> None:
@@ -119,9 +119,9 @@ def test_replay_redraws_without_a_page_load(page, server):
     _at(page, closes[i + 7][0])
     page.click('[data-testid="replay-play"]')
     page.wait_for_timeout(1500)
-    stopped = page.evaluate("document.body.getAttribute('data-profile-at')")
+    stopped = page.evaluate("document.body?.getAttribute('data-profile-at')")
     page.wait_for_timeout(1500)
-    assert page.evaluate("document.body.getAttribute('data-profile-at')") == stopped
+    assert page.evaluate("document.body?.getAttribute('data-profile-at')") == stopped
     _cards_match(page, next(r for r in closes if r[0] == stopped))
     assert page.evaluate("window.__sameDocument") == 1  # never reloaded
     ARTIFACTS.mkdir(exist_ok=True)
@@ -145,9 +145,9 @@ def test_strike_range_buckets_and_the_api(page, server):
     curve = page.evaluate("document.getElementById('chart-curve').data[0]")
     assert curve["x"] == api["curve"]["spot"] and curve["y"] == pytest.approx([v / 1e9 for v in api["curve"]["net_gex"]])
     page.select_option('[data-testid="strike-range"]', "20")
-    page.wait_for_function("document.getElementById('chart-strikes').data[0].x.length > %d" % len(want))
+    page.wait_for_function("document.getElementById('chart-strikes')?.data?.[0]?.x?.length > %d" % len(want))
     page.check('[data-testid="by-bucket"]')
-    page.wait_for_function("document.getElementById('chart-strikes').data.length === 4")
+    page.wait_for_function("document.getElementById('chart-strikes')?.data?.length === 4")
     names = page.evaluate("document.getElementById('chart-strikes').data.map(t => t.name)")
     assert names == ["0DTE", "this week", "monthly", "other"]
     for b in api["buckets"]:
@@ -171,7 +171,7 @@ def test_imported_chain_session(page, server):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "profile_imported.png"), full_page=True)
     page.keyboard.press("ArrowRight")  # into the next, modelled session and its note
-    page.wait_for_function(f"document.body.getAttribute('data-profile-at') > '{ts}'")
+    page.wait_for_function(f"document.body?.getAttribute('data-profile-at') > '{ts}'")
     assert page.inner_text('[data-testid="card-chain"]') == "modelled"
 
 
@@ -179,7 +179,7 @@ def test_history_bars_and_timeline_open_the_profile(page, server):
     base, db, _ = server
     closes = _closes(db)
     page.goto(f"{base}/gex/history?symbol=SPY&days=30")
-    page.wait_for_function("document.getElementById('chart-gex').getAttribute('data-rendered') === '1'")
+    page.wait_for_function("document.getElementById('chart-gex')?.getAttribute('data-rendered') === '1'")
     # Click the last bar: the latest snapshot, which is the last session's close.
     box = page.locator("#chart-gex .bars .point path").last.bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
