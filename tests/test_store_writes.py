@@ -91,6 +91,61 @@ def test_odd_values_are_coerced_like_sqlalchemy(engine):
     assert first["flip_point"] is None and first["call_gex"] == 1e300
 
 
+
+def test_text_that_needs_escaping_is_stored_as_given(engine):
+    """On PostgreSQL plain inserts go by COPY, whose text format has its own escapes (tab, newline,
+    backslash, \\N for NULL): every such character is stored as it was given, as insert() stores it."""
+    words = ["a\tb", "line\nnext", "back\\slash", "\\N", "it's \"q\"", "caf\u00e9 \u20ac", "", "\r\n"]
+    base = {"data_source": "src\tx", "chain_source": "c\\d", "run_id": None, "net_gex": 0.1 + 0.2}
+    rows = [{**base, "timestamp": f"2025-03-03 10:{i:02d}:00", "regime": w, "mm_state": w[::-1]}
+            for i, w in enumerate(words)]
+    with engine.begin() as conn:
+        conn.execute(insert(gex_history), [{**r, "symbol": "REF"} for r in rows])
+        writes.insert_rows(conn, gex_history, [{**r, "symbol": "NEW"} for r in rows])
+    ref, new = _stored(engine, gex_history, "REF"), _stored(engine, gex_history, "NEW")
+    assert new == ref
+    with engine.connect() as conn:
+        got = conn.execute(select(gex_history.c.regime, gex_history.c.net_gex, gex_history.c.data_source)
+                           .where(gex_history.c.symbol == "NEW").order_by(gex_history.c.timestamp)).all()
+    assert [r[0] for r in got] == words and {r[1] for r in got} == {0.30000000000000004}
+    assert {r[2] for r in got} == {"src\tx"}
+
+
+def test_a_violated_constraint_is_sqlalchemys_error_and_writes_nothing(engine):
+    """A row the table refuses (a NULL timestamp) fails the whole batch with SQLAlchemy's
+    IntegrityError on both backends, as insert() would, and the rows before it are not kept."""
+    from sqlalchemy.exc import IntegrityError
+
+    good = {"symbol": "BAD", "data_source": "t", "chain_source": "t", "timestamp": "2025-03-03 09:30:00"}
+    with pytest.raises(IntegrityError, match="timestamp"):
+        with engine.begin() as conn:
+            writes.insert_rows(conn, gex_history, [good, {**good, "timestamp": None}])
+    with engine.connect() as conn:
+        assert conn.execute(select(gex_history.c.id)).all() == []
+
+
+def test_symbols_holding_finds_the_held_among_more_than_one_in_list(engine):
+    """1,234 symbols asked at once (more than one SQLite IN list, one PostgreSQL array): exactly the
+    ones with rows in the span come back, whichever table holds them."""
+    from gexhistory.store.members import IN_LIST_MAX
+
+    asked = [f"S{i:04d}" for i in range(1234)]
+    assert len(asked) > 2 * IN_LIST_MAX
+    held = {"S0000": "gex_history", "S0499": "gamma_history", "S0500": "gamma_daily_summary",
+            "S1233": "regime_signals", "S0777": "gex_history"}
+    day = dt.date(2025, 3, 4)
+    for sym, name in held.items():
+        rows = _session_rows(sym, [day])
+        _store(engine, {t.name: rows[t.name] if t.name == name else [] for t in SESSION_TABLES})
+    _store(engine, _session_rows("S0100", [dt.date(2025, 3, 10)]))  # held, but outside the span
+    _store(engine, _session_rows("OTHER", [day]))  # in the span, not asked
+    with engine.connect() as conn:
+        found = writes.symbols_holding(conn, asked, dt.date(2025, 3, 3), dt.date(2025, 3, 5))
+        assert found == set(held)
+        assert writes.symbols_holding(conn, [], dt.date(2025, 3, 3), dt.date(2025, 3, 5)) == set()
+    assert writes.held_symbols(engine, asked) == {"S0000", "S0777", "S0500", "S0100"}
+
+
 # (case, table, column, the value) for the store's refusal of values that are not finite
 NON_FINITE = [
     ("inf net GEX", gex_history, "net_gex", float("inf")),

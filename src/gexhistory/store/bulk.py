@@ -7,6 +7,12 @@ cursor through `Connection.exec_driver_sql` (events, error wrapping and the tran
 SQLAlchemy's) after the columns' bind processors (SQLite's float coercion, strict booleans) have been
 applied column by column. Values are bound parameters; no value ever enters the SQL text.
 
+On PostgreSQL, plain inserts into a table without binary columns go through COPY instead (psycopg's
+`Cursor.copy`, text format, on the transaction's own connection): for the session tables' few
+thousand rows of floats and short strings it takes a fifth of the executemany's time (0.006 s
+against 0.031 s for 3,000 rows of 20 columns). A table with a bytea column keeps the executemany:
+COPY's text format writes bytes as hex, twice their size, and was slower there.
+
 It is also the store's one door for bulk rows, so it refuses NaN and infinities in float columns
 (`NonFiniteValue`): SQLite would store NaN as NULL and PostgreSQL as 'NaN', an inf breaks every
 average read back, and CHECK constraints cannot be added to existing tables without rebuilding them.
@@ -14,14 +20,14 @@ average read back, and CHECK constraints cannot be added to existing tables with
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from operator import itemgetter
 from typing import Callable
 
-from sqlalchemy import Connection, Float, Table, insert
+from sqlalchemy import Connection, Float, LargeBinary, Table, insert
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import CompileError
+from sqlalchemy.exc import CompileError, DBAPIError
 
 from gexhistory.errors import NonFiniteValue
 
@@ -34,6 +40,7 @@ class _InsertPlan:
     processors: tuple[tuple[int, Callable], ...]  # (position in keys, bind processor)
     table: str = ""
     floats: tuple[int, ...] = ()  # positions in keys of the table's float columns
+    copy_sql: str | None = None  # COPY ... FROM STDIN, where the rows may go by COPY (PostgreSQL)
 
     def parameters(self, rows: list[dict]) -> list:
         get = itemgetter(*self.keys)
@@ -52,6 +59,12 @@ class _InsertPlan:
         if self.names is not None:
             return [dict(zip(self.names, v)) for v in values]
         return values
+
+    def copy_rows(self, rows: list[dict]) -> list:
+        """The rows as tuples in `keys` order, checked and processed as for the executemany."""
+        get = itemgetter(*self.keys)
+        values = list(map(get, rows)) if len(self.keys) > 1 else [(get(r),) for r in rows]
+        return replace(self, names=None)._processed(values)
 
 
 @lru_cache(maxsize=256)
@@ -73,7 +86,13 @@ def _plan(dialect: Dialect, table: Table, keys: tuple[str, ...], conflict: tuple
         if process is not None:
             processors.append((j, process))
     floats = tuple(j for j, key in enumerate(order) if isinstance(table.c[key].type, Float))
-    return _InsertPlan(str(compiled), order, names, tuple(processors), table.name, floats)
+    copy_sql = None
+    if dialect.name == "postgresql" and not conflict and not any(
+            isinstance(c.type, LargeBinary) for c in table.c):
+        quote = dialect.identifier_preparer.quote
+        copy_sql = (f"COPY {dialect.identifier_preparer.format_table(table)} "
+                    f"({', '.join(quote(k) for k in order)}) FROM STDIN")
+    return _InsertPlan(str(compiled), order, names, tuple(processors), table.name, floats, copy_sql)
 
 
 def refuse_non_finite(table: Table, rows: list[dict]) -> None:
@@ -122,6 +141,21 @@ def insert_many(conn: Connection, table: Table, rows: list[dict], *, conflict: t
     if not rows:
         return 0
     plan = _plan(conn.dialect, table, tuple(rows[0]), tuple(conflict), tuple(update))
-    conn.exec_driver_sql(plan.sql, plan.parameters(rows))
+    if plan.copy_sql is not None:
+        _copy(conn, plan, plan.copy_rows(rows))
+    else:
+        conn.exec_driver_sql(plan.sql, plan.parameters(rows))
     return len(rows)
+
+
+def _copy(conn: Connection, plan: _InsertPlan, values: list) -> None:
+    """COPY `values` in on the transaction's psycopg connection; a driver error is raised as
+    SQLAlchemy's (IntegrityError for a NOT NULL or unique violation), as the executemany's would be."""
+    dbapi = conn.connection.dbapi_connection
+    try:
+        with dbapi.cursor() as cur, cur.copy(plan.copy_sql) as copy:
+            for row in values:
+                copy.write_row(row)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(plan.copy_sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
 

@@ -8,11 +8,9 @@ import numpy as np
 from sqlalchemy import Connection, and_, delete, inspect, select, text
 
 from gexhistory.store.bulk import insert_many
+from gexhistory.store.members import one_of
 from gexhistory.store.packed import pack_chains, unpack
 from gexhistory.store.schema import gamma_daily_summary, option_chain_contracts, option_chains, price_bars
-
-IN_LIST_MAX = 500  # symbols per IN list: far below SQLite's and PostgreSQL's bind parameter limits
-
 
 def replace_chains(conn: Connection, headers: list[dict], chain: np.ndarray, contracts: dict[str, np.ndarray]) -> None:
     """Store many chains at once: `headers` one dict per chain (option_chains' columns), `contracts`
@@ -31,9 +29,9 @@ def replace_packed_chains(conn: Connection, headers: list[dict], packed: list[tu
     days = sorted({k[1] for k in wanted})
     symbols = sorted({k[0] for k in wanted})
     stored = set()
-    for lo in range(0, len(symbols), IN_LIST_MAX):
+    for among in one_of(conn, h.c.underlying, symbols):
         q = select(h.c.underlying, h.c.as_of, h.c.chain_source).where(
-            h.c.underlying.in_(symbols[lo:lo + IN_LIST_MAX]), h.c.as_of >= days[0], h.c.as_of <= days[-1])
+            among, h.c.as_of >= days[0], h.c.as_of <= days[-1])
         stored.update(tuple(r) for r in conn.execute(q))
     for u, d, src in sorted(stored & wanted):
         conn.execute(delete(c).where(c.c.underlying == u, c.c.as_of == d, c.c.chain_source == src))
@@ -73,16 +71,17 @@ def chain_contracts(conn: Connection, underlying: str, as_of: dt.date, chain_sou
 def stored_bars_many(conn: Connection, timeframe: str, wanted: set[tuple[str, dt.date]]
                      ) -> dict[tuple[str, dt.date], list[tuple[str, float, float, str]]]:
     """Stored real (non-synthetic) bars of `timeframe` for many (symbol, day) at once: per pair that has
-    any, its (timestamp, open, close, data_source) rows ordered by data_source and timestamp. One query per IN_LIST_MAX symbols."""
+    any, its (timestamp, open, close, data_source) rows ordered by data_source and timestamp. One query
+    per members.one_of condition."""
     if not wanted:
         return {}
     t = price_bars
     symbols = sorted({s for s, _ in wanted})
     first, last = min(d for _, d in wanted), max(d for _, d in wanted)
     out: dict[tuple[str, dt.date], list] = {}
-    for lo in range(0, len(symbols), IN_LIST_MAX):
+    for among in one_of(conn, t.c.symbol, symbols):
         q = select(t.c.symbol, t.c.timestamp, t.c.open, t.c.close, t.c.data_source).where(
-            t.c.symbol.in_(symbols[lo:lo + IN_LIST_MAX]), t.c.timeframe == timeframe, t.c.data_source != "synthetic",
+            among, t.c.timeframe == timeframe, t.c.data_source != "synthetic",
             t.c.timestamp >= f"{first.isoformat()} 00:00:00", t.c.timestamp <= f"{last.isoformat()} 23:59:59",
         ).order_by(t.c.symbol, t.c.data_source, t.c.timestamp)
         for sym, ts, o, c, src in conn.execute(q):
@@ -108,12 +107,12 @@ def minute_bars_of(rows: list | None) -> tuple[list[tuple[str, float, float]], s
 def summaries_between_many(conn: Connection, symbols: list[str], start: dt.date, end: dt.date
                            ) -> dict[str, dict[dt.date, tuple[float, float]]]:
     """Per symbol: date -> (close_price, close_gex) of its stored daily summaries in [start, end]; one
-    query per IN_LIST_MAX symbols (every symbol a key)."""
+    query per members.one_of condition (every symbol a key)."""
     t = gamma_daily_summary
     out: dict[str, dict[dt.date, tuple[float, float]]] = {s: {} for s in symbols}
-    for lo in range(0, len(symbols), IN_LIST_MAX):
+    for among in one_of(conn, t.c.symbol, symbols):
         q = select(t.c.symbol, t.c.date, t.c.close_price, t.c.close_gex).where(
-            and_(t.c.symbol.in_(symbols[lo:lo + IN_LIST_MAX]), t.c.date >= start.isoformat(),
+            and_(among, t.c.date >= start.isoformat(),
                  t.c.date <= end.isoformat()))
         for s, d, p, g in conn.execute(q):
             out[s][dt.date.fromisoformat(d)] = (p, g)

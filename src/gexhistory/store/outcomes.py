@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from gexhistory.calendar import sessions_between
 from gexhistory.engine.outcomes import Outcome, outcomes_for
 from gexhistory.store.bulk import refuse_non_finite
+from gexhistory.store.members import one_of
 from gexhistory.store.schema import gamma_daily_summary, regime_signals
 
 OUTCOME_COLUMNS = ("price_change_1d", "price_change_5d", "price_change_10d", "signal_correct")
@@ -42,9 +43,8 @@ def symbols_with_signals(conn: Connection, symbols: list[str]) -> set[str]:
     """Those of `symbols` with at least one stored signal (the others have no outcome or confidence to settle)."""
     t = regime_signals
     out: set[str] = set()
-    for lo in range(0, len(symbols), 500):  # symbols per IN list, far below the bind parameter limits
-        out.update(s for (s,) in conn.execute(select(t.c.symbol).distinct().where(
-            t.c.symbol.in_(symbols[lo:lo + 500]))))
+    for among in one_of(conn, t.c.symbol, symbols):
+        out.update(s for (s,) in conn.execute(select(t.c.symbol).distinct().where(among)))
     return out
 
 

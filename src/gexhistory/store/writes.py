@@ -16,6 +16,7 @@ from typing import NamedTuple
 from sqlalchemy import Connection, Engine, and_, delete, exists, func, insert, select, update
 
 from gexhistory.store.bulk import insert_many
+from gexhistory.store.members import one_of
 from gexhistory.store.schema import (
     SESSION_TABLES,
     backfill_runs,
@@ -75,8 +76,8 @@ def held_symbols(engine: Engine, symbols: list[str]) -> set[str]:
     """Those of `symbols` with at least one stored snapshot or daily summary (each table's unique key
     starts with the symbol, so this reads an index, not the rows)."""
     with engine.connect() as conn:
-        return {s for t in (gamma_daily_summary, gex_history)
-                for (s,) in conn.execute(select(t.c.symbol).distinct().where(t.c.symbol.in_(symbols)))}
+        return {s for t in (gamma_daily_summary, gex_history) for among in one_of(conn, t.c.symbol, symbols)
+                for (s,) in conn.execute(select(t.c.symbol).distinct().where(among))}
 
 
 def imported_chain_dates(engine: Engine, underlying: str, start: dt.date, end: dt.date) -> set[dt.date]:
@@ -124,7 +125,7 @@ def _on_days(table, symbol: str, days: list[str]):
 
 def symbols_holding(conn: Connection, symbols: list[str], first: dt.date, last: dt.date) -> set[str]:
     """Those of `symbols` holding session rows (live snapshots aside) between two days: the only ones
-    delete_sessions can remove anything for. One query per table and _IN_LIST_MAX symbols, so a
+    delete_sessions can remove anything for. One query per table and members.one_of condition, so a
     first import of thousands of symbols asks once, not once per symbol."""
     out: set[str] = set()
     for table in SESSION_TABLES:
@@ -134,8 +135,8 @@ def symbols_holding(conn: Connection, symbols: list[str], first: dt.date, last: 
         else:
             span = and_(t.timestamp >= f"{first.isoformat()} 00:00:00",
                         t.timestamp <= f"{last.isoformat()} 23:59:59", t.chain_source != LIVE_CHAIN_SOURCE)
-        for lo in range(0, len(symbols), _IN_LIST_MAX):
-            q = select(t.symbol).distinct().where(t.symbol.in_(symbols[lo:lo + _IN_LIST_MAX]), span)
+        for among in one_of(conn, t.symbol, symbols):
+            q = select(t.symbol).distinct().where(among, span)
             out.update(s for (s,) in conn.execute(q))
     return out
 
