@@ -161,6 +161,17 @@ agreement in sample mostly: out of fold it rose only from 0.944 (weight 0.25) to
 defaults' 0.951, and the Spearman gain (0.879 at 0.25) is gone; 2021 keeps its gain (0.678 -> 0.676;
 the defaults 0.600). Logs of these runs were not kept in benchmarks/results (the defaults' are there).
 
+Tried on 2026-12-06 (seventh session) and not pursued: in-the-money contracts closing faster than the
+others (covered-call writers roll a breached call up, protective puts are monetised after a sell-off),
+an extra turnover on each session's ITM calls and puts, or on the puts only, from that session's close
+(scratch parameters, not kept, screened as benchmarks/screen_chain_model.py does: the defaults
+otherwise, no refit, 2011-2022). Calls and puts,
+extra 0.01 / 0.03 / 0.08 a session: Spearman 0.891 / 0.892 / 0.889, sign agreement 0.947 / 0.937 /
+0.923 (the model turns negative more often), 2021 0.684-0.688. Puts only, 0.01-0.2, ITM at once or
+past 5%: Spearman 0.8893-0.8910, sign agreement 0.952-0.954, 2021 0.679-0.680, 2011's sign 0.77-0.83.
+Within +-0.003 of the defaults (0.889 / 0.952 / 0.680): too small to be worth a refit and a
+cross-validation.
+
 No peeking: the reference GEX of a session outside the fitted ones is never read. The model runs over
 the file's whole price series (a session's chain depends only on the prices up to it), and only the
 fitted sessions enter the objective and the level. With --until the series is cut at that date, and
