@@ -98,9 +98,9 @@ def _tune_allocator() -> None:
     mallopt(m_trim_threshold, 512 << 20)
 
 
-def preload(module: str):
-    """Start importing `module` on a background thread; returns a function that waits for it and
-    returns the module, raising what the import raised (with quiet=True: None instead).
+def preload(module: str, *more: str):
+    """Start importing `module` (then `more`, in order) on a background thread; returns a function that
+    waits for them and returns `module`, raising what an import raised (with quiet=True: None instead).
 
     A command whose first step is C++ that releases the GIL (reading a file with Arrow) loads what its
     later steps need meanwhile: on a chain import, SQLAlchemy and the store are a fifth of a second of
@@ -113,6 +113,8 @@ def preload(module: str):
     def load() -> None:
         try:
             done["module"] = importlib.import_module(module)
+            for name in more:
+                importlib.import_module(name)
         except BaseException as exc:  # handed to the caller, in its thread
             done["error"] = exc
 
