@@ -158,4 +158,3 @@ def _copy(conn: Connection, plan: _InsertPlan, values: list) -> None:
                 copy.write_row(row)
     except conn.dialect.loaded_dbapi.Error as exc:
         raise DBAPIError.instance(plan.copy_sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
-

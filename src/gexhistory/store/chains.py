@@ -12,6 +12,7 @@ from gexhistory.store.members import one_of
 from gexhistory.store.packed import pack_chains, unpack
 from gexhistory.store.schema import gamma_daily_summary, option_chain_contracts, option_chains, price_bars
 
+
 def replace_chains(conn: Connection, headers: list[dict], chain: np.ndarray, contracts: dict[str, np.ndarray]) -> None:
     """Store many chains at once: `headers` one dict per chain (option_chains' columns), `contracts`
     column-wise for all chains (packed.pack_chains' columns), `chain[i]` the index in `headers` of
