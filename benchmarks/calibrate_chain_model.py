@@ -3,8 +3,9 @@
     python benchmarks/calibrate_chain_model.py [--reference FILE] [--until 2022-12-31] [--json OUT]
                                                [--sign-weight 0.25] [--stages-from JSON]
 
-The ModelParams defaults are the result of this command on 2011-05..2022-12 (log:
-benchmarks/results/calibration_2011_2022.log). benchmarks/crossvalidate_chain_model.py runs the same
+The ModelParams defaults are the result of this command on 2011-05..2022-12 (logs:
+benchmarks/results/calibration_2011_2022.log for the search, calibration_2011_2022_edges.log for stage
+3, run with --stages-from calibration_2011_2022.json). benchmarks/crossvalidate_chain_model.py runs the same
 fit with two calendar years held out at a time and scores the held-out years (the figures of the
 README); both use `calibrate` below, so a fold is fitted exactly as the defaults were.
 
@@ -205,7 +206,7 @@ parameters alone, reproducing the table) 0.864 / 0.951 / 0.73 / 0.84; K = 3 0.86
 0.88; K = 10 0.863 / 0.949 / 0.71 / 0.86; K = 30 0.868 / 0.939 / 0.66 / 0.85. Fold 2021-2022 rose
 (0.847 -> 0.858-0.877), the five others fell (2019-2020 0.826 -> 0.802-0.816). Not adopted: the sign
 agreement and precision fall, and the Spearman does not rise.
-How much a better level over time could give, in sample: the defaults' GEX rescaled year by year to
+How much a better level over time could give, in sample (before stage 3): the defaults' GEX rescaled year by year to
 the reference's median |GEX| of that year (an oracle that reads every year's reference level) reaches a
 pooled Spearman of 0.902 instead of 0.889, quarter by quarter 0.915. The yearly levels are already
 within 0.71-1.14 of the reference's (2020 the lowest, 2013 the highest). So the gap to 0.90 out of fold
