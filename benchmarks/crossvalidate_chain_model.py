@@ -7,9 +7,10 @@
 
 Each fold holds out a span of calendar years: the parameters are fitted, exactly as
 benchmarks/calibrate_chain_model.py fits the defaults (both search stages from V1, stage 3, then the
-level), on every other usable session of the file, and then scored on the held-out years only. The held-out GEX is
-never read by the fit (calibrate_chain_model.Fit keeps only the fitted sessions' values); --sign-weight
-is the objective's weight on sign agreement, as in calibrate_chain_model.py (default 0.25). Default
+level), on every other usable session of the file, and then scored on the held-out years only. The
+held-out GEX is never read by the fit (calibrate_chain_model.Fit keeps only the fitted sessions'
+values); --sign-weight is the objective's weight on sign agreement, as in calibrate_chain_model.py
+(default 0.25). Default
 folds: the six two-year spans 2011-2012 ... 2021-2022, so each year is held out once.
 
 With --stages-from (an earlier run's --json), each fold takes its stage 1-2 result from that record
@@ -85,6 +86,9 @@ def main() -> None:
                 if args.stages_from else {})
     ref = read_reference(args.reference)
     folds = parse_folds(args.folds)
+    missing = [f"{a}-{b}" for a, b in folds if args.stages_from and f"{a}-{b}" not in recorded]
+    if missing:
+        ap.error(f"--stages-from {args.stages_from} has no fold {', '.join(missing)}")
     years, ok = years_of(ref.dates), usable(ref)
     log_path = Path(args.log)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,8 +113,6 @@ def main() -> None:
             log(f"\n######## fold: hold out {a}-{b} ({int(held.sum())} sessions), fit on the other "
                 f"{int(fit.mask.sum())}")
             t0 = time.perf_counter()
-            if args.stages_from and f"{a}-{b}" not in recorded:
-                raise SystemExit(f"{args.stages_from} has no fold {a}-{b}")
             params = calibrate(fit, log, recorded.get(f"{a}-{b}"))
             model = modelled_close_gex("SPX", ref.dates, ref.close, params)  # held-out GEX read only now
             oof[held] = model[held]
