@@ -212,6 +212,13 @@ pooled Spearman of 0.902 instead of 0.889, quarter by quarter 0.915. The yearly 
 within 0.71-1.14 of the reference's (2020 the lowest, 2013 the highest). So the gap to 0.90 out of fold
 is mostly the ranks within each year, not the level between years.
 
+After stage 3 was adopted (same day), other constants chosen the same way, after the search, each fold
+choosing its value on its own fitted years with engine/folds.py's values fixed (scratch script, not
+kept): the quarterlies' flow weight (KIND_WEIGHT, 2.6 / 1.6 / 1.0 / 0.5 / 0; every fold chose 1.6), the
+dailies' (0.7 / 0.35 / 1.0 / 1.5), round_strike_boost (1.6 / 1.0 / 1.3 / 2.0 / 2.5) and iv_term_days (60
+/ 30 / 120 / 240). Pooled out of fold, against 0.8745 / 0.9510: 0.8750 / 0.9507, 0.8760 / 0.9514,
+0.8747 / 0.9514, 0.8753 / 0.9514. Within 0.0015 of each other: noise, not adopted.
+
 No peeking: the reference GEX of a session outside the fitted ones is never read. The model runs over
 the file's whole price series (a session's chain depends only on the prices up to it), and only the
 fitted sessions enter the objective and the level. With --until the series is cut at that date, and
