@@ -14,8 +14,8 @@ import datetime as dt
 import json
 import sys
 from concurrent.futures import Future
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from sqlalchemy import inspect

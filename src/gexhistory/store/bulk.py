@@ -20,7 +20,7 @@ average read back, and CHECK constraints cannot be added to existing tables with
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter
 from typing import Callable
@@ -43,11 +43,16 @@ class _InsertPlan:
     copy_sql: str | None = None  # COPY ... FROM STDIN, where the rows may go by COPY (PostgreSQL)
 
     def parameters(self, rows: list[dict]) -> list:
+        """The executemany's parameters: a mapping per row where the driver takes names, else tuples."""
+        values = self.values(rows)
+        if self.names is not None:
+            return [dict(zip(self.names, v)) for v in values]
+        return values
+
+    def values(self, rows: list[dict]) -> list:
+        """The rows as tuples in `keys` order, non-finite floats refused and bind processors applied."""
         get = itemgetter(*self.keys)
         values = list(map(get, rows)) if len(self.keys) > 1 else [(get(r),) for r in rows]
-        return self._processed(values)
-
-    def _processed(self, values: list) -> list:
         if self.processors or self.floats:
             columns = list(zip(*values))
             for j in self.floats:
@@ -56,15 +61,7 @@ class _InsertPlan:
                 for j, process in self.processors:
                     columns[j] = tuple(map(process, columns[j]))
                 values = list(zip(*columns))
-        if self.names is not None:
-            return [dict(zip(self.names, v)) for v in values]
         return values
-
-    def copy_rows(self, rows: list[dict]) -> list:
-        """The rows as tuples in `keys` order, checked and processed as for the executemany."""
-        get = itemgetter(*self.keys)
-        values = list(map(get, rows)) if len(self.keys) > 1 else [(get(r),) for r in rows]
-        return replace(self, names=None)._processed(values)
 
 
 @lru_cache(maxsize=256)
@@ -142,7 +139,7 @@ def insert_many(conn: Connection, table: Table, rows: list[dict], *, conflict: t
         return 0
     plan = _plan(conn.dialect, table, tuple(rows[0]), tuple(conflict), tuple(update))
     if plan.copy_sql is not None:
-        _copy(conn, plan, plan.copy_rows(rows))
+        _copy(conn, plan, plan.values(rows))
     else:
         conn.exec_driver_sql(plan.sql, plan.parameters(rows))
     return len(rows)

@@ -149,9 +149,9 @@ def _letters(codes: np.ndarray, letters: tuple[str, ...]) -> pa.Array:
 def _streams(table: pa.Table, starts: np.ndarray, counts: np.ndarray, options) -> list[bytes]:
     """One IPC stream per slice of `table` (one chain each): written by one writer as one stream, then
     cut at each batch's end, each batch between the schema message and the end marker (an empty chain:
-    no batch, as its own writer writes none). The same bytes
-    as a writer per chain (a batch message does not depend on the batches before it in a stream
-    without dictionaries), without a writer's set-up per chain, a third of the packing time."""
+    no batch, as its own writer writes none). The same bytes as a writer per chain (a batch message
+    does not depend on the batches before it in a stream without dictionaries), without a writer's
+    set-up per chain, a third of the packing time."""
     if not len(counts):
         return []
     sink = pa.BufferOutputStream()

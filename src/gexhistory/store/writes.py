@@ -16,7 +16,7 @@ from typing import NamedTuple
 from sqlalchemy import Connection, Engine, and_, delete, exists, func, insert, select, update
 
 from gexhistory.store.bulk import insert_many
-from gexhistory.store.members import one_of
+from gexhistory.store.members import IN_LIST_MAX, one_of
 from gexhistory.store.schema import (
     SESSION_TABLES,
     backfill_runs,
@@ -97,14 +97,12 @@ def delete_sessions(conn: Connection, symbol: str, dates: list[dt.date]) -> dict
         return removed
     days = sorted({d.isoformat() for d in dates})
     for table in _tables_holding(conn, symbol, days[0], days[-1]):
-        for lo in range(0, len(days), _IN_LIST_MAX):
+        for lo in range(0, len(days), IN_LIST_MAX):
             # One statement per chunk, not an executemany: its rowcount is what it removed on every driver.
-            stmt = delete(table).where(_on_days(table, symbol, days[lo:lo + _IN_LIST_MAX]))
+            stmt = delete(table).where(_on_days(table, symbol, days[lo:lo + IN_LIST_MAX]))
             removed[table.name] += conn.execute(stmt).rowcount
     return removed
 
-
-_IN_LIST_MAX = 500  # dates per IN list: far below SQLite's and PostgreSQL's bind parameter limits
 
 
 def _in_span(table, symbol: str, first: str, last: str):
