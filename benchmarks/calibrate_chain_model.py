@@ -219,6 +219,22 @@ dailies' (0.7 / 0.35 / 1.0 / 1.5), round_strike_boost (1.6 / 1.0 / 1.3 / 2.0 / 2
 / 30 / 120 / 240). Pooled out of fold, against 0.8745 / 0.9510: 0.8750 / 0.9507, 0.8760 / 0.9514,
 0.8747 / 0.9514, 0.8753 / 0.9514. Within 0.0015 of each other: noise, not adopted.
 
+Where the rest of the gap lies (seventh session, 2026-12-06, the defaults with stage 3 and engine/folds.py;
+scratch scripts, not kept). Out of fold, setting each fold's level from its held-out years' own median
+|GEX| (an oracle) lifts the pooled Spearman only from 0.8745 to 0.8802, and year by year to 0.8936: the
+level between folds and years costs little, the ranks within each year the rest. Within the years the
+model follows the monthly-expiry cycle as the reference does (mean within-year rank by sessions since the
+last monthly expiry, 2021: reference 0.30 / 0.51 / 0.32 / 0.38 / 0.48 / 0.66 at 0 / 2 / 4 / 8 / 10 / 12,
+model 0.25 / 0.41 / 0.49 / 0.44 / 0.50 / 0.57), and its monthly means track the reference's (correlation
+0.73-0.99 by year). What it cannot follow is the reference's day-to-day variation that is not the day's
+move: the rank correlation of the reference's daily change with the day's return is 0.66-0.86 in
+2012-2019 and 2022 but 0.48 in 2020 and 0.50 in 2021, where the model's stays at 0.78-0.85 (a model
+built from the price path alone moves with it); in 2021, 83% of the reference's rank variance lies
+within months (38-62% in 2012-2019). Neither a lag (the reference's change against the previous or the
+next day's return: |rho| <= 0.15 in every year) nor a floor under the modelled implied vol (0.05 to 0.11:
+in sample 0.897 down to 0.890) explains it. That part of 2020-2021 looks like open interest moved by
+flows the price path does not show; without the chains themselves, no parameter of this model reaches it.
+
 No peeking: the reference GEX of a session outside the fitted ones is never read. The model runs over
 the file's whole price series (a session's chain depends only on the prices up to it), and only the
 fitted sessions enter the objective and the level. With --until the series is cut at that date, and
