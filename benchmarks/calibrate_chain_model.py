@@ -302,8 +302,8 @@ def truncate(ref: Reference, until: dt.date) -> Reference:
 
 
 def usable(ref: Reference) -> np.ndarray:
-    """The sessions that can be scored at all: every one after the warm-up."""
-    return np.arange(len(ref.dates)) >= WARMUP_SESSIONS
+    """The sessions that can be scored at all: every one after the warm-up that has a GEX value."""
+    return ref.scored()
 
 
 class Fit:

@@ -273,6 +273,10 @@ def test_signal_thresholds_are_scaled_to_the_reference_median():
     ("date,close,gex\n2020-01-03,1,1\n2020-01-02,1,1\n", ":3: dates must be strictly increasing"),
     ("date,close,gex\n2020-01-02,1\n", ":2: expected 3 fields"),
     ("date,close,gex\n2020-01-02,-5,1\n", ":2: close must be a positive number"),
+    ("date,close,gex\n2020-01-02,1,inf\n", ":2: close must be a positive number and gex finite"),
+    ("date,close,gex\n2020-01-02,1,1e\n", ":2: bad date or number"),
+    ("date,close,gex\n" + "".join(line[:11] + "1,\n" for line in REFERENCE.read_text().splitlines()[1:81]),
+     "0 sessions with a gex value after the 60 warm-up sessions; at least 10 are needed"),
     ("", "is empty"),
     ("date,close,gex\n2020-01-02,1,1\n", "at least 70 are needed"),
 ])
@@ -293,14 +297,68 @@ def test_missing_reference_and_bad_date_option_exit_2(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--calibrate-until" in r.stderr
 
 
-def test_dates_that_are_not_sessions_exit_2(tmp_path):
-    lines = REFERENCE.read_text().splitlines()[:100]
-    k = next(i for i, line in enumerate(lines) if line.startswith("2011-07-08,"))  # a Friday
-    lines[k] = "2011-07-09," + lines[k].split(",", 1)[1]  # now a Saturday, still in order
-    bad = tmp_path / "weekend.csv"
-    bad.write_text("\n".join(lines) + "\n")
-    r = run_cli(["validate", "--reference", str(bad)], cwd=tmp_path)
-    assert r.returncode == 2 and "2011-07-09 is not an NYSE session" in r.stderr
+def _validate_json(path: Path, cwd: Path) -> dict:
+    r = run_cli(["validate", "--reference", str(path), "--json"], cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_a_download_with_holes_scores_what_it_can(tmp_path):
+    """Holes a published series may have are listed, not refused: a row dated on a day the NYSE was
+    closed and a row without a close are left out, a session without a GEX value stays in the price path
+    unscored. The figures are those of the file without those rows' GEX: the same as a file that never
+    had them (a chain depends only on the closes up to its date)."""
+    lines = _dix_shaped(REFERENCE, tmp_path / "full.csv", rows=320).read_text().splitlines()
+    at = {line.split(",", 1)[0]: k for k, line in enumerate(lines)}
+    holes = list(lines)
+    k = at["2011-07-08"]  # a Friday: a Saturday row after it stays in date order
+    holes.insert(k + 1, "2011-07-09," + lines[k].split(",", 1)[1])
+    holes[-1] = holes[-1].rsplit(",", 1)[0] + ","  # the last session's GEX not published (yet)
+    holed = tmp_path / "DIX.csv"
+    holed.write_text("\n".join(holes) + "\n")
+    clean = tmp_path / "clean.csv"
+    clean.write_text("\n".join(lines[:-1]) + "\n")  # the header and the first 319 rows
+
+    got, want = _validate_json(holed, tmp_path), _validate_json(clean, tmp_path)
+    assert got["reference_gaps"] == {"no_gex": [lines[-1][:10]], "closed_day": ["2011-07-09"]}
+    assert got["in_sample"]["n"] == 320 - 1 - 60 and got["in_sample"] == want["in_sample"]
+    assert got["by_year"] == want["by_year"] and got["cross_validation"] == want["cross_validation"]
+    assert want["reference_gaps"] == {}
+    text = run_cli(["validate", "--reference", str(holed)], cwd=tmp_path).stdout
+    assert f"note: 1 row without a gex value: in the price path, not scored ({lines[-1][:10]})" in text
+    assert "note: 1 row on days the NYSE was closed: left out (2011-07-09)" in text
+
+    # a session in the middle without GEX (written as NaN) is one session fewer, nothing else moves
+    middle = list(lines)
+    j = at["2012-03-01"]
+    middle[j] = middle[j].rsplit(",", 1)[0] + ",NaN"
+    (tmp_path / "nan.csv").write_text("\n".join(middle) + "\n")
+    nan = _validate_json(tmp_path / "nan.csv", tmp_path)
+    full = _validate_json(tmp_path / "full.csv", tmp_path)
+    assert nan["reference_gaps"] == {"no_gex": ["2012-03-01"]}
+    assert nan["in_sample"]["n"] == full["in_sample"]["n"] - 1
+    assert [y["n"] for y in nan["by_year"]] == [full["by_year"][0]["n"], full["by_year"][1]["n"] - 1]
+    from scipy.stats import spearmanr
+
+    from gexhistory.pipeline.validate import modelled_close_gex
+    from gexhistory.sources.reference import read_reference
+
+    ref = read_reference(tmp_path / "full.csv")  # the closes of every row: the same path as nan.csv's
+    model = modelled_close_gex("SPX", ref.dates, ref.close)
+    scored = np.arange(len(ref.dates)) >= 60
+    scored[ref.dates.index(dt.date(2012, 3, 1))] = False
+    assert nan["in_sample"]["spearman"] == pytest.approx(spearmanr(model[scored], ref.gex[scored])[0], abs=1e-12)
+
+    # a row without a close is left out: the path, and so every chain after it, lacks that session
+    no_close = list(lines)
+    no_close[j] = "2012-03-01,,0.41," + lines[j].rsplit(",", 1)[1]
+    (tmp_path / "noclose.csv").write_text("\n".join(no_close) + "\n")
+    skipped = tmp_path / "skipped.csv"
+    skipped.write_text("\n".join(lines[:j] + lines[j + 1:]) + "\n")
+    a, b = _validate_json(tmp_path / "noclose.csv", tmp_path), _validate_json(skipped, tmp_path)
+    assert a["reference_gaps"] == {"no_close": ["2012-03-01"]}
+    assert b["reference_gaps"] == {"no_row": ["2012-03-01"]}
+    assert a["in_sample"] == b["in_sample"] and a["in_sample"]["n"] == full["in_sample"]["n"] - 1
 
 
 def test_a_backfill_stores_the_close_gex_validate_computes(db_url, tmp_path):

@@ -77,7 +77,7 @@ def validate(ref: Reference, calibrated_until: dt.date | None = None, params=Non
     until = calibrated_until or CALIBRATED_UNTIL
     model = modelled_close_gex(symbol, ref.dates, ref.close, params, progress=progress)
     base = drawdown_feature(ref.close)
-    usable = np.arange(len(ref.dates)) >= WARMUP_SESSIONS
+    usable = ref.scored()
     after = np.array([d > until for d in ref.dates])
     held, ins = after & usable, ~after & usable
     out = _scores(model, ref.gex, base, held)
@@ -93,6 +93,7 @@ def validate(ref: Reference, calibrated_until: dt.date | None = None, params=Non
         "symbol": symbol,
         "close_column": ref.close_column,
         "ignored_columns": ref.ignored_columns,
+        "reference_gaps": {kind: [d.isoformat() for d in days] for kind, days in ref.gaps.items()},
         "reference": ref.path,
         "chain_model": params.as_dict(),
     })
@@ -156,8 +157,17 @@ def _cross_validation(ref: Reference, symbol: str, base: np.ndarray, usable: np.
     }
 
 
+GAP_NOTES = {  # Reference.gaps kind -> what became of those rows
+    "no_gex": "without a gex value: in the price path, not scored",
+    "no_close": "without a close: left out",
+    "closed_day": "on days the NYSE was closed: left out",
+    "no_row": "within the file's dates without a row: the modelled price path skips them",
+}
+
+
 def _notes(ref: Reference, until: dt.date, held: np.ndarray, defaults: bool) -> list[str]:
-    notes = []
+    notes = [f"{plural(len(days), 'row' if kind != 'no_row' else 'NYSE session')} {GAP_NOTES[kind]} ({_some(days)})"
+             for kind, days in ref.gaps.items()]
     if not held.any():
         notes.append(f"no session of this file is after {until}, the last date the parameters were fitted on: "
                      "every in_sample figure was seen by the fit. Out-of-sample figures: cross_validation "
@@ -168,6 +178,11 @@ def _notes(ref: Reference, until: dt.date, held: np.ndarray, defaults: bool) -> 
                      f"labelled held out after {until} up to {CALIBRATED_UNTIL} were seen by that fit; "
                      "cross_validation has out-of-sample figures for them")
     return notes
+
+
+def _some(days: list[dt.date], shown: int = 3) -> str:
+    more = len(days) - shown
+    return ", ".join(d.isoformat() for d in days[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def _rho(a, b):
