@@ -244,7 +244,12 @@ brings 2021 back (0.63-0.71; strikes_added_within 0.12 instead of the fold's own
 differs from the defaults as a whole, not in one value. Screened the same day, not adopted: realised vol
 as an exponentially weighted average (half-life 5 to 14 sessions) instead of the 20-session window, for
 the implied vol, the volume proxy or both (no cliff when a large move leaves the window): in sample
-0.892-0.897, no gain without a refit, not pursued.
+0.892-0.897, no gain without a refit, not pursued. Nor a quarterly collar of the kind the largest
+hedged-equity fund resets at each quarter's end (calls sold 4% above spot, puts bought 5% and sold 20%
+below, on the next quarter-end expiry, held to it, untouched by oi_turnover), sized in units of a
+session's modelled contracts and grown with an approximate history of that fund's assets (2013-2022):
+0.05 / 0.1 / 0.2 / 0.4 / 0.8 gave 0.896 / 0.896 / 0.894 / 0.891 / 0.880, 2021 0.738 -> 0.735 at 0.2 and
+0.728 at 0.4, 2017 0.853 -> 0.823 / 0.795, 2022 0.896 -> 0.882 / 0.867: worse in every year it touches.
 
 No peeking: the reference GEX of a session outside the fitted ones is never read. The model runs over
 the file's whole price series (a session's chain depends only on the prices up to it), and only the
