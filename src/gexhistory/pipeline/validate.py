@@ -182,7 +182,7 @@ def _notes(ref: Reference, until: dt.date, held: np.ndarray, defaults: bool) -> 
 
 def _some(days: list[dt.date], shown: int = 3) -> str:
     more = len(days) - shown
-    return ", ".join(d.isoformat() for d in days[:shown]) + (f" and {more} more" if more > 0 else "")
+    return ", ".join(d.isoformat() for d in days[:shown]) + (f" and {more:,} more" if more > 0 else "")
 
 
 def _rho(a, b):
