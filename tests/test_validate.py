@@ -328,13 +328,25 @@ def test_a_download_with_holes_scores_what_it_can(tmp_path):
     assert f"note: 1 row without a gex value: in the price path, not scored ({lines[-1][:10]})" in text
     assert "note: 1 row on days the NYSE was closed: left out (2011-07-09)" in text
 
+    # an export with a row for every calendar day (weekends and holidays carrying the session before)
+    every_day, day = [lines[0]], dt.date.fromisoformat(lines[1][:10])
+    rows_by_day = {line[:10]: line for line in lines[1:]}
+    while day <= dt.date.fromisoformat(lines[-1][:10]):
+        every_day.append(day.isoformat() + rows_by_day.get(day.isoformat(), every_day[-1])[10:])
+        day += dt.timedelta(days=1)
+    (tmp_path / "every_day.csv").write_text("\n".join(every_day) + "\n")
+    filled, full = _validate_json(tmp_path / "every_day.csv", tmp_path), _validate_json(tmp_path / "full.csv", tmp_path)
+    assert len(filled["reference_gaps"]["closed_day"]) == len(every_day) - len(lines)
+    assert list(filled["reference_gaps"]) == ["closed_day"]
+    assert {k: v for k, v in filled.items() if k not in ("reference", "reference_gaps", "notes")} == \
+        {k: v for k, v in full.items() if k not in ("reference", "reference_gaps", "notes")}
+
     # a session in the middle without GEX (written as NaN) is one session fewer, nothing else moves
     middle = list(lines)
     j = at["2012-03-01"]
     middle[j] = middle[j].rsplit(",", 1)[0] + ",NaN"
     (tmp_path / "nan.csv").write_text("\n".join(middle) + "\n")
     nan = _validate_json(tmp_path / "nan.csv", tmp_path)
-    full = _validate_json(tmp_path / "full.csv", tmp_path)
     assert nan["reference_gaps"] == {"no_gex": ["2012-03-01"]}
     assert nan["in_sample"]["n"] == full["in_sample"]["n"] - 1
     assert [y["n"] for y in nan["by_year"]] == [full["by_year"][0]["n"], full["by_year"][1]["n"] - 1]
