@@ -15,7 +15,8 @@ Three views, each labelled:
 - cross-validation (default parameters only): each year of 2011-2022 scored with the parameters
   fitted without its two-year span (engine/folds.py), the out-of-sample figures for years the
   defaults saw.
-Each view comes whole and per calendar year (`by_year`).
+Each view comes whole and per calendar year (`by_year`). Only sessions with a reference GEX value
+are scored (Reference.scored); the file's holes are listed in the notes and in `reference_gaps`.
 """
 
 from __future__ import annotations

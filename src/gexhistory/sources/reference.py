@@ -9,12 +9,12 @@ The close column is found by name (see `_close_column`); every other column is i
 the names ignored are reported. pipeline/validate.py runs the model over the file.
 
 A published series as downloaded may have holes that are not defects of the file: a session without a
-GEX value (an empty field, or NaN / null / N/A; the day's figure not published yet, or never), a row
-without a close, a row dated on a day the NYSE was closed, a session without a row. Those rows are kept out of what they cannot
-serve and listed (Reference.gaps), never a reason to refuse the file: a session without GEX stays in the
-price path (the model needs every close) but is not scored; a row without a close, or on a closed day,
-is left out. Text that is not a date or a number, a close <= 0, an infinite value, a wrong field count
-or a date out of order is a defect of the file and an error.
+GEX value (an empty field, or NaN / null / N/A: the day's figure not published yet, or never), a row
+without a close, a row dated on a day the NYSE was closed, a session without a row. They are listed
+(Reference.gaps), never a reason to refuse the file: a session without GEX stays in the price path (the
+model needs every close) but is not scored; a row without a close, or on a closed day, is left out.
+Text that is not a date or a number, a close <= 0, an infinite value, a wrong field count or a date out
+of order is a defect of the file and an error.
 """
 
 from __future__ import annotations
