@@ -263,6 +263,10 @@ Cross-validated the same day, not adopted: the objective aimed at the target's "
 processes, 663 s and 631 s for three folds each). By fold 0.921 0.798 0.899 0.877 0.811 0.857; pooled
 0.8646 / 0.9382, precision/recall 0.65/0.87, 2021 0.618, 2013 0.769: worse on every count but 2011-2012's
 Spearman and the recall. Refused.
+Screened the same day: puts closing at another rate than calls (protective puts held longer than
+monthly overwrites, or the other way), the puts' oi_turnover x 0.5 / 0.75 / 1.5 / 2: Spearman 0.896-0.897
+at every ratio; it only moves the put/call balance, precision/recall 0.67/0.90, 0.70/0.87, 0.80/0.80,
+0.84/0.73 (sign agreement 0.943-0.958), as put_call_volume does. Not pursued.
 
 No peeking: the reference GEX of a session outside the fitted ones is never read. The model runs over
 the file's whole price series (a session's chain depends only on the prices up to it), and only the
