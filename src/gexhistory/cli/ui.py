@@ -19,7 +19,7 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 from gexhistory.config import env_float
-from gexhistory.words import plural
+from gexhistory.words import first_of, plural
 
 PROGRESS_ENV = "GEXHISTORY_PROGRESS_SECONDS"
 
@@ -234,8 +234,7 @@ def print_chain_import(result) -> None:
     LISTED_SESSIONS of them: a file of a whole market covers thousands)."""
     for f in result.files:
         names = f["underlyings"]
-        shown = ",".join(names[:LISTED_UNDERLYINGS]) + (
-            f" and {len(names) - LISTED_UNDERLYINGS:,} more" if len(names) > LISTED_UNDERLYINGS else "")
+        shown = first_of(names, LISTED_UNDERLYINGS, ",")
         print(f"{f['file']}: {f['format']}, {plural(f['chains'], 'chain')}, {plural(f['contracts'], 'contract')}, "
               f"{shown} {f['first_date']}..{f['last_date']}, chain_source={f['chain_source']}")
         for note in f["notes"]:

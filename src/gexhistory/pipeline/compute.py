@@ -28,6 +28,7 @@ from gexhistory.pipeline.model_chains import chain_model
 from gexhistory.pipeline.signals import SignalContext, fetch_minutes
 from gexhistory.runtime import engine_threads
 from gexhistory.sources.base import DailyBars, PriceSource
+from gexhistory.words import first_of
 
 COMPUTE_CHUNK = 48  # sessions per engine call: big enough to amortise numpy's per-call cost, small enough for cache
 
@@ -153,8 +154,7 @@ def _require_bars(bars: DailyBars, todo: list[Session]) -> None:
     have = set(bars.dates)
     missing = [s.date for s in todo if s.date not in have]
     if missing:
-        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        raise WorkFailed(f"{bars.source}: no daily bar for {bars.symbol} on {missing[0]}{more}")
+        raise WorkFailed(f"{bars.source}: no daily bar for {bars.symbol} on {first_of(missing, 1)}")
 
 
 def session_rows(symbol: str, s: Session, snaps: list[GexSnapshot], corr: float | None,

@@ -36,7 +36,7 @@ from gexhistory.errors import BadInput
 from gexhistory.pipeline.model_chains import chain_model
 from gexhistory.pipeline.runs import ProgressFn
 from gexhistory.sources.reference import Reference
-from gexhistory.words import plural
+from gexhistory.words import first_of, plural
 
 CROSS_VALIDATION = "cross-validation"  # the progress label of the folds' runs
 PARTS = ("in_sample", "held_out", "out_of_fold")  # the order of a year's entries in by_year
@@ -167,7 +167,7 @@ GAP_NOTES = {  # Reference.gaps kind -> what became of those rows
 
 
 def _notes(ref: Reference, until: dt.date, held: np.ndarray, defaults: bool) -> list[str]:
-    notes = [f"{plural(len(days), 'row' if kind != 'no_row' else 'NYSE session')} {GAP_NOTES[kind]} ({_some(days)})"
+    notes = [f"{plural(len(days), 'row' if kind != 'no_row' else 'NYSE session')} {GAP_NOTES[kind]} ({first_of(days, 3)})"
              for kind, days in ref.gaps.items()]
     if not held.any():
         notes.append(f"no session of this file is after {until}, the last date the parameters were fitted on: "
@@ -179,11 +179,6 @@ def _notes(ref: Reference, until: dt.date, held: np.ndarray, defaults: bool) -> 
                      f"labelled held out after {until} up to {CALIBRATED_UNTIL} were seen by that fit; "
                      "cross_validation has out-of-sample figures for them")
     return notes
-
-
-def _some(days: list[dt.date], shown: int = 3) -> str:
-    more = len(days) - shown
-    return ", ".join(d.isoformat() for d in days[:shown]) + (f" and {more:,} more" if more > 0 else "")
 
 
 def _rho(a, b):

@@ -40,7 +40,7 @@ from gexhistory.sources.base import (
     PriceSource,
 )
 from gexhistory.version import __version__
-from gexhistory.words import plural
+from gexhistory.words import first_of, plural
 
 LABEL = labels.POLYGON  # data_source of every row priced from Massive/Polygon bars
 DEFAULT_BASE_URL = "https://api.massive.com"
@@ -384,8 +384,7 @@ class MassiveSource(PriceSource):
         first = dates[keep[0]]
         missing = [s.date for s in sessions if s.date >= first and s.date not in seen]
         if missing:
-            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-            raise ProviderError(f"massive: no daily bar for {symbol} on {missing[0]}{more} (the provider's answer "
+                raise ProviderError(f"massive: no daily bar for {symbol} on {first_of(missing, 1)} (the provider's answer "
                              f"for {start}..{end} has a hole); nothing was written for this window")
         k = np.array(keep)
         return DailyBars(symbol, [dates[i] for i in keep], a["o"][k], a["h"][k], a["l"][k], a["c"][k], a["v"][k],

@@ -103,8 +103,9 @@ def read_reference(path: str | Path) -> Reference:
     ignored = [header[j].strip() for j in range(len(header)) if j not in (jd, jg, jc)]
     ref = Reference(dates, np.array(close), np.array(gex), header[jc].strip(), str(p), ignored,
                     {kind: days for kind, days in gaps.items() if days})
-    if ref.scored().sum() < MIN_SCORED:
-        raise BadFile(f"{p}: {int(ref.scored().sum())} sessions with a gex value after the {WARMUP_SESSIONS} "
+    scored = int(ref.scored().sum())
+    if scored < MIN_SCORED:
+        raise BadFile(f"{p}: {scored} sessions with a gex value after the {WARMUP_SESSIONS} "
                       f"warm-up sessions; at least {MIN_SCORED} are needed")
     return ref
 
