@@ -104,7 +104,6 @@ def delete_sessions(conn: Connection, symbol: str, dates: list[dt.date]) -> dict
     return removed
 
 
-
 def _in_span(table, symbol: str, first: str, last: str):
     """The rows of `table` for `symbol` from day `first` to day `last` ('YYYY-MM-DD'); live snapshots never.
     A range on the key's second column, so the (symbol, timestamp|date) unique index finds them."""
