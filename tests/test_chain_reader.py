@@ -20,7 +20,7 @@ from gexhistory.calendar import ET
 from gexhistory.errors import BadInput
 from gexhistory.pipeline.chain_prep import read_chain_file
 from gexhistory.pipeline.import_chains import import_chains
-from gexhistory.sources.chains import common
+from gexhistory.sources.chains import reader
 from helpers import contract_rows, rows
 from test_chain_import import AS_OF, CBOE_26, CBOE_34, EXPIRIES, _net, _price, _t
 
@@ -42,7 +42,7 @@ def _outcome(path: str):
 
 
 def _by_pandas(path: str):
-    with mock.patch.object(common, "_read_arrow", lambda *_: None):
+    with mock.patch.object(reader, "_read_arrow", lambda *_: None):
         return _outcome(path)
 
 
@@ -133,7 +133,7 @@ def test_a_clean_datashop_file_is_read_with_its_numbers_converted_and_a_bad_valu
     path.write_text("\n".join([CBOE_34, body[0], "", *body[1:]]) + "\n")
     from gexhistory.sources.chains import columns_read
 
-    table = common.read_table(str(path), keep=columns_read)
+    table = reader.read_table(str(path), keep=columns_read)
     kinds = {name: str(col.type) for name, col in table._cols.items()}
     assert kinds["strike"] == kinds["open_interest"] == "double"
     assert kinds["underlying_symbol"].startswith("dictionary") and kinds["quote_date"].startswith("dictionary")
@@ -161,7 +161,7 @@ def test_odd_but_valid_files_take_the_fast_path_and_keep_their_line_numbers(tmp_
         zf.writestr("chain.csv", variants["crlf.csv"])
     for f in [*variants, "chain.csv.gz", "chain.zip"]:
         path = str(tmp_path / f)
-        table = common._read_arrow(Path(path), path)
+        table = reader._read_arrow(Path(path), path)
         assert table is not None, f
         assert len(table) == 4
         assert table.lines.tolist() == ([2, 5, 6, 7] if f == "blank.csv" else [2, 3, 4, 5])
@@ -183,17 +183,17 @@ def test_a_quote_after_a_space_is_found_in_a_mapped_file_wherever_it_sits(tmp_pa
         f = tmp_path / "spaced.csv"
         f.write_bytes(bytes(data))
         with open(f, "rb") as raw:
-            assert common._spaced_quote_mapped(raw) is True
+            assert reader._spaced_quote_mapped(raw) is True
         with open(f, "rb") as raw:
-            assert common._spaced_quote(raw) is True
+            assert reader._spaced_quote(raw) is True
     data = bytearray(b"x" * size)
     data[at] = ord('"')  # a quote, but after no space: Arrow reads it as pandas does
     f.write_bytes(bytes(data))
     with open(f, "rb") as raw:
-        assert common._spaced_quote_mapped(raw) is False
+        assert reader._spaced_quote_mapped(raw) is False
     f.write_bytes(b"")
     with open(f, "rb") as raw:
-        assert common._spaced_quote_mapped(raw) is False
+        assert reader._spaced_quote_mapped(raw) is False
 
 def _cboe34_line(und, root, e, k, right, oi, iv, price, under_bid, under_ask):
     return (f"{und},{AS_OF},{root},{e},{k},{right},0,0,0,0,5,1,0,1,0,0,0,0,0,{iv},0.5,0.001,0,0,0,10,"

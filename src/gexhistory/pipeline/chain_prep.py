@@ -29,7 +29,8 @@ from gexhistory.config import LISTED, LISTED_RULE
 from gexhistory.runtime import engine_threads
 from gexhistory.sources.chains import columns_read, detect, generic, quotedata
 from gexhistory.sources.chains.bounds import check_bounds
-from gexhistory.sources.chains.common import ChainRows, chain_index, read_table, unique_days
+from gexhistory.sources.chains.common import ChainRows, chain_index, unique_days
+from gexhistory.sources.chains.reader import read_table
 from gexhistory.sources.chains.roots import am_settled
 from gexhistory.words import plural
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from gexhistory.errors import BadInput
 from gexhistory.sources.chains import cboe, generic, optionsdx, orats
-from gexhistory.sources.chains.common import ChainRows, Table, read_table
+from gexhistory.sources.chains.common import ChainRows, Table
+from gexhistory.sources.chains.reader import read_table
 
 __all__ = ["ChainRows", "Table", "columns_read", "detect", "read_table", "FORMATS"]
 

@@ -34,8 +34,8 @@ import numpy as np
 
 from gexhistory.calendar import CALENDAR_START, ET, last_completed_session
 from gexhistory.errors import BadInput
-from gexhistory.sources.chains.common import (ChainRows, Table, expiry_check, head_lines, make_label,
-                                              pandas_source, unreadable_errors, vendor_gamma)
+from gexhistory.sources.chains.common import ChainRows, Table, expiry_check, make_label, vendor_gamma
+from gexhistory.sources.chains.reader import head_lines, pandas_source, unreadable_errors
 from gexhistory.sources.chains.roots import underlying_of
 from gexhistory.words import plural
 
