@@ -1,7 +1,7 @@
-"""Reading a chain file into a Table: a CSV, or a .gz/.zip holding one, by Arrow's multi-threaded reader
-when it reads the file exactly as pandas would, else by pandas' reader, whose handling of odd files and
-whose messages are the reference (read_table). Also the decompression the Cboe quotedata reader shares
-(head_lines, pandas_source)."""
+"""Reading a chain file into a Table: a CSV, plain or compressed (.gz, .bz2, .xz, a .zip of one file),
+by Arrow's multi-threaded reader when it reads the file exactly as pandas would (plain, .gz and .zip),
+else by pandas' reader, whose handling of odd files and whose messages are the reference (read_table).
+Also the decompression the Cboe quotedata reader shares (head_lines, pandas_source)."""
 
 from __future__ import annotations
 
