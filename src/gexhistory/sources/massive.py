@@ -384,8 +384,8 @@ class MassiveSource(PriceSource):
         first = dates[keep[0]]
         missing = [s.date for s in sessions if s.date >= first and s.date not in seen]
         if missing:
-                raise ProviderError(f"massive: no daily bar for {symbol} on {first_of(missing, 1)} (the provider's answer "
-                             f"for {start}..{end} has a hole); nothing was written for this window")
+            raise ProviderError(f"massive: no daily bar for {symbol} on {first_of(missing, 1)} (the provider's "
+                                f"answer for {start}..{end} has a hole); nothing was written for this window")
         k = np.array(keep)
         return DailyBars(symbol, [dates[i] for i in keep], a["o"][k], a["h"][k], a["l"][k], a["c"][k], a["v"][k],
                          self.name, vwap=a["vw"][k], trades=a["n"][k])
