@@ -627,3 +627,26 @@ def test_an_import_leaves_its_rows_in_the_database_file_itself_when_it_exits(tmp
         assert frozen.execute("SELECT status FROM backfill_runs").fetchall() == [("ok",)]
     finally:
         frozen.close()
+
+
+@pytest.mark.parametrize("hold", ["", "0"], ids=["held", "spilled"])
+def test_the_same_underlying_and_date_in_two_files_is_the_later_files_and_said(db_url, tmp_path, monkeypatch, hold):
+    """Two vendors' files of SPY 2025-06-02 in one import: the later file's chain is stored, as a second
+    import would store it, and its notes name the earlier file whose chain it replaced; nothing vanishes
+    unsaid. Either order, and with every chain spilled to disk."""
+    data = Path(__file__).parent / "data" / "chains"
+    cboe, orats = str(data / "cboe_datashop_26.csv"), str(data / "orats_strikes.csv")
+    monkeypatch.setenv("GEXHISTORY_IMPORT_HOLD_CONTRACTS", hold)
+    for earlier, later, label, chains in ((cboe, orats, "orats:orats_strikes.csv", 1),
+                                          (orats, cboe, "cboe_datashop:cboe_datashop_26.csv", 2)):
+        res = import_chains([earlier, later], db=db_url)
+        assert [f["file"] for f in res.files] == [later]
+        assert f"1 chain replaced the same underlying and date read from {earlier} (the later file wins)" \
+            in res.files[0]["notes"]
+        assert rows(db_url, "SELECT DISTINCT chain_source FROM gex_history") == [(label,)]
+        # the first round stores the later file's chain only; the second adds its own beside it (the
+        # stored chains are kept per source, the sessions replaced)
+        got = rows(db_url, "SELECT chain_source FROM option_chains")
+        assert (label,) in got and len(got) == chains
+    alone = import_chains([cboe], db=db_url)  # one file: no such note
+    assert not any("replaced" in n for n in alone.files[0]["notes"])

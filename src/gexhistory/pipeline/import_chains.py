@@ -22,6 +22,7 @@ recomputes those sessions from the imported chain, never silently from the model
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ from gexhistory.engine.params import Conventions
 from gexhistory.errors import BadInput
 from gexhistory.pipeline import parallel
 from gexhistory.runtime import engine_threads, preload
+from gexhistory.words import plural
 
 if TYPE_CHECKING:
     from gexhistory.pipeline.runs import ProgressFn
@@ -118,9 +120,32 @@ def parse_files(files: list[str], *, oi_file: str | None = None, volume_as_oi: b
     except BaseException:
         holding.close()
         raise
-    # The same underlying and date twice in one import: the later file wins, as it would in two imports.
-    last = {(p.chain.underlying, p.chain.as_of): p for p in parsed}
-    return sorted(last.values(), key=lambda p: (p.chain.underlying, p.chain.as_of))
+    return sorted(_later_files_win(parsed), key=lambda p: (p.chain.underlying, p.chain.as_of))
+
+
+def _later_files_win(parsed: list) -> list:
+    """One chain per (underlying, date): the same underlying and date in two files of one import is the
+    later file's, as it would be in two imports. The later file's notes say how many chains of which
+    earlier file it replaced, so that no file's chains vanish unsaid."""
+    last: dict = {}
+    replaced: Counter = Counter()  # (earlier file, later file) -> chains
+    for p in parsed:
+        key = (p.chain.underlying, p.chain.as_of)
+        if key in last:
+            replaced[(str(last[key].file), str(p.file))] += 1
+        last[key] = p
+    if not replaced:
+        return list(last.values())
+    notes: dict[str, list[str]] = {}
+    for (earlier, later), n in replaced.items():
+        notes.setdefault(later, []).append(f"{plural(n, 'chain')} replaced the same underlying and date read from "
+                                           f"{earlier} (the later file wins)")
+    renewed: dict[tuple, list[str]] = {}  # notes lists are shared between chains: one new list per list and file
+    for p in last.values():
+        extra = notes.get(str(p.file))
+        if extra:
+            p.notes = renewed.setdefault((id(p.notes), str(p.file)), [*p.notes, *extra])
+    return list(last.values())
 
 
 def _driver(db: str | None) -> tuple[str, ...]:
