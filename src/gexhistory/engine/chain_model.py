@@ -64,11 +64,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from gexhistory.engine.chain import OptionChain
 from gexhistory.engine.implied import norm_cdf
 from gexhistory.engine.params import ModelParams
+from gexhistory.engine.surface import atm_level_at_close, sd_per_log, skewed, term_level
+from gexhistory.engine.surface import realised_vol as _realised_vol
 
 if TYPE_CHECKING:
     from gexhistory.calendar import Session
@@ -254,7 +255,7 @@ class ChainModel:
         self._call_flow = flow / (1 + p.put_call_volume * _vol_level(rv, p) ** p.put_call_vol_elasticity)
         self._put_flow = flow - self._call_flow
         # ATM implied vol known at the close of each session (so at the next open)
-        self._iv_close = np.maximum(0.05, np.where(np.isfinite(rv), rv, p.iv_long_run) * p.iv_premium)
+        self._iv_close = atm_level_at_close(self.close, p, rv)
         self._log_close = np.log(self.close)
         # every expiry from the first date to beyond the last listing the path can see
         first, last = sessions_span(self.dates)
@@ -465,16 +466,11 @@ class ChainModel:
         # IV per (row, strike): the term structure from the session's ATM level, then the skew
         prior = np.maximum(idx - 1, 0)[chain]
         dte = (self._exp_dates[exp] - self._day[idx[chain]]).astype(float)
-        term = p.iv_long_run + (self._iv_close[prior] - p.iv_long_run) * np.exp(-dte / p.iv_term_days)
+        term = term_level(p, self._iv_close[prior], dte)
         m = np.take(self._log_k, exp, axis=0, mode="clip")  # moneyness in sd units: (log k - log spot) / sd
         m -= self._log_close[prior][:, None]
-        m *= (1.0 / (term * np.sqrt(np.maximum(np.maximum(dte, 0.5) / 365.0, 7 / 365))))[:, None]
-        iv = m * p.skew_curve
-        iv += p.skew_slope
-        iv *= m
-        iv += 1.0
-        iv *= term[:, None]
-        np.clip(iv, 0.05, 3.0, out=iv)
+        m *= sd_per_log(term, dte)[:, None]
+        iv = skewed(p, term[:, None], m)
         expiry, close, strike = (np.repeat(self._exp_dates[exp], per_row), np.repeat(self._exp_close[exp], per_row),
                                  self._strikes[exp].ravel()[cell])
         is_call, oi, iv = (flat & 1) == 0, oi.ravel()[flat], iv.ravel()[cell]
@@ -580,20 +576,6 @@ def _option_flow(symbol: str, rv: np.ndarray, p: ModelParams) -> np.ndarray:
 def _vol_level(rv: np.ndarray, p: ModelParams) -> np.ndarray:
     """Realised vol relative to the long-run level (the long-run level where rv is unknown), in 0.25..4."""
     return np.clip(np.where(np.isfinite(rv), rv, p.iv_long_run) / p.iv_long_run, 0.25, 4.0)
-
-
-def _realised_vol(close: np.ndarray, window: int = 20) -> np.ndarray:
-    """Annualised vol of the `window` log returns ending at each session (NaN before that).
-
-    Each window is summed on its own (no running cumsum): a value must not depend, even in its last
-    bit, on where the price series starts, or the chain of a date would depend on the run's window.
-    """
-    r = np.diff(np.log(close), prepend=np.nan)
-    out = np.full(close.size, np.nan)
-    if close.size > window:
-        sq = np.nan_to_num(r * r)
-        out[window:] = np.sqrt(sliding_window_view(sq, window)[1:].sum(axis=1) / window * 252.0)
-    return out
 
 
 def sessions_span(dates: Sequence[dt.date]) -> tuple[dt.date, dt.date]:
