@@ -1,7 +1,7 @@
 """gexhistory: years of gamma-exposure (GEX) history on day one.
 
 ``import gexhistory as gx`` gives the Python API (:mod:`gexhistory.api`): ``gx.backfill``,
-``gx.import_chains``, ``gx.history``, ``gx.daily``, ``gx.signals``, ``gx.symbols``, ``gx.profile``,
+``gx.import_chains``, ``gx.import_open_interest``, ``gx.history``, ``gx.daily``, ``gx.signals``, ``gx.symbols``, ``gx.profile``,
 ``gx.compute_gex``, ``gx.export``, the result and option classes, and the exception family of
 :mod:`gexhistory.errors`.
 
@@ -16,7 +16,7 @@ from gexhistory.version import __version__
 
 _ERRORS = ("GexHistoryError", "BadInput", "BadFile", "BadDatabase", "WorkFailed", "ProviderError",
            "DatabaseError", "WorkerDied")
-_API = ("backfill", "import_chains", "history", "daily", "signals", "symbols", "profile", "compute_gex", "export")
+_API = ("backfill", "import_chains", "import_open_interest", "history", "daily", "signals", "symbols", "profile", "compute_gex", "export")
 # Where each class the API takes or returns is defined; gexhistory.api imports them all.
 _CLASSES = {"BackfillOptions": "gexhistory.pipeline.runs", "BackfillResult": "gexhistory.pipeline.runs",
             "ImportResult": "gexhistory.pipeline.import_chains", "ExportResult": "gexhistory.pipeline.export",

@@ -225,6 +225,57 @@ def import_chains(files: str | os.PathLike | Sequence[str | os.PathLike], db: Db
                           underlying=underlying, conv=conventions, jobs=jobs, cluster=cluster)
 
 
+def import_open_interest(symbol: str, days: int | None = None, db: Db = None, *, start: Day = None, end: Day = None,
+                         roots: Sequence[str] | None = None, conventions: Conventions | None = None,
+                         rate: float | None = None) -> ImportResult:
+    """Real open interest from Massive for past sessions, and their GEX (``import-oi``).
+
+    Each session's chain is every contract of the symbol's roots (SPX: SPX and SPXW) with the open
+    interest Massive's ``/options/v1/open-interest`` reports for the end of the session before (the
+    figure published that morning), priced on the chain model's implied-vol surface (the endpoint has
+    no IV: stored with ``iv_source`` ``m``) at the underlying's real closes; the sessions' rows are
+    replaced, labelled ``chain_source`` ``massive_oi+model_iv``. Needs ``POLYGON_API_KEY`` or
+    ``MASSIVE_API_KEY`` with options data.
+
+    Parameters
+    ----------
+    symbol : str
+        The underlying, as stored (``SPX``, not ``I:SPX``; its bars are read from ``I:SPX``).
+    days : int, optional
+        Calendar days ending at the last completed session (default 365); or give ``start``/``end``.
+    db : str or path-like, optional
+        Database file or ``postgresql://`` URL (default as for :func:`backfill`).
+    start, end : str or date, optional
+        The window, both inclusive.
+    roots : sequence of str, optional
+        The OCC roots to read (default: the symbol's listed roots).
+    conventions : Conventions, optional
+        GEX conventions for the recomputed sessions.
+    rate : float, optional
+        Requests per minute (default ``MASSIVE_RATE_PER_MIN``, else the free plan's 5).
+
+    Returns
+    -------
+    ImportResult
+        As :func:`import_chains`'s; ``notes`` name the sessions Massive had no open interest for.
+
+    Raises
+    ------
+    BadInput
+        No API key, a bad window, symbol or roots; nothing was written.
+    ProviderError
+        Massive refused (a plan without the data) or answered for another day or root than asked; nothing
+        was written.
+    """
+    from gexhistory.pipeline.import_oi import import_open_interest as run_oi  # lazy: httpx, for this call only
+    from gexhistory.pipeline.options import resolve_window
+
+    d_start, d_end = resolve_window(days, start, end, flag="")
+    with _database_errors():
+        return run_oi(_one_symbol(symbol), d_start, d_end, db=_path(db), roots=tuple(roots) if roots else None,
+                      conv=conventions, rate=rate)
+
+
 def symbols(db: Db = None) -> list[str]:
     """The symbols the database holds sessions of.
 

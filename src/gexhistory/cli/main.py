@@ -302,6 +302,37 @@ def import_chains(files, oi_file, volume_as_oi, underlying, as_json, jobs, clust
         print_chain_import(result)
 
 
+@main.command("import-oi")
+@click.option("--symbol", required=True, metavar="SYMBOL", help="Underlying whose options' open interest to read (SPX, SPY, ...).")
+@click.option("--days", type=int, default=None, help="Calendar days ending at the last completed session.")
+@click.option("--start", default=None, metavar="YYYY-MM-DD", help="First date (inclusive).")
+@click.option("--end", default=None, metavar="YYYY-MM-DD", help="Last date (inclusive; default: the last completed session).")
+@click.option("--roots", default=None, metavar="ROOT,...", help="OCC roots to read (default: SPX,SPXW for SPX; the symbol otherwise).")
+@click.option("--rate", type=float, default=None, help="Requests per minute (default: MASSIVE_RATE_PER_MIN, else 5).")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@db_option
+def import_oi(symbol, days, start, end, roots, rate, as_json, db) -> None:
+    """Real open interest from Massive for past sessions -> their GEX (implied vols from the model's surface).
+
+    Reads Massive's daily open interest per contract (/options/v1/open-interest) as it stood at the end
+    of the session before each one, prices it on the chain model's implied-vol surface and the real
+    daily closes, and replaces the sessions' rows, labelled chain_source massive_oi+model_iv.
+    """
+    from gexhistory.pipeline.import_oi import import_open_interest  # lazy: only this command loads it
+    from gexhistory.pipeline.options import resolve_window
+
+    d_start, d_end = resolve_window(days, start, end)
+    names = tuple(r for r in roots.split(",")) if roots is not None else None
+    with _job_progress(("session", "sessions"), "", enabled=not as_json) as progress:
+        result = import_open_interest(symbol, d_start, d_end, db=db, roots=names, rate=rate, progress=progress)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        from gexhistory.cli.ui import print_chain_import  # lazy: rich, only for a terminal's tables
+
+        print_chain_import(result)
+
+
 @main.command()
 @click.option("--symbol", "symbol", default=None, help="One symbol (default SPY).")
 @click.option("--symbols", "symbols", default=None, help="Comma-separated symbols, e.g. SPY,QQQ.")

@@ -177,7 +177,8 @@ def prepare(rows: ChainRows) -> list[ImportedChain]:
     return out
 
 
-_SOURCE_RANK = {"": 0, "f": 1, "p": 2, "i": 3}  # merged roots: 'i' if any was interpolated, else the largest
+# merged roots: 'i' if any was interpolated, else the largest ('m', the modelled surface, is never mixed with the others)
+_SOURCE_RANK = {"": 0, "f": 1, "p": 2, "i": 3, "m": 4}
 
 
 def build_chains(*, path: str, fmt: str, label: str, underlying: np.ndarray, as_of: np.ndarray,

@@ -86,9 +86,10 @@ def _spots(item, session, minutes, daily):
 
 
 def store_sessions(items: list, *, db: str | None, conv: Conventions, threads: int,
-                   params: dict, progress: ProgressFn | None = None) -> tuple[int, list[dict], dict]:
+                   params: dict, progress: ProgressFn | None = None, command: str = "import-chains",
+                   source: str = "chain files") -> tuple[int, list[dict], dict]:
     """Store the parsed chains `items` (import_chains.parse_files) and replace the sessions they cover,
-    in one transaction; `params` go to the run's row in backfill_runs. Returns (run_id, per-session
+    in one transaction; `command`, `source` and `params` go to the run's row in backfill_runs. Returns (run_id, per-session
     summaries, per-table totals). `threads` > 1: the chains are packed on an engine thread meanwhile.
 
     A file of a whole market holds thousands of chains: the database is asked per batch of symbols,
@@ -124,7 +125,7 @@ def store_sessions(items: list, *, db: str | None, conv: Conventions, threads: i
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         raise
-    run_id = writes.start_run(engine, "import-chains", symbols, min(days), max(days), "chain files", params,
+    run_id = writes.start_run(engine, command, symbols, min(days), max(days), source, params,
                               versions(), format_ts(dt.datetime.now(ET)))
     totals = {t: {"inserted": 0, "replaced": 0} for t in TABLES}
     try:

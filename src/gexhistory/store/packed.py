@@ -27,7 +27,7 @@ CONTRACT_SCHEMA = pa.schema([
     pa.field("right", pa.utf8(), nullable=False),  # 'C' or 'P'
     pa.field("open_interest", pa.float64(), nullable=False),
     pa.field("iv", pa.float64(), nullable=False),
-    pa.field("iv_source", pa.utf8(), nullable=False),  # f = file, p = from the option's price, i = interpolated
+    pa.field("iv_source", pa.utf8(), nullable=False),  # f = file, p = from the option's price, i = interpolated, m = modelled surface
     pa.field("gamma", pa.float64()),  # the vendor's, when the file has one
     pa.field("expires_at_open", pa.bool_(), nullable=False),  # an AM-settled root's contract
     # An AM-settled contract beside this PM one (same expiration, strike and right): its OI and IV.
@@ -65,7 +65,7 @@ TABLE = "option_chain_contracts"
 
 def pack_chains(chain: np.ndarray, columns: dict[str, np.ndarray], n_chains: int) -> list[tuple[int, bytes]]:
     """One (contract count, stream) per chain 0..n_chains-1. `chain[i]`: the chain of contract i;
-    `columns`: expiration (datetime64[D]), strike, is_call, open_interest, iv, iv_source ('f'/'p'/'i'),
+    `columns`: expiration (datetime64[D]), strike, is_call, open_interest, iv, iv_source ('f'/'p'/'i'/'m'),
     gamma, expires_at_open, open_interest_at_open, iv_at_open, one array each with NaN for none.
 
     Refuses (NonFiniteValue) a NaN or infinite strike, OI or IV and an infinite optional value, and
@@ -106,7 +106,7 @@ def pack_chains(chain: np.ndarray, columns: dict[str, np.ndarray], n_chains: int
     return out
 
 
-IV_SOURCES = ("f", "p", "i")
+IV_SOURCES = ("f", "p", "i", "m")
 
 
 def _key_order(chain, day, strike, is_call) -> np.ndarray:

@@ -1,0 +1,187 @@
+"""`gexhistory import-oi`: each session's real open interest from Massive -> the GEX engine -> the
+session tables, for sessions no chain file covers.
+
+Massive's `/options/v1/open-interest` (sources/massive_oi.py) gives every contract's open interest as
+OPRA reported it for a past session, but no implied vol and no price. So, per session D of the window:
+- the contracts: every listed root of the symbol (SPX: SPX and SPXW) with open interest at the end of
+  the session before D, the figure published on D's morning (the spec's rule for chain files); those
+  expired by D are left out, as are AM-settled ones expiring on D (gone at its open);
+- the implied vols: the chain model's surface (engine/surface.py) from the underlying's real daily
+  closes up to the session before D, the same surface a modelled chain is priced on. They are stored
+  with iv_source 'm' (modelled), and the rows' chain_source is 'massive_oi+model_iv': real positions,
+  modelled vols;
+- the spot: the underlying's real daily bars from Massive (an index through its I: ticker), stored in
+  price_bars (data_source 'polygon') before the sessions are computed, so that the rows say where
+  their price came from; with stored real minute bars of the session (a Massive backfill's), all four
+  snapshots are written, else the close's (pipeline/chain_store.py).
+
+Everything is fetched and checked before the database is written; then one transaction stores the chains
+and replaces the sessions, as a chain import does, and a rerun replaces them again. Sessions Massive has
+no open interest for (before the plan's history) are left as they were, and said.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from gexhistory.calendar import last_completed_session, sessions_before, sessions_between
+from gexhistory.config import LISTED, LISTED_RULE
+from gexhistory.engine.params import Conventions, ModelParams
+from gexhistory.engine.surface import atm_level_at_close, contract_ivs
+from gexhistory.errors import BadInput, ProviderError, WorkFailed
+from gexhistory.pipeline.import_chains import ImportResult, _file_summary
+from gexhistory.runtime import engine_threads
+from gexhistory.sources import massive_oi
+from gexhistory.sources.chains.roots import am_settled
+from gexhistory.sources.select import api_key
+from gexhistory.words import plural
+
+if TYPE_CHECKING:
+    from gexhistory.pipeline.runs import ProgressFn
+
+FORMAT = "massive_oi"
+CHAIN_SOURCE = "massive_oi+model_iv"
+INDEXES = ("SPX", "NDX", "RUT", "VIX", "XSP", "DJX")  # bars under Massive's I: ticker
+RV_SESSIONS = 25  # daily closes before the window: the 20 returns of the first session's vol, and the session before
+FETCH = "fetching open interest"  # progress label
+
+
+def bar_ticker(symbol: str) -> str:
+    """Massive's ticker of the underlying's bars."""
+    return f"I:{symbol}" if symbol in INDEXES else symbol
+
+
+def import_open_interest(symbol: str, start: dt.date, end: dt.date, *, db: str | None = None,
+                         roots: tuple[str, ...] | None = None, conv: Conventions | None = None,
+                         rate: float | None = None, progress: ProgressFn | None = None) -> ImportResult:
+    """Store each session's chain from Massive's open interest and recompute its rows (module docstring).
+    `roots`: the OCC roots to read (default: massive_oi.roots_of(symbol)); `rate`: requests per minute
+    (default MASSIVE_RATE_PER_MIN, else the free plan's 5)."""
+    t0 = time.perf_counter()
+    report = progress or (lambda *_: None)
+    conv = conv or Conventions()
+    symbol = symbol.strip().upper()
+    if not LISTED.match(symbol) or ":" in symbol:
+        raise BadInput(f"symbol {symbol!r} does not look like a listed ticker ({LISTED_RULE}; an index without I:)")
+    roots = tuple(r.strip().upper() for r in (roots or massive_oi.roots_of(symbol)))
+    if not roots or not all(r and r.isalnum() for r in roots):
+        raise BadInput(f"--roots must be OCC roots separated by commas (e.g. SPX,SPXW), got {','.join(roots)!r}")
+    last = last_completed_session().date
+    sessions = [s for s in sessions_between(start, min(end, last))] if start <= last else []
+    if not sessions:
+        raise BadInput(f"no completed NYSE session from {start} to {end}")
+    key = api_key()
+    if not key:
+        raise BadInput("import-oi needs a Massive/Polygon API key with options data: set POLYGON_API_KEY or "
+                       "MASSIVE_API_KEY (environment or .env)")
+    threads = engine_threads()
+    from gexhistory.sources.massive import MassiveSource  # lazy: httpx, for this command only
+
+    source = MassiveSource.from_env(key, rate)
+    try:
+        before = sessions_before(sessions[0].date, RV_SESSIONS)
+        bars = source.daily_bars(bar_ticker(symbol), (before or sessions)[0].date, sessions[-1].date)
+        items, empty = _chains(source.client, symbol, roots, sessions, bars, conv, report)
+    finally:
+        source.client.close()
+    if not items:
+        raise WorkFailed(f"massive: no open interest for {symbol} ({', '.join(roots)}) in {sessions[0].date}.."
+                         f"{sessions[-1].date}: the plan's history does not reach it, or it is not published yet")
+    from gexhistory.pipeline.chain_store import store_sessions  # lazy: SQLAlchemy
+
+    _store_bars(bars, symbol, db)
+    params = {"conventions": conv.as_dict(), "model_iv": ModelParams().as_dict(), "roots": list(roots),
+              "endpoint": massive_oi.PATH, "start": sessions[0].date.isoformat(), "end": sessions[-1].date.isoformat()}
+    run_id, sessions_out, totals = store_sessions(items, db=db, conv=conv, threads=threads, params=params,
+                                                  progress=progress, command="import-oi",
+                                                  source="massive open interest")
+    res = ImportResult(run_id, _file_summary(items), sessions_out, totals, time.perf_counter() - t0)
+    if empty:
+        res.notes.append(massive_oi.note_empty(empty))
+    return res
+
+
+def _chains(client, symbol: str, roots: tuple[str, ...], sessions, bars, conv: Conventions, report):
+    """(ImportedChain per session with open interest, sessions without any)."""
+    from gexhistory.pipeline.chain_prep import build_chains  # lazy: pandas, as imports load it
+
+    p = ModelParams()
+    row = bars.index_of()
+    level = atm_level_at_close(np.asarray(bars.close, dtype=float), p)
+    items, empty = [], []
+    report(FETCH, 0, len(sessions))
+    for k, s in enumerate(sessions):
+        prior = sessions_before(s.date, 1)
+        if not prior or prior[0].date not in row or s.date not in row:
+            missing = prior[0].date if prior and prior[0].date not in row else s.date
+            raise WorkFailed(f"massive: no daily bar of {bar_ticker(symbol)} for {missing}: the session's vol "
+                             f"and price cannot be known")
+        i = row[prior[0].date]
+        got = [massive_oi.fetch(client, r, prior[0].date) for r in roots]
+        report(FETCH, k + 1, len(sessions))
+        if not any(len(g) for g in got):
+            empty.append(s.date)
+            continue
+        item = _chain(symbol, s.date, got, float(level[i]), float(bars.close[i]), p, build_chains)
+        if item is None:
+            empty.append(s.date)
+        else:
+            items.append(item)
+    return items, empty
+
+
+def _chain(symbol, day: dt.date, got, level: float, spot: float, p: ModelParams, build_chains):
+    """One session's ImportedChain from its roots' open interest, priced on the modelled surface."""
+    root = np.concatenate([np.full(len(g), g.root, dtype=object) for g in got])
+    expiry = np.concatenate([g.expiry for g in got])
+    strike = np.concatenate([g.strike for g in got])
+    is_call = np.concatenate([g.is_call for g in got])
+    oi = np.concatenate([g.oi for g in got])
+    d = np.datetime64(day, "D")
+    live = (expiry >= d) & (oi > 0)
+    notes = []
+    if (expiry < d).any():
+        notes.append(f"{plural(int((expiry < d).sum()), 'contract')} expired by the session left out")
+    if ((expiry >= d) & (oi == 0)).any():
+        notes.append(f"{plural(int(((expiry >= d) & (oi == 0)).sum()), 'contract')} with zero OI left out (no gamma)")
+    if not live.any():
+        return None
+    n = int(live.sum())
+    dte = (expiry[live] - d).astype(float)
+    iv = contract_ivs(p, level, spot, dte, strike[live])
+    path = f"massive {massive_oi.PATH} {symbol}"
+    try:
+        [item] = build_chains(path=path, fmt=FORMAT, label=CHAIN_SOURCE, underlying=np.full(n, symbol, dtype=object),
+                              as_of=np.full(n, d), expiry=expiry[live], strike=strike[live], is_call=is_call[live],
+                              oi=oi[live], iv=iv, iv_source=np.full(n, "m"), lines=np.flatnonzero(live) + 1,
+                              group=root[live], am=am_settled(root[live]),
+                              notes=notes + ["implied vols from the chain model's surface (iv_source m)"])
+    except BadInput as exc:  # the same contract twice in one answer: Massive's fault, not the user's
+        raise ProviderError(f"massive: {symbol} {day}: {exc}") from None
+    return item
+
+
+def _store_bars(bars, symbol: str, db: str | None) -> None:
+    """The underlying's daily bars into price_bars under the stored symbol (SPX, not I:SPX), so that the
+    sessions are priced from them (data_source 'polygon'); an upsert, so a rerun changes nothing."""
+    from gexhistory.store.bars import upsert_bars
+    from gexhistory.store.db import init_schema, open_engine
+
+    def num(x) -> float | None:
+        return float(x) if np.isfinite(x) else None
+
+    rows = [{"symbol": symbol, "timeframe": "1d", "timestamp": f"{d} 00:00:00", "open": num(bars.open[i]),
+             "high": num(bars.high[i]), "low": num(bars.low[i]), "close": float(bars.close[i]),
+             "volume": num(bars.volume[i]), "close_only": bool(bars.close_only), "data_source": bars.source}
+            for i, d in enumerate(bars.dates)]
+    engine = open_engine(db)
+    try:
+        init_schema(engine)
+        with engine.begin() as conn:
+            upsert_bars(conn, rows)
+    finally:
+        engine.dispose()
