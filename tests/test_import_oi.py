@@ -146,9 +146,12 @@ def _expected_close_gex(day: str, r=0.04, q=0.013, window_days=120) -> float:
     return total
 
 
-def test_import_oi_stores_each_session_from_the_prior_sessions_open_interest(massive_oi, db_url, monkeypatch):
+@pytest.mark.parametrize("held", ["in memory", "spilled"])
+def test_import_oi_stores_each_session_from_the_prior_sessions_open_interest(massive_oi, db_url, monkeypatch, held):
     from gexhistory.pipeline.import_oi import import_open_interest
 
+    if held == "spilled":  # every chain packed to disk as it is read, as past the budget on a long window
+        monkeypatch.setenv("GEXHISTORY_IMPORT_HOLD_CONTRACTS", "0")
     env, asked = massive_oi()
     for k, v in env.items():
         monkeypatch.setenv(k, v)

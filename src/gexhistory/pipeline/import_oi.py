@@ -81,38 +81,47 @@ def import_open_interest(symbol: str, start: dt.date, end: dt.date, *, db: str |
     threads = engine_threads()
     from gexhistory.sources.massive import MassiveSource  # lazy: httpx, for this command only
 
-    source = MassiveSource.from_env(key, rate)
-    try:
-        before = sessions_before(sessions[0].date, RV_SESSIONS)
-        bars = source.daily_bars(bar_ticker(symbol), (before or sessions)[0].date, sessions[-1].date)
-        items, empty = _chains(source.client, symbol, roots, sessions, bars, conv, report)
-    finally:
-        source.client.close()
-    if not items:
-        raise WorkFailed(f"massive: no open interest for {symbol} ({', '.join(roots)}) in {sessions[0].date}.."
-                         f"{sessions[-1].date}: the plan's history does not reach it, or it is not published yet")
-    from gexhistory.pipeline.chain_store import store_sessions  # lazy: SQLAlchemy
+    from gexhistory.pipeline.chain_spill import HeldChains, hold_contracts
 
-    _store_bars(bars, symbol, db)
-    params = {"conventions": conv.as_dict(), "model_iv": ModelParams().as_dict(), "roots": list(roots),
-              "endpoint": massive_oi.PATH, "start": sessions[0].date.isoformat(), "end": sessions[-1].date.isoformat()}
-    run_id, sessions_out, totals = store_sessions(items, db=db, conv=conv, threads=threads, params=params,
-                                                  progress=progress, command="import-oi",
-                                                  source="massive open interest")
+    source = MassiveSource.from_env(key, rate)
+    holding = HeldChains(hold_contracts())  # a year of SPX is millions of contracts: past the budget, on disk
+    try:
+        try:
+            before = sessions_before(sessions[0].date, RV_SESSIONS)
+            bars = source.daily_bars(bar_ticker(symbol), (before or sessions)[0].date, sessions[-1].date)
+            empty = _chains(source.client, symbol, roots, sessions, bars, holding, report)
+        finally:
+            source.client.close()
+        items = holding.items
+        if not items:
+            raise WorkFailed(f"massive: no open interest for {symbol} ({', '.join(roots)}) in {sessions[0].date}.."
+                             f"{sessions[-1].date}: the plan's history does not reach it, or it is not published yet")
+        from gexhistory.pipeline.chain_store import store_sessions  # lazy: SQLAlchemy
+
+        _store_bars(bars, symbol, db)
+        params = {"conventions": conv.as_dict(), "model_iv": ModelParams().as_dict(), "roots": list(roots),
+                  "endpoint": massive_oi.PATH, "start": sessions[0].date.isoformat(),
+                  "end": sessions[-1].date.isoformat()}
+        run_id, sessions_out, totals = store_sessions(items, db=db, conv=conv, threads=threads, params=params,
+                                                      progress=progress, command="import-oi",
+                                                      source="massive open interest")
+    finally:
+        holding.close()
     res = ImportResult(run_id, _file_summary(items), sessions_out, totals, time.perf_counter() - t0)
     if empty:
         res.notes.append(massive_oi.note_empty(empty))
     return res
 
 
-def _chains(client, symbol: str, roots: tuple[str, ...], sessions, bars, conv: Conventions, report):
-    """(ImportedChain per session with open interest, sessions without any)."""
+def _chains(client, symbol: str, roots: tuple[str, ...], sessions, bars, holding, report) -> list[dt.date]:
+    """Each session's ImportedChain into `holding` (chain_spill.HeldChains); returns the sessions without
+    open interest."""
     from gexhistory.pipeline.chain_prep import build_chains  # lazy: pandas, as imports load it
 
     p = ModelParams()
     row = bars.index_of()
     level = atm_level_at_close(np.asarray(bars.close, dtype=float), p)
-    items, empty = [], []
+    empty = []
     report(FETCH, 0, len(sessions))
     for k, s in enumerate(sessions):
         prior = sessions_before(s.date, 1)
@@ -130,8 +139,8 @@ def _chains(client, symbol: str, roots: tuple[str, ...], sessions, bars, conv: C
         if item is None:
             empty.append(s.date)
         else:
-            items.append(item)
-    return items, empty
+            holding.add([item])
+    return empty
 
 
 def _chain(symbol, day: dt.date, got, level: float, spot: float, p: ModelParams, build_chains):
