@@ -22,11 +22,11 @@ SESSIONS = ["2025-06-17", "2025-06-18", "2025-06-20"]
 
 
 def _closes() -> dict[str, float]:
-    """Daily closes of I:SPX from 2025-05-01 on, alternating 6000 / 6060, so the 20-session realised vol
+    """Daily closes of I:SPX from 2025-02-03 on, alternating 6000 / 6060, so the 20-session realised vol
     is |ln(6060/6000)| x sqrt(252) whatever the session."""
     from gexhistory.calendar import sessions_between
 
-    days = [s.date.isoformat() for s in sessions_between(dt.date(2025, 5, 1), dt.date(2025, 6, 30))]
+    days = [s.date.isoformat() for s in sessions_between(dt.date(2025, 2, 3), dt.date(2025, 6, 30))]
     return {d: (6000.0 if k % 2 == 0 else 6060.0) for k, d in enumerate(days)}
 
 
@@ -171,10 +171,14 @@ def test_import_oi_stores_each_session_from_the_prior_sessions_open_interest(mas
                                 "FROM option_chain_contracts GROUP BY as_of ORDER BY as_of")
     assert [(a, s1, s2) for a, _, s1, s2, _ in got] == [(d, "m", "m") for d in SESSIONS]
     assert all(first >= day for day, _, _, _, first in got)
-    notes = res.files[0]["notes"]
-    assert "implied vols from the chain model's surface (iv_source m)" in notes
-    assert any(n.endswith("AM-settled contracts expired at the session's open left out") for n in notes)
-    assert any(n.endswith("expired by the session left out") for n in notes)
+    # What was left out, counted over the three sessions: the SPXW of 06-18 in the 20th's OI (expired);
+    # on the 20th, the SPX monthly of that day (20 contracts, settled at the open); one zero-OI line a session.
+    assert res.files[0]["notes"] == [
+        "open interest at the close of the session before each one (published that morning): roots SPX, SPXW",
+        "implied vols from the chain model's surface (iv_source m)",
+        "20 contracts already expired left out (over all sessions)",
+        "20 contracts AM-settled, expired at the session's open, left out (over all sessions)",
+        "3 contracts with zero OI (no gamma) left out (over all sessions)"]
     # The window's daily bars and the 25 sessions' before it (the first session's vol), under SPX, not I:SPX.
     assert rows(db_url, "SELECT COUNT(*), MIN(timestamp), MIN(data_source) FROM price_bars WHERE symbol = 'SPX' "
                         "AND timeframe = '1d'") == [(25 + len(SESSIONS), "2025-05-12 00:00:00", "polygon")]
@@ -264,3 +268,48 @@ def test_parse_reads_the_contract_from_its_occ_symbol_and_checks_the_rest():
                       "has expiration_date '2025-06-27'")):
         with pytest.raises(ProviderError, match=why):
             parse([bad], "SPXW", day)
+
+
+def test_validate_stored_scores_the_stored_close_gex_against_the_reference(massive_oi, tmp_path):
+    """`validate --stored`: the close snapshots import-oi stored, paired with the reference's GEX by date;
+    Spearman and sign agreement checked by hand on three sessions."""
+    env, _ = massive_oi()
+    assert run_cli(["import-oi", "--symbol", "SPX", "--start", "2025-06-17", "--end", "2025-06-20", "--db", "g.db"],
+                   tmp_path, env=env).returncode == 0
+    stored = [r[0] for r in rows(str(tmp_path / "g.db"), "SELECT net_gex FROM gex_history ORDER BY timestamp")]
+    assert len(stored) == 3
+    # The reference ranks the three sessions in the opposite order to the stored GEX, with one negative day.
+    order = sorted(range(3), key=lambda i: stored[i])
+    ref_gex = [0.0] * 3
+    for rank, i in enumerate(order):
+        ref_gex[i] = [3e9, 1e9, -2e9][rank]
+    lines = ["date,price,dix,gex"]
+    for d, c in sorted(CLOSES.items()):
+        if d <= "2025-06-20":
+            g = ref_gex[SESSIONS.index(d)] if d in SESSIONS else 5e8  # sessions nothing is stored for: not scored
+            lines.append(f"{d},{c},0.45,{g}")
+    (tmp_path / "DIX.csv").write_text("\n".join(lines) + "\n")
+    out = run_cli(["validate", "--reference", "DIX.csv", "--stored", "--db", "g.db", "--json"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert res["symbol"] == "SPX" and res["span"] == "2025-06-17..2025-06-20"
+    s = res["stored"]
+    assert s["n"] == 3 and s["spearman"] == pytest.approx(-1.0)  # 1 - 6 * (4 + 0 + 4) / (3 * 8)
+    signs_agree = sum((a > 0) == (b > 0) for a, b in zip(stored, ref_gex))
+    assert s["sign_agreement"] == pytest.approx(signs_agree / 3)
+    assert [c["chain_source"] for c in res["by_chain_source"]] == ["massive_oi+model_iv"]
+    assert res["modelled_same_sessions"]["n"] == 3 and [y["year"] for y in res["by_year"]] == [2025]
+    plain = run_cli(["validate", "--reference", "DIX.csv", "--stored", "--db", "g.db"], tmp_path)
+    assert plain.returncode == 0 and "  massive_oi+model_iv" in plain.stdout and "modelled, same sessions" in plain.stdout
+
+    # The synthetic market is never scored against a real series; flags that need --stored need it.
+    assert run_cli(["backfill", "--symbol", "SPX", "--source", "synthetic", "--start", "2025-06-17",
+                    "--end", "2025-06-20", "--db", "s.db", "--quiet"], tmp_path).returncode == 0
+    for args, why in ((["--stored", "--db", "s.db"], "no stored close snapshot of SPX from real data on the dates"),
+                      (["--stored", "--db", "g.db", "--symbol", "SPY"], "no stored history for SPY"),
+                      (["--db", "g.db"], "--db and --symbol apply to --stored"),
+                      (["--stored", "--calibrate-until", "2022-12-31", "--db", "g.db"], "--calibrate-until applies")):
+        bad = run_cli(["validate", "--reference", "DIX.csv", *args], tmp_path)
+        assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and why in bad.stderr, bad.stderr
+    assert "3 sessions of the synthetic market" in run_cli(
+        ["validate", "--reference", "DIX.csv", "--stored", "--db", "s.db"], tmp_path).stderr

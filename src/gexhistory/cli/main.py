@@ -232,10 +232,16 @@ def schedule(project_dir: str | None, python: str | None, symbols: str | None, d
                    "date,spx_close,gex; other columns are ignored.")
 @click.option("--calibrate-until", "calibrate_until", default=None, metavar="YYYY-MM-DD",
               help="Last date the model's parameters were fitted on (default: the one recorded in chain_model.py).")
+@click.option("--stored", is_flag=True,
+              help="Score the database's stored close GEX of --symbol instead (imported chains, import-oi, backfills).")
+@click.option("--symbol", default="SPX", show_default=True, help="With --stored: the stored symbol to score.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def validate(reference: str, calibrate_until: str | None, as_json: bool) -> None:
+@db_option
+def validate(reference: str, calibrate_until: str | None, stored: bool, symbol: str, as_json: bool,
+             db: str | None) -> None:
     """Compare modelled GEX with a published GEX series: held out, in sample, per calendar year, and
-    cross-validated (each year scored by parameters fitted without it).
+    cross-validated (each year scored by parameters fitted without it). With --stored, compare the
+    GEX the database holds for --symbol instead, beside the modelled chain's on the same sessions.
 
     The reference is a CSV with columns date, a close column and gex, such as the DIX.csv that
     SqueezeMetrics publishes (docs/validate.md says where to download it and how to read the output).
@@ -244,7 +250,22 @@ def validate(reference: str, calibrate_until: str | None, as_json: bool) -> None
     from gexhistory.sources.reference import read_reference  # lazy: only this command loads it
 
     until = parse_date(calibrate_until, "--calibrate-until")
+    if stored and until is not None:
+        raise BadInput("--calibrate-until applies to the modelled chain, not to --stored")
+    if not stored and (db is not None or symbol.upper() != "SPX"):
+        raise BadInput("--db and --symbol apply to --stored: without it, validate models SPX over the file's prices")
     ref = read_reference(reference)
+    if stored:
+        from gexhistory.cli.ui import print_stored_validation  # lazy: as below
+        from gexhistory.pipeline.validate_stored import validate_stored
+
+        with _job_progress(("session", "sessions"), "modelled", enabled=not as_json) as progress:
+            result = validate_stored(ref, symbol.strip().upper(), db, progress=progress)
+        if as_json:
+            click.echo(json.dumps(result, indent=2))
+        else:
+            print_stored_validation(result)
+        return
     folds = {"cross-validation": ("fold", "folds")}
     with _job_progress(("session", "sessions"), "modelled", enabled=not as_json, units=folds) as progress:
         result = run_validation(ref, until, progress=progress)

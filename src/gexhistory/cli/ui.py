@@ -215,6 +215,31 @@ def print_validation(result: dict) -> None:
         click.echo(f"note: {note}")
 
 
+def print_stored_validation(result: dict) -> None:
+    """validate --stored: the stored close GEX beside the modelled chain's, pooled, per chain_source, per year."""
+
+    def fmt(v, digits=3):
+        return "n/a" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
+
+    click.echo(f"stored close GEX of {result['symbol']} {result['span']} vs {result['reference']} "
+               f"(close: {result['close_column']})")
+    click.echo(f"{'':<34}{'n':>6}{'Spearman':>10}{'sign':>7}{'neg prec':>10}{'neg recall':>12}{'level':>7}")
+
+    def line(label: str, m: dict) -> None:
+        click.echo(f"{label[:33]:<34}{m['n']:>6}{fmt(m['spearman']):>10}{fmt(m['sign_agreement']):>7}"
+                   f"{fmt(m['negative_precision'], 2):>10}{fmt(m['negative_recall'], 2):>12}{fmt(m['level_ratio'], 2):>7}")
+
+    line("stored", result["stored"])
+    line("modelled, same sessions", result["modelled_same_sessions"])
+    for c in result["by_chain_source"]:
+        line(f"  {c['chain_source']}", c)
+    for y in result["by_year"]:
+        line(f"{y['year']} stored", y["stored"])
+        line(f"{y['year']} modelled", y["modelled_same_sessions"])
+    for note in result["notes"]:
+        click.echo(f"note: {note}")
+
+
 def _year_table(rows: list[dict], fmt, first: str = "year") -> None:
     click.echo(f"{first:<10}{'part':<12}{'n':>5}{'Spearman':>10}{'sign':>7}{'neg prec':>10}{'neg recall':>12}"
                f"{'level':>7}{'baseline':>10}")

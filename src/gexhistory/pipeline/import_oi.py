@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections import Counter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -114,14 +115,14 @@ def import_open_interest(symbol: str, start: dt.date, end: dt.date, *, db: str |
 
 
 def _chains(client, symbol: str, roots: tuple[str, ...], sessions, bars, holding, report) -> list[dt.date]:
-    """Each session's ImportedChain into `holding` (chain_spill.HeldChains); returns the sessions without
-    open interest."""
+    """Each session's ImportedChain into `holding` (chain_spill.HeldChains), all with one list of notes
+    counting what was left out over the sessions; returns the sessions without open interest."""
     from gexhistory.pipeline.chain_prep import build_chains  # lazy: pandas, as imports load it
 
     p = ModelParams()
     row = bars.index_of()
     level = atm_level_at_close(np.asarray(bars.close, dtype=float), p)
-    empty = []
+    empty, left_out = [], Counter()
     report(FETCH, 0, len(sessions))
     for k, s in enumerate(sessions):
         prior = sessions_before(s.date, 1)
@@ -132,43 +133,46 @@ def _chains(client, symbol: str, roots: tuple[str, ...], sessions, bars, holding
         i = row[prior[0].date]
         got = [massive_oi.fetch(client, r, prior[0].date) for r in roots]
         report(FETCH, k + 1, len(sessions))
-        if not any(len(g) for g in got):
-            empty.append(s.date)
-            continue
-        item = _chain(symbol, s.date, got, float(level[i]), float(bars.close[i]), p, build_chains)
+        item = _chain(symbol, s.date, got, float(level[i]), float(bars.close[i]), p, build_chains, left_out)
         if item is None:
             empty.append(s.date)
         else:
             holding.add([item])
+    notes = [f"open interest at the close of the session before each one (published that morning): roots "
+             f"{', '.join(roots)}", "implied vols from the chain model's surface (iv_source m)"]
+    notes += [f"{plural(n, 'contract')} {why} left out (over all sessions)" for why, n in left_out.items() if n]
+    for item in holding.items:  # spilled ones too: their notes travel with the record, not the stream
+        item.notes = notes
     return empty
 
 
-def _chain(symbol, day: dt.date, got, level: float, spot: float, p: ModelParams, build_chains):
-    """One session's ImportedChain from its roots' open interest, priced on the modelled surface."""
+def _chain(symbol, day: dt.date, got, level: float, spot: float, p: ModelParams, build_chains, left_out: Counter):
+    """One session's ImportedChain from its roots' open interest, priced on the modelled surface (None
+    when no contract is left to hold gamma); what it leaves out is counted into `left_out`."""
+    if not any(len(g) for g in got):
+        return None
     root = np.concatenate([np.full(len(g), g.root, dtype=object) for g in got])
     expiry = np.concatenate([g.expiry for g in got])
     strike = np.concatenate([g.strike for g in got])
     is_call = np.concatenate([g.is_call for g in got])
     oi = np.concatenate([g.oi for g in got])
     d = np.datetime64(day, "D")
-    live = (expiry >= d) & (oi > 0)
-    notes = []
-    if (expiry < d).any():
-        notes.append(f"{plural(int((expiry < d).sum()), 'contract')} expired by the session left out")
-    if ((expiry >= d) & (oi == 0)).any():
-        notes.append(f"{plural(int(((expiry >= d) & (oi == 0)).sum()), 'contract')} with zero OI left out (no gamma)")
+    am = am_settled(root)
+    gone = am & (expiry == d)  # settled at the session's open: no gamma at any of its snapshots
+    live = (expiry >= d) & ~gone & (oi > 0)
+    left_out["already expired"] += int((expiry < d).sum())
+    left_out["AM-settled, expired at the session's open,"] += int((gone & (oi > 0)).sum())
+    left_out["with zero OI (no gamma)"] += int(((expiry >= d) & ~gone & (oi == 0)).sum())
     if not live.any():
         return None
     n = int(live.sum())
     dte = (expiry[live] - d).astype(float)
     iv = contract_ivs(p, level, spot, dte, strike[live])
-    path = f"massive {massive_oi.PATH} {symbol}"
     try:
-        [item] = build_chains(path=path, fmt=FORMAT, label=CHAIN_SOURCE, underlying=np.full(n, symbol, dtype=object),
-                              as_of=np.full(n, d), expiry=expiry[live], strike=strike[live], is_call=is_call[live],
-                              oi=oi[live], iv=iv, iv_source=np.full(n, "m"), lines=np.flatnonzero(live) + 1,
-                              group=root[live], am=am_settled(root[live]),
-                              notes=notes + ["implied vols from the chain model's surface (iv_source m)"])
+        [item] = build_chains(path=f"massive {massive_oi.PATH} {symbol}", fmt=FORMAT, label=CHAIN_SOURCE,
+                              underlying=np.full(n, symbol, dtype=object), as_of=np.full(n, d), expiry=expiry[live],
+                              strike=strike[live], is_call=is_call[live], oi=oi[live], iv=iv,
+                              iv_source=np.full(n, "m"), lines=np.flatnonzero(live) + 1, group=root[live], am=am[live])
     except BadInput as exc:  # the same contract twice in one answer: Massive's fault, not the user's
         raise ProviderError(f"massive: {symbol} {day}: {exc}") from None
     return item

@@ -384,3 +384,15 @@ def close_snapshots(engine: Engine, symbol: str) -> list[dict]:
          .join_from(g, last, and_(g.c.symbol == symbol, g.c.timestamp == last.c.ts)).order_by(g.c.timestamp))
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def stored_closes(engine: Engine, symbol: str, start: dt.date, end: dt.date) -> list[tuple]:
+    """(timestamp, net_gex, chain_source, data_source) of every gex_history snapshot of `symbol` from
+    `start` to `end`, oldest first: `validate --stored` keeps each session's close among them."""
+    g = GEX
+    q = (select(g.c.timestamp, g.c.net_gex, g.c.chain_source, g.c.data_source)
+         .where(g.c.symbol == symbol, g.c.timestamp >= f"{start.isoformat()} 00:00:00",
+                g.c.timestamp <= f"{end.isoformat()} 23:59:59")
+         .order_by(g.c.timestamp))
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(q)]
