@@ -26,11 +26,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gexhistory.config import COUNT_MAX
+from gexhistory.config import COUNT_MAX, env_float
 from gexhistory.errors import ProviderError
 from gexhistory.words import plural
 
 PATH = "/options/v1/open-interest"
+# Records per page asked for: the maximum of Massive's other list endpoints; a plan or endpoint that caps it
+# lower answers HTTP 400 with its own message, which the run prints (MASSIVE_OI_PAGE_LIMIT sets another).
 PAGE_LIMIT = 50_000
 # The roots each index's options trade under today (sources/chains/roots.py says which settle at the
 # open); any other symbol's options trade under its own name.
@@ -61,7 +63,8 @@ class OpenInterest:
 
 def fetch(client, root: str, day: dt.date) -> OpenInterest:
     """Every contract of `root` with its open interest at the end of session `day`, all pages."""
-    results = client.aggregates(PATH, {"root": root, "date": day.isoformat(), "limit": str(PAGE_LIMIT)})
+    limit = int(env_float("MASSIVE_OI_PAGE_LIMIT", PAGE_LIMIT, 1, 1_000_000))
+    results = client.aggregates(PATH, {"root": root, "date": day.isoformat(), "limit": str(limit)})
     return parse(results, root, day)
 
 
