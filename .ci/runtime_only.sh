@@ -79,6 +79,41 @@ for _ in range(100):
 sys.exit(1)"
 CBOE_BASE_URL="http://127.0.0.1:$PORT" check "0" snapshot-cboe snapshot --source cboe --symbols SPY --db "$DB"
 
+# import-oi against Massive's open-interest shape served from 127.0.0.1 (static files: one session, one
+# root), then validate --stored on what it wrote.
+"$PY" - "$WORK/massive" "$WORK/ref.csv" <<'EOF'
+import datetime as dt, json, os, sys
+from gexhistory.calendar import ET, sessions_before, sessions_between
+root, ref = sys.argv[1], sys.argv[2]
+day = dt.date(2025, 6, 20)
+first = sessions_before(day, 25)[0].date
+bars = os.path.join(root, "v2/aggs/ticker/I:SPX/range/1/day", first.isoformat())
+os.makedirs(bars, exist_ok=True)
+days = [s.date for s in sessions_between(dt.date(2025, 1, 2), day)]
+close = {d: 6000.0 + 30 * ((k * 7) % 5) for k, d in enumerate(days)}
+results = [{"t": int(dt.datetime.combine(d, dt.time(), ET).timestamp() * 1000), "o": c, "h": c + 9, "l": c - 9,
+            "c": c, "v": 0} for d, c in close.items() if d >= first]
+json.dump({"status": "OK", "ticker": "I:SPX", "results": results}, open(os.path.join(bars, day.isoformat()), "w"))
+os.makedirs(os.path.join(root, "options/v1"), exist_ok=True)
+recs = [{"date": "2025-06-18", "ticker": f"O:SPXW250627{r}0{k}000", "underlying_ticker": "SPX", "root": "SPXW",
+         "contract_type": "call" if r == "C" else "put", "expiration_date": "2025-06-27", "strike_price": k,
+         "open_interest": 500 + k % 700} for k in range(5900, 6150, 25) for r in "CP"]
+json.dump({"status": "OK", "request_id": "r", "results": recs}, open(os.path.join(root, "options/v1/open-interest"), "w"))
+with open(ref, "w") as f:
+    f.write("date,price,dix,gex\n" + "".join(f"{d},{c},0.44,{(k % 9 - 3) * 1e9}\n" for k, (d, c) in enumerate(close.items())))
+EOF
+PORT=$("$PY" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+"$PY" -m http.server "$PORT" --bind 127.0.0.1 --directory "$WORK/massive" >/dev/null 2>&1 &
+SERVER_PIDS+=($!)
+"$PY" -c "import socket, time, sys
+for _ in range(100):
+    try: socket.create_connection(('127.0.0.1', $PORT), 0.2).close(); sys.exit(0)
+    except OSError: time.sleep(0.1)
+sys.exit(1)"
+POLYGON_API_KEY=runtime-only-key MASSIVE_BASE_URL="http://127.0.0.1:$PORT" MASSIVE_MAX_TRIES=1 MASSIVE_RATE_PER_MIN=6000 \
+  check "0" import-oi import-oi --symbol SPX --roots SPXW --start 2025-06-20 --end 2025-06-20 --db "$DB"
+check "0" validate-stored validate --reference "$WORK/ref.csv" --stored --symbol SPX --db "$DB"
+
 # The pages: serve, fetch one page and the API once, stop.
 PORT=$("$PY" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 "$PY" -m gexhistory serve --port "$PORT" --db "$DB" >"$WORK/serve.log" 2>&1 &
