@@ -43,6 +43,19 @@ check() {
   fi
 }
 
+# serve_static DIR: DIR served over HTTP on a free 127.0.0.1 port in the background (its query strings
+# ignored); returns once it answers, with the port in PORT.
+serve_static() {
+  PORT=$("$PY" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+  "$PY" -m http.server "$PORT" --bind 127.0.0.1 --directory "$1" >/dev/null 2>&1 &
+  SERVER_PIDS+=($!)
+  "$PY" -c "import socket, time, sys
+for _ in range(100):
+    try: socket.create_connection(('127.0.0.1', $PORT), 0.2).close(); sys.exit(0)
+    except OSError: time.sleep(0.1)
+sys.exit(1)"
+}
+
 DB="$WORK/gex.db"
 check "0" init init --db "$DB"
 check "0" backfill backfill --days 30 --quiet --db "$DB"
@@ -69,14 +82,7 @@ options = [{"option": f"SPY250620{r}{k * 1000:08d}", "bid": b, "ask": b + 0.1, "
 json.dump({"timestamp": "2025-06-10 11:07:42", "data": {"symbol": "SPY", "current_price": 600.5, "close": 600.5,
            "prev_day_close": 598.0, "options": options}}, open(sys.argv[1], "w"))
 EOF
-PORT=$("$PY" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
-"$PY" -m http.server "$PORT" --bind 127.0.0.1 --directory "$WORK/www" >/dev/null 2>&1 &
-SERVER_PIDS+=($!)
-"$PY" -c "import socket, time, sys
-for _ in range(100):
-    try: socket.create_connection(('127.0.0.1', $PORT), 0.2).close(); sys.exit(0)
-    except OSError: time.sleep(0.1)
-sys.exit(1)"
+serve_static "$WORK/www"
 CBOE_BASE_URL="http://127.0.0.1:$PORT" check "0" snapshot-cboe snapshot --source cboe --symbols SPY --db "$DB"
 
 # import-oi against Massive's open-interest shape served from 127.0.0.1 (static files: one session, one
@@ -102,14 +108,7 @@ json.dump({"status": "OK", "request_id": "r", "results": recs}, open(os.path.joi
 with open(ref, "w") as f:
     f.write("date,price,dix,gex\n" + "".join(f"{d},{c},0.44,{(k % 9 - 3) * 1e9}\n" for k, (d, c) in enumerate(close.items())))
 EOF
-PORT=$("$PY" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
-"$PY" -m http.server "$PORT" --bind 127.0.0.1 --directory "$WORK/massive" >/dev/null 2>&1 &
-SERVER_PIDS+=($!)
-"$PY" -c "import socket, time, sys
-for _ in range(100):
-    try: socket.create_connection(('127.0.0.1', $PORT), 0.2).close(); sys.exit(0)
-    except OSError: time.sleep(0.1)
-sys.exit(1)"
+serve_static "$WORK/massive"
 POLYGON_API_KEY=runtime-only-key MASSIVE_BASE_URL="http://127.0.0.1:$PORT" MASSIVE_MAX_TRIES=1 MASSIVE_RATE_PER_MIN=6000 \
   check "0" import-oi import-oi --symbol SPX --roots SPXW --start 2025-06-20 --end 2025-06-20 --db "$DB"
 check "0" validate-stored validate --reference "$WORK/ref.csv" --stored --symbol SPX --db "$DB"
