@@ -34,7 +34,7 @@ from gexhistory.config import LISTED, LISTED_RULE
 from gexhistory.engine.params import Conventions, ModelParams
 from gexhistory.engine.surface import atm_level_at_close, contract_ivs
 from gexhistory.errors import BadInput, ProviderError, WorkFailed
-from gexhistory.pipeline.import_chains import ImportResult, _file_summary
+from gexhistory.pipeline.import_chains import ImportResult, file_summary
 from gexhistory.runtime import engine_threads
 from gexhistory.sources import massive_oi
 from gexhistory.sources.chains.roots import am_settled
@@ -72,7 +72,7 @@ def import_open_interest(symbol: str, start: dt.date, end: dt.date, *, db: str |
     if not roots or not all(r and r.isalnum() for r in roots):
         raise BadInput(f"--roots must be OCC roots separated by commas (e.g. SPX,SPXW), got {','.join(roots)!r}")
     last = last_completed_session().date
-    sessions = [s for s in sessions_between(start, min(end, last))] if start <= last else []
+    sessions = sessions_between(start, min(end, last)) if start <= last else []
     if not sessions:
         raise BadInput(f"no completed NYSE session from {start} to {end}")
     key = api_key()
@@ -80,9 +80,8 @@ def import_open_interest(symbol: str, start: dt.date, end: dt.date, *, db: str |
         raise BadInput("import-oi needs a Massive/Polygon API key with options data: set POLYGON_API_KEY or "
                        "MASSIVE_API_KEY (environment or .env)")
     threads = engine_threads()
+    from gexhistory.pipeline.chain_spill import HeldChains, hold_contracts  # lazy: the importer's modules
     from gexhistory.sources.massive import MassiveSource  # lazy: httpx, for this command only
-
-    from gexhistory.pipeline.chain_spill import HeldChains, hold_contracts
 
     source = MassiveSource.from_env(key, rate)
     holding = HeldChains(hold_contracts())  # a year of SPX is millions of contracts: past the budget, on disk
@@ -108,7 +107,7 @@ def import_open_interest(symbol: str, start: dt.date, end: dt.date, *, db: str |
                                                       source="massive open interest")
     finally:
         holding.close()
-    res = ImportResult(run_id, _file_summary(items), sessions_out, totals, time.perf_counter() - t0)
+    res = ImportResult(run_id, file_summary(items), sessions_out, totals, time.perf_counter() - t0)
     if empty:
         res.notes.append(massive_oi.note_empty(empty))
     return res

@@ -16,6 +16,7 @@ import datetime as dt
 import numpy as np
 
 from gexhistory.calendar import format_ts, sessions_between
+from gexhistory.engine.validation import WARMUP_SESSIONS
 from gexhistory.engine.yearly import metrics, years_of
 from gexhistory.errors import BadInput
 from gexhistory.pipeline.runs import ProgressFn
@@ -75,7 +76,7 @@ def validate_stored(ref: Reference, symbol: str = "SPX", db: str | None = None,
         "by_year": [{"year": y, "span": _span(days, years == y), "stored": metrics(stored[years == y], gex[years == y]),
                      "modelled_same_sessions": metrics(modelled[years == y], gex[years == y])}
                     for y in np.unique(years).tolist()],
-        "notes": _notes(synthetic, unscored, ref),
+        "notes": _notes(synthetic, unscored),
     }
 
 
@@ -89,13 +90,14 @@ def _synthetic_hint(synthetic: set) -> str:
             if synthetic else "")
 
 
-def _notes(synthetic: set, unscored: set, ref: Reference) -> list[str]:
+def _notes(synthetic: set, unscored: set) -> list[str]:
     notes = []
     if synthetic:
         notes.append(f"{plural(len(synthetic), 'stored session')} of the synthetic market left out "
                      f"({first_of(sorted(synthetic), 3)})")
     if unscored:
-        notes.append(f"{plural(len(unscored), 'stored session')} without a reference GEX value left out "
+        notes.append(f"{plural(len(unscored), 'stored session')} without a reference GEX value, or in the first "
+                     f"{WARMUP_SESSIONS} sessions of the file (the modelled chain's warm-up), left out "
                      f"({first_of(sorted(unscored), 3)})")
     notes.append("modelled_same_sessions: the chain model over the reference's own closes (as `validate` "
                  "without --stored), scored on the same sessions; in sample where its parameters were fitted")
