@@ -12,6 +12,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import contract_rows, rows, run_cli
 
@@ -157,3 +159,17 @@ def test_a_full_disk_while_spilling_is_one_line_and_nothing_is_written(tmp_path,
     assert str(err.value) == (f"could not keep the parsed chains in a temporary file in {tempfile.gettempdir()} "
                               "(No space left on device): free space there, or point TMPDIR elsewhere")
     assert not db.exists()
+
+
+@given(st.lists(st.integers(min_value=1, max_value=2_000_000), max_size=1500))
+@settings(max_examples=200, deadline=None)
+def test_spilled_batches_cover_every_chain_once_within_both_budgets(sizes):
+    """A spilled import is loaded back in batches: every chain once, in order; at most COMPUTE_BATCH chains
+    and BATCH_CONTRACTS contracts a batch, unless one chain alone is larger."""
+    from gexhistory.pipeline.chain_store import BATCH_CONTRACTS, COMPUTE_BATCH, _batches
+
+    spans = _batches(sizes)
+    assert [i for lo, hi in spans for i in range(lo, hi)] == list(range(len(sizes)))
+    for lo, hi in spans:
+        assert 0 < hi - lo <= COMPUTE_BATCH
+        assert hi - lo == 1 or sum(sizes[lo:hi]) <= BATCH_CONTRACTS

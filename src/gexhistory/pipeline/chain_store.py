@@ -39,6 +39,7 @@ from gexhistory.store.schema import SESSION_TABLES
 
 SESSION_TABLE_NAMES = tuple(t.name for t in SESSION_TABLES)  # the four tables a session's rows go to
 COMPUTE_BATCH = 480  # sessions per compute_gex call (it works CHUNK_PAIRS at a time): progress between calls
+BATCH_CONTRACTS = 500_000  # a spilled import's batch also ends past this many contracts (_batches)
 PACK_PARTS = 6  # chains packed in this many parts, which the engine thread and this one share
 WRITE_BATCH = 1000  # sessions per executemany of each table
 COMPUTE, WRITE = "computing sessions", "writing sessions"  # progress labels
@@ -208,12 +209,13 @@ def _write(conn, computed: list[tuple], holding: set[str], run_id: int, totals: 
 def _store_in_batches(engine, planned: list, symbols: list[str], first: dt.date, last: dt.date, history: dict,
                       conv: Conventions, run_id: int, totals: dict, report, threads: int) -> list[dict]:
     """store_sessions for an import whose chains were spilled (chain_spill): the one transaction is
-    open while the sessions are computed, COMPUTE_BATCH chains at a time loaded back, computed, and
+    open while the sessions are computed, a batch of chains at a time (_batches) loaded back, computed, and
     written with their chains, so that memory holds one batch, not the import. With engine `threads`
     > 1 the next batch is loaded on a thread while this one is computed and written."""
     sessions_out: list[dict] = []
     now = format_ts(dt.datetime.now(ET))
-    blocks = [planned[lo:lo + COMPUTE_BATCH] for lo in range(0, len(planned), COMPUTE_BATCH)]
+    spans = _batches([len(b[0].chain) for b in planned])
+    blocks = [planned[lo:hi] for lo, hi in spans]
     pool = parallel.threads(1) if threads > 1 else None
     load = (lambda b: pool.submit(_loaded, b)) if pool is not None else (lambda b: _done(_loaded(b)))
     report(COMPUTE, 0, len(planned))
@@ -227,7 +229,8 @@ def _store_in_batches(engine, planned: list, symbols: list[str], first: dt.date,
                 if k + 1 < len(blocks):
                     coming = load(blocks[k + 1])
                 blocks[k] = None  # a batch done is let go: what memory keeps is the sessions' summaries
-                planned[k * COMPUTE_BATCH:(k + 1) * COMPUTE_BATCH] = [None] * len(block)
+                lo, hi = spans[k]
+                planned[lo:hi] = [None] * len(block)
                 items = [b[0] for b in block]
                 computed = _compute(block, chained, conv, history, sessions_out,
                                     lambda n: report(COMPUTE, n, len(planned)))
@@ -239,6 +242,21 @@ def _store_in_batches(engine, planned: list, symbols: list[str], first: dt.date,
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     return sessions_out
+
+
+def _batches(sizes: list[int]) -> list[tuple[int, int]]:
+    """(lo, hi) of each batch of a spilled import: COMPUTE_BATCH chains, or fewer once they hold
+    BATCH_CONTRACTS contracts (a year of SPX from import-oi is 250 chains of ~30,000 contracts: loaded
+    back all at once, they would cost more memory than never spilling)."""
+    out, lo, held = [], 0, 0
+    for i, n in enumerate(sizes):
+        if i > lo and (i - lo >= COMPUTE_BATCH or held + n > BATCH_CONTRACTS):
+            out.append((lo, i))
+            lo, held = i, 0
+        held += n
+    if lo < len(sizes):
+        out.append((lo, len(sizes)))
+    return out
 
 
 def _done(value) -> Future:
