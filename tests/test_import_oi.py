@@ -78,6 +78,9 @@ def _oi_handler(mode: str, asked: list):
             return Response(json.dumps({"status": "NOT_AUTHORIZED", "request_id": "x",
                                         "message": "You are not entitled to this data. Please upgrade your plan."}),
                             403, content_type="application/json")
+        if mode == "fails_on_18th" and day == "2025-06-18":
+            return Response(json.dumps({"status": "ERROR", "request_id": "x", "message": "upstream"}), 502,
+                            content_type="application/json")
         if mode == "no_history" or (mode == "first_missing" and day == "2025-06-16"):
             return Response(json.dumps({"status": "OK", "request_id": "e", "results": []}),
                             content_type="application/json")
@@ -99,6 +102,7 @@ def _oi_handler(mode: str, asked: list):
 def massive_oi(httpserver):
     def start(mode: str = "ok"):
         asked: list = []
+        httpserver.clear_all_handlers()  # a test may restart the server in another mode
         httpserver.expect_request("/options/v1/open-interest").respond_with_handler(_oi_handler(mode, asked))
         httpserver.expect_request(re.compile(r"^/v2/aggs/ticker/I:SPX/range/1/day/")).respond_with_handler(
             _bars_handler)
@@ -184,12 +188,17 @@ def test_import_oi_stores_each_session_from_the_prior_sessions_open_interest(mas
                         "AND timeframe = '1d'") == [(25 + len(SESSIONS), "2025-05-12 00:00:00", "polygon")]
     assert rows(db_url, "SELECT command, status FROM backfill_runs") == [("import-oi", "ok")]
 
-    # Again, through the public API: the same rows replaced, none added.
+    # Again, through the public API: nothing to fetch; with force, the same rows replaced, none added.
     import gexhistory as gx
 
     before = rows(db_url, "SELECT timestamp, net_gex FROM gex_history ORDER BY timestamp")
+    n_asked = len(asked)
     again = gx.import_open_interest("SPX", db=db_url, start="2025-06-17", end="2025-06-20")
-    assert again.totals["gex_history"] == {"inserted": 0, "replaced": 3}
+    assert len(asked) == n_asked and again.totals == {} and again.notes == [
+        "nothing to do: all 3 sessions of SPX in the window were imported already",
+        "3 sessions imported already: skipped (--force fetches them again)"]
+    forced = gx.import_open_interest("SPX", db=db_url, start="2025-06-17", end="2025-06-20", force=True)
+    assert forced.totals["gex_history"] == {"inserted": 0, "replaced": 3}
     assert rows(db_url, "SELECT timestamp, net_gex FROM gex_history ORDER BY timestamp") == before
 
 
@@ -313,3 +322,35 @@ def test_validate_stored_scores_the_stored_close_gex_against_the_reference(massi
         assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and why in bad.stderr, bad.stderr
     assert "3 sessions of the synthetic market" in run_cli(
         ["validate", "--reference", "DIX.csv", "--stored", "--db", "s.db"], tmp_path).stderr
+
+
+def test_a_failed_import_keeps_its_stored_batches_and_a_rerun_resumes(massive_oi, tmp_path, monkeypatch):
+    """Batches of one session here (a month in use): the 20th's open interest (the 18th's) fails, the 17th
+    and 18th stay stored; the rerun fetches the 20th only."""
+    import gexhistory.pipeline.import_oi as import_oi
+
+    monkeypatch.setattr(import_oi, "BATCH_SESSIONS", 1)
+    env, asked = massive_oi("fails_on_18th")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    db = str(tmp_path / "g.db")
+    with pytest.raises(import_oi.ProviderError, match="HTTP 502"):
+        import_oi.import_open_interest("SPX", dt.date(2025, 6, 17), dt.date(2025, 6, 20), db=db)
+    assert rows(db, "SELECT timestamp FROM gex_history ORDER BY timestamp") == [
+        ("2025-06-17 16:00:00",), ("2025-06-18 16:00:00",)]
+    monkeypatch.setattr(import_oi.massive_oi, "fetch", _count_fetches(import_oi.massive_oi.fetch, seen := []))
+    env, _ = massive_oi("ok")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    res = import_oi.import_open_interest("SPX", dt.date(2025, 6, 17), dt.date(2025, 6, 20), db=db)
+    assert seen == [("SPX", "2025-06-18"), ("SPXW", "2025-06-18")]
+    assert [s["date"] for s in res.sessions] == ["2025-06-20"]
+    assert res.notes == ["2 sessions imported already: skipped (--force fetches them again)"]
+    assert rows(db, "SELECT COUNT(*) FROM gex_history")[0][0] == 3
+
+
+def _count_fetches(fetch, seen: list):
+    def counted(client, root, day):
+        seen.append((root, day.isoformat()))
+        return fetch(client, root, day)
+    return counted

@@ -227,7 +227,7 @@ def import_chains(files: str | os.PathLike | Sequence[str | os.PathLike], db: Db
 
 def import_open_interest(symbol: str, days: int | None = None, db: Db = None, *, start: Day = None, end: Day = None,
                          roots: Sequence[str] | None = None, conventions: Conventions | None = None,
-                         rate: float | None = None) -> ImportResult:
+                         rate: float | None = None, force: bool = False) -> ImportResult:
     """Real open interest from Massive for past sessions, and their GEX (``import-oi``).
 
     Each session's chain is every contract of the symbol's roots (SPX: SPX and SPXW) with the open
@@ -253,6 +253,9 @@ def import_open_interest(symbol: str, days: int | None = None, db: Db = None, *,
         GEX conventions for the recomputed sessions.
     rate : float, optional
         Requests per minute (default ``MASSIVE_RATE_PER_MIN``, else the free plan's 5).
+    force : bool, default False
+        Fetch again the sessions imported already (skipped otherwise: a rerun resumes a failed one,
+        whose earlier batches of about a month each are stored).
 
     Returns
     -------
@@ -264,8 +267,8 @@ def import_open_interest(symbol: str, days: int | None = None, db: Db = None, *,
     BadInput
         No API key, a bad window, symbol or roots; nothing was written.
     ProviderError
-        Massive refused (a plan without the data) or answered for another day or root than asked; nothing
-        was written.
+        Massive refused (a plan without the data), failed, or answered for another day or root than asked:
+        the month being fetched is not written, the months before it are (a rerun resumes).
     """
     from gexhistory.pipeline.import_oi import import_open_interest as run_oi  # lazy: httpx, for this call only
     from gexhistory.pipeline.options import resolve_window
@@ -273,7 +276,7 @@ def import_open_interest(symbol: str, days: int | None = None, db: Db = None, *,
     d_start, d_end = resolve_window(days, start, end, flag="")
     with _database_errors():
         return run_oi(_one_symbol(symbol), d_start, d_end, db=_path(db), roots=tuple(roots) if roots else None,
-                      conv=conventions, rate=rate)
+                      conv=conventions, rate=rate, force=force)
 
 
 def symbols(db: Db = None) -> list[str]:

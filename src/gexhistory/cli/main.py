@@ -330,14 +330,16 @@ def import_chains(files, oi_file, volume_as_oi, underlying, as_json, jobs, clust
 @click.option("--end", default=None, metavar="YYYY-MM-DD", help="Last date (inclusive; default: the last completed session).")
 @click.option("--roots", default=None, metavar="ROOT,...", help="OCC roots to read (default: SPX,SPXW for SPX; the symbol otherwise).")
 @click.option("--rate", type=float, default=None, help="Requests per minute (default: MASSIVE_RATE_PER_MIN, else 5).")
+@click.option("--force", is_flag=True, help="Fetch again the sessions imported already (skipped otherwise).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @db_option
-def import_oi(symbol, days, start, end, roots, rate, as_json, db) -> None:
+def import_oi(symbol, days, start, end, roots, rate, force, as_json, db) -> None:
     """Real open interest from Massive for past sessions -> their GEX (implied vols from the model's surface).
 
     Reads Massive's daily open interest per contract (/options/v1/open-interest) as it stood at the end
     of the session before each one, prices it on the chain model's implied-vol surface and the real
-    daily closes, and replaces the sessions' rows, labelled chain_source massive_oi+model_iv.
+    daily closes, and replaces the sessions' rows, labelled chain_source massive_oi+model_iv. About a
+    month is stored at a time; a rerun skips the sessions imported already, so it resumes a failed one.
     """
     from gexhistory.pipeline.import_oi import import_open_interest  # lazy: only this command loads it
     from gexhistory.pipeline.options import resolve_window
@@ -345,7 +347,8 @@ def import_oi(symbol, days, start, end, roots, rate, as_json, db) -> None:
     d_start, d_end = resolve_window(days, start, end)
     names = tuple(r for r in roots.split(",")) if roots is not None else None
     with _job_progress(("session", "sessions"), "", enabled=not as_json) as progress:
-        result = import_open_interest(symbol, d_start, d_end, db=db, roots=names, rate=rate, progress=progress)
+        result = import_open_interest(symbol, d_start, d_end, db=db, roots=names, rate=rate, force=force,
+                                      progress=progress)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:

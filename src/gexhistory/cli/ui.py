@@ -271,6 +271,7 @@ def print_chain_import(result) -> None:
     if len(result.sessions) > LISTED_SESSIONS:
         print(f"  ... and {plural(len(result.sessions) - LISTED_SESSIONS, 'more session')} (--json lists every one)")
     t = result.totals
-    print("rows: " + ", ".join(f"{name} +{c['inserted']} ~{c['replaced']} replaced" for name, c in t.items()))
+    if t:  # none when there was nothing to do
+        print("rows: " + ", ".join(f"{name} +{c['inserted']} ~{c['replaced']} replaced" for name, c in t.items()))
     for note in result.notes:
         print(f"note: {note}")

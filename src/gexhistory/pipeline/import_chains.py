@@ -190,16 +190,14 @@ def import_chains(files: list[str], *, db: str | None = None, oi_file: str | Non
     finally:
         for spill in {id(p.spill): p.spill for p in items if hasattr(p, "spill")}.values():
             spill.close()
-    res = ImportResult(run_id, file_summary(items), sessions_out, totals, time.perf_counter() - t0)
+    res = ImportResult(run_id, _file_summary(items), sessions_out, totals, time.perf_counter() - t0)
     if any(s["snapshots"] == 1 for s in sessions_out):
         res.notes.append("sessions without stored minute bars got only their end-of-day snapshot (the only "
                          "one whose price the file knows)")
     return res
 
 
-def file_summary(items) -> list[dict]:
-    """ImportResult.files: per file (or endpoint) its format, chain_source, chains, contracts, underlyings,
-    first and last date and notes."""
+def _file_summary(items) -> list[dict]:
     by_file: dict[str, dict] = {}
     for p in items:
         f = by_file.setdefault(str(p.file), {"file": str(p.file), "format": p.fmt, "chain_source": p.label,

@@ -15,9 +15,11 @@ OPRA reported it for a past session, but no implied vol and no price. So, per se
   their price came from; with stored real minute bars of the session (a Massive backfill's), all four
   snapshots are written, else the close's (pipeline/chain_store.py).
 
-Everything is fetched and checked before the database is written; then one transaction stores the chains
-and replaces the sessions, as a chain import does, and a rerun replaces them again. Sessions Massive has
-no open interest for (before the plan's history) are left as they were, and said.
+The window is worked BATCH_SESSIONS sessions at a time: fetched and checked, then one transaction stores
+their chains and replaces their rows, as a chain import does. A failure (the network, the plan) costs
+the open batch only, and a rerun skips the sessions imported already (`force` fetches them again), so it
+resumes where the failure stopped. Sessions Massive has no open interest for (before the plan's
+history) are left as they were, and said.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from gexhistory.config import LISTED, LISTED_RULE
 from gexhistory.engine.params import Conventions, ModelParams
 from gexhistory.engine.surface import atm_level_at_close, contract_ivs
 from gexhistory.errors import BadInput, ProviderError, WorkFailed
-from gexhistory.pipeline.import_chains import ImportResult, file_summary
+from gexhistory.pipeline.import_chains import ImportResult
 from gexhistory.runtime import engine_threads
 from gexhistory.sources import massive_oi
 from gexhistory.sources.chains.roots import am_settled
@@ -49,6 +51,7 @@ CHAIN_SOURCE = "massive_oi+model_iv"
 INDEXES = ("SPX", "NDX", "RUT", "VIX", "XSP", "DJX")  # bars under Massive's I: ticker
 RV_SESSIONS = 25  # daily closes before the window: the 20 returns of the first session's vol, and the session before
 FETCH = "fetching open interest"  # progress label
+BATCH_SESSIONS = 21  # sessions fetched, then stored in one transaction: about a month
 
 
 def bar_ticker(symbol: str) -> str:
@@ -58,10 +61,11 @@ def bar_ticker(symbol: str) -> str:
 
 def import_open_interest(symbol: str, start: dt.date, end: dt.date, *, db: str | None = None,
                          roots: tuple[str, ...] | None = None, conv: Conventions | None = None,
-                         rate: float | None = None, progress: ProgressFn | None = None) -> ImportResult:
+                         rate: float | None = None, force: bool = False,
+                         progress: ProgressFn | None = None) -> ImportResult:
     """Store each session's chain from Massive's open interest and recompute its rows (module docstring).
     `roots`: the OCC roots to read (default: massive_oi.roots_of(symbol)); `rate`: requests per minute
-    (default MASSIVE_RATE_PER_MIN, else the free plan's 5)."""
+    (default MASSIVE_RATE_PER_MIN, else the free plan's 5); `force`: fetch sessions imported already too."""
     t0 = time.perf_counter()
     report = progress or (lambda *_: None)
     conv = conv or Conventions()
@@ -80,49 +84,111 @@ def import_open_interest(symbol: str, start: dt.date, end: dt.date, *, db: str |
         raise BadInput("import-oi needs a Massive/Polygon API key with options data: set POLYGON_API_KEY or "
                        "MASSIVE_API_KEY (environment or .env)")
     threads = engine_threads()
+    done = set() if force else _imported(db, symbol, sessions)
+    todo = [s for s in sessions if s.date not in done]
+    res = ImportResult(0, [], [], {}, 0.0)
+    if done:
+        res.notes.append(f"{plural(len(done), 'session')} imported already: skipped (--force fetches them again)")
+    if not todo:
+        res.notes.insert(0, f"nothing to do: all {plural(len(sessions), 'session')} of {symbol} in the window were "
+                            f"imported already")
+        res.elapsed = time.perf_counter() - t0
+        return res
+    from gexhistory.pipeline.chain_store import store_sessions  # lazy: SQLAlchemy
     from gexhistory.pipeline.chain_spill import HeldChains, hold_contracts  # lazy: the importer's modules
     from gexhistory.sources.massive import MassiveSource  # lazy: httpx, for this command only
 
     source = MassiveSource.from_env(key, rate)
-    holding = HeldChains(hold_contracts())  # a year of SPX is millions of contracts: past the budget, on disk
+    params = {"conventions": conv.as_dict(), "model_iv": ModelParams().as_dict(), "roots": list(roots),
+              "endpoint": massive_oi.PATH}
+    empty, left_out, made = [], Counter(), _Made()
     try:
-        try:
-            before = sessions_before(sessions[0].date, RV_SESSIONS)
-            bars = source.daily_bars(bar_ticker(symbol), (before or sessions)[0].date, sessions[-1].date)
-            empty = _chains(source.client, symbol, roots, sessions, bars, holding, report)
-        finally:
-            source.client.close()
-        items = holding.items
-        if not items:
-            raise WorkFailed(f"massive: no open interest for {symbol} ({', '.join(roots)}) in {sessions[0].date}.."
-                             f"{sessions[-1].date}: the plan's history does not reach it, or it is not published yet")
-        from gexhistory.pipeline.chain_store import store_sessions  # lazy: SQLAlchemy
-
+        before = sessions_before(todo[0].date, RV_SESSIONS)
+        bars = source.daily_bars(bar_ticker(symbol), (before or todo)[0].date, todo[-1].date)
         _store_bars(bars, symbol, db)
-        params = {"conventions": conv.as_dict(), "model_iv": ModelParams().as_dict(), "roots": list(roots),
-                  "endpoint": massive_oi.PATH, "start": sessions[0].date.isoformat(),
-                  "end": sessions[-1].date.isoformat()}
-        run_id, sessions_out, totals = store_sessions(items, db=db, conv=conv, threads=threads, params=params,
-                                                      progress=progress, command="import-oi",
-                                                      source="massive open interest")
+        report(FETCH, 0, len(todo))
+        for lo in range(0, len(todo), BATCH_SESSIONS):  # each batch committed: a failure costs the open one
+            batch = todo[lo:lo + BATCH_SESSIONS]
+            holding = HeldChains(hold_contracts())  # a batch of SPX is ~600,000 contracts: past the budget, on disk
+            try:
+                empty += _chains(source.client, symbol, roots, batch, bars, holding, left_out,
+                                 lambda k: report(FETCH, lo + k, len(todo)))
+                if holding.items:
+                    run_id, sessions_out, totals = store_sessions(
+                        holding.items, db=db, conv=conv, threads=threads, progress=progress, command="import-oi",
+                        source="massive open interest",
+                        params={**params, "start": batch[0].date.isoformat(), "end": batch[-1].date.isoformat()})
+                    made.add(holding.items, run_id, sessions_out, totals)
+            finally:
+                holding.close()
     finally:
-        holding.close()
-    res = ImportResult(run_id, file_summary(items), sessions_out, totals, time.perf_counter() - t0)
+        source.client.close()
+    if not made.chains:
+        raise WorkFailed(f"massive: no open interest for {symbol} ({', '.join(roots)}) in {todo[0].date}.."
+                         f"{todo[-1].date}: the plan's history does not reach it, or it is not published yet")
+    notes = _notes(roots, left_out)
+    res.run_id, res.sessions, res.totals = made.run_id, made.sessions, made.totals
+    res.files = [{"file": f"massive {massive_oi.PATH} {symbol}", "format": FORMAT, "chain_source": CHAIN_SOURCE,
+                  "chains": made.chains, "contracts": made.contracts, "underlyings": [symbol],
+                  "first_date": made.first.isoformat(), "last_date": made.last.isoformat(), "notes": notes}]
     if empty:
         res.notes.append(massive_oi.note_empty(empty))
+    res.elapsed = time.perf_counter() - t0
     return res
 
 
-def _chains(client, symbol: str, roots: tuple[str, ...], sessions, bars, holding, report) -> list[dt.date]:
-    """Each session's ImportedChain into `holding` (chain_spill.HeldChains), all with one list of notes
-    counting what was left out over the sessions; returns the sessions without open interest."""
+class _Made:
+    """What the batches of one command stored, summed (the ImportResult's file line, sessions and totals)."""
+
+    def __init__(self) -> None:
+        self.chains = self.contracts = self.run_id = 0
+        self.first = self.last = None
+        self.sessions: list[dict] = []
+        self.totals: dict[str, dict[str, int]] = {}
+
+    def add(self, items: list, run_id: int, sessions_out: list[dict], totals: dict) -> None:
+        self.chains += len(items)
+        self.contracts += sum(len(p.chain) for p in items)
+        days = [p.chain.as_of for p in items]
+        self.first = min(days) if self.first is None else min(self.first, *days)
+        self.last = max(days) if self.last is None else max(self.last, *days)
+        self.run_id = run_id  # the last batch's run
+        self.sessions += sessions_out
+        for table, counts in totals.items():
+            mine = self.totals.setdefault(table, {k: 0 for k in counts})
+            for k, n in counts.items():
+                mine[k] += n
+
+
+def _imported(db: str | None, symbol: str, sessions) -> set[dt.date]:
+    """The sessions of the window whose chain import-oi stored already."""
+    from gexhistory.store.chains import chain_dates
+    from gexhistory.store.db import open_engine
+
+    engine = open_engine(db)
+    try:
+        return chain_dates(engine, symbol, CHAIN_SOURCE, sessions[0].date, sessions[-1].date)
+    finally:
+        engine.dispose()
+
+
+def _notes(roots: tuple[str, ...], left_out: Counter) -> list[str]:
+    notes = [f"open interest at the close of the session before each one (published that morning): roots "
+             f"{', '.join(roots)}", "implied vols from the chain model's surface (iv_source m)"]
+    return notes + [f"{plural(n, 'contract')} {why} left out (over all sessions)" for why, n in left_out.items() if n]
+
+
+def _chains(client, symbol: str, roots: tuple[str, ...], sessions, bars, holding, left_out: Counter,
+            fetched) -> list[dt.date]:
+    """Each session's ImportedChain into `holding` (chain_spill.HeldChains), its notes its own counts of
+    what was left out, also added to `left_out`; `fetched(k)` after k sessions. Returns the sessions
+    without open interest."""
     from gexhistory.pipeline.chain_prep import build_chains  # lazy: pandas, as imports load it
 
     p = ModelParams()
     row = bars.index_of()
     level = atm_level_at_close(np.asarray(bars.close, dtype=float), p)
-    empty, left_out = [], Counter()
-    report(FETCH, 0, len(sessions))
+    empty = []
     for k, s in enumerate(sessions):
         prior = sessions_before(s.date, 1)
         if not prior or prior[0].date not in row or s.date not in row:
@@ -131,17 +197,15 @@ def _chains(client, symbol: str, roots: tuple[str, ...], sessions, bars, holding
                              f"and price cannot be known")
         i = row[prior[0].date]
         got = [massive_oi.fetch(client, r, prior[0].date) for r in roots]
-        report(FETCH, k + 1, len(sessions))
-        item = _chain(symbol, s.date, got, float(level[i]), float(bars.close[i]), p, build_chains, left_out)
+        fetched(k + 1)
+        mine = Counter()
+        item = _chain(symbol, s.date, got, float(level[i]), float(bars.close[i]), p, build_chains, mine)
+        left_out.update(mine)
         if item is None:
             empty.append(s.date)
         else:
+            item.notes = _notes(roots, mine)
             holding.add([item])
-    notes = [f"open interest at the close of the session before each one (published that morning): roots "
-             f"{', '.join(roots)}", "implied vols from the chain model's surface (iv_source m)"]
-    notes += [f"{plural(n, 'contract')} {why} left out (over all sessions)" for why, n in left_out.items() if n]
-    for item in holding.items:  # spilled ones too: their notes travel with the record, not the stream
-        item.notes = notes
     return empty
 
 

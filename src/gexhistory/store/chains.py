@@ -201,3 +201,15 @@ def _row_contracts(conn: Connection, underlying: str, as_of: dt.date, chain_sour
         "gamma": nan_if_none(cols[6]), "at_open": np.array([bool(v) for v in cols[7]], dtype=bool),
         "oi_at_open": nan_if_none(cols[8]), "iv_at_open": nan_if_none(cols[9]),
     }
+
+
+def chain_dates(engine, underlying: str, chain_source: str, start: dt.date, end: dt.date) -> set[dt.date]:
+    """The as-of dates in [start, end] with a stored chain of `underlying` from `chain_source` (none when
+    the database has no chains table yet)."""
+    h = option_chains
+    with engine.connect() as conn:
+        if "option_chains" not in inspect(conn).get_table_names():
+            return set()
+        q = select(h.c.as_of).where(h.c.underlying == underlying, h.c.chain_source == chain_source,
+                                    h.c.as_of >= start.isoformat(), h.c.as_of <= end.isoformat())
+        return {dt.date.fromisoformat(d) for d in conn.execute(q).scalars()}
