@@ -109,7 +109,7 @@ def import_open_interest(symbol: str, start: dt.date, end: dt.date, *, db: str |
         report(FETCH, 0, len(todo))
         for lo in range(0, len(todo), BATCH_SESSIONS):  # each batch committed: a failure costs the open one
             batch = todo[lo:lo + BATCH_SESSIONS]
-            holding = HeldChains(hold_contracts())  # a batch of SPX is ~600,000 contracts: past the budget, on disk
+            holding = HeldChains(hold_contracts())  # as in import-chains: past GEXHISTORY_IMPORT_HOLD_CONTRACTS, on disk
             try:
                 empty += _chains(source.client, symbol, roots, batch, bars, holding, left_out,
                                  lambda k: report(FETCH, lo + k, len(todo)))
