@@ -178,17 +178,19 @@ def print_status(statuses) -> None:
                           f"{plural(st.pending_outcomes, 'signal')} with pending 10-session outcomes")
 
 
+def _fmt(v, digits=3) -> str:
+    """A metric as the validate tables print it: n/a for none."""
+    return "n/a" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
+
+
 def print_validation(result: dict) -> None:
     """The validate metrics: held out beside in sample, then per calendar year, then the cross-validation."""
-
-    def fmt(v, digits=3):
-        return "n/a" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
 
     ins = result["in_sample"]
     ignored = f"; ignored columns: {', '.join(result['ignored_columns'])}" if result["ignored_columns"] else ""
     click.echo(f"reference {result['reference']} (close: {result['close_column']}{ignored}; modelled as "
                f"{result['symbol']}); parameters calibrated until {result['calibrated_until']}")
-    click.echo(f"held out: {fmt(result['held_out'])}; in sample: {fmt(ins['span'])} "
+    click.echo(f"held out: {_fmt(result['held_out'])}; in sample: {_fmt(ins['span'])} "
                f"(after {result['warmup_sessions']} warm-up sessions)")
     click.echo(f"{'metric':<40}{'held out':>10}{'in sample':>11}")
     for key, label in (("n", "n (sessions)"), ("spearman", "Spearman rank correlation"),
@@ -196,21 +198,21 @@ def print_validation(result: dict) -> None:
                        ("negative_recall", "negative-GEX recall"),
                        ("level_ratio", "level: median |model| / median |ref|"),
                        ("baseline_drawdown_60d_spearman", "baseline: 60-day drawdown Spearman")):
-        click.echo(f"{label:<40}{fmt(result[key]):>10}{fmt(ins[key]):>11}")
+        click.echo(f"{label:<40}{_fmt(result[key]):>10}{_fmt(ins[key]):>11}")
     click.echo("\nper calendar year (in sample: the parameters were fitted on it; held out: after "
                f"{result['calibrated_until']}):")
-    _year_table(result["by_year"], fmt)
+    _year_table(result["by_year"])
     cv = result["cross_validation"]
     if cv:
         click.echo(f"\ncross-validation: {cv['method']}")
-        _year_table(cv["by_year"], fmt)
-        _year_table([{**f, "year": f["held_out_years"], "part": "fold"} for f in cv["folds"]], fmt, "years")
+        _year_table(cv["by_year"])
+        _year_table([{**f, "year": f["held_out_years"], "part": "fold"} for f in cv["folds"]], "years")
         pooled = cv["pooled"]
-        click.echo(f"pooled out of fold: n={pooled['n']} Spearman {fmt(pooled['spearman'])}, sign agreement "
-                   f"{fmt(pooled['sign_agreement'])}, negative precision/recall "
-                   f"{fmt(pooled['negative_precision'], 2)}/{fmt(pooled['negative_recall'], 2)}; mean of the years' "
-                   f"Spearmans {fmt(cv['mean_year_spearman'])}; 60-day drawdown baseline "
-                   f"{fmt(pooled['baseline_drawdown_60d_spearman'])}")
+        click.echo(f"pooled out of fold: n={pooled['n']} Spearman {_fmt(pooled['spearman'])}, sign agreement "
+                   f"{_fmt(pooled['sign_agreement'])}, negative precision/recall "
+                   f"{_fmt(pooled['negative_precision'], 2)}/{_fmt(pooled['negative_recall'], 2)}; mean of the years' "
+                   f"Spearmans {_fmt(cv['mean_year_spearman'])}; 60-day drawdown baseline "
+                   f"{_fmt(pooled['baseline_drawdown_60d_spearman'])}")
     for note in result["notes"]:
         click.echo(f"note: {note}")
 
@@ -218,16 +220,15 @@ def print_validation(result: dict) -> None:
 def print_stored_validation(result: dict) -> None:
     """validate --stored: the stored close GEX beside the modelled chain's, pooled, per chain_source, per year."""
 
-    def fmt(v, digits=3):
-        return "n/a" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
-
     click.echo(f"stored close GEX of {result['symbol']} {result['span']} vs {result['reference']} "
                f"(close: {result['close_column']})")
-    click.echo(f"{'':<34}{'n':>6}{'Spearman':>10}{'sign':>7}{'neg prec':>10}{'neg recall':>12}{'level':>7}")
+    # As wide as the longest chain_source label: a file's label (Cboe pieces: both names) is long.
+    width = max([26, *(len(c["chain_source"]) + 4 for c in result["by_chain_source"])])
+    click.echo(f"{'':<{width}}{'n':>6}{'Spearman':>10}{'sign':>7}{'neg prec':>10}{'neg recall':>12}{'level':>7}")
 
     def line(label: str, m: dict) -> None:
-        click.echo(f"{label[:33]:<34}{m['n']:>6}{fmt(m['spearman']):>10}{fmt(m['sign_agreement']):>7}"
-                   f"{fmt(m['negative_precision'], 2):>10}{fmt(m['negative_recall'], 2):>12}{fmt(m['level_ratio'], 2):>7}")
+        click.echo(f"{label:<{width}}{m['n']:>6}{_fmt(m['spearman']):>10}{_fmt(m['sign_agreement']):>7}"
+                   f"{_fmt(m['negative_precision'], 2):>10}{_fmt(m['negative_recall'], 2):>12}{_fmt(m['level_ratio'], 2):>7}")
 
     line("stored", result["stored"])
     line("modelled, same sessions", result["modelled_same_sessions"])
@@ -240,14 +241,14 @@ def print_stored_validation(result: dict) -> None:
         click.echo(f"note: {note}")
 
 
-def _year_table(rows: list[dict], fmt, first: str = "year") -> None:
+def _year_table(rows: list[dict], first: str = "year") -> None:
     click.echo(f"{first:<10}{'part':<12}{'n':>5}{'Spearman':>10}{'sign':>7}{'neg prec':>10}{'neg recall':>12}"
                f"{'level':>7}{'baseline':>10}")
     for r in rows:
-        click.echo(f"{r['year']:<10}{r['part'].replace('_', ' '):<12}{r['n']:>5}{fmt(r['spearman']):>10}"
-                   f"{fmt(r['sign_agreement']):>7}{fmt(r['negative_precision'], 2):>10}"
-                   f"{fmt(r['negative_recall'], 2):>12}{fmt(r['level_ratio'], 2):>7}"
-                   f"{fmt(r['baseline_drawdown_60d_spearman']):>10}")
+        click.echo(f"{r['year']:<10}{r['part'].replace('_', ' '):<12}{r['n']:>5}{_fmt(r['spearman']):>10}"
+                   f"{_fmt(r['sign_agreement']):>7}{_fmt(r['negative_precision'], 2):>10}"
+                   f"{_fmt(r['negative_recall'], 2):>12}{_fmt(r['level_ratio'], 2):>7}"
+                   f"{_fmt(r['baseline_drawdown_60d_spearman']):>10}")
 
 
 LISTED_UNDERLYINGS = 12  # a market-wide file has thousands: the first ones, then how many more

@@ -70,13 +70,7 @@ class BarCache(PriceSource):
                          close_only=any(bool(by_date[d][8]) for d in dates), vwap=a[:, 5], trades=a[:, 6])
 
     def _keep_daily(self, bars: DailyBars) -> None:
-        for i, d in enumerate(bars.dates):
-            row = {"symbol": bars.symbol, "timeframe": "1d", "timestamp": f"{d} 00:00:00",
-                   "open": _num(bars.open[i]), "high": _num(bars.high[i]), "low": _num(bars.low[i]),
-                   "close": float(bars.close[i]), "volume": _num(bars.volume[i]),
-                   "vwap": None if bars.vwap is None else _num(bars.vwap[i]),
-                   "trades": None if bars.trades is None or np.isnan(bars.trades[i]) else int(bars.trades[i]),
-                   "close_only": bool(bars.close_only), "data_source": bars.source}
+        for row in daily_rows(bars):
             self._pending[(row["symbol"], "1d", row["timestamp"])] = row
 
     # -- minutes -----------------------------------------------------------------------------
@@ -153,6 +147,17 @@ class BarCache(PriceSource):
         rows = list(self._pending.values())
         self._pending.clear()
         return store_bars.upsert_bars(conn, rows)
+
+
+def daily_rows(bars: DailyBars, symbol: str | None = None) -> list[dict]:
+    """price_bars rows of daily bars, under `symbol` when it is not the bars' own (SPX for I:SPX)."""
+    return [{"symbol": symbol or bars.symbol, "timeframe": "1d", "timestamp": f"{d} 00:00:00",
+             "open": _num(bars.open[i]), "high": _num(bars.high[i]), "low": _num(bars.low[i]),
+             "close": float(bars.close[i]), "volume": _num(bars.volume[i]),
+             "vwap": None if bars.vwap is None else _num(bars.vwap[i]),
+             "trades": None if bars.trades is None or np.isnan(bars.trades[i]) else int(bars.trades[i]),
+             "close_only": bool(bars.close_only), "data_source": bars.source}
+            for i, d in enumerate(bars.dates)]
 
 
 def _num(x) -> float | None:

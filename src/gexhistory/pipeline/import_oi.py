@@ -167,7 +167,8 @@ def _imported(db: str | None, symbol: str, sessions) -> set[dt.date]:
 
     engine = open_engine(db)
     try:
-        return chain_dates(engine, symbol, CHAIN_SOURCE, sessions[0].date, sessions[-1].date)
+        with engine.connect() as conn:
+            return chain_dates(conn, symbol, CHAIN_SOURCE, sessions[0].date, sessions[-1].date)
     finally:
         engine.dispose()
 
@@ -244,20 +245,14 @@ def _chain(symbol, day: dt.date, got, level: float, spot: float, p: ModelParams,
 def _store_bars(bars, symbol: str, db: str | None) -> None:
     """The underlying's daily bars into price_bars under the stored symbol (SPX, not I:SPX), so that the
     sessions are priced from them (data_source 'polygon'); an upsert, so a rerun changes nothing."""
+    from gexhistory.pipeline.bar_cache import daily_rows
     from gexhistory.store.bars import upsert_bars
     from gexhistory.store.db import init_schema, open_engine
 
-    def num(x) -> float | None:
-        return float(x) if np.isfinite(x) else None
-
-    rows = [{"symbol": symbol, "timeframe": "1d", "timestamp": f"{d} 00:00:00", "open": num(bars.open[i]),
-             "high": num(bars.high[i]), "low": num(bars.low[i]), "close": float(bars.close[i]),
-             "volume": num(bars.volume[i]), "close_only": bool(bars.close_only), "data_source": bars.source}
-            for i, d in enumerate(bars.dates)]
     engine = open_engine(db)
     try:
         init_schema(engine)
         with engine.begin() as conn:
-            upsert_bars(conn, rows)
+            upsert_bars(conn, daily_rows(bars, symbol))
     finally:
         engine.dispose()

@@ -84,8 +84,8 @@ def validate(ref: Reference, calibrated_until: dt.date | None = None, params=Non
     out = _scores(model, ref.gex, base, held)
     out.update({
         "calibrated_until": until.isoformat(),
-        "held_out": _span(ref.dates, held),
-        "in_sample": {**_scores(model, ref.gex, base, ins), "span": _span(ref.dates, ins)},
+        "held_out": span_of(ref.dates, held),
+        "in_sample": {**_scores(model, ref.gex, base, ins), "span": span_of(ref.dates, ins)},
         "by_year": _by_year(ref.dates, model, ref.gex, base, {"in_sample": ins, "held_out": held}),
         "cross_validation": (_cross_validation(ref, symbol, base, usable, progress)
                              if defaults and cross_validate else None),
@@ -114,7 +114,7 @@ def _by_year(dates, model, gex, base, parts: dict[str, np.ndarray]) -> list[dict
         for part in PARTS:
             sel = parts.get(part, np.zeros(years.size, bool)) & (years == y)
             if sel.any():
-                out.append({"year": y, "part": part, "span": _span(dates, sel), **_scores(model, gex, base, sel)})
+                out.append({"year": y, "part": part, "span": span_of(dates, sel), **_scores(model, gex, base, sel)})
     return out
 
 
@@ -140,7 +140,7 @@ def _cross_validation(ref: Reference, symbol: str, base: np.ndarray, usable: np.
             hi = idx[-1] + 1
             oof[lo:hi][sel[lo:hi]] = modelled_close_gex(symbol, ref.dates[lo:hi], ref.close[lo:hi], p)[sel[lo:hi]]
             scored |= sel
-            folds.append({"held_out_years": f"{a}-{b}", "span": _span(ref.dates, sel),
+            folds.append({"held_out_years": f"{a}-{b}", "span": span_of(ref.dates, sel),
                           "parameters": p.as_dict(), **_scores(oof, ref.gex, base, sel)})
         if progress:
             progress(CROSS_VALIDATION, k, len(spans))
@@ -188,6 +188,7 @@ def _rho(a, b):
     return None if math.isnan(r) else r
 
 
-def _span(dates, mask) -> str | None:
+def span_of(dates, mask) -> str | None:
+    """'first..last' of the dates `mask` selects (None when none)."""
     sel = [d for d, m in zip(dates, mask) if m]
     return f"{sel[0]}..{sel[-1]}" if sel else None

@@ -20,7 +20,7 @@ from gexhistory.engine.validation import WARMUP_SESSIONS
 from gexhistory.engine.yearly import metrics, years_of
 from gexhistory.errors import BadInput
 from gexhistory.pipeline.runs import ProgressFn
-from gexhistory.pipeline.validate import modelled_close_gex
+from gexhistory.pipeline.validate import modelled_close_gex, span_of
 from gexhistory.sources.reference import Reference
 from gexhistory.store import frames, queries
 from gexhistory.words import first_of, plural
@@ -70,19 +70,14 @@ def validate_stored(ref: Reference, symbol: str = "SPX", db: str | None = None,
         "span": f"{days[0]}..{days[-1]}",
         "stored": metrics(stored, gex),
         "modelled_same_sessions": metrics(modelled, gex),
-        "by_chain_source": [{"chain_source": c, "span": _span(days, label == c), **metrics(stored[label == c],
+        "by_chain_source": [{"chain_source": c, "span": span_of(days, label == c), **metrics(stored[label == c],
                                                                                            gex[label == c])}
                             for c in sorted(set(label.tolist()))],
-        "by_year": [{"year": y, "span": _span(days, years == y), "stored": metrics(stored[years == y], gex[years == y]),
+        "by_year": [{"year": y, "span": span_of(days, years == y), "stored": metrics(stored[years == y], gex[years == y]),
                      "modelled_same_sessions": metrics(modelled[years == y], gex[years == y])}
                     for y in np.unique(years).tolist()],
         "notes": _notes(synthetic, unscored),
     }
-
-
-def _span(days: list[dt.date], mask: np.ndarray) -> str:
-    sel = [d for d, m in zip(days, mask) if m]
-    return f"{sel[0]}..{sel[-1]}"
 
 
 def _synthetic_hint(synthetic: set) -> str:

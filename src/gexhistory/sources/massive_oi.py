@@ -28,7 +28,7 @@ import numpy as np
 
 from gexhistory.config import COUNT_MAX, env_float
 from gexhistory.errors import ProviderError
-from gexhistory.words import plural
+from gexhistory.words import first_of, plural
 
 PATH = "/options/v1/open-interest"
 # Records per page asked for: the maximum of Massive's other list endpoints; a plan or endpoint that caps it
@@ -136,6 +136,5 @@ def _count(value) -> float:
 
 def note_empty(empty: list[dt.date]) -> str:
     """What a run says of the sessions Massive had no open interest for."""
-    days = ", ".join(d.isoformat() for d in empty[:3]) + (", ..." if len(empty) > 3 else "")
-    return (f"{plural(len(empty), 'session')} without open interest from Massive ({days}): before the "
+    return (f"{plural(len(empty), 'session')} without open interest from Massive ({first_of(empty, 3)}): before the "
             f"plan's history, or not yet published; left as they were")

@@ -203,13 +203,12 @@ def _row_contracts(conn: Connection, underlying: str, as_of: dt.date, chain_sour
     }
 
 
-def chain_dates(engine, underlying: str, chain_source: str, start: dt.date, end: dt.date) -> set[dt.date]:
+def chain_dates(conn: Connection, underlying: str, chain_source: str, start: dt.date, end: dt.date) -> set[dt.date]:
     """The as-of dates in [start, end] with a stored chain of `underlying` from `chain_source` (none when
     the database has no chains table yet)."""
+    if "option_chains" not in inspect(conn).get_table_names():
+        return set()
     h = option_chains
-    with engine.connect() as conn:
-        if "option_chains" not in inspect(conn).get_table_names():
-            return set()
-        q = select(h.c.as_of).where(h.c.underlying == underlying, h.c.chain_source == chain_source,
-                                    h.c.as_of >= start.isoformat(), h.c.as_of <= end.isoformat())
-        return {dt.date.fromisoformat(d) for d in conn.execute(q).scalars()}
+    q = select(h.c.as_of).where(h.c.underlying == underlying, h.c.chain_source == chain_source,
+                                h.c.as_of >= start.isoformat(), h.c.as_of <= end.isoformat())
+    return {dt.date.fromisoformat(d) for d in conn.execute(q).scalars()}
