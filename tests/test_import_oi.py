@@ -216,6 +216,9 @@ def test_import_oi_cli_and_what_it_refuses(massive_oi, tmp_path):
         "error: import-oi needs a Massive/Polygon API key with options data: set POLYGON_API_KEY or MASSIVE_API_KEY "
         "(environment or .env)"]
     assert not (tmp_path / "n.db").exists()
+    index = run_cli(["import-oi", "--symbol", "I:SPX", "--start", "2025-06-17", "--db", "n.db"], tmp_path, env=env)
+    assert index.returncode == 2 and index.stderr.strip().splitlines() == [
+        "error: give the index as its options' underlying, SPX, not I:SPX (its bars are read from I:SPX)"]
     for args, why in ((["--roots", "SPX W"], "--roots must be OCC roots"),
                       (["--start", "2025-06-20", "--end", "2025-06-17"], "--end 2025-06-17 is before --start"),
                       (["--start", "2025-06-21", "--end", "2025-06-22"], "no completed NYSE session from 2025-06-21")):

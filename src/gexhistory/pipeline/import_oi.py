@@ -70,8 +70,11 @@ def import_open_interest(symbol: str, start: dt.date, end: dt.date, *, db: str |
     report = progress or (lambda *_: None)
     conv = conv or Conventions()
     symbol = symbol.strip().upper()
-    if not LISTED.match(symbol) or ":" in symbol:
-        raise BadInput(f"symbol {symbol!r} does not look like a listed ticker ({LISTED_RULE}; an index without I:)")
+    if symbol.startswith("I:"):  # the options' underlying is stored as SPX; only its bars are I:SPX
+        raise BadInput(f"give the index as its options' underlying, {symbol[2:]}, not {symbol} (its bars are read "
+                       f"from {symbol})")
+    if not LISTED.match(symbol):
+        raise BadInput(f"symbol {symbol!r} does not look like a listed ticker ({LISTED_RULE})")
     roots = tuple(r.strip().upper() for r in (roots or massive_oi.roots_of(symbol)))
     if not roots or not all(r and r.isalnum() for r in roots):
         raise BadInput(f"--roots must be OCC roots separated by commas (e.g. SPX,SPXW), got {','.join(roots)!r}")
